@@ -1,0 +1,32 @@
+/**
+ * Benchmark runner: `npm run bench [name...]`. Names: vmalloc, memory. Prints Markdown tables.
+ * Run with `node --expose-gc` (npm run bench does) so memory figures are settled.
+ */
+import { benchMemoryCost, benchVmalloc } from './vmalloc.bench.ts';
+import { table, type BenchResult } from './util.ts';
+
+const suites: Record<string, () => BenchResult[] | Promise<BenchResult[]>> = {
+  vmalloc: () => benchVmalloc(),
+  memory: () => benchMemoryCost(),
+};
+
+const wanted = process.argv.slice(2);
+const names = wanted.length > 0 ? wanted : Object.keys(suites);
+if (names.length > 1) {
+  // Each suite in its own process: memory figures must not see another suite's heap.
+  const { spawnSync } = await import('node:child_process');
+  for (const name of names) {
+    const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1] as string, name], { stdio: 'inherit' });
+    if (r.status !== 0) process.exitCode = r.status ?? 1;
+  }
+  process.exit();
+}
+for (const name of names) {
+  const suite = suites[name];
+  if (suite === undefined) {
+    process.stderr.write(`unknown benchmark '${name}' (one of ${Object.keys(suites).join(', ')})\n`);
+    process.exitCode = 2;
+    continue;
+  }
+  process.stdout.write(`\n## ${name}\n\n${table(await suite())}\n`);
+}

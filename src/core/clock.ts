@@ -1,0 +1,56 @@
+/**
+ * @module core/clock
+ * The machine's virtual clock: nanoseconds, advanced only by the simulation, with timers.
+ */
+import { EINVAL } from './errno.ts';
+import { KernelError } from './errors.ts';
+
+interface Timer { readonly at: number; readonly seq: number; readonly fire: () => void }
+
+/**
+ * Deterministic virtual time. Timers fire in (time, creation) order when time is advanced past them.
+ * @example
+ * clock.setTimeout(10_000_000, () => flush()); clock.advance(10_000_000); // flush ran
+ */
+export class Clock {
+  #now = 0;
+  #seq = 0;
+  // INVARIANT: timers is sorted by (at, seq); every timer's at >= the time it was armed.
+  #timers: Timer[] = [];
+
+  /** Current virtual time, ns. */
+  get now(): number {
+    return this.#now;
+  }
+
+  /** Move time forward by `ns`, firing due timers in order. */
+  advance(ns: number): void {
+    if (!(ns >= 0) || !Number.isFinite(ns)) throw new KernelError(EINVAL, 'Clock.advance', `expected a non-negative number of ns, got ${ns}`, 'ns');
+    const target = this.#now + ns;
+    for (;;) {
+      const t = this.#timers[0];
+      if (t === undefined || t.at > target) break;
+      this.#timers.shift();
+      this.#now = Math.max(this.#now, t.at);
+      t.fire();
+    }
+    this.#now = target;
+  }
+
+  /** Arm a one-shot timer `delayNs` from now; returns a cancel function. */
+  setTimeout(delayNs: number, fire: () => void): () => void {
+    const timer: Timer = { at: this.#now + Math.max(0, delayNs), seq: this.#seq++, fire };
+    let i = this.#timers.length;
+    while (i > 0 && (this.#timers[i - 1] as Timer).at > timer.at) i--;
+    this.#timers.splice(i, 0, timer);
+    return () => {
+      const k = this.#timers.indexOf(timer);
+      if (k >= 0) this.#timers.splice(k, 1);
+    };
+  }
+
+  /** Number of armed timers. */
+  get pending(): number {
+    return this.#timers.length;
+  }
+}

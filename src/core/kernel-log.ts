@@ -1,0 +1,90 @@
+/**
+ * @module core/kernel-log
+ * The machine's dmesg: kernel WARNs, BUG notices and info lines, in the kernel's wording, kept where a
+ * test can assert on them and logged through pino.
+ */
+import type { Logger } from 'pino';
+
+/** How serious a kernel message is. */
+export type KernelLevel = 'warn' | 'err' | 'notice' | 'info';
+
+/** One line of the simulated kernel log. */
+export interface KernelMessage {
+  /** `WARN` for a WARN_ON splat, otherwise the printk level. */
+  readonly kind: 'WARN' | 'printk';
+  readonly level: KernelLevel;
+  /** The kernel function that printed it. */
+  readonly fn: string;
+  /** The message, in the kernel's words. */
+  readonly message: string;
+  /** Virtual time of the message, ns. */
+  readonly time: number;
+}
+
+/** Source of virtual time for timestamps. */
+export interface TimeSource { readonly now: number }
+
+/**
+ * The kernel log of one machine.
+ * @example
+ * const log = new KernelLog(logger, clock);
+ * log.warn('sg_alloc_append_table_from_pages', 'WARN_ON(max_segment < PAGE_SIZE)');
+ * log.warnings().length // 1
+ */
+export class KernelLog {
+  // INVARIANT: messages are in the order they were printed; warnCount === number of kind 'WARN'.
+  readonly messages: KernelMessage[] = [];
+  #warnCount = 0;
+  readonly #logger: Logger;
+  readonly #time: TimeSource;
+  /** WARN_ON_ONCE sites that fired already. */
+  readonly #once = new Set<string>();
+
+  constructor(logger: Logger, time: TimeSource) {
+    this.#logger = logger;
+    this.#time = time;
+  }
+
+  /** Record a kernel `WARN_ON`/`WARN` splat from `fn`. */
+  warn(fn: string, message: string): void {
+    this.#warnCount++;
+    this.#push({ kind: 'WARN', level: 'warn', fn, message, time: this.#time.now });
+  }
+
+  /** `WARN_ON_ONCE` / `WARN_ONCE`: only the first hit per `site` is recorded. Returns true when it fired. */
+  warnOnce(site: string, fn: string, message: string): boolean {
+    if (this.#once.has(site)) return false;
+    this.#once.add(site);
+    this.warn(fn, message);
+    return true;
+  }
+
+  /** A printk line (`pr_err`, `dev_info`, ...). */
+  printk(level: KernelLevel, fn: string, message: string): void {
+    this.#push({ kind: 'printk', level, fn, message, time: this.#time.now });
+  }
+
+  /** Number of WARN splats so far. */
+  get warnCount(): number {
+    return this.#warnCount;
+  }
+
+  /** The WARN splats, optionally only those from `fn`. */
+  warnings(fn?: string): KernelMessage[] {
+    return this.messages.filter((m) => m.kind === 'WARN' && (fn === undefined || m.fn === fn));
+  }
+
+  /** Forget everything recorded (WARN_ONCE memory included). */
+  clear(): void {
+    this.messages.length = 0;
+    this.#warnCount = 0;
+    this.#once.clear();
+  }
+
+  #push(m: KernelMessage): void {
+    this.messages.push(m);
+    const line = { kernel: m.kind, fn: m.fn, t: m.time };
+    if (m.level === 'info' || m.level === 'notice') this.#logger.info(line, m.message);
+    else this.#logger.warn(line, m.message);
+  }
+}

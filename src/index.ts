@@ -1,0 +1,7 @@
+/**
+ * dmasim: a deterministic simulator of the Linux kernel DMA stack.
+ * @module dmasim
+ */
+export * from './core/index.ts';
+export * from './mm/index.ts';
+export * from './sim/index.ts';

@@ -1,0 +1,150 @@
+/**
+ * @module mm/buddy
+ * The free areas of one zone: per order, a bitmap of free buddy blocks. Splitting and merging follow
+ * the kernel's __rmqueue_smallest / expand / __free_one_page. Within an order the lowest free block
+ * is taken first (an address-ordered free list), so runs are deterministic.
+ */
+import { MAX_PAGE_ORDER } from './constants.ts';
+import type { ZoneSpan } from './layout.ts';
+
+function ctz32(x: number): number {
+  return 31 - Math.clz32(x & -x);
+}
+
+/**
+ * Free blocks of one zone.
+ * @example
+ * const pfn = area.take(0); area.give(pfn, 0);
+ */
+export class FreeArea {
+  readonly span: ZoneSpan;
+  // INVARIANT: bit b of bitmaps[o] is set ⇔ the block of 2^o pages starting at pfn
+  //   ((span.startPfn >>> o) + b) * 2^o is free and is not part of a larger free block.
+  // INVARIANT: nrFree[o] === number of set bits in bitmaps[o]; freePages === Σ nrFree[o] * 2^o.
+  // INVARIANT: hint[o] <= index of the lowest non-zero word of bitmaps[o].
+  readonly bitmaps: Uint32Array[] = [];
+  readonly nrFree = new Float64Array(MAX_PAGE_ORDER + 1);
+  readonly hint = new Float64Array(MAX_PAGE_ORDER + 1);
+  #freePages = 0;
+  readonly #base: number[] = [];
+
+  constructor(span: ZoneSpan) {
+    this.span = span;
+    for (let o = 0; o <= MAX_PAGE_ORDER; o++) {
+      const first = Math.floor(span.startPfn / 2 ** o);
+      const last = Math.ceil(span.endPfn / 2 ** o);
+      this.#base.push(first);
+      this.bitmaps.push(new Uint32Array(Math.max(1, Math.ceil((last - first) / 32))));
+    }
+  }
+
+  /** Pages free in this zone. */
+  get freePages(): number {
+    return this.#freePages;
+  }
+
+  /** Is the block of order `o` at `pfn` a free block of exactly that order? */
+  isFree(pfn: number, o: number): boolean {
+    if (pfn < this.span.startPfn || pfn >= this.span.endPfn) return false;
+    const b = pfn / 2 ** o - (this.#base[o] as number);
+    return (((this.bitmaps[o] as Uint32Array)[b >>> 5] as number) & (1 << (b & 31))) !== 0;
+  }
+
+  #set(pfn: number, o: number): void {
+    const b = pfn / 2 ** o - (this.#base[o] as number);
+    const w = b >>> 5;
+    (this.bitmaps[o] as Uint32Array)[w] = ((this.bitmaps[o] as Uint32Array)[w] as number) | (1 << (b & 31));
+    this.nrFree[o] = (this.nrFree[o] as number) + 1;
+    if (w < (this.hint[o] as number)) this.hint[o] = w;
+    this.#freePages += 2 ** o;
+  }
+
+  #clear(pfn: number, o: number): void {
+    const b = pfn / 2 ** o - (this.#base[o] as number);
+    const w = b >>> 5;
+    (this.bitmaps[o] as Uint32Array)[w] = ((this.bitmaps[o] as Uint32Array)[w] as number) & ~(1 << (b & 31));
+    this.nrFree[o] = (this.nrFree[o] as number) - 1;
+    this.#freePages -= 2 ** o;
+  }
+
+  /** Lowest free block of exactly order `o`, or -1. */
+  #lowest(o: number): number {
+    const words = this.bitmaps[o] as Uint32Array;
+    for (let w = this.hint[o] as number; w < words.length; w++) {
+      const bits = words[w] as number;
+      if (bits !== 0) {
+        this.hint[o] = w;
+        return ((this.#base[o] as number) + w * 32 + ctz32(bits)) * 2 ** o;
+      }
+    }
+    this.hint[o] = words.length;
+    return -1;
+  }
+
+  /**
+   * Take a free block of `order`, splitting a larger one if needed (__rmqueue_smallest + expand:
+   * the lower half is kept, upper halves go back on the free lists). Returns its pfn or -1.
+   */
+  take(order: number): number {
+    for (let o = order; o <= MAX_PAGE_ORDER; o++) {
+      if ((this.nrFree[o] as number) === 0) continue;
+      const pfn = this.#lowest(o);
+      this.#clear(pfn, o);
+      for (let k = o - 1; k >= order; k--) this.#set(pfn + 2 ** k, k);
+      return pfn;
+    }
+    return -1;
+  }
+
+  /** Smallest order that has a free block at or above `order`, or -1 (for bulk allocation). */
+  smallestAvailable(order: number): number {
+    for (let o = order; o <= MAX_PAGE_ORDER; o++) if ((this.nrFree[o] as number) > 0) return o;
+    return -1;
+  }
+
+  /** Free a block, merging with free buddies as far as they go (__free_one_page). */
+  give(pfn: number, order: number): void {
+    let p = pfn;
+    let o = order;
+    while (o < MAX_PAGE_ORDER) {
+      const size = 2 ** o;
+      const buddy = Math.floor(p / size) % 2 === 0 ? p + size : p - size;
+      if (!this.isFree(buddy, o)) break;
+      this.#clear(buddy, o);
+      p = Math.min(p, buddy);
+      o++;
+    }
+    this.#set(p, o);
+  }
+
+  /** Remove a specific free block (used when carving reservations). */
+  remove(pfn: number, order: number): void {
+    this.#clear(pfn, order);
+  }
+
+  /** Every free block as [pfn, order], lowest order first then by address. */
+  *blocks(): Generator<[number, number]> {
+    for (let o = 0; o <= MAX_PAGE_ORDER; o++) {
+      const words = this.bitmaps[o] as Uint32Array;
+      for (let w = 0; w < words.length; w++) {
+        let bits = words[w] as number;
+        while (bits !== 0) {
+          const bit = ctz32(bits);
+          bits &= bits - 1;
+          yield [((this.#base[o] as number) + w * 32 + bit) * 2 ** o, o];
+        }
+      }
+    }
+  }
+}
+
+/** Free the RAM range [start, end) as maximal aligned blocks (memblock_free_all). */
+export function freeRange(area: FreeArea, start: number, end: number): void {
+  let pfn = start;
+  while (pfn < end) {
+    let o = MAX_PAGE_ORDER;
+    while (o > 0 && (pfn % 2 ** o !== 0 || pfn + 2 ** o > end)) o--;
+    area.give(pfn, o);
+    pfn += 2 ** o;
+  }
+}

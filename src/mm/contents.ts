@@ -1,0 +1,91 @@
+/**
+ * @module mm/contents
+ * Sparse physical memory contents: a page's bytes exist only once written; untouched memory reads
+ * as zero. A 64 GiB machine costs what was written, plus the Map entry per written page.
+ */
+import { PAGE_SIZE } from './constants.ts';
+
+/**
+ * Byte contents of physical memory. Callers check that addresses are RAM.
+ * @example
+ * mem.write(0x1000ff0, new Uint8Array([1, 2, 3])); mem.read(0x1000ff0, 3) // crosses no page? fine either way
+ */
+export class PhysContents {
+  // INVARIANT: every value is a PAGE_SIZE Uint8Array; an absent key reads as zeros.
+  readonly #pages = new Map<number, Uint8Array>();
+
+  /** Number of pages that hold written bytes. */
+  get residentPages(): number {
+    return this.#pages.size;
+  }
+
+  /** The page's bytes, created on demand (for writers). */
+  pageForWrite(pfn: number): Uint8Array {
+    let p = this.#pages.get(pfn);
+    if (p === undefined) {
+      p = new Uint8Array(PAGE_SIZE);
+      this.#pages.set(pfn, p);
+    }
+    return p;
+  }
+
+  /** The page's bytes if ever written, else undefined (reads as zero). */
+  pageForRead(pfn: number): Uint8Array | undefined {
+    return this.#pages.get(pfn);
+  }
+
+  /** Copy `len` bytes at `phys` into `dst[dstOff...]`. */
+  readInto(phys: number, dst: Uint8Array, dstOff = 0, len = dst.length - dstOff): void {
+    let done = 0;
+    while (done < len) {
+      const addr = phys + done;
+      const pfn = Math.floor(addr / PAGE_SIZE);
+      const off = addr - pfn * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - off, len - done);
+      const page = this.#pages.get(pfn);
+      if (page === undefined) dst.fill(0, dstOff + done, dstOff + done + n);
+      else dst.set(page.subarray(off, off + n), dstOff + done);
+      done += n;
+    }
+  }
+
+  /** Read `len` bytes at `phys` into a new array. */
+  read(phys: number, len: number): Uint8Array {
+    const out = new Uint8Array(len);
+    this.readInto(phys, out, 0, len);
+    return out;
+  }
+
+  /** Write `src[srcOff .. srcOff+len)` at `phys`. */
+  write(phys: number, src: Uint8Array, srcOff = 0, len = src.length - srcOff): void {
+    let done = 0;
+    while (done < len) {
+      const addr = phys + done;
+      const pfn = Math.floor(addr / PAGE_SIZE);
+      const off = addr - pfn * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - off, len - done);
+      this.pageForWrite(pfn).set(src.subarray(srcOff + done, srcOff + done + n), off);
+      done += n;
+    }
+  }
+
+  /** Set `len` bytes at `phys` to `value`; zeroing whole untouched pages costs nothing. */
+  fill(phys: number, len: number, value: number): void {
+    let done = 0;
+    while (done < len) {
+      const addr = phys + done;
+      const pfn = Math.floor(addr / PAGE_SIZE);
+      const off = addr - pfn * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - off, len - done);
+      if (value === 0 && n === PAGE_SIZE) this.#pages.delete(pfn);
+      else if (value !== 0 || this.#pages.has(pfn)) this.pageForWrite(pfn).fill(value, off, off + n);
+      done += n;
+    }
+  }
+
+  /** Copy `len` bytes from physical `src` to physical `dst` (memmove semantics for disjoint ranges). */
+  copy(dst: number, src: number, len: number): void {
+    const tmp = this.read(src, len);
+    this.write(dst, tmp);
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * @module mm/layout
+ * Where the RAM is: one or more physical ranges (holes between them), cut into zones.
+ */
+import { EINVAL } from '../core/errno.ts';
+import { KernelError } from '../core/errors.ts';
+import { parseSize, type Size } from '../core/size.ts';
+import { PAGE_SIZE, ZONE_DMA32_LIMIT, ZONE_DMA_LIMIT } from './constants.ts';
+import { ZONE_NAMES, type ZoneName } from './gfp.ts';
+
+/** A RAM range as the user writes it. */
+export interface RamRangeSpec { readonly start: Size; readonly size: Size }
+
+/** A RAM range in page frames: [startPfn, endPfn). */
+export interface PfnRange { readonly startPfn: number; readonly endPfn: number }
+
+/** A zone's span and the RAM inside it. */
+export interface ZoneSpan {
+  readonly index: number;
+  readonly name: ZoneName;
+  /** Zone span [startPfn, endPfn) (may contain holes). */
+  readonly startPfn: number;
+  readonly endPfn: number;
+  /** RAM ranges inside the zone, sorted. */
+  readonly ram: readonly PfnRange[];
+  /** Pages of RAM in the zone. */
+  readonly presentPages: number;
+}
+
+/** Largest simulated pfn count: pfns must fit in a uint32 (16 TiB). */
+export const MAX_PFN_LIMIT = 2 ** 32;
+
+/**
+ * Normalise RAM ranges: page-aligned, sorted, non-overlapping.
+ * @throws KernelError EINVAL on unaligned, empty, overlapping or too large ranges.
+ * @example parseRam('16G') // [{ startPfn: 0, endPfn: 4194304 }]
+ */
+export function parseRam(memory: Size | readonly RamRangeSpec[]): PfnRange[] {
+  const specs: RamRangeSpec[] = Array.isArray(memory) ? [...memory] : [{ start: 0, size: memory as Size }];
+  if (specs.length === 0) throw new KernelError(EINVAL, 'Machine', 'at least one RAM range is needed', 'memory');
+  const ranges = specs.map((r, i) => {
+    const start = parseSize(r.start, 'Machine', `memory[${i}].start`);
+    const size = parseSize(r.size, 'Machine', `memory[${i}].size`);
+    if (start % PAGE_SIZE !== 0 || size % PAGE_SIZE !== 0 || size === 0) {
+      throw new KernelError(EINVAL, 'Machine', `RAM ranges must be non-empty and page-aligned (start ${start}, size ${size})`, `memory[${i}]`);
+    }
+    return { startPfn: start / PAGE_SIZE, endPfn: (start + size) / PAGE_SIZE };
+  }).sort((a, b) => a.startPfn - b.startPfn);
+  for (let i = 1; i < ranges.length; i++) {
+    if ((ranges[i] as PfnRange).startPfn < (ranges[i - 1] as PfnRange).endPfn) {
+      throw new KernelError(EINVAL, 'Machine', 'RAM ranges overlap', 'memory');
+    }
+  }
+  const last = ranges[ranges.length - 1] as PfnRange;
+  if (last.endPfn > MAX_PFN_LIMIT) throw new KernelError(EINVAL, 'Machine', 'RAM must end below 16 TiB', 'memory');
+  return ranges;
+}
+
+/** Cut RAM ranges into the DMA, DMA32 and Normal zones. */
+export function zoneSpans(ram: readonly PfnRange[]): ZoneSpan[] {
+  const maxPfn = (ram[ram.length - 1] as PfnRange).endPfn;
+  const limits = [ZONE_DMA_LIMIT / PAGE_SIZE, ZONE_DMA32_LIMIT / PAGE_SIZE, Math.max(maxPfn, ZONE_DMA32_LIMIT / PAGE_SIZE)];
+  let lo = 0;
+  return ZONE_NAMES.map((name, index) => {
+    const hi = limits[index] as number;
+    const inside = ram
+      .map((r) => ({ startPfn: Math.max(r.startPfn, lo), endPfn: Math.min(r.endPfn, hi) }))
+      .filter((r) => r.startPfn < r.endPfn);
+    const span = { index, name, startPfn: lo, endPfn: hi, ram: inside, presentPages: inside.reduce((n, r) => n + r.endPfn - r.startPfn, 0) };
+    lo = hi;
+    return span;
+  });
+}

@@ -1,0 +1,166 @@
+/**
+ * @module mm/vmalloc
+ * vmalloc areas: virtually contiguous, backed by order-0 pages wherever the buddy allocator put them,
+ * plus the Rust `VmallocPageIter` view of their pages.
+ */
+import { EINVAL, EFAULT } from '../core/errno.ts';
+import { KernelError } from '../core/errors.ts';
+import { PAGE_SIZE, VMALLOC_END, VMALLOC_START } from './constants.ts';
+
+/** What a vmalloc area needs from the memory model to move bytes. */
+export interface PhysAccess {
+  readPhysInto(phys: number, dst: Uint8Array, dstOff: number, len: number): void;
+  writePhys(phys: number, src: Uint8Array, srcOff: number, len: number): void;
+}
+
+/**
+ * Pages of a vmalloc area in order, with the semantics of Rust's `VmallocPageIter`:
+ * `pageCount = ceil(size / PAGE_SIZE)`; `size` may be less than `pageCount * PAGE_SIZE`; an empty
+ * area yields nothing.
+ * @example for (const pfn of area.pageIter()) use(pfn);
+ */
+export class VmallocPageIter implements Iterable<number> {
+  readonly #pfns: Uint32Array;
+  /** Bytes covered by the pages. */
+  readonly size: number;
+
+  constructor(pfns: Uint32Array, size: number) {
+    this.#pfns = pfns;
+    this.size = size;
+  }
+
+  /** Number of pages: ceil(size / PAGE_SIZE). */
+  get pageCount(): number {
+    return Math.ceil(this.size / PAGE_SIZE);
+  }
+
+  /** The pfns as a typed array (the form the scatterlist hot path consumes). No copy. */
+  pfns(): Uint32Array {
+    return this.#pfns.subarray(0, this.pageCount);
+  }
+
+  *[Symbol.iterator](): Iterator<number> {
+    const n = this.pageCount;
+    for (let i = 0; i < n; i++) yield this.#pfns[i] as number;
+  }
+}
+
+/**
+ * A live vmalloc area.
+ * @example
+ * const area = machine.mm.vmalloc(64 * 1024)!; area.write(0, bytes); machine.mm.vfree(area);
+ */
+export class VmArea {
+  /** Kernel virtual address of the first byte. */
+  readonly addr: number;
+  /** Bytes requested (the area spans nrPages whole pages). */
+  readonly size: number;
+  // INVARIANT: pages[i] is the pfn backing virtual page i; length === nrPages; each is an allocated
+  //   order-0 page owned by 'vmalloc' while the area is live.
+  readonly pages: Uint32Array;
+  #live = true;
+  readonly #mem: PhysAccess;
+
+  constructor(addr: number, size: number, pages: Uint32Array, mem: PhysAccess) {
+    this.addr = addr;
+    this.size = size;
+    this.pages = pages;
+    this.#mem = mem;
+  }
+
+  /** Pages backing the area. */
+  get nrPages(): number {
+    return this.pages.length;
+  }
+
+  /** False once vfree'd. */
+  get live(): boolean {
+    return this.#live;
+  }
+
+  /** @internal called by vfree */
+  kill(): void {
+    this.#live = false;
+  }
+
+  /** Page iterator with `VmallocPageIter` semantics over `size` bytes. */
+  pageIter(): VmallocPageIter {
+    return new VmallocPageIter(this.pages, this.size);
+  }
+
+  /** Physical address of byte `offset` of the area (vmalloc_to_page + offset). */
+  physOf(offset: number): number {
+    this.#check(offset, 0, 'physOf');
+    const page = Math.floor(offset / PAGE_SIZE);
+    return (this.pages[page] as number) * PAGE_SIZE + (offset - page * PAGE_SIZE);
+  }
+
+  /** Read `len` bytes from `offset` through the virtual mapping. */
+  read(offset: number, len: number): Uint8Array {
+    const out = new Uint8Array(len);
+    this.#walk(offset, len, 'read', (phys, at, n) => this.#mem.readPhysInto(phys, out, at, n));
+    return out;
+  }
+
+  /** Write `bytes` at `offset` through the virtual mapping. */
+  write(offset: number, bytes: Uint8Array): void {
+    this.#walk(offset, bytes.length, 'write', (phys, at, n) => this.#mem.writePhys(phys, bytes, at, n));
+  }
+
+  #check(offset: number, len: number, fn: string): void {
+    if (!this.#live) throw new KernelError(EFAULT, `VmArea.${fn}`, 'area was vfree()d');
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(len) || len < 0 || offset + len > this.nrPages * PAGE_SIZE) {
+      throw new KernelError(EINVAL, `VmArea.${fn}`, `range [${offset}, +${len}) outside the area of ${this.nrPages * PAGE_SIZE} bytes`, 'offset');
+    }
+  }
+
+  #walk(offset: number, len: number, fn: string, step: (phys: number, at: number, n: number) => void): void {
+    this.#check(offset, len, fn);
+    let done = 0;
+    while (done < len) {
+      const pos = offset + done;
+      const page = Math.floor(pos / PAGE_SIZE);
+      const inPage = pos - page * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - inPage, len - done);
+      step((this.pages[page] as number) * PAGE_SIZE + inPage, done, n);
+      done += n;
+    }
+  }
+}
+
+/**
+ * The vmalloc virtual address space: first fit, one guard page after each area (as the kernel).
+ */
+export class VmapSpace {
+  // INVARIANT: free holds disjoint [start, end) ranges sorted by start, inside [VMALLOC_START, VMALLOC_END).
+  #free: Array<[number, number]> = [[VMALLOC_START, VMALLOC_END]];
+
+  /** Reserve `bytes` (already page-aligned, guard included); returns the start or -1. */
+  alloc(bytes: number): number {
+    for (let i = 0; i < this.#free.length; i++) {
+      const r = this.#free[i] as [number, number];
+      if (r[1] - r[0] >= bytes) {
+        const start = r[0];
+        if (r[1] - r[0] === bytes) this.#free.splice(i, 1);
+        else r[0] += bytes;
+        return start;
+      }
+    }
+    return -1;
+  }
+
+  /** Give back [start, start + bytes), merging neighbours. */
+  free(start: number, bytes: number): void {
+    const end = start + bytes;
+    let i = 0;
+    while (i < this.#free.length && (this.#free[i] as [number, number])[0] < start) i++;
+    this.#free.splice(i, 0, [start, end]);
+    const merge = (k: number): void => {
+      const a = this.#free[k];
+      const b = this.#free[k + 1];
+      if (a !== undefined && b !== undefined && a[1] === b[0]) { a[1] = b[1]; this.#free.splice(k + 1, 1); }
+    };
+    merge(i);
+    if (i > 0) merge(i - 1);
+  }
+}

@@ -1,0 +1,3 @@
+/** @module sim: the Machine, scenarios and reports. */
+export * from './machine.ts';
+export * from './report.ts';

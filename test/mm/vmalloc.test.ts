@@ -1,0 +1,145 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { GFP_KERNEL, KernelBug, Machine, PAGE_SIZE, VMALLOC_START, __GFP_NOWARN, runHistogram } from '../../src/index.ts';
+
+describe('vmalloc', () => {
+  it('backs an area with order-0 pages and frees them all', () => {
+    const m = new Machine({ memory: '256M' });
+    const free = m.mm.freePages;
+    const area = m.mm.vmalloc(10 * PAGE_SIZE + 1);
+    expect(area).not.toBeNull();
+    if (area === null) return;
+    expect(area.nrPages).toBe(11);
+    expect(area.addr).toBe(VMALLOC_START);
+    expect(new Set(area.pages).size).toBe(11);
+    for (const p of area.pages) expect(m.mm.meta.headOrder(p)).toBe(0);
+    expect(m.mm.freePages).toBe(free - 11);
+    m.mm.vfree(area);
+    expect(m.mm.freePages).toBe(free);
+    expect(() => m.mm.vfree(area)).toThrow(KernelBug);
+  });
+
+  it('VmallocPageIter: page_count = ceil(size / PAGE_SIZE), empty yields nothing', () => {
+    const m = new Machine({ memory: '64M' });
+    const area = m.mm.vmalloc(3 * PAGE_SIZE - 100);
+    expect(area?.pageIter().pageCount).toBe(3);
+    expect(area?.pageIter().size).toBe(3 * PAGE_SIZE - 100);
+    expect([...(area?.pageIter() ?? [])]).toEqual(Array.from(area?.pages ?? []));
+    expect(area?.pageIter().pfns()).toBeInstanceOf(Uint32Array);
+  });
+
+  it('vmalloc(0): WARN_ON_ONCE and NULL; too large: the kernel error and NULL', () => {
+    const m = new Machine({ memory: '64M' });
+    expect(m.mm.vmalloc(0)).toBeNull();
+    expect(m.klog.warnCount).toBe(1);
+    expect(m.mm.vmalloc(2 ** 30)).toBeNull();
+    expect(m.klog.messages.at(-1)?.message).toMatch(/vmalloc error: size 1073741824, exceeds total pages/);
+  });
+
+  it('a page allocation failing part-way leaves nothing allocated', () => {
+    const m = new Machine({ memory: '64M' });
+    const free = m.mm.freePages;
+    for (let k = 1; k <= 4; k++) {
+      m.faults.inject('page', { nth: k });
+      expect(m.mm.vmalloc(4 * PAGE_SIZE, GFP_KERNEL | __GFP_NOWARN)).toBeNull();
+      expect(m.mm.freePages).toBe(free);
+      expect(m.mm.allocatedPages).toBe(0);
+    }
+    m.faults.clear();
+    expect(m.mm.vmalloc(4 * PAGE_SIZE)).not.toBeNull();
+  });
+
+  it('reads and writes bytes through the virtual mapping', () => {
+    const m = new Machine({ memory: '64M', fragment: { level: 1 } });
+    const area = m.mm.vmalloc(5 * PAGE_SIZE);
+    if (area === null) throw new Error('vmalloc');
+    const data = Uint8Array.from({ length: 2 * PAGE_SIZE }, (_, i) => i & 0xff);
+    area.write(PAGE_SIZE - 10, data);
+    expect(area.read(PAGE_SIZE - 10, data.length)).toEqual(data);
+    const p1 = area.pages[1] as number;
+    expect(m.mm.readPhys(p1 * PAGE_SIZE, 1)[0]).toBe(10);
+    expect(m.mm.virt_to_phys(area.addr + PAGE_SIZE + 5)).toBe(p1 * PAGE_SIZE + 5);
+    expect(() => area.read(5 * PAGE_SIZE - 1, 2)).toThrow(/outside the area/);
+  });
+
+  it('property: areas cover exactly their pages, disjoint from each other', () => {
+    fc.assert(fc.property(fc.array(fc.integer({ min: 1, max: 40 * PAGE_SIZE }), { minLength: 1, maxLength: 8 }), (sizes) => {
+      const m = new Machine({ memory: '32M', fragment: { run: [1, 4] } });
+      const seen = new Set<number>();
+      for (const s of sizes) {
+        const a = m.mm.vmalloc(s, GFP_KERNEL | __GFP_NOWARN);
+        if (a === null) continue;
+        expect(a.nrPages).toBe(Math.ceil(s / PAGE_SIZE));
+        for (const p of a.pages) {
+          expect(seen.has(p)).toBe(false);
+          seen.add(p);
+          expect(m.mm.meta.owner[p]).toBe(2);
+        }
+      }
+      expect(m.mm.allocatedPages).toBe(seen.size + (m.bootFragment?.heldPages ?? 0));
+    }), { numRuns: 30 });
+  });
+
+  it('alloc_pages_exact gives back the tail of the block', () => {
+    const m = new Machine({ memory: '64M' });
+    const free = m.mm.freePages;
+    const va = m.mm.alloc_pages_exact(5 * PAGE_SIZE);
+    if (va === null) throw new Error('alloc');
+    expect(m.mm.freePages).toBe(free - 5);
+    m.mm.free_pages_exact(va, 5 * PAGE_SIZE);
+    expect(m.mm.freePages).toBe(free);
+  });
+});
+
+describe('fragmentation', () => {
+  it('level 0 leaves memory contiguous; level 1 leaves no two pages adjacent', () => {
+    const flat = new Machine({ memory: '256M' });
+    expect(runHistogram(flat.mm.vmalloc(8 * 2 ** 20)?.pages ?? []).runs).toBe(1);
+    const frag = new Machine({ memory: '256M', fragment: { level: 1 } });
+    const h = runHistogram(frag.mm.vmalloc(8 * 2 ** 20)?.pages ?? []);
+    expect(h.longestRun).toBe(1);
+    expect(h.runs).toBe(2048);
+  });
+
+  it('a single run size gives exactly that run length; mixtures hand out short runs first', () => {
+    const m = new Machine({ memory: '512M', fragment: { run: [16, 16] } });
+    const h = runHistogram(m.mm.vmalloc(4 * 2 ** 20)?.pages ?? []);
+    expect(h.meanRun).toBe(16);
+    expect(h.longestRun).toBe(16);
+    const mix = new Machine({ memory: '1G', fragment: { run: [1, 64], seed: 3 } });
+    const pages = mix.mm.vmalloc(200 * 2 ** 20)?.pages ?? new Uint32Array(0);
+    expect(pages.length).toBe(200 * 256);
+    const first = runHistogram(pages.subarray(0, 1000));
+    expect(first.longestRun).toBe(1);
+    expect(runHistogram(pages).longestRun).toBeGreaterThanOrEqual(32);
+  });
+
+  it('unfragment returns every held page', async () => {
+    const { unfragment } = await import('../../src/index.ts');
+    const m = new Machine({ memory: '64M', fragment: { level: 0.5 } });
+    const held = m.bootFragment?.heldPages ?? 0;
+    expect(held).toBeGreaterThan(0);
+    expect(unfragment(m.mm)).toBe(held);
+    expect(m.mm.allocatedPages).toBe(0);
+    const fresh = new Machine({ memory: '64M' });
+    expect(m.mm.zoneStats()).toEqual(fresh.mm.zoneStats());
+  });
+
+  it('rejects bad options', () => {
+    expect(() => new Machine({ memory: '64M', fragment: { level: 2 } })).toThrow(/level/);
+    expect(() => new Machine({ memory: '64M', fragment: { run: [4, 2] } })).toThrow(/run/);
+  });
+});
+
+describe('machines', () => {
+  it('two machines share nothing', () => {
+    const a = new Machine({ memory: '64M' });
+    const b = new Machine({ memory: '64M' });
+    a.mm.writePhys(0x200000, new Uint8Array([9]));
+    a.mm.alloc_pages(GFP_KERNEL, 3);
+    a.faults.inject('page', { nth: 1 });
+    expect(b.mm.readPhys(0x200000, 1)[0]).toBe(0);
+    expect(b.mm.allocatedPages).toBe(0);
+    expect(b.mm.alloc_pages(GFP_KERNEL, 0)).not.toBeNull();
+  });
+});
