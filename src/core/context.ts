@@ -8,6 +8,7 @@ import { Clock } from './clock.ts';
 import { FaultInjector } from './fault.ts';
 import { KernelLog } from './kernel-log.ts';
 import { rootLogger } from './log.ts';
+import { PhysContents, type PhysMemory } from './sparse-memory.ts';
 
 /** The per-world services kernel-layer code reaches for. */
 export interface KernelContext {
@@ -16,13 +17,23 @@ export interface KernelContext {
   readonly faults: FaultInjector;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** Byte access to the context's physical memory. */
+  readonly memory: PhysMemory;
 }
 
-/** Build a fresh, isolated context. */
-export function createContext(name: string, seed = 0): KernelContext {
+/** The services of a context, before its memory exists. */
+export type ContextServices = Omit<KernelContext, 'memory'>;
+
+/** Build the services of a fresh, isolated context. */
+export function createServices(name: string, seed = 0): ContextServices {
   const clock = new Clock();
   const logger = rootLogger().child({ machine: name });
   return { name, clock, logger, klog: new KernelLog(logger, clock), faults: new FaultInjector(seed) };
+}
+
+/** A fresh, isolated context whose memory is unbounded sparse memory (every pfn reads as zero). */
+export function createContext(name: string, seed = 0): KernelContext {
+  return { ...createServices(name, seed), memory: new PhysContents() };
 }
 
 let fallback: KernelContext | undefined;

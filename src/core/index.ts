@@ -9,3 +9,5 @@ export * from './fault.ts';
 export * from './context.ts';
 export * from './log.ts';
 export * from './args.ts';
+export * from './sparse-memory.ts';
+export * from './page.ts';

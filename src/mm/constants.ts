@@ -3,10 +3,9 @@
  * Page and zone constants (x86_64 values) and the simulated kernel virtual address map.
  */
 
-/** log2 of the page size. */
-export const PAGE_SHIFT = 12;
-/** Bytes per page frame. */
-export const PAGE_SIZE = 4096;
+import { PAGE_SIZE } from '../core/page.ts';
+
+export { PAGE_SHIFT, PAGE_SIZE } from '../core/page.ts';
 /** Largest buddy order (kernel 6.8+ name; MAX_ORDER before that was one more). */
 export const MAX_PAGE_ORDER = 10;
 /** Pages in the largest buddy block. */

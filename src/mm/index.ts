@@ -4,7 +4,6 @@ export * from './gfp.ts';
 export * from './layout.ts';
 export * from './page-meta.ts';
 export { FreeArea } from './buddy.ts';
-export * from './contents.ts';
 export * from './vmalloc.ts';
 export * from './mm.ts';
 export * from './fragment.ts';

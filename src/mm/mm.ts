@@ -9,7 +9,7 @@ import { KernelBug, KernelError } from '../core/errors.ts';
 import { checkInt } from '../core/args.ts';
 import { MAX_PAGE_ORDER, PAGE_OFFSET, PAGE_SIZE, pageAlign } from './constants.ts';
 import { FreeArea, freeRange } from './buddy.ts';
-import { PhysContents } from './contents.ts';
+import { PhysContents, type PhysMemory } from '../core/sparse-memory.ts';
 import { formatGfp, gfpZone, GFP_KERNEL, __GFP_NOFAIL, __GFP_NOWARN, __GFP_ZERO } from './gfp.ts';
 import { parseRam, zoneSpans, type PfnRange, type RamRangeSpec } from './layout.ts';
 import { OWNER_ID, PageMeta, PG_ALLOCATED, PG_RESERVED, type Owner } from './page-meta.ts';
@@ -39,7 +39,7 @@ export interface ZoneStats {
  * const pfn = machine.mm.alloc_pages(GFP_KERNEL, 2); // 4 contiguous pages, or null
  * if (pfn !== null) machine.mm.__free_pages(pfn, 2);
  */
-export class Mm {
+export class Mm implements PhysMemory {
   readonly ram: readonly PfnRange[];
   /** One past the highest RAM pfn. */
   readonly maxPfn: number;
@@ -233,7 +233,7 @@ export class Mm {
   }
 
   /** Fill bytes at a physical address with `value`. */
-  fillPhys(phys: number, len: number, value = 0): void {
+  fillPhys(phys: number, len: number, value: number = 0): void {
     this.#checkRam(phys, len, 'fillPhys');
     this.contents.fill(phys, len, value);
   }

@@ -7,11 +7,7 @@ import { EINVAL, EFAULT } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import { PAGE_SIZE, VMALLOC_END, VMALLOC_START } from './constants.ts';
 
-/** What a vmalloc area needs from the memory model to move bytes. */
-export interface PhysAccess {
-  readPhysInto(phys: number, dst: Uint8Array, dstOff: number, len: number): void;
-  writePhys(phys: number, src: Uint8Array, srcOff: number, len: number): void;
-}
+import type { PhysMemory } from '../core/sparse-memory.ts';
 
 /**
  * Pages of a vmalloc area in order, with the semantics of Rust's `VmallocPageIter`:
@@ -59,9 +55,9 @@ export class VmArea {
   //   order-0 page owned by 'vmalloc' while the area is live.
   readonly pages: Uint32Array;
   #live = true;
-  readonly #mem: PhysAccess;
+  readonly #mem: PhysMemory;
 
-  constructor(addr: number, size: number, pages: Uint32Array, mem: PhysAccess) {
+  constructor(addr: number, size: number, pages: Uint32Array, mem: PhysMemory) {
     this.addr = addr;
     this.size = size;
     this.pages = pages;

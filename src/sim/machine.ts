@@ -3,7 +3,8 @@
  * The composition root: one Machine is one world (memory, kernel log, fault injection, clock, RNG).
  * Two machines in one process share nothing; the same seed and config give the same results.
  */
-import { createContext, type KernelContext } from '../core/context.ts';
+import { createServices, type KernelContext } from '../core/context.ts';
+import type { PhysMemory } from '../core/sparse-memory.ts';
 import type { Clock } from '../core/clock.ts';
 import type { FaultInjector } from '../core/fault.ts';
 import type { KernelLog } from '../core/kernel-log.ts';
@@ -48,6 +49,10 @@ export class Machine implements KernelContext {
   readonly faults: FaultInjector;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** Byte access to RAM (the memory model; holes are EFAULT). */
+  get memory(): PhysMemory {
+    return this.mm;
+  }
   /** What the boot-time fragmentation did, if asked for. */
   readonly bootFragment: FragmentResult | undefined;
 
@@ -55,7 +60,7 @@ export class Machine implements KernelContext {
     this.seed = opts.seed ?? 1;
     this.name = opts.name ?? `m${machineCount++}`;
     this.cpus = opts.cpus ?? 2;
-    const ctx = createContext(this.name, this.seed);
+    const ctx = createServices(this.name, this.seed);
     this.klog = ctx.klog;
     this.faults = ctx.faults;
     this.clock = ctx.clock;

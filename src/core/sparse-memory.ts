@@ -1,16 +1,23 @@
 /**
- * @module mm/contents
+ * @module core/sparse-memory
  * Sparse physical memory contents: a page's bytes exist only once written; untouched memory reads
  * as zero. A 64 GiB machine costs what was written, plus the Map entry per written page.
  */
-import { PAGE_SIZE } from './constants.ts';
+import { PAGE_SIZE } from './page.ts';
+
+/** Byte access to physical memory: what copies, bounces and device DMA need. */
+export interface PhysMemory {
+  readPhysInto(phys: number, dst: Uint8Array, dstOff: number, len: number): void;
+  writePhys(phys: number, src: Uint8Array, srcOff: number, len: number): void;
+  fillPhys(phys: number, len: number, value: number): void;
+}
 
 /**
  * Byte contents of physical memory. Callers check that addresses are RAM.
  * @example
  * mem.write(0x1000ff0, new Uint8Array([1, 2, 3])); mem.read(0x1000ff0, 3) // crosses no page? fine either way
  */
-export class PhysContents {
+export class PhysContents implements PhysMemory {
   // INVARIANT: every value is a PAGE_SIZE Uint8Array; an absent key reads as zeros.
   readonly #pages = new Map<number, Uint8Array>();
 
@@ -81,6 +88,18 @@ export class PhysContents {
       else if (value !== 0 || this.#pages.has(pfn)) this.pageForWrite(pfn).fill(value, off, off + n);
       done += n;
     }
+  }
+
+  readPhysInto(phys: number, dst: Uint8Array, dstOff: number, len: number): void {
+    this.readInto(phys, dst, dstOff, len);
+  }
+
+  writePhys(phys: number, src: Uint8Array, srcOff: number, len: number): void {
+    this.write(phys, src, srcOff, len);
+  }
+
+  fillPhys(phys: number, len: number, value: number): void {
+    this.fill(phys, len, value);
   }
 
   /** Copy `len` bytes from physical `src` to physical `dst` (memmove semantics for disjoint ranges). */

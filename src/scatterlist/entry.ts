@@ -1,0 +1,204 @@
+/**
+ * @module scatterlist/entry
+ * `struct scatterlist` handles and the header primitives (sg_set_page, sg_next, sg_chain, ...).
+ * A handle is a light (arena, slot) pair; equal slots give `toEqual` handles.
+ */
+import { EINVAL } from '../core/errno.ts';
+import { KernelBug, KernelError } from '../core/errors.ts';
+import { PAGE_SIZE } from '../mm/constants.ts';
+import {
+  DMA_FLAGS_SHIFT, SEG_MASK, SEG_SHIFT, SG_CHAIN, SG_END, SLOT_WORDS, type SlotArena,
+  W_DMA_HI, W_DMA_LEN, W_DMA_LO, W_FLAGS, W_LENGTH, W_OFFSET, W_PAGE,
+} from './slots.ts';
+
+/** sg_dma_flags bit: the DMA address is a PCI bus address (P2PDMA). */
+export const SG_DMA_BUS_ADDRESS = 1 << 0;
+/** sg_dma_flags bit: the entry was bounced through swiotlb. */
+export const SG_DMA_SWIOTLB = 1 << 1;
+
+/**
+ * dmasim's DMA_MAPPING_ERROR. The kernel's value is ~0 (the top u64), which a JavaScript number
+ * cannot hold exactly; -1 is never a valid DMA address and stays exact.
+ */
+export const DMA_MAPPING_ERROR = -1;
+
+const TWO32 = 2 ** 32;
+
+/**
+ * One `struct scatterlist` slot.
+ * @example
+ * sg_set_page(sg, pfn, 4096, 0); sg.length // 4096
+ */
+export class Scatterlist {
+  readonly arena: SlotArena;
+  /** Slot index in the arena. */
+  readonly slot: number;
+
+  constructor(arena: SlotArena, slot: number) {
+    this.arena = arena;
+    this.slot = slot;
+  }
+
+  #w(field: number): number {
+    return (this.slot & SEG_MASK) * SLOT_WORDS + field;
+  }
+
+  #get(field: number): number {
+    return this.arena.segs[this.slot >>> SEG_SHIFT]?.[this.#w(field)] ?? 0;
+  }
+
+  #set(field: number, v: number): void {
+    (this.arena.segs[this.slot >>> SEG_SHIFT] as Uint32Array)[this.#w(field)] = v;
+  }
+
+  /** Page frame of the entry (sg_page), or the chain target slot for a chain link. */
+  get page(): number { return this.#get(W_PAGE); }
+  /** SG_CHAIN | SG_END bits. */
+  get link_flags(): number { return this.#get(W_FLAGS) & (SG_CHAIN | SG_END); }
+  get offset(): number { return this.#get(W_OFFSET); }
+  set offset(v: number) { this.#set(W_OFFSET, v >>> 0); }
+  get length(): number { return this.#get(W_LENGTH); }
+  set length(v: number) { this.#set(W_LENGTH, v >>> 0); }
+  get dma_address(): number {
+    const lo = this.#get(W_DMA_LO);
+    const hi = this.#get(W_DMA_HI);
+    return hi === 0xffffffff && lo === 0xffffffff ? DMA_MAPPING_ERROR : hi * TWO32 + lo;
+  }
+  set dma_address(v: number) {
+    if (v === DMA_MAPPING_ERROR) { this.#set(W_DMA_LO, 0xffffffff); this.#set(W_DMA_HI, 0xffffffff); return; }
+    this.#set(W_DMA_LO, v % TWO32);
+    this.#set(W_DMA_HI, Math.floor(v / TWO32));
+  }
+  get dma_length(): number { return this.#get(W_DMA_LEN); }
+  set dma_length(v: number) { this.#set(W_DMA_LEN, v >>> 0); }
+  get dma_flags(): number { return this.#get(W_FLAGS) >>> DMA_FLAGS_SHIFT; }
+  set dma_flags(v: number) { this.#set(W_FLAGS, (this.#get(W_FLAGS) & 0xff) | ((v & 0xffffff) << DMA_FLAGS_SHIFT)); }
+
+  /** @internal raw flags word */
+  get flagsWord(): number { return this.#get(W_FLAGS); }
+  set flagsWord(v: number) { this.#set(W_FLAGS, v >>> 0); }
+  /** @internal raw page word */
+  set pageWord(v: number) { this.#set(W_PAGE, v); }
+
+  /** The entry `n` slots further in the same array (pointer arithmetic, `&sg[n]`). */
+  at(n: number): Scatterlist {
+    return new Scatterlist(this.arena, this.slot + n);
+  }
+}
+
+function checkPfn(fn: string, pfn: number): void {
+  if ((pfn >>> 0) !== pfn) throw new KernelError(EINVAL, fn, `expected a page frame number in [0, 2^32), got ${String(pfn)}`, 'page');
+}
+
+/** sg_assign_page: set the page, keeping the CHAIN/END bits. */
+export function sg_assign_page(sg: Scatterlist, page: number): void {
+  checkPfn('sg_assign_page', page);
+  sg.pageWord = page;
+}
+
+/** sg_set_page: assign the page, then set offset and length. */
+export function sg_set_page(sg: Scatterlist, page: number, len: number, offset: number): void {
+  sg_assign_page(sg, page);
+  sg.offset = offset;
+  sg.length = len;
+}
+
+/** sg_page: the entry's page frame. */
+export function sg_page(sg: Scatterlist): number {
+  return sg.page;
+}
+
+/** sg_is_chain: is this slot a link to another chunk? */
+export function sg_is_chain(sg: Scatterlist): boolean {
+  return (sg.flagsWord & SG_CHAIN) !== 0;
+}
+
+/** sg_is_last: is this the END-marked entry? */
+export function sg_is_last(sg: Scatterlist): boolean {
+  return (sg.flagsWord & SG_END) !== 0;
+}
+
+/** sg_chain_ptr: where a chain slot points. */
+export function sg_chain_ptr(sg: Scatterlist): Scatterlist {
+  return new Scatterlist(sg.arena, sg.page);
+}
+
+/** sg_mark_end: set END and clear CHAIN. */
+export function sg_mark_end(sg: Scatterlist): void {
+  sg.flagsWord = (sg.flagsWord | SG_END) & ~SG_CHAIN;
+}
+
+/** sg_unmark_end: clear END. */
+export function sg_unmark_end(sg: Scatterlist): void {
+  sg.flagsWord = sg.flagsWord & ~SG_END;
+}
+
+/**
+ * sg_next: the next data entry, following one chain link; null after the END entry.
+ * @example for (let sg: Scatterlist | null = sgt.sgl; sg; sg = sg_next(sg)) total += sg.length;
+ */
+export function sg_next(sg: Scatterlist): Scatterlist | null {
+  if (sg_is_last(sg)) return null;
+  const next = sg.at(1);
+  return sg_is_chain(next) ? sg_chain_ptr(next) : next;
+}
+
+/** sg_init_table: zero `nents` slots from `sgl` and END-mark the last. */
+export function sg_init_table(sgl: Scatterlist, nents: number): void {
+  if (!Number.isInteger(nents) || nents < 1) throw new KernelError(EINVAL, 'sg_init_table', `expected nents >= 1, got ${nents}`, 'nents');
+  const seg = sgl.arena.seg(sgl.slot);
+  const w = (sgl.slot & SEG_MASK) * SLOT_WORDS;
+  if (seg === undefined || w + nents * SLOT_WORDS > seg.length) throw new KernelError(EINVAL, 'sg_init_table', 'the array is shorter than nents', 'nents');
+  seg.fill(0, w, w + nents * SLOT_WORDS);
+  sg_mark_end(sgl.at(nents - 1));
+}
+
+/** sg_init_marker: END-mark slot nents-1 without zeroing. */
+export function sg_init_marker(sgl: Scatterlist, nents: number): void {
+  sg_mark_end(sgl.at(nents - 1));
+}
+
+/** __sg_chain: turn `chain_sg` into a link to `next` (offset and length zeroed). */
+export function __sg_chain(chain_sg: Scatterlist, next: Scatterlist): void {
+  if (chain_sg.arena !== next.arena) throw new KernelError(EINVAL, '__sg_chain', 'cannot chain arrays of different machines', 'next');
+  chain_sg.offset = 0;
+  chain_sg.length = 0;
+  chain_sg.pageWord = next.slot;
+  chain_sg.flagsWord = (chain_sg.flagsWord & ~(SG_CHAIN | SG_END)) | SG_CHAIN;
+}
+
+/** sg_chain: link slot prv[prv_nents - 1] to `sgl`; that slot stops being data. */
+export function sg_chain(prv: Scatterlist, prv_nents: number, sgl: Scatterlist): void {
+  __sg_chain(prv.at(prv_nents - 1), sgl);
+}
+
+/** sg_phys: physical address of the entry's first byte. */
+export function sg_phys(sg: Scatterlist): number {
+  return sg.page * PAGE_SIZE + sg.offset;
+}
+
+/**
+ * sg_dma_address: read it, or write it when `value` is given (the C macro is an lvalue).
+ * @example sg_dma_address(sg, 0x1000); sg_dma_address(sg) // 0x1000
+ */
+export function sg_dma_address(sg: Scatterlist, value?: number): number {
+  if (value !== undefined) sg.dma_address = value;
+  return sg.dma_address;
+}
+
+/** sg_dma_len: read it, or write it when `value` is given. */
+export function sg_dma_len(sg: Scatterlist, value?: number): number {
+  if (value !== undefined) sg.dma_length = value;
+  return sg.dma_length;
+}
+
+export function sg_dma_is_bus_address(sg: Scatterlist): boolean { return (sg.dma_flags & SG_DMA_BUS_ADDRESS) !== 0; }
+export function sg_dma_mark_bus_address(sg: Scatterlist): void { sg.dma_flags |= SG_DMA_BUS_ADDRESS; }
+export function sg_dma_unmark_bus_address(sg: Scatterlist): void { sg.dma_flags &= ~SG_DMA_BUS_ADDRESS; }
+export function sg_dma_is_swiotlb(sg: Scatterlist): boolean { return (sg.dma_flags & SG_DMA_SWIOTLB) !== 0; }
+export function sg_dma_mark_swiotlb(sg: Scatterlist): void { sg.dma_flags |= SG_DMA_SWIOTLB; }
+
+/** NULL dereference in the simulated kernel. */
+export function oops(fn: string, what: string): never {
+  throw new KernelBug(fn, `Unable to handle kernel NULL pointer dereference (${what})`);
+}

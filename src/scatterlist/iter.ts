@@ -1,0 +1,163 @@
+/**
+ * @module scatterlist/iter
+ * Walking tables: for_each_sg and friends, counting (sg_nents, sg_nents_for_len, sg_last), and the
+ * page iterators (for_each_sg_page, for_each_sgtable_page, for_each_sgtable_dma_page).
+ */
+import { EINVAL } from '../core/errno.ts';
+import { KernelBug } from '../core/errors.ts';
+import { PAGE_SIZE } from '../mm/constants.ts';
+import { oops, type Scatterlist, sg_is_last, sg_next } from './entry.ts';
+import type { SgTable } from './table.ts';
+
+/**
+ * for_each_sg: exactly `nents` entries from `sgl`, following chain links. Like the macro it does not
+ * stop at the END mark: a list shorter than `nents` is a NULL dereference (KernelBug).
+ * @example for (const sg of for_each_sg(sgt.sgl, sgt.orig_nents)) bytes += sg.length;
+ */
+export function* for_each_sg(sgl: Scatterlist | null, nents: number): Generator<Scatterlist, void, undefined> {
+  let sg = sgl;
+  for (let i = 0; i < nents; i++) {
+    if (sg === null) oops('for_each_sg', `entry ${i} of ${nents}: the list ended`);
+    yield sg;
+    if (i + 1 < nents) sg = sg_next(sg);
+  }
+}
+
+/** for_each_sgtable_sg: the CPU entries (orig_nents). */
+export function for_each_sgtable_sg(sgt: SgTable): Generator<Scatterlist, void, undefined> {
+  return for_each_sg(sgt.sgl, sgt.orig_nents);
+}
+
+/** for_each_sgtable_dma_sg: the DMA segments (nents); read sg_dma_address / sg_dma_len. */
+export function for_each_sgtable_dma_sg(sgt: SgTable): Generator<Scatterlist, void, undefined> {
+  return for_each_sg(sgt.sgl, sgt.nents);
+}
+
+/** sg_nents: data entries up to the END mark (0 for null). */
+export function sg_nents(sg: Scatterlist | null): number {
+  let n = 0;
+  for (let s = sg; s !== null; s = sg_next(s)) n++;
+  return n;
+}
+
+/**
+ * sg_nents_for_len: entries needed to cover `len` bytes; 0 for len 0; -EINVAL when the list is
+ * shorter.
+ */
+export function sg_nents_for_len(sg: Scatterlist | null, len: number): number {
+  if (len === 0) return 0;
+  let n = 0;
+  let total = 0;
+  for (let s = sg; s !== null; s = sg_next(s)) {
+    n++;
+    total += s.length;
+    if (total >= len) return n;
+  }
+  return -EINVAL;
+}
+
+/**
+ * sg_last: the entry reached after `nents` steps; BUG when it is not the END-marked one.
+ * @throws KernelBug as the kernel's BUG_ON(!sg_is_last(ret)).
+ */
+export function sg_last(sgl: Scatterlist | null, nents: number): Scatterlist {
+  let ret: Scatterlist | null = null;
+  let sg = sgl;
+  for (let i = 0; i < nents; i++) {
+    if (sg === null && i > 0) oops('sg_last', 'walked past the end of the list');
+    ret = sg;
+    if (sg !== null) sg = sg_next(sg);
+  }
+  if (ret === null) oops('sg_last', 'nents 0 or an empty list');
+  if (!sg_is_last(ret)) throw new KernelBug('sg_last', 'BUG_ON(!sg_is_last(ret)): the entry reached is not the end of the list');
+  return ret;
+}
+
+/** Pages an entry touches from the start of its first page: PAGE_ALIGN(offset + length) / PAGE_SIZE. */
+export function sg_page_count(sg: Scatterlist): number {
+  return Math.ceil(((sg.offset + sg.length) >>> 0) / PAGE_SIZE);
+}
+
+/** Pages the DMA segment spans, mixing the CPU offset with the DMA length as the kernel does. */
+export function sg_dma_page_count(sg: Scatterlist): number {
+  return Math.ceil(((sg.offset + sg.dma_length) >>> 0) / PAGE_SIZE);
+}
+
+/**
+ * struct sg_page_iter.
+ * @example
+ * const it = new SgPageIter(); __sg_page_iter_start(it, sgt.sgl, sgt.orig_nents, 0);
+ * while (__sg_page_iter_next(it)) pfns.push(sg_page_iter_page(it));
+ */
+export class SgPageIter {
+  sg: Scatterlist | null = null;
+  sg_pgoffset = 0;
+  __nents = 0;
+  __pg_advance = 0;
+}
+
+export function __sg_page_iter_start(piter: SgPageIter, sgl: Scatterlist | null, nents: number, pgoffset: number): void {
+  piter.sg = sgl;
+  piter.sg_pgoffset = pgoffset;
+  piter.__nents = nents;
+  piter.__pg_advance = 0;
+}
+
+function pageIterNext(piter: SgPageIter, count: (sg: Scatterlist) => number): boolean {
+  if (piter.__nents === 0 || piter.sg === null) return false;
+  piter.sg_pgoffset += piter.__pg_advance;
+  piter.__pg_advance = 1;
+  while (piter.sg_pgoffset >= count(piter.sg)) {
+    piter.sg_pgoffset -= count(piter.sg);
+    piter.sg = sg_next(piter.sg);
+    if (--piter.__nents === 0 || piter.sg === null) return false;
+  }
+  return true;
+}
+
+/** __sg_page_iter_next: advance to the next page; false at the end. */
+export function __sg_page_iter_next(piter: SgPageIter): boolean {
+  return pageIterNext(piter, sg_page_count);
+}
+
+/** __sg_page_iter_dma_next: the DMA variant (page count from sg_dma_len). */
+export function __sg_page_iter_dma_next(piter: SgPageIter): boolean {
+  return pageIterNext(piter, sg_dma_page_count);
+}
+
+/** sg_page_iter_page: the current page frame. */
+export function sg_page_iter_page(piter: SgPageIter): number {
+  return (piter.sg as Scatterlist).page + piter.sg_pgoffset;
+}
+
+/** sg_page_iter_dma_address: the DMA address of the current page. */
+export function sg_page_iter_dma_address(piter: SgPageIter): number {
+  return (piter.sg as Scatterlist).dma_address + piter.sg_pgoffset * PAGE_SIZE;
+}
+
+/**
+ * for_each_sg_page: yields the (mutated) iterator at each page, as the macro does.
+ * @example for (const it of for_each_sg_page(sgl, nents, 0)) pfns.push(sg_page_iter_page(it));
+ */
+export function* for_each_sg_page(sgl: Scatterlist | null, nents: number, pgoffset: number): Generator<SgPageIter, void, undefined> {
+  const it = new SgPageIter();
+  __sg_page_iter_start(it, sgl, nents, pgoffset);
+  while (__sg_page_iter_next(it)) yield it;
+}
+
+/** for_each_sg_dma_page: pages of the DMA segments; read sg_page_iter_dma_address. */
+export function* for_each_sg_dma_page(sgl: Scatterlist | null, dma_nents: number, pgoffset: number): Generator<SgPageIter, void, undefined> {
+  const it = new SgPageIter();
+  __sg_page_iter_start(it, sgl, dma_nents, pgoffset);
+  while (__sg_page_iter_dma_next(it)) yield it;
+}
+
+/** for_each_sgtable_page: CPU pages over orig_nents. */
+export function for_each_sgtable_page(sgt: SgTable, pgoffset: number): Generator<SgPageIter, void, undefined> {
+  return for_each_sg_page(sgt.sgl, sgt.orig_nents, pgoffset);
+}
+
+/** for_each_sgtable_dma_page: DMA pages over nents. */
+export function for_each_sgtable_dma_page(sgt: SgTable, pgoffset: number): Generator<SgPageIter, void, undefined> {
+  return for_each_sg_dma_page(sgt.sgl, sgt.nents, pgoffset);
+}

@@ -1,0 +1,183 @@
+/**
+ * @module scatterlist/table
+ * `struct sg_table` and `struct sg_append_table`, sg_alloc_table and the free walks, laid out
+ * exactly as __sg_alloc_table / __sg_free_table: 127 data slots + 1 chain link per full chunk.
+ */
+import { defaultContext, type KernelContext } from '../core/context.ts';
+import { EINVAL, ENOMEM } from '../core/errno.ts';
+import { KernelBug, KernelError } from '../core/errors.ts';
+import { checkU32 } from '../core/args.ts';
+import { __sg_chain, Scatterlist, sg_mark_end } from './entry.ts';
+import { arenaOf, SEG_MASK, SEG_SHIFT, SG_CHAIN, SG_MAX_SINGLE_ALLOC, SLOT_WORDS, type SlotArena, W_FLAGS, W_PAGE } from './slots.ts';
+
+export { SG_MAX_SINGLE_ALLOC } from './slots.ts';
+/** Entries per sg_pool chunk. */
+export const SG_CHUNK_SIZE = 128;
+/** Most segments a block request may have (SG_MAX_SEGMENTS with chaining). */
+export const SG_MAX_SEGMENTS = 2048;
+
+/**
+ * struct sg_table.
+ * @example
+ * const sgt = new SgTable(machine);
+ * sg_alloc_table(sgt, 300, GFP_KERNEL); // 0; sgt.orig_nents === 300
+ * sg_free_table(sgt);
+ */
+export class SgTable {
+  /** First entry, or null. */
+  sgl: Scatterlist | null = null;
+  /** Entries mapped for DMA (set by dma_map_sgtable). */
+  nents = 0;
+  /** CPU entries (data slots; chain links not counted). */
+  orig_nents = 0;
+  /** The machine whose memory holds the table. */
+  readonly ctx: KernelContext;
+
+  constructor(ctx: KernelContext = defaultContext()) {
+    this.ctx = ctx;
+  }
+
+  /** @internal the arena of the table's machine */
+  get arena(): SlotArena {
+    return arenaOf(this.ctx);
+  }
+}
+
+/**
+ * struct sg_append_table: a table grown by sg_alloc_append_table_from_pages.
+ * @example const app = new SgAppendTable(machine); app.sgt.nents
+ */
+export class SgAppendTable {
+  readonly sgt: SgTable;
+  /** Last data entry written so far, or null. */
+  prv: Scatterlist | null = null;
+  /** Slots allocated, minus those used as chain links. */
+  total_nents = 0;
+
+  constructor(ctx: KernelContext = defaultContext()) {
+    this.sgt = new SgTable(ctx);
+  }
+}
+
+/**
+ * __sg_alloc_table with the kernel's chunking. Returns 0, -EINVAL (nents 0) or -ENOMEM (the table
+ * is left for the caller to free, its orig_nents counting the previous chunk's link slot).
+ */
+export function __sg_alloc_table(table: SgTable, nents: number, max_ents: number): number {
+  table.sgl = null;
+  table.nents = 0;
+  table.orig_nents = 0;
+  if (nents === 0) return -EINVAL;
+  const arena = table.arena;
+  let left = nents;
+  let prvBase = -1;
+  let prvMax = 0;
+  do {
+    let allocSize = left;
+    let sgSize = allocSize;
+    if (allocSize > max_ents) {
+      allocSize = max_ents;
+      sgSize = allocSize - 1;
+    }
+    left -= sgSize;
+    const base = arena.allocChunk(allocSize);
+    if (base < 0) {
+      if (prvBase >= 0) table.nents = ++table.orig_nents;
+      return -ENOMEM;
+    }
+    table.nents = table.orig_nents += sgSize;
+    const first = new Scatterlist(arena, base);
+    if (prvBase >= 0) __sg_chain(new Scatterlist(arena, prvBase + prvMax - 1), first);
+    else table.sgl = first;
+    if (left === 0) sg_mark_end(first.at(sgSize - 1));
+    prvBase = base;
+    prvMax = max_ents;
+  } while (left > 0);
+  return 0;
+}
+
+/**
+ * sg_alloc_table: a table of `nents` entries in chained page-sized chunks. On failure the table is
+ * freed before returning.
+ * @returns 0, -EINVAL when nents is 0, -ENOMEM.
+ * @example sg_alloc_table(sgt, 129, GFP_KERNEL) // chunks of 128 (127 + link) and 2
+ */
+export function sg_alloc_table(table: SgTable, nents: number, gfp: number): number {
+  checkU32(nents, 'sg_alloc_table', 'nents');
+  checkU32(gfp, 'sg_alloc_table', 'gfp');
+  const ret = __sg_alloc_table(table, nents, SG_MAX_SINGLE_ALLOC);
+  if (ret !== 0) sg_free_table(table);
+  return ret;
+}
+
+/**
+ * __sg_free_table: walk `num_ents` data slots assuming every non-final chunk holds `max_ents` slots,
+ * freeing each chunk. The walk is checked before anything is freed: a layout that does not match
+ * (the kernel would read past a chunk) is a KernelBug and frees nothing.
+ */
+export function __sg_free_table(table: SgTable, max_ents: number, num_ents: number, fn = 'sg_free_table'): void {
+  const sgl = table.sgl;
+  if (sgl === null) return;
+  const arena = sgl.arena;
+  const chunks: Array<[number, number]> = [];
+  let base = sgl.slot;
+  let left = num_ents;
+  while (left > 0) {
+    let allocSize = left;
+    let sgSize = allocSize;
+    let next = -1;
+    if (allocSize > max_ents) {
+      const link = base + max_ents - 1;
+      const seg = arena.segs[link >>> SEG_SHIFT];
+      const w = (link & SEG_MASK) * SLOT_WORDS;
+      if (seg === undefined || (((seg[w + W_FLAGS] as number) & SG_CHAIN) === 0) || arena.chunkClassOf(base) < 0) {
+        throw new KernelBug(fn, `slot ${max_ents - 1} of the chunk at ${base} is not a chain link: the table's layout does not match ${num_ents} entries (the kernel would overrun the chunk)`);
+      }
+      next = seg[w + W_PAGE] as number;
+      allocSize = max_ents;
+      sgSize = allocSize - 1;
+    }
+    chunks.push([base, allocSize]);
+    left -= sgSize;
+    base = next;
+  }
+  for (const [b, n] of chunks) if (arena.chunkClassOf(b) < 0) throw new KernelBug(fn, `chunk at slot ${b} is not allocated (double free?)`);
+  for (const [b, n] of chunks) arena.freeChunk(b, n);
+  table.sgl = null;
+}
+
+/**
+ * sg_free_table: free the chunks of a table (walking orig_nents). nents/orig_nents are left as they
+ * were, as in the kernel; a second call does nothing.
+ */
+export function sg_free_table(table: SgTable): void {
+  __sg_free_table(table, SG_MAX_SINGLE_ALLOC, table.orig_nents);
+}
+
+/**
+ * sg_free_append_table: free a table built with the append API (walking total_nents, which counts
+ * pre-allocated slots that were never used).
+ */
+export function sg_free_append_table(table: SgAppendTable): void {
+  __sg_free_table(table.sgt, SG_MAX_SINGLE_ALLOC, table.total_nents, 'sg_free_append_table');
+}
+
+/**
+ * A standalone scatterlist array of `nents` slots (what a driver declares as `struct scatterlist
+ * sg[n]` or kmalloc_array()s), zeroed and END-marked. Free it with {@link sg_kfree}.
+ * @returns the first entry, or null on allocation failure.
+ * @example const sg = sg_kmalloc(1, machine)!; sg_init_one(...)
+ */
+export function sg_kmalloc(nents: number, ctx: KernelContext = defaultContext()): Scatterlist | null {
+  if (!Number.isInteger(nents) || nents < 1 || nents > SG_MAX_SINGLE_ALLOC) {
+    throw new KernelError(EINVAL, 'sg_kmalloc', `expected 1..${SG_MAX_SINGLE_ALLOC} entries, got ${nents}`, 'nents');
+  }
+  const arena = arenaOf(ctx);
+  const base = arena.allocChunk(nents);
+  return base < 0 ? null : new Scatterlist(arena, base);
+}
+
+/** Free an array from {@link sg_kmalloc}. */
+export function sg_kfree(sgl: Scatterlist, nents: number): void {
+  sgl.arena.freeChunk(sgl.slot, nents);
+}
