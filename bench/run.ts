@@ -4,8 +4,10 @@
  */
 import { benchMemoryCost, benchVmalloc } from './vmalloc.bench.ts';
 import { table, type BenchResult } from './util.ts';
+import { benchCoalesce, coalesceTable } from './coalesce.bench.ts';
 
-const suites: Record<string, () => BenchResult[] | Promise<BenchResult[]>> = {
+const suites: Record<string, () => BenchResult[] | string | Promise<BenchResult[] | string>> = {
+  coalesce: async () => coalesceTable(await benchCoalesce()),
   vmalloc: () => benchVmalloc(),
   memory: () => benchMemoryCost(),
 };
@@ -28,5 +30,6 @@ for (const name of names) {
     process.exitCode = 2;
     continue;
   }
-  process.stdout.write(`\n## ${name}\n\n${table(await suite())}\n`);
+    const out = await suite();
+  process.stdout.write(`\n## ${name}\n\n${typeof out === 'string' ? out : table(out)}\n`);
 }

@@ -2,9 +2,14 @@
  * @module scatterlist/from-pages
  * Building tables from page arrays: sg_alloc_append_table_from_pages and
  * sg_alloc_table_from_pages_segment, with the kernel's coalescing rules. This is the hot path:
- * no object per page or per entry, typed arrays only.
+ * no object per page or per entry, typed arrays only, one pass over the pages.
+ *
+ * The kernel counts chunks first, because get_next_sg sizes each new chunk from the entries still
+ * needed. Only the last chunk of a call can come out smaller than a page (128 slots), and only the
+ * last entry can take a chunk's END slot, so this builds in one pass with full chunks and then
+ * fixes those two cases up: the same layout, the same allocations seen by fault injection.
  */
-import { EINVAL } from '../core/errno.ts';
+import { EINVAL, ENOMEM } from '../core/errno.ts';
 import { KernelBug, KernelError } from '../core/errors.ts';
 import { PAGE_SIZE } from '../mm/constants.ts';
 import { Scatterlist } from './entry.ts';
@@ -12,29 +17,26 @@ import * as slots from './slots.ts';
 import type { SlotArena } from './slots.ts';
 import { SgAppendTable, sg_free_append_table, type SgTable } from './table.ts';
 
-// Local copies of the slot layout: under tsx an imported binding compiles to a getter call, and
-// reading them in the loop cost 270 ns/page on scattered pages (bench/coalesce, before → after).
+// Local copies of the slot layout: when a script loads dmasim as CommonJS (tsx does so for a .ts
+// file outside an ESM package), imported bindings become getter calls; read in the loop they cost
+// 270 ns/page on scattered pages (measured: 270 → 19 ns/page with these copies).
 const SEG_MASK = slots.SEG_MASK;
 const SEG_SHIFT = slots.SEG_SHIFT;
 const SG_CHAIN = slots.SG_CHAIN;
 const SG_END = slots.SG_END;
-const SG_MAX_SINGLE_ALLOC = slots.SG_MAX_SINGLE_ALLOC;
-const SLOT_WORDS = slots.SLOT_WORDS;
+const MAX = slots.SG_MAX_SINGLE_ALLOC;
+const SW = slots.SLOT_WORDS;
 const W_FLAGS = slots.W_FLAGS;
 const W_LENGTH = slots.W_LENGTH;
 const W_OFFSET = slots.W_OFFSET;
 const W_PAGE = slots.W_PAGE;
+const PG = 4096;
 
 const FN_APPEND = 'sg_alloc_append_table_from_pages';
 const UINT_MAX = 0xffffffff;
 
 /** Page arrays the builders accept: pfns in a number[], Uint32Array or Float64Array. */
 export type PageArray = ArrayLike<number>;
-
-// Scratch for chunk starts, shared by all builds (single-threaded; never held across calls).
-// INVARIANT: between calls its contents are meaningless; during a call starts[0..chunks] are the
-//   page indices where chunks begin, with starts[chunks] = n_pages.
-let starts = new Uint32Array(1024);
 
 function checkArgs(pages: PageArray, n_pages: number, offset: number, size: number | bigint, max_segment: number, left_pages: number, gfp: number, fn: string): number {
   if (pages === null || typeof pages !== 'object' || typeof pages.length !== 'number') {
@@ -54,33 +56,44 @@ function checkArgs(pages: PageArray, n_pages: number, offset: number, size: numb
   return size;
 }
 
-/**
- * First pass: split pages[from..n) into chunks of pfn-consecutive pages, cutting every
- * `maxPages` pages counted from the chunk start. Fills `starts`, returns the chunk count, or -1
- * when a chunk would start at something that is not a page frame number in [0, 2^32).
- */
-function countChunks(pages: PageArray, from: number, n: number, maxPages: number): number {
-  if (starts.length < n - from + 1) starts = new Uint32Array(Math.max(n - from + 1, starts.length * 2));
-  const st = starts;
-  let prev = pages[from] as number;
-  if ((prev >>> 0) !== prev) return -1;
-  st[0] = from;
-  let k = 1;
-  let run = 1;
-  for (let i = from + 1; i < n; i++) {
+/** Every pfn in pages[from..n) is a whole number in [0, 2^32)? (A Uint32Array always is.) */
+function allPfns(pages: PageArray, from: number, n: number): boolean {
+  if (pages instanceof Uint32Array) return true;
+  for (let i = from; i < n; i++) {
     const p = pages[i] as number;
-    if (p !== prev + 1 || run >= maxPages) {
-      // CHECKED: a merged page is prev + 1 of a checked start, so only starts need the range check.
-      if ((p >>> 0) !== p) return -1;
-      st[k++] = i;
-      run = 1;
-    } else {
-      run++;
-    }
-    prev = p;
+    if ((p >>> 0) !== p) return false;
   }
-  st[k] = n;
-  return k;
+  return true;
+}
+
+/**
+ * Build state between the hot loop and the rare paths.
+ * INVARIANT: slots strictly between `s` and `chunkLast` are unused (flags 0) slots of s's chunk;
+ *   chunkLast is the first marked (END or CHAIN) slot after s, or a forced stop (see `specBase`).
+ * INVARIANT: lastBase/lastEntry/lastLink describe the newest chunk this call allocated (-1 when
+ *   none): it was allocated with 128 slots for entry lastEntry, linked from lastLink (-1: sgl).
+ * INVARIANT: specBase >= 0 while the newest chunk is speculative: it was allocated for entry
+ *   specEntry at an END slot with left_pages 0, where the kernel allocates only if that entry is
+ *   not the last; chunkLast is then specBase + 1 so the next entry comes back to confirm it.
+ */
+interface Build {
+  readonly app: SgAppendTable;
+  readonly arena: SlotArena;
+  readonly leftPages: number;
+  s: number;
+  chunkLast: number;
+  lastBase: number;
+  lastEntry: number;
+  lastLink: number;
+  specBase: number;
+  specEntry: number;
+  specLink: number;
+  /** Entries written so far in this call. */
+  entries: number;
+  /** First page of the next entry to write. */
+  start: number;
+  /** First page of the entry fillPlain stopped at. */
+  openStart: number;
 }
 
 /**
@@ -95,6 +108,7 @@ function countChunks(pages: PageArray, from: number, n: number, maxPages: number
  * @returns 0, -EINVAL (max_segment below PAGE_SIZE with a WARN; offset on a continuation with a
  *   WARN; no pages), -ENOMEM (entries written so far stay in the table for
  *   sg_free_append_table; nents and prv are not updated; prv's length is restored).
+ * @throws KernelBug when new entries follow an END-marked prv (the kernel dereferences NULL).
  * @example
  * const app = new SgAppendTable(machine);
  * sg_alloc_append_table_from_pages(app, pfns, 512, 0, 512 * 4096, 0xffffffff, 512, GFP_KERNEL);
@@ -103,7 +117,7 @@ export function sg_alloc_append_table_from_pages(
   sgt_append: SgAppendTable, pages: PageArray, n_pages: number, offset: number, size: number | bigint,
   max_segment: number, left_pages: number, gfp: number,
 ): number {
-  let remaining = checkArgs(pages, n_pages, offset, size, max_segment, left_pages, gfp, FN_APPEND);
+  const sizeNum = checkArgs(pages, n_pages, offset, size, max_segment, left_pages, gfp, FN_APPEND);
   const sgt = sgt_append.sgt;
   const klog = sgt.ctx.klog;
   const maxSeg = max_segment - (max_segment % PAGE_SIZE);
@@ -140,150 +154,269 @@ export function sg_alloc_append_table_from_pages(
         return 0;
       }
     }
+    if ((prv.flagsWord & SG_END) !== 0) {
+      prv.length = prvLen;
+      throw new KernelBug(FN_APPEND, 'Unable to handle kernel NULL pointer dereference in get_next_sg: appending after a call that passed left_pages = 0');
+    }
   }
-
-  const chunks = countChunks(pages, from, n_pages, maxSeg / PAGE_SIZE);
-  if (chunks < 0) {
+  if (!allPfns(pages, from, n_pages)) {
     if (prv !== null) prv.length = prvLen;
     throw new KernelError(EINVAL, FN_APPEND, 'every page must be a page frame number in [0, 2^32)', 'pages');
   }
-  const st = starts;
-  // size is an unsigned long that wraps: the first entry it cannot cover gets what is left and
-  // every later entry its full length. So at most one entry is trimmed; find it before the loop
-  // (a double in the loop cost ~5 ns per entry, bench/coalesce).
-  let trimIdx = -1;
-  let trimLen = 0;
-  const firstBytes = (((st[1] as number) - from) * PAGE_SIZE - offset) >>> 0;
-  if (remaining < firstBytes) {
-    trimIdx = 0;
-    trimLen = remaining;
-  } else {
-    const rem = remaining - firstBytes;
-    const base = st[1] as number;
-    if (chunks > 1 && rem < ((st[chunks] as number) - base) * PAGE_SIZE) {
-      let lo = 1;
-      let hi = chunks - 1;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (((st[mid + 1] as number) - base) * PAGE_SIZE > rem) hi = mid;
-        else lo = mid + 1;
-      }
-      trimIdx = lo;
-      trimLen = rem - ((st[lo] as number) - base) * PAGE_SIZE;
-    }
+  const b: Build = {
+    app: sgt_append, arena, leftPages: left_pages,
+    // chunkLast = s + 1 sends the first entry through the exact get_next_sg step.
+    s: prv === null ? -1 : prv.slot, chunkLast: prv === null ? -1 : prv.slot + 1,
+    lastBase: -1, lastEntry: -1, lastLink: -1, specBase: -1, specEntry: -1, specLink: -1,
+    entries: 0, start: from, openStart: from,
+  };
+  const entries = fill(b, pages, from, n_pages, offset, sizeNum, maxSeg / PAGE_SIZE);
+  if (entries < 0) {
+    if (prv !== null) prv.length = prvLen;
+    return entries;
   }
-
-  // chunkLast = s + 1 sends the first step through the exact get_next_sg logic.
-  const cursor = { s: prv === null ? -1 : prv.slot, chunkLast: prv === null ? -1 : prv.slot + 1 };
-  let first = -1;
-  for (let i = 0; i < chunks; i++) {
-    // get_next_sg: inside a chunk the next slot is plain data until the chunk's last slot; only
-    // there does the kernel's rule (keep it for the link unless it is the last entry needed) apply.
-    const next = cursor.s + 1;
-    if (cursor.s < 0 || next === cursor.chunkLast) {
-      const err = nextSlotSlow(sgt_append, arena, cursor, chunks - i + left_pages);
-      if (err !== 0) {
-        if (prv !== null) prv.length = prvLen;
-        if (err === APPEND_AFTER_END) {
-          throw new KernelBug(FN_APPEND, 'Unable to handle kernel NULL pointer dereference in get_next_sg: appending after a call that passed left_pages = 0');
-        }
-        return err;
-      }
-    } else {
-      cursor.s = next;
-    }
-    const s = cursor.s;
-    if (i === 0) first = s;
-    const seg = arena.segs[s >>> SEG_SHIFT] as Uint32Array;
-    const w = (s & SEG_MASK) * SLOT_WORDS;
-    const pageStart = st[i] as number;
-    seg[w + W_PAGE] = pages[pageStart] as number;
-    seg[w + W_LENGTH] = i === trimIdx ? trimLen : ((st[i + 1] as number) - pageStart) * PAGE_SIZE;
-  }
-  // The first new entry carries the offset; its chunk size is u32 arithmetic and may wrap.
-  const fseg = arena.segs[first >>> SEG_SHIFT] as Uint32Array;
-  const fw = (first & SEG_MASK) * SLOT_WORDS;
-  fseg[fw + W_OFFSET] = offset;
-  fseg[fw + W_LENGTH] = trimIdx === 0 ? trimLen : firstBytes;
-
-  const s = cursor.s;
-  sgt.nents += chunks;
+  settleLastChunk(b, entries);
+  sgt.nents += entries;
   sgt.orig_nents = sgt.nents;
-  sgt_append.prv = new Scatterlist(arena, s);
+  sgt_append.prv = new Scatterlist(arena, b.s);
   if (left_pages === 0) {
-    const seg = arena.segs[s >>> SEG_SHIFT] as Uint32Array;
-    const w = (s & SEG_MASK) * SLOT_WORDS + W_FLAGS;
+    const seg = arena.segs[b.s >>> SEG_SHIFT] as Uint32Array;
+    const w = (b.s & SEG_MASK) * SW + W_FLAGS;
     seg[w] = ((seg[w] as number) | SG_END) & ~SG_CHAIN;
   }
   return 0;
 }
 
-/** nextSlotSlow's verdict for an END-marked current entry. */
-const APPEND_AFTER_END = 1;
+/**
+ * The one pass: coalesce pages[from..n) into entries written as their runs end. Entry 0 (which
+ * carries the offset and the u32 chunk arithmetic) and the one entry `size` may trim are done here;
+ * the rest in fillPlain, which holds no rarely-taken code: a branch first taken inside optimised
+ * code deoptimises it, and that cost 3-8x per build (bench/coalesce, before → after).
+ * Returns the number of entries, or -ENOMEM.
+ */
+function fill(b: Build, pages: PageArray, from: number, n: number, offset: number, size: number, maxPages: number): number {
+  const err = takeSlot(b, 0);
+  if (err !== 0) return err;
+  const first = pages[from] as number;
+  const end0 = scanRun(pages, from + 1, n, first, maxPages);
+  const chunk0 = ((end0 - from) * PG - offset) >>> 0;
+  let seg = b.arena.segs[b.s >>> SEG_SHIFT] as Uint32Array;
+  let w = (b.s & SEG_MASK) * SW;
+  seg[w + W_PAGE] = first;
+  seg[w + W_OFFSET] = offset;
+  seg[w + W_LENGTH] = size < chunk0 ? size : chunk0;
+  // size is an unsigned long: after the entry where it runs out it wraps, and every later entry
+  // gets its full length. So at most one later entry is trimmed: the one holding page q.
+  const rem = size - chunk0;
+  let q = size < chunk0 ? Infinity : end0 + Math.floor(rem / PG);
+  b.entries = 1;
+  b.start = end0;
+  while (b.start < n) {
+    const r = fillPlain(b, pages, n, q, maxPages);
+    if (r < 0) return r;
+    if (r === TRIMMED) {
+      seg = b.arena.segs[b.s >>> SEG_SHIFT] as Uint32Array;
+      w = (b.s & SEG_MASK) * SW;
+      seg[w + W_LENGTH] = rem - (b.openStart - end0) * PG;
+      q = Infinity;
+    }
+  }
+  return b.entries;
+}
 
-/** Where the build cursor is: the last slot written and the marked (END or CHAIN) slot after it. */
-interface Cursor { s: number; chunkLast: number }
+/** fillPlain stopped at the entry holding page q; its length is left for the caller. */
+const TRIMMED = 1;
+
+/** End (exclusive) of the run of pfn-consecutive pages that started at i - 1 with pfn `prev`. */
+function scanRun(pages: PageArray, i: number, n: number, prev: number, maxPages: number): number {
+  const lim = Math.min(n, i - 1 + maxPages);
+  let j = i;
+  let p = prev;
+  while (j < lim && pages[j] === p + 1) {
+    p++;
+    j++;
+  }
+  return j;
+}
 
 /**
- * The exact get_next_sg step, for the first entry of a call and at chunk boundaries: follow a
- * chain link, use the END slot only when it is the last entry needed, or allocate and chain a
- * new chunk of min(needed, 128) slots. Returns 0, -ENOMEM, or APPEND_AFTER_END when the current
- * entry is END-marked (sg_next gives NULL and the kernel dereferences it).
+ * Entries from page b.start on, each taking the next slot (get_next_sg at chunk boundaries),
+ * until the pages end (returns 0), an entry holds page q (returns TRIMMED with that entry's slot in
+ * b.s and its first page in b.openStart; b.start is where the next entry begins), or -ENOMEM.
  */
-function nextSlotSlow(table: SgAppendTable, arena: SlotArena, cur: Cursor, needed: number): number {
-  const segs = arena.segs;
-  if (cur.s < 0) {
-    const base = newChunk(table, arena, needed, -1);
-    if (base < 0) return base;
-    cur.s = base;
-    cur.chunkLast = base + Math.min(needed, SG_MAX_SINGLE_ALLOC) - 1;
-    return 0;
+function fillPlain(b: Build, pages: PageArray, n: number, q: number, maxPages: number): number {
+  const segs = b.arena.segs;
+  let s = b.s;
+  let chunkLast = b.chunkLast;
+  let seg = segs[s >>> SEG_SHIFT] as Uint32Array;
+  let w = (s & SEG_MASK) * SW;
+  let start = b.start;
+  let e = b.entries;
+  while (start < n) {
+    if (s + 1 !== chunkLast) {
+      s++;
+      w += SW;
+    } else {
+      b.s = s;
+      const err = takeSlot(b, e);
+      if (err !== 0) return err;
+      s = b.s;
+      chunkLast = b.chunkLast;
+      seg = segs[s >>> SEG_SHIFT] as Uint32Array;
+      w = (s & SEG_MASK) * SW;
+    }
+    const p = pages[start] as number;
+    seg[w + W_PAGE] = p;
+    const end = scanRun(pages, start + 1, n, p, maxPages);
+    e++;
+    if (end > q) {
+      b.s = s;
+      b.chunkLast = chunkLast;
+      b.entries = e;
+      b.openStart = start;
+      b.start = end;
+      return TRIMMED;
+    }
+    seg[w + W_LENGTH] = (end - start) * PG;
+    start = end;
   }
-  const seg = segs[cur.s >>> SEG_SHIFT] as Uint32Array;
-  const w = (cur.s & SEG_MASK) * SLOT_WORDS;
-  if (((seg[w + W_FLAGS] as number) & SG_END) !== 0) return APPEND_AFTER_END;
-  let next = cur.s + 1;
-  let nseg = seg;
-  let nw = w + SLOT_WORDS;
-  if (((nseg[nw + W_FLAGS] as number) & SG_CHAIN) !== 0) {
-    next = nseg[nw + W_PAGE] as number;
-    nseg = segs[next >>> SEG_SHIFT] as Uint32Array;
-    nw = (next & SEG_MASK) * SLOT_WORDS;
-  }
-  if (((nseg[nw + W_FLAGS] as number) & SG_END) === 0 || needed === 1) {
-    cur.s = next;
-    // Find the chunk's marked slot after `next` (END, or a CHAIN left by an earlier call).
-    let last = next + 1;
-    if (((nseg[nw + W_FLAGS] as number) & SG_END) !== 0) last = next;
-    else while ((((segs[last >>> SEG_SHIFT] as Uint32Array)[(last & SEG_MASK) * SLOT_WORDS + W_FLAGS] as number) & (SG_END | SG_CHAIN)) === 0) last++;
-    cur.chunkLast = last;
-    return 0;
-  }
-  const base = newChunk(table, arena, needed, next);
-  if (base < 0) return base;
-  cur.s = base;
-  cur.chunkLast = base + Math.min(needed, SG_MAX_SINGLE_ALLOC) - 1;
+  b.s = s;
+  b.chunkLast = chunkLast;
+  b.entries = e;
+  b.start = start;
   return 0;
 }
 
-/** get_next_sg's allocation: a chunk of min(needed, 128) slots, chained from `linkSlot` if any. */
-function newChunk(table: SgAppendTable, arena: SlotArena, needed: number, linkSlot: number): number {
-  const allocSize = Math.min(needed, SG_MAX_SINGLE_ALLOC);
-  const base = arena.allocChunk(allocSize);
-  if (base < 0) return -12; // -ENOMEM
-  if (linkSlot >= 0) {
-    table.total_nents += allocSize - 1;
-    const seg = arena.segs[linkSlot >>> SEG_SHIFT] as Uint32Array;
-    const w = (linkSlot & SEG_MASK) * SLOT_WORDS;
-    seg[w + W_PAGE] = base;
-    seg[w + W_OFFSET] = 0;
-    seg[w + W_LENGTH] = 0;
-    seg[w + W_FLAGS] = ((seg[w + W_FLAGS] as number) & ~(SG_CHAIN | SG_END)) | SG_CHAIN;
-  } else {
-    table.sgt.sgl = new Scatterlist(arena, base);
-    table.total_nents = allocSize;
+/**
+ * get_next_sg for entry `e` at a chunk boundary (or the first entry of a call): follow a chain
+ * link, take a plain slot, or allocate a chunk at an END slot. Returns 0 or -ENOMEM.
+ */
+function takeSlot(b: Build, e: number): number {
+  const arena = b.arena;
+  if (b.specBase >= 0) {
+    // Entry e exists, so entry specEntry was not the last: the kernel did allocate for it, and
+    // that allocation is the one fault injection sees.
+    if (arena.ctx.faults.shouldFail('sg-chunk')) {
+      undoSpeculation(b);
+      return -ENOMEM;
+    }
+    b.lastBase = b.specBase;
+    b.lastEntry = b.specEntry;
+    b.lastLink = b.specLink;
+    b.specBase = -1;
+    b.s = b.lastBase + 1;
+    b.chunkLast = b.lastBase + MAX - 1;
+    return 0;
   }
-  return base;
+  if (b.s < 0) {
+    const base = arena.allocChunk(MAX);
+    if (base < 0) return -ENOMEM;
+    b.app.sgt.sgl = new Scatterlist(arena, base);
+    b.app.total_nents = MAX;
+    b.lastBase = base;
+    b.lastEntry = e;
+    b.lastLink = -1;
+    b.s = base;
+    b.chunkLast = base + MAX - 1;
+    return 0;
+  }
+  const segs = arena.segs;
+  let next = b.s + 1;
+  let f = flagsOf(segs, next);
+  if ((f & SG_CHAIN) !== 0) {
+    next = (segs[next >>> SEG_SHIFT] as Uint32Array)[(next & SEG_MASK) * SW + W_PAGE] as number;
+    f = flagsOf(segs, next);
+  }
+  if ((f & SG_END) === 0) {
+    b.s = next;
+    let last = next + 1;
+    while ((flagsOf(segs, last) & (SG_END | SG_CHAIN)) === 0) last++;
+    b.chunkLast = last;
+    return 0;
+  }
+  // An END slot: the kernel keeps it for the chain link unless this is the last entry needed
+  // (needed == 1). With pages still to come (left_pages > 0) it never is.
+  const speculative = b.leftPages === 0;
+  const base = arena.allocChunk(MAX, !speculative);
+  if (base < 0) return -ENOMEM;
+  chain(segs, next, base);
+  b.app.total_nents += MAX - 1;
+  b.s = base;
+  if (speculative) {
+    b.specBase = base;
+    b.specEntry = e;
+    b.specLink = next;
+    b.chunkLast = base + 1;
+  } else {
+    b.lastBase = base;
+    b.lastEntry = e;
+    b.lastLink = next;
+    b.chunkLast = base + MAX - 1;
+  }
+  return 0;
+}
+
+/** Drop a speculative chunk: its link slot is an END slot again, its entry never existed. */
+function undoSpeculation(b: Build): void {
+  const segs = b.arena.segs;
+  const lw = (b.specLink & SEG_MASK) * SW;
+  const lseg = segs[b.specLink >>> SEG_SHIFT] as Uint32Array;
+  lseg.fill(0, lw, lw + SW);
+  lseg[lw + W_FLAGS] = SG_END;
+  b.arena.freeChunk(b.specBase, MAX);
+  b.app.total_nents -= MAX - 1;
+  b.specBase = -1;
+}
+
+/**
+ * After a successful pass, make the newest chunk what the kernel would have allocated:
+ * - a speculative chunk holding only the last entry: the kernel put that entry in the END slot;
+ * - otherwise the newest chunk has min(entries still needed + left_pages, 128) slots.
+ */
+function settleLastChunk(b: Build, entries: number): void {
+  const arena = b.arena;
+  const segs = arena.segs;
+  if (b.specBase >= 0) {
+    const src = (b.specBase & SEG_MASK) * SW;
+    const sseg = segs[b.specBase >>> SEG_SHIFT] as Uint32Array;
+    const lw = (b.specLink & SEG_MASK) * SW;
+    const lseg = segs[b.specLink >>> SEG_SHIFT] as Uint32Array;
+    lseg.set(sseg.subarray(src, src + SW), lw);
+    lseg[lw + W_FLAGS] = SG_END;
+    arena.freeChunk(b.specBase, MAX);
+    b.app.total_nents -= MAX - 1;
+    b.s = b.specLink;
+    b.specBase = -1;
+    return;
+  }
+  if (b.lastBase < 0) return;
+  const want = Math.min(entries - b.lastEntry + b.leftPages, MAX);
+  if (want === MAX) return;
+  const used = b.s - b.lastBase + 1;
+  const base = arena.allocChunk(want, false);
+  const from = (b.lastBase & SEG_MASK) * SW;
+  (segs[base >>> SEG_SHIFT] as Uint32Array).set((segs[b.lastBase >>> SEG_SHIFT] as Uint32Array).subarray(from, from + used * SW), (base & SEG_MASK) * SW);
+  // When used === want (left_pages 0) the copy overwrote the new chunk's END mark with the last
+  // entry's flags; the caller marks that entry END. With left_pages > 0, used < want.
+  if (b.lastLink >= 0) (segs[b.lastLink >>> SEG_SHIFT] as Uint32Array)[(b.lastLink & SEG_MASK) * SW + W_PAGE] = base;
+  else b.app.sgt.sgl = new Scatterlist(arena, base);
+  arena.freeChunk(b.lastBase, MAX);
+  b.app.total_nents -= MAX - want;
+  b.s = base + used - 1;
+}
+
+function flagsOf(segs: Uint32Array[], slot: number): number {
+  return (segs[slot >>> SEG_SHIFT] as Uint32Array)[(slot & SEG_MASK) * SW + W_FLAGS] as number;
+}
+
+/** __sg_chain: turn `link` into a chain slot pointing at `base`. */
+function chain(segs: Uint32Array[], link: number, base: number): void {
+  const seg = segs[link >>> SEG_SHIFT] as Uint32Array;
+  const w = (link & SEG_MASK) * SW;
+  seg[w + W_PAGE] = base;
+  seg[w + W_OFFSET] = 0;
+  seg[w + W_LENGTH] = 0;
+  seg[w + W_FLAGS] = ((seg[w + W_FLAGS] as number) & ~(SG_CHAIN | SG_END)) | SG_CHAIN;
 }
 
 /**

@@ -76,10 +76,11 @@ export class SlotArena {
 
   /**
    * Allocate `n` (1..128) zeroed slots with the last one END-marked (sg_kmalloc + sg_init_table).
-   * Returns the first slot, or -1 on (injected) allocation failure.
+   * Returns the first slot, or -1 on (injected) allocation failure. `injectable` false: a
+   * re-allocation standing for one the kernel already made (fault injection counts kernel calls).
    */
-  allocChunk(n: number): number {
-    if (this.ctx.faults.shouldFail('sg-chunk')) return -1;
+  allocChunk(n: number, injectable = true): number {
+    if (injectable && this.ctx.faults.shouldFail('sg-chunk')) return -1;
     const c = classOf(n);
     const size = 1 << c;
     let base = this.#freeLists[c]?.pop();
