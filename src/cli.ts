@@ -1,31 +1,113 @@
 /**
  * @module cli
- * The `dmasim` command.
+ * The `dmasim` command: `run` (a scenario), `bench coalesce`, `help`. Exit codes: 0 success,
+ * 1 the work failed, 2 bad usage.
  */
+import { parseArgs } from 'node:util';
 import { defaultScenario } from './scenarios.ts';
 
-const USAGE = `usage: dmasim <command>
+const USAGE = `usage: dmasim <command> [options]
 
 commands:
-  run            run the default simulation and print its report
-  help           this text
+  run                 run the default simulation and print its report
+  bench coalesce      benchmark segment coalescing (see: dmasim bench coalesce --help)
+  help                this text
 `;
 
-function main(argv: string[]): number {
-  const [cmd = 'help'] = argv;
+const BENCH_USAGE = `usage: dmasim bench coalesce [options]
+
+Builds scatterlist tables from page arrays exactly as lib/scatterlist.c and prints ns/page,
+entries and bytes per entry, beside a native C build of the same rules when a C compiler exists.
+
+options:
+  --n N               pages per build; repeatable (default: 4096, 262144, 1048576)
+  --layout L          contiguous | scattered | runs; repeatable (default: all)
+  --max-segment M     bytes, e.g. 65536 or UINT_MAX; repeatable (default: UINT_MAX and 65536)
+  --mode M            oneshot | append512; repeatable (default: both)
+  --no-native         skip the native C yardstick
+  --json              JSON lines instead of a table
+`;
+
+class UsageError extends Error {}
+
+function parseMaxSegment(v: string): number {
+  if (v.toUpperCase() === 'UINT_MAX') return 0xffffffff;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new UsageError(`--max-segment must be a whole number of bytes up to UINT_MAX, got '${v}'`);
+  return n;
+}
+
+async function benchCoalesceCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      n: { type: 'string', multiple: true },
+      layout: { type: 'string', multiple: true },
+      'max-segment': { type: 'string', multiple: true },
+      mode: { type: 'string', multiple: true },
+      'no-native': { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) {
+    process.stdout.write(BENCH_USAGE);
+    return 0;
+  }
+  const bench = await import('../bench/coalesce.bench.ts');
+  const sizes = values.n?.map((v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > 2 ** 26) throw new UsageError(`--n must be a whole number of pages in [1, 2^26], got '${v}'`);
+    return n;
+  });
+  const layouts = values.layout?.map((v) => {
+    if (!(bench.LAYOUTS as readonly string[]).includes(v)) throw new UsageError(`--layout must be one of ${bench.LAYOUTS.join(', ')}, got '${v}'`);
+    return v as (typeof bench.LAYOUTS)[number];
+  });
+  const modes = values.mode?.map((v) => {
+    if (!(bench.MODES as readonly string[]).includes(v)) throw new UsageError(`--mode must be one of ${bench.MODES.join(', ')}, got '${v}'`);
+    return v as (typeof bench.MODES)[number];
+  });
+  const rows = await bench.benchCoalesce({
+    ...(sizes === undefined ? {} : { sizes }),
+    ...(layouts === undefined ? {} : { layouts }),
+    ...(modes === undefined ? {} : { modes }),
+    ...(values['max-segment'] === undefined ? {} : { maxSegments: values['max-segment'].map(parseMaxSegment) }),
+    native: values['no-native'] !== true,
+  });
+  if (values.json === true) for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`);
+  else process.stdout.write(`${bench.coalesceTable(rows)}\n`);
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd = 'help', ...rest] = argv;
   switch (cmd) {
     case 'run':
       process.stdout.write(`${defaultScenario()}\n`);
       return 0;
+    case 'bench':
+      if (rest[0] === 'coalesce') return benchCoalesceCommand(rest.slice(1));
+      throw new UsageError(`unknown benchmark '${rest[0] ?? ''}' (available: coalesce)`);
     case 'help':
     case '--help':
     case '-h':
       process.stdout.write(USAGE);
       return 0;
     default:
-      process.stderr.write(`dmasim: unknown command '${cmd}'\n${USAGE}`);
-      return 2;
+      throw new UsageError(`unknown command '${cmd}'`);
   }
 }
 
-process.exitCode = main(process.argv.slice(2));
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err: unknown) => {
+    if (err instanceof UsageError || (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))) {
+      process.stderr.write(`dmasim: ${err.message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`dmasim: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -6,3 +6,4 @@ export * from './from-pages.ts';
 export * from './iter.ts';
 export * from './miter.ts';
 export * from './sg-init-one.ts';
+export * from './sgtable.ts';
