@@ -5,4 +5,5 @@
 export * from './core/index.ts';
 export * from './mm/index.ts';
 export * from './scatterlist/index.ts';
+export * from './device/index.ts';
 export * from './sim/index.ts';

@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { fragment, type FragmentOptions, type FragmentResult } from '../mm/fragment.ts';
 import type { RamRangeSpec } from '../mm/layout.ts';
 import { Mm } from '../mm/mm.ts';
+import { Bus, type BusHost } from '../device/bus.ts';
 
 /** How to build a machine. */
 export interface MachineOptions {
@@ -55,6 +56,10 @@ export class Machine implements KernelContext {
   }
   /** What the boot-time fragmentation did, if asked for. */
   readonly bootFragment: FragmentResult | undefined;
+  /** The PCI bus. */
+  readonly pci: Bus;
+  /** The platform bus. */
+  readonly platform: Bus;
 
   constructor(opts: MachineOptions) {
     this.seed = opts.seed ?? 1;
@@ -68,5 +73,8 @@ export class Machine implements KernelContext {
     this.rng = new Rng(this.seed);
     this.mm = new Mm(this, { memory: opts.memory, ...(opts.lowReserve === undefined ? {} : { lowReserve: opts.lowReserve }) });
     this.bootFragment = opts.fragment === undefined ? undefined : fragment(this.mm, { seed: this.seed, ...opts.fragment });
+    const host: BusHost = { ctx: this, memory: this.mm };
+    this.pci = new Bus('pci', host);
+    this.platform = new Bus('platform', host);
   }
 }

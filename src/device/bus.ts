@@ -1,0 +1,128 @@
+/**
+ * @module device/bus
+ * A bus (PCI-like or platform) with its devices and drivers, and binding in the kernel's order:
+ * probe (devres released if it fails); unbind = remove() → bus dma_cleanup → devres released newest
+ * first → the driver pointer cleared → BUS_NOTIFY_UNBOUND_DRIVER (where dma-debug's leak check runs).
+ */
+import type { KernelContext } from '../core/context.ts';
+import { EBUSY, EINVAL, ENODEV } from '../core/errno.ts';
+import { KernelError } from '../core/errors.ts';
+import type { PhysMemory } from '../core/sparse-memory.ts';
+import type { Core } from './context.ts';
+import { Device, type DeviceOptions } from './device.ts';
+
+/** A driver: probe and remove, as a bus callback sees them. */
+export interface Driver {
+  readonly name: string;
+  /**
+   * Set the device up. Return nothing or 0 for success, a negative errno to fail (or throw a
+   * KernelError); what probe registered with devres is released on failure.
+   */
+  probe(dev: Device<Core>): number | void;
+  /** Tear down before devres is released. */
+  remove?(dev: Device<Core>): void;
+}
+
+/** What a bus needs from its machine. */
+export interface BusHost {
+  readonly ctx: KernelContext;
+  /** RAM for device DMA: byte access and a RAM check. */
+  readonly memory: PhysMemory & { isRam(phys: number, len?: number): boolean };
+  /** bus->dma_configure at probe (IOMMU default domain, dma ops). */
+  dmaConfigure?(dev: Device): void;
+  /** bus->dma_cleanup at unbind. */
+  dmaCleanup?(dev: Device): void;
+  /** BUS_NOTIFY_UNBOUND_DRIVER: the driver is gone (dma-debug checks for leaks here). */
+  notifyUnbound?(dev: Device): void;
+}
+
+/**
+ * A bus.
+ * @example
+ * const dev = machine.pci.addDevice({ name: '0000:01:00.0', dmaMask: 64 });
+ * machine.pci.bind(dev, { name: 'nvme', probe(d) { ... } }); // 0
+ * machine.pci.unbind(dev);
+ */
+export class Bus {
+  readonly name: string;
+  readonly host: BusHost;
+  // INVARIANT: devices holds every device added, by name; a device's driver is non-null exactly
+  //   while bound through this bus.
+  readonly devices = new Map<string, Device>();
+
+  constructor(name: string, host: BusHost) {
+    this.name = name;
+    this.host = host;
+  }
+
+  /**
+   * Add a device to the bus.
+   * @throws KernelError EINVAL for a duplicate name or bad options.
+   */
+  addDevice(opts: DeviceOptions): Device {
+    if (typeof opts?.name !== 'string' || opts.name === '') throw new KernelError(EINVAL, 'Bus.addDevice', 'a device needs a name', 'name');
+    if (this.devices.has(opts.name)) throw new KernelError(EINVAL, 'Bus.addDevice', `${this.name} already has a device ${opts.name}`, 'name');
+    for (const k of ['dmaMask', 'coherentDmaMask'] as const) {
+      const v = opts[k];
+      if (v !== undefined && !(Number.isInteger(v) && v >= 0 && v <= 64)) throw new KernelError(EINVAL, 'Bus.addDevice', `a mask is a bit width in [0, 64], got ${v}`, k);
+    }
+    const dev = new Device(this, opts);
+    this.devices.set(opts.name, dev);
+    return dev;
+  }
+
+  /**
+   * Bind `driver` to `dev` (really_probe). Returns 0, -EBUSY when already bound, or the probe's
+   * error (everything probe registered with devres is released first).
+   */
+  bind(dev: Device, driver: Driver): number {
+    if (dev.bus !== this) throw new KernelError(EINVAL, 'Bus.bind', `${dev.name} is not on bus ${this.name}`, 'dev');
+    if (dev.driver !== null) return -EBUSY;
+    dev.driver = driver;
+    let ret = 0;
+    try {
+      this.host.dmaConfigure?.(dev);
+      const r = driver.probe(dev as unknown as Device<Core>);
+      ret = typeof r === 'number' ? r : 0;
+    } catch (e) {
+      if (!(e instanceof KernelError)) {
+        this.#probeFailed(dev);
+        throw e;
+      }
+      ret = -e.errno;
+    }
+    if (ret !== 0) {
+      this.#probeFailed(dev);
+      this.host.ctx.klog.printk('warn', 'really_probe', `${driver.name} ${dev.name}: probe with driver ${driver.name} failed with error ${ret}`);
+    }
+    return ret;
+  }
+
+  /** Unbind the driver (device_release_driver); nothing happens for an unbound device. */
+  unbind(dev: Device): void {
+    if (dev.bus !== this) throw new KernelError(EINVAL, 'Bus.unbind', `${dev.name} is not on bus ${this.name}`, 'dev');
+    const driver = dev.driver;
+    if (driver === null) return;
+    try {
+      driver.remove?.(dev as unknown as Device<Core>);
+    } finally {
+      this.host.dmaCleanup?.(dev);
+      dev.devres.releaseAll();
+      dev.driver = null;
+      this.host.notifyUnbound?.(dev);
+    }
+  }
+
+  /** The device called `name`. */
+  device(name: string): Device {
+    const d = this.devices.get(name);
+    if (d === undefined) throw new KernelError(ENODEV, 'Bus.device', `no device ${name} on ${this.name}`, 'name');
+    return d;
+  }
+
+  #probeFailed(dev: Device): void {
+    this.host.dmaCleanup?.(dev);
+    dev.devres.releaseAll();
+    dev.driver = null;
+  }
+}
