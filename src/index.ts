@@ -6,4 +6,5 @@ export * from './core/index.ts';
 export * from './mm/index.ts';
 export * from './scatterlist/index.ts';
 export * from './device/index.ts';
+export * from './dma/index.ts';
 export * from './sim/index.ts';

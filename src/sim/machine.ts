@@ -15,6 +15,8 @@ import { fragment, type FragmentOptions, type FragmentResult } from '../mm/fragm
 import type { RamRangeSpec } from '../mm/layout.ts';
 import { Mm } from '../mm/mm.ts';
 import { Bus, type BusHost } from '../device/bus.ts';
+import { directOps } from '../dma/direct.ts';
+import { initDmaSystem } from '../dma/ops.ts';
 
 /** How to build a machine. */
 export interface MachineOptions {
@@ -73,6 +75,7 @@ export class Machine implements KernelContext {
     this.rng = new Rng(this.seed);
     this.mm = new Mm(this, { memory: opts.memory, ...(opts.lowReserve === undefined ? {} : { lowReserve: opts.lowReserve }) });
     this.bootFragment = opts.fragment === undefined ? undefined : fragment(this.mm, { seed: this.seed, ...opts.fragment });
+    initDmaSystem(this, directOps(this.mm));
     const host: BusHost = { ctx: this, memory: this.mm };
     this.pci = new Bus('pci', host);
     this.platform = new Bus('platform', host);

@@ -1,0 +1,165 @@
+/**
+ * @module dma/direct
+ * dma-direct (kernel/dma/direct.c): the bus address is the physical address; a buffer the device
+ * cannot reach, or any buffer under swiotlb=force, bounces through swiotlb; scatterlists are mapped
+ * entry by entry with no merging.
+ */
+import { EIO } from '../core/errno.ts';
+import type { Device } from '../device/device.ts';
+import { formatMask, minNotZero } from '../device/mask.ts';
+import { GFP_DMA, GFP_DMA32, __GFP_ZERO } from '../mm/gfp.ts';
+import { PAGE_SIZE, getOrder } from '../mm/constants.ts';
+import { DMA_MAPPING_ERROR, type Scatterlist, sg_next, sg_phys } from '../scatterlist/entry.ts';
+import { DMA_ATTR_SKIP_CPU_SYNC } from './attrs.ts';
+import { dmaSystemOf, type Bouncer, type CoherentBuffer, type DmaOps } from './ops.ts';
+import { DMA_BIT_MASK } from '../device/mask.ts';
+import type { Mm } from '../mm/mm.ts';
+
+/** SIZE_MAX as a number (above any mapping dmasim can make). */
+export const SIZE_MAX = 2 ** 64;
+
+function bouncer(dev: Device): Bouncer | null {
+  return dmaSystemOf(dev.host.ctx).bouncer;
+}
+
+/**
+ * dma_capable: the last byte of [addr, addr+size) lies within min_not_zero(mask, bus_dma_limit).
+ */
+export function dma_capable(dev: Device, addr: number, size: number): boolean {
+  if (addr === DMA_MAPPING_ERROR) return false;
+  const end = addr + size - 1;
+  return end <= minNotZero(dev.dma_mask ?? 0, dev.bus_dma_limit);
+}
+
+function hex16(v: number): string {
+  return `0x${v.toString(16).padStart(16, '0')}`;
+}
+
+/**
+ * dma_direct_map_phys: the address, a bounce address, or DMA_MAPPING_ERROR with the kernel's
+ * "overflow" WARN when the device cannot reach the buffer and swiotlb is off.
+ */
+export function dma_direct_map_phys(dev: Device, phys: number, size: number, dir: number, attrs: number): number {
+  const b = bouncer(dev);
+  if (b !== null && b.force) return b.map(dev, phys, size, dir, attrs);
+  if (!dma_capable(dev, phys, size)) {
+    if (b !== null && b.active) return b.map(dev, phys, size, dir, attrs);
+    dev.host.ctx.klog.warnOnce(`dma_direct_map_phys:${dev.name}`, 'dma_direct_map_phys',
+      `${dev.driver?.name ?? dev.bus.name} ${dev.name}: DMA addr ${hex16(phys)}+${size} overflow (mask ${formatMask(dev.dma_mask ?? 0)}, bus limit ${formatMask(dev.bus_dma_limit)}).`);
+    return DMA_MAPPING_ERROR;
+  }
+  return phys;
+}
+
+/** dma_direct_unmap_phys: sync for the CPU unless SKIP_CPU_SYNC, then release a bounce slot. */
+export function dma_direct_unmap_phys(dev: Device, addr: number, size: number, dir: number, attrs: number): void {
+  if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC)) dma_direct_sync_single_for_cpu(dev, addr, size, dir);
+  const b = bouncer(dev);
+  if (b !== null && b.isBuffer(addr)) b.unmap(dev, addr, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC);
+}
+
+export function dma_direct_sync_single_for_cpu(dev: Device, addr: number, size: number, dir: number): void {
+  const b = bouncer(dev);
+  if (b !== null && b.isBuffer(addr)) b.syncForCpu(dev, addr, size, dir);
+}
+
+export function dma_direct_sync_single_for_device(dev: Device, addr: number, size: number, dir: number): void {
+  const b = bouncer(dev);
+  if (b !== null && b.isBuffer(addr)) b.syncForDevice(dev, addr, size, dir);
+}
+
+/**
+ * dma_direct_map_sg: each entry on its own, dma_len = length; on the first failure the prefix is
+ * unmapped (SKIP_CPU_SYNC) and -EIO returned.
+ */
+export function dma_direct_map_sg(dev: Device, sgl: Scatterlist, nents: number, dir: number, attrs: number): number {
+  let sg: Scatterlist | null = sgl;
+  for (let i = 0; i < nents; i++) {
+    const s = sg as Scatterlist;
+    const addr = dma_direct_map_phys(dev, sg_phys(s), s.length, dir, attrs);
+    s.dma_address = addr;
+    if (addr === DMA_MAPPING_ERROR) {
+      dma_direct_unmap_sg(dev, sgl, i, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC);
+      return -EIO;
+    }
+    s.dma_length = s.length;
+    sg = sg_next(s);
+  }
+  return nents;
+}
+
+export function dma_direct_unmap_sg(dev: Device, sgl: Scatterlist, nents: number, dir: number, attrs: number): void {
+  let sg: Scatterlist | null = sgl;
+  for (let i = 0; i < nents && sg !== null; i++) {
+    dma_direct_unmap_phys(dev, sg.dma_address, sg.dma_length, dir, attrs);
+    sg = sg_next(sg);
+  }
+}
+
+function forEachSg(sgl: Scatterlist, nents: number, f: (sg: Scatterlist) => void): void {
+  let sg: Scatterlist | null = sgl;
+  for (let i = 0; i < nents && sg !== null; i++) {
+    f(sg);
+    sg = sg_next(sg);
+  }
+}
+
+/**
+ * dma_direct_max_mapping_size: swiotlb's limit when swiotlb is active for the device and the
+ * device is addressing-limited or bouncing is forced; else SIZE_MAX.
+ */
+export function dma_direct_max_mapping_size(dev: Device, mm: Mm): number {
+  const b = bouncer(dev);
+  if (b !== null && b.active && (b.force || dma_addressing_limited(dev, mm))) return b.maxMappingSize(dev);
+  return SIZE_MAX;
+}
+
+/** dma_addressing_limited: the device's reach is below the top of RAM. */
+export function dma_addressing_limited(dev: Device, mm: Mm): boolean {
+  const reach = minNotZero(dev.dma_mask ?? 0, dev.bus_dma_limit);
+  return reach < mm.maxPfn * PAGE_SIZE - 1;
+}
+
+/**
+ * dma_direct_alloc: zeroed pages from the zone the coherent mask can reach; the handle is the
+ * physical address; null when nothing reachable is free.
+ */
+export function dma_direct_alloc(dev: Device, mm: Mm, size: number, gfp: number): CoherentBuffer | null {
+  const mask = dev.coherent_dma_mask;
+  const zoneGfp = mask <= DMA_BIT_MASK(24) ? GFP_DMA : mask <= DMA_BIT_MASK(32) ? GFP_DMA32 : 0;
+  const order = getOrder(size);
+  if (dev.host.ctx.faults.shouldFail('coherent')) return null;
+  const pfn = mm.alloc_pages((gfp & ~(GFP_DMA | GFP_DMA32)) | zoneGfp | __GFP_ZERO, order, 'coherent');
+  if (pfn === null) return null;
+  const phys = pfn * PAGE_SIZE;
+  if (phys + size - 1 > mask) {
+    mm.__free_pages(pfn, order);
+    return null;
+  }
+  return { cpu_addr: mm.phys_to_virt(phys), dma_handle: phys };
+}
+
+/** dma_direct_free. */
+export function dma_direct_free(mm: Mm, size: number, buf: CoherentBuffer): void {
+  mm.__free_pages(Math.floor(mm.virt_to_phys(buf.cpu_addr) / PAGE_SIZE), getOrder(size));
+}
+
+/** The dma-direct backend of one machine. */
+export function directOps(mm: Mm): DmaOps {
+  return {
+    name: 'direct',
+    map_phys: dma_direct_map_phys,
+    unmap_phys: dma_direct_unmap_phys,
+    map_sg: dma_direct_map_sg,
+    unmap_sg: dma_direct_unmap_sg,
+    sync_single_for_cpu: dma_direct_sync_single_for_cpu,
+    sync_single_for_device: dma_direct_sync_single_for_device,
+    sync_sg_for_cpu: (dev, sgl, nents, dir) => forEachSg(sgl, nents, (sg) => dma_direct_sync_single_for_cpu(dev, sg.dma_address, sg.dma_length, dir)),
+    sync_sg_for_device: (dev, sgl, nents, dir) => forEachSg(sgl, nents, (sg) => dma_direct_sync_single_for_device(dev, sg.dma_address, sg.dma_length, dir)),
+    alloc: (dev, size, gfp) => dma_direct_alloc(dev, mm, size, gfp),
+    free: (_dev, size, buf) => dma_direct_free(mm, size, buf),
+    max_mapping_size: (dev) => dma_direct_max_mapping_size(dev, mm),
+    opt_mapping_size: () => SIZE_MAX,
+    merge_boundary: () => 0,
+  };
+}

@@ -1,0 +1,301 @@
+/**
+ * @module dma/mapping
+ * The DMA API (kernel/dma/mapping.c) with the kernel's names, arguments and return conventions:
+ * an address or DMA_MAPPING_ERROR; dma_map_sg_attrs 0 on error; dma_map_sgtable 0 or -errno with
+ * nents set only on success; an invalid direction is a BUG.
+ */
+import { EINVAL, EIO, ENOMEM, EREMOTEIO } from '../core/errno.ts';
+import { KernelBug, KernelError } from '../core/errors.ts';
+import type { Device } from '../device/device.ts';
+import type { Bound } from '../device/context.ts';
+import { PAGE_OFFSET, PAGE_SIZE } from '../mm/constants.ts';
+import { __GFP_COMP } from '../mm/gfp.ts';
+import { DMA_MAPPING_ERROR, type Scatterlist } from '../scatterlist/entry.ts';
+import type { SgTable } from '../scatterlist/table.ts';
+import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE } from './direction.ts';
+import { dmaOpsOf, dmaSystemOf, type CoherentBuffer } from './ops.ts';
+
+export { DMA_MAPPING_ERROR } from '../scatterlist/entry.ts';
+
+function checkDir(dir: number, fn: string): void {
+  if (!(dir === DMA_BIDIRECTIONAL || dir === 1 || dir === DMA_FROM_DEVICE)) {
+    throw new KernelBug(fn, `BUG_ON(!valid_dma_direction(dir)): dir ${String(dir)}`);
+  }
+}
+
+function checkSize(size: unknown, fn: string): number {
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new KernelError(EINVAL, fn, `expected a size in bytes, got ${String(size)}`, 'size');
+  return size;
+}
+
+function debug(dev: Device) {
+  return dmaSystemOf(dev.host.ctx).debug;
+}
+
+function noMask(dev: Device, fn: string): boolean {
+  if (dev.dma_mask !== null) return false;
+  dev.host.ctx.klog.warnOnce(`${fn}:nomask:${dev.name}`, fn, 'WARN_ON_ONCE(!dev->dma_mask)');
+  return true;
+}
+
+/**
+ * dma_map_phys: map [phys, phys+size) for the device.
+ * @returns the DMA address, or DMA_MAPPING_ERROR (check with dma_mapping_error).
+ */
+export function dma_map_phys(dev: Device, phys: number, size: number, dir: number, attrs = 0): number {
+  checkDir(dir, 'dma_map_phys');
+  checkSize(size, 'dma_map_phys');
+  if (noMask(dev, 'dma_map_phys')) return DMA_MAPPING_ERROR;
+  const addr = dmaOpsOf(dev).map_phys(dev, phys, size, dir, attrs);
+  debug(dev)?.mapPhys(dev, phys, size, dir, addr, attrs);
+  return addr;
+}
+
+/**
+ * dma_map_page_attrs: map `size` bytes at `offset` into page frame `page`.
+ * @example const addr = dma_map_page_attrs(dev, pfn, 0, 4096, DMA_TO_DEVICE, 0);
+ */
+export function dma_map_page_attrs(dev: Device, page: number, offset: number, size: number, dir: number, attrs = 0): number {
+  return dma_map_phys(dev, page * PAGE_SIZE + offset, size, dir, attrs);
+}
+
+/** dma_map_page. */
+export function dma_map_page(dev: Device, page: number, offset: number, size: number, dir: number): number {
+  return dma_map_page_attrs(dev, page, offset, size, dir, 0);
+}
+
+/**
+ * dma_map_single_attrs: map a direct-mapped (kmalloc'd) CPU buffer. A vmalloc address is refused
+ * (the kernel WARNs: it has no single physical range) with DMA_MAPPING_ERROR.
+ */
+export function dma_map_single_attrs(dev: Device, cpu_addr: number, size: number, dir: number, attrs = 0): number {
+  if (cpu_addr < PAGE_OFFSET || cpu_addr >= PAGE_OFFSET + 2 ** 48) {
+    dev.host.ctx.klog.warn('dma_map_single_attrs', `${dev.driver?.name ?? dev.bus.name} ${dev.name}: rejecting DMA map of vmalloc memory`);
+    return DMA_MAPPING_ERROR;
+  }
+  return dma_map_phys(dev, cpu_addr - PAGE_OFFSET, size, dir, attrs);
+}
+
+/** dma_map_single. */
+export function dma_map_single(dev: Device, cpu_addr: number, size: number, dir: number): number {
+  return dma_map_single_attrs(dev, cpu_addr, size, dir, 0);
+}
+
+/** dma_mapping_error: -ENOMEM for DMA_MAPPING_ERROR, else 0 (dma-debug marks the mapping checked). */
+export function dma_mapping_error(dev: Device, addr: number): number {
+  debug(dev)?.mappingError(dev, addr);
+  return addr === DMA_MAPPING_ERROR ? -ENOMEM : 0;
+}
+
+/** dma_unmap_phys. */
+export function dma_unmap_phys(dev: Device, addr: number, size: number, dir: number, attrs = 0): void {
+  checkDir(dir, 'dma_unmap_phys');
+  dmaOpsOf(dev).unmap_phys(dev, addr, size, dir, attrs);
+  debug(dev)?.unmapPhys(dev, addr, size, dir);
+}
+
+/** dma_unmap_page_attrs. */
+export function dma_unmap_page_attrs(dev: Device, addr: number, size: number, dir: number, attrs = 0): void {
+  dma_unmap_phys(dev, addr, size, dir, attrs);
+}
+
+/** dma_unmap_page. */
+export function dma_unmap_page(dev: Device, addr: number, size: number, dir: number): void {
+  dma_unmap_phys(dev, addr, size, dir, 0);
+}
+
+/** dma_unmap_single_attrs. */
+export function dma_unmap_single_attrs(dev: Device, addr: number, size: number, dir: number, attrs = 0): void {
+  dma_unmap_phys(dev, addr, size, dir, attrs);
+}
+
+/** dma_unmap_single. */
+export function dma_unmap_single(dev: Device, addr: number, size: number, dir: number): void {
+  dma_unmap_phys(dev, addr, size, dir, 0);
+}
+
+/**
+ * __dma_map_sg_attrs: mapped segments (> 0) or -EINVAL / -ENOMEM / -EIO / -EREMOTEIO (anything
+ * else a backend returns WARNs once and becomes -EIO).
+ */
+function __dma_map_sg_attrs(dev: Device, sgl: Scatterlist | null, nents: number, dir: number, attrs: number): number {
+  checkDir(dir, 'dma_map_sg_attrs');
+  if (noMask(dev, 'dma_map_sg_attrs')) return 0;
+  if (sgl === null || nents === 0) return -EINVAL;
+  const ents = dmaOpsOf(dev).map_sg(dev, sgl, nents, dir, attrs);
+  if (ents > 0) {
+    debug(dev)?.mapSg(dev, sgl, nents, ents, dir, attrs);
+    return ents;
+  }
+  if (ents !== -EINVAL && ents !== -ENOMEM && ents !== -EIO && ents !== -EREMOTEIO) {
+    dev.host.ctx.klog.warnOnce('__dma_map_sg_attrs:errno', '__dma_map_sg_attrs', `WARN_ON_ONCE(ents != -EINVAL && ents != -ENOMEM && ents != -EIO && ents != -EREMOTEIO): ents ${ents}`);
+    return -EIO;
+  }
+  return ents;
+}
+
+/**
+ * dma_map_sg_attrs: the number of DMA segments (may be fewer than nents), 0 on any error.
+ */
+export function dma_map_sg_attrs(dev: Device, sgl: Scatterlist | null, nents: number, dir: number, attrs = 0): number {
+  const r = __dma_map_sg_attrs(dev, sgl, nents, dir, attrs);
+  return r < 0 ? 0 : r;
+}
+
+/** dma_map_sg. */
+export function dma_map_sg(dev: Device, sgl: Scatterlist | null, nents: number, dir: number): number {
+  return dma_map_sg_attrs(dev, sgl, nents, dir, 0);
+}
+
+/**
+ * dma_unmap_sg_attrs: `nents` must be what was passed to dma_map_sg (not the mapped count).
+ * dma-debug checks before the real unmap.
+ */
+export function dma_unmap_sg_attrs(dev: Device, sgl: Scatterlist | null, nents: number, dir: number, attrs = 0): void {
+  checkDir(dir, 'dma_unmap_sg_attrs');
+  if (sgl === null) return;
+  debug(dev)?.unmapSg(dev, sgl, nents, dir);
+  dmaOpsOf(dev).unmap_sg(dev, sgl, nents, dir, attrs);
+}
+
+/** dma_unmap_sg. */
+export function dma_unmap_sg(dev: Device, sgl: Scatterlist | null, nents: number, dir: number): void {
+  dma_unmap_sg_attrs(dev, sgl, nents, dir, 0);
+}
+
+/**
+ * dma_map_sgtable: map orig_nents entries; on success sgt.nents = mapped count and 0; on failure
+ * the negative errno, nents untouched.
+ * @example if (dma_map_sgtable(dev, sgt, DMA_TO_DEVICE, 0) === 0) for (const s of for_each_sgtable_dma_sg(sgt)) ...
+ */
+export function dma_map_sgtable(dev: Device, sgt: SgTable, dir: number, attrs = 0): number {
+  const n = __dma_map_sg_attrs(dev, sgt.sgl, sgt.orig_nents, dir, attrs);
+  if (n < 0) return n;
+  sgt.nents = n;
+  return 0;
+}
+
+/** dma_unmap_sgtable: unmaps orig_nents entries. */
+export function dma_unmap_sgtable(dev: Device, sgt: SgTable, dir: number, attrs = 0): void {
+  dma_unmap_sg_attrs(dev, sgt.sgl, sgt.orig_nents, dir, attrs);
+}
+
+/** dma_sync_single_for_cpu: make the device's writes visible to the CPU (bounce copies back). */
+export function dma_sync_single_for_cpu(dev: Device, addr: number, size: number, dir: number): void {
+  checkDir(dir, 'dma_sync_single_for_cpu');
+  dmaOpsOf(dev).sync_single_for_cpu(dev, addr, size, dir);
+  debug(dev)?.syncSingleForCpu(dev, addr, size, dir);
+}
+
+/** dma_sync_single_for_device: hand the buffer back to the device (bounce copies out). */
+export function dma_sync_single_for_device(dev: Device, addr: number, size: number, dir: number): void {
+  checkDir(dir, 'dma_sync_single_for_device');
+  dmaOpsOf(dev).sync_single_for_device(dev, addr, size, dir);
+  debug(dev)?.syncSingleForDevice(dev, addr, size, dir);
+}
+
+/** dma_sync_sg_for_cpu: `nents` as passed to dma_map_sg. */
+export function dma_sync_sg_for_cpu(dev: Device, sgl: Scatterlist, nents: number, dir: number): void {
+  checkDir(dir, 'dma_sync_sg_for_cpu');
+  dmaOpsOf(dev).sync_sg_for_cpu(dev, sgl, nents, dir);
+  debug(dev)?.syncSgForCpu(dev, sgl, nents, dir);
+}
+
+/** dma_sync_sg_for_device. */
+export function dma_sync_sg_for_device(dev: Device, sgl: Scatterlist, nents: number, dir: number): void {
+  checkDir(dir, 'dma_sync_sg_for_device');
+  dmaOpsOf(dev).sync_sg_for_device(dev, sgl, nents, dir);
+  debug(dev)?.syncSgForDevice(dev, sgl, nents, dir);
+}
+
+/** dma_sync_sgtable_for_cpu (orig_nents). */
+export function dma_sync_sgtable_for_cpu(dev: Device, sgt: SgTable, dir: number): void {
+  if (sgt.sgl !== null) dma_sync_sg_for_cpu(dev, sgt.sgl, sgt.orig_nents, dir);
+}
+
+/** dma_sync_sgtable_for_device (orig_nents). */
+export function dma_sync_sgtable_for_device(dev: Device, sgt: SgTable, dir: number): void {
+  if (sgt.sgl !== null) dma_sync_sg_for_device(dev, sgt.sgl, sgt.orig_nents, dir);
+}
+
+/**
+ * dma_alloc_attrs: a coherent buffer, or null. Refuses __GFP_COMP; zone flags are taken from the
+ * coherent mask, not the caller.
+ * @example const buf = dma_alloc_coherent(dev, 8192, GFP_KERNEL); buf?.dma_handle
+ */
+export function dma_alloc_attrs(dev: Device, size: number, gfp: number, attrs = 0): CoherentBuffer | null {
+  checkSize(size, 'dma_alloc_attrs');
+  if (dev.coherent_dma_mask === 0) {
+    dev.host.ctx.klog.warnOnce(`dma_alloc_attrs:mask:${dev.name}`, 'dma_alloc_attrs', 'WARN_ON_ONCE(!dev->coherent_dma_mask)');
+    return null;
+  }
+  if (gfp & __GFP_COMP) {
+    dev.host.ctx.klog.warnOnce('dma_alloc_attrs:comp', 'dma_alloc_attrs', 'WARN_ON_ONCE(flag & __GFP_COMP)');
+    return null;
+  }
+  if (size === 0) return null;
+  const buf = dmaOpsOf(dev).alloc(dev, size, gfp, attrs);
+  if (buf !== null) debug(dev)?.allocCoherent(dev, size, buf, attrs);
+  return buf;
+}
+
+/** dma_alloc_coherent. */
+export function dma_alloc_coherent(dev: Device, size: number, gfp: number): CoherentBuffer | null {
+  return dma_alloc_attrs(dev, size, gfp, 0);
+}
+
+/** dma_free_attrs. */
+export function dma_free_attrs(dev: Device, size: number, buf: CoherentBuffer, attrs = 0): void {
+  debug(dev)?.freeCoherent(dev, size, buf);
+  dmaOpsOf(dev).free(dev, size, buf, attrs);
+}
+
+/** dma_free_coherent. */
+export function dma_free_coherent(dev: Device, size: number, buf: CoherentBuffer): void {
+  dma_free_attrs(dev, size, buf, 0);
+}
+
+/**
+ * dmam_alloc_coherent: a coherent buffer freed automatically at unbind (devres).
+ * @throws KernelError ENODEV for an unbound device.
+ */
+export function dmam_alloc_coherent(dev: Device<Bound>, size: number, gfp: number): CoherentBuffer | null {
+  dev.assertBound('dmam_alloc_coherent');
+  const buf = dma_alloc_attrs(dev, size, gfp, 0);
+  if (buf === null) return null;
+  dev.devres.add(managedAction(dev, size, buf));
+  return buf;
+}
+
+const managed = new WeakMap<CoherentBuffer, { release: () => void; name: string }>();
+
+function managedAction(dev: Device, size: number, buf: CoherentBuffer) {
+  const action = { name: 'dmam_alloc_coherent', release: () => dma_free_attrs(dev, size, buf, 0) };
+  managed.set(buf, action);
+  return action;
+}
+
+/** dmam_free_coherent: free now and drop the devres entry (WARN when it is not found). */
+export function dmam_free_coherent(dev: Device, size: number, buf: CoherentBuffer): void {
+  const action = managed.get(buf);
+  if (action === undefined || !dev.devres.remove(action)) {
+    dev.host.ctx.klog.warn('dmam_free_coherent', 'WARN_ON(devres_destroy(dev, dmam_release, dmam_match, &match_data))');
+  }
+  dma_free_attrs(dev, size, buf, 0);
+}
+
+/** dma_max_mapping_size: the largest single mapping the device's backend allows. */
+export function dma_max_mapping_size(dev: Device): number {
+  return dmaOpsOf(dev).max_mapping_size(dev);
+}
+
+/** dma_opt_mapping_size: min(max mapping size, the backend's optimal size). */
+export function dma_opt_mapping_size(dev: Device): number {
+  const ops = dmaOpsOf(dev);
+  return Math.min(ops.max_mapping_size(dev), ops.opt_mapping_size(dev));
+}
+
+/** dma_get_merge_boundary: 0 when the backend cannot merge. */
+export function dma_get_merge_boundary(dev: Device): number {
+  return dmaOpsOf(dev).merge_boundary(dev);
+}

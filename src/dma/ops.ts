@@ -1,0 +1,95 @@
+/**
+ * @module dma/ops
+ * The backends behind the DMA API (dma-direct, dma-iommu) and the per-machine DMA state they
+ * share: the swiotlb bounce pool, forced bouncing, and the dma-debug hooks.
+ */
+import type { KernelContext } from '../core/context.ts';
+import type { Device } from '../device/device.ts';
+import type { Scatterlist } from '../scatterlist/entry.ts';
+
+/** A coherent allocation: the CPU's virtual address and the device's DMA handle. */
+export interface CoherentBuffer { readonly cpu_addr: number; readonly dma_handle: number }
+
+/** One DMA backend (struct dma_map_ops, as dispatched by kernel/dma/mapping.c). */
+export interface DmaOps {
+  readonly name: 'direct' | 'iommu';
+  map_phys(dev: Device, phys: number, size: number, dir: number, attrs: number): number;
+  unmap_phys(dev: Device, addr: number, size: number, dir: number, attrs: number): void;
+  /** Mapped entries (> 0) or a negative errno. */
+  map_sg(dev: Device, sgl: Scatterlist, nents: number, dir: number, attrs: number): number;
+  unmap_sg(dev: Device, sgl: Scatterlist, nents: number, dir: number, attrs: number): void;
+  sync_single_for_cpu(dev: Device, addr: number, size: number, dir: number): void;
+  sync_single_for_device(dev: Device, addr: number, size: number, dir: number): void;
+  sync_sg_for_cpu(dev: Device, sgl: Scatterlist, nents: number, dir: number): void;
+  sync_sg_for_device(dev: Device, sgl: Scatterlist, nents: number, dir: number): void;
+  alloc(dev: Device, size: number, gfp: number, attrs: number): CoherentBuffer | null;
+  free(dev: Device, size: number, buf: CoherentBuffer, attrs: number): void;
+  max_mapping_size(dev: Device): number;
+  opt_mapping_size(dev: Device): number;
+  /** dma_get_merge_boundary: 0 means cannot merge. */
+  merge_boundary(dev: Device): number;
+}
+
+/** What dma-direct needs from swiotlb (satisfied by the machine's swiotlb pool). */
+export interface Bouncer {
+  /** swiotlb is set up and has slots. */
+  readonly active: boolean;
+  /** swiotlb=force: every streaming mapping bounces. */
+  readonly force: boolean;
+  /** swiotlb_map: bounce address (a DMA address) or DMA_MAPPING_ERROR. */
+  map(dev: Device, phys: number, size: number, dir: number, attrs: number): number;
+  /** Is `phys` inside the pool? */
+  isBuffer(phys: number): boolean;
+  /** swiotlb_tbl_unmap_single. */
+  unmap(dev: Device, tlbAddr: number, size: number, dir: number, attrs: number): void;
+  syncForCpu(dev: Device, tlbAddr: number, size: number, dir: number): void;
+  syncForDevice(dev: Device, tlbAddr: number, size: number, dir: number): void;
+  maxMappingSize(dev: Device): number;
+}
+
+/** dma-debug hooks, called at the kernel's points in each API call. */
+export interface DmaDebugHooks {
+  mapPhys(dev: Device, phys: number, size: number, dir: number, addr: number, attrs: number): void;
+  mappingError(dev: Device, addr: number): void;
+  unmapPhys(dev: Device, addr: number, size: number, dir: number): void;
+  mapSg(dev: Device, sgl: Scatterlist, nents: number, mapped: number, dir: number, attrs: number): void;
+  unmapSg(dev: Device, sgl: Scatterlist, nents: number, dir: number): void;
+  syncSingleForCpu(dev: Device, addr: number, size: number, dir: number): void;
+  syncSingleForDevice(dev: Device, addr: number, size: number, dir: number): void;
+  syncSgForCpu(dev: Device, sgl: Scatterlist, nents: number, dir: number): void;
+  syncSgForDevice(dev: Device, sgl: Scatterlist, nents: number, dir: number): void;
+  allocCoherent(dev: Device, size: number, buf: CoherentBuffer, attrs: number): void;
+  freeCoherent(dev: Device, size: number, buf: CoherentBuffer): void;
+}
+
+/** The DMA state of one machine. */
+export interface DmaSystem {
+  /** dma-direct for this machine's memory. */
+  readonly direct: DmaOps;
+  bouncer: Bouncer | null;
+  debug: DmaDebugHooks | null;
+  /** The backend of each device (absent: dma-direct). */
+  readonly ops: WeakMap<Device, DmaOps>;
+}
+
+const systems = new WeakMap<KernelContext, DmaSystem>();
+
+/** Set up the DMA state of a machine (its dma-direct backend; no swiotlb, no debug yet). */
+export function initDmaSystem(ctx: KernelContext, direct: DmaOps): DmaSystem {
+  const s: DmaSystem = { direct, bouncer: null, debug: null, ops: new WeakMap() };
+  systems.set(ctx, s);
+  return s;
+}
+
+/** The DMA state of a machine. */
+export function dmaSystemOf(ctx: KernelContext): DmaSystem {
+  const s = systems.get(ctx);
+  if (s === undefined) throw new Error(`DMA is not set up for ${ctx.name} (devices live on a Machine)`);
+  return s;
+}
+
+/** The backend serving `dev` (get_dma_ops / use_dma_iommu dispatch). */
+export function dmaOpsOf(dev: Device): DmaOps {
+  const s = dmaSystemOf(dev.host.ctx);
+  return s.ops.get(dev) ?? s.direct;
+}
