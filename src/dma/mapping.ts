@@ -12,13 +12,13 @@ import { PAGE_OFFSET, PAGE_SIZE } from '../mm/constants.ts';
 import { __GFP_COMP } from '../mm/gfp.ts';
 import { DMA_MAPPING_ERROR, type Scatterlist } from '../scatterlist/entry.ts';
 import type { SgTable } from '../scatterlist/table.ts';
-import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE } from './direction.ts';
+import { valid_dma_direction } from './direction.ts';
 import { dmaOpsOf, dmaSystemOf, type CoherentBuffer } from './ops.ts';
 
 export { DMA_MAPPING_ERROR } from '../scatterlist/entry.ts';
 
 function checkDir(dir: number, fn: string): void {
-  if (!(dir === DMA_BIDIRECTIONAL || dir === 1 || dir === DMA_FROM_DEVICE)) {
+  if (!valid_dma_direction(dir)) {
     throw new KernelBug(fn, `BUG_ON(!valid_dma_direction(dir)): dir ${String(dir)}`);
   }
 }

@@ -7,3 +7,5 @@ export { FreeArea } from './buddy.ts';
 export * from './vmalloc.ts';
 export * from './mm.ts';
 export * from './fragment.ts';
+export * from './slab.ts';
+export * from './safe.ts';

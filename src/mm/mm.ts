@@ -14,6 +14,7 @@ import { formatGfp, gfpZone, GFP_KERNEL, __GFP_NOFAIL, __GFP_NOWARN, __GFP_ZERO 
 import { parseRam, zoneSpans, type PfnRange, type RamRangeSpec } from './layout.ts';
 import { OWNER_ID, PageMeta, PG_ALLOCATED, PG_RESERVED, type Owner } from './page-meta.ts';
 import { VmapSpace, VmArea } from './vmalloc.ts';
+import { Kmalloc } from './slab.ts';
 import { parseSize, type Size } from '../core/size.ts';
 
 /** How to build a memory model. */
@@ -52,6 +53,8 @@ export class Mm implements PhysMemory {
   readonly #areas = new Map<number, VmArea>();
   /** Pages handed out by the page allocator and not yet freed. */
   #allocatedPages = 0;
+  /** kmalloc / kfree for small physically contiguous objects. */
+  readonly slab: Kmalloc;
 
   constructor(ctx: KernelContext, opts: MmOptions) {
     this.#ctx = ctx;
@@ -65,6 +68,7 @@ export class Mm implements PhysMemory {
       prev = r.endPfn;
     }
     this.meta.state.fill(PG_RESERVED, 0, Math.min(reserve, this.maxPfn));
+    this.slab = new Kmalloc(this, ctx);
     this.zones = zoneSpans(this.ram).map((span) => {
       const area = new FreeArea(span);
       for (const r of span.ram) freeRange(area, Math.max(r.startPfn, reserve), r.endPfn);
@@ -210,6 +214,21 @@ export class Mm implements PhysMemory {
     const pfn = Math.floor(this.virt_to_phys(virt) / PAGE_SIZE);
     const pages = pageAlign(size) / PAGE_SIZE;
     for (let i = 0; i < pages; i++) this.__free_pages(pfn + i, 0);
+  }
+
+  /** kmalloc: a physically contiguous object; its direct-map address or null. */
+  kmalloc(size: number, gfp: number = GFP_KERNEL): number | null {
+    return this.slab.kmalloc(size, gfp);
+  }
+
+  /** kzalloc. */
+  kzalloc(size: number, gfp: number = GFP_KERNEL): number | null {
+    return this.slab.kzalloc(size, gfp);
+  }
+
+  /** kfree. */
+  kfree(addr: number | null): void {
+    this.slab.kfree(addr);
   }
 
   // ---------------------------------------------------------------- contents
