@@ -5,3 +5,4 @@ export * from './ops.ts';
 export * from './params.ts';
 export * from './direct.ts';
 export * from './mapping.ts';
+export * from './iommu-sg.ts';
