@@ -7,4 +7,5 @@ export * from './mm/index.ts';
 export * from './scatterlist/index.ts';
 export * from './device/index.ts';
 export * from './dma/index.ts';
+export * from './iommu/index.ts';
 export * from './sim/index.ts';

@@ -1,0 +1,4 @@
+/** @module iommu: the IOVA allocator with range caches, IO page tables, IOTLB, domains and faults. */
+export * from './iova.ts';
+export * from './iova-rbtree.ts';
+export * from './iova-rcache.ts';
