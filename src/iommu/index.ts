@@ -2,3 +2,4 @@
 export * from './iova.ts';
 export * from './iova-rbtree.ts';
 export * from './iova-rcache.ts';
+export * from './flush-queue.ts';
