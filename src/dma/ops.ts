@@ -38,6 +38,8 @@ export interface Bouncer {
   readonly force: boolean;
   /** swiotlb_map: bounce address (a DMA address) or DMA_MAPPING_ERROR. */
   map(dev: Device, phys: number, size: number, dir: number, attrs: number): number;
+  /** swiotlb_tbl_map_single with an allocation alignment mask (dma-iommu bounces whole granules). */
+  mapAligned(dev: Device, phys: number, size: number, alignMask: number, dir: number, attrs: number): number;
   /** Is `phys` inside the pool? */
   isBuffer(phys: number): boolean;
   /** swiotlb_tbl_unmap_single. */
@@ -45,6 +47,8 @@ export interface Bouncer {
   syncForCpu(dev: Device, tlbAddr: number, size: number, dir: number): void;
   syncForDevice(dev: Device, tlbAddr: number, size: number, dir: number): void;
   maxMappingSize(dev: Device): number;
+  /** The pool itself, for reports and the auditor. */
+  readonly pool?: unknown;
 }
 
 /** dma-debug hooks, called at the kernel's points in each API call. */

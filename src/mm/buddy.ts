@@ -138,6 +138,29 @@ export class FreeArea {
   }
 }
 
+/**
+ * Take the free pages [start, end) out of the free lists (every page must be free). Blocks that
+ * straddle the range give their outside parts back. Returns false, changing nothing, when a page
+ * in the range is not free.
+ */
+export function carveRange(area: FreeArea, start: number, end: number): boolean {
+  const hit: Array<[number, number]> = [];
+  let covered = 0;
+  for (const [pfn, o] of area.blocks()) {
+    const bEnd = pfn + 2 ** o;
+    if (bEnd <= start || pfn >= end) continue;
+    hit.push([pfn, o]);
+    covered += Math.min(bEnd, end) - Math.max(pfn, start);
+  }
+  if (covered !== end - start) return false;
+  for (const [pfn, o] of hit) {
+    area.remove(pfn, o);
+    if (pfn < start) freeRange(area, pfn, start);
+    if (pfn + 2 ** o > end) freeRange(area, end, pfn + 2 ** o);
+  }
+  return true;
+}
+
 /** Free the RAM range [start, end) as maximal aligned blocks (memblock_free_all). */
 export function freeRange(area: FreeArea, start: number, end: number): void {
   let pfn = start;

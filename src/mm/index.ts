@@ -9,3 +9,4 @@ export * from './mm.ts';
 export * from './fragment.ts';
 export * from './slab.ts';
 export * from './safe.ts';
+export * from './audit.ts';

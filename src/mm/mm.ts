@@ -8,7 +8,7 @@ import { EFAULT, EINVAL } from '../core/errno.ts';
 import { KernelBug, KernelError } from '../core/errors.ts';
 import { checkInt } from '../core/args.ts';
 import { MAX_PAGE_ORDER, PAGE_OFFSET, PAGE_SIZE, pageAlign } from './constants.ts';
-import { FreeArea, freeRange } from './buddy.ts';
+import { carveRange, FreeArea, freeRange } from './buddy.ts';
 import { PhysContents, type PhysMemory } from '../core/sparse-memory.ts';
 import { formatGfp, gfpZone, GFP_KERNEL, __GFP_NOFAIL, __GFP_NOWARN, __GFP_ZERO } from './gfp.ts';
 import { parseRam, zoneSpans, type PfnRange, type RamRangeSpec } from './layout.ts';
@@ -214,6 +214,29 @@ export class Mm implements PhysMemory {
     const pfn = Math.floor(this.virt_to_phys(virt) / PAGE_SIZE);
     const pages = pageAlign(size) / PAGE_SIZE;
     for (let i = 0; i < pages; i++) this.__free_pages(pfn + i, 0);
+  }
+
+  /**
+   * Boot-time allocation of `bytes` of physically contiguous memory below `limit` (memblock_alloc_low,
+   * top-down as on x86): the highest free range that fits. Returns its physical address or -1.
+   * The pages are owned by `owner` and never freed.
+   */
+  memblockAllocLow(bytes: number, limit: number, owner: Owner): number {
+    const pages = Math.ceil(bytes / PAGE_SIZE);
+    for (let r = this.ram.length - 1; r >= 0; r--) {
+      const range = this.ram[r] as PfnRange;
+      const top = Math.min(range.endPfn, Math.floor(limit / PAGE_SIZE));
+      for (let start = top - pages; start >= range.startPfn; start -= 1024) {
+        const zone = this.zones.find((z) => start >= z.span.startPfn && start + pages <= z.span.endPfn);
+        if (zone === undefined || !carveRange(zone, start, start + pages)) continue;
+        this.meta.state.fill(PG_ALLOCATED | 0x2, start, start + pages);
+        this.meta.refcount.fill(1, start, start + pages);
+        this.meta.owner.fill(OWNER_ID[owner], start, start + pages);
+        this.#allocatedPages += pages;
+        return start * PAGE_SIZE;
+      }
+    }
+    return -1;
   }
 
   /** kmalloc: a physically contiguous object; its direct-map address or null. */

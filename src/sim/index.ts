@@ -1,3 +1,4 @@
 /** @module sim: the Machine, scenarios and reports. */
 export * from './machine.ts';
 export * from './report.ts';
+export * from './audit.ts';

@@ -14,9 +14,11 @@ import type { Logger } from 'pino';
 import { fragment, type FragmentOptions, type FragmentResult } from '../mm/fragment.ts';
 import type { RamRangeSpec } from '../mm/layout.ts';
 import { Mm } from '../mm/mm.ts';
+import { auditMm } from '../mm/audit.ts';
+import { Auditor, type AuditViolation } from './audit.ts';
 import { Bus, type BusHost } from '../device/bus.ts';
 import { directOps } from '../dma/direct.ts';
-import { initDmaSystem } from '../dma/ops.ts';
+import { initDmaSystem, type DmaSystem } from '../dma/ops.ts';
 
 /** How to build a machine. */
 export interface MachineOptions {
@@ -58,6 +60,12 @@ export class Machine implements KernelContext {
   }
   /** What the boot-time fragmentation did, if asked for. */
   readonly bootFragment: FragmentResult | undefined;
+  /** The DMA state: backends, bouncer, debug hooks. */
+  readonly dma: DmaSystem;
+  /** The consistency checks behind audit(). */
+  readonly auditor = new Auditor();
+  /** The CPU the current call runs on (per-CPU caches and swiotlb areas use it). */
+  currentCpu = 0;
   /** The PCI bus. */
   readonly pci: Bus;
   /** The platform bus. */
@@ -74,10 +82,33 @@ export class Machine implements KernelContext {
     this.logger = ctx.logger;
     this.rng = new Rng(this.seed);
     this.mm = new Mm(this, { memory: opts.memory, ...(opts.lowReserve === undefined ? {} : { lowReserve: opts.lowReserve }) });
+    this.dma = initDmaSystem(this, directOps(this.mm));
     this.bootFragment = opts.fragment === undefined ? undefined : fragment(this.mm, { seed: this.seed, ...opts.fragment });
-    initDmaSystem(this, directOps(this.mm));
     const host: BusHost = { ctx: this, memory: this.mm };
     this.pci = new Bus('pci', host);
     this.platform = new Bus('platform', host);
+    this.auditor.add({ name: 'mm', run: () => auditMm(this.mm) });
+    this.auditor.add({ name: 'devres', run: () => this.#auditDevres() });
   }
+
+  /**
+   * Check every layer's accounting against the others: pages, swiotlb slots, devres of unbound
+   * devices, and whatever later layers registered. Empty when the machine is sound.
+   * @example expect(machine.audit()).toEqual([])
+   */
+  audit(): AuditViolation[] {
+    return this.auditor.run();
+  }
+
+  #auditDevres(): string[] {
+    const out: string[] = [];
+    for (const bus of [this.pci, this.platform]) {
+      for (const dev of bus.devices.values()) {
+        if (!dev.isBound && dev.devres.size > 0) out.push(`${dev.name} is unbound but holds devres: ${dev.devres.names().join(', ')}`);
+      }
+    }
+    return out;
+  }
+
+
 }

@@ -1,0 +1,41 @@
+/**
+ * @module sim/audit
+ * machine.audit(): every layer's accounting checked against every other's. Each layer registers
+ * a named check; a check returns the violations it finds (empty when sound).
+ */
+
+/** One registered check. */
+export interface AuditCheck {
+  readonly name: string;
+  run(): string[];
+}
+
+/** A violation, tagged with the check that found it. */
+export interface AuditViolation {
+  readonly check: string;
+  readonly message: string;
+}
+
+/**
+ * The checks of one machine.
+ * @example machine.auditor.add({ name: 'mm', run: () => auditMm(machine.mm) })
+ */
+export class Auditor {
+  readonly #checks: AuditCheck[] = [];
+
+  add(check: AuditCheck): void {
+    this.#checks.push(check);
+  }
+
+  /** Run every check; empty when the machine is sound. */
+  run(): AuditViolation[] {
+    const out: AuditViolation[] = [];
+    for (const c of this.#checks) for (const m of c.run()) out.push({ check: c.name, message: m });
+    return out;
+  }
+
+  /** Names of the registered checks. */
+  names(): string[] {
+    return this.#checks.map((c) => c.name);
+  }
+}

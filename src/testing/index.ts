@@ -1,0 +1,124 @@
+/**
+ * @module testing
+ * vitest helpers for driver tests: a one-line machine, matchers that ask the machine what the
+ * kernel would report, and a runner that repeats an operation once per injected failure point.
+ *
+ * @example
+ * import { expect, it } from 'vitest';
+ * import { testMachine, installDmasimMatchers } from 'dmasim/testing';
+ * installDmasimMatchers(expect);
+ * it('maps and unmaps cleanly', () => {
+ *   const { machine, dev } = testMachine();
+ *   // ... driver code ...
+ *   expect(machine).toHaveNoDmaLeaks();
+ * });
+ */
+import type { FaultKind } from '../core/fault.ts';
+import type { Device } from '../device/device.ts';
+import type { DmaFault } from '../device/dma-engine.ts';
+import type { DeviceOptions } from '../device/device.ts';
+import { Machine, type MachineOptions } from '../sim/machine.ts';
+import type { ExpectStatic } from 'vitest';
+
+/** A machine and one PCI device, ready for a driver test. */
+export interface TestMachine {
+  readonly machine: Machine;
+  readonly dev: Device;
+}
+
+/**
+ * A small machine with one PCI device (64-bit masks unless told otherwise).
+ * @example const { machine, dev } = testMachine({ memory: '8G' }, { dmaMask: 32 });
+ */
+export function testMachine(opts: Partial<MachineOptions> = {}, device: Partial<DeviceOptions> = {}): TestMachine {
+  const machine = new Machine({ memory: '1G', ...opts });
+  const dev = machine.pci.addDevice({ name: '0000:01:00.0', dmaMask: 64, coherentDmaMask: 64, ...device });
+  return { machine, dev };
+}
+
+/** What one failure point gave. */
+export interface FailurePointResult<T> {
+  /** 1-based index of the allocation that was failed. */
+  readonly k: number;
+  readonly result: T | undefined;
+  readonly error: unknown;
+  /** audit() right after (and after `cleanup`). */
+  readonly violations: ReturnType<Machine['audit']>;
+}
+
+/**
+ * Run `op` on a fresh machine once per allocation point of `kind`: fail allocation k for k = 1, 2,
+ * ... until the operation succeeds with nothing injected. `cleanup` undoes a success; then the
+ * machine is audited. Returns one record per failure point (the last one is the success).
+ * @example
+ * const runs = forEachFailurePoint('page', () => testMachine(), ({ machine }) => machine.mm.vmalloc(8192));
+ * for (const r of runs) expect(r.violations).toEqual([]);
+ */
+export function forEachFailurePoint<T, M extends { machine: Machine }>(
+  kind: FaultKind, make: () => M, op: (m: M) => T, cleanup?: (m: M, result: T) => void, limit = 10_000,
+): FailurePointResult<T>[] {
+  const out: FailurePointResult<T>[] = [];
+  for (let k = 1; k <= limit; k++) {
+    const m = make();
+    m.machine.faults.inject(kind, { nth: k });
+    let result: T | undefined;
+    let error: unknown;
+    try {
+      result = op(m);
+    } catch (e) {
+      error = e;
+    }
+    const injected = m.machine.faults.injected[kind] > 0;
+    if (!injected && error === undefined && cleanup !== undefined) cleanup(m, result as T);
+    out.push({ k, result, error, violations: m.machine.audit() });
+    if (!injected) return out;
+  }
+  throw new Error(`forEachFailurePoint: still failing after ${limit} injection points`);
+}
+
+
+function asMachine(v: unknown): Machine {
+  if (!(v instanceof Machine)) throw new TypeError('expected a dmasim Machine');
+  return v;
+}
+
+/**
+ * Register dmasim's matchers on vitest's `expect`:
+ * - `toHaveNoDmaLeaks()`: audit() is clean (pages, swiotlb slots, devres, IOVAs, mappings);
+ * - `toHaveNoDmaDebugErrors()`: dma-debug counted no error and no WARN was recorded;
+ * - `toHaveFaulted({ device?, iova? })`: some device took a DMA fault matching the pattern.
+ */
+export function installDmasimMatchers(expect: ExpectStatic): void {
+  expect.extend({
+    toHaveNoDmaLeaks(received: unknown) {
+      const v = asMachine(received).audit();
+      return { pass: v.length === 0, message: () => (v.length === 0 ? 'expected leaks, found none' : `expected no leaks, found:\n${v.map((x) => `  [${x.check}] ${x.message}`).join('\n')}`) };
+    },
+    toHaveNoDmaDebugErrors(received: unknown) {
+      const m = asMachine(received);
+      const warns = m.klog.warnings();
+      const errorCount = m.dma.debug === null ? 0 : (m.dma.debug as unknown as { errorCount?: number }).errorCount ?? 0;
+      const pass = warns.length === 0 && errorCount === 0;
+      return { pass, message: () => (pass ? 'expected dma-debug errors, found none' : `expected no DMA errors, found ${errorCount} dma-debug error(s) and WARNs:\n${warns.map((w) => `  ${w.fn}: ${w.message}`).join('\n')}`) };
+    },
+    toHaveFaulted(received: unknown, pattern: { device?: string; iova?: number } = {}) {
+      const m = asMachine(received);
+      const faults: DmaFault[] = [];
+      for (const bus of [m.pci, m.platform]) for (const d of bus.devices.values()) faults.push(...d.dma.faults);
+      const hit = faults.some((f) => (pattern.device === undefined || f.device === pattern.device) && (pattern.iova === undefined || (pattern.iova >= f.iova && pattern.iova < f.iova + Math.max(1, f.length))));
+      return { pass: hit, message: () => (hit ? `expected no fault matching ${JSON.stringify(pattern)}` : `expected a fault matching ${JSON.stringify(pattern)}, saw ${JSON.stringify(faults)}`) };
+    },
+  });
+}
+
+/** The matchers installDmasimMatchers adds. */
+export interface DmasimMatchers<R = unknown> {
+  toHaveNoDmaLeaks(): R;
+  toHaveNoDmaDebugErrors(): R;
+  toHaveFaulted(pattern?: { device?: string; iova?: number }): R;
+}
+
+declare module 'vitest' {
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
+  interface Matchers<T = any> extends DmasimMatchers<T> {}
+}
