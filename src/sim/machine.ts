@@ -15,10 +15,15 @@ import { fragment, type FragmentOptions, type FragmentResult } from '../mm/fragm
 import type { RamRangeSpec } from '../mm/layout.ts';
 import { Mm } from '../mm/mm.ts';
 import { auditMm } from '../mm/audit.ts';
+import { swiotlbAudit } from '../dma/swiotlb/audit.ts';
 import { Auditor, type AuditViolation } from './audit.ts';
 import { Bus, type BusHost } from '../device/bus.ts';
 import { directOps } from '../dma/direct.ts';
 import { initDmaSystem, type DmaSystem } from '../dma/ops.ts';
+import { swiotlbBouncer } from '../dma/swiotlb-bouncer.ts';
+import { SwiotlbPool } from '../dma/swiotlb/pool.ts';
+import { parseSize } from '../core/size.ts';
+import { ZONE_DMA32_LIMIT } from '../mm/constants.ts';
 
 /** How to build a machine. */
 export interface MachineOptions {
@@ -34,6 +39,12 @@ export interface MachineOptions {
   readonly lowReserve?: Size;
   /** Fragment free memory right after boot. */
   readonly fragment?: FragmentOptions;
+  /**
+   * The swiotlb bounce pool, placed below 4 GiB at boot. Default: 64 MiB when RAM reaches above
+   * 4 GiB (as x86's pci_swiotlb_detect), none otherwise; `force` bounces every streaming mapping
+   * (swiotlb=force, confidential guests). `false` for none.
+   */
+  readonly swiotlb?: false | { readonly size?: Size; readonly force?: boolean; readonly areas?: number };
 }
 
 let machineCount = 0;
@@ -60,6 +71,8 @@ export class Machine implements KernelContext {
   }
   /** What the boot-time fragmentation did, if asked for. */
   readonly bootFragment: FragmentResult | undefined;
+  /** The swiotlb pool, if any. */
+  readonly swiotlb: SwiotlbPool | null;
   /** The DMA state: backends, bouncer, debug hooks. */
   readonly dma: DmaSystem;
   /** The consistency checks behind audit(). */
@@ -83,11 +96,16 @@ export class Machine implements KernelContext {
     this.rng = new Rng(this.seed);
     this.mm = new Mm(this, { memory: opts.memory, ...(opts.lowReserve === undefined ? {} : { lowReserve: opts.lowReserve }) });
     this.dma = initDmaSystem(this, directOps(this.mm));
+    this.swiotlb = this.#setupSwiotlb(opts.swiotlb);
     this.bootFragment = opts.fragment === undefined ? undefined : fragment(this.mm, { seed: this.seed, ...opts.fragment });
     const host: BusHost = { ctx: this, memory: this.mm };
     this.pci = new Bus('pci', host);
     this.platform = new Bus('platform', host);
     this.auditor.add({ name: 'mm', run: () => auditMm(this.mm) });
+    if (this.swiotlb !== null) {
+      const pool = this.swiotlb;
+      this.auditor.add({ name: 'swiotlb', run: () => swiotlbAudit(pool) });
+    }
     this.auditor.add({ name: 'devres', run: () => this.#auditDevres() });
   }
 
@@ -110,5 +128,18 @@ export class Machine implements KernelContext {
     return out;
   }
 
-
+  #setupSwiotlb(cfg: MachineOptions['swiotlb']): SwiotlbPool | null {
+    const force = cfg !== undefined && cfg !== false && cfg.force === true;
+    const wanted = cfg === false ? false : cfg !== undefined || this.mm.maxPfn * 4096 > ZONE_DMA32_LIMIT;
+    if (!wanted) return null;
+    const size = parseSize((cfg === undefined || cfg === false ? undefined : cfg.size) ?? 64 * 2 ** 20, 'Machine', 'swiotlb.size');
+    const start = this.mm.memblockAllocLow(size, ZONE_DMA32_LIMIT, 'swiotlb');
+    if (start < 0) {
+      this.klog.printk('warn', 'swiotlb_init_remap', `software IO TLB: Cannot allocate buffer`);
+      return null;
+    }
+    const pool = new SwiotlbPool({ start, size, memory: this.mm, klog: this.klog, faults: this.faults, ...(cfg && cfg.areas !== undefined ? { areas: cfg.areas } : {}) });
+    this.dma.bouncer = swiotlbBouncer(pool, { force, cpu: () => this.currentCpu });
+    return pool;
+  }
 }

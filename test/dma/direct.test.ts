@@ -8,8 +8,8 @@ import {
   sg_alloc_table_from_pages_segment, sg_free_table, type Core, type Device, ULONG_MAX,
 } from '../../src/index.ts';
 
-function setup(mask = 64, memory = '8G') {
-  const m = new Machine({ memory });
+function setup(mask = 64, memory = '8G', swiotlb: false | { force?: boolean } = false) {
+  const m = new Machine({ memory, swiotlb });
   const dev = m.pci.addDevice({ name: '0000:01:00.0', dmaMask: mask, coherentDmaMask: mask });
   let core: Device<Core> | undefined;
   m.pci.bind(dev, { name: 'demo', probe(d) { core = d; } });
@@ -138,6 +138,41 @@ describe('coherent allocations', () => {
     expect(m.mm.allocatedPages).toBe(before + 1);
     m.pci.unbind(dev);
     expect(m.mm.allocatedPages).toBe(before);
+  });
+});
+
+describe('swiotlb bouncing under dma-direct', () => {
+  it('the pool sits just below 4 GiB and is set up by default when RAM reaches above 4 GiB', () => {
+    const m = new Machine({ memory: '8G' });
+    expect(m.swiotlb).not.toBeNull();
+    expect(m.swiotlb!.end).toBe(2 ** 32);
+    expect(m.swiotlb!.start).toBe(2 ** 32 - 64 * 2 ** 20);
+    expect(new Machine({ memory: '1G' }).swiotlb).toBeNull();
+  });
+
+  it('a 32-bit device on a big machine bounces: the device sees bytes only after sync', () => {
+    const { m, dev } = setup(32, '8G', {});
+    const pfn = m.mm.alloc_pages(GFP_KERNEL, 0) as number;
+    m.mm.writePhys(pfn * PAGE_SIZE, new Uint8Array(PAGE_SIZE).fill(0x11));
+    const addr = dma_map_page_attrs(dev, pfn, 0, PAGE_SIZE, DMA_BIDIRECTIONAL, 0);
+    expect(dma_mapping_error(dev, addr)).toBe(0);
+    expect(addr).toBeLessThan(2 ** 32);
+    expect(m.swiotlb!.is_swiotlb_buffer(addr)).toBe(true);
+    const seen = dev.dma.read(addr, 4);
+    expect(seen.ok && Array.from(seen.value)).toEqual([0x11, 0x11, 0x11, 0x11]); // copied at map time
+    expect(dev.dma.write(addr, new Uint8Array([9, 9])).ok).toBe(true);
+    expect(m.mm.readPhys(pfn * PAGE_SIZE, 2)).toEqual(new Uint8Array([0x11, 0x11])); // not yet
+    dma_unmap_page_attrs(dev, addr, PAGE_SIZE, DMA_BIDIRECTIONAL, 0);
+    expect(m.mm.readPhys(pfn * PAGE_SIZE, 2)).toEqual(new Uint8Array([9, 9])); // copied back at unmap
+    expect(m.swiotlb!.slotsInUse).toBe(0);
+  });
+
+  it('swiotlb=force bounces even reachable buffers; max mapping size becomes 256 KiB', () => {
+    const { m, dev } = setup(64, '8G', { force: true });
+    expect(dma_max_mapping_size(dev)).toBe(256 * 1024);
+    const addr = dma_map_page_attrs(dev, 0x1000, 0, 100, DMA_TO_DEVICE, 0);
+    expect(m.swiotlb!.is_swiotlb_buffer(addr)).toBe(true);
+    dma_unmap_page_attrs(dev, addr, 100, DMA_TO_DEVICE, 0);
   });
 });
 

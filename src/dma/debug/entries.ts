@@ -1,0 +1,199 @@
+/**
+ * @module dma/debug/entries
+ * The `dma_debug_entry` slots, struct-of-arrays: the free pool (reused newest first, grown a page of
+ * 32 entries at a time) and the 16384 hash lists (new entries at the tail), plus the best-fit
+ * lookup both the exact and the containing search use.
+ */
+import { DMA_DEBUG_DYNAMIC_ENTRIES, HASH_SIZE } from './constants.ts';
+import type { DebugDevice } from './device.ts';
+import { hashBucket, u64LessEq, u64SumGreaterEq } from './u64.ts';
+
+/** The fields a lookup compares: a `struct dma_debug_entry` used as a reference. */
+export interface EntryRef {
+  readonly dev: DebugDevice;
+  readonly devAddr: number;
+  readonly size: number;
+  readonly type: number;
+  readonly dir: number;
+  readonly sgCallEnts: number;
+}
+
+/** Which candidates a bucket search accepts. */
+export type MatchKind = 'exact' | 'contain';
+
+const NIL = -1;
+
+/**
+ * Slots, the free pool and the hash lists of one machine's dma-debug.
+ * @example
+ * const t = new EntryTable(64);
+ * const s = t.alloc(); t.devAddr[s] = 0x1000; t.hashAdd(s);
+ */
+export class EntryTable {
+  // INVARIANT: slots [0, fresh) have been handed out at least once; slots [fresh, total) never were.
+  // INVARIANT: the free list is freeStack[freeTop-1] .. freeStack[0] (most recently freed first),
+  //   followed by the never-used slots fresh, fresh+1, .., total-1; numFree = freeTop + total - fresh.
+  // INVARIANT: a slot is live (live[s] === 1) iff it is in exactly one hash list, the one of
+  //   hashBucket(devAddr[s]); bucket lists are doubly linked through next/prev in insertion order.
+  // INVARIANT: a freed slot keeps its field values until it is handed out again (then zeroed), as
+  //   the kernel's memset-on-allocation does; the cacheline tracker may read them meanwhile.
+  dev: (DebugDevice | undefined)[] = [];
+  devAddr = new Float64Array(0);
+  size = new Float64Array(0);
+  paddr = new Float64Array(0);
+  type = new Uint8Array(0);
+  dir = new Int32Array(0);
+  sgCallEnts = new Int32Array(0);
+  sgMappedEnts = new Int32Array(0);
+  mapErr = new Uint8Array(0);
+  clean = new Uint8Array(0);
+  live = new Uint8Array(0);
+  next = new Int32Array(0);
+  prev = new Int32Array(0);
+  readonly head = new Int32Array(HASH_SIZE).fill(NIL);
+  readonly tail = new Int32Array(HASH_SIZE).fill(NIL);
+  #freeStack = new Int32Array(0);
+  #freeTop = 0;
+  #fresh = 0;
+  /** `nr_total_entries`. */
+  total = 0;
+  /** `min_free_entries`. */
+  minFree = 0;
+  /** Live entries. */
+  liveCount = 0;
+
+  /** A pool of `total` entries (already rounded to whole pages by the caller). */
+  constructor(total: number) {
+    this.total = total;
+    this.minFree = total;
+  }
+
+  /** `num_free_entries`. */
+  get numFree(): number {
+    return this.#freeTop + this.total - this.#fresh;
+  }
+
+  /** Add one page of entries at the tail of the (empty) free list; returns the new total. */
+  grow(): number {
+    this.total += DMA_DEBUG_DYNAMIC_ENTRIES;
+    return this.total;
+  }
+
+  /**
+   * Take the first free entry and zero it. The caller made sure one is free.
+   * @returns the slot
+   */
+  alloc(): number {
+    let s: number;
+    if (this.#freeTop > 0) s = this.#freeStack[--this.#freeTop] as number;
+    else {
+      s = this.#fresh++;
+      if (s >= this.devAddr.length) this.#reserve(s + 1);
+    }
+    this.dev[s] = undefined;
+    this.devAddr[s] = 0;
+    this.size[s] = 0;
+    this.paddr[s] = 0;
+    this.type[s] = 0;
+    this.dir[s] = 0;
+    this.sgCallEnts[s] = 0;
+    this.sgMappedEnts[s] = 0;
+    this.mapErr[s] = 0;
+    this.clean[s] = 0;
+    const nf = this.numFree;
+    if (nf < this.minFree) this.minFree = nf;
+    return s;
+  }
+
+  /** Put a slot (already out of its hash list) back at the head of the free list. */
+  free(s: number): void {
+    if (this.#freeTop >= this.#freeStack.length) {
+      const bigger = new Int32Array(Math.max(64, this.#freeStack.length * 2));
+      bigger.set(this.#freeStack);
+      this.#freeStack = bigger;
+    }
+    this.#freeStack[this.#freeTop++] = s;
+  }
+
+  /** Append a slot to the tail of its bucket's list. */
+  hashAdd(s: number): void {
+    const b = hashBucket(this.devAddr[s] as number);
+    const t = this.tail[b] as number;
+    this.prev[s] = t;
+    this.next[s] = NIL;
+    if (t === NIL) this.head[b] = s;
+    else this.next[t] = s;
+    this.tail[b] = s;
+    this.live[s] = 1;
+    this.liveCount++;
+  }
+
+  /** Unlink a live slot from its bucket's list. */
+  hashDel(s: number): void {
+    const b = hashBucket(this.devAddr[s] as number);
+    const p = this.prev[s] as number;
+    const n = this.next[s] as number;
+    if (p === NIL) this.head[b] = n;
+    else this.next[p] = n;
+    if (n === NIL) this.tail[b] = p;
+    else this.prev[n] = p;
+    this.live[s] = 0;
+    this.liveCount--;
+  }
+
+  /**
+   * `__hash_bucket_find`: among the bucket's entries accepted by `kind`, the first scoring 4 (size,
+   * kind, direction and sg nents all equal); else the only candidate whatever its score; else none.
+   * @returns the slot, or -1
+   */
+  find(bucket: number, ref: EntryRef, kind: MatchKind): number {
+    let best = NIL;
+    let bestLvl = -1;
+    let matches = 0;
+    for (let s = this.head[bucket] as number; s !== NIL; s = this.next[s] as number) {
+      if (this.dev[s] !== ref.dev) continue;
+      const a = this.devAddr[s] as number;
+      if (kind === 'exact') {
+        if (a !== ref.devAddr) continue;
+      } else if (!(u64LessEq(a, ref.devAddr) && u64SumGreaterEq(a, this.size[s] as number, ref.devAddr, ref.size))) continue;
+      matches++;
+      let lvl = 0;
+      if (this.size[s] === ref.size) lvl++;
+      if (this.type[s] === ref.type) lvl++;
+      if (this.dir[s] === ref.dir) lvl++;
+      if (this.sgCallEnts[s] === ref.sgCallEnts) lvl++;
+      if (lvl === 4) return s;
+      if (lvl > bestLvl) {
+        bestLvl = lvl;
+        best = s;
+      }
+    }
+    return matches === 1 ? best : NIL;
+  }
+
+  /** Live slots in scan order: bucket 0 to 16383, each list from head to tail. */
+  *liveSlots(): Generator<number, void, undefined> {
+    for (let b = 0; b < HASH_SIZE; b++) {
+      for (let s = this.head[b] as number; s !== NIL; s = this.next[s] as number) yield s;
+    }
+  }
+
+  #reserve(n: number): void {
+    const cap = Math.max(64, this.devAddr.length * 2, n);
+    const f64 = (a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> => { const b = new Float64Array(cap); b.set(a); return b; };
+    const i32 = (a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> => { const b = new Int32Array(cap); b.set(a); return b; };
+    const u8 = (a: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> => { const b = new Uint8Array(cap); b.set(a); return b; };
+    this.devAddr = f64(this.devAddr);
+    this.size = f64(this.size);
+    this.paddr = f64(this.paddr);
+    this.type = u8(this.type);
+    this.dir = i32(this.dir);
+    this.sgCallEnts = i32(this.sgCallEnts);
+    this.sgMappedEnts = i32(this.sgMappedEnts);
+    this.mapErr = u8(this.mapErr);
+    this.clean = u8(this.clean);
+    this.live = u8(this.live);
+    this.next = i32(this.next);
+    this.prev = i32(this.prev);
+  }
+}

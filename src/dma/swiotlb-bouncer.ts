@@ -1,0 +1,40 @@
+/**
+ * @module dma/swiotlb-bouncer
+ * The machine's swiotlb pool as dma-direct and dma-iommu see it: a Bouncer that passes each
+ * device's min_align_mask, segment boundary and masks to the pool.
+ */
+import type { Device } from '../device/device.ts';
+import type { DmaDirection } from './direction.ts';
+import type { Bouncer } from './ops.ts';
+import { dma_get_min_align_mask, dma_get_seg_boundary } from './params.ts';
+import { swiotlb_max_mapping_size, type SwiotlbDevice, type SwiotlbPool } from './swiotlb/index.ts';
+
+/** What swiotlb reads from a device. */
+export function swiotlbDeviceOf(dev: Device): SwiotlbDevice {
+  return {
+    name: dev.name,
+    min_align_mask: dma_get_min_align_mask(dev),
+    segment_boundary_mask: dma_get_seg_boundary(dev),
+    ...(dev.dma_mask === null ? {} : { dma_mask: dev.dma_mask }),
+    bus_dma_limit: dev.bus_dma_limit,
+  };
+}
+
+/**
+ * Wrap a pool for the DMA backends.
+ * @example dmaSystemOf(machine).bouncer = swiotlbBouncer(pool, { force: true })
+ */
+export function swiotlbBouncer(pool: SwiotlbPool, opts: { force: boolean; cpu: () => number }): Bouncer {
+  return {
+    get active() { return pool.is_swiotlb_active(); },
+    force: opts.force,
+    map: (dev, phys, size, dir, attrs) => pool.swiotlb_map(swiotlbDeviceOf(dev), phys, size, dir as DmaDirection, attrs, opts.cpu()),
+    mapAligned: (dev, phys, size, alignMask, dir, attrs) => pool.swiotlb_tbl_map_single(swiotlbDeviceOf(dev), phys, size, alignMask, dir as DmaDirection, attrs, opts.cpu()),
+    isBuffer: (phys) => pool.is_swiotlb_buffer(phys),
+    unmap: (dev, tlb, size, dir, attrs) => pool.swiotlb_tbl_unmap_single(swiotlbDeviceOf(dev), tlb, size, dir as DmaDirection, attrs),
+    syncForCpu: (dev, tlb, size, dir) => pool.swiotlb_sync_single_for_cpu(swiotlbDeviceOf(dev), tlb, size, dir as DmaDirection),
+    syncForDevice: (dev, tlb, size, dir) => pool.swiotlb_sync_single_for_device(swiotlbDeviceOf(dev), tlb, size, dir as DmaDirection),
+    maxMappingSize: (dev) => swiotlb_max_mapping_size(swiotlbDeviceOf(dev)),
+    pool,
+  };
+}
