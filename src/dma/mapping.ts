@@ -8,7 +8,8 @@ import { EINVAL, EIO, ENOMEM, EREMOTEIO } from '../core/errno.ts';
 import { KernelBug, KernelError } from '../core/errors.ts';
 import type { Device } from '../device/device.ts';
 import type { Bound } from '../device/context.ts';
-import { PAGE_OFFSET, PAGE_SIZE } from '../mm/constants.ts';
+import { PAGE_OFFSET, PAGE_SIZE, VMALLOC_END, VMALLOC_START } from '../mm/constants.ts';
+import { dma_map_single_rejects_vmalloc } from './debug/wrapper.ts';
 import { __GFP_COMP } from '../mm/gfp.ts';
 import { DMA_MAPPING_ERROR, type Scatterlist } from '../scatterlist/entry.ts';
 import type { SgTable } from '../scatterlist/table.ts';
@@ -69,10 +70,8 @@ export function dma_map_page(dev: Device, page: number, offset: number, size: nu
  * (the kernel WARNs: it has no single physical range) with DMA_MAPPING_ERROR.
  */
 export function dma_map_single_attrs(dev: Device, cpu_addr: number, size: number, dir: number, attrs = 0): number {
-  if (cpu_addr < PAGE_OFFSET || cpu_addr >= PAGE_OFFSET + 2 ** 48) {
-    dev.host.ctx.klog.warn('dma_map_single_attrs', `${dev.driver?.name ?? dev.bus.name} ${dev.name}: rejecting DMA map of vmalloc memory`);
-    return DMA_MAPPING_ERROR;
-  }
+  if (dma_map_single_rejects_vmalloc(dev.host.ctx.klog, dev, cpu_addr >= VMALLOC_START && cpu_addr < VMALLOC_END)) return DMA_MAPPING_ERROR;
+  debug(dev)?.mapSingle(dev, cpu_addr, size);
   return dma_map_phys(dev, cpu_addr - PAGE_OFFSET, size, dir, attrs);
 }
 

@@ -64,6 +64,7 @@ export interface DmaDebugHooks {
   syncSgForDevice(dev: Device, sgl: Scatterlist, nents: number, dir: number): void;
   allocCoherent(dev: Device, size: number, buf: CoherentBuffer, attrs: number): void;
   freeCoherent(dev: Device, size: number, buf: CoherentBuffer): void;
+  mapSingle(dev: Device, cpuAddr: number, size: number): void;
 }
 
 /** The DMA state of one machine. */

@@ -18,9 +18,12 @@ import { auditMm } from '../mm/audit.ts';
 import { swiotlbAudit } from '../dma/swiotlb/audit.ts';
 import { Auditor, type AuditViolation } from './audit.ts';
 import { Bus, type BusHost } from '../device/bus.ts';
+import type { Device } from '../device/device.ts';
 import { directOps } from '../dma/direct.ts';
 import { initDmaSystem, type DmaSystem } from '../dma/ops.ts';
 import { swiotlbBouncer } from '../dma/swiotlb-bouncer.ts';
+import { attachDmaDebug } from '../dma/debug-hooks.ts';
+import type { DmaDebug, DmaDebugOptions } from '../dma/debug/index.ts';
 import { SwiotlbPool } from '../dma/swiotlb/pool.ts';
 import { parseSize } from '../core/size.ts';
 import { ZONE_DMA32_LIMIT } from '../mm/constants.ts';
@@ -45,6 +48,11 @@ export interface MachineOptions {
    * (swiotlb=force, confidential guests). `false` for none.
    */
   readonly swiotlb?: false | { readonly size?: Size; readonly force?: boolean; readonly areas?: number };
+  /**
+   * DMA-API debugging (CONFIG_DMA_API_DEBUG): on by default; `false` for off, or options
+   * (`{ arch: ARCH_ARM64 }` for 128-byte cache lines, `driverFilter`, `entries`, ...).
+   */
+  readonly dmaDebug?: boolean | DmaDebugOptions;
 }
 
 let machineCount = 0;
@@ -75,6 +83,8 @@ export class Machine implements KernelContext {
   readonly swiotlb: SwiotlbPool | null;
   /** The DMA state: backends, bouncer, debug hooks. */
   readonly dma: DmaSystem;
+  /** dma-debug, unless turned off. */
+  readonly dmaDebug: DmaDebug | null;
   /** The consistency checks behind audit(). */
   readonly auditor = new Auditor();
   /** The CPU the current call runs on (per-CPU caches and swiotlb areas use it). */
@@ -98,7 +108,17 @@ export class Machine implements KernelContext {
     this.dma = initDmaSystem(this, directOps(this.mm));
     this.swiotlb = this.#setupSwiotlb(opts.swiotlb);
     this.bootFragment = opts.fragment === undefined ? undefined : fragment(this.mm, { seed: this.seed, ...opts.fragment });
-    const host: BusHost = { ctx: this, memory: this.mm };
+    let onUnbound: ((dev: Device) => void) | undefined;
+    if (opts.dmaDebug === false) {
+      this.dmaDebug = null;
+    } else {
+      const pool = this.swiotlb;
+      const att = attachDmaDebug(this, this.mm, opts.dmaDebug === true || opts.dmaDebug === undefined ? {} : opts.dmaDebug, () => pool !== null && pool.is_swiotlb_active());
+      this.dmaDebug = att.debug;
+      this.dma.debug = att.hooks;
+      onUnbound = att.onUnbound;
+    }
+    const host: BusHost = { ctx: this, memory: this.mm, ...(onUnbound === undefined ? {} : { notifyUnbound: onUnbound }) };
     this.pci = new Bus('pci', host);
     this.platform = new Bus('platform', host);
     this.auditor.add({ name: 'mm', run: () => auditMm(this.mm) });
@@ -107,6 +127,10 @@ export class Machine implements KernelContext {
       this.auditor.add({ name: 'swiotlb', run: () => swiotlbAudit(pool) });
     }
     this.auditor.add({ name: 'devres', run: () => this.#auditDevres() });
+    if (this.dmaDebug !== null) {
+      const dbg = this.dmaDebug;
+      this.auditor.add({ name: 'dma-debug', run: () => dbg.audit() });
+    }
   }
 
   /**
