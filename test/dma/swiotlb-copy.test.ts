@@ -151,6 +151,7 @@ describe('swiotlb §4: syncs', () => {
 
   it('slots without an original address (padding, free) copy nothing', () => {
     const m = new Machine({ memory: '256M' });
+    m.klog.clear(); // only what swiotlb prints
     let writes = 0;
     const memory: SwiotlbMemory = {
       readPhysInto: (p, d, o, l) => m.mm.readPhysInto(p, d, o, l),

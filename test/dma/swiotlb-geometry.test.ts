@@ -6,6 +6,7 @@ import { Machine } from '../../src/sim/machine.ts';
 
 const boot = (param: string | undefined, cpus = 1, addressingLimited = true) => {
   const m = new Machine({ memory: '256M' });
+  m.klog.clear(); // only what swiotlb prints
   const g = swiotlbBootGeometry({ ...(param === undefined ? {} : { param }), cpus, addressingLimited, klog: m.klog });
   return { g, msgs: m.klog.messages.map((x) => x.message) };
 };
@@ -62,6 +63,7 @@ describe('swiotlb §1: boot geometry', () => {
 
   it('a booted geometry builds a pool; the pool prints the mapped line (end exclusive) and starts zeroed', () => {
     const m = new Machine({ memory: '256M' });
+    m.klog.clear(); // only what swiotlb prints
     const g = swiotlbBootGeometry({ param: '100,4', cpus: 2 });
     m.mm.writePhys(0x4000000, new Uint8Array(64).fill(0xee));
     const pool = new SwiotlbPool({ start: 0x4000000, size: g.size, areas: g.nareas, memory: m.mm, klog: m.klog });
@@ -76,6 +78,7 @@ describe('swiotlb §1: boot geometry', () => {
 
   it('clearing without fillPhys writes zeros through writePhys', () => {
     const m = new Machine({ memory: '256M' });
+    m.klog.clear(); // only what swiotlb prints
     m.mm.writePhys(0x4000000 + 300_000, new Uint8Array(8).fill(1));
     const memory = { readPhysInto: m.mm.readPhysInto.bind(m.mm), writePhys: m.mm.writePhys.bind(m.mm) };
     new SwiotlbPool({ start: 0x4000000, size: '1M', memory, klog: m.klog, verbose: false });

@@ -19,6 +19,7 @@ export interface Rig {
 /** A machine (256 MiB unless told) and a pool at `start` (64 MiB at 0x4000000 unless told). */
 export function rig(opts: Partial<Pick<SwiotlbPoolOptions, 'start' | 'size' | 'areas' | 'verbose'>> & { memory?: string } = {}): Rig {
   const m = new Machine({ memory: opts.memory ?? '256M' });
+  m.klog.clear(); // only what swiotlb prints
   const pool = new SwiotlbPool({
     start: opts.start ?? 0x4000000,
     size: opts.size ?? '64M',

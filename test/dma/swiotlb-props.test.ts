@@ -122,6 +122,7 @@ type Op = { kind: 'map'; keep: number; boundary: number | undefined; align: numb
  */
 function runSeq(start: number, nslabs: number, areas: number, seq: readonly Op[], thorough = true): void {
   const m = new Machine({ memory: '512M' });
+  m.klog.clear(); // only what swiotlb prints
   const pool = new SwiotlbPool({ start, size: nslabs * 2048, areas, memory: m.mm, klog: m.klog, faults: m.faults, verbose: false });
   const ref = new RefPool(start, nslabs, areas);
   const live: { dev: SwiotlbDevice; addr: number; size: number }[] = [];
@@ -227,6 +228,7 @@ describe('swiotlb properties', () => {
       fc.constantFrom<DmaDirection>(DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE, DMA_NONE), fc.nat(), fc.nat(), fc.nat(250),
       (keep, align, off, len, dir, x, y, seed) => {
         const m = new Machine({ memory: '256M' });
+        m.klog.clear(); // only what swiotlb prints
         const pool = new SwiotlbPool({ start: 0x4000000, size: '1M', memory: m.mm, klog: m.klog, verbose: false });
         const dev: SwiotlbDevice = { min_align_mask: keep };
         const orig = 0x300000 + off;

@@ -174,6 +174,13 @@ describe('swiotlb §2.5: constraints inside an area', () => {
     expect(tlb2 % 0x20000).toBe(0x130000 % 0x20000);
   });
 
+  it('alignment requests keep their real alignment despite the boundary base (the size is rounded first)', () => {
+    const r = rig({ start: 0x1013000, size: '256K' });
+    const tlb = r.pool.swiotlb_tbl_map_single({ segment_boundary_mask: 0xffff }, 0x100000, 8192, 0xffff, DMA_TO_DEVICE, 0);
+    expect(tlb).toBe(0x1020000);
+    expect(tlb % 0x10000).toBe(0);
+  });
+
   it('an align larger than the boundary always fails (sz 131072); an align equal to it fits', () => {
     const dev: SwiotlbDevice = { segment_boundary_mask: 0xffff };
     const r = rig({ size: '1M' });
@@ -280,6 +287,15 @@ describe('swiotlb §2.9-2.11: failures and size limits', () => {
     expect(r.pool.io_tlb_used).toBe(127);
     expect(r.pool.swiotlb_tbl_map_single(NVME, 0x100001, 262144, 0, DMA_TO_DEVICE, 0)).toBe(DMA_MAPPING_ERROR);
     expect(fulls(r)).toEqual([full(262145, 512, 127)]);
+  });
+
+  it('NVMe: 252 KiB fits a free segment at every offset', () => {
+    for (const off of [0, 1, 0x234, 0x7ff, 0x800, 0x801, 0xffe, 0xfff]) {
+      const r = rig({ size: '1M' });
+      const tlb = r.pool.swiotlb_tbl_map_single(NVME, 0x100000 + off, 258048, 0, DMA_TO_DEVICE, 0);
+      expect(tlb).not.toBe(DMA_MAPPING_ERROR);
+      expect(tlb % 4096).toBe(off);
+    }
   });
 
   it('swiotlb_max_mapping_size = 262144 - roundup(min_align_mask, 2048)', () => {
@@ -487,7 +503,9 @@ describe('swiotlb argument checks', () => {
 
   it('pools live in their own machine', () => {
     const m1 = new Machine({ memory: '256M' });
+    m1.klog.clear(); // only what swiotlb prints
     const m2 = new Machine({ memory: '256M' });
+    m2.klog.clear(); // only what swiotlb prints
     const p1 = new SwiotlbPool({ start: S, size: '1M', memory: m1.mm, klog: m1.klog, verbose: false });
     const p2 = new SwiotlbPool({ start: S, size: '1M', memory: m2.mm, klog: m2.klog, verbose: false });
     p1.swiotlb_tbl_map_single(NOMASK, 0x100000, 5000, 0, DMA_TO_DEVICE, 0);

@@ -11,6 +11,7 @@ import type { SlotTable } from './slots.ts';
 /**
  * Byte access to the simulated machine's physical memory (class Mm provides it). `fillPhys` is
  * optional: with it, clearing the pool at boot costs nothing on sparse memory.
+ * @example const memory: SwiotlbMemory = machine.mm;
  */
 export interface SwiotlbMemory {
   readPhysInto(phys: number, dst: Uint8Array, dstOff: number, len: number): void;
@@ -21,7 +22,10 @@ export interface SwiotlbMemory {
 /** Largest piece copied at once: a huge misuse copy fails in the memory model, not in a host allocation. */
 const CHUNK = 64 * 1024;
 
-/** What a copy needs from its pool. */
+/**
+ * What a copy needs from its pool.
+ * @example const ctx: BounceContext = { slots, start, memory: machine.mm, klog: machine.klog, scratch: bounceScratch() };
+ */
 export interface BounceContext {
   readonly slots: SlotTable;
   /** Pool start (physical). */
@@ -32,7 +36,10 @@ export interface BounceContext {
   readonly scratch: Uint8Array;
 }
 
-/** Allocate the scratch buffer a {@link BounceContext} needs. */
+/**
+ * Allocate the scratch buffer a {@link BounceContext} needs.
+ * @example bounceScratch().length // 65536
+ */
 export function bounceScratch(): Uint8Array {
   return new Uint8Array(CHUNK);
 }
@@ -43,7 +50,9 @@ export function bounceScratch(): Uint8Array {
  * come from the slot containing `tlbAddr`, shifted by how far `tlbAddr` sits from that slot's data
  * start (negative inside a later slot's first `offset` bytes). A slot without an original address
  * copies nothing. `size` above the room WARNs once and is clamped; a negative room (an address past
- * the allocation end) is huge as a size_t and clamps nothing.
+ * the allocation end) is huge as a size_t and clamps nothing. A copy reaching memory the model
+ * refuses (a hole, past RAM) throws its KernelError EFAULT, after the 64 KiB pieces before it were
+ * copied: where the kernel would oops.
  * @param keep the device's min_align_mask.
  * @example swiotlbBounce(ctx, tlb, 512, false, 0) // bounce → RAM, 512 bytes
  */

@@ -34,7 +34,10 @@ export interface SwiotlbDevice {
   readonly bus_dma_limit?: number;
 }
 
-/** The device inputs, checked and defaulted. */
+/**
+ * The device inputs, checked and defaulted.
+ * @example swiotlbDeviceParams({}, 'f') // { keep: 0, boundary: Infinity, dmaMask: 0xffffffff, busLimit: 0 }
+ */
 export interface SwiotlbDeviceParams {
   /** min_align_mask (u32). */
   readonly keep: number;

@@ -9,10 +9,16 @@ import { KernelError } from '../../core/errors.ts';
 import type { KernelLog } from '../../core/kernel-log.ts';
 import { IO_TLB_DEFAULT_SIZE, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE } from './constants.ts';
 
-/** `pr_fmt` of kernel/dma/swiotlb.c: every pr_info there starts with it. */
+/**
+ * `pr_fmt` of kernel/dma/swiotlb.c: every pr_info there starts with it.
+ * @example SWIOTLB_PR_PREFIX + 'area num 4.\n'
+ */
 export const SWIOTLB_PR_PREFIX = 'software IO TLB: ';
 
-/** Inputs of the boot decision. */
+/**
+ * Inputs of the boot decision.
+ * @example { param: '65536,4,force', cpus: machine.cpus, klog: machine.klog }
+ */
 export interface SwiotlbBootOptions {
   /** What follows `swiotlb=` on the command line; absent = no parameter. */
   readonly param?: string;
@@ -24,7 +30,10 @@ export interface SwiotlbBootOptions {
   readonly klog?: KernelLog;
 }
 
-/** What boot decided. */
+/**
+ * What boot decided.
+ * @example { enabled: true, nslabs: 512, nareas: 4, size: 1048576, force: false, noforce: false }
+ */
 export interface SwiotlbBootGeometry {
   /** Was a pool allocated? False without addressing limits unless `force`, or with `noforce`. */
   readonly enabled: boolean;

@@ -10,11 +10,11 @@ import { KernelBug, KernelError } from '../../core/errors.ts';
 import type { FaultInjector } from '../../core/fault.ts';
 import type { KernelLog } from '../../core/kernel-log.ts';
 import { parseSize } from '../../core/size.ts';
-import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, isDmaDirection, type DmaDirection } from '../direction.ts';
-import { alignUp, hex16, hexMask, isPowerOfTwo, low32 } from './bits.ts';
-import { bounceScratch, clearRange, swiotlbBounce, type BounceContext, type SwiotlbMemory } from './bounce.ts';
 import { DMA_MAPPING_ERROR } from '../../scatterlist/entry.ts';
 import { DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC } from '../attrs.ts';
+import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, isDmaDirection, type DmaDirection } from '../direction.ts';
+import { alignUp, hex16, hexMask, isPowerOfTwo, low32 } from './bits.ts';
+import { bounceScratch, clearRange, swiotlbBounce, type BounceContext } from './bounce.ts';
 import { IO_TLB_DEFAULT_SIZE, IO_TLB_SEGSIZE, IO_TLB_SIZE } from './constants.ts';
 import { swiotlbDeviceParams, type SwiotlbDevice, type SwiotlbDeviceParams } from './device.ts';
 import { SWIOTLB_PR_PREFIX } from './geometry.ts';
@@ -22,6 +22,7 @@ import { findSlots } from './search.ts';
 import { SlotTable } from './slots.ts';
 import type { SwiotlbAreaState, SwiotlbMapping, SwiotlbPoolOptions } from './types.ts';
 
+/** Largest size argument accepted: keeps size + offset + alignment exact as a number. */
 const MAX_SIZE = 2 ** 52;
 
 function checkDir(dir: unknown, fn: string): DmaDirection {
@@ -49,7 +50,6 @@ export class SwiotlbPool {
   readonly areaNslabs: number;
   /** Per-slot state; read-only for everyone but the pool. */
   readonly slots: SlotTable;
-  readonly #memory: SwiotlbMemory;
   readonly #klog: KernelLog;
   readonly #faults: FaultInjector | undefined;
   readonly #bounce: BounceContext;
@@ -82,7 +82,6 @@ export class SwiotlbPool {
     this.nareas = nareas;
     this.areaNslabs = nslabs / nareas;
     this.slots = new SlotTable(nslabs);
-    this.#memory = opts.memory;
     this.#klog = opts.klog;
     this.#faults = opts.faults;
     this.#areaIndex = new Uint32Array(nareas);
@@ -96,27 +95,42 @@ export class SwiotlbPool {
 
   // ---------------------------------------------------------------- queries and counters
 
-  /** Is `phys` inside the pool (`is_swiotlb_buffer`)? */
+  /**
+   * Is `phys` inside the pool (`is_swiotlb_buffer`)?
+   * @example pool.is_swiotlb_buffer(pool.start) // true
+   */
   is_swiotlb_buffer(phys: number): boolean {
     return phys >= this.start && phys < this.end;
   }
 
-  /** Does the pool exist (`is_swiotlb_active`)? */
+  /**
+   * Does the pool exist (`is_swiotlb_active`)?
+   * @example new SwiotlbPool({ start: 0, size: 0, memory, klog }).is_swiotlb_active() // false
+   */
   is_swiotlb_active(): boolean {
     return this.nslabs > 0;
   }
 
-  /** debugfs `io_tlb_nslabs`. */
+  /**
+   * debugfs `io_tlb_nslabs`.
+   * @example pool.io_tlb_nslabs // 32768 for the default 64 MiB
+   */
   get io_tlb_nslabs(): number {
     return this.nslabs;
   }
 
-  /** debugfs `io_tlb_used`: slots allocated now, padding included. */
+  /**
+   * debugfs `io_tlb_used`: slots allocated now, padding included.
+   * @example pool.io_tlb_used // 0 on a fresh pool
+   */
   get io_tlb_used(): number {
     return this.#used;
   }
 
-  /** debugfs `io_tlb_used_hiwater`: the most slots ever allocated at once since boot or reset. */
+  /**
+   * debugfs `io_tlb_used_hiwater`: the most slots ever allocated at once since boot or reset.
+   * @example pool.io_tlb_used_hiwater >= pool.io_tlb_used // true
+   */
   get io_tlb_used_hiwater(): number {
     return this.#hiwater;
   }
@@ -131,23 +145,35 @@ export class SwiotlbPool {
     return 0;
   }
 
-  /** Slots in use (the auditor's name for `io_tlb_used`). */
+  /**
+   * Slots in use (the auditor's name for `io_tlb_used`).
+   * @example pool.slotsInUse === pool.liveMappings().reduce((n, m) => n + m.nslots, 0) // true
+   */
   get slotsInUse(): number {
     return this.#used;
   }
 
-  /** The next-fit index and used count of area `a`. */
+  /**
+   * The next-fit index and used count of area `a`.
+   * @example pool.areaState(0) // { index: 0, used: 0 } on a fresh pool
+   */
   areaState(a: number): SwiotlbAreaState {
     checkInt(a, 'SwiotlbPool.areaState', 'a', 0, this.nareas - 1);
     return { index: this.#areaIndex[a] as number, used: this.#areaUsed[a] as number };
   }
 
-  /** Live bounce mappings, in slot order. */
+  /**
+   * Live bounce mappings, in slot order.
+   * @example pool.liveMappings()[0]?.tlbAddr
+   */
   liveMappings(): SwiotlbMapping[] {
     return [...this.#live.values()].sort((x, y) => x.firstSlot - y.firstSlot);
   }
 
-  /** The live mapping whose slots contain `phys`, if any. */
+  /**
+   * The live mapping whose slots contain `phys`, if any.
+   * @example pool.findMapping(tlb)?.orig
+   */
   findMapping(phys: number): SwiotlbMapping | undefined {
     if (!this.is_swiotlb_buffer(phys)) return undefined;
     const slot = Math.floor((phys - this.start) / IO_TLB_SIZE);

@@ -9,7 +9,10 @@ import { PAGE_SIZE } from '../../mm/constants.ts';
 import { and64, isPowerOfTwo, low32 } from './bits.ts';
 import { IO_TLB_SIZE } from './constants.ts';
 
-/** The constraints the walk applies, after the kernel's adjustments. */
+/**
+ * The constraints the walk applies, after the kernel's adjustments.
+ * @example searchConstraints(0xfff, 0, 4096) // { align: 0x7ff, keep: 0x800, step: 2 }
+ */
 export interface SearchConstraints {
   /** Effective alloc_align_mask: at least slot-aligned, page-aligned for legacy streaming maps. */
   readonly align: number;
@@ -34,7 +37,10 @@ export function searchConstraints(keep: number, align: number, size: number): Se
   return { align: a, keep: k, step: Math.floor(Math.max(a, k) / IO_TLB_SIZE) + 1 };
 }
 
-/** Everything the walk over one area needs. */
+/**
+ * Everything the walk over one area needs.
+ * @example searchArea({ list, base: 128, areaNslabs: 128, start: 5, need: 2, c, tbl, maxSlots: 2 ** 53, maxSlotsPow2: true, orig })
+ */
 export interface AreaWalk {
   /** Free-run counts of the whole pool. */
   readonly list: Uint8Array;
@@ -89,7 +95,10 @@ export function searchArea(w: AreaWalk): number {
   return -1;
 }
 
-/** What the search over all areas needs from the pool and the request. */
+/**
+ * What the search over all areas needs from the pool and the request.
+ * @example findSlots({ list, areaIndex, areaUsed, areaNslabs: 128, start, boundary: 0xffff, keep: 0xfff, orig, size, need, align: 0, cpu: 1 })
+ */
 export interface FindSlots {
   readonly list: Uint8Array;
   /** Per-area next-fit index (area-local). */

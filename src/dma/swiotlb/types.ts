@@ -8,7 +8,10 @@ import type { KernelLog } from '../../core/kernel-log.ts';
 import type { Size } from '../../core/size.ts';
 import type { SwiotlbMemory } from './bounce.ts';
 
-/** How to build a pool. */
+/**
+ * How to build a pool.
+ * @example { start: 0x4000000, size: '64M', areas: 2, memory: machine.mm, klog: machine.klog, faults: machine.faults }
+ */
 export interface SwiotlbPoolOptions {
   /** Physical start of the pool's memory; a multiple of 2048. */
   readonly start: number;
@@ -28,7 +31,10 @@ export interface SwiotlbPoolOptions {
   readonly verbose?: boolean;
 }
 
-/** A live bounce mapping, for auditors. */
+/**
+ * A live bounce mapping, for auditors.
+ * @example pool.liveMappings() // [{ orig: 0x100834, tlbAddr: 0x4000834, mappingSize: 4096, allocSize: 8192, firstSlot: 0, nslots: 4, padSlots: 1, area: 0 }]
+ */
 export interface SwiotlbMapping {
   /** Original physical address. */
   readonly orig: number;
@@ -48,7 +54,10 @@ export interface SwiotlbMapping {
   readonly area: number;
 }
 
-/** The next-fit index (area-local) and used count of one area. */
+/**
+ * The next-fit index (area-local) and used count of one area.
+ * @example pool.areaState(1) // { index: 4, used: 4 }
+ */
 export interface SwiotlbAreaState {
   readonly index: number;
   readonly used: number;
