@@ -28,6 +28,8 @@ export interface BusHost {
   readonly ctx: KernelContext;
   /** RAM for device DMA: byte access and a RAM check. */
   readonly memory: PhysMemory & { isRam(phys: number, len?: number): boolean };
+  /** iommu_probe_device when a device is added (group, default domain, translation). */
+  deviceAdded?(dev: Device, opts: DeviceOptions): void;
   /** bus->dma_configure at probe (IOMMU default domain, dma ops). */
   dmaConfigure?(dev: Device): void;
   /** bus->dma_cleanup at unbind. */
@@ -68,6 +70,7 @@ export class Bus {
     }
     const dev = new Device(this, opts);
     this.devices.set(opts.name, dev);
+    this.host.deviceAdded?.(dev, opts);
     return dev;
   }
 

@@ -42,6 +42,10 @@ export interface DeviceOptions {
   readonly coherent?: boolean;
   /** An external-facing device the kernel does not trust (strict IOMMU, bouncing). */
   readonly untrusted?: boolean;
+  /** Behind the machine's IOMMU (default true when the machine has one). */
+  readonly iommu?: boolean;
+  /** Share the IOMMU group with this number (devices the IOMMU cannot tell apart). */
+  readonly iommuGroup?: number;
 }
 
 /**

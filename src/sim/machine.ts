@@ -23,6 +23,10 @@ import { directOps } from '../dma/direct.ts';
 import { initDmaSystem, type DmaSystem } from '../dma/ops.ts';
 import { swiotlbBouncer } from '../dma/swiotlb-bouncer.ts';
 import { attachDmaDebug } from '../dma/debug-hooks.ts';
+import { Iommu, type IommuOptions } from '../iommu/iommu.ts';
+import { iommuDmaOps } from '../dma/iommu-dma.ts';
+import { iommuTranslator, type IommuTranslator } from '../dma/iommu-translator.ts';
+import { auditIommu } from '../dma/iommu-audit.ts';
 import type { DmaDebug, DmaDebugOptions } from '../dma/debug/index.ts';
 import { SwiotlbPool } from '../dma/swiotlb/pool.ts';
 import { parseSize } from '../core/size.ts';
@@ -53,6 +57,11 @@ export interface MachineOptions {
    * (`{ arch: ARCH_ARM64 }` for 128-byte cache lines, `driverFilter`, `entries`, ...).
    */
   readonly dmaDebug?: boolean | DmaDebugOptions;
+  /**
+   * An IOMMU in front of the devices: `{ mode: 'lazy' | 'strict' | 'passthrough', addressWidth,
+   * granule, iotlbSize, singleQueue, faultLogSize }`. Default: none.
+   */
+  readonly iommu?: false | IommuOptions;
 }
 
 let machineCount = 0;
@@ -83,10 +92,18 @@ export class Machine implements KernelContext {
   readonly swiotlb: SwiotlbPool | null;
   /** The DMA state: backends, bouncer, debug hooks. */
   readonly dma: DmaSystem;
+  /** The IOMMU, if the machine has one. */
+  readonly iommu: Iommu | null;
+  /** How devices behind the IOMMU reach memory, with the use-after-unmap reports. */
+  readonly iommuTranslator: IommuTranslator | null;
   /** dma-debug, unless turned off. */
   readonly dmaDebug: DmaDebug | null;
   /** The consistency checks behind audit(). */
   readonly auditor = new Auditor();
+  /** Simulated CPUs. */
+  get nrCpus(): number {
+    return this.cpus;
+  }
   /** The CPU the current call runs on (per-CPU caches and swiotlb areas use it). */
   currentCpu = 0;
   /** The PCI bus. */
@@ -118,7 +135,23 @@ export class Machine implements KernelContext {
       this.dma.debug = att.hooks;
       onUnbound = att.onUnbound;
     }
-    const host: BusHost = { ctx: this, memory: this.mm, ...(onUnbound === undefined ? {} : { notifyUnbound: onUnbound }) };
+    this.iommu = opts.iommu === undefined || opts.iommu === false ? null : new Iommu(this, this.mm, opts.iommu);
+    this.iommuTranslator = this.iommu === null ? null : iommuTranslator(this.iommu);
+    const iommu = this.iommu;
+    const translator = this.iommuTranslator;
+    const iommuOps = iommu === null ? null : iommuDmaOps(iommu, this.mm);
+    const host: BusHost = {
+      ctx: this,
+      memory: this.mm,
+      ...(onUnbound === undefined ? {} : { notifyUnbound: onUnbound }),
+      deviceAdded: (dev, devOpts) => {
+        if (iommu === null || translator === null || devOpts.iommu === false) return;
+        iommu.probeDevice(dev.name, dev.untrusted, devOpts.iommuGroup);
+        dev.dma.translator = translator;
+        // iommu_setup_dma_ops: DMA domains use dma-iommu, identity domains dma-direct.
+        if (iommuOps !== null && iommu.groupOf(dev.name)?.domain.isDma === true) this.dma.ops.set(dev, iommuOps);
+      },
+    };
     this.pci = new Bus('pci', host);
     this.platform = new Bus('platform', host);
     this.auditor.add({ name: 'mm', run: () => auditMm(this.mm) });
@@ -127,6 +160,10 @@ export class Machine implements KernelContext {
       this.auditor.add({ name: 'swiotlb', run: () => swiotlbAudit(pool) });
     }
     this.auditor.add({ name: 'devres', run: () => this.#auditDevres() });
+    if (this.iommu !== null) {
+      const iommuRef = this.iommu;
+      this.auditor.add({ name: 'iommu', run: () => auditIommu(iommuRef) });
+    }
     if (this.dmaDebug !== null) {
       const dbg = this.dmaDebug;
       this.auditor.add({ name: 'dma-debug', run: () => dbg.audit() });

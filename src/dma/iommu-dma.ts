@@ -1,0 +1,283 @@
+/**
+ * @module dma/iommu-dma
+ * dma-iommu (drivers/iommu/dma-iommu.c): the DMA API backend for devices behind an IOMMU DMA domain.
+ * One IOVA range per mapping (per scatterlist), allocated 32-bit first for PCI devices, mapped with
+ * iommu_map; unmapping syncs the IOTLB at once (strict) or queues the IOVA for a lazy flush (DMA_FQ).
+ * Untrusted devices bounce unaligned buffers through swiotlb with the padding zeroed.
+ */
+import type { Device } from '../device/device.ts';
+import { DMA_BIT_MASK, minNotZero } from '../device/mask.ts';
+import { PAGE_SIZE } from '../mm/constants.ts';
+import { GFP_KERNEL } from '../mm/gfp.ts';
+import type { Mm } from '../mm/mm.ts';
+import { DMA_MAPPING_ERROR, type Scatterlist, sg_dma_is_swiotlb, sg_dma_mark_swiotlb, sg_next, sg_phys } from '../scatterlist/entry.ts';
+import type { Iommu, IommuDomain } from '../iommu/iommu.ts';
+import { alloc_iova_fast, free_iova_fast, iova_rcache_range } from '../iommu/iova-rcache.ts';
+import { iommu_map, iommu_unmap_fast } from '../iommu/map.ts';
+import { IommuIotlbGather, iommu_iotlb_sync } from '../iommu/gather.ts';
+import { IOMMU_CACHE, IOMMU_PRIV, IOMMU_READ, IOMMU_WRITE } from '../iommu/pgtable-prot.ts';
+import { DMA_ATTR_PRIVILEGED, DMA_ATTR_SKIP_CPU_SYNC } from './attrs.ts';
+import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from './direction.ts';
+import { SIZE_MAX } from './direct.ts';
+import { iommuDmaMapSg, unmapSgRange, type IommuSgDomain, type IommuSgReport } from './iommu-sg.ts';
+import { dmaSystemOf, type CoherentBuffer, type DmaOps } from './ops.ts';
+import { dma_get_mask, dma_get_max_seg_size, dma_get_min_align_mask, dma_get_seg_boundary } from './params.ts';
+
+/** dma_info_to_prot: the IOMMU permission a direction needs. */
+export function dma_info_to_prot(dir: number, coherent: boolean, attrs: number): number {
+  let prot = coherent ? IOMMU_CACHE : 0;
+  if (attrs & DMA_ATTR_PRIVILEGED) prot |= IOMMU_PRIV;
+  if (dir === DMA_BIDIRECTIONAL) return prot | IOMMU_READ | IOMMU_WRITE;
+  if (dir === DMA_TO_DEVICE) return prot | IOMMU_READ;
+  if (dir === DMA_FROM_DEVICE) return prot | IOMMU_WRITE;
+  return 0;
+}
+
+/** What the backend remembers per device. */
+interface DevState { pci32bitWorkaround: boolean }
+
+/** Observers of dma-iommu's work (reports, the trace). */
+export interface IommuDmaObserver {
+  mapSg?(dev: Device, r: IommuSgReport, segmentsIn: number, segmentsOut: number): void;
+}
+
+/**
+ * The dma-iommu backend of one machine.
+ * @example dmaSystemOf(machine).ops.set(dev, iommuDmaOps(machine.iommu!, machine.mm))
+ */
+export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {}): DmaOps {
+  const devState = new WeakMap<Device, DevState>();
+  const cpu = (): number => (iommu.ctx as { currentCpu?: number }).currentCpu ?? 0;
+  const state = (dev: Device): DevState => {
+    let s = devState.get(dev);
+    if (s === undefined) {
+      s = { pci32bitWorkaround: dev.bus.name === 'pci' && !iommu.forcedac };
+      devState.set(dev, s);
+    }
+    return s;
+  };
+  const domainOf = (dev: Device): IommuDomain => {
+    const g = iommu.groupOf(dev.name);
+    if (g === undefined) throw new Error(`${dev.name} is not behind the IOMMU`);
+    return g.domain;
+  };
+  const bouncer = (dev: Device) => dmaSystemOf(dev.host.ctx).bouncer;
+  const granule = iommu.granule;
+  const ioffset = (a: number): number => a % granule;
+  const ialign = (a: number): number => Math.ceil(a / granule) * granule;
+
+  /** iommu_dma_alloc_iova: 32-bit first for PCI, then the full mask; 0 on failure. */
+  function allocIova(dev: Device, domain: IommuDomain, size: number, mask: number): number {
+    const iovad = domain.iovad;
+    if (iovad === null) return 0;
+    const len = size / granule;
+    let limit = minNotZero(mask, dev.bus_dma_limit);
+    limit = Math.min(limit, 2 ** iommu.addressWidth - 1);
+    const st = state(dev);
+    if (limit > DMA_BIT_MASK(32) && st.pci32bitWorkaround) {
+      const pfn = alloc_iova_fast(iovad, len, Math.floor(DMA_BIT_MASK(32) / granule), false, cpu());
+      if (pfn !== 0) return pfn * granule;
+      st.pci32bitWorkaround = false;
+      const bits = limit >= 2 ** 63 ? 64 : Math.floor(Math.log2(limit)) + 1;
+      dev.host.ctx.klog.printk('notice', 'iommu_dma_alloc_iova', `${dev.driver?.name ?? dev.bus.name} ${dev.name}: Using ${bits}-bit DMA addresses`);
+    }
+    const pfn = alloc_iova_fast(iovad, len, Math.floor(Math.min(limit, 2 ** 53 - 1) / granule), true, cpu());
+    return pfn * granule;
+  }
+
+  /** iommu_dma_free_iova without a gather: straight back to the range cache. */
+  function freeIova(domain: IommuDomain, iova: number, size: number): void {
+    if (domain.iovad !== null) free_iova_fast(domain.iovad, iova / granule, size / granule, cpu());
+  }
+
+  /** __iommu_dma_map: DMA_MAPPING_ERROR or the IOVA plus the intra-granule offset. */
+  function dmaMap(dev: Device, phys: number, size: number, prot: number, mask: number): number {
+    const domain = domainOf(dev);
+    const paging = domain.paging;
+    if (paging === null) return DMA_MAPPING_ERROR;
+    if (dma_get_min_align_mask(dev) > granule - 1) {
+      dev.host.ctx.klog.warnOnce(`__iommu_dma_map:align:${dev.name}`, '__iommu_dma_map', `${dev.driver?.name ?? dev.bus.name} ${dev.name}: Unsupported alignment constraint`);
+      return DMA_MAPPING_ERROR;
+    }
+    const off = ioffset(phys);
+    const len = ialign(size + off);
+    const iova = allocIova(dev, domain, len, mask);
+    if (iova === 0) return DMA_MAPPING_ERROR;
+    if (iommu_map(paging, iova, phys - off, len, prot, GFP_KERNEL) !== 0) {
+      freeIova(domain, iova, len);
+      return DMA_MAPPING_ERROR;
+    }
+    return iova + off;
+  }
+
+  /** __iommu_dma_unmap: clear the PTEs, then sync now (strict) or queue the IOVA (lazy). */
+  function dmaUnmap(dev: Device, addr: number, size: number, via: string): void {
+    const domain = domainOf(dev);
+    const paging = domain.paging;
+    if (paging === null) return;
+    const off = ioffset(addr);
+    const start = addr - off;
+    const len = ialign(size + off);
+    const gather = new IommuIotlbGather();
+    gather.queued = domain.fq !== null;
+    const unmapped = iommu_unmap_fast(paging, start, len, gather);
+    if (unmapped !== len) dev.host.ctx.klog.warn('__iommu_dma_unmap', `WARN_ON(unmapped != size): unmapped ${unmapped} of ${len} at 0x${start.toString(16)}`);
+    iommu.recordUnmap({ device: dev.name, domain: domain.id, iova: start, size: len, time: dev.host.ctx.clock.now, via, lazy: domain.fq !== null });
+    if (domain.fq !== null) {
+      domain.fq.queue(start / granule, len / granule, gather.freelist.splice(0), cpu());
+    } else {
+      iommu_iotlb_sync(paging, gather);
+      freeIova(domain, start, len);
+    }
+  }
+
+  /** iommu_dma_map_swiotlb: bounce whole granules; an untrusted device's padding is zeroed. */
+  function mapSwiotlb(dev: Device, phys: number, size: number, dir: number, attrs: number): number {
+    const b = bouncer(dev);
+    if (b === null || !b.active) {
+      dev.host.ctx.klog.warnOnce(`iommu_dma_map_swiotlb:${dev.name}`, 'iommu_dma_map_swiotlb', `${dev.driver?.name ?? dev.bus.name} ${dev.name}: DMA bounce buffers are inactive, unable to map unaligned transaction.`);
+      return DMA_MAPPING_ERROR;
+    }
+    const tlb = b.mapAligned(dev, phys, size, granule - 1, dir, attrs);
+    if (tlb !== DMA_MAPPING_ERROR && dev.untrusted) {
+      const pre = tlb - Math.floor(tlb / granule) * granule;
+      if (pre > 0) mm.fillPhys(tlb - pre, pre, 0);
+      const end = tlb + size;
+      const post = ialign(end) - end;
+      if (post > 0) mm.fillPhys(end, post, 0);
+    }
+    return tlb;
+  }
+
+  const useSwiotlb = (dev: Device): boolean => dev.untrusted;
+
+  function mapPhys(dev: Device, physIn: number, size: number, dir: number, attrs: number): number {
+    let phys = physIn;
+    if (useSwiotlb(dev) && (ioffset(phys) !== 0 || ioffset(size) !== 0)) {
+      phys = mapSwiotlb(dev, phys, size, dir, attrs);
+      if (phys === DMA_MAPPING_ERROR) return DMA_MAPPING_ERROR;
+    }
+    const iova = dmaMap(dev, phys, size, dma_info_to_prot(dir, dev.dma_coherent, attrs), dma_get_mask(dev));
+    if (iova === DMA_MAPPING_ERROR && phys !== physIn) bouncer(dev)?.unmap(dev, phys, size, dir, attrs);
+    return iova;
+  }
+
+  function unmapPhys(dev: Device, handle: number, size: number, dir: number, attrs: number): void {
+    const domain = domainOf(dev);
+    const phys = domain.paging === null ? 0 : domain.paging.pgtable.iova_to_phys(handle);
+    if (phys === 0) {
+      dev.host.ctx.klog.warn('iommu_dma_unmap_phys', `WARN_ON(!phys): ${dev.name} unmapping 0x${handle.toString(16)}, which has no translation`);
+      return;
+    }
+    dmaUnmap(dev, handle, size, 'dma_unmap_page');
+    const b = bouncer(dev);
+    if (b !== null && b.isBuffer(phys)) b.unmap(dev, phys, size, dir, attrs);
+  }
+
+  function syncSingle(dev: Device, handle: number, size: number, dir: number, toCpu: boolean): void {
+    if (!useSwiotlb(dev)) return;
+    const domain = domainOf(dev);
+    const phys = domain.paging?.pgtable.iova_to_phys(handle) ?? 0;
+    const b = bouncer(dev);
+    if (phys === 0 || b === null || !b.isBuffer(phys)) return;
+    if (toCpu) b.syncForCpu(dev, phys, size, dir);
+    else b.syncForDevice(dev, phys, size, dir);
+  }
+
+  function forEachSg(sgl: Scatterlist, nents: number, f: (s: Scatterlist, i: number) => boolean | void): number {
+    let s: Scatterlist | null = sgl;
+    for (let i = 0; i < nents && s !== null; i++) {
+      if (f(s, i) === false) return i;
+      s = sg_next(s);
+    }
+    return nents;
+  }
+
+  function mapSg(dev: Device, sgl: Scatterlist, nents: number, dir: number, attrs: number): number {
+    if (useSwiotlb(dev)) {
+      // iommu_dma_map_sg_swiotlb: entry by entry through map_page, no merging.
+      sg_dma_mark_swiotlb(sgl);
+      const done = forEachSg(sgl, nents, (s) => {
+        s.dma_address = mapPhys(dev, sg_phys(s), s.length, dir, attrs);
+        if (s.dma_address === DMA_MAPPING_ERROR) return false;
+        s.dma_length = s.length;
+        return true;
+      });
+      if (done === nents) return nents;
+      forEachSg(sgl, done, (s) => { unmapPhys(dev, s.dma_address, s.dma_length, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC); });
+      return -5; // -EIO
+    }
+    const domain = domainOf(dev);
+    const paging = domain.paging;
+    if (paging === null) return -22;
+    const prot = dma_info_to_prot(dir, dev.dma_coherent, attrs);
+    const dom: IommuSgDomain = {
+      granule,
+      allocIova: (size) => allocIova(dev, domain, size, dma_get_mask(dev)),
+      freeIova: (iova, size) => freeIova(domain, iova, size),
+      map: (iova, phys, size) => iommu_map(paging, iova, phys, size, prot, GFP_KERNEL),
+      unmap: (iova, size) => { const g = new IommuIotlbGather(); iommu_unmap_fast(paging, iova, size, g); iommu_iotlb_sync(paging, g); },
+    };
+    const r = iommuDmaMapSg(dom, { boundaryMask: dma_get_seg_boundary(dev), maxSegSize: dma_get_max_seg_size(dev) }, sgl, nents, (rep) => { lastReport = rep; });
+    if (r > 0 && lastReport !== null) observer.mapSg?.(dev, lastReport, nents, r);
+    lastReport = null;
+    return r;
+  }
+  let lastReport: IommuSgReport | null = null;
+
+  function unmapSg(dev: Device, sgl: Scatterlist, nents: number, dir: number, attrs: number): void {
+    if (sg_dma_is_swiotlb(sgl)) {
+      forEachSg(sgl, nents, (s) => { unmapPhys(dev, s.dma_address, s.dma_length, dir, attrs); });
+      return;
+    }
+    const range = unmapSgRange(sgl, nents);
+    if (range !== null) dmaUnmap(dev, range.start, range.size, 'dma_unmap_sg');
+  }
+
+  return {
+    name: 'iommu',
+    map_phys: mapPhys,
+    unmap_phys: unmapPhys,
+    map_sg: mapSg,
+    unmap_sg: unmapSg,
+    sync_single_for_cpu: (dev, addr, size, dir) => syncSingle(dev, addr, size, dir, true),
+    sync_single_for_device: (dev, addr, size, dir) => syncSingle(dev, addr, size, dir, false),
+    sync_sg_for_cpu: (dev, sgl, nents, dir) => { if (sg_dma_is_swiotlb(sgl)) forEachSg(sgl, nents, (s) => { syncSingle(dev, s.dma_address, s.length, dir, true); }); },
+    sync_sg_for_device: (dev, sgl, nents, dir) => { if (sg_dma_is_swiotlb(sgl)) forEachSg(sgl, nents, (s) => { syncSingle(dev, s.dma_address, s.length, dir, false); }); },
+    alloc(dev, size, gfp): CoherentBuffer | null {
+      // iommu_dma_alloc_remap: pages from anywhere, mapped contiguously in IOVA space.
+      if (dev.host.ctx.faults.shouldFail('coherent')) return null;
+      const area = mm.vzalloc(size, gfp);
+      if (area === null) return null;
+      const domain = domainOf(dev);
+      const paging = domain.paging;
+      const len = area.nrPages * PAGE_SIZE;
+      const iova = paging === null ? 0 : allocIova(dev, domain, len, dev.coherent_dma_mask);
+      if (paging === null || iova === 0) {
+        mm.vfree(area);
+        return null;
+      }
+      const prot = dma_info_to_prot(DMA_BIDIRECTIONAL, dev.dma_coherent, 0);
+      for (let i = 0; i < area.nrPages; i++) {
+        if (iommu_map(paging, iova + i * PAGE_SIZE, (area.pages[i] as number) * PAGE_SIZE, PAGE_SIZE, prot, GFP_KERNEL) !== 0) {
+          if (i > 0) { const g = new IommuIotlbGather(); iommu_unmap_fast(paging, iova, i * PAGE_SIZE, g); iommu_iotlb_sync(paging, g); }
+          freeIova(domain, iova, len);
+          mm.vfree(area);
+          return null;
+        }
+      }
+      return { cpu_addr: area.addr, dma_handle: iova };
+    },
+    free(dev, size, buf) {
+      dmaUnmap(dev, buf.dma_handle, size, 'dma_free_coherent');
+      const area = mm.findVmArea(buf.cpu_addr);
+      mm.vfree(area ?? null);
+    },
+    max_mapping_size: (dev) => {
+      if (!dev.untrusted) return SIZE_MAX;
+      return bouncer(dev)?.maxMappingSize(dev) ?? SIZE_MAX;
+    },
+    opt_mapping_size: () => iova_rcache_range(),
+    merge_boundary: () => granule - 1,
+  };
+}

@@ -1,0 +1,73 @@
+/**
+ * @module dma/iommu-translator
+ * How a device behind the IOMMU reaches memory: through its group's domain. Identity domains pass
+ * addresses through, blocked ones fault everything, paging domains walk the IOTLB and page table.
+ * Two hazards are reported with the unmap that caused them (the use-after-unmap detector, which no
+ * real kernel tool offers): an access served only by a stale IOTLB entry (the lazy window), and a
+ * fault on an IOVA the device had mapped and then unmapped.
+ */
+import type { Device } from '../device/device.ts';
+import { directTranslator, type DmaFault, type DmaTranslator, type Translation } from '../device/dma-engine.ts';
+import type { Iommu, UnmapRecord } from '../iommu/iommu.ts';
+import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY } from '../iommu/map-domain.ts';
+import { translate, TranslateResult } from '../iommu/translate.ts';
+
+/** A device access that reached memory it had unmapped, or faulted on an IOVA it had unmapped. */
+export interface UseAfterUnmap {
+  readonly device: string;
+  readonly iova: number;
+  readonly access: 'read' | 'write';
+  /** 'stale-iotlb': bytes moved through a translation whose PTE was gone; 'fault': the access faulted. */
+  readonly kind: 'stale-iotlb' | 'fault';
+  readonly time: number;
+  /** The unmap that made it stale, when remembered. */
+  readonly unmap: UnmapRecord | undefined;
+}
+
+/** The IOMMU translator and the hazards it saw. */
+export interface IommuTranslator extends DmaTranslator {
+  readonly useAfterUnmap: UseAfterUnmap[];
+}
+
+/**
+ * The translator for devices behind `iommu`.
+ * @example dev.dma.translator = iommuTranslator(machine.iommu)
+ */
+export function iommuTranslator(iommu: Iommu): IommuTranslator {
+  const scratch = new TranslateResult();
+  const useAfterUnmap: UseAfterUnmap[] = [];
+  const fault = (dev: Device, iova: number, length: number, access: 'read' | 'write', reason: DmaFault['reason'], detail?: string): Translation =>
+    ({ ok: false, fault: { device: dev.name, iova, length, access, reason, ...(detail === undefined ? {} : { detail }) } });
+  return {
+    kind: 'iommu',
+    useAfterUnmap,
+    translate(dev, addr, length, access): Translation {
+      const group = iommu.groupOf(dev.name);
+      if (group === undefined) return directTranslator.translate(dev, addr, length, access);
+      const domain = group.domain;
+      if (domain.type === IOMMU_DOMAIN_IDENTITY) return directTranslator.translate(dev, addr, length, access);
+      const now = iommu.ctx.clock.now;
+      if (domain.type === IOMMU_DOMAIN_BLOCKED || domain.paging === null) {
+        iommu.reportFault(domain, dev.name, addr, access, 'blocked');
+        return fault(dev, addr, length, access, 'unmapped', 'the group is attached to a blocking domain');
+      }
+      const r = translate(domain.paging, addr, length, access, scratch);
+      if (!r.ok) {
+        const f = r.fault as NonNullable<TranslateResult['fault']>;
+        iommu.reportFault(domain, dev.name, f.iova, access, f.reason);
+        const unmap = iommu.unmapCovering(domain.id, f.iova);
+        if (unmap !== undefined) useAfterUnmap.push({ device: dev.name, iova: f.iova, access, kind: 'fault', time: now, unmap });
+        const detail = unmap === undefined ? undefined : `IOVA unmapped by ${unmap.via} at t=${unmap.time} ns`;
+        return fault(dev, f.iova, length, access, f.reason === 'permission' ? 'permission' : 'unmapped', detail);
+      }
+      if (r.stale) {
+        const unmap = iommu.unmapCovering(domain.id, r.staleIova);
+        useAfterUnmap.push({ device: dev.name, iova: r.staleIova, access, kind: 'stale-iotlb', time: now, unmap });
+        iommu.ctx.logger.warn({ event: 'use_after_unmap', device: dev.name, iova: r.staleIova, access, unmap }, 'device used a stale IOTLB entry');
+      }
+      const ranges = [];
+      for (let i = 0; i < r.nranges; i++) ranges.push({ phys: r.phys[i] as number, length: r.len[i] as number });
+      return { ok: true, ranges };
+    },
+  };
+}

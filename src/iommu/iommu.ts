@@ -1,0 +1,294 @@
+/**
+ * @module iommu/iommu
+ * The machine's IOMMU: one IOTLB shared by its domains, page-table pages from the machine's memory,
+ * groups with default domains chosen by policy, a bounded fault log (with VT-d's overflow flag),
+ * report_iommu_fault, and the record of recent unmaps that the use-after-unmap detector reads.
+ */
+import type { KernelContext } from '../core/context.ts';
+import { EINVAL, ENOSYS } from '../core/errno.ts';
+import { KernelError } from '../core/errors.ts';
+import { GFP_KERNEL, __GFP_NOWARN } from '../mm/gfp.ts';
+import { PAGE_SIZE } from '../mm/constants.ts';
+import type { Mm } from '../mm/mm.ts';
+import { FlushQueue } from './flush-queue.ts';
+import { Iotlb, IOTLB_DEFAULT_CAPACITY } from './iotlb.ts';
+import { IovaDomain, init_iova_domain, put_iova_domain } from './iova.ts';
+import { free_iova_fast, iova_domain_init_rcaches } from './iova-rcache.ts';
+import {
+  IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_DMA, IOMMU_DOMAIN_DMA_FQ, IOMMU_DOMAIN_IDENTITY, IOMMU_DOMAIN_UNMANAGED, PagingDomain,
+  __IOMMU_DOMAIN_DMA_API, __IOMMU_DOMAIN_PAGING,
+} from './map-domain.ts';
+import { IoPageTable } from './pgtable.ts';
+import type { TablePageAllocator } from './pgtable-alloc.ts';
+
+/** The invalidation policy for DMA domains (iommu.strict / iommu.passthrough). */
+export type IommuMode = 'strict' | 'lazy' | 'passthrough';
+
+/** How to build the IOMMU. */
+export interface IommuOptions {
+  /** Default domain policy. Default 'lazy' (DMA_FQ). */
+  readonly mode?: IommuMode;
+  /** Input address width: 39, 48 (default) or 52 bits. */
+  readonly addressWidth?: number;
+  /** Smallest page size: 4096 (default), 16384 or 65536. */
+  readonly granule?: number;
+  /** IOTLB entries (QEMU VT-d: 1024). */
+  readonly iotlbSize?: number;
+  /** One shared flush queue of 32768 entries and 1 s (IOMMUs whose flushes trap, shadow_on_flush). */
+  readonly singleQueue?: boolean;
+  /** Fault records kept before the overflow flag is set. Default 256. */
+  readonly faultLogSize?: number;
+  /** iommu.forcedac: skip the PCI 32-bit-first IOVA policy. */
+  readonly forcedac?: boolean;
+}
+
+/** One recorded translation fault. */
+export interface IommuFaultRecord {
+  readonly device: string;
+  readonly iova: number;
+  readonly access: 'read' | 'write';
+  readonly reason: string;
+  readonly time: number;
+  readonly domain: number;
+}
+
+/** A recent unmap, kept so a later access through the range can be blamed on it. */
+export interface UnmapRecord {
+  readonly device: string;
+  readonly domain: number;
+  readonly iova: number;
+  readonly size: number;
+  readonly time: number;
+  /** The DMA API call that unmapped it. */
+  readonly via: string;
+  /** Queued for a lazy flush (the IOTLB may still hold it). */
+  readonly lazy: boolean;
+}
+
+/** IOMMU_FAULT_READ / IOMMU_FAULT_WRITE. */
+export const IOMMU_FAULT_READ = 0;
+export const IOMMU_FAULT_WRITE = 1;
+
+/** A fault handler on an UNMANAGED domain (iommu_set_fault_handler). */
+export type IommuFaultHandler = (domain: IommuDomain, device: string, iova: number, flags: number) => number;
+
+/**
+ * An IOMMU domain: its type, its page table (paging types), its IOVA allocator and flush queue
+ * (DMA types).
+ */
+export class IommuDomain {
+  readonly id: number;
+  type: number;
+  readonly paging: PagingDomain | null;
+  readonly iovad: IovaDomain | null;
+  readonly fq: FlushQueue | null;
+  faultHandler: IommuFaultHandler | null = null;
+  readonly iommu: Iommu;
+
+  /** @internal Iommu.allocDomain builds domains */
+  constructor(iommu: Iommu, id: number, type: number, paging: PagingDomain | null, iovad: IovaDomain | null, fq: FlushQueue | null) {
+    this.iommu = iommu;
+    this.id = id;
+    this.type = type;
+    this.paging = paging;
+    this.iovad = iovad;
+    this.fq = fq;
+  }
+
+  /** A DMA-API domain (DMA or DMA_FQ). */
+  get isDma(): boolean {
+    return (this.type & __IOMMU_DOMAIN_DMA_API) !== 0;
+  }
+
+  /** The name the kernel prints for the type. */
+  get typeName(): string {
+    return domainTypeName(this.type);
+  }
+}
+
+/** An IOMMU group: devices the IOMMU cannot tell apart, attached to one domain. */
+export class IommuGroup {
+  readonly id: number;
+  readonly devices: string[] = [];
+  readonly defaultDomain: IommuDomain;
+  domain: IommuDomain;
+
+  constructor(id: number, defaultDomain: IommuDomain) {
+    this.id = id;
+    this.defaultDomain = defaultDomain;
+    this.domain = defaultDomain;
+  }
+}
+
+/** The kernel's name for a domain type. */
+export function domainTypeName(type: number): string {
+  switch (type) {
+    case IOMMU_DOMAIN_BLOCKED: return 'blocked';
+    case IOMMU_DOMAIN_IDENTITY: return 'identity';
+    case IOMMU_DOMAIN_UNMANAGED: return 'unmanaged';
+    case IOMMU_DOMAIN_DMA: return 'DMA';
+    case IOMMU_DOMAIN_DMA_FQ: return 'DMA-FQ';
+    default: return `type ${type}`;
+  }
+}
+
+/**
+ * The IOMMU of one machine.
+ * @example
+ * const m = new Machine({ memory: '16G', iommu: { mode: 'lazy' } });
+ * m.iommu?.groupOf(dev).domain.typeName // 'DMA-FQ'
+ */
+export class Iommu {
+  readonly ctx: KernelContext;
+  readonly mm: Mm;
+  readonly mode: IommuMode;
+  readonly addressWidth: number;
+  readonly granule: number;
+  readonly iotlb: Iotlb;
+  readonly singleQueue: boolean;
+  readonly forcedac: boolean;
+  readonly faultLogSize: number;
+  // INVARIANT: faults.length <= faultLogSize; faultOverflow is set once a fault found the log full.
+  readonly faults: IommuFaultRecord[] = [];
+  faultOverflow = false;
+  readonly groups: IommuGroup[] = [];
+  readonly domains: IommuDomain[] = [];
+  readonly #groupOf = new Map<string, IommuGroup>();
+  // INVARIANT: unmaps holds the last UNMAP_HISTORY unmaps, oldest first.
+  readonly unmaps: UnmapRecord[] = [];
+  readonly tableAlloc: TablePageAllocator;
+  /** Pages the IOMMU took from the machine for page tables and not yet returned. */
+  tablePagesInUse = 0;
+  #nextDomain = 1;
+
+  constructor(ctx: KernelContext, mm: Mm, opts: IommuOptions = {}) {
+    this.ctx = ctx;
+    this.mm = mm;
+    this.mode = opts.mode ?? 'lazy';
+    if (!['strict', 'lazy', 'passthrough'].includes(this.mode)) throw new KernelError(EINVAL, 'Iommu', `mode must be strict, lazy or passthrough, got ${String(this.mode)}`, 'mode');
+    this.addressWidth = opts.addressWidth ?? 48;
+    this.granule = opts.granule ?? 4096;
+    this.singleQueue = opts.singleQueue === true;
+    this.forcedac = opts.forcedac === true;
+    this.faultLogSize = opts.faultLogSize ?? 256;
+    this.iotlb = new Iotlb({ capacity: opts.iotlbSize ?? IOTLB_DEFAULT_CAPACITY });
+    this.tableAlloc = {
+      allocTablePage: (bytes) => {
+        const order = Math.max(0, Math.ceil(Math.log2(bytes / PAGE_SIZE)));
+        const pfn = mm.alloc_pages(GFP_KERNEL | __GFP_NOWARN, order, 'pgtable');
+        if (pfn !== null) this.tablePagesInUse += 2 ** order;
+        return pfn;
+      },
+      freeTablePage: (pfn, bytes) => {
+        const order = Math.max(0, Math.ceil(Math.log2(bytes / PAGE_SIZE)));
+        this.tablePagesInUse -= 2 ** order;
+        mm.__free_pages(pfn, order);
+      },
+    };
+    ctx.klog.printk('info', 'iommu_subsys_init', `iommu: Default domain type: ${this.mode === 'passthrough' ? 'Passthrough' : 'Translated'}`);
+    if (this.mode !== 'passthrough') ctx.klog.printk('info', 'iommu_subsys_init', `iommu: DMA domain TLB invalidation policy: ${this.mode} mode`);
+  }
+
+  /**
+   * A new domain of `type` (iommu_domain_alloc / the default-domain path). DMA types get an IOVA
+   * domain with range caches (iommu_dma_init_domain); DMA_FQ a flush queue.
+   */
+  allocDomain(type: number): IommuDomain {
+    const id = this.#nextDomain++;
+    let paging: PagingDomain | null = null;
+    let iovad: IovaDomain | null = null;
+    let fq: FlushQueue | null = null;
+    if (type & __IOMMU_DOMAIN_PAGING) {
+      const pt = new IoPageTable({ ias: this.addressWidth, granule: this.granule }, this.tableAlloc, { faults: this.ctx.faults, klog: this.ctx.klog });
+      paging = new PagingDomain({ pgtable: pt, iotlb: this.iotlb, asid: id, type, klog: this.ctx.klog });
+    }
+    const cpus = (this.ctx as { cpus?: number }).cpus ?? 2;
+    if (type & __IOMMU_DOMAIN_DMA_API) {
+      iovad = new IovaDomain({ faults: this.ctx.faults, klog: this.ctx.klog, clock: this.ctx.clock, nrCpus: cpus });
+      // base_pfn = max(1, aperture_start >> order): IOVA 0 is never handed out.
+      init_iova_domain(iovad, this.granule, 1);
+      iova_domain_init_rcaches(iovad);
+    }
+    const domain = new IommuDomain(this, id, type, paging, iovad, null);
+    if (type === IOMMU_DOMAIN_DMA_FQ && paging !== null && iovad !== null) {
+      const pg = paging;
+      const iv = iovad;
+      fq = new FlushQueue(this.ctx.clock, {
+        flushIotlbAll: () => pg.flush_iotlb_all(),
+        release: (e, cpu) => {
+          if (e.freelist.length > 0) pg.pgtable.free_table_pages([...e.freelist]);
+          free_iova_fast(iv, e.iovaPfn, e.pages, Math.min(cpu, cpus - 1));
+        },
+      }, { cpus, single: this.singleQueue });
+      (domain as { fq: FlushQueue | null }).fq = fq;
+    }
+    this.domains.push(domain);
+    return domain;
+  }
+
+  /** Free a domain (after its devices left it): drain its queue, its IOVAs, its page table. */
+  freeDomain(domain: IommuDomain): void {
+    domain.fq?.drain();
+    if (domain.iovad !== null) put_iova_domain(domain.iovad);
+    domain.paging?.flush_iotlb_all();
+    domain.paging?.pgtable.free();
+    const i = this.domains.indexOf(domain);
+    if (i >= 0) this.domains.splice(i, 1);
+  }
+
+  /**
+   * Probe a device: put it in a group (its own, or `groupId`'s) whose default domain follows the
+   * policy: IDENTITY for passthrough, DMA for strict, DMA_FQ for lazy; an untrusted device forces a
+   * strict DMA domain.
+   */
+  probeDevice(name: string, untrusted: boolean, groupId?: number): IommuGroup {
+    let group = groupId === undefined ? undefined : this.groups.find((g) => g.id === groupId);
+    if (group === undefined) {
+      let type = this.mode === 'passthrough' ? IOMMU_DOMAIN_IDENTITY : this.mode === 'strict' ? IOMMU_DOMAIN_DMA : IOMMU_DOMAIN_DMA_FQ;
+      if (untrusted) type = IOMMU_DOMAIN_DMA;
+      group = new IommuGroup(groupId ?? this.groups.length, this.allocDomain(type));
+      this.groups.push(group);
+    } else if (untrusted && group.defaultDomain.type !== IOMMU_DOMAIN_DMA) {
+      this.ctx.klog.printk('warn', 'iommu_get_default_domain_type', `${name}: Device is not trusted, but driver is overriding group ${group.id} to ${group.defaultDomain.typeName}, refusing to probe.`);
+    }
+    group.devices.push(name);
+    this.#groupOf.set(name, group);
+    this.ctx.klog.printk('info', 'iommu_group_add_device', `${name}: Adding to iommu group ${group.id}`);
+    return group;
+  }
+
+  /** The group of a device (iommu_group_get), or undefined when the device is not behind this IOMMU. */
+  groupOf(name: string): IommuGroup | undefined {
+    return this.#groupOf.get(name);
+  }
+
+  /**
+   * Record a translation fault (bounded, with the overflow flag) and report it: a handler on an
+   * UNMANAGED domain decides; otherwise -ENOSYS (DMA-API domains never have a handler).
+   */
+  reportFault(domain: IommuDomain, device: string, iova: number, access: 'read' | 'write', reason: string): number {
+    if (this.faults.length < this.faultLogSize) this.faults.push({ device, iova, access, reason, time: this.ctx.clock.now, domain: domain.id });
+    else this.faultOverflow = true;
+    this.ctx.logger.warn({ event: 'io_page_fault', device, iova, access, reason }, 'io_page_fault');
+    const h = domain.type === IOMMU_DOMAIN_UNMANAGED ? domain.faultHandler : null;
+    return h === null ? -ENOSYS : h(domain, device, iova, access === 'write' ? IOMMU_FAULT_WRITE : IOMMU_FAULT_READ);
+  }
+
+  /** Remember an unmap for the use-after-unmap detector. */
+  recordUnmap(rec: UnmapRecord): void {
+    this.unmaps.push(rec);
+    if (this.unmaps.length > UNMAP_HISTORY) this.unmaps.splice(0, this.unmaps.length - UNMAP_HISTORY);
+  }
+
+  /** The most recent unmap of `domain` covering `iova`, if remembered. */
+  unmapCovering(domain: number, iova: number): UnmapRecord | undefined {
+    for (let i = this.unmaps.length - 1; i >= 0; i--) {
+      const u = this.unmaps[i] as UnmapRecord;
+      if (u.domain === domain && iova >= u.iova && iova < u.iova + u.size) return u;
+    }
+    return undefined;
+  }
+}
+
+/** Unmaps remembered for blame. */
+export const UNMAP_HISTORY = 4096;

@@ -1,0 +1,370 @@
+/**
+ * @module iommu/iotlb
+ * The IOTLB: a finite cache of translations (IOVA page → physical page, permissions, page size),
+ * keyed by address-space id (the domain id), in the manner of QEMU's VT-d model: a hash keyed by
+ * (page frame, id, page size); a lookup tries each page size, smallest first; at most 1024 entries,
+ * and inserting into a full IOTLB first drops every entry (vtd_update_iotlb's reset).
+ *
+ * A cached translation outlives its PTE: an entry stays and keeps serving until an invalidation
+ * (range, domain or global) removes it. That is how a device can still reach memory after unmap in
+ * lazy mode, and what translate() reports as a stale access.
+ *
+ * Storage is an open-addressing table (linear probing, backward-shift deletion) in typed arrays,
+ * at most half full. Page frames are numbers (`Math.floor(iova / size)`), hashed without bitwise
+ * operations on values above 2^32.
+ */
+import { EINVAL } from '../core/errno.ts';
+import { KernelError } from '../core/errors.ts';
+import { POW2, POW2_INV } from './pgtable-geometry.ts';
+
+/** QEMU VT-d's VTD_IOTLB_MAX_SIZE. */
+export const IOTLB_DEFAULT_CAPACITY = 1024;
+
+const EMPTY = -1;
+const TWO32 = 4294967296;
+
+/** How to build an IOTLB. */
+export interface IotlbOptions {
+  /** Entries it holds before the next insert drops them all (default 1024). */
+  readonly capacity?: number;
+}
+
+/** One cached translation, as {@link Iotlb.entries} reports it. */
+export interface IotlbEntryInfo {
+  readonly asid: number;
+  /** First IOVA of the cached page. */
+  readonly iova: number;
+  /** Page size in bytes. */
+  readonly size: number;
+  /** First physical address of the page. */
+  readonly phys: number;
+  /** IOMMU_READ / IOMMU_WRITE (and the other prot bits). */
+  readonly perm: number;
+}
+
+/**
+ * An IOTLB shared by the domains of one IOMMU.
+ * @example
+ * const tlb = new Iotlb();
+ * tlb.insert(1, 0x5000, 0x9000, IOMMU_READ, 12, 0);
+ * const s = tlb.lookup(1, 0x5abc); // slot ≥ 0
+ * tlb.pagePhys[s] + (0x5abc - 0x5000) // 0x9abc
+ */
+export class Iotlb {
+  readonly capacity: number;
+  // INVARIANT: keyAsid[i] === EMPTY (-1) marks a free slot; a used slot i holds the entry with key
+  //   (keyAsid[i], keyGfn[i], keyShift[i]) and no other slot holds that key.
+  // INVARIANT: linear probing: every used slot is reachable from home(key) through used slots only.
+  // INVARIANT: count === number of used slots <= capacity <= slots / 2.
+  // INVARIANT: shiftList[0..nShifts) are the distinct page shifts ever inserted since the last
+  //   reset/flushAll, ascending (a superset of the shifts present).
+  readonly keyAsid: Int32Array;
+  readonly keyGfn: Float64Array;
+  readonly keyShift: Uint8Array;
+  /** First physical address of the cached page. */
+  readonly pagePhys: Float64Array;
+  readonly perm: Uint8Array;
+  /** The page table's epoch when the entry was filled or last confirmed (see translate.ts). */
+  readonly epoch: Float64Array;
+  readonly slots: number;
+  count = 0;
+  /** Lookups answered from the cache. */
+  hits = 0;
+  /** Lookups that found nothing (the caller walks the page table). */
+  misses = 0;
+  inserts = 0;
+  /** Times an insert into a full IOTLB dropped every entry. */
+  resets = 0;
+  /** Range (page-selective) invalidations requested. */
+  invalidations = 0;
+  /** Domain-selective invalidations. */
+  domainFlushes = 0;
+  /** Global invalidations. */
+  globalFlushes = 0;
+  /** Entries removed by invalidations of any kind (not by resets). */
+  entriesInvalidated = 0;
+  /** iotlb_sync calls that reached this IOTLB. */
+  syncs = 0;
+  readonly #mask: number;
+  readonly #hashShift: number;
+  readonly shiftList = new Uint8Array(64);
+  nShifts = 0;
+
+  constructor(opts: IotlbOptions = {}) {
+    const cap = opts.capacity ?? IOTLB_DEFAULT_CAPACITY;
+    if (typeof cap !== 'number' || !Number.isInteger(cap) || cap < 1 || cap > 2 ** 24) {
+      throw new KernelError(EINVAL, 'Iotlb', `expected a whole number in [1, 2^24], got ${String(cap)}`, 'capacity');
+    }
+    this.capacity = cap;
+    let slots = 8;
+    while (slots < cap * 2) slots *= 2;
+    this.slots = slots;
+    this.#mask = slots - 1;
+    this.#hashShift = 32 - Math.log2(slots);
+    this.keyAsid = new Int32Array(slots).fill(EMPTY);
+    this.keyGfn = new Float64Array(slots);
+    this.keyShift = new Uint8Array(slots);
+    this.pagePhys = new Float64Array(slots);
+    this.perm = new Uint8Array(slots);
+    this.epoch = new Float64Array(slots);
+  }
+
+  #home(asid: number, gfn: number, shift: number): number {
+    let lo = gfn;
+    let hi = 0;
+    if (gfn >= TWO32) {
+      hi = Math.floor(gfn / TWO32);
+      lo = gfn - hi * TWO32;
+    }
+    // Multiplicative (Fibonacci) hashing: the top bits of the product index the table.
+    return Math.imul(lo ^ Math.imul(hi ^ asid ^ (shift << 24), 0x85ebca6b), 0x9e3779b1) >>> this.#hashShift;
+  }
+
+  #find(asid: number, gfn: number, shift: number): number {
+    const ka = this.keyAsid;
+    const mask = this.#mask;
+    let i = this.#home(asid, gfn, shift);
+    for (;;) {
+      const a = ka[i] as number;
+      if (a === EMPTY) return -1;
+      if (a === asid && this.keyGfn[i] === gfn && this.keyShift[i] === shift) return i;
+      i = (i + 1) & mask;
+    }
+  }
+
+  /**
+   * The slot caching `iova` for `asid`, trying each page size smallest first; -1 on a miss. Counts a
+   * hit or a miss.
+   * @example const s = tlb.lookup(asid, iova); if (s >= 0) tlb.pagePhys[s]
+   */
+  lookup(asid: number, iova: number): number {
+    const n = this.nShifts;
+    if (this.count !== 0) {
+      const shifts = this.shiftList;
+      for (let k = 0; k < n; k++) {
+        const s = shifts[k] as number;
+        const slot = this.#find(asid, Math.floor(iova * (POW2_INV[s] as number)), s);
+        if (slot >= 0) {
+          this.hits++;
+          return slot;
+        }
+      }
+    }
+    this.misses++;
+    return -1;
+  }
+
+  /**
+   * Like {@link lookup} without counting (for reports and tests).
+   * @example tlb.peek(asid, iova) >= 0 // cached?
+   */
+  peek(asid: number, iova: number): number {
+    if (this.count === 0) return -1;
+    const n = this.nShifts;
+    const shifts = this.shiftList;
+    for (let k = 0; k < n; k++) {
+      const s = shifts[k] as number;
+      const slot = this.#find(asid, Math.floor(iova * (POW2_INV[s] as number)), s);
+      if (slot >= 0) return slot;
+    }
+    return -1;
+  }
+
+  /** First IOVA of the page cached in `slot`. */
+  slotIova(slot: number): number {
+    return (this.keyGfn[slot] as number) * (POW2[this.keyShift[slot] as number] as number);
+  }
+
+  /**
+   * Cache the translation of the page of 2^shift bytes containing `iova`: a full IOTLB is dropped
+   * first, as QEMU's VT-d does. Returns the slot.
+   * @param pagePhys first physical address of the page.
+   * @param epoch the page table's epoch now.
+   * @example tlb.insert(asid, iova, pagePhys, IOMMU_READ | IOMMU_WRITE, 12, pt.epoch)
+   */
+  insert(asid: number, iova: number, pagePhys: number, perm: number, shift: number, epoch: number): number {
+    if (!Number.isInteger(asid) || asid < 0 || asid > 0x7fffffff) throw new KernelError(EINVAL, 'Iotlb.insert', `expected a whole number in [0, 2^31), got ${String(asid)}`, 'asid');
+    if (!Number.isInteger(shift) || shift < 0 || shift > 52) throw new KernelError(EINVAL, 'Iotlb.insert', `expected a page shift in [0, 52], got ${String(shift)}`, 'shift');
+    const gfn = Math.floor(iova / (POW2[shift] as number));
+    let slot = this.#find(asid, gfn, shift);
+    if (slot < 0) {
+      if (this.count >= this.capacity) {
+        this.resets++;
+        this.#clear();
+      }
+      slot = this.#home(asid, gfn, shift);
+      const ka = this.keyAsid;
+      const mask = this.#mask;
+      while ((ka[slot] as number) !== EMPTY) slot = (slot + 1) & mask;
+      ka[slot] = asid;
+      this.keyGfn[slot] = gfn;
+      this.keyShift[slot] = shift;
+      this.count++;
+      this.#noteShift(shift);
+    }
+    this.pagePhys[slot] = pagePhys;
+    this.perm[slot] = perm;
+    this.epoch[slot] = epoch;
+    this.inserts++;
+    return slot;
+  }
+
+  #noteShift(shift: number): void {
+    const list = this.shiftList;
+    let n = this.nShifts;
+    for (let k = 0; k < n; k++) if (list[k] === shift) return;
+    let k = n;
+    while (k > 0 && (list[k - 1] as number) > shift) {
+      list[k] = list[k - 1] as number;
+      k--;
+    }
+    list[k] = shift;
+    this.nShifts = ++n;
+  }
+
+  #removeAt(slot: number): void {
+    const ka = this.keyAsid;
+    const mask = this.#mask;
+    ka[slot] = EMPTY;
+    this.count--;
+    let hole = slot;
+    let j = slot;
+    for (;;) {
+      j = (j + 1) & mask;
+      const a = ka[j] as number;
+      if (a === EMPTY) return;
+      const home = this.#home(a, this.keyGfn[j] as number, this.keyShift[j] as number);
+      // The entry at j may fill the hole unless its home lies cyclically in (hole, j].
+      const stays = hole <= j ? home > hole && home <= j : home > hole || home <= j;
+      if (stays) continue;
+      ka[hole] = a;
+      this.keyGfn[hole] = this.keyGfn[j] as number;
+      this.keyShift[hole] = this.keyShift[j] as number;
+      this.pagePhys[hole] = this.pagePhys[j] as number;
+      this.perm[hole] = this.perm[j] as number;
+      this.epoch[hole] = this.epoch[j] as number;
+      ka[j] = EMPTY;
+      hole = j;
+    }
+  }
+
+  /**
+   * Page-selective invalidation: remove every entry of `asid` whose page overlaps
+   * [start, start + size). Returns the number removed.
+   * @example tlb.invalidateRange(asid, 0x5000, 0x1000)
+   */
+  invalidateRange(asid: number, start: number, size: number): number {
+    this.invalidations++;
+    if (this.count === 0 || !(size > 0)) return 0;
+    const last = start + size - 1;
+    let probes = 0;
+    for (let k = 0; k < this.nShifts; k++) {
+      const ps = POW2[this.shiftList[k] as number] as number;
+      probes += Math.floor(last / ps) - Math.floor(start / ps) + 1;
+    }
+    let removed = 0;
+    if (probes <= this.count * 2 + 16) {
+      for (let k = 0; k < this.nShifts; k++) {
+        const s = this.shiftList[k] as number;
+        const ps = POW2[s] as number;
+        const lastGfn = Math.floor(last / ps);
+        for (let gfn = Math.floor(start / ps); gfn <= lastGfn; gfn++) {
+          const slot = this.#find(asid, gfn, s);
+          if (slot >= 0) {
+            this.#removeAt(slot);
+            removed++;
+          }
+        }
+      }
+    } else {
+      removed = this.#rebuild((a, gfn, s) => {
+        if (a !== asid) return false;
+        const ps = POW2[s] as number;
+        const pageStart = gfn * ps;
+        return pageStart <= last && pageStart + ps > start;
+      });
+    }
+    this.entriesInvalidated += removed;
+    return removed;
+  }
+
+  /**
+   * The invalidation an iotlb_sync issues for an inclusive range [start, end] (counted as a sync).
+   * @example tlb.sync(asid, gather.start, gather.end)
+   */
+  sync(asid: number, start: number, end: number): number {
+    this.syncs++;
+    if (end < start) return 0;
+    return this.invalidateRange(asid, start, end - start + 1);
+  }
+
+  /**
+   * Domain-selective invalidation: drop every entry of `asid`.
+   * @example tlb.invalidateAsid(domainId)
+   */
+  invalidateAsid(asid: number): number {
+    this.domainFlushes++;
+    if (this.count === 0) return 0;
+    const removed = this.#rebuild((a) => a === asid);
+    this.entriesInvalidated += removed;
+    return removed;
+  }
+
+  /**
+   * Global invalidation: drop everything.
+   * @example tlb.flushAll(); tlb.count // 0
+   */
+  flushAll(): number {
+    this.globalFlushes++;
+    const removed = this.count;
+    this.entriesInvalidated += removed;
+    this.#clear();
+    return removed;
+  }
+
+  #clear(): void {
+    this.keyAsid.fill(EMPTY);
+    this.count = 0;
+    this.nShifts = 0;
+  }
+
+  /** Remove entries `drop` selects by re-inserting the others into an emptied table. */
+  #rebuild(drop: (asid: number, gfn: number, shift: number) => boolean): number {
+    const keep: number[] = [];
+    for (let i = 0; i < this.slots; i++) {
+      const a = this.keyAsid[i] as number;
+      if (a === EMPTY) continue;
+      if (!drop(a, this.keyGfn[i] as number, this.keyShift[i] as number)) keep.push(i);
+    }
+    const removed = this.count - keep.length;
+    if (removed === 0) return 0;
+    const saved = keep.map((i) => [this.keyAsid[i], this.keyGfn[i], this.keyShift[i], this.pagePhys[i], this.perm[i], this.epoch[i]] as number[]);
+    this.keyAsid.fill(EMPTY);
+    this.count = 0;
+    for (const [a, gfn, s, phys, perm, epoch] of saved as Array<[number, number, number, number, number, number]>) {
+      let slot = this.#home(a, gfn, s);
+      while ((this.keyAsid[slot] as number) !== EMPTY) slot = (slot + 1) & this.#mask;
+      this.keyAsid[slot] = a;
+      this.keyGfn[slot] = gfn;
+      this.keyShift[slot] = s;
+      this.pagePhys[slot] = phys;
+      this.perm[slot] = perm;
+      this.epoch[slot] = epoch;
+      this.count++;
+    }
+    return removed;
+  }
+
+  /**
+   * Every cached translation (for reports and tests), in slot order.
+   * @example [...tlb.entries()].map((e) => e.iova)
+   */
+  *entries(): Generator<IotlbEntryInfo> {
+    for (let i = 0; i < this.slots; i++) {
+      const asid = this.keyAsid[i] as number;
+      if (asid === EMPTY) continue;
+      const shift = this.keyShift[i] as number;
+      yield { asid, iova: this.slotIova(i), size: POW2[shift] as number, phys: this.pagePhys[i] as number, perm: this.perm[i] as number };
+    }
+  }
+}

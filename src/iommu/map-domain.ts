@@ -1,0 +1,132 @@
+/**
+ * @module iommu/map-domain
+ * What the core map/unmap calls need from a domain ({@link IommuDomainLike}), the domain type flags
+ * with the kernel's values, and {@link PagingDomain}: a paging domain that wires an IO page table to
+ * an IOTLB (invalidation on sync and walk flush, table pages released after the sync).
+ */
+import { defaultContext } from '../core/context.ts';
+import { type KernelLog } from '../core/kernel-log.ts';
+import { IommuIotlbGather, iommu_iotlb_gather_add_page, type IotlbSyncDomain } from './gather.ts';
+import { type Iotlb } from './iotlb.ts';
+import { type IoPageTable } from './pgtable.ts';
+
+export const __IOMMU_DOMAIN_PAGING = 1 << 0;
+export const __IOMMU_DOMAIN_DMA_API = 1 << 1;
+export const __IOMMU_DOMAIN_PT = 1 << 2;
+export const __IOMMU_DOMAIN_DMA_FQ = 1 << 3;
+export const __IOMMU_DOMAIN_SVA = 1 << 4;
+export const __IOMMU_DOMAIN_PLATFORM = 1 << 5;
+export const __IOMMU_DOMAIN_NESTED = 1 << 6;
+/** All DMA blocked. */
+export const IOMMU_DOMAIN_BLOCKED = 0;
+/** DMA address == physical address. */
+export const IOMMU_DOMAIN_IDENTITY = __IOMMU_DOMAIN_PT;
+/** A paging domain owned by a driver or VFIO. */
+export const IOMMU_DOMAIN_UNMANAGED = __IOMMU_DOMAIN_PAGING;
+/** The DMA API's paging domain, strict invalidation. */
+export const IOMMU_DOMAIN_DMA = __IOMMU_DOMAIN_PAGING | __IOMMU_DOMAIN_DMA_API;
+/** The DMA API's paging domain, lazy invalidation through a flush queue. */
+export const IOMMU_DOMAIN_DMA_FQ = __IOMMU_DOMAIN_PAGING | __IOMMU_DOMAIN_DMA_API | __IOMMU_DOMAIN_DMA_FQ;
+
+/**
+ * The part of struct iommu_domain (and its ops) the core calls use. `pgtable` stands for
+ * map_pages / unmap_pages / iova_to_phys; null means the domain has none (-ENODEV / 0).
+ * @example iommu_map(domain, iova, paddr, size, IOMMU_READ, GFP_KERNEL) // any IommuDomainLike
+ */
+export interface IommuDomainLike extends IotlbSyncDomain {
+  /** IOMMU_DOMAIN_* flags. */
+  readonly type: number;
+  /** Supported page sizes, a sum of powers of two (0: none). */
+  readonly pgsize_bitmap: number;
+  readonly pgtable: IoPageTable | null;
+  /** Where pr_err lines and WARNs go. */
+  readonly klog: KernelLog;
+  /** ops->iotlb_sync_map (caching-mode IOMMUs): 0 or -errno. */
+  iotlb_sync_map?(iova: number, size: number): number;
+}
+
+/** How to build a {@link PagingDomain}. */
+export interface PagingDomainOptions {
+  readonly pgtable: IoPageTable;
+  /** The IOMMU's IOTLB; none: translations are not cached. */
+  readonly iotlb?: Iotlb | null;
+  /** Address-space id keying this domain's IOTLB entries (the domain id). Default 1. */
+  readonly asid?: number;
+  /** IOMMU_DOMAIN_* (default IOMMU_DOMAIN_DMA). */
+  readonly type?: number;
+  /** Default: the page table's kernel log. */
+  readonly klog?: KernelLog;
+  /**
+   * VT-d caching mode: iotlb_sync_map invalidates the mapped range (the IOTLB may cache
+   * not-present entries). Counted, otherwise harmless here since misses are never cached.
+   */
+  readonly cachingMode?: boolean;
+}
+
+/**
+ * A paging domain: its page table, the IOTLB it shares, its address-space id.
+ * - iotlb_sync: page-selective invalidation of the gathered range, then the gather's freed table
+ *   pages go back to the allocator.
+ * - flush_iotlb_all: domain-selective invalidation.
+ * - the page table's walk flushes invalidate at once; cleared leaves are gathered page by page.
+ * @example
+ * const pt = new IoPageTable({}, new SimpleTablePageAllocator());
+ * const domain = new PagingDomain({ pgtable: pt, iotlb: new Iotlb(), asid: 1 });
+ * iommu_map(domain, 0x1000, 0x5000, 4096, IOMMU_READ, GFP_KERNEL) // 0
+ */
+export class PagingDomain implements IommuDomainLike {
+  readonly type: number;
+  readonly pgsize_bitmap: number;
+  readonly pgtable: IoPageTable;
+  readonly iotlb: Iotlb | null;
+  readonly asid: number;
+  readonly klog: KernelLog;
+  readonly cachingMode: boolean;
+  /** iotlb_sync calls. */
+  syncs = 0;
+  /** iotlb_sync_map calls. */
+  syncMaps = 0;
+  /** flush_iotlb_all calls. */
+  flushAlls = 0;
+
+  constructor(opts: PagingDomainOptions) {
+    this.pgtable = opts.pgtable;
+    this.pgsize_bitmap = opts.pgtable.pgsize_bitmap;
+    this.iotlb = opts.iotlb ?? null;
+    this.asid = opts.asid ?? 1;
+    this.type = opts.type ?? IOMMU_DOMAIN_DMA;
+    this.klog = opts.klog ?? opts.pgtable.klog ?? defaultContext().klog;
+    this.cachingMode = opts.cachingMode === true;
+    const iotlb = this.iotlb;
+    const asid = this.asid;
+    opts.pgtable.tlb = {
+      tlb_flush_walk: iotlb === null ? () => {} : (iova: number, size: number) => {
+        iotlb.invalidateRange(asid, iova, size);
+      },
+      tlb_add_page: (gather: IommuIotlbGather, iova: number, granule: number) => {
+        iommu_iotlb_gather_add_page(this, gather, iova, granule);
+      },
+    };
+  }
+
+  /** ops->iotlb_sync: invalidate what the gather holds, then release its freed table pages. */
+  iotlb_sync(gather: IommuIotlbGather): void {
+    this.syncs++;
+    if (this.iotlb !== null) this.iotlb.sync(this.asid, gather.start, gather.end);
+    if (gather.freelist.length !== 0) this.pgtable.free_table_pages(gather.freelist);
+  }
+
+  /** ops->flush_iotlb_all: drop every IOTLB entry of this domain. */
+  flush_iotlb_all(): void {
+    this.flushAlls++;
+    this.iotlb?.invalidateAsid(this.asid);
+  }
+
+  /** ops->iotlb_sync_map: only in caching mode. */
+  iotlb_sync_map(iova: number, size: number): number {
+    if (!this.cachingMode) return 0;
+    this.syncMaps++;
+    this.iotlb?.invalidateRange(this.asid, iova, size);
+    return 0;
+  }
+}

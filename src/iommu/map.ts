@@ -1,0 +1,331 @@
+/**
+ * @module iommu/map
+ * The IOMMU core's map and unmap calls (drivers/iommu/iommu.c), with the kernel's names, arguments
+ * and return conventions:
+ * - iommu_map / iommu_map_nosync: 0, -EINVAL (not a paging domain; odd GFP flags, WARN_ON_ONCE;
+ *   iova, paddr or size not aligned to the smallest page: pr_err "unaligned: ..."), -ENODEV (no page
+ *   table, WARN), or the page table's error (-EEXIST, -ENOMEM, -ERANGE). The range is mapped in pieces
+ *   chosen by iommu_pgsize; a failure part-way unmaps everything this call mapped.
+ *   Undo differs from the kernel in one respect, so that a failed call leaves the page table exactly
+ *   as before: the kernel undoes with iommu_unmap over the range (whose page sizes follow the IOVA
+ *   alone and may take out a whole table that was there, empty, before the call); here the undo
+ *   unmaps exactly the leaves the call placed, at their sizes, syncs the IOTLB the same way, and then
+ *   frees the table pages the call allocated. (A block that replaced a table, as io-pgtable-arm
+ *   allows, cannot be undone: the old table is gone, as in the kernel.)
+ * - iommu_unmap / iommu_unmap_fast: bytes unmapped; stops at a hole; a large page is never split
+ *   (the page table WARNs and unmaps nothing of it); 0 for misaligned arguments (pr_err).
+ * - iommu_map_sg: physically contiguous entries are merged into one map call each, mapped back to
+ *   back from `iova`; bytes mapped or a negative errno (everything undone).
+ * - iommu_iova_to_phys: identity → iova, blocked → 0, else the page-table walk (0: not mapped).
+ */
+import { EINVAL, ENODEV } from '../core/errno.ts';
+import { KernelError } from '../core/errors.ts';
+import { __GFP_COMP, __GFP_DMA, __GFP_DMA32, __GFP_HIGHMEM } from '../mm/gfp.ts';
+import { IommuIotlbGather, iommu_iotlb_sync } from './gather.ts';
+import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY, __IOMMU_DOMAIN_PAGING, type IommuDomainLike } from './map-domain.ts';
+import { pgsizeFromShifts, pgsizeOut, pgsizeShiftsOf } from './map-pgsize.ts';
+import { POW2, POW2_INV } from './pgtable-geometry.ts';
+
+const PR_PREFIX = 'iommu: ';
+/** Empty gathers for iommu_unmap (iommu_iotlb_sync leaves a gather empty). */
+const gatherPool: IommuIotlbGather[] = [];
+const BAD_GFP = __GFP_COMP | __GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM;
+const MAX_ADDR = Number.MAX_SAFE_INTEGER;
+
+/** Is x a multiple of the power of two whose inverse is `inv`? (No fmod, no division: both are slow.) */
+function aligned(x: number, inv: number): boolean {
+  const q = x * inv;
+  return Math.floor(q) === q;
+}
+
+function hex(n: number): string {
+  return `0x${n.toString(16)}`;
+}
+
+/** %pa: a phys_addr_t as 0x and 16 zero-padded hex digits. */
+function hexPa(n: number): string {
+  return `0x${n.toString(16).padStart(16, '0')}`;
+}
+
+function badAddr(fn: string, arg: string, v: unknown): never {
+  throw new KernelError(EINVAL, fn, `expected a whole number in [0, 2^53), got ${String(v)}`, arg);
+}
+
+function isAddr(x: number): boolean {
+  return typeof x === 'number' && x >= 0 && Math.floor(x) === x;
+}
+
+function checkRange(fn: string, iova: number, paddr: number, size: number): void {
+  if (isAddr(iova) && isAddr(paddr) && isAddr(size) && iova + size <= MAX_ADDR) return;
+  if (!isAddr(iova)) badAddr(fn, 'iova', iova);
+  if (!isAddr(paddr)) badAddr(fn, 'paddr', paddr);
+  if (!isAddr(size)) badAddr(fn, 'size', size);
+  throw new KernelError(EINVAL, fn, `iova + size exceeds 2^53 - 1 (${iova} + ${size})`, 'size');
+}
+
+/**
+ * iommu_map_nosync: map [iova, iova + size) to [paddr, paddr + size) with `prot`, no iotlb_sync_map.
+ * @returns 0 or a negative errno (nothing left mapped, no table page left behind).
+ * @example iommu_map_nosync(domain, 0x200000, 0x40200000, 0x400000, IOMMU_READ | IOMMU_WRITE, GFP_KERNEL) // 0
+ */
+export function iommu_map_nosync(domain: IommuDomainLike, iova: number, paddr: number, size: number, prot: number, gfp: number): number {
+  checkRange('iommu_map_nosync', iova, paddr, size);
+  if ((domain.type & __IOMMU_DOMAIN_PAGING) === 0) return -EINVAL;
+  const pt = domain.pgtable;
+  const bitmap = domain.pgsize_bitmap;
+  if (pt === null || !(bitmap > 0)) {
+    domain.klog.warn('iommu_map_nosync', 'WARN_ON(!ops->map_pages || domain->pgsize_bitmap == 0UL)');
+    return -ENODEV;
+  }
+  if ((gfp & BAD_GFP) !== 0) {
+    domain.klog.warnOnce('iommu_map_nosync:gfp', 'iommu_map_nosync', 'WARN_ON_ONCE(gfp & (__GFP_COMP | __GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM))');
+    return -EINVAL;
+  }
+  const shifts = pgsizeShiftsOf(bitmap);
+  const minPagesz = POW2[shifts[0] as number] as number;
+  const minInv = POW2_INV[shifts[0] as number] as number;
+  const second = shifts.length > 1 ? (POW2[shifts[1] as number] as number) : Number.POSITIVE_INFINITY;
+  if (!aligned(iova, minInv) || !aligned(paddr, minInv) || !aligned(size, minInv)) {
+    domain.klog.printk('err', 'iommu_map_nosync', `${PR_PREFIX}unaligned: iova ${hex(iova)} pa ${hexPa(paddr)} size ${hex(size)} min_pagesz ${hex(minPagesz)}\n`);
+    return -EINVAL;
+  }
+  const origIova = iova;
+  const origPaddr = paddr;
+  const origSize = size;
+  let ret = 0;
+  const since = pt.tableAllocs;
+  while (size !== 0) {
+    // Below the second page size only the smallest fits (iova and paddr are aligned to it), and
+    // no larger page can follow: iommu_pgsize's answer without the search.
+    let pgsize = minPagesz;
+    let count = size * minInv;
+    if (size >= second) {
+      pgsize = pgsizeFromShifts(shifts, iova, paddr, size);
+      count = pgsizeOut.count;
+    }
+    const r = pt.map_pages(iova, paddr, pgsize, count, prot, gfp);
+    if (r < 0) {
+      ret = r;
+      break;
+    }
+    size -= r;
+    iova += r;
+    paddr += r;
+  }
+  if (ret !== 0) {
+    if (origSize !== size) {
+      const gather = new IommuIotlbGather();
+      undoMap(domain, origIova, origPaddr, origSize - size, gather);
+      iommu_iotlb_sync(domain, gather);
+    }
+    pt.rollbackTablesSince(since);
+  }
+  return ret;
+}
+
+/**
+ * iommu_sync_map: the domain's iotlb_sync_map op, if it has one.
+ * @example iommu_sync_map(domain, iova, size) // 0
+ */
+export function iommu_sync_map(domain: IommuDomainLike, iova: number, size: number): number {
+  return domain.iotlb_sync_map === undefined ? 0 : domain.iotlb_sync_map(iova, size);
+}
+
+/**
+ * iommu_map: iommu_map_nosync, then iommu_sync_map (on failure of the sync, the range is unmapped).
+ * @returns 0, -EINVAL, -ENODEV, -EEXIST, -ENOMEM or -ERANGE; on failure nothing of it stays mapped.
+ * @example
+ * iommu_map(domain, 0x1000, 0x5000, 0x1000, IOMMU_READ, GFP_KERNEL) // 0
+ * iommu_map(domain, 0x1001, 0x5000, 0x1000, IOMMU_READ, GFP_KERNEL) // -EINVAL, pr_err "unaligned: ..."
+ */
+export function iommu_map(domain: IommuDomainLike, iova: number, paddr: number, size: number, prot: number, gfp: number): number {
+  const pt = domain.pgtable;
+  if (pt === null || domain.iotlb_sync_map === undefined) return iommu_map_nosync(domain, iova, paddr, size, prot, gfp);
+  const since = pt.tableAllocs;
+  let ret = iommu_map_nosync(domain, iova, paddr, size, prot, gfp);
+  if (ret === 0) {
+    ret = iommu_sync_map(domain, iova, size);
+    if (ret !== 0) {
+      const gather = new IommuIotlbGather();
+      undoMap(domain, iova, paddr, size, gather);
+      iommu_iotlb_sync(domain, gather);
+      pt.rollbackTablesSince(since);
+    }
+  }
+  return ret;
+}
+
+/** The unmap loop shared by iommu_unmap and iommu_unmap_fast. */
+function __iommu_unmap(domain: IommuDomainLike, iova: number, size: number, gather: IommuIotlbGather): number {
+  if ((domain.type & __IOMMU_DOMAIN_PAGING) === 0) return 0;
+  const pt = domain.pgtable;
+  const bitmap = domain.pgsize_bitmap;
+  if (pt === null || !(bitmap > 0)) {
+    domain.klog.warn('__iommu_unmap', 'WARN_ON(!ops->unmap_pages || domain->pgsize_bitmap == 0UL)');
+    return 0;
+  }
+  const shifts = pgsizeShiftsOf(bitmap);
+  const minPagesz = POW2[shifts[0] as number] as number;
+  const minInv = POW2_INV[shifts[0] as number] as number;
+  const second = shifts.length > 1 ? (POW2[shifts[1] as number] as number) : Number.POSITIVE_INFINITY;
+  if (!aligned(iova, minInv) || !aligned(size, minInv)) {
+    domain.klog.printk('err', '__iommu_unmap', `${PR_PREFIX}unaligned: iova ${hex(iova)} size ${hex(size)} min_pagesz ${hex(minPagesz)}\n`);
+    return 0;
+  }
+  let unmapped = 0;
+  while (unmapped < size) {
+    const left = size - unmapped;
+    let pgsize = minPagesz;
+    let count = left * minInv;
+    if (left >= second) {
+      pgsize = pgsizeFromShifts(shifts, iova, iova, left);
+      count = pgsizeOut.count;
+    }
+    const done = pt.unmap_pages(iova, pgsize, count, gather);
+    if (done === 0) break;
+    iova += done;
+    unmapped += done;
+  }
+  return unmapped;
+}
+
+/**
+ * Undo a map: unmap the leaves placed from (iova, paddr) over `size` bytes at the page sizes the map
+ * chose (iommu_pgsize over iova and paddr picks the same sizes again), gathering into `gather`.
+ */
+function undoMap(domain: IommuDomainLike, iova: number, paddr: number, size: number, gather: IommuIotlbGather): void {
+  const pt = domain.pgtable;
+  if (pt === null) return;
+  const shifts = pgsizeShiftsOf(domain.pgsize_bitmap);
+  let done = 0;
+  while (done < size) {
+    const pgsize = pgsizeFromShifts(shifts, iova, paddr, size - done);
+    const n = pt.unmap_pages(iova, pgsize, pgsizeOut.count, gather);
+    if (n === 0) break;
+    iova += n;
+    paddr += n;
+    done += n;
+  }
+}
+
+/**
+ * iommu_unmap: unmap [iova, iova + size) and sync the IOTLB (page-selective invalidation of what was
+ * gathered; freed table pages released after it).
+ * @returns bytes unmapped: less than `size` when it reached a hole or a large page it cannot split.
+ * @example iommu_unmap(domain, 0x1000, 0x1000) // 4096
+ */
+export function iommu_unmap(domain: IommuDomainLike, iova: number, size: number): number {
+  checkRange('iommu_unmap', iova, 0, size);
+  // The kernel's gather lives on the stack; a small pool stands in (re-entry just takes another).
+  const gather = gatherPool.pop() ?? new IommuIotlbGather();
+  const ret = __iommu_unmap(domain, iova, size, gather);
+  iommu_iotlb_sync(domain, gather);
+  if (gatherPool.length < 8) gatherPool.push(gather);
+  return ret;
+}
+
+/**
+ * iommu_unmap_fast: unmap without syncing: the caller syncs `gather` (strict) or queues its range and
+ * freelist on a flush queue (lazy; set `gather.queued` first).
+ * @example
+ * const g = new IommuIotlbGather();
+ * iommu_unmap_fast(domain, iova, size, g); iommu_iotlb_sync(domain, g);
+ */
+export function iommu_unmap_fast(domain: IommuDomainLike, iova: number, size: number, gather: IommuIotlbGather): number {
+  checkRange('iommu_unmap_fast', iova, 0, size);
+  return __iommu_unmap(domain, iova, size, gather);
+}
+
+/**
+ * iommu_iova_to_phys: identity domains return `iova`, blocked ones 0; otherwise the page-table walk
+ * (0 when not mapped).
+ * @example iommu_iova_to_phys(domain, 0x1234) // 0x5234
+ */
+export function iommu_iova_to_phys(domain: IommuDomainLike, iova: number): number {
+  if (domain.type === IOMMU_DOMAIN_IDENTITY) return iova;
+  if (domain.type === IOMMU_DOMAIN_BLOCKED) return 0;
+  const pt = domain.pgtable;
+  return pt === null ? 0 : pt.iova_to_phys(iova);
+}
+
+/** One scatterlist entry as iommu_map_sg reads it: sg_phys, length, and sg_dma_is_bus_address. */
+export interface IommuSgEntry {
+  readonly phys: number;
+  readonly length: number;
+  /** A PCI peer-to-peer bus address: not mapped through the IOMMU (skipped). */
+  readonly busAddress?: boolean;
+}
+
+/** Entry accessors, for scatterlists kept in typed arrays (no object per entry). */
+export interface IommuSgAccessor {
+  phys(i: number): number;
+  length(i: number): number;
+  isBusAddress?(i: number): boolean;
+}
+
+/** What iommu_map_sg accepts: an array of entries, or accessors by index. */
+export type IommuSgList = readonly IommuSgEntry[] | IommuSgAccessor;
+
+/**
+ * iommu_map_sg: map `nents` entries back to back from `iova`, one iommu_map_nosync per run of
+ * physically contiguous entries, bus-address entries skipped, then one iommu_sync_map.
+ * @returns bytes mapped, or a negative errno with everything this call mapped undone (the kernel's
+ *   iommu_unmap of the whole range; here run by run, see the module notes).
+ * @example iommu_map_sg(domain, 0x100000, [{ phys: 0x5000, length: 0x1000 }, { phys: 0x6000, length: 0x2000 }], 2, IOMMU_READ, GFP_KERNEL) // 0x3000
+ */
+export function iommu_map_sg(domain: IommuDomainLike, iova: number, sg: IommuSgList, nents: number, prot: number, gfp: number): number {
+  const fn = 'iommu_map_sg';
+  checkRange(fn, iova, 0, 0);
+  const isArray = Array.isArray(sg);
+  const arr = sg as readonly IommuSgEntry[];
+  const acc = sg as IommuSgAccessor;
+  if (!Number.isInteger(nents) || nents < 0 || (isArray && nents > arr.length)) {
+    throw new KernelError(EINVAL, fn, `expected a whole number in [0, ${isArray ? arr.length : '∞'}], got ${String(nents)}`, 'nents');
+  }
+  const physOf = (i: number): number => (isArray ? (arr[i] as IommuSgEntry).phys : acc.phys(i));
+  const lenOf = (i: number): number => (isArray ? (arr[i] as IommuSgEntry).length : acc.length(i));
+  const busOf = (i: number): boolean => (isArray ? (arr[i] as IommuSgEntry).busAddress === true : acc.isBusAddress?.(i) === true);
+  const pt = domain.pgtable;
+  const since = pt === null ? 0 : pt.tableAllocs;
+  let ret = 0;
+  let mapped = 0;
+  const runs: number[] = []; // (phys, len) of each run mapped, for the undo
+  if (nents > 0) {
+    let len = 0;
+    let start = 0;
+    let cur = 0;
+    // The kernel's loop runs nents + 1 times, the last pass revisiting the last entry, so the final
+    // run is mapped when its successor's address "breaks" the run.
+    for (let i = 0; i <= nents;) {
+      const sPhys = physOf(cur);
+      if (len !== 0 && sPhys !== start + len) {
+        ret = iommu_map_nosync(domain, iova + mapped, start, len, prot, gfp);
+        if (ret !== 0) break;
+        runs.push(start, len);
+        mapped += len;
+        len = 0;
+      }
+      if (!busOf(cur)) {
+        if (len !== 0) {
+          len += lenOf(cur);
+        } else {
+          len = lenOf(cur);
+          start = sPhys;
+        }
+      }
+      if (++i < nents) cur++;
+    }
+  }
+  if (ret === 0) ret = iommu_sync_map(domain, iova, mapped);
+  if (ret !== 0 && mapped !== 0) {
+    const gather = new IommuIotlbGather();
+    let at = iova;
+    for (let k = 0; k < runs.length; k += 2) {
+      undoMap(domain, at, runs[k] as number, runs[k + 1] as number, gather);
+      at += runs[k + 1] as number;
+    }
+    iommu_iotlb_sync(domain, gather);
+  }
+  if (ret !== 0) pt?.rollbackTablesSince(since);
+  return ret !== 0 ? ret : mapped;
+}

@@ -1,0 +1,85 @@
+/**
+ * @module iommu/pgtable-alloc
+ * Where IO page-table pages come from. The Machine backs this with its page allocator (owner
+ * 'pgtable'); {@link SimpleTablePageAllocator} is a stand-alone one for tests and benchmarks.
+ */
+
+/**
+ * The allocator an IO page table takes its table pages from. `bytes` is the table size (the
+ * granule: 4096, 16384 or 65536); an allocator for 4 KiB tables only may ignore it.
+ * @example
+ * const alloc: TablePageAllocator = { allocTablePage: () => mm.alloc_pages(GFP_KERNEL, 0, 'pgtable'),
+ *   freeTablePage: (pfn) => mm.__free_pages(pfn, 0) };
+ */
+export interface TablePageAllocator {
+  /** A zeroed table page: its first pfn, or null when memory is exhausted. */
+  allocTablePage(bytes: number): number | null;
+  /** Give a table page back. */
+  freeTablePage(pfn: number, bytes: number): void;
+}
+
+/**
+ * A table-page allocator over a private pfn range: lowest free pfn first, with a limit and counts,
+ * so tests can check that every page came back.
+ * @example
+ * const a = new SimpleTablePageAllocator({ limit: 3 });
+ * a.allocTablePage(4096) // 0x100000 (first pfn), ...; the 4th call returns null
+ */
+export class SimpleTablePageAllocator implements TablePageAllocator {
+  // INVARIANT: inUse === allocs - frees; every pfn in #free was handed out before and came back;
+  //   #live holds exactly the pfns handed out and not yet freed.
+  readonly basePfn: number;
+  readonly limit: number;
+  allocs = 0;
+  frees = 0;
+  #next: number;
+  readonly #free: number[] = [];
+  readonly #live = new Set<number>();
+  readonly #track: boolean;
+
+  /**
+   * @param opts.basePfn first pfn handed out (default 0x100000, i.e. 4 GiB).
+   * @param opts.limit most pages live at once (default unlimited).
+   * @param opts.track keep the set of live pfns to catch double frees (default true; off for benchmarks).
+   */
+  constructor(opts: { basePfn?: number; limit?: number; track?: boolean } = {}) {
+    this.basePfn = opts.basePfn ?? 0x100000;
+    this.limit = opts.limit ?? Number.POSITIVE_INFINITY;
+    this.#next = this.basePfn;
+    this.#track = opts.track ?? true;
+  }
+
+  /** Table pages handed out and not yet freed. */
+  get inUse(): number {
+    return this.allocs - this.frees;
+  }
+
+  allocTablePage(bytes: number): number | null {
+    if (this.inUse >= this.limit) return null;
+    const pages = Math.max(1, bytes / 4096);
+    let pfn: number;
+    if (this.#free.length > 0) {
+      pfn = this.#free.pop() as number;
+    } else {
+      pfn = this.#next;
+      this.#next += pages;
+    }
+    this.allocs++;
+    if (this.#track) this.#live.add(pfn);
+    return pfn;
+  }
+
+  freeTablePage(pfn: number, _bytes: number): void {
+    if (this.#track) {
+      if (!this.#live.has(pfn)) throw new Error(`SimpleTablePageAllocator: freeing pfn ${pfn}, which is not a live table page`);
+      this.#live.delete(pfn);
+    }
+    this.frees++;
+    this.#free.push(pfn);
+  }
+
+  /** Is `pfn` a live table page? (Always false when not tracking.) */
+  isLive(pfn: number): boolean {
+    return this.#live.has(pfn);
+  }
+}
