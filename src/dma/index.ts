@@ -10,3 +10,6 @@ export * from './debug-hooks.ts';
 export { DmaDebug, ARCH_ARM64, ARCH_X86_64, BUS_NOTIFY_UNBOUND_DRIVER, type DmaDebugOptions, type DebugArch } from './debug/index.ts';
 export { SwiotlbPool, swiotlb_max_mapping_size, IO_TLB_SIZE, IO_TLB_SEGSIZE, type SwiotlbMapping } from './swiotlb/index.ts';
 export * from './swiotlb-bouncer.ts';
+export * from './iommu-dma.ts';
+export * from './iommu-translator.ts';
+export * from './iommu-audit.ts';
