@@ -7,3 +7,4 @@ export * from './iter.ts';
 export * from './miter.ts';
 export * from './sg-init-one.ts';
 export * from './sgtable.ts';
+export * from './sgtable-owned.ts';

@@ -13,11 +13,26 @@ import { KernelError } from '../core/errors.ts';
 import type { Scatterlist } from './entry.ts';
 import { sg_next } from './entry.ts';
 import { SgTable } from './table.ts';
+import type { Bound } from '../device/context.ts';
+import type { Device } from '../device/device.ts';
+import type { DmaDirection } from '../dma/direction.ts';
+import type { OwnedSGTable, PageProvider } from './sgtable-owned.ts';
+
+type OwnedFactory = <P extends PageProvider>(dev: Device<Bound>, pages: P, dir: DmaDirection, gfp: number) => OwnedSGTable<P>;
+let ownedFactory: OwnedFactory | undefined;
+
+/** @internal sgtable-owned.ts registers the Owned constructor (avoids an import cycle). */
+export function registerOwnedFactory(f: OwnedFactory): void {
+  ownedFactory = f;
+}
 
 declare const STATE: unique symbol;
 
 /** Type-state: a view of a table owned elsewhere. */
 export interface Borrowed { readonly [STATE]: 'borrowed' }
+
+/** Type-state: the table owns its pages `P`, its entries and its DMA mapping. */
+export interface Owned<P> { readonly [STATE]: 'owned'; readonly pages: P }
 
 /**
  * One entry of an SGTable, read-only.
@@ -71,6 +86,16 @@ export class SGTable<S = Borrowed> {
   /** @internal use SGTable.borrow */
   protected constructor(raw: SgTable) {
     this.raw = raw;
+  }
+
+  /**
+   * Build and DMA-map a table over `pages` for a bound device (SGTable::new): see
+   * {@link OwnedSGTable.create}.
+   * @example using t = SGTable.create(dev, VVec.create(mm, 1 << 20), DMA_TO_DEVICE, GFP_KERNEL);
+   */
+  static create<P extends PageProvider>(dev: Device<Bound>, pages: P, dir: DmaDirection, gfp: number): OwnedSGTable<P> {
+    if (ownedFactory === undefined) throw new Error('SGTable.create: import dmasim (or scatterlist/index.ts), not sgtable.ts alone');
+    return ownedFactory(dev, pages, dir, gfp);
   }
 
   /**
