@@ -4,12 +4,43 @@
  * 1 the work failed, 2 bad usage.
  */
 import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { Writable } from 'node:stream';
+import { setRootLogger } from './core/log.ts';
 import { defaultScenario } from './scenarios.ts';
+
+/**
+ * The CLI's logger: the report already shows the kernel's messages, so only errors are logged
+ * unless LOG_LEVEL asks for more; JSON lines for tools, one readable line each on a terminal.
+ */
+function setupLogging(): void {
+  const level = process.env['LOG_LEVEL'] ?? 'error';
+  if (process.stderr.isTTY !== true) {
+    setRootLogger(pino({ name: 'dmasim', level }, pino.destination(2)));
+    return;
+  }
+  const names: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+  const pretty = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n')) {
+        if (line === '') continue;
+        try {
+          const o = JSON.parse(line) as { level: number; msg?: string; machine?: string; fn?: string };
+          process.stderr.write(`${names[o.level] ?? o.level} [${o.machine ?? 'dmasim'}]${o.fn === undefined ? '' : ` ${o.fn}:`} ${o.msg ?? ''}\n`);
+        } catch {
+          process.stderr.write(`${line}\n`);
+        }
+      }
+      done();
+    },
+  });
+  setRootLogger(pino({ name: 'dmasim', level }, pretty));
+}
 
 const USAGE = `usage: dmasim <command> [options]
 
 commands:
-  run                 run the default simulation and print its report
+  run [scenario.ts]   run a scenario (default: the built-in one) and print its report
   bench coalesce      benchmark segment coalescing (see: dmasim bench coalesce --help)
   help                this text
 `;
@@ -80,12 +111,36 @@ async function benchCoalesceCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+/**
+ * Run a scenario module: its default export (a function, maybe async) is called and what it
+ * returns is printed (a string, or an object's `report`); a module without one runs at import.
+ */
+async function runScenarioFile(file: string): Promise<number> {
+  const { pathToFileURL } = await import('node:url');
+  const { resolve } = await import('node:path');
+  const { existsSync } = await import('node:fs');
+  const path = resolve(file);
+  if (!existsSync(path)) throw new UsageError(`no scenario file ${file}`);
+  const mod = (await import(pathToFileURL(path).href)) as { default?: unknown };
+  if (typeof mod.default === 'function') {
+    const out: unknown = await (mod.default as () => unknown)();
+    const text = typeof out === 'string' ? out : typeof out === 'object' && out !== null && 'report' in out ? String((out as { report: unknown }).report) : out === undefined ? '' : JSON.stringify(out, null, 2);
+    if (text !== '') process.stdout.write(`${text}\n`);
+  }
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd = 'help', ...rest] = argv;
   switch (cmd) {
-    case 'run':
-      process.stdout.write(`${defaultScenario()}\n`);
-      return 0;
+    case 'run': {
+      const file = rest[0];
+      if (file === undefined) {
+        process.stdout.write(`${defaultScenario().report}\n`);
+        return 0;
+      }
+      return runScenarioFile(file);
+    }
     case 'bench':
       if (rest[0] === 'coalesce') return benchCoalesceCommand(rest.slice(1));
       throw new UsageError(`unknown benchmark '${rest[0] ?? ''}' (available: coalesce)`);
@@ -99,6 +154,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+setupLogging();
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err: unknown) => {
