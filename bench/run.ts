@@ -6,12 +6,14 @@ import { benchMemoryCost, benchVmalloc } from './vmalloc.bench.ts';
 import { table, type BenchResult } from './util.ts';
 import { benchCoalesce, coalesceTable } from './coalesce.bench.ts';
 import { benchIova } from './iova.bench.ts';
+import { benchDma } from './dma.bench.ts';
 
 const suites: Record<string, () => BenchResult[] | string | Promise<BenchResult[] | string>> = {
   coalesce: async () => coalesceTable(await benchCoalesce()),
   vmalloc: () => benchVmalloc(),
   memory: () => benchMemoryCost(),
   iova: () => benchIova(),
+  dma: () => benchDma(),
 };
 
 const wanted = process.argv.slice(2);
