@@ -5,6 +5,7 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     pool: 'forks',
     testTimeout: 60_000,
+    env: { LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'silent' },
     typecheck: { enabled: true, include: ['test/**/*.test-d.ts'] },
   },
 });

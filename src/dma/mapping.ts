@@ -29,6 +29,14 @@ function checkSize(size: unknown, fn: string): number {
   return size;
 }
 
+/** A DMA address argument: a number below 2^53, or DMA_MAPPING_ERROR. */
+function checkAddr(addr: unknown, fn: string): number {
+  if (typeof addr !== 'number' || !(addr === DMA_MAPPING_ERROR || (Number.isSafeInteger(addr) && addr >= 0))) {
+    throw new KernelError(EINVAL, fn, `expected a DMA address, got ${typeof addr === 'number' ? addr : typeof addr}`, 'addr');
+  }
+  return addr;
+}
+
 function debug(dev: Device) {
   return dmaSystemOf(dev.host.ctx).debug;
 }
@@ -46,6 +54,7 @@ function noMask(dev: Device, fn: string): boolean {
 export function dma_map_phys(dev: Device, phys: number, size: number, dir: number, attrs = 0): number {
   checkDir(dir, 'dma_map_phys');
   checkSize(size, 'dma_map_phys');
+  if (typeof phys !== 'number' || !Number.isSafeInteger(phys) || phys < 0) throw new KernelError(EINVAL, 'dma_map_phys', `expected a physical address, got ${String(phys)}`, 'phys');
   if (noMask(dev, 'dma_map_phys')) return DMA_MAPPING_ERROR;
   const addr = dmaOpsOf(dev).map_phys(dev, phys, size, dir, attrs);
   debug(dev)?.mapPhys(dev, phys, size, dir, addr, attrs);
@@ -89,6 +98,8 @@ export function dma_mapping_error(dev: Device, addr: number): number {
 /** dma_unmap_phys. */
 export function dma_unmap_phys(dev: Device, addr: number, size: number, dir: number, attrs = 0): void {
   checkDir(dir, 'dma_unmap_phys');
+  checkAddr(addr, 'dma_unmap_phys');
+  checkSize(size, 'dma_unmap_phys');
   dmaOpsOf(dev).unmap_phys(dev, addr, size, dir, attrs);
   debug(dev)?.unmapPhys(dev, addr, size, dir);
 }
@@ -182,6 +193,8 @@ export function dma_unmap_sgtable(dev: Device, sgt: SgTable, dir: number, attrs 
 /** dma_sync_single_for_cpu: make the device's writes visible to the CPU (bounce copies back). */
 export function dma_sync_single_for_cpu(dev: Device, addr: number, size: number, dir: number): void {
   checkDir(dir, 'dma_sync_single_for_cpu');
+  checkAddr(addr, 'dma_sync_single_for_cpu');
+  checkSize(size, 'dma_sync_single_for_cpu');
   dmaOpsOf(dev).sync_single_for_cpu(dev, addr, size, dir);
   debug(dev)?.syncSingleForCpu(dev, addr, size, dir);
 }
@@ -189,6 +202,8 @@ export function dma_sync_single_for_cpu(dev: Device, addr: number, size: number,
 /** dma_sync_single_for_device: hand the buffer back to the device (bounce copies out). */
 export function dma_sync_single_for_device(dev: Device, addr: number, size: number, dir: number): void {
   checkDir(dir, 'dma_sync_single_for_device');
+  checkAddr(addr, 'dma_sync_single_for_device');
+  checkSize(size, 'dma_sync_single_for_device');
   dmaOpsOf(dev).sync_single_for_device(dev, addr, size, dir);
   debug(dev)?.syncSingleForDevice(dev, addr, size, dir);
 }

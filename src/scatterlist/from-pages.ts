@@ -83,8 +83,8 @@ function mergeIntoPrv(pages: PageArray, n: number, nextPfn: number, prvLen: numb
 function allPfns(pages: PageArray, from: number, n: number): boolean {
   if (pages instanceof Uint32Array) return true;
   for (let i = from; i < n; i++) {
-    const p = pages[i] as number;
-    if ((p >>> 0) !== p) return false;
+    const p = pages[i] as unknown;
+    if (typeof p !== 'number' || (p >>> 0) !== p) return false;
   }
   return true;
 }
