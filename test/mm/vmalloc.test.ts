@@ -143,3 +143,14 @@ describe('machines', () => {
     expect(b.mm.alloc_pages(GFP_KERNEL, 0)).not.toBeNull();
   });
 });
+
+describe('large machines', () => {
+  it('a 1 TiB machine boots and vmallocs, paying only for what it touches', () => {
+    const m = new Machine({ memory: '1T' });
+    expect(m.mm.totalPages).toBe(2 ** 28);
+    const a = m.mm.vmalloc(64 * 2 ** 20);
+    expect(a?.nrPages).toBe(16384);
+    m.mm.vfree(a);
+    expect(m.mm.allocatedPages).toBe(0);
+  });
+});
