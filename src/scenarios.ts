@@ -83,6 +83,7 @@ export function defaultScenario(seed = 1): DefaultScenarioResult {
     `  IOTLB: ${tlb?.hits ?? 0} hits, ${tlb?.misses ?? 0} misses (hit rate ${tlb === undefined || tlb.hits + tlb.misses === 0 ? '-' : `${((100 * tlb.hits) / (tlb.hits + tlb.misses)).toFixed(1)}%`}), ${tlb?.inserts ?? 0} fills, ${tlb?.resets ?? 0} full resets`,
     `  faults: ${iommu?.faults.length ?? 0}${iommu?.faultOverflow ? ' (log overflowed)' : ''}; stale-IOTLB / use-after-unmap events: ${m.iommuTranslator?.useAfterUnmap.length ?? 0}`,
     `  page-table pages held: ${iommu?.tablePagesInUse ?? 0}`,
+    `  memory exposed by segment-boundary padding: ${formatBytes(m.dmaStats.paddingBytes)} in ${m.dmaStats.paddedMaps.length} mapping(s)`,
     '',
     `dma-debug: ${dbg === null ? 'off' : `${dbg.error_count} error(s)`}${dbg !== null && dbg.errors.length > 0 ? `\n${dbg.errors.map((r) => `  ${r.text.trimEnd()}`).join('\n')}` : ''}`,
     `leak check after unbind: ${audit.length === 0 ? 'clean (pages, IOVAs, page tables, swiotlb, dma-debug, devres)' : audit.map((v) => `\n  [${v.check}] ${v.message}`).join('')}`,

@@ -96,6 +96,11 @@ export class Machine implements KernelContext {
   readonly iommu: Iommu | null;
   /** How devices behind the IOMMU reach memory, with the use-after-unmap reports. */
   readonly iommuTranslator: IommuTranslator | null;
+  /**
+   * What dma-iommu's scatterlist mappings did: entries in, segments out, and the extra physical
+   * memory boundary padding exposed to devices (dma-iommu maps whatever follows the previous entry).
+   */
+  readonly dmaStats = { sgMaps: 0, cpuEntries: 0, dmaSegments: 0, paddingBytes: 0, paddedMaps: [] as Array<{ device: string; iova: number; paddingBytes: number; time: number }> };
   /** dma-debug, unless turned off. */
   readonly dmaDebug: DmaDebug | null;
   /** The consistency checks behind audit(). */
@@ -139,7 +144,16 @@ export class Machine implements KernelContext {
     this.iommuTranslator = this.iommu === null ? null : iommuTranslator(this.iommu);
     const iommu = this.iommu;
     const translator = this.iommuTranslator;
-    const iommuOps = iommu === null ? null : iommuDmaOps(iommu, this.mm);
+    const stats = this.dmaStats;
+    const iommuOps = iommu === null ? null : iommuDmaOps(iommu, this.mm, {
+      mapSg: (dev, r, entries, segments) => {
+        stats.sgMaps++;
+        stats.cpuEntries += entries;
+        stats.dmaSegments += segments;
+        stats.paddingBytes += r.paddingBytes;
+        if (r.paddingBytes > 0) stats.paddedMaps.push({ device: dev.name, iova: r.iova, paddingBytes: r.paddingBytes, time: this.clock.now });
+      },
+    });
     const host: BusHost = {
       ctx: this,
       memory: this.mm,

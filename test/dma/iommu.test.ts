@@ -147,3 +147,56 @@ describe('dma-iommu', () => {
     expect(dma_map_page_attrs(dev, 0x4321, 8, 64, DMA_TO_DEVICE, 0)).toBe(0x4321 * PAGE_SIZE + 8);
   });
 });
+
+describe('dma-iommu merging through a real IOMMU', () => {
+  function mapList(pages: number, opts: { maxSegmentSize: number; segmentBoundaryMask: number; offset?: number }) {
+    const m = new Machine({ memory: '8G', fragment: { run: [2, 2] }, iommu: { mode: 'strict' } });
+    const dev = m.pci.addDevice({ name: 'm', dmaMask: 64, maxSegmentSize: opts.maxSegmentSize, segmentBoundaryMask: opts.segmentBoundaryMask });
+    m.pci.bind(dev, { name: 'merge', probe() {} });
+    const area = m.mm.vmalloc(pages * PAGE_SIZE)!;
+    const sgt = new SgTable(m);
+    const off = opts.offset ?? 0;
+    expect(sg_alloc_table_from_pages_segment(sgt, area.pages, area.nrPages, off, area.size - off, 0xffffffff, GFP_KERNEL)).toBe(0);
+    expect(dma_map_sgtable(dev, sgt, DMA_TO_DEVICE, 0)).toBe(0);
+    const segs = [...for_each_sgtable_dma_sg(sgt)].map((s) => ({ addr: s.dma_address, len: s.dma_length }));
+    return { m, dev, sgt, segs, area };
+  }
+
+  it('a list longer than two chunks (~300 entries) merges under a 64 KiB max segment, segments never cross a 64 KiB boundary', () => {
+    const { m, dev, sgt, segs } = mapList(600, { maxSegmentSize: 65536, segmentBoundaryMask: 0xffff });
+    expect(sgt.orig_nents).toBeGreaterThan(256); // three chunks of slots
+    expect(segs.reduce((n, s) => n + s.len, 0)).toBe(600 * PAGE_SIZE);
+    for (const s of segs) {
+      expect(s.len).toBeLessThanOrEqual(65536);
+      expect(Math.floor(s.addr / 65536)).toBe(Math.floor((s.addr + s.len - 1) / 65536));
+    }
+    expect(segs.length).toBe(Math.ceil(600 / 16)); // 16 pages per 64 KiB segment
+    dma_unmap_sgtable(dev, sgt, DMA_TO_DEVICE, 0);
+    expect(m.audit()).toEqual([]);
+  });
+
+  it('a 4 GiB boundary and a max segment larger than the pages: one segment', () => {
+    const { segs } = mapList(64, { maxSegmentSize: 1 << 20, segmentBoundaryMask: 0xffffffff });
+    expect(segs).toHaveLength(1);
+    expect(segs[0]?.len).toBe(64 * PAGE_SIZE);
+  });
+
+  it('an unaligned first offset: the first segment starts at the offset, the rest still merge', () => {
+    const { segs } = mapList(8, { maxSegmentSize: 1 << 20, segmentBoundaryMask: 0xffffffff, offset: 100 });
+    expect(segs).toHaveLength(1);
+    expect(segs[0]!.addr % PAGE_SIZE).toBe(100);
+    expect(segs[0]?.len).toBe(8 * PAGE_SIZE - 100);
+  });
+
+  it('boundary padding is reported as exposed memory', () => {
+    const m = new Machine({ memory: '8G', iommu: { mode: 'strict' } });
+    const dev = m.pci.addDevice({ name: 'p', dmaMask: 64, segmentBoundaryMask: 0xffff });
+    m.pci.bind(dev, { name: 'pad', probe() {} });
+    const sgt = new SgTable(m);
+    // 12 pages then 8 pages: the second would straddle the 64 KiB boundary, so the first is padded.
+    sg_alloc_table_from_pages_segment(sgt, [...Array.from({ length: 12 }, (_, i) => 0x10000 + i), ...Array.from({ length: 8 }, (_, i) => 0x20000 + i)], 20, 0, 20 * PAGE_SIZE, 0xffffffff, GFP_KERNEL);
+    expect(dma_map_sgtable(dev, sgt, DMA_TO_DEVICE, 0)).toBe(0);
+    expect(m.dmaStats.paddingBytes).toBe(4 * PAGE_SIZE);
+    expect(m.dmaStats.paddedMaps[0]).toMatchObject({ device: 'p', paddingBytes: 4 * PAGE_SIZE });
+  });
+});
