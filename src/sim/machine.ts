@@ -27,7 +27,7 @@ import { Iommu, type IommuOptions } from '../iommu/iommu.ts';
 import { iommuDmaOps } from '../dma/iommu-dma.ts';
 import { iommuTranslator, type IommuTranslator } from '../dma/iommu-translator.ts';
 import { auditIommu } from '../dma/iommu-audit.ts';
-import type { DmaDebug, DmaDebugOptions } from '../dma/debug/index.ts';
+import { ARCH_ARM64, ARCH_X86_64, type DmaDebug, type DmaDebugOptions } from '../dma/debug/index.ts';
 import { SwiotlbPool } from '../dma/swiotlb/pool.ts';
 import { parseSize } from '../core/size.ts';
 import { ZONE_DMA32_LIMIT } from '../mm/constants.ts';
@@ -52,6 +52,12 @@ export interface MachineOptions {
    * (swiotlb=force, confidential guests). `false` for none.
    */
   readonly swiotlb?: false | { readonly size?: Size; readonly force?: boolean; readonly areas?: number };
+  /**
+   * The architecture: 'x86_64' (default: cache-coherent DMA, dma-debug's cache-line overlap check
+   * silent) or 'arm64' (128-byte cache lines: the overlap check is active; devices are
+   * non-coherent unless they say otherwise).
+   */
+  readonly arch?: 'x86_64' | 'arm64';
   /**
    * DMA-API debugging (CONFIG_DMA_API_DEBUG): on by default; `false` for off, or options
    * (`{ arch: ARCH_ARM64 }` for 128-byte cache lines, `driverFilter`, `entries`, ...).
@@ -86,6 +92,8 @@ export class Machine implements KernelContext {
   get memory(): PhysMemory {
     return this.mm;
   }
+  /** The architecture. */
+  readonly arch: 'x86_64' | 'arm64';
   /** What the boot-time fragmentation did, if asked for. */
   readonly bootFragment: FragmentResult | undefined;
   /** The swiotlb pool, if any. */
@@ -120,6 +128,7 @@ export class Machine implements KernelContext {
     this.seed = opts.seed ?? 1;
     this.name = opts.name ?? `m${machineCount++}`;
     this.cpus = opts.cpus ?? 2;
+    this.arch = opts.arch ?? 'x86_64';
     const ctx = createServices(this.name, this.seed);
     this.klog = ctx.klog;
     this.faults = ctx.faults;
@@ -135,7 +144,8 @@ export class Machine implements KernelContext {
       this.dmaDebug = null;
     } else {
       const pool = this.swiotlb;
-      const att = attachDmaDebug(this, this.mm, opts.dmaDebug === true || opts.dmaDebug === undefined ? {} : opts.dmaDebug, () => pool !== null && pool.is_swiotlb_active());
+      const archOpts: DmaDebugOptions = { arch: this.arch === 'arm64' ? ARCH_ARM64 : ARCH_X86_64 };
+      const att = attachDmaDebug(this, this.mm, { ...archOpts, ...(opts.dmaDebug === true || opts.dmaDebug === undefined ? {} : opts.dmaDebug) }, () => pool !== null && pool.is_swiotlb_active());
       this.dmaDebug = att.debug;
       this.dma.debug = att.hooks;
       onUnbound = att.onUnbound;
@@ -159,6 +169,7 @@ export class Machine implements KernelContext {
       memory: this.mm,
       ...(onUnbound === undefined ? {} : { notifyUnbound: onUnbound }),
       deviceAdded: (dev, devOpts) => {
+        if (this.arch === 'arm64' && devOpts.coherent === undefined) dev.dma_coherent = false;
         if (iommu === null || translator === null || devOpts.iommu === false) return;
         iommu.probeDevice(dev.name, dev.untrusted, devOpts.iommuGroup);
         dev.dma.translator = translator;

@@ -55,3 +55,22 @@ describe('dma-debug through the DMA API', () => {
     expect(m.dmaDebug).toBeNull();
   });
 });
+
+describe('the machine architecture', () => {
+  it('arm64: devices are non-coherent by default and dma-debug checks cache-line overlap; x86_64 stays silent', () => {
+    for (const arch of ['x86_64', 'arm64'] as const) {
+      const m = new Machine({ memory: '1G', arch });
+      const dev = m.pci.addDevice({ name: 'a', dmaMask: 64 });
+      expect(dev.dma_coherent).toBe(arch === 'x86_64');
+      m.pci.bind(dev, { name: 'ov', probe() {} });
+      const base = m.mm.kmalloc(256)!;
+      const a = dma_map_page_attrs(dev, Math.floor((base - 2 ** 52) / PAGE_SIZE), (base - 2 ** 52) % PAGE_SIZE, 32, 2, 0);
+      dma_mapping_error(dev, a);
+      // dma-debug numbers cache lines by L1_CACHE_SHIFT (64 bytes): 32 bytes further is the same line.
+      const b = dma_map_page_attrs(dev, Math.floor((base - 2 ** 52) / PAGE_SIZE), ((base - 2 ** 52) % PAGE_SIZE) + 32, 32, 2, 0);
+      dma_mapping_error(dev, b);
+      const overlap = m.dmaDebug!.reports.some((r) => r.text.includes('cacheline tracking EEXIST'));
+      expect(overlap, arch).toBe(arch === 'arm64');
+    }
+  });
+});
