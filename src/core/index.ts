@@ -11,3 +11,4 @@ export * from './log.ts';
 export * from './args.ts';
 export * from './sparse-memory.ts';
 export * from './page.ts';
+export * from './trace.ts';

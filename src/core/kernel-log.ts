@@ -81,8 +81,16 @@ export class KernelLog {
     this.#once.clear();
   }
 
+  #listener: ((m: KernelMessage) => void) | undefined;
+
+  /** Be told of every message (the machine's trace). */
+  onMessage(listener: ((m: KernelMessage) => void) | undefined): void {
+    this.#listener = listener;
+  }
+
   #push(m: KernelMessage): void {
     this.messages.push(m);
+    this.#listener?.(m);
     const line = { kernel: m.kind, fn: m.fn, t: m.time };
     if (m.level === 'info' || m.level === 'notice') this.#logger.info(line, m.message);
     else this.#logger.warn(line, m.message);

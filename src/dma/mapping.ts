@@ -41,6 +41,11 @@ function debug(dev: Device) {
   return dmaSystemOf(dev.host.ctx).debug;
 }
 
+function trace(dev: Device, kind: string, name: string, args: Record<string, unknown>): void {
+  const t = dmaSystemOf(dev.host.ctx).trace;
+  if (t !== null && t.enabled) t.emit(kind, name, dev.name, args);
+}
+
 function noMask(dev: Device, fn: string): boolean {
   if (dev.dma_mask !== null) return false;
   dev.host.ctx.klog.warnOnce(`${fn}:nomask:${dev.name}`, fn, 'WARN_ON_ONCE(!dev->dma_mask)');
@@ -58,6 +63,7 @@ export function dma_map_phys(dev: Device, phys: number, size: number, dir: numbe
   if (noMask(dev, 'dma_map_phys')) return DMA_MAPPING_ERROR;
   const addr = dmaOpsOf(dev).map_phys(dev, phys, size, dir, attrs);
   debug(dev)?.mapPhys(dev, phys, size, dir, addr, attrs);
+  trace(dev, 'map', 'dma_map_phys', { phys, size, dir, addr });
   return addr;
 }
 
@@ -102,6 +108,7 @@ export function dma_unmap_phys(dev: Device, addr: number, size: number, dir: num
   checkSize(size, 'dma_unmap_phys');
   dmaOpsOf(dev).unmap_phys(dev, addr, size, dir, attrs);
   debug(dev)?.unmapPhys(dev, addr, size, dir);
+  trace(dev, 'unmap', 'dma_unmap_phys', { addr, size, dir });
 }
 
 /** dma_unmap_page_attrs. */
@@ -135,8 +142,10 @@ function __dma_map_sg_attrs(dev: Device, sgl: Scatterlist | null, nents: number,
   const ents = dmaOpsOf(dev).map_sg(dev, sgl, nents, dir, attrs);
   if (ents > 0) {
     debug(dev)?.mapSg(dev, sgl, nents, ents, dir, attrs);
+    trace(dev, 'map', 'dma_map_sg', { nents, ents, dir, addr: sgl.dma_address });
     return ents;
   }
+  trace(dev, 'map', 'dma_map_sg failed', { nents, ret: ents, dir });
   if (ents !== -EINVAL && ents !== -ENOMEM && ents !== -EIO && ents !== -EREMOTEIO) {
     dev.host.ctx.klog.warnOnce('__dma_map_sg_attrs:errno', '__dma_map_sg_attrs', `WARN_ON_ONCE(ents != -EINVAL && ents != -ENOMEM && ents != -EIO && ents != -EREMOTEIO): ents ${ents}`);
     return -EIO;
@@ -165,6 +174,7 @@ export function dma_unmap_sg_attrs(dev: Device, sgl: Scatterlist | null, nents: 
   checkDir(dir, 'dma_unmap_sg_attrs');
   if (sgl === null) return;
   debug(dev)?.unmapSg(dev, sgl, nents, dir);
+  trace(dev, 'unmap', 'dma_unmap_sg', { nents, dir, addr: sgl.dma_address });
   dmaOpsOf(dev).unmap_sg(dev, sgl, nents, dir, attrs);
 }
 
@@ -197,6 +207,7 @@ export function dma_sync_single_for_cpu(dev: Device, addr: number, size: number,
   checkSize(size, 'dma_sync_single_for_cpu');
   dmaOpsOf(dev).sync_single_for_cpu(dev, addr, size, dir);
   debug(dev)?.syncSingleForCpu(dev, addr, size, dir);
+  trace(dev, 'sync', 'dma_sync_single_for_cpu', { addr, size, dir });
 }
 
 /** dma_sync_single_for_device: hand the buffer back to the device (bounce copies out). */
@@ -206,6 +217,7 @@ export function dma_sync_single_for_device(dev: Device, addr: number, size: numb
   checkSize(size, 'dma_sync_single_for_device');
   dmaOpsOf(dev).sync_single_for_device(dev, addr, size, dir);
   debug(dev)?.syncSingleForDevice(dev, addr, size, dir);
+  trace(dev, 'sync', 'dma_sync_single_for_device', { addr, size, dir });
 }
 
 /** dma_sync_sg_for_cpu: `nents` as passed to dma_map_sg. */
@@ -213,6 +225,7 @@ export function dma_sync_sg_for_cpu(dev: Device, sgl: Scatterlist, nents: number
   checkDir(dir, 'dma_sync_sg_for_cpu');
   dmaOpsOf(dev).sync_sg_for_cpu(dev, sgl, nents, dir);
   debug(dev)?.syncSgForCpu(dev, sgl, nents, dir);
+  trace(dev, 'sync', 'dma_sync_sg_for_cpu', { nents, dir });
 }
 
 /** dma_sync_sg_for_device. */
@@ -220,6 +233,7 @@ export function dma_sync_sg_for_device(dev: Device, sgl: Scatterlist, nents: num
   checkDir(dir, 'dma_sync_sg_for_device');
   dmaOpsOf(dev).sync_sg_for_device(dev, sgl, nents, dir);
   debug(dev)?.syncSgForDevice(dev, sgl, nents, dir);
+  trace(dev, 'sync', 'dma_sync_sg_for_device', { nents, dir });
 }
 
 /** dma_sync_sgtable_for_cpu (orig_nents). */
@@ -250,6 +264,7 @@ export function dma_alloc_attrs(dev: Device, size: number, gfp: number, attrs = 
   if (size === 0) return null;
   const buf = dmaOpsOf(dev).alloc(dev, size, gfp, attrs);
   if (buf !== null) debug(dev)?.allocCoherent(dev, size, buf, attrs);
+  trace(dev, 'alloc', 'dma_alloc_attrs', { size, handle: buf?.dma_handle ?? null });
   return buf;
 }
 
@@ -261,6 +276,7 @@ export function dma_alloc_coherent(dev: Device, size: number, gfp: number): Cohe
 /** dma_free_attrs. */
 export function dma_free_attrs(dev: Device, size: number, buf: CoherentBuffer, attrs = 0): void {
   debug(dev)?.freeCoherent(dev, size, buf);
+  trace(dev, 'free', 'dma_free_attrs', { size, handle: buf.dma_handle });
   dmaOpsOf(dev).free(dev, size, buf, attrs);
 }
 

@@ -6,6 +6,7 @@
 import type { KernelContext } from '../core/context.ts';
 import type { Device } from '../device/device.ts';
 import type { Scatterlist } from '../scatterlist/entry.ts';
+import type { Trace } from '../core/trace.ts';
 
 /** A coherent allocation: the CPU's virtual address and the device's DMA handle. */
 export interface CoherentBuffer { readonly cpu_addr: number; readonly dma_handle: number }
@@ -73,6 +74,8 @@ export interface DmaSystem {
   readonly direct: DmaOps;
   bouncer: Bouncer | null;
   debug: DmaDebugHooks | null;
+  /** The machine's event trace (a no-op emitter when tracing is off). */
+  trace: Trace | null;
   /** The backend of each device (absent: dma-direct). */
   readonly ops: WeakMap<Device, DmaOps>;
 }
@@ -81,7 +84,7 @@ const systems = new WeakMap<KernelContext, DmaSystem>();
 
 /** Set up the DMA state of a machine (its dma-direct backend; no swiotlb, no debug yet). */
 export function initDmaSystem(ctx: KernelContext, direct: DmaOps): DmaSystem {
-  const s: DmaSystem = { direct, bouncer: null, debug: null, ops: new WeakMap() };
+  const s: DmaSystem = { direct, bouncer: null, debug: null, trace: null, ops: new WeakMap() };
   systems.set(ctx, s);
   return s;
 }

@@ -5,6 +5,7 @@
  * report_iommu_fault, and the record of recent unmaps that the use-after-unmap detector reads.
  */
 import type { KernelContext } from '../core/context.ts';
+import type { Trace } from '../core/trace.ts';
 import { EINVAL, ENOSYS } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import { GFP_KERNEL, __GFP_NOWARN } from '../mm/gfp.ts';
@@ -157,6 +158,8 @@ export class Iommu {
   // INVARIANT: unmaps holds the last UNMAP_HISTORY unmaps, oldest first.
   readonly unmaps: UnmapRecord[] = [];
   readonly tableAlloc: TablePageAllocator;
+  /** The machine's event trace, if it records one. */
+  trace: Trace | null = null;
   /** Pages the IOMMU took from the machine for page tables and not yet returned. */
   tablePagesInUse = 0;
   #nextDomain = 1;
@@ -201,6 +204,17 @@ export class Iommu {
     if (type & __IOMMU_DOMAIN_PAGING) {
       const pt = new IoPageTable({ ias: this.addressWidth, granule: this.granule }, this.tableAlloc, { faults: this.ctx.faults, klog: this.ctx.klog });
       paging = new PagingDomain({ pgtable: pt, iotlb: this.iotlb, asid: id, type, klog: this.ctx.klog });
+      const pd = paging;
+      const sync = pd.iotlb_sync.bind(pd);
+      const flushAll = pd.flush_iotlb_all.bind(pd);
+      pd.iotlb_sync = (g) => {
+        if (this.trace?.enabled === true) this.trace.emit('flush', 'iommu_iotlb_sync', 'iommu', { domain: id, start: g.start, end: g.end });
+        sync(g);
+      };
+      pd.flush_iotlb_all = () => {
+        if (this.trace?.enabled === true) this.trace.emit('flush', 'flush_iotlb_all', 'iommu', { domain: id });
+        flushAll();
+      };
     }
     const cpus = (this.ctx as { cpus?: number }).cpus ?? 2;
     if (type & __IOMMU_DOMAIN_DMA_API) {

@@ -9,6 +9,7 @@ import type { Clock } from '../core/clock.ts';
 import type { FaultInjector } from '../core/fault.ts';
 import type { KernelLog } from '../core/kernel-log.ts';
 import { Rng } from '../core/rng.ts';
+import { createTrace, type Trace } from '../core/trace.ts';
 import type { Size } from '../core/size.ts';
 import type { Logger } from 'pino';
 import { fragment, type FragmentOptions, type FragmentResult } from '../mm/fragment.ts';
@@ -68,6 +69,8 @@ export interface MachineOptions {
    * granule, iotlbSize, singleQueue, faultLogSize }`. Default: none.
    */
   readonly iommu?: false | IommuOptions;
+  /** Record an event trace (maps, unmaps, syncs, flushes, faults, WARNs, injected failures). Default off. */
+  readonly trace?: boolean;
 }
 
 let machineCount = 0;
@@ -92,6 +95,8 @@ export class Machine implements KernelContext {
   get memory(): PhysMemory {
     return this.mm;
   }
+  /** The event trace (empty, and free, unless `trace: true`). */
+  readonly trace: Trace;
   /** The architecture. */
   readonly arch: 'x86_64' | 'arm64';
   /** What the boot-time fragmentation did, if asked for. */
@@ -137,6 +142,13 @@ export class Machine implements KernelContext {
     this.rng = new Rng(this.seed);
     this.mm = new Mm(this, { memory: opts.memory, ...(opts.lowReserve === undefined ? {} : { lowReserve: opts.lowReserve }) });
     this.dma = initDmaSystem(this, directOps(this.mm));
+    this.trace = createTrace(() => this.clock.now, opts.trace === true);
+    if (this.trace.enabled) {
+      const tr = this.trace;
+      this.dma.trace = tr;
+      this.faults.onFault((kind, n) => tr.emit('inject', `failed ${kind} allocation #${n}`, 'faults', { kind, n }));
+      this.klog.onMessage((msg) => { if (msg.kind === 'WARN') tr.emit('warn', msg.fn, 'kernel', { message: msg.message }); });
+    }
     this.swiotlb = this.#setupSwiotlb(opts.swiotlb);
     this.bootFragment = opts.fragment === undefined ? undefined : fragment(this.mm, { seed: this.seed, ...opts.fragment });
     let onUnbound: ((dev: Device) => void) | undefined;
@@ -152,6 +164,7 @@ export class Machine implements KernelContext {
     }
     this.iommu = opts.iommu === undefined || opts.iommu === false ? null : new Iommu(this, this.mm, opts.iommu);
     this.iommuTranslator = this.iommu === null ? null : iommuTranslator(this.iommu);
+    if (this.iommu !== null && this.trace.enabled) this.iommu.trace = this.trace;
     const iommu = this.iommu;
     const translator = this.iommuTranslator;
     const stats = this.dmaStats;
@@ -169,6 +182,10 @@ export class Machine implements KernelContext {
       memory: this.mm,
       ...(onUnbound === undefined ? {} : { notifyUnbound: onUnbound }),
       deviceAdded: (dev, devOpts) => {
+        if (this.trace.enabled) {
+          const tr = this.trace;
+          dev.dma.onFault = (f) => tr.emit('fault', `DMA fault: ${f.reason}`, f.device, { iova: f.iova, length: f.length, access: f.access });
+        }
         if (this.arch === 'arm64' && devOpts.coherent === undefined) dev.dma_coherent = false;
         if (iommu === null || translator === null || devOpts.iommu === false) return;
         iommu.probeDevice(dev.name, dev.untrusted, devOpts.iommuGroup);
