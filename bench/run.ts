@@ -7,6 +7,7 @@ import { table, type BenchResult } from './util.ts';
 import { benchCoalesce, coalesceTable } from './coalesce.bench.ts';
 import { benchIova } from './iova.bench.ts';
 import { benchDma } from './dma.bench.ts';
+import { benchIommu } from './iommu.bench.ts';
 
 const suites: Record<string, () => BenchResult[] | string | Promise<BenchResult[] | string>> = {
   coalesce: async () => coalesceTable(await benchCoalesce()),
@@ -14,6 +15,7 @@ const suites: Record<string, () => BenchResult[] | string | Promise<BenchResult[
   memory: () => benchMemoryCost(),
   iova: () => benchIova(),
   dma: () => benchDma(),
+  iommu: () => benchIommu(),
 };
 
 const wanted = process.argv.slice(2);

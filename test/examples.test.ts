@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { defaultScenario } from '../src/scenarios.ts';
 import leakAtUnbind from '../examples/leak-at-unbind.ts';
+import rustSgtableFlow from '../examples/rust-sgtable-flow.ts';
+import virtiofsSwiotlb from '../examples/virtiofs-swiotlb.ts';
+import lazyUseAfterUnmap from '../examples/lazy-use-after-unmap.ts';
+import bounce32bit from '../examples/bounce-32bit.ts';
+import { PRESETS, buildMachine } from '../src/index.ts';
 
 describe('examples and the default scenario', () => {
   it('the default scenario merges segments, verifies the bytes and ends clean', () => {
@@ -15,5 +20,41 @@ describe('examples and the default scenario', () => {
 
   it('leak-at-unbind: dma-debug names the bus in the leak report', () => {
     expect(leakAtUnbind()).toMatch(/^DMA-API: pci 0000:05:00\.0: device driver has pending DMA allocations while released from device \[count=1\]/);
+  });
+
+  it('rust-sgtable-flow: segments, then unbind revokes the table', () => {
+    const out = rustSgtableFlow();
+    expect(out).toMatch(/\d+ CPU entries, \d+ DMA segments:/);
+    expect(out).toContain('after unbind: SGTable::iter: the DMA mapping was revoked when the device was unbound');
+    expect(out).toContain('audit: clean');
+  });
+
+  it('virtiofs-swiotlb: 1 MiB at once fails with the kernel message; 256 KiB pieces work', () => {
+    const out = virtiofsSwiotlb();
+    expect(out).toContain('map 1 MiB at once: DMA_MAPPING_ERROR');
+    expect(out).toMatch(/swiotlb buffer is full \(sz: 1048576 bytes\)/);
+    expect(out).toContain('4 of 4 pieces mapped');
+  });
+
+  it('lazy-use-after-unmap: the stale write goes through, the detector names the unmap', () => {
+    const out = lazyUseAfterUnmap();
+    expect(out).toContain('went through (stale IOTLB entry)');
+    expect(out).toContain('faulted (unmapped)');
+    expect(out).toMatch(/detector: stale-iotlb write by 0000:02:00\.0 .* unmapped by dma_unmap_page .*\(lazy\)/);
+  });
+
+  it('bounce-32bit: the device works on a bounce slot; copies at map and unmap', () => {
+    const out = bounce32bit();
+    expect(out).toContain('above 4 GiB: true');
+    expect(out).toContain('a swiotlb bounce slot');
+    expect(out).toContain('device read 42');
+    expect(out).toContain('CPU sees 42 before unmap, 7 after');
+  });
+
+  it('every preset builds and audits clean', () => {
+    for (const [name, cfg] of Object.entries(PRESETS)) {
+      const { machine } = buildMachine(cfg);
+      expect(machine.audit(), name).toEqual([]);
+    }
   });
 });

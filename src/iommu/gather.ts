@@ -9,7 +9,10 @@
  * iommu_iotlb_gather_init leaves it.
  */
 
-/** ULONG_MAX as a number: 2^64 (above every address a caller can pass). */
+/**
+ * ULONG_MAX as a number: 2^64 (above every address a caller can pass).
+ * @example new IommuIotlbGather().start === ULONG_MAX // true
+ */
 export const ULONG_MAX = 2 ** 64;
 
 /**

@@ -17,19 +17,33 @@ import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import { POW2, POW2_INV } from './pgtable-geometry.ts';
 
-/** QEMU VT-d's VTD_IOTLB_MAX_SIZE. */
+// Local copies of imported bindings used on hot paths: when a script loads dmasim as CommonJS (tsx
+// does so for a .ts file outside an ESM package), every read of an imported binding is a getter call.
+const P2 = POW2;
+const P2_INV = POW2_INV;
+
+/**
+ * QEMU VT-d's VTD_IOTLB_MAX_SIZE.
+ * @example new Iotlb().capacity === IOTLB_DEFAULT_CAPACITY // true
+ */
 export const IOTLB_DEFAULT_CAPACITY = 1024;
 
 const EMPTY = -1;
 const TWO32 = 4294967296;
 
-/** How to build an IOTLB. */
+/**
+ * How to build an IOTLB.
+ * @example new Iotlb({ capacity: 64 })
+ */
 export interface IotlbOptions {
   /** Entries it holds before the next insert drops them all (default 1024). */
   readonly capacity?: number;
 }
 
-/** One cached translation, as {@link Iotlb.entries} reports it. */
+/**
+ * One cached translation, as {@link Iotlb.entries} reports it.
+ * @example for (const e of tlb.entries()) console.log(e.asid, e.iova, e.size, e.phys, e.perm)
+ */
 export interface IotlbEntryInfo {
   readonly asid: number;
   /** First IOVA of the cached page. */
@@ -63,6 +77,12 @@ export class Iotlb {
   readonly keyShift: Uint8Array;
   /** First physical address of the cached page. */
   readonly pagePhys: Float64Array;
+  // INVARIANT: for a used slot, pageSize[i] === 2^keyShift[i] and pageIova[i] === keyGfn[i] * pageSize[i]
+  //   (kept so translation reads them without arithmetic).
+  /** First IOVA of the cached page. */
+  readonly pageIova: Float64Array;
+  /** Size of the cached page in bytes. */
+  readonly pageSize: Float64Array;
   readonly perm: Uint8Array;
   /** The page table's epoch when the entry was filled or last confirmed (see translate.ts). */
   readonly epoch: Float64Array;
@@ -105,6 +125,8 @@ export class Iotlb {
     this.keyGfn = new Float64Array(slots);
     this.keyShift = new Uint8Array(slots);
     this.pagePhys = new Float64Array(slots);
+    this.pageIova = new Float64Array(slots);
+    this.pageSize = new Float64Array(slots);
     this.perm = new Uint8Array(slots);
     this.epoch = new Float64Array(slots);
   }
@@ -143,7 +165,7 @@ export class Iotlb {
       const shifts = this.shiftList;
       for (let k = 0; k < n; k++) {
         const s = shifts[k] as number;
-        const slot = this.#find(asid, Math.floor(iova * (POW2_INV[s] as number)), s);
+        const slot = this.#find(asid, Math.floor(iova * (P2_INV[s] as number)), s);
         if (slot >= 0) {
           this.hits++;
           return slot;
@@ -164,15 +186,18 @@ export class Iotlb {
     const shifts = this.shiftList;
     for (let k = 0; k < n; k++) {
       const s = shifts[k] as number;
-      const slot = this.#find(asid, Math.floor(iova * (POW2_INV[s] as number)), s);
+      const slot = this.#find(asid, Math.floor(iova * (P2_INV[s] as number)), s);
       if (slot >= 0) return slot;
     }
     return -1;
   }
 
-  /** First IOVA of the page cached in `slot`. */
+  /**
+   * First IOVA of the page cached in `slot`.
+   * @example tlb.slotIova(tlb.peek(asid, 0x5abc)) // 0x5000
+   */
   slotIova(slot: number): number {
-    return (this.keyGfn[slot] as number) * (POW2[this.keyShift[slot] as number] as number);
+    return this.pageIova[slot] as number;
   }
 
   /**
@@ -185,7 +210,7 @@ export class Iotlb {
   insert(asid: number, iova: number, pagePhys: number, perm: number, shift: number, epoch: number): number {
     if (!Number.isInteger(asid) || asid < 0 || asid > 0x7fffffff) throw new KernelError(EINVAL, 'Iotlb.insert', `expected a whole number in [0, 2^31), got ${String(asid)}`, 'asid');
     if (!Number.isInteger(shift) || shift < 0 || shift > 52) throw new KernelError(EINVAL, 'Iotlb.insert', `expected a page shift in [0, 52], got ${String(shift)}`, 'shift');
-    const gfn = Math.floor(iova / (POW2[shift] as number));
+    const gfn = Math.floor(iova / (P2[shift] as number));
     let slot = this.#find(asid, gfn, shift);
     if (slot < 0) {
       if (this.count >= this.capacity) {
@@ -199,6 +224,8 @@ export class Iotlb {
       ka[slot] = asid;
       this.keyGfn[slot] = gfn;
       this.keyShift[slot] = shift;
+      this.pageSize[slot] = P2[shift] as number;
+      this.pageIova[slot] = gfn * (P2[shift] as number);
       this.count++;
       this.#noteShift(shift);
     }
@@ -240,6 +267,8 @@ export class Iotlb {
       ka[hole] = a;
       this.keyGfn[hole] = this.keyGfn[j] as number;
       this.keyShift[hole] = this.keyShift[j] as number;
+      this.pageIova[hole] = this.pageIova[j] as number;
+      this.pageSize[hole] = this.pageSize[j] as number;
       this.pagePhys[hole] = this.pagePhys[j] as number;
       this.perm[hole] = this.perm[j] as number;
       this.epoch[hole] = this.epoch[j] as number;
@@ -259,14 +288,14 @@ export class Iotlb {
     const last = start + size - 1;
     let probes = 0;
     for (let k = 0; k < this.nShifts; k++) {
-      const ps = POW2[this.shiftList[k] as number] as number;
+      const ps = P2[this.shiftList[k] as number] as number;
       probes += Math.floor(last / ps) - Math.floor(start / ps) + 1;
     }
     let removed = 0;
     if (probes <= this.count * 2 + 16) {
       for (let k = 0; k < this.nShifts; k++) {
         const s = this.shiftList[k] as number;
-        const ps = POW2[s] as number;
+        const ps = P2[s] as number;
         const lastGfn = Math.floor(last / ps);
         for (let gfn = Math.floor(start / ps); gfn <= lastGfn; gfn++) {
           const slot = this.#find(asid, gfn, s);
@@ -279,7 +308,7 @@ export class Iotlb {
     } else {
       removed = this.#rebuild((a, gfn, s) => {
         if (a !== asid) return false;
-        const ps = POW2[s] as number;
+        const ps = P2[s] as number;
         const pageStart = gfn * ps;
         return pageStart <= last && pageStart + ps > start;
       });
@@ -295,6 +324,11 @@ export class Iotlb {
   sync(asid: number, start: number, end: number): number {
     this.syncs++;
     if (end < start) return 0;
+    if (this.count === 0) {
+      // Nothing cached: count the invalidation without the call (small enough to inline).
+      this.invalidations++;
+      return 0;
+    }
     return this.invalidateRange(asid, start, end - start + 1);
   }
 
@@ -347,6 +381,8 @@ export class Iotlb {
       this.keyAsid[slot] = a;
       this.keyGfn[slot] = gfn;
       this.keyShift[slot] = s;
+      this.pageSize[slot] = P2[s] as number;
+      this.pageIova[slot] = gfn * (P2[s] as number);
       this.pagePhys[slot] = phys;
       this.perm[slot] = perm;
       this.epoch[slot] = epoch;
@@ -364,7 +400,7 @@ export class Iotlb {
       const asid = this.keyAsid[i] as number;
       if (asid === EMPTY) continue;
       const shift = this.keyShift[i] as number;
-      yield { asid, iova: this.slotIova(i), size: POW2[shift] as number, phys: this.pagePhys[i] as number, perm: this.perm[i] as number };
+      yield { asid, iova: this.slotIova(i), size: P2[shift] as number, phys: this.pagePhys[i] as number, perm: this.perm[i] as number };
     }
   }
 }

@@ -6,10 +6,18 @@
  */
 import { defaultContext } from '../core/context.ts';
 import { type KernelLog } from '../core/kernel-log.ts';
-import { IommuIotlbGather, iommu_iotlb_gather_add_page, type IotlbSyncDomain } from './gather.ts';
+import { iommu_iotlb_gather_add_page, type IommuIotlbGather, type IotlbSyncDomain } from './gather.ts';
 import { type Iotlb } from './iotlb.ts';
 import { type IoPageTable } from './pgtable.ts';
 
+// Local copies of imported bindings used on hot paths: when a script loads dmasim as CommonJS (tsx
+// does so for a .ts file outside an ESM package), every read of an imported binding is a getter call.
+const gatherAddPage = iommu_iotlb_gather_add_page;
+
+/**
+ * Domain type bits and types (include/linux/iommu.h values).
+ * @example (domain.type & __IOMMU_DOMAIN_PAGING) !== 0 // has a page table
+ */
 export const __IOMMU_DOMAIN_PAGING = 1 << 0;
 export const __IOMMU_DOMAIN_DMA_API = 1 << 1;
 export const __IOMMU_DOMAIN_PT = 1 << 2;
@@ -17,15 +25,15 @@ export const __IOMMU_DOMAIN_DMA_FQ = 1 << 3;
 export const __IOMMU_DOMAIN_SVA = 1 << 4;
 export const __IOMMU_DOMAIN_PLATFORM = 1 << 5;
 export const __IOMMU_DOMAIN_NESTED = 1 << 6;
-/** All DMA blocked. */
+/** All DMA blocked. @example iommu_iova_to_phys({ ...d, type: IOMMU_DOMAIN_BLOCKED }, iova) // 0 */
 export const IOMMU_DOMAIN_BLOCKED = 0;
-/** DMA address == physical address. */
+/** DMA address == physical address. @example iommu_iova_to_phys(identityDomain, 0x1234) // 0x1234 */
 export const IOMMU_DOMAIN_IDENTITY = __IOMMU_DOMAIN_PT;
-/** A paging domain owned by a driver or VFIO. */
+/** A paging domain owned by a driver or VFIO. @example new PagingDomain({ pgtable, type: IOMMU_DOMAIN_UNMANAGED }) */
 export const IOMMU_DOMAIN_UNMANAGED = __IOMMU_DOMAIN_PAGING;
-/** The DMA API's paging domain, strict invalidation. */
+/** The DMA API's paging domain, strict invalidation. @example new PagingDomain({ pgtable, type: IOMMU_DOMAIN_DMA }) */
 export const IOMMU_DOMAIN_DMA = __IOMMU_DOMAIN_PAGING | __IOMMU_DOMAIN_DMA_API;
-/** The DMA API's paging domain, lazy invalidation through a flush queue. */
+/** The DMA API's paging domain, lazy invalidation through a flush queue. @example new PagingDomain({ pgtable, type: IOMMU_DOMAIN_DMA_FQ }) */
 export const IOMMU_DOMAIN_DMA_FQ = __IOMMU_DOMAIN_PAGING | __IOMMU_DOMAIN_DMA_API | __IOMMU_DOMAIN_DMA_FQ;
 
 /**
@@ -45,7 +53,10 @@ export interface IommuDomainLike extends IotlbSyncDomain {
   iotlb_sync_map?(iova: number, size: number): number;
 }
 
-/** How to build a {@link PagingDomain}. */
+/**
+ * How to build a {@link PagingDomain}.
+ * @example new PagingDomain({ pgtable, iotlb: iommu.iotlb, asid: domainId, type: IOMMU_DOMAIN_DMA_FQ })
+ */
 export interface PagingDomainOptions {
   readonly pgtable: IoPageTable;
   /** The IOMMU's IOTLB; none: translations are not cached. */
@@ -104,25 +115,34 @@ export class PagingDomain implements IommuDomainLike {
         iotlb.invalidateRange(asid, iova, size);
       },
       tlb_add_page: (gather: IommuIotlbGather, iova: number, granule: number) => {
-        iommu_iotlb_gather_add_page(this, gather, iova, granule);
+        gatherAddPage(this, gather, iova, granule);
       },
     };
   }
 
-  /** ops->iotlb_sync: invalidate what the gather holds, then release its freed table pages. */
+  /**
+   * ops->iotlb_sync: invalidate what the gather holds, then release its freed table pages.
+   * @example iommu_iotlb_sync(domain, gather) // calls this, then empties the gather
+   */
   iotlb_sync(gather: IommuIotlbGather): void {
     this.syncs++;
     if (this.iotlb !== null) this.iotlb.sync(this.asid, gather.start, gather.end);
     if (gather.freelist.length !== 0) this.pgtable.free_table_pages(gather.freelist);
   }
 
-  /** ops->flush_iotlb_all: drop every IOTLB entry of this domain. */
+  /**
+   * ops->flush_iotlb_all: drop every IOTLB entry of this domain.
+   * @example iommu_flush_iotlb_all(domain)
+   */
   flush_iotlb_all(): void {
     this.flushAlls++;
     this.iotlb?.invalidateAsid(this.asid);
   }
 
-  /** ops->iotlb_sync_map: only in caching mode. */
+  /**
+   * ops->iotlb_sync_map: only in caching mode.
+   * @example iommu_sync_map(domain, iova, size) // 0
+   */
   iotlb_sync_map(iova: number, size: number): number {
     if (!this.cachingMode) return 0;
     this.syncMaps++;

@@ -12,6 +12,10 @@
 import { KernelBug } from '../core/errors.ts';
 import { POW2, bitmapShifts } from './pgtable-geometry.ts';
 
+// Local copies of imported bindings used on hot paths: when a script loads dmasim as CommonJS (tsx
+// does so for a .ts file outside an ESM package), every read of an imported binding is a getter call.
+const P2 = POW2;
+
 const TWO32 = 4294967296;
 
 /**
@@ -51,13 +55,13 @@ export function pgsizeFromShifts(shifts: ArrayLike<number>, iova: number, paddr:
   let k = n - 1;
   for (; k >= 0; k--) {
     const s = shifts[k] as number;
-    if ((POW2[s] as number) <= size && s <= align) break;
+    if ((P2[s] as number) <= size && s <= align) break;
   }
   if (k < 0) throw new KernelBug('iommu_pgsize', 'BUG_ON(!pgsizes)');
-  const pgsize = POW2[shifts[k] as number] as number;
+  const pgsize = P2[shifts[k] as number] as number;
   let span = size;
   if (k + 1 < n) {
-    const next = POW2[shifts[k + 1] as number] as number;
+    const next = P2[shifts[k + 1] as number] as number;
     const off = iova - Math.floor(iova / next) * next;
     if (off === paddr - Math.floor(paddr / next) * next) {
       const toBoundary = next - off;

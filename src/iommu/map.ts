@@ -26,6 +26,16 @@ import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY, __IOMMU_DOMAIN_PAGING, typ
 import { pgsizeFromShifts, pgsizeOut, pgsizeShiftsOf } from './map-pgsize.ts';
 import { POW2, POW2_INV } from './pgtable-geometry.ts';
 
+// Local copies of imported bindings used on hot paths: when a script loads dmasim as CommonJS (tsx
+// does so for a .ts file outside an ESM package), every read of an imported binding is a getter call.
+const P2 = POW2;
+const P2_INV = POW2_INV;
+const PAGING = __IOMMU_DOMAIN_PAGING;
+const pickPgsize = pgsizeFromShifts;
+const pickOut = pgsizeOut;
+const shiftsOf = pgsizeShiftsOf;
+const iotlbSync = iommu_iotlb_sync;
+
 const PR_PREFIX = 'iommu: ';
 /** Empty gathers for iommu_unmap (iommu_iotlb_sync leaves a gather empty). */
 const gatherPool: IommuIotlbGather[] = [];
@@ -70,7 +80,7 @@ function checkRange(fn: string, iova: number, paddr: number, size: number): void
  */
 export function iommu_map_nosync(domain: IommuDomainLike, iova: number, paddr: number, size: number, prot: number, gfp: number): number {
   checkRange('iommu_map_nosync', iova, paddr, size);
-  if ((domain.type & __IOMMU_DOMAIN_PAGING) === 0) return -EINVAL;
+  if ((domain.type & PAGING) === 0) return -EINVAL;
   const pt = domain.pgtable;
   const bitmap = domain.pgsize_bitmap;
   if (pt === null || !(bitmap > 0)) {
@@ -81,10 +91,10 @@ export function iommu_map_nosync(domain: IommuDomainLike, iova: number, paddr: n
     domain.klog.warnOnce('iommu_map_nosync:gfp', 'iommu_map_nosync', 'WARN_ON_ONCE(gfp & (__GFP_COMP | __GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM))');
     return -EINVAL;
   }
-  const shifts = pgsizeShiftsOf(bitmap);
-  const minPagesz = POW2[shifts[0] as number] as number;
-  const minInv = POW2_INV[shifts[0] as number] as number;
-  const second = shifts.length > 1 ? (POW2[shifts[1] as number] as number) : Number.POSITIVE_INFINITY;
+  const shifts = shiftsOf(bitmap);
+  const minPagesz = P2[shifts[0] as number] as number;
+  const minInv = P2_INV[shifts[0] as number] as number;
+  const second = shifts.length > 1 ? (P2[shifts[1] as number] as number) : Number.POSITIVE_INFINITY;
   if (!aligned(iova, minInv) || !aligned(paddr, minInv) || !aligned(size, minInv)) {
     domain.klog.printk('err', 'iommu_map_nosync', `${PR_PREFIX}unaligned: iova ${hex(iova)} pa ${hexPa(paddr)} size ${hex(size)} min_pagesz ${hex(minPagesz)}\n`);
     return -EINVAL;
@@ -100,8 +110,8 @@ export function iommu_map_nosync(domain: IommuDomainLike, iova: number, paddr: n
     let pgsize = minPagesz;
     let count = size * minInv;
     if (size >= second) {
-      pgsize = pgsizeFromShifts(shifts, iova, paddr, size);
-      count = pgsizeOut.count;
+      pgsize = pickPgsize(shifts, iova, paddr, size);
+      count = pickOut.count;
     }
     const r = pt.map_pages(iova, paddr, pgsize, count, prot, gfp);
     if (r < 0) {
@@ -116,7 +126,7 @@ export function iommu_map_nosync(domain: IommuDomainLike, iova: number, paddr: n
     if (origSize !== size) {
       const gather = new IommuIotlbGather();
       undoMap(domain, origIova, origPaddr, origSize - size, gather);
-      iommu_iotlb_sync(domain, gather);
+      iotlbSync(domain, gather);
     }
     pt.rollbackTablesSince(since);
   }
@@ -148,7 +158,7 @@ export function iommu_map(domain: IommuDomainLike, iova: number, paddr: number, 
     if (ret !== 0) {
       const gather = new IommuIotlbGather();
       undoMap(domain, iova, paddr, size, gather);
-      iommu_iotlb_sync(domain, gather);
+      iotlbSync(domain, gather);
       pt.rollbackTablesSince(since);
     }
   }
@@ -157,17 +167,17 @@ export function iommu_map(domain: IommuDomainLike, iova: number, paddr: number, 
 
 /** The unmap loop shared by iommu_unmap and iommu_unmap_fast. */
 function __iommu_unmap(domain: IommuDomainLike, iova: number, size: number, gather: IommuIotlbGather): number {
-  if ((domain.type & __IOMMU_DOMAIN_PAGING) === 0) return 0;
+  if ((domain.type & PAGING) === 0) return 0;
   const pt = domain.pgtable;
   const bitmap = domain.pgsize_bitmap;
   if (pt === null || !(bitmap > 0)) {
     domain.klog.warn('__iommu_unmap', 'WARN_ON(!ops->unmap_pages || domain->pgsize_bitmap == 0UL)');
     return 0;
   }
-  const shifts = pgsizeShiftsOf(bitmap);
-  const minPagesz = POW2[shifts[0] as number] as number;
-  const minInv = POW2_INV[shifts[0] as number] as number;
-  const second = shifts.length > 1 ? (POW2[shifts[1] as number] as number) : Number.POSITIVE_INFINITY;
+  const shifts = shiftsOf(bitmap);
+  const minPagesz = P2[shifts[0] as number] as number;
+  const minInv = P2_INV[shifts[0] as number] as number;
+  const second = shifts.length > 1 ? (P2[shifts[1] as number] as number) : Number.POSITIVE_INFINITY;
   if (!aligned(iova, minInv) || !aligned(size, minInv)) {
     domain.klog.printk('err', '__iommu_unmap', `${PR_PREFIX}unaligned: iova ${hex(iova)} size ${hex(size)} min_pagesz ${hex(minPagesz)}\n`);
     return 0;
@@ -178,8 +188,8 @@ function __iommu_unmap(domain: IommuDomainLike, iova: number, size: number, gath
     let pgsize = minPagesz;
     let count = left * minInv;
     if (left >= second) {
-      pgsize = pgsizeFromShifts(shifts, iova, iova, left);
-      count = pgsizeOut.count;
+      pgsize = pickPgsize(shifts, iova, iova, left);
+      count = pickOut.count;
     }
     const done = pt.unmap_pages(iova, pgsize, count, gather);
     if (done === 0) break;
@@ -196,11 +206,11 @@ function __iommu_unmap(domain: IommuDomainLike, iova: number, size: number, gath
 function undoMap(domain: IommuDomainLike, iova: number, paddr: number, size: number, gather: IommuIotlbGather): void {
   const pt = domain.pgtable;
   if (pt === null) return;
-  const shifts = pgsizeShiftsOf(domain.pgsize_bitmap);
+  const shifts = shiftsOf(domain.pgsize_bitmap);
   let done = 0;
   while (done < size) {
-    const pgsize = pgsizeFromShifts(shifts, iova, paddr, size - done);
-    const n = pt.unmap_pages(iova, pgsize, pgsizeOut.count, gather);
+    const pgsize = pickPgsize(shifts, iova, paddr, size - done);
+    const n = pt.unmap_pages(iova, pgsize, pickOut.count, gather);
     if (n === 0) break;
     iova += n;
     paddr += n;
@@ -219,7 +229,7 @@ export function iommu_unmap(domain: IommuDomainLike, iova: number, size: number)
   // The kernel's gather lives on the stack; a small pool stands in (re-entry just takes another).
   const gather = gatherPool.pop() ?? new IommuIotlbGather();
   const ret = __iommu_unmap(domain, iova, size, gather);
-  iommu_iotlb_sync(domain, gather);
+  iotlbSync(domain, gather);
   if (gatherPool.length < 8) gatherPool.push(gather);
   return ret;
 }
@@ -248,7 +258,10 @@ export function iommu_iova_to_phys(domain: IommuDomainLike, iova: number): numbe
   return pt === null ? 0 : pt.iova_to_phys(iova);
 }
 
-/** One scatterlist entry as iommu_map_sg reads it: sg_phys, length, and sg_dma_is_bus_address. */
+/**
+ * One scatterlist entry as iommu_map_sg reads it: sg_phys, length, and sg_dma_is_bus_address.
+ * @example const e: IommuSgEntry = { phys: 0x5000, length: 4096 };
+ */
 export interface IommuSgEntry {
   readonly phys: number;
   readonly length: number;
@@ -256,14 +269,20 @@ export interface IommuSgEntry {
   readonly busAddress?: boolean;
 }
 
-/** Entry accessors, for scatterlists kept in typed arrays (no object per entry). */
+/**
+ * Entry accessors, for scatterlists kept in typed arrays (no object per entry).
+ * @example const sg: IommuSgAccessor = { phys: (i) => phys[i], length: (i) => len[i] };
+ */
 export interface IommuSgAccessor {
   phys(i: number): number;
   length(i: number): number;
   isBusAddress?(i: number): boolean;
 }
 
-/** What iommu_map_sg accepts: an array of entries, or accessors by index. */
+/**
+ * What iommu_map_sg accepts: an array of entries, or accessors by index.
+ * @example iommu_map_sg(domain, iova, [{ phys, length }], 1, IOMMU_READ, GFP_KERNEL)
+ */
 export type IommuSgList = readonly IommuSgEntry[] | IommuSgAccessor;
 
 /**
@@ -324,7 +343,7 @@ export function iommu_map_sg(domain: IommuDomainLike, iova: number, sg: IommuSgL
       undoMap(domain, at, runs[k] as number, runs[k + 1] as number, gather);
       at += runs[k + 1] as number;
     }
-    iommu_iotlb_sync(domain, gather);
+    iotlbSync(domain, gather);
   }
   if (ret !== 0) pt?.rollbackTablesSince(since);
   return ret !== 0 ? ret : mapped;

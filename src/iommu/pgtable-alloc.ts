@@ -49,11 +49,18 @@ export class SimpleTablePageAllocator implements TablePageAllocator {
     this.#track = opts.track ?? true;
   }
 
-  /** Table pages handed out and not yet freed. */
+  /**
+   * Table pages handed out and not yet freed.
+   * @example expect(alloc.inUse).toBe(pt.tablePages + pt.deferredPages)
+   */
   get inUse(): number {
     return this.allocs - this.frees;
   }
 
+  /**
+   * A table page's pfn (the lowest freed one first, else the next new one), or null at the limit.
+   * @example alloc.allocTablePage(4096) // 0x100000
+   */
   allocTablePage(bytes: number): number | null {
     if (this.inUse >= this.limit) return null;
     const pages = Math.max(1, bytes / 4096);
@@ -69,6 +76,10 @@ export class SimpleTablePageAllocator implements TablePageAllocator {
     return pfn;
   }
 
+  /**
+   * Give a page back; with tracking, freeing a pfn that is not live throws.
+   * @example alloc.freeTablePage(pfn, 4096)
+   */
   freeTablePage(pfn: number, _bytes: number): void {
     if (this.#track) {
       if (!this.#live.has(pfn)) throw new Error(`SimpleTablePageAllocator: freeing pfn ${pfn}, which is not a live table page`);
@@ -78,7 +89,10 @@ export class SimpleTablePageAllocator implements TablePageAllocator {
     this.#free.push(pfn);
   }
 
-  /** Is `pfn` a live table page? (Always false when not tracking.) */
+  /**
+   * Is `pfn` a live table page? (Always false when not tracking.)
+   * @example alloc.isLive(pt.tablePfns()[0]) // true
+   */
   isLive(pfn: number): boolean {
     return this.#live.has(pfn);
   }

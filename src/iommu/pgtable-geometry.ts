@@ -15,11 +15,21 @@
 import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 
-/** 2^i for i in [0, 64), exact. */
+/**
+ * 2^i for i in [0, 64), exact (a table lookup: `2 ** s` costs a Math.pow call).
+ * @example POW2[21] // 2097152
+ */
 export const POW2: Float64Array = Float64Array.from({ length: 64 }, (_, i) => 2 ** i);
-/** 2^-i for i in [0, 64), exact: `x * POW2_INV[s]` is x / 2^s without a division. */
+/**
+ * 2^-i for i in [0, 64), exact: `x * POW2_INV[s]` is x / 2^s without a division.
+ * @example Math.floor(iova * POW2_INV[12]) // the 4 KiB page number of iova
+ */
 export const POW2_INV: Float64Array = Float64Array.from({ length: 64 }, (_, i) => 2 ** -i);
 
+/**
+ * Page and block sizes (include/linux/sizes.h names).
+ * @example pgtableGeometry({ pgsize_bitmap: SZ_4K + SZ_2M }).pgsize_bitmap // no 1 GiB leaves
+ */
 export const SZ_4K = 4096;
 export const SZ_16K = 16384;
 export const SZ_64K = 65536;
@@ -29,12 +39,21 @@ export const SZ_512M = 2 ** 29;
 export const SZ_1G = 2 ** 30;
 export const SZ_4T = 2 ** 42;
 
-/** Widest input (IOVA) or output (physical) address accepted: addresses stay exact doubles. */
+/**
+ * Widest input (IOVA) or output (physical) address accepted: addresses stay exact doubles.
+ * @example pgtableGeometry({ ias: IOPGTABLE_MAX_ADDR_BITS }).levels // 5
+ */
 export const IOPGTABLE_MAX_ADDR_BITS = 52;
-/** Narrowest address width accepted. */
+/**
+ * Narrowest address width accepted.
+ * @example pgtableGeometry({ ias: IOPGTABLE_MIN_ADDR_BITS }).levelShift // [30, 21, 12]
+ */
 export const IOPGTABLE_MIN_ADDR_BITS = 32;
 
-/** How to build an IO page table. Every field is optional. */
+/**
+ * How to build an IO page table. Every field is optional.
+ * @example new IoPageTable({ granule: 4096, ias: 39, oas: 46 }, allocator)
+ */
 export interface IoPgtableConfig {
   /** Translation granule in bytes: 4096 (default), 16384 or 65536. */
   readonly granule?: number;

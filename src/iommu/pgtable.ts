@@ -34,6 +34,10 @@ import { type TablePageAllocator } from './pgtable-alloc.ts';
 import { POW2, pgtableGeometry, type IoPgtableConfig, type IoPgtableGeometry } from './pgtable-geometry.ts';
 import { IOMMU_PROT_LIMIT, IOMMU_READ, IOMMU_WRITE } from './pgtable-prot.ts';
 
+// Local copies of imported bindings used on hot paths: when a script loads dmasim as CommonJS (tsx
+// does so for a .ts file outside an ESM package), every read of an imported binding is a getter call.
+const P2 = POW2;
+
 /** Leaf encoding: physical address in 4 KiB units, times 64, plus the six prot bits. */
 const PHYS_UNIT = 4096;
 const PROT_MUL = IOMMU_PROT_LIMIT;
@@ -47,12 +51,12 @@ const TWO32 = 4294967296;
 function log2Exact(size: number): number {
   if (size >= 1 && size < TWO32) {
     const s = 31 - Math.clz32(size);
-    return (POW2[s] as number) === size ? s : -1;
+    return (P2[s] as number) === size ? s : -1;
   }
   if (size >= TWO32 && size <= 2 ** 52) {
     const hi = size / TWO32;
     const s = 63 - Math.clz32(hi);
-    return (POW2[s] as number) === size ? s : -1;
+    return (P2[s] as number) === size ? s : -1;
   }
   return -1;
 }
@@ -81,7 +85,10 @@ export interface IoPgtableFlushOps {
   tlb_add_page(gather: IommuIotlbGather, iova: number, granule: number): void;
 }
 
-/** What a page table takes from its world. All optional. */
+/**
+ * What a page table takes from its world. All optional.
+ * @example new IoPageTable({}, allocator, { faults: machine.faults, klog: machine.klog, quirkNoWarn: false })
+ */
 export interface IoPageTableOptions {
   /** Consulted with 'pgtable' before each table page is allocated. */
   readonly faults?: FaultInjector;
@@ -93,7 +100,10 @@ export interface IoPageTableOptions {
   readonly quirkNoWarn?: boolean;
 }
 
-/** One leaf, as {@link IoPageTable.forEachLeaf} reports it. */
+/**
+ * One leaf, as {@link IoPageTable.forEachLeaf} reports it.
+ * @example const v: LeafVisitor = (iova, size, phys, prot) => out.push([iova, size, phys, prot]);
+ */
 export type LeafVisitor = (iova: number, size: number, phys: number, prot: number) => void;
 
 /**
@@ -193,17 +203,26 @@ export class IoPageTable {
     if (this.#newTable(0, -1) < 0) throw new KernelError(ENOMEM, 'alloc_io_pgtable_ops', 'cannot allocate the top-level table');
   }
 
-  /** The granule (smallest page size) in bytes. */
+  /**
+   * The granule (smallest page size) in bytes.
+   * @example pt.granule // 4096
+   */
   get granule(): number {
     return this.cfg.granule;
   }
 
-  /** The supported page sizes (the domain's pgsize_bitmap). */
+  /**
+   * The supported page sizes (the domain's pgsize_bitmap).
+   * @example pt.pgsize_bitmap === 4096 + 2 ** 21 + 2 ** 30 // true by default
+   */
   get pgsize_bitmap(): number {
     return this.cfg.pgsize_bitmap;
   }
 
-  /** Has {@link free} been called? */
+  /**
+   * Has {@link free} been called?
+   * @example pt.free(); pt.freed // true
+   */
   get freed(): boolean {
     return this.#dead;
   }
@@ -304,8 +323,8 @@ export class IoPageTable {
     this.#cacheTable = t;
   }
 
-  #checkLive(fn: string): void {
-    if (this.#dead) throw new KernelBug(fn, 'page table used after free_io_pgtable_ops');
+  #useAfterFree(fn: string): never {
+    throw new KernelBug(fn, 'page table used after free_io_pgtable_ops');
   }
 
   /**
@@ -315,7 +334,7 @@ export class IoPageTable {
    * @example pt.map_pages(0x1000, 0x5000, 4096, 2, IOMMU_READ, GFP_KERNEL) // 8192
    */
   map_pages(iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, _gfp: number): number {
-    this.#checkLive('arm_lpae_map_pages');
+    if (this.#dead) this.#useAfterFree('arm_lpae_map_pages');
     const cfg = this.cfg;
     const shift = log2Exact(pgsize);
     const target = shift >= 0 ? (cfg.shiftLevel[shift] as number) : -1;
@@ -394,7 +413,7 @@ export class IoPageTable {
    * @example pt.unmap_pages(0x1000, 4096, 2, gather) // 8192
    */
   unmap_pages(iova: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number {
-    this.#checkLive('arm_lpae_unmap_pages');
+    if (this.#dead) this.#useAfterFree('arm_lpae_unmap_pages');
     const cfg = this.cfg;
     const shift = log2Exact(pgsize);
     const target = shift >= 0 ? (cfg.shiftLevel[shift] as number) : -1;

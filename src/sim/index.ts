@@ -2,3 +2,4 @@
 export * from './machine.ts';
 export * from './report.ts';
 export * from './audit.ts';
+export * from './config.ts';
