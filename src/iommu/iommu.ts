@@ -155,8 +155,10 @@ export class Iommu {
   readonly groups: IommuGroup[] = [];
   readonly domains: IommuDomain[] = [];
   readonly #groupOf = new Map<string, IommuGroup>();
-  // INVARIANT: unmaps holds the last UNMAP_HISTORY unmaps, oldest first.
-  readonly unmaps: UnmapRecord[] = [];
+  // INVARIANT: #unmaps is a ring of the last UNMAP_HISTORY unmaps; #unmapNext is where the next one
+  //   goes (a splice of the array on every unmap cost ~2.5 us per dma_unmap_page, bench/dma).
+  readonly #unmaps: Array<UnmapRecord | undefined> = new Array<UnmapRecord | undefined>(UNMAP_HISTORY).fill(undefined);
+  #unmapNext = 0;
   readonly tableAlloc: TablePageAllocator;
   /** The machine's event trace, if it records one. */
   trace: Trace | null = null;
@@ -290,14 +292,25 @@ export class Iommu {
 
   /** Remember an unmap for the use-after-unmap detector. */
   recordUnmap(rec: UnmapRecord): void {
-    this.unmaps.push(rec);
-    if (this.unmaps.length > UNMAP_HISTORY) this.unmaps.splice(0, this.unmaps.length - UNMAP_HISTORY);
+    this.#unmaps[this.#unmapNext] = rec;
+    this.#unmapNext = (this.#unmapNext + 1) % UNMAP_HISTORY;
+  }
+
+  /** The remembered unmaps, oldest first. */
+  get unmaps(): UnmapRecord[] {
+    const out: UnmapRecord[] = [];
+    for (let k = 0; k < UNMAP_HISTORY; k++) {
+      const u = this.#unmaps[(this.#unmapNext + k) % UNMAP_HISTORY];
+      if (u !== undefined) out.push(u);
+    }
+    return out;
   }
 
   /** The most recent unmap of `domain` covering `iova`, if remembered. */
   unmapCovering(domain: number, iova: number): UnmapRecord | undefined {
-    for (let i = this.unmaps.length - 1; i >= 0; i--) {
-      const u = this.unmaps[i] as UnmapRecord;
+    for (let k = 1; k <= UNMAP_HISTORY; k++) {
+      const u = this.#unmaps[(this.#unmapNext - k + UNMAP_HISTORY) % UNMAP_HISTORY];
+      if (u === undefined) return undefined;
       if (u.domain === domain && iova >= u.iova && iova < u.iova + u.size) return u;
     }
     return undefined;
