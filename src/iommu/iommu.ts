@@ -6,7 +6,7 @@
  */
 import type { KernelContext } from '../core/context.ts';
 import type { Trace } from '../core/trace.ts';
-import { EINVAL, ENOSYS } from '../core/errno.ts';
+import { EBUSY, EINVAL, ENODEV, ENOSYS } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import { GFP_KERNEL, __GFP_NOWARN } from '../mm/gfp.ts';
 import { PAGE_SIZE } from '../mm/constants.ts';
@@ -276,6 +276,41 @@ export class Iommu {
   /** The group of a device (iommu_group_get), or undefined when the device is not behind this IOMMU. */
   groupOf(name: string): IommuGroup | undefined {
     return this.#groupOf.get(name);
+  }
+
+  /**
+   * iommu_attach_device: move a device's group to `domain`. -EINVAL unless the group holds exactly
+   * this one device; -EBUSY while the group sits on another non-default, non-blocking domain;
+   * -ENODEV for a device not behind this IOMMU.
+   */
+  attachDevice(name: string, domain: IommuDomain): number {
+    const group = this.groupOf(name);
+    if (group === undefined) return -ENODEV;
+    if (group.devices.length !== 1) return -EINVAL;
+    if (group.domain !== group.defaultDomain && group.domain.type !== IOMMU_DOMAIN_BLOCKED && group.domain !== domain) return -EBUSY;
+    if (group.domain !== domain) this.#switch(group, domain);
+    return 0;
+  }
+
+  /** iommu_detach_device: put the group back on its default domain. */
+  detachDevice(name: string, domain: IommuDomain): void {
+    const group = this.groupOf(name);
+    if (group === undefined || group.domain !== domain) {
+      this.ctx.klog.warn('iommu_detach_device', `WARN_ON(${name} is not attached to domain ${domain.id})`);
+      return;
+    }
+    this.#switch(group, group.defaultDomain);
+  }
+
+  /** iommu_get_domain_for_dev. */
+  domainOf(name: string): IommuDomain | undefined {
+    return this.groupOf(name)?.domain;
+  }
+
+  #switch(group: IommuGroup, domain: IommuDomain): void {
+    // The old domain's translations must not outlive the attach: invalidate them.
+    group.domain.paging?.flush_iotlb_all();
+    group.domain = domain;
   }
 
   /**

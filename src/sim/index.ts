@@ -3,3 +3,4 @@ export * from './machine.ts';
 export * from './report.ts';
 export * from './audit.ts';
 export * from './config.ts';
+export * from './isolation.ts';
