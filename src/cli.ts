@@ -42,6 +42,7 @@ const USAGE = `usage: dmasim <command> [options]
 commands:
   run [scenario.ts]   run a scenario (default: the built-in one) and print its report
   bench coalesce      benchmark segment coalescing (see: dmasim bench coalesce --help)
+  sweep <scenario.ts> run a scenario across seeds and parameters on all cores (see: dmasim sweep --help)
   help                this text
 `;
 
@@ -60,6 +61,68 @@ options:
 `;
 
 class UsageError extends Error {}
+
+const SWEEP_USAGE = `usage: dmasim sweep <scenario.ts> [options]
+
+Runs the scenario's default export once per combination of parameters, on worker threads.
+The function receives { seed, ...params } and returns an object of numbers (one result row).
+
+options:
+  --seeds A..B        seeds A to B (default 1..8)
+  --param k=v1,v2     a parameter and its values; repeatable (numbers are parsed)
+  --shard i/n         run only shard i of n (0-based), to split a sweep across machines
+  --workers N         worker threads (default: one per core)
+  --format F          jsonl (default) or csv
+  --out FILE          write there instead of stdout
+  --no-progress       no progress bar
+`;
+
+async function sweepCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      seeds: { type: 'string' }, param: { type: 'string', multiple: true }, shard: { type: 'string' },
+      workers: { type: 'string' }, format: { type: 'string' }, out: { type: 'string' }, 'no-progress': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) {
+    process.stdout.write(SWEEP_USAGE);
+    return 0;
+  }
+  const file = positionals[0];
+  if (file === undefined) throw new UsageError('sweep needs a scenario file');
+  const seedsM = /^(\d+)\.\.(\d+)$/.exec(values.seeds ?? '1..8');
+  if (seedsM === null) throw new UsageError(`--seeds must look like 1..8, got '${values.seeds}'`);
+  const seeds: number[] = [];
+  for (let s = Number(seedsM[1]); s <= Number(seedsM[2]); s++) seeds.push(s);
+  const grid: Record<string, unknown[]> = { seed: seeds };
+  for (const p of values.param ?? []) {
+    const eq = p.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--param must look like key=v1,v2, got '${p}'`);
+    grid[p.slice(0, eq)] = p.slice(eq + 1).split(',').map((v) => (v !== '' && !Number.isNaN(Number(v)) ? Number(v) : v));
+  }
+  let shard: { index: number; count: number } | undefined;
+  if (values.shard !== undefined) {
+    const sm = /^(\d+)\/(\d+)$/.exec(values.shard);
+    if (sm === null || Number(sm[1]) >= Number(sm[2])) throw new UsageError(`--shard must be i/n with 0 <= i < n, got '${values.shard}'`);
+    shard = { index: Number(sm[1]), count: Number(sm[2]) };
+  }
+  const format = values.format ?? 'jsonl';
+  if (format !== 'jsonl' && format !== 'csv') throw new UsageError(`--format must be jsonl or csv, got '${format}'`);
+  const { existsSync } = await import('node:fs');
+  if (!existsSync(file)) throw new UsageError(`no scenario file ${file}`);
+  const { sweep } = await import('./sweep.ts');
+  const rows = await sweep({
+    file, grid, format,
+    ...(shard === undefined ? {} : { shard }),
+    ...(values.workers === undefined ? {} : { workers: Number(values.workers) }),
+    ...(values.out === undefined ? {} : { out: values.out }),
+    progress: values['no-progress'] !== true,
+  });
+  return rows.some((r) => r.error !== undefined) ? 1 : 0;
+}
 
 function parseMaxSegment(v: string): number {
   if (v.toUpperCase() === 'UINT_MAX') return 0xffffffff;
@@ -144,6 +207,8 @@ async function main(argv: string[]): Promise<number> {
     case 'bench':
       if (rest[0] === 'coalesce') return benchCoalesceCommand(rest.slice(1));
       throw new UsageError(`unknown benchmark '${rest[0] ?? ''}' (available: coalesce)`);
+    case 'sweep':
+      return sweepCommand(rest);
     case 'help':
     case '--help':
     case '-h':

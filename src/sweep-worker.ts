@@ -1,0 +1,36 @@
+/**
+ * @module sweep-worker
+ * One worker of `dmasim sweep`: imports the scenario module and runs its default export once per
+ * job it is sent, posting back each result.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { pathToFileURL } from 'node:url';
+
+interface Job { readonly index: number; readonly params: Record<string, unknown> }
+
+const { file } = workerData as { file: string };
+const mod = (await import(pathToFileURL(file).href)) as { default?: (params: Record<string, unknown>) => unknown };
+if (typeof mod.default !== 'function') throw new Error(`${file} has no default export to sweep`);
+const run = mod.default;
+parentPort?.on('message', async (job: Job | null) => {
+  if (job === null) {
+    process.exit(0);
+  }
+  try {
+    const out = await run(job.params);
+    const result = typeof out === 'object' && out !== null ? flatten(out as Record<string, unknown>) : { result: out };
+    parentPort?.postMessage({ index: job.index, params: job.params, result });
+  } catch (e) {
+    parentPort?.postMessage({ index: job.index, params: job.params, error: e instanceof Error ? e.message : String(e) });
+  }
+});
+parentPort?.postMessage({ ready: true });
+
+/** Keep numbers, strings and booleans; drop long texts (reports) and nested objects. */
+function flatten(o: Record<string, unknown>): Record<string, unknown> {
+  const r: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (typeof v === 'number' || typeof v === 'boolean' || (typeof v === 'string' && v.length <= 200)) r[k] = v;
+  }
+  return r;
+}
