@@ -174,6 +174,44 @@ async function benchCoalesceCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+const RUN_USAGE = `usage: dmasim run [scenario.ts] [options]
+
+Runs a scenario (default: the built-in one) and prints its report.
+
+options:
+  --html FILE     also write a self-contained HTML report with pictures (built-in scenario)
+  --trace FILE    also write the event trace in Chrome trace-event format (open in Perfetto)
+  --jsonl FILE    also write the event trace as JSON lines
+  --json          print the results as JSON instead of text
+`;
+
+async function runCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args, allowPositionals: true,
+    options: { html: { type: 'string' }, trace: { type: 'string' }, jsonl: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help === true) {
+    process.stdout.write(RUN_USAGE);
+    return 0;
+  }
+  const file = positionals[0];
+  if (file !== undefined) return runScenarioFile(file);
+  const r = defaultScenario();
+  const { writeFileSync } = await import('node:fs');
+  const { htmlReport } = await import('./sim/html-report.ts');
+  const { chromeTrace, traceJsonLines } = await import('./core/trace.ts');
+  if (values.html !== undefined) writeFileSync(values.html, htmlReport(r.machine, { title: 'dmasim: the default scenario', entryLengths: r.entryLengths, segmentLengths: r.segmentLengths, iovaRanges: r.iovaRanges, text: r.report }));
+  if (values.trace !== undefined) writeFileSync(values.trace, JSON.stringify(chromeTrace(r.machine.trace)));
+  if (values.jsonl !== undefined) writeFileSync(values.jsonl, `${traceJsonLines(r.machine.trace)}\n`);
+  if (values.json === true) {
+    const { machine: _m, report: _r, entryLengths: _e, segmentLengths: _s, iovaRanges: _i, ...nums } = r;
+    process.stdout.write(`${JSON.stringify(nums, null, 2)}\n`);
+  } else {
+    process.stdout.write(`${r.report}\n`);
+  }
+  return r.leaks === 0 && r.bytesVerified ? 0 : 1;
+}
+
 /**
  * Run a scenario module: its default export (a function, maybe async) is called and what it
  * returns is printed (a string, or an object's `report`); a module without one runs at import.
@@ -196,14 +234,8 @@ async function runScenarioFile(file: string): Promise<number> {
 async function main(argv: string[]): Promise<number> {
   const [cmd = 'help', ...rest] = argv;
   switch (cmd) {
-    case 'run': {
-      const file = rest[0];
-      if (file === undefined) {
-        process.stdout.write(`${defaultScenario().report}\n`);
-        return 0;
-      }
-      return runScenarioFile(file);
-    }
+    case 'run':
+      return runCommand(rest);
     case 'bench':
       if (rest[0] === 'coalesce') return benchCoalesceCommand(rest.slice(1));
       throw new UsageError(`unknown benchmark '${rest[0] ?? ''}' (available: coalesce)`);

@@ -17,6 +17,7 @@ import type { OwnedSGTable } from './scatterlist/sgtable-owned.ts';
 import './scatterlist/sgtable-owned.ts';
 import { Machine } from './sim/machine.ts';
 import { memoryReport } from './sim/report.ts';
+import { iovaRangesNow } from './sim/html-report.ts';
 
 /** Numbers the default scenario measured (also printed). */
 export interface DefaultScenarioResult {
@@ -27,6 +28,11 @@ export interface DefaultScenarioResult {
   readonly faults: number;
   readonly dmaDebugErrors: number;
   readonly leaks: number;
+  /** The machine, for pictures and traces. */
+  readonly machine: Machine;
+  readonly entryLengths: readonly number[];
+  readonly segmentLengths: readonly number[];
+  readonly iovaRanges: ReadonlyArray<readonly [number, number, number]>;
 }
 
 /**
@@ -34,7 +40,7 @@ export interface DefaultScenarioResult {
  * @example const { report } = defaultScenario(); console.log(report);
  */
 export function defaultScenario(seed = 1): DefaultScenarioResult {
-  const m = new Machine({ memory: '16G', seed, fragment: { level: 0.7 }, iommu: { mode: 'lazy' } });
+  const m = new Machine({ memory: '16G', seed, fragment: { level: 0.7 }, iommu: { mode: 'lazy' }, trace: true });
   const nvme = m.pci.addDevice({ name: '0000:01:00.0', dmaMask: 64, coherentDmaMask: 64, maxSegmentSize: 65536 });
   const size = 64 * 2 ** 20;
   let table: OwnedSGTable<VVec> | undefined;
@@ -58,8 +64,10 @@ export function defaultScenario(seed = 1): DefaultScenarioResult {
   let verified = wrote.ok;
   for (let i = 0; verified && i < size; i += 2 ** 20) verified = buf.read(i, 1)[0] === payload[i];
   const cpuEntries = table.origNents;
+  const entryLengths = [...table.entries()].map((e) => e.length());
   const dmaSegments = table.nents;
   const segLens = segments.map((s) => s.length);
+  const iovaRanges = iovaRangesNow(m); // while the table is mapped, for the picture
   m.pci.unbind(nvme); // revokes the mapping (Devres), then the leak check runs
   table[Symbol.dispose]();
   m.clock.advance(20e6); // let the lazy flush queue drain
@@ -96,5 +104,9 @@ export function defaultScenario(seed = 1): DefaultScenarioResult {
     faults: iommu?.faults.length ?? 0,
     dmaDebugErrors: dbg?.error_count ?? 0,
     leaks: audit.length,
+    machine: m,
+    entryLengths,
+    segmentLengths: segLens,
+    iovaRanges,
   };
 }

@@ -4,3 +4,4 @@ export * from './report.ts';
 export * from './audit.ts';
 export * from './config.ts';
 export * from './isolation.ts';
+export * from './html-report.ts';
