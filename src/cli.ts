@@ -43,6 +43,8 @@ commands:
   run [scenario.ts]   run a scenario (default: the built-in one) and print its report
   bench coalesce      benchmark segment coalescing (see: dmasim bench coalesce --help)
   sweep <scenario.ts> run a scenario across seeds and parameters on all cores (see: dmasim sweep --help)
+  describe <preset|machine.json>
+                      build a machine from a preset or a JSON description and describe it
   help                this text
 `;
 
@@ -231,6 +233,37 @@ async function runScenarioFile(file: string): Promise<number> {
   return 0;
 }
 
+async function describeCommand(args: string[]): Promise<number> {
+  const what = args[0];
+  const { PRESETS, buildMachine } = await import('./sim/config.ts');
+  const { memoryReport } = await import('./sim/report.ts');
+  const { isolationReport } = await import('./sim/isolation.ts');
+  const { formatMask } = await import('./device/mask.ts');
+  if (what === undefined || what === '--help' || what === '-h') {
+    process.stdout.write(`usage: dmasim describe <preset|machine.json>\n\npresets: ${Object.keys(PRESETS).join(', ')}\n`);
+    return what === undefined ? 2 : 0;
+  }
+  let config: unknown = PRESETS[what];
+  if (config === undefined) {
+    const { existsSync, readFileSync } = await import('node:fs');
+    if (!existsSync(what)) throw new UsageError(`'${what}' is neither a preset (${Object.keys(PRESETS).join(', ')}) nor a file`);
+    try {
+      config = JSON.parse(readFileSync(what, 'utf8'));
+    } catch (e) {
+      throw new UsageError(`${what} is not valid JSON: ${(e as Error).message}`);
+    }
+  }
+  const { machine, devices } = buildMachine(config as Parameters<typeof buildMachine>[0]);
+  const lines = [memoryReport(machine), '', 'devices:'];
+  for (const d of Object.values(devices)) {
+    const g = machine.iommu?.groupOf(d.name);
+    lines.push(`  ${d.bus.name} ${d.name}: dma_mask ${d.dma_mask === null ? 'none' : `0x${formatMask(d.dma_mask)}`}, max segment ${d.dma_parms?.max_segment_size ?? 65536}${d.untrusted ? ', untrusted' : ''}${d.dma_coherent ? '' : ', non-coherent'}${g === undefined ? '' : `, iommu group ${g.id} (${g.domain.typeName})`}`);
+  }
+  lines.push('', 'isolation:', ...isolationReport(machine).map((l) => `  ${l}`));
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd = 'help', ...rest] = argv;
   switch (cmd) {
@@ -241,6 +274,8 @@ async function main(argv: string[]): Promise<number> {
       throw new UsageError(`unknown benchmark '${rest[0] ?? ''}' (available: coalesce)`);
     case 'sweep':
       return sweepCommand(rest);
+    case 'describe':
+      return describeCommand(rest);
     case 'help':
     case '--help':
     case '-h':

@@ -58,3 +58,13 @@ describe('examples and the default scenario', () => {
     }
   });
 });
+
+describe('dmasim describe', () => {
+  it('describes a preset and a JSON machine', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const out = execFileSync(process.execPath, ['bin/dmasim.mjs', 'describe', 'laptop-nvme-vtd'], { encoding: 'utf8' });
+    expect(out).toContain('pci 0000:02:00.0: dma_mask 0xffffffffffffffff');
+    expect(out).toContain('untrusted, iommu group 1 (DMA)');
+    expect(out).toMatch(/lazy: unmapped memory stays reachable for up to 10 ms/);
+  });
+});

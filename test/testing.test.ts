@@ -36,3 +36,30 @@ describe('dmasim/testing', () => {
     for (const r of runs) expect(r.violations).toEqual([]);
   });
 });
+
+import { afterEach } from 'vitest';
+import { auditAfterEach } from '../src/testing/index.ts';
+import { Machine, dma_map_page_attrs, dma_mapping_error } from '../src/index.ts';
+
+describe('auditAfterEach and the dma-debug cross-check', () => {
+  const track = auditAfterEach(afterEach, expect);
+  it('audits every tracked machine after the test (this one is clean)', () => {
+    const m = track(new Machine({ memory: '1G', iommu: { mode: 'strict' } }));
+    const dev = m.pci.addDevice({ name: 'd', dmaMask: 64 });
+    m.pci.bind(dev, { name: 'x', probe() {} });
+    const a = dma_map_page_attrs(dev, 0x1000, 0, 4096, 1, 0);
+    dma_mapping_error(dev, a);
+    expect(m.audit()).toEqual([]); // a live mapping dma-debug knows about is consistent
+  });
+
+  it('finds a dma-debug entry whose IOVA was unmapped behind its back', () => {
+    const m = new Machine({ memory: '1G', iommu: { mode: 'strict' } });
+    const dev = m.pci.addDevice({ name: 'd', dmaMask: 64 });
+    m.pci.bind(dev, { name: 'x', probe() {} });
+    const a = dma_map_page_attrs(dev, 0x1000, 0, 4096, 1, 0);
+    dma_mapping_error(dev, a);
+    const pt = m.iommu!.groupOf('d')!.domain.paging!.pgtable;
+    pt.unmap_pages(a, 4096, 1, null); // corrupt: the PTE goes, dma-debug still tracks the mapping
+    expect(m.audit().some((v) => v.check === 'dma-debug vs mappings')).toBe(true);
+  });
+});

@@ -18,6 +18,7 @@ import { Mm } from '../mm/mm.ts';
 import { auditMm } from '../mm/audit.ts';
 import { swiotlbAudit } from '../dma/swiotlb/audit.ts';
 import { Auditor, type AuditViolation } from './audit.ts';
+import { auditDmaDebugVsMappings } from './audit-dma.ts';
 import { Bus, type BusHost } from '../device/bus.ts';
 import type { Device } from '../device/device.ts';
 import { directOps } from '../dma/direct.ts';
@@ -209,6 +210,7 @@ export class Machine implements KernelContext {
     if (this.dmaDebug !== null) {
       const dbg = this.dmaDebug;
       this.auditor.add({ name: 'dma-debug', run: () => dbg.audit() });
+      this.auditor.add({ name: 'dma-debug vs mappings', run: () => auditDmaDebugVsMappings(this) });
     }
   }
 

@@ -111,6 +111,26 @@ export function installDmasimMatchers(expect: ExpectStatic): void {
   });
 }
 
+/**
+ * Audit every machine a test made, after each test: register with vitest's afterEach and hand
+ * machines to the returned `track` (testMachine does it for you when given the tracker).
+ * @example
+ * const track = auditAfterEach(afterEach, expect);
+ * it('...', () => { const m = track(new Machine({ memory: '1G' })); ... });
+ */
+export function auditAfterEach(afterEach: (fn: () => void) => void, expect: ExpectStatic): (m: Machine) => Machine {
+  let machines: Machine[] = [];
+  afterEach(() => {
+    const done = machines;
+    machines = [];
+    for (const m of done) expect(m.audit(), `audit of machine ${m.name}`).toEqual([]);
+  });
+  return (m) => {
+    machines.push(m);
+    return m;
+  };
+}
+
 /** The matchers installDmasimMatchers adds. */
 export interface DmasimMatchers<R = unknown> {
   toHaveNoDmaLeaks(): R;
