@@ -100,9 +100,9 @@ function allPfns(pages: PageArray, from: number, n: number): boolean {
  *   not the last; chunkLast is then specBase + 1 so the next entry comes back to confirm it.
  */
 interface Build {
-  readonly app: SgAppendTable;
-  readonly arena: SlotArena;
-  readonly leftPages: number;
+  app: SgAppendTable;
+  arena: SlotArena;
+  leftPages: number;
   s: number;
   chunkLast: number;
   lastBase: number;
@@ -118,6 +118,11 @@ interface Build {
   /** First page of the entry fillPlain stopped at. */
   openStart: number;
 }
+
+const BUILD: Build = {
+  app: null as unknown as SgAppendTable, arena: null as unknown as SlotArena, leftPages: 0, s: -1, chunkLast: -1,
+  lastBase: -1, lastEntry: -1, lastLink: -1, specBase: -1, specEntry: -1, specLink: -1, entries: 0, start: 0, openStart: 0,
+};
 
 /**
  * sg_alloc_append_table_from_pages: append pages to a table, merging pfn-consecutive pages into
@@ -179,13 +184,18 @@ export function sg_alloc_append_table_from_pages(
     if (prv !== null) prv.length = prvLen;
     throw new KernelError(EINVAL, FN_APPEND, 'every page must be a page frame number in [0, 2^32)', 'pages');
   }
-  const b: Build = {
-    app: sgt_append, arena, leftPages: left_pages,
-    // chunkLast = s + 1 sends the first entry through the exact get_next_sg step.
-    s: prv === null ? -1 : prv.slot, chunkLast: prv === null ? -1 : prv.slot + 1,
-    lastBase: -1, lastEntry: -1, lastLink: -1, specBase: -1, specEntry: -1, specLink: -1,
-    entries: 0, start: from, openStart: from,
-  };
+  // One build state reused across calls (single-threaded, never held across calls): allocating it
+  // per call cost ~3% in append512 (2048 calls per table; measured scattered 8.58 -> 8.28 ns/page).
+  const b = BUILD;
+  b.app = sgt_append;
+  b.arena = arena;
+  b.leftPages = left_pages;
+  // chunkLast = s + 1 sends the first entry through the exact get_next_sg step.
+  b.s = prv === null ? -1 : prv.slot;
+  b.chunkLast = prv === null ? -1 : prv.slot + 1;
+  b.lastBase = b.lastEntry = b.lastLink = b.specBase = b.specEntry = b.specLink = -1;
+  b.entries = 0;
+  b.start = b.openStart = from;
   const entries = fill(b, pages, from, n_pages, offset, sizeNum, maxSeg / PAGE_SIZE);
   if (entries < 0) {
     if (prv !== null) prv.length = prvLen;
