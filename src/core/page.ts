@@ -7,3 +7,20 @@
 export const PAGE_SHIFT = 12;
 /** Bytes per page frame. */
 export const PAGE_SIZE = 4096;
+
+/**
+ * Walk [addr, addr + len) page by page: `visit(page, offset, done, n)` gets the page index
+ * (addr / PAGE_SIZE), the offset inside that page, the bytes visited before, and the bytes in it.
+ * @example forEachPageSpan(0xff0, 32, (pfn, off, done, n) => ...) // (0, 0xff0, 0, 16), (1, 0, 16, 16)
+ */
+export function forEachPageSpan(addr: number, len: number, visit: (page: number, offset: number, done: number, n: number) => void): void {
+  let done = 0;
+  while (done < len) {
+    const a = addr + done;
+    const page = Math.floor(a / PAGE_SIZE);
+    const off = a - page * PAGE_SIZE;
+    const n = Math.min(PAGE_SIZE - off, len - done);
+    visit(page, off, done, n);
+    done += n;
+  }
+}

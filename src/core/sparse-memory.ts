@@ -3,7 +3,7 @@
  * Sparse physical memory contents: a page's bytes exist only once written; untouched memory reads
  * as zero. A 64 GiB machine costs what was written, plus the Map entry per written page.
  */
-import { PAGE_SIZE } from './page.ts';
+import { forEachPageSpan, PAGE_SIZE } from './page.ts';
 
 /** Bytes per slab of page buffers. */
 const SLAB_BYTES = 256 * PAGE_SIZE;
@@ -66,17 +66,11 @@ export class PhysContents implements PhysMemory {
 
   /** Copy `len` bytes at `phys` into `dst[dstOff...]`. */
   readInto(phys: number, dst: Uint8Array, dstOff = 0, len = dst.length - dstOff): void {
-    let done = 0;
-    while (done < len) {
-      const addr = phys + done;
-      const pfn = Math.floor(addr / PAGE_SIZE);
-      const off = addr - pfn * PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - off, len - done);
+    forEachPageSpan(phys, len, (pfn, off, done, n) => {
       const page = this.#pages.get(pfn);
       if (page === undefined) dst.fill(0, dstOff + done, dstOff + done + n);
       else dst.set(page.subarray(off, off + n), dstOff + done);
-      done += n;
-    }
+    });
   }
 
   /** Read `len` bytes at `phys` into a new array. */
@@ -88,25 +82,14 @@ export class PhysContents implements PhysMemory {
 
   /** Write `src[srcOff .. srcOff+len)` at `phys`. */
   write(phys: number, src: Uint8Array, srcOff = 0, len = src.length - srcOff): void {
-    let done = 0;
-    while (done < len) {
-      const addr = phys + done;
-      const pfn = Math.floor(addr / PAGE_SIZE);
-      const off = addr - pfn * PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - off, len - done);
+    forEachPageSpan(phys, len, (pfn, off, done, n) => {
       this.pageForWrite(pfn).set(src.subarray(srcOff + done, srcOff + done + n), off);
-      done += n;
-    }
+    });
   }
 
   /** Set `len` bytes at `phys` to `value`; zeroing whole untouched pages costs nothing. */
   fill(phys: number, len: number, value: number): void {
-    let done = 0;
-    while (done < len) {
-      const addr = phys + done;
-      const pfn = Math.floor(addr / PAGE_SIZE);
-      const off = addr - pfn * PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - off, len - done);
+    forEachPageSpan(phys, len, (pfn, off, _done, n) => {
       if (value === 0 && n === PAGE_SIZE) {
         const old = this.#pages.get(pfn);
         if (old !== undefined) {
@@ -116,8 +99,7 @@ export class PhysContents implements PhysMemory {
         }
       }
       else if (value !== 0 || this.#pages.has(pfn)) this.pageForWrite(pfn).fill(value, off, off + n);
-      done += n;
-    }
+    });
   }
 
   readPhysInto(phys: number, dst: Uint8Array, dstOff: number, len: number): void {

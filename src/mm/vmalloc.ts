@@ -6,6 +6,7 @@
 import { EINVAL, EFAULT } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import { PAGE_SIZE, VMALLOC_END, VMALLOC_START } from './constants.ts';
+import { forEachPageSpan } from '../core/page.ts';
 
 import type { PhysMemory } from '../core/sparse-memory.ts';
 
@@ -112,15 +113,7 @@ export class VmArea {
 
   #walk(offset: number, len: number, fn: string, step: (phys: number, at: number, n: number) => void): void {
     this.#check(offset, len, fn);
-    let done = 0;
-    while (done < len) {
-      const pos = offset + done;
-      const page = Math.floor(pos / PAGE_SIZE);
-      const inPage = pos - page * PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - inPage, len - done);
-      step((this.pages[page] as number) * PAGE_SIZE + inPage, done, n);
-      done += n;
-    }
+    forEachPageSpan(offset, len, (page, inPage, done, n) => step((this.pages[page] as number) * PAGE_SIZE + inPage, done, n));
   }
 }
 
