@@ -317,6 +317,12 @@ export class IoPageTable {
     }
   }
 
+  /** The walk cache's table for `level` at `iova` (the leaf table a map/unmap needs), or -1. */
+  #cachedTable(level: number, iova: number): number {
+    if (level === 0 || this.#cacheLevel !== level) return -1;
+    return Math.floor(iova * (this.#linv[level - 1] as number)) === this.#cacheKey ? this.#cacheTable : -1;
+  }
+
   #setCache(level: number, iova: number, t: number): void {
     this.#cacheLevel = level;
     this.#cacheKey = Math.floor(iova * (this.#linv[level - 1] as number));
@@ -349,18 +355,11 @@ export class IoPageTable {
     if ((prot & RW) === 0) return -EINVAL;
     if (!(pgcount >= 1)) return 0;
     const epl = this.#epl;
-    const lsize = this.#lsize;
     const linv = this.#linv;
     const lents = this.#lents;
-    let t = 0;
-    let l = 0;
-    if (target > 0) {
-      const key = Math.floor(iova * (linv[target - 1] as number));
-      if (this.#cacheLevel === target && this.#cacheKey === key) {
-        t = this.#cacheTable;
-        l = target;
-      }
-    }
+    const cached = this.#cachedTable(target, iova);
+    let t = cached < 0 ? 0 : cached;
+    let l = cached < 0 ? 0 : target;
     for (; l < target; l++) {
       const e = t * epl + indexOf(iova, linv[l] as number, lents[l] as number);
       let v = this.#pte[e] as number;
@@ -426,19 +425,12 @@ export class IoPageTable {
       return 0;
     }
     const epl = this.#epl;
-    const lsize = this.#lsize;
     const linv = this.#linv;
     const lents = this.#lents;
     const pte = this.#pte;
-    let t = 0;
-    let l = 0;
-    if (target > 0) {
-      const key = Math.floor(iova * (linv[target - 1] as number));
-      if (this.#cacheLevel === target && this.#cacheKey === key) {
-        t = this.#cacheTable;
-        l = target;
-      }
-    }
+    const cached = this.#cachedTable(target, iova);
+    let t = cached < 0 ? 0 : cached;
+    let l = cached < 0 ? 0 : target;
     for (; l < target; l++) {
       const v = pte[t * epl + indexOf(iova, linv[l] as number, lents[l] as number)] as number;
       if (v === 0) {
