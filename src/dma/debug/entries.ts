@@ -105,6 +105,19 @@ export class EntryTable {
     return s;
   }
 
+  /**
+   * Fill the fields every entry has (the rest stay as {@link alloc} zeroed them).
+   * @example const s = t.alloc(); t.fill(s, dma_debug_phy, dev, 0x5000, 0x5000, 4096, DMA_TO_DEVICE);
+   */
+  fill(s: number, type: number, dev: DebugDevice, paddr: number, devAddr: number, size: number, dir: number): void {
+    this.type[s] = type;
+    this.dev[s] = dev;
+    this.paddr[s] = paddr;
+    this.devAddr[s] = devAddr;
+    this.size[s] = size;
+    this.dir[s] = dir;
+  }
+
   /** Put a slot (already out of its hash list) back at the head of the free list. */
   free(s: number): void {
     if (this.#freeTop >= this.#freeStack.length) {

@@ -32,12 +32,7 @@ export function mapPhys(st: DebugState, dev: DebugDevice, phys: number, size: nu
   const s = st.entryAlloc();
   if (s < 0) return;
   const t = st.table;
-  t.dev[s] = dev;
-  t.type[s] = dma_debug_phy;
-  t.paddr[s] = phys;
-  t.devAddr[s] = dmaAddr;
-  t.size[s] = size;
-  t.dir[s] = dir;
+  t.fill(s, dma_debug_phy, dev, phys, dmaAddr, size, dir);
   t.mapErr[s] = MAP_ERR_NOT_CHECKED;
   if ((attrs & DMA_ATTR_MMIO) !== 0) checkMmio(st, dev, phys);
   else {
@@ -64,12 +59,7 @@ export function mapSg(st: DebugState, dev: DebugDevice, sg: DebugSgList, nents: 
   forEachSg(sg, mappedEnts, (s) => {
     const e = st.entryAlloc();
     if (e < 0) return false;
-    t.type[e] = dma_debug_sg;
-    t.dev[e] = dev;
-    t.paddr[e] = sgPhys(s);
-    t.size[e] = s.dma_length;
-    t.devAddr[e] = s.dma_address;
-    t.dir[e] = dir;
+    t.fill(e, dma_debug_sg, dev, sgPhys(s), s.dma_address, s.dma_length, dir);
     t.sgCallEnts[e] = nents;
     t.sgMappedEnts[e] = mappedEnts;
     checkSgSegment(st, dev, s);
@@ -88,13 +78,7 @@ export function allocCoherent(st: DebugState, dev: DebugDevice, size: number, dm
   if (paddr === undefined) return;
   const s = st.entryAlloc();
   if (s < 0) return;
-  const t = st.table;
-  t.type[s] = dma_debug_coherent;
-  t.dev[s] = dev;
-  t.paddr[s] = paddr;
-  t.size[s] = size;
-  t.devAddr[s] = dmaAddr;
-  t.dir[s] = DMA_BIDIRECTIONAL;
+  st.table.fill(s, dma_debug_coherent, dev, paddr, dmaAddr, size, DMA_BIDIRECTIONAL);
   st.addEntry(s, attrs);
 }
 
@@ -103,12 +87,6 @@ export function allocPages(st: DebugState, dev: DebugDevice, page: number, size:
   if (st.disabled()) return;
   const s = st.entryAlloc();
   if (s < 0) return;
-  const t = st.table;
-  t.type[s] = dma_debug_noncoherent;
-  t.dev[s] = dev;
-  t.paddr[s] = page * PAGE_SIZE;
-  t.size[s] = size;
-  t.devAddr[s] = dmaAddr;
-  t.dir[s] = dir;
+  st.table.fill(s, dma_debug_noncoherent, dev, page * PAGE_SIZE, dmaAddr, size, dir);
   st.addEntry(s, attrs);
 }
