@@ -3,7 +3,7 @@
  * struct device for DMA purposes: masks, dma_parms, coherence, trust, the bound driver, the devres
  * list and the device-side DMA engine. `Device<C>` carries its context as a type-state.
  */
-import { EINVAL, ENODEV } from '../core/errno.ts';
+import { ENODEV } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import type { Bound, DeviceContext, Normal } from './context.ts';
 import { DevresList } from './devres.ts';
@@ -124,9 +124,4 @@ export class Device<C extends DeviceContext = Normal> {
   toString(): string {
     return `${this.bus.name} ${this.name}`;
   }
-}
-
-/** @internal checks a device argument */
-export function checkDevice(dev: unknown, fn: string): asserts dev is Device<DeviceContext> {
-  if (!(dev instanceof Device)) throw new KernelError(EINVAL, fn, 'expected a device', 'dev');
 }

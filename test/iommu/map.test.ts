@@ -8,7 +8,7 @@ import { IommuIotlbGather, iommu_iotlb_sync } from '../../src/iommu/gather.ts';
 import { Iotlb } from '../../src/iommu/iotlb.ts';
 import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY, PagingDomain, type IommuDomainLike } from '../../src/iommu/map-domain.ts';
 import { iommu_pgsize } from '../../src/iommu/map-pgsize.ts';
-import { iommu_iova_to_phys, iommu_map, iommu_map_nosync, iommu_map_sg, iommu_unmap, iommu_unmap_fast } from '../../src/iommu/map.ts';
+import { iommu_iova_to_phys, iommu_map, iommu_map_sg, iommu_unmap, iommu_unmap_fast } from '../../src/iommu/map.ts';
 import { IoPageTable } from '../../src/iommu/pgtable.ts';
 import { SimpleTablePageAllocator } from '../../src/iommu/pgtable-alloc.ts';
 import { type IoPgtableConfig } from '../../src/iommu/pgtable-geometry.ts';

@@ -4,7 +4,7 @@ import {
   __sg_page_iter_next, __sg_page_iter_start, createContext, for_each_sg, for_each_sg_page, for_each_sgtable_dma_page,
   for_each_sgtable_dma_sg, for_each_sgtable_sg, sg_alloc_table, sg_chain, sg_copy_from_buffer, sg_copy_to_buffer,
   sg_dma_address, sg_dma_len, sg_init_one, sg_init_table, sg_is_last, sg_kfree, sg_kmalloc, sg_mark_end,
-  sg_miter_next, sg_miter_start, sg_miter_stop, sg_nents, sg_nents_for_len, sg_next, sg_page_iter_dma_address,
+  sg_miter_next, sg_miter_start, sg_miter_stop, sg_nents, sg_nents_for_len, sg_page_iter_dma_address,
   sg_page_iter_page, sg_pcopy_from_buffer, sg_pcopy_to_buffer, sg_set_page, sg_unmark_end, sg_zero_buffer,
   sg_dma_mark_swiotlb, sg_dma_is_swiotlb, DMA_MAPPING_ERROR,
 } from '../../src/index.ts';

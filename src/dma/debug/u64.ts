@@ -5,6 +5,9 @@
  * DMA_MAPPING_ERROR sentinel, is all ones), anything from 2^64 up wraps. Numbers at or above 2^53
  * are taken at their exact double value (which is always an integer there).
  */
+import { HASH_FN_SHIFT, HASH_SIZE } from './constants.ts';
+
+const HASH_MASK = HASH_SIZE - 1;
 
 const TWO32 = 2 ** 32;
 const TWO64 = 2 ** 64;
@@ -155,7 +158,7 @@ export function crossesBoundary(start: number, len: number, mask: number): { sta
  * @example hashBucket(0x2000) // 1
  */
 export function hashBucket(addr: number): number {
-  return (lo32(addr) >>> 13) & 0x3fff;
+  return (lo32(addr) >>> HASH_FN_SHIFT) & HASH_MASK;
 }
 
 /**
