@@ -12,7 +12,7 @@
 import { EINVAL, ENOMEM } from '../core/errno.ts';
 import { KernelBug, KernelError } from '../core/errors.ts';
 import { PAGE_SIZE } from '../mm/constants.ts';
-import { Scatterlist } from './entry.ts';
+import { Scatterlist, sg_mark_end, sg_phys } from './entry.ts';
 import * as slots from './slots.ts';
 import type { SlotArena } from './slots.ts';
 import { SgAppendTable, sg_free_append_table, type SgTable } from './table.ts';
@@ -166,12 +166,12 @@ export function sg_alloc_append_table_from_pages(
       return -EINVAL;
     }
     prvLen = prv.length;
-    const nextPfn = Math.floor((prv.page * PAGE_SIZE + prv.offset + prvLen) / PAGE_SIZE);
+    const nextPfn = Math.floor((sg_phys(prv) + prvLen) / PAGE_SIZE);
     if (pages[0] === nextPfn) {
       from = mergeIntoPrv(pages, n_pages, nextPfn, prvLen, maxSeg);
       prv.length = prvLen + from * PAGE_SIZE;
       if (from === n_pages) {
-        if (left_pages === 0) prv.flagsWord = (prv.flagsWord | SG_END) & ~SG_CHAIN;
+        if (left_pages === 0) sg_mark_end(prv);
         return 0;
       }
     }
@@ -205,11 +205,7 @@ export function sg_alloc_append_table_from_pages(
   sgt.nents += entries;
   sgt.orig_nents = sgt.nents;
   sgt_append.prv = new Scatterlist(arena, b.s);
-  if (left_pages === 0) {
-    const seg = arena.segs[b.s >>> SEG_SHIFT] as Uint32Array;
-    const w = (b.s & SEG_MASK) * SW + W_FLAGS;
-    seg[w] = ((seg[w] as number) | SG_END) & ~SG_CHAIN;
-  }
+  if (left_pages === 0) sg_mark_end(sgt_append.prv);
   return 0;
 }
 

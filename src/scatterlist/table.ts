@@ -71,7 +71,6 @@ export function __sg_alloc_table(table: SgTable, nents: number, max_ents: number
   const arena = table.arena;
   let left = nents;
   let prvBase = -1;
-  let prvMax = 0;
   do {
     let allocSize = left;
     let sgSize = allocSize;
@@ -87,11 +86,10 @@ export function __sg_alloc_table(table: SgTable, nents: number, max_ents: number
     }
     table.nents = table.orig_nents += sgSize;
     const first = new Scatterlist(arena, base);
-    if (prvBase >= 0) __sg_chain(new Scatterlist(arena, prvBase + prvMax - 1), first);
+    if (prvBase >= 0) __sg_chain(new Scatterlist(arena, prvBase + max_ents - 1), first);
     else table.sgl = first;
     if (left === 0) sg_mark_end(first.at(sgSize - 1));
     prvBase = base;
-    prvMax = max_ents;
   } while (left > 0);
   return 0;
 }
@@ -141,7 +139,9 @@ export function __sg_free_table(table: SgTable, max_ents: number, num_ents: numb
     left -= sgSize;
     base = next;
   }
-  for (const [b] of chunks) if (arena.chunkClassOf(b) < 0) throw new KernelBug(fn, `chunk at slot ${b} is not allocated (double free?)`);
+  // Every chunk but the last was checked by the walk (it had a chain link); check the last one here.
+  const lastChunk = chunks[chunks.length - 1];
+  if (lastChunk !== undefined && arena.chunkClassOf(lastChunk[0]) < 0) throw new KernelBug(fn, `chunk at slot ${lastChunk[0]} is not allocated (double free?)`);
   // Newest first, so the LIFO free lists hand the next table its chunks in ascending address order
   // (a forward walk through the arena; measured below in bench/coalesce).
   for (let i = chunks.length - 1; i >= 0; i--) arena.freeChunk((chunks[i] as [number, number])[0], (chunks[i] as [number, number])[1]);
