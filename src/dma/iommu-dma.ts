@@ -13,7 +13,7 @@ import type { Mm } from '../mm/mm.ts';
 import { DMA_MAPPING_ERROR, type Scatterlist, sg_dma_is_swiotlb, sg_dma_mark_swiotlb, sg_next, sg_phys } from '../scatterlist/entry.ts';
 import type { Iommu, IommuDomain } from '../iommu/iommu.ts';
 import { alloc_iova_fast, free_iova_fast, iova_rcache_range } from '../iommu/iova-rcache.ts';
-import { iommu_map, iommu_unmap_fast } from '../iommu/map.ts';
+import { iommu_map, iommu_unmap, iommu_unmap_fast } from '../iommu/map.ts';
 import { IommuIotlbGather, iommu_iotlb_sync } from '../iommu/gather.ts';
 import { IOMMU_CACHE, IOMMU_PRIV, IOMMU_READ, IOMMU_WRITE } from '../iommu/pgtable-prot.ts';
 import { DMA_ATTR_PRIVILEGED, DMA_ATTR_SKIP_CPU_SYNC } from './attrs.ts';
@@ -216,7 +216,7 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
       allocIova: (size) => allocIova(dev, domain, size, dma_get_mask(dev)),
       freeIova: (iova, size) => freeIova(domain, iova, size),
       map: (iova, phys, size) => iommu_map(paging, iova, phys, size, prot, GFP_KERNEL),
-      unmap: (iova, size) => { const g = new IommuIotlbGather(); iommu_unmap_fast(paging, iova, size, g); iommu_iotlb_sync(paging, g); },
+      unmap: (iova, size) => { iommu_unmap(paging, iova, size); },
     };
     const r = iommuDmaMapSg(dom, { boundaryMask: dma_get_seg_boundary(dev), maxSegSize: dma_get_max_seg_size(dev) }, sgl, nents, (rep) => { lastReport = rep; });
     if (r > 0 && lastReport !== null) observer.mapSg?.(dev, lastReport, nents, r);
@@ -260,7 +260,7 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
       const prot = dma_info_to_prot(DMA_BIDIRECTIONAL, dev.dma_coherent, 0);
       for (let i = 0; i < area.nrPages; i++) {
         if (iommu_map(paging, iova + i * PAGE_SIZE, (area.pages[i] as number) * PAGE_SIZE, PAGE_SIZE, prot, GFP_KERNEL) !== 0) {
-          if (i > 0) { const g = new IommuIotlbGather(); iommu_unmap_fast(paging, iova, i * PAGE_SIZE, g); iommu_iotlb_sync(paging, g); }
+          if (i > 0) iommu_unmap(paging, iova, i * PAGE_SIZE);
           freeIova(domain, iova, len);
           mm.vfree(area);
           return null;

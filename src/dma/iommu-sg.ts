@@ -63,13 +63,14 @@ function forEach(sgl: Scatterlist, nents: number, f: (s: Scatterlist, i: number)
 /**
  * The layout pass of iommu_dma_map_sg: align each entry to granules, stash offset and length in
  * dma_address / dma_length, pad the previous entry up to a segment boundary where the next entry
- * would straddle it. Returns the IOVA length (u64 arithmetic, as a number; 0 when it wrapped to 0)
- * and the padding added.
+ * would straddle it. Returns the IOVA length (u64 arithmetic, as a number; 0 when it wrapped to 0),
+ * the padding added and the entries' total length (the CPU bytes).
  */
-export function layoutSg(sgl: Scatterlist, nents: number, granule: number, mask: number): { iovaLen: number; padding: number } {
+export function layoutSg(sgl: Scatterlist, nents: number, granule: number, mask: number): { iovaLen: number; padding: number; cpuBytes: number } {
   const exact = mask < 2 ** 53 && !Number.isInteger(Math.log2(mask + 1));
   let iovaLen = 0;
   let padding = 0;
+  let cpuBytes = 0;
   let prev: Scatterlist | null = null;
   let big: bigint | null = exact ? 0n : null; // exact u64 iova_len once the fast form cannot hold it
   forEach(sgl, nents, (s) => {
@@ -78,6 +79,7 @@ export function layoutSg(sgl: Scatterlist, nents: number, granule: number, mask:
     const span = Math.ceil((length + off) / granule) * granule; // size_t: up to 2^32 + granule
     s.dma_address = off;
     s.dma_length = length;
+    cpuBytes += length;
     s.offset = s.offset - off;
     s.length = span; // u32 store: a span of 4 GiB or more wraps here
     if (big === null && span === 0 && iovaLen !== 0) big = BigInt(iovaLen); // span - 1 underflows below
@@ -103,7 +105,7 @@ export function layoutSg(sgl: Scatterlist, nents: number, granule: number, mask:
     }
     prev = s;
   });
-  return { iovaLen, padding };
+  return { iovaLen, padding, cpuBytes };
 }
 
 /**
@@ -188,7 +190,7 @@ export function invalidateSg(sgl: Scatterlist, nents: number): void {
  * the DMA segment count or -ENOMEM / -EREMOTEIO / -EINVAL (every entry restored on failure).
  */
 export function iommuDmaMapSg(dom: IommuSgDomain, limits: IommuSgLimits, sgl: Scatterlist, nents: number, report?: (r: IommuSgReport) => void): number {
-  const { iovaLen, padding } = layoutSg(sgl, nents, dom.granule, limits.boundaryMask);
+  const { iovaLen, padding, cpuBytes } = layoutSg(sgl, nents, dom.granule, limits.boundaryMask);
   if (iovaLen === 0) return finaliseSg(sgl, nents, 0, limits);
   const iova = dom.allocIova(iovaLen);
   let ret: number;
@@ -197,9 +199,7 @@ export function iommuDmaMapSg(dom: IommuSgDomain, limits: IommuSgLimits, sgl: Sc
   } else {
     ret = mapSgRuns(dom, iova, sgl, nents);
     if (ret >= 0 && ret >= iovaLen) {
-      let cpu = 0;
-      forEach(sgl, nents, (s) => { cpu += s.dma_length; });
-      report?.({ paddingBytes: padding, slackBytes: iovaLen - padding - cpu, iova, iovaLen });
+      report?.({ paddingBytes: padding, slackBytes: iovaLen - padding - cpuBytes, iova, iovaLen });
       return finaliseSg(sgl, nents, iova, limits);
     }
     dom.freeIova(iova, iovaLen);

@@ -101,17 +101,7 @@ export function iommu_iotlb_gather_add_page(domain: IotlbSyncDomain, gather: Iom
     iommu_iotlb_sync(domain, gather);
   }
   gather.pgsize = size;
-  const end = iova + size - 1;
-  if (gather.start > iova) gather.start = iova;
-  if (gather.end < end) gather.end = end;
-}
-
-/**
- * iommu_iotlb_gather_queued: will a flush queue flush later?
- * @example g.queued = true; iommu_iotlb_gather_queued(g) // true
- */
-export function iommu_iotlb_gather_queued(gather: IommuIotlbGather): boolean {
-  return gather.queued;
+  iommu_iotlb_gather_add_range(gather, iova, size);
 }
 
 /**
