@@ -142,17 +142,19 @@ export class Iotlb {
     return Math.imul(lo ^ Math.imul(hi ^ asid ^ (shift << 24), 0x85ebca6b), 0x9e3779b1) >>> this.#hashShift;
   }
 
-  #find(asid: number, gfn: number, shift: number): number {
+  /** The slot holding the key, or -(e + 1) where e is the empty slot the probe stopped at. */
+  #probe(asid: number, gfn: number, shift: number): number {
     const ka = this.keyAsid;
     const mask = this.#mask;
     let i = this.#home(asid, gfn, shift);
     for (;;) {
       const a = ka[i] as number;
-      if (a === EMPTY) return -1;
+      if (a === EMPTY) return -(i + 1);
       if (a === asid && this.keyGfn[i] === gfn && this.keyShift[i] === shift) return i;
       i = (i + 1) & mask;
     }
   }
+
 
   /**
    * The slot caching `iova` for `asid`, trying each page size smallest first; -1 on a miss. Counts a
@@ -160,20 +162,10 @@ export class Iotlb {
    * @example const s = tlb.lookup(asid, iova); if (s >= 0) tlb.pagePhys[s]
    */
   lookup(asid: number, iova: number): number {
-    const n = this.nShifts;
-    if (this.count !== 0) {
-      const shifts = this.shiftList;
-      for (let k = 0; k < n; k++) {
-        const s = shifts[k] as number;
-        const slot = this.#find(asid, Math.floor(iova * (P2_INV[s] as number)), s);
-        if (slot >= 0) {
-          this.hits++;
-          return slot;
-        }
-      }
-    }
-    this.misses++;
-    return -1;
+    const slot = this.peek(asid, iova);
+    if (slot >= 0) this.hits++;
+    else this.misses++;
+    return slot;
   }
 
   /**
@@ -186,7 +178,7 @@ export class Iotlb {
     const shifts = this.shiftList;
     for (let k = 0; k < n; k++) {
       const s = shifts[k] as number;
-      const slot = this.#find(asid, Math.floor(iova * (P2_INV[s] as number)), s);
+      const slot = this.#probe(asid, Math.floor(iova * (P2_INV[s] as number)), s);
       if (slot >= 0) return slot;
     }
     return -1;
@@ -211,17 +203,16 @@ export class Iotlb {
     if (!Number.isInteger(asid) || asid < 0 || asid > 0x7fffffff) throw new KernelError(EINVAL, 'Iotlb.insert', `expected a whole number in [0, 2^31), got ${String(asid)}`, 'asid');
     if (!Number.isInteger(shift) || shift < 0 || shift > 52) throw new KernelError(EINVAL, 'Iotlb.insert', `expected a page shift in [0, 52], got ${String(shift)}`, 'shift');
     const gfn = Math.floor(iova / (P2[shift] as number));
-    let slot = this.#find(asid, gfn, shift);
+    let slot = this.#probe(asid, gfn, shift);
     if (slot < 0) {
       if (this.count >= this.capacity) {
         this.resets++;
         this.#clear();
+        slot = this.#home(asid, gfn, shift); // the table is empty now
+      } else {
+        slot = -slot - 1; // the empty slot where the probe stopped
       }
-      slot = this.#home(asid, gfn, shift);
-      const ka = this.keyAsid;
-      const mask = this.#mask;
-      while ((ka[slot] as number) !== EMPTY) slot = (slot + 1) & mask;
-      ka[slot] = asid;
+      this.keyAsid[slot] = asid;
       this.keyGfn[slot] = gfn;
       this.keyShift[slot] = shift;
       this.pageSize[slot] = P2[shift] as number;
@@ -298,7 +289,7 @@ export class Iotlb {
         const ps = P2[s] as number;
         const lastGfn = Math.floor(last / ps);
         for (let gfn = Math.floor(start / ps); gfn <= lastGfn; gfn++) {
-          const slot = this.#find(asid, gfn, s);
+          const slot = this.#probe(asid, gfn, s);
           if (slot >= 0) {
             this.#removeAt(slot);
             removed++;
