@@ -10,6 +10,7 @@ import { formatMask, minNotZero } from '../device/mask.ts';
 import { GFP_DMA, GFP_DMA32, __GFP_ZERO } from '../mm/gfp.ts';
 import { PAGE_SIZE, getOrder } from '../mm/constants.ts';
 import { DMA_MAPPING_ERROR, type Scatterlist, sg_next, sg_phys } from '../scatterlist/entry.ts';
+import { visitSg } from '../scatterlist/iter.ts';
 import { DMA_ATTR_SKIP_CPU_SYNC } from './attrs.ts';
 import { dmaSystemOf, type Bouncer, type CoherentBuffer, type DmaOps } from './ops.ts';
 import { DMA_BIT_MASK } from '../device/mask.ts';
@@ -89,19 +90,7 @@ export function dma_direct_map_sg(dev: Device, sgl: Scatterlist, nents: number, 
 }
 
 export function dma_direct_unmap_sg(dev: Device, sgl: Scatterlist, nents: number, dir: number, attrs: number): void {
-  let sg: Scatterlist | null = sgl;
-  for (let i = 0; i < nents && sg !== null; i++) {
-    dma_direct_unmap_phys(dev, sg.dma_address, sg.dma_length, dir, attrs);
-    sg = sg_next(sg);
-  }
-}
-
-function forEachSg(sgl: Scatterlist, nents: number, f: (sg: Scatterlist) => void): void {
-  let sg: Scatterlist | null = sgl;
-  for (let i = 0; i < nents && sg !== null; i++) {
-    f(sg);
-    sg = sg_next(sg);
-  }
+  visitSg(sgl, nents, (sg) => { dma_direct_unmap_phys(dev, sg.dma_address, sg.dma_length, dir, attrs); });
 }
 
 /**
@@ -154,8 +143,8 @@ export function directOps(mm: Mm): DmaOps {
     unmap_sg: dma_direct_unmap_sg,
     sync_single_for_cpu: dma_direct_sync_single_for_cpu,
     sync_single_for_device: dma_direct_sync_single_for_device,
-    sync_sg_for_cpu: (dev, sgl, nents, dir) => forEachSg(sgl, nents, (sg) => dma_direct_sync_single_for_cpu(dev, sg.dma_address, sg.dma_length, dir)),
-    sync_sg_for_device: (dev, sgl, nents, dir) => forEachSg(sgl, nents, (sg) => dma_direct_sync_single_for_device(dev, sg.dma_address, sg.dma_length, dir)),
+    sync_sg_for_cpu: (dev, sgl, nents, dir) => visitSg(sgl, nents, (sg) => dma_direct_sync_single_for_cpu(dev, sg.dma_address, sg.dma_length, dir)),
+    sync_sg_for_device: (dev, sgl, nents, dir) => visitSg(sgl, nents, (sg) => dma_direct_sync_single_for_device(dev, sg.dma_address, sg.dma_length, dir)),
     alloc: (dev, size, gfp) => dma_direct_alloc(dev, mm, size, gfp),
     free: (_dev, size, buf) => dma_direct_free(mm, size, buf),
     max_mapping_size: (dev) => dma_direct_max_mapping_size(dev, mm),

@@ -10,7 +10,8 @@ import { DMA_BIT_MASK, minNotZero } from '../device/mask.ts';
 import { PAGE_SIZE } from '../mm/constants.ts';
 import { GFP_KERNEL } from '../mm/gfp.ts';
 import type { Mm } from '../mm/mm.ts';
-import { DMA_MAPPING_ERROR, type Scatterlist, sg_dma_is_swiotlb, sg_dma_mark_swiotlb, sg_next, sg_phys } from '../scatterlist/entry.ts';
+import { DMA_MAPPING_ERROR, type Scatterlist, sg_dma_is_swiotlb, sg_dma_mark_swiotlb, sg_phys } from '../scatterlist/entry.ts';
+import { visitSg } from '../scatterlist/iter.ts';
 import type { Iommu, IommuDomain } from '../iommu/iommu.ts';
 import { alloc_iova_fast, free_iova_fast, iova_rcache_range } from '../iommu/iova-rcache.ts';
 import { iommu_map, iommu_unmap, iommu_unmap_fast } from '../iommu/map.ts';
@@ -184,27 +185,18 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
     else b.syncForDevice(dev, phys, size, dir);
   }
 
-  function forEachSg(sgl: Scatterlist, nents: number, f: (s: Scatterlist, i: number) => boolean | void): number {
-    let s: Scatterlist | null = sgl;
-    for (let i = 0; i < nents && s !== null; i++) {
-      if (f(s, i) === false) return i;
-      s = sg_next(s);
-    }
-    return nents;
-  }
-
   function mapSg(dev: Device, sgl: Scatterlist, nents: number, dir: number, attrs: number): number {
     if (useSwiotlb(dev)) {
       // iommu_dma_map_sg_swiotlb: entry by entry through map_page, no merging.
       sg_dma_mark_swiotlb(sgl);
-      const done = forEachSg(sgl, nents, (s) => {
+      const done = visitSg(sgl, nents, (s) => {
         s.dma_address = mapPhys(dev, sg_phys(s), s.length, dir, attrs);
         if (s.dma_address === DMA_MAPPING_ERROR) return false;
         s.dma_length = s.length;
         return true;
       });
       if (done === nents) return nents;
-      forEachSg(sgl, done, (s) => { unmapPhys(dev, s.dma_address, s.dma_length, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC); });
+      visitSg(sgl, done, (s) => { unmapPhys(dev, s.dma_address, s.dma_length, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC); });
       return -5; // -EIO
     }
     const domain = domainOf(dev);
@@ -227,7 +219,7 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
 
   function unmapSg(dev: Device, sgl: Scatterlist, nents: number, dir: number, attrs: number): void {
     if (sg_dma_is_swiotlb(sgl)) {
-      forEachSg(sgl, nents, (s) => { unmapPhys(dev, s.dma_address, s.dma_length, dir, attrs); });
+      visitSg(sgl, nents, (s) => { unmapPhys(dev, s.dma_address, s.dma_length, dir, attrs); });
       return;
     }
     const range = unmapSgRange(sgl, nents);
@@ -242,8 +234,8 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
     unmap_sg: unmapSg,
     sync_single_for_cpu: (dev, addr, size, dir) => syncSingle(dev, addr, size, dir, true),
     sync_single_for_device: (dev, addr, size, dir) => syncSingle(dev, addr, size, dir, false),
-    sync_sg_for_cpu: (dev, sgl, nents, dir) => { if (sg_dma_is_swiotlb(sgl)) forEachSg(sgl, nents, (s) => { syncSingle(dev, s.dma_address, s.length, dir, true); }); },
-    sync_sg_for_device: (dev, sgl, nents, dir) => { if (sg_dma_is_swiotlb(sgl)) forEachSg(sgl, nents, (s) => { syncSingle(dev, s.dma_address, s.length, dir, false); }); },
+    sync_sg_for_cpu: (dev, sgl, nents, dir) => { if (sg_dma_is_swiotlb(sgl)) visitSg(sgl, nents, (s) => { syncSingle(dev, s.dma_address, s.length, dir, true); }); },
+    sync_sg_for_device: (dev, sgl, nents, dir) => { if (sg_dma_is_swiotlb(sgl)) visitSg(sgl, nents, (s) => { syncSingle(dev, s.dma_address, s.length, dir, false); }); },
     alloc(dev, size, gfp): CoherentBuffer | null {
       // iommu_dma_alloc_remap: pages from anywhere, mapped contiguously in IOVA space.
       if (dev.host.ctx.faults.shouldFail('coherent')) return null;

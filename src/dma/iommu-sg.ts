@@ -9,6 +9,7 @@
  */
 import { EINVAL, ENOMEM, EREMOTEIO } from '../core/errno.ts';
 import { DMA_MAPPING_ERROR, type Scatterlist, sg_next, sg_phys } from '../scatterlist/entry.ts';
+import { visitSg } from '../scatterlist/iter.ts';
 
 const TWO64 = 2n ** 64n;
 const U64 = TWO64 - 1n;
@@ -52,14 +53,6 @@ function and64(x: number, mask: number): number {
   return Number(BigInt(x) & BigInt(mask));
 }
 
-function forEach(sgl: Scatterlist, nents: number, f: (s: Scatterlist, i: number) => void): void {
-  let s: Scatterlist | null = sgl;
-  for (let i = 0; i < nents && s !== null; i++) {
-    f(s, i);
-    if (i + 1 < nents) s = sg_next(s);
-  }
-}
-
 /**
  * The layout pass of iommu_dma_map_sg: align each entry to granules, stash offset and length in
  * dma_address / dma_length, pad the previous entry up to a segment boundary where the next entry
@@ -73,7 +66,7 @@ export function layoutSg(sgl: Scatterlist, nents: number, granule: number, mask:
   let cpuBytes = 0;
   let prev: Scatterlist | null = null;
   let big: bigint | null = exact ? 0n : null; // exact u64 iova_len once the fast form cannot hold it
-  forEach(sgl, nents, (s) => {
+  visitSg(sgl, nents, (s) => {
     const off = s.offset % granule;
     const length = s.length;
     const span = Math.ceil((length + off) / granule) * granule; // size_t: up to 2^32 + granule
@@ -152,7 +145,7 @@ export function finaliseSg(sgl: Scatterlist, nents: number, dmaAddrIn: number, l
   let count = 0;
   let dmaAddr = dmaAddrIn;
   const maxLen = limits.maxSegSize >>> 0;
-  forEach(sgl, nents, (s, i) => {
+  visitSg(sgl, nents, (s, i) => {
     const iovaOff = s.dma_address >>> 0;
     const length = s.dma_length;
     const iovaLen = s.length;
@@ -177,7 +170,7 @@ export function finaliseSg(sgl: Scatterlist, nents: number, dmaAddrIn: number, l
 
 /** __invalidate_sg: put every entry back as it was and clear the DMA fields. */
 export function invalidateSg(sgl: Scatterlist, nents: number): void {
-  forEach(sgl, nents, (s) => {
+  visitSg(sgl, nents, (s) => {
     if (s.dma_address !== DMA_MAPPING_ERROR) s.offset = (s.offset + s.dma_address) >>> 0;
     if (s.dma_length !== 0) s.length = s.dma_length;
     s.dma_address = DMA_MAPPING_ERROR;

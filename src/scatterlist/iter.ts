@@ -23,6 +23,21 @@ export function* for_each_sg(sgl: Scatterlist | null, nents: number): Generator<
   }
 }
 
+/**
+ * Call `visit(sg, i)` for up to `nents` entries from `sgl` without generator overhead, stopping
+ * early (no BUG) where the list ends or when `visit` returns false. Never steps past the last entry
+ * it visits. Returns the index of the entry that returned false, else `nents`.
+ * @example const done = visitSg(sgl, nents, (sg) => map(sg) >= 0); // entries mapped before a failure
+ */
+export function visitSg(sgl: Scatterlist, nents: number, visit: (sg: Scatterlist, i: number) => boolean | void): number {
+  let sg: Scatterlist | null = sgl;
+  for (let i = 0; i < nents && sg !== null; i++) {
+    if (visit(sg, i) === false) return i;
+    if (i + 1 < nents) sg = sg_next(sg);
+  }
+  return nents;
+}
+
 /** for_each_sgtable_sg: the CPU entries (orig_nents). */
 export function for_each_sgtable_sg(sgt: SgTable): Generator<Scatterlist, void, undefined> {
   return for_each_sg(sgt.sgl, sgt.orig_nents);
