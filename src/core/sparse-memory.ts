@@ -98,7 +98,11 @@ export class PhysContents implements PhysMemory {
           this.#spare.push(old);
         }
       }
-      else if (value !== 0 || this.#pages.has(pfn)) this.pageForWrite(pfn).fill(value, off, off + n);
+      else {
+        const page = this.#pages.get(pfn);
+        if (page !== undefined) page.fill(value, off, off + n);
+        else if (value !== 0) this.pageForWrite(pfn).fill(value, off, off + n);
+      }
     });
   }
 

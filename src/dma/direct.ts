@@ -11,6 +11,7 @@ import { GFP_DMA, GFP_DMA32, __GFP_ZERO } from '../mm/gfp.ts';
 import { PAGE_SIZE, getOrder } from '../mm/constants.ts';
 import { DMA_MAPPING_ERROR, type Scatterlist, sg_next, sg_phys } from '../scatterlist/entry.ts';
 import { visitSg } from '../scatterlist/iter.ts';
+import { hexA } from './debug/u64.ts';
 import { DMA_ATTR_SKIP_CPU_SYNC } from './attrs.ts';
 import { dmaSystemOf, type Bouncer, type CoherentBuffer, type DmaOps } from './ops.ts';
 import { DMA_BIT_MASK } from '../device/mask.ts';
@@ -32,10 +33,6 @@ export function dma_capable(dev: Device, addr: number, size: number): boolean {
   return end <= minNotZero(dev.dma_mask ?? 0, dev.bus_dma_limit);
 }
 
-function hex16(v: number): string {
-  return `0x${v.toString(16).padStart(16, '0')}`;
-}
-
 /**
  * dma_direct_map_phys: the address, a bounce address, or DMA_MAPPING_ERROR with the kernel's
  * "overflow" WARN when the device cannot reach the buffer and swiotlb is off.
@@ -46,7 +43,7 @@ export function dma_direct_map_phys(dev: Device, phys: number, size: number, dir
   if (!dma_capable(dev, phys, size)) {
     if (b !== null && b.active) return b.map(dev, phys, size, dir, attrs);
     dev.host.ctx.klog.warnOnce(`dma_direct_map_phys:${dev.name}`, 'dma_direct_map_phys',
-      `${dev.driver?.name ?? dev.bus.name} ${dev.name}: DMA addr ${hex16(phys)}+${size} overflow (mask ${formatMask(dev.dma_mask ?? 0)}, bus limit ${formatMask(dev.bus_dma_limit)}).`);
+      `${dev.driver?.name ?? dev.bus.name} ${dev.name}: DMA addr ${hexA(phys)}+${size} overflow (mask ${formatMask(dev.dma_mask ?? 0)}, bus limit ${formatMask(dev.bus_dma_limit)}).`);
     return DMA_MAPPING_ERROR;
   }
   return phys;

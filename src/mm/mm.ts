@@ -7,7 +7,7 @@ import type { KernelContext } from '../core/context.ts';
 import { EFAULT, EINVAL } from '../core/errno.ts';
 import { KernelBug, KernelError } from '../core/errors.ts';
 import { checkInt } from '../core/args.ts';
-import { MAX_PAGE_ORDER, PAGE_OFFSET, PAGE_SIZE, pageAlign } from './constants.ts';
+import { MAX_PAGE_ORDER, PAGE_OFFSET, PAGE_SIZE, getOrder, pageAlign } from './constants.ts';
 import { carveRange, FreeArea, freeRange } from './buddy.ts';
 import { PhysContents, type PhysMemory } from '../core/sparse-memory.ts';
 import { formatGfp, gfpZone, GFP_KERNEL, __GFP_NOFAIL, __GFP_NOWARN, __GFP_ZERO } from './gfp.ts';
@@ -198,8 +198,7 @@ export class Mm implements PhysMemory {
   alloc_pages_exact(size: number, gfp: number = GFP_KERNEL): number | null {
     checkInt(size, 'alloc_pages_exact', 'size', 1);
     const pages = pageAlign(size) / PAGE_SIZE;
-    let order = 0;
-    while (2 ** order < pages) order++;
+    const order = getOrder(size);
     const pfn = this.alloc_pages(gfp, order, 'pages-exact');
     if (pfn === null) return null;
     // split_page: every page becomes its own order-0 allocation; the tail goes back.
