@@ -68,3 +68,17 @@ describe('dmasim describe', () => {
     expect(out).toMatch(/lazy: unmapped memory stays reachable for up to 10 ms/);
   });
 });
+
+describe('dmasim bench coalesce', () => {
+  it('builds with tsc and benchmarks the compiled code under plain node', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const out = execFileSync(process.execPath, [
+      'bin/dmasim.mjs', 'bench', 'coalesce', '--n', '4096', '--layout', 'runs', '--max-segment', '65536', '--mode', 'oneshot', '--no-native', '--json',
+    ], { encoding: 'utf8' });
+    const rows = out.trim().split('\n').map((l) => JSON.parse(l) as { n: number; layout: string; nents: number; nsPerPage: number });
+    expect(rows).toHaveLength(1);
+    // The anchor's runs layout: 469 entries from 4096 pages (bench/RESULTS.md, the native yardstick agrees).
+    expect(rows[0]).toMatchObject({ n: 4096, layout: 'runs', nents: 469 });
+    expect(rows[0]?.nsPerPage).toBeGreaterThan(0);
+  }, 60_000);
+});

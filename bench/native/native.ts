@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Page layouts the yardstick generates (base pfn 0x100000). */
@@ -36,7 +36,10 @@ export interface NativeRow {
   readonly nents: number;
 }
 
-const HERE = dirname(fileURLToPath(import.meta.url));
+// Compiled into .build/bench/native/ by `npm run build`, this module still finds the C source and
+// caches the binary in the source tree's bench/native/.
+const COMPILED = /[\\/]\.build[\\/]bench[\\/]native$/;
+const HERE = dirname(fileURLToPath(import.meta.url)).replace(COMPILED, `${sep}bench${sep}native`);
 /** The C source of the yardstick. */
 export const NATIVE_SOURCE = join(HERE, 'coalesce.c');
 /** Where the compiled yardstick is cached (gitignored). */

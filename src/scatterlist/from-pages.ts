@@ -196,7 +196,8 @@ export function sg_alloc_append_table_from_pages(
   b.lastBase = b.lastEntry = b.lastLink = b.specBase = b.specEntry = b.specLink = -1;
   b.entries = 0;
   b.start = b.openStart = from;
-  const entries = fill(b, pages, from, n_pages, offset, sizeNum, maxSeg / PAGE_SIZE);
+  // | 0: a whole number (at most 2^20) kept a small integer, so the hot loop adds integers, not doubles.
+  const entries = fill(b, pages, from, n_pages, offset, sizeNum, (maxSeg / PAGE_SIZE) | 0);
   if (entries < 0) {
     if (prv !== null) prv.length = prvLen;
     return entries;
@@ -230,7 +231,8 @@ function fill(b: Build, pages: PageArray, from: number, n: number, offset: numbe
   // size is an unsigned long: after the entry where it runs out it wraps, and every later entry
   // gets its full length. So at most one later entry is trimmed: the one holding page q.
   const rem = size - chunk0;
-  let q = size < chunk0 ? Infinity : end0 + Math.floor(rem / PG);
+  // q = n: no page left to trim (an int, not Infinity, keeps the hot loop's compare on integers).
+  let q = size < chunk0 ? n : Math.min(n, end0 + Math.floor(rem / PG));
   b.entries = 1;
   b.start = end0;
   while (b.start < n) {
@@ -240,7 +242,7 @@ function fill(b: Build, pages: PageArray, from: number, n: number, offset: numbe
       seg = b.arena.segs[b.s >>> SEG_SHIFT] as Uint32Array;
       w = (b.s & SEG_MASK) * SW;
       seg[w + W_LENGTH] = rem - (b.openStart - end0) * PG;
-      q = Infinity;
+      q = n;
     }
   }
   return b.entries;
@@ -265,52 +267,51 @@ function scanRun(pages: PageArray, i: number, n: number, prev: number, maxPages:
  * Entries from page b.start on, each taking the next slot (get_next_sg at chunk boundaries),
  * until the pages end (returns 0), an entry holds page q (returns TRIMMED with that entry's slot in
  * b.s and its first page in b.openStart; b.start is where the next entry begins), or -ENOMEM.
+ * q >= n: no entry is trimmed.
  */
 function fillPlain(b: Build, pages: PageArray, n: number, q: number, maxPages: number): number {
   const segs = b.arena.segs;
-  let s = b.s;
-  let chunkLast = b.chunkLast;
-  let seg = segs[s >>> SEG_SHIFT] as Uint32Array;
-  let w = (s & SEG_MASK) * SW;
   let start = b.start;
   let e = b.entries;
   while (start < n) {
-    if (s + 1 !== chunkLast) {
-      s++;
-      w += SW;
-    } else {
-      b.s = s;
+    let s = b.s + 1;
+    if (s === b.chunkLast) {
       const err = takeSlot(b, e);
       if (err !== 0) return err;
       s = b.s;
-      chunkLast = b.chunkLast;
-      seg = segs[s >>> SEG_SHIFT] as Uint32Array;
-      w = (s & SEG_MASK) * SW;
     }
-    const p = pages[start] as number;
-    seg[w + W_PAGE] = p;
-    // The run scan, inline: a call per entry cost ~2 ns/page on scattered pages (bench/coalesce).
-    const lim = start + maxPages < n ? start + maxPages : n;
-    let end = start + 1;
-    let expect = p + 1;
-    while (end < lim && pages[end] === expect) {
-      expect++;
-      end++;
+    // Slots s .. chunkLast - 1 are free and in one segment. The loop over them makes no call, so V8
+    // checks the arrays once per chunk, not once per entry (scattered 1M pages: 6.6 -> ns/page).
+    const stop = b.chunkLast;
+    const seg = segs[s >>> SEG_SHIFT] as Uint32Array;
+    let w = (s & SEG_MASK) * SW;
+    for (;;) {
+      const p = pages[start] as number;
+      seg[w + W_PAGE] = p;
+      // The run scan, inline: a call per entry cost ~2 ns/page on scattered pages (bench/coalesce).
+      const lim = start + maxPages < n ? start + maxPages : n;
+      let end = start + 1;
+      let expect = p + 1;
+      while (end < lim && pages[end] === expect) {
+        expect++;
+        end++;
+      }
+      e++;
+      if (end > q) {
+        b.s = s;
+        b.entries = e;
+        b.openStart = start;
+        b.start = end;
+        return TRIMMED;
+      }
+      seg[w + W_LENGTH] = (end - start) * PG;
+      start = end;
+      if (start >= n || s + 1 === stop) break;
+      s++;
+      w += SW;
     }
-    e++;
-    if (end > q) {
-      b.s = s;
-      b.chunkLast = chunkLast;
-      b.entries = e;
-      b.openStart = start;
-      b.start = end;
-      return TRIMMED;
-    }
-    seg[w + W_LENGTH] = (end - start) * PG;
-    start = end;
+    b.s = s;
   }
-  b.s = s;
-  b.chunkLast = chunkLast;
   b.entries = e;
   b.start = start;
   return 0;
