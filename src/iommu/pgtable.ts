@@ -342,7 +342,8 @@ export class IoPageTable {
   map_pages(iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, _gfp: number): number {
     if (this.#dead) this.#useAfterFree('arm_lpae_map_pages');
     const cfg = this.cfg;
-    const shift = log2Exact(pgsize);
+    // The granule is the common case: no log2 (map+unmap of one 4 KiB page, bench/iommu).
+    const shift = pgsize === cfg.granule ? cfg.pgShift : log2Exact(pgsize);
     const target = shift >= 0 ? (cfg.shiftLevel[shift] as number) : -1;
     if (target < 0) {
       this.klog.warn('arm_lpae_map_pages', 'WARN_ON(!pgsize || (pgsize & cfg->pgsize_bitmap) != pgsize)');
@@ -414,7 +415,8 @@ export class IoPageTable {
   unmap_pages(iova: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number {
     if (this.#dead) this.#useAfterFree('arm_lpae_unmap_pages');
     const cfg = this.cfg;
-    const shift = log2Exact(pgsize);
+    // The granule is the common case: no log2 (map+unmap of one 4 KiB page, bench/iommu).
+    const shift = pgsize === cfg.granule ? cfg.pgShift : log2Exact(pgsize);
     const target = shift >= 0 ? (cfg.shiftLevel[shift] as number) : -1;
     if (target < 0 || !(pgcount >= 1)) {
       this.klog.warn('arm_lpae_unmap_pages', 'WARN_ON(!pgsize || (pgsize & cfg->pgsize_bitmap) != pgsize || !pgcount)');
