@@ -68,14 +68,12 @@ function checkUint(v: unknown, fn: string, name: string): void {
  * it shared that function's feedback and was compiled poorly for long merges.
  */
 function mergeIntoPrv(pages: PageArray, n: number, nextPfn: number, prvLen: number, maxSeg: number): number {
-  let last = nextPfn - 1;
-  let len = prvLen;
+  // The room left in prv, in pages, bounds the scan up front: the loop then compares small integers
+  // only (prv's length can pass 2^31, a double; contiguous append512: 1.87 -> ns/page).
+  const room = Math.floor((maxSeg - prvLen) / PG);
+  const lim = room < n ? room : n;
   let i = 0;
-  while (i < n && pages[i] === last + 1 && len + PG <= maxSeg) {
-    len += PG;
-    last++;
-    i++;
-  }
+  while (i < lim && pages[i] === nextPfn + i) i++;
   return i;
 }
 

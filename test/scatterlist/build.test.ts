@@ -170,6 +170,22 @@ describe('append', () => {
     expect(r.entries).toEqual([[0, 0, 2 * P], [3, 0, 10 * P]]);
   });
 
+  it('a continuation merges only the whole pages that keep prv within this call\'s max_segment', () => {
+    // prv is [0,1] at offset 100: 2P - 100 bytes. With max_segment 2P, 2P - 100 + P > 2P: no merge.
+    // With 3P, one page fits (3P - 100), the next would not.
+    for (const [maxSeg, want] of [
+      [2 * P, [[0, 100, 2 * P - 100], [2, 0, 2 * P]]],
+      [3 * P, [[0, 100, 3 * P - 100], [3, 0, P]]],
+    ] as const) {
+      const ctx = fresh();
+      const app = new SgAppendTable(ctx);
+      expect(sg_alloc_append_table_from_pages(app, [0, 1], 2, 100, 2 * P - 100, 2 * P, 2, GFP_KERNEL)).toBe(0);
+      expect(sg_alloc_append_table_from_pages(app, [2, 3], 2, 0, 2 * P, maxSeg, 0, GFP_KERNEL)).toBe(0);
+      expect(walk(app.sgt).entries).toEqual(want);
+      sg_free_append_table(app);
+    }
+  });
+
   it('a non-zero offset on a continuation is a WARN and -EINVAL, table unchanged', () => {
     const ctx = fresh();
     const app = new SgAppendTable(ctx);
@@ -270,6 +286,39 @@ describe('property: the fast builder equals the reference model', () => {
       expect(r.sgt.orig_nents).toBe(m.origNents);
       sg_free_table(r.sgt);
       expect(arenaOf(r.ctx).liveChunks).toBe(0);
+    }), { numRuns: 300 });
+  });
+
+  it('continuation merges bounded by each call\'s own max_segment, after a first entry with an offset', () => {
+    // prv's length need not be a page multiple (the first call's offset) and may already exceed a later
+    // call's max_segment: the merge takes only the whole pages that still fit (none when over).
+    fc.assert(fc.property(pagesArb, fc.array(fc.integer({ min: 1, max: 200 }), { minLength: 2, maxLength: 6 }), fc.array(maxSegArb, { minLength: 1, maxLength: 6 }), fc.integer({ min: 0, max: P - 1 }), (pages, cuts, maxSegs, offset) => {
+      const ctx = fresh();
+      const app = new SgAppendTable(ctx);
+      const m = newModel();
+      let k = 0;
+      let ci = 0;
+      while (k < pages.length) {
+        const part = pages.slice(k, k + (cuts[ci % cuts.length] as number));
+        const maxSeg = maxSegs[ci % maxSegs.length] as number;
+        const off = k === 0 ? offset : 0;
+        ci++;
+        k += part.length;
+        const left = pages.length - k;
+        let ret: number | string;
+        try {
+          ret = sg_alloc_append_table_from_pages(app, part, part.length, off, part.length * P - off, maxSeg, left, GFP_KERNEL);
+        } catch (e) {
+          ret = e instanceof KernelBug ? 'bug' : String(e);
+        }
+        const mret = modelAppend(m, part, off, BigInt(part.length * P - off), maxSeg, left);
+        expect(ret).toBe(mret);
+        if (ret !== 0) return;
+      }
+      const me = modelEntries(m);
+      expect(walk(app.sgt).entries).toEqual(me.entries);
+      sg_free_append_table(app);
+      expect(arenaOf(ctx).liveChunks).toBe(0);
     }), { numRuns: 300 });
   });
 
