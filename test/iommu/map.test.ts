@@ -93,6 +93,19 @@ describe('iommu_map', () => {
     expect(leaves(s.pt).map(([iova, size]) => [iova, size])).toEqual([[G1 - M2 - K4, K4], [G1 - M2, M2], [G1, G1], [2 * G1, M2]]);
   });
 
+  it('domains with different page sizes, called in turn, each keep their own minimum alignment', () => {
+    // map.ts remembers the last pgsize_bitmap's sizes: alternating domains must not see each other's.
+    const s4 = setup({ ias: 48 });
+    const s16 = setup({ granule: 16384, ias: 48 });
+    for (let i = 0; i < 3; i++) {
+      expect(iommu_map(s4.domain, 0x1000 * (i + 1), 0x1000, 0x1000, RW, GFP_KERNEL)).toBe(0);
+      expect(iommu_map(s16.domain, 0x1000 * (i + 1), 0, 16384, RW, GFP_KERNEL)).toBe(-EINVAL);
+      expect(iommu_unmap(s16.domain, 0x4000 * (i + 1), 0x1000)).toBe(0);
+      expect(iommu_unmap(s4.domain, 0x1000 * (i + 1), 0x1000)).toBe(0x1000);
+    }
+    expect(s16.ctx.klog.messages.at(-1)?.message).toBe('iommu: unaligned: iova 0xc000 size 0x1000 min_pagesz 0x4000\n');
+  });
+
   it('16 KiB and 64 KiB granules: their block sizes, their minimum alignment', () => {
     const s16 = setup({ granule: 16384, ias: 48 });
     expect(iommu_map(s16.domain, 2 ** 25, 2 ** 35, 2 ** 25 + 16384, RW, GFP_KERNEL)).toBe(0);
