@@ -69,7 +69,7 @@ function checkUint(v: unknown, fn: string, name: string): void {
  */
 function mergeIntoPrv(pages: PageArray, n: number, nextPfn: number, prvLen: number, maxSeg: number): number {
   // The room left in prv, in pages, bounds the scan up front: the loop then compares small integers
-  // only (prv's length can pass 2^31, a double; contiguous append512: 1.87 -> ns/page).
+  // only (prv's length can pass 2^31, a double; contiguous append512: 1.87 -> 1.45 ns/page).
   const room = Math.floor((maxSeg - prvLen) / PG);
   const lim = room < n ? room : n;
   let i = 0;
@@ -278,8 +278,8 @@ function fillPlain(b: Build, pages: PageArray, n: number, q: number, maxPages: n
       if (err !== 0) return err;
       s = b.s;
     }
-    // Slots s .. chunkLast - 1 are free and in one segment. The loop over them makes no call, so V8
-    // checks the arrays once per chunk, not once per entry (scattered 1M pages: 6.6 -> ns/page).
+    // Slots s .. chunkLast - 1 are free and in one segment: the loop over them makes no call and
+    // keeps the segment in a local (scattered 1M pages, tsx: 6.6 -> 6.0 ns/page).
     const stop = b.chunkLast;
     const seg = segs[s >>> SEG_SHIFT] as Uint32Array;
     let w = (s & SEG_MASK) * SW;
