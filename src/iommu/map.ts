@@ -23,17 +23,15 @@ import { KernelError } from '../core/errors.ts';
 import { __GFP_COMP, __GFP_DMA, __GFP_DMA32, __GFP_HIGHMEM } from '../mm/gfp.ts';
 import { IommuIotlbGather, iommu_iotlb_sync } from './gather.ts';
 import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY, __IOMMU_DOMAIN_PAGING, type IommuDomainLike } from './map-domain.ts';
-import { pgsizeFromShifts, pgsizeOut, pgsizeShiftsOf } from './map-pgsize.ts';
-import { POW2, POW2_INV } from './pgtable-geometry.ts';
+import { pgsizeFromShifts, pgsizeOut, pgsizeShiftsOf, pgsizesOf } from './map-pgsize.ts';
 
 // Local copies of imported bindings used on hot paths: when a script loads dmasim as CommonJS (tsx
 // does so for a .ts file outside an ESM package), every read of an imported binding is a getter call.
-const P2 = POW2;
-const P2_INV = POW2_INV;
 const PAGING = __IOMMU_DOMAIN_PAGING;
 const pickPgsize = pgsizeFromShifts;
 const pickOut = pgsizeOut;
 const shiftsOf = pgsizeShiftsOf;
+const sizesOf = pgsizesOf;
 const iotlbSync = iommu_iotlb_sync;
 
 const PR_PREFIX = 'iommu: ';
@@ -41,25 +39,6 @@ const PR_PREFIX = 'iommu: ';
 const gatherPool: IommuIotlbGather[] = [];
 const BAD_GFP = __GFP_COMP | __GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM;
 const MAX_ADDR = Number.MAX_SAFE_INTEGER;
-
-// The page sizes of the last pgsize_bitmap seen, worked out once: a hot loop maps into one domain,
-// so a compare replaces five table loads per call (per-page iommu_map 49.0 -> 47.8 ns, bench/iommu).
-// INVARIANT: pgShifts = pgsizeShiftsOf(pgBitmap); pgMin = 2^pgShifts[0], pgMinInv = 1 / pgMin;
-//   pgSecond = 2^pgShifts[1], or Infinity with one page size.
-let pgBitmap = -1;
-let pgShifts: Uint8Array = new Uint8Array(0);
-let pgMin = 0;
-let pgMinInv = 0;
-let pgSecond = Number.POSITIVE_INFINITY;
-
-function usePgsizes(bitmap: number): void {
-  if (bitmap === pgBitmap) return;
-  pgShifts = shiftsOf(bitmap);
-  pgMin = P2[pgShifts[0] as number] as number;
-  pgMinInv = P2_INV[pgShifts[0] as number] as number;
-  pgSecond = pgShifts.length > 1 ? (P2[pgShifts[1] as number] as number) : Number.POSITIVE_INFINITY;
-  pgBitmap = bitmap;
-}
 
 /** Is x a multiple of the power of two whose inverse is `inv`? (No fmod, no division: both are slow.) */
 function aligned(x: number, inv: number): boolean {
@@ -110,11 +89,11 @@ export function iommu_map_nosync(domain: IommuDomainLike, iova: number, paddr: n
     domain.klog.warnOnce('iommu_map_nosync:gfp', 'iommu_map_nosync', 'WARN_ON_ONCE(gfp & (__GFP_COMP | __GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM))');
     return -EINVAL;
   }
-  usePgsizes(bitmap);
-  const shifts = pgShifts;
-  const minPagesz = pgMin;
-  const minInv = pgMinInv;
-  const second = pgSecond;
+  const pg = sizesOf(bitmap);
+  const shifts = pg.shifts;
+  const minPagesz = pg.min;
+  const minInv = pg.minInv;
+  const second = pg.second;
   if (!aligned(iova, minInv) || !aligned(paddr, minInv) || !aligned(size, minInv)) {
     domain.klog.printk('err', 'iommu_map_nosync', `${PR_PREFIX}unaligned: iova ${hex(iova)} pa ${hexPa(paddr)} size ${hex(size)} min_pagesz ${hex(minPagesz)}\n`);
     return -EINVAL;
@@ -194,11 +173,11 @@ function __iommu_unmap(domain: IommuDomainLike, iova: number, size: number, gath
     domain.klog.warn('__iommu_unmap', 'WARN_ON(!ops->unmap_pages || domain->pgsize_bitmap == 0UL)');
     return 0;
   }
-  usePgsizes(bitmap);
-  const shifts = pgShifts;
-  const minPagesz = pgMin;
-  const minInv = pgMinInv;
-  const second = pgSecond;
+  const pg = sizesOf(bitmap);
+  const shifts = pg.shifts;
+  const minPagesz = pg.min;
+  const minInv = pg.minInv;
+  const second = pg.second;
   if (!aligned(iova, minInv) || !aligned(size, minInv)) {
     domain.klog.printk('err', '__iommu_unmap', `${PR_PREFIX}unaligned: iova ${hex(iova)} size ${hex(size)} min_pagesz ${hex(minPagesz)}\n`);
     return 0;

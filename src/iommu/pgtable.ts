@@ -62,6 +62,15 @@ function log2Exact(size: number): number {
 }
 
 /**
+ * The level a leaf of `pgsize` bytes sits at, or -1 when the table has no such page size. The granule
+ * is the common case and skips the log2 (map+unmap of one 4 KiB page, bench/iommu).
+ */
+function leafLevel(cfg: IoPgtableGeometry, pgsize: number): number {
+  const shift = pgsize === cfg.granule ? cfg.pgShift : log2Exact(pgsize);
+  return shift >= 0 ? (cfg.shiftLevel[shift] as number) : -1;
+}
+
+/**
  * floor(iova / size) mod entries, given inv = 1 / size (a power of two, so `iova * inv` is exact and
  * needs no division); without fmod (slow) and without bitwise ops on values ≥ 2^32.
  */
@@ -342,9 +351,7 @@ export class IoPageTable {
   map_pages(iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, _gfp: number): number {
     if (this.#dead) this.#useAfterFree('arm_lpae_map_pages');
     const cfg = this.cfg;
-    // The granule is the common case: no log2 (map+unmap of one 4 KiB page, bench/iommu).
-    const shift = pgsize === cfg.granule ? cfg.pgShift : log2Exact(pgsize);
-    const target = shift >= 0 ? (cfg.shiftLevel[shift] as number) : -1;
+    const target = leafLevel(cfg, pgsize);
     if (target < 0) {
       this.klog.warn('arm_lpae_map_pages', 'WARN_ON(!pgsize || (pgsize & cfg->pgsize_bitmap) != pgsize)');
       return -EINVAL;
@@ -415,9 +422,7 @@ export class IoPageTable {
   unmap_pages(iova: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number {
     if (this.#dead) this.#useAfterFree('arm_lpae_unmap_pages');
     const cfg = this.cfg;
-    // The granule is the common case: no log2 (map+unmap of one 4 KiB page, bench/iommu).
-    const shift = pgsize === cfg.granule ? cfg.pgShift : log2Exact(pgsize);
-    const target = shift >= 0 ? (cfg.shiftLevel[shift] as number) : -1;
+    const target = leafLevel(cfg, pgsize);
     if (target < 0 || !(pgcount >= 1)) {
       this.klog.warn('arm_lpae_unmap_pages', 'WARN_ON(!pgsize || (pgsize & cfg->pgsize_bitmap) != pgsize || !pgcount)');
       return 0;

@@ -94,7 +94,7 @@ describe('iommu_map', () => {
   });
 
   it('domains with different page sizes, called in turn, each keep their own minimum alignment', () => {
-    // map.ts remembers the last pgsize_bitmap's sizes: alternating domains must not see each other's.
+    // map-pgsize remembers the last pgsize_bitmap's sizes: alternating domains must not see each other's.
     const s4 = setup({ ias: 48 });
     const s16 = setup({ granule: 16384, ias: 48 });
     for (let i = 0; i < 3; i++) {
