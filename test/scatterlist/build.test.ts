@@ -125,6 +125,26 @@ describe('chunk layout (SG_MAX_SINGLE_ALLOC = 128: 127 data slots + a link per f
     expect(arenaOf(r.ctx).liveChunks).toBe(0);
   });
 
+  it('freeing a table of hundreds of chunks releases every one (the free walk grows its record)', () => {
+    const ctx = fresh();
+    const arena = arenaOf(ctx);
+    for (const n of [127 * 64, 127 * 64 + 1, 127 * 300 + 5]) {
+      const pages = Uint32Array.from({ length: n }, (_, i) => 2 * i);
+      const sgt = new SgTable(ctx);
+      expect(sg_alloc_table_from_pages_segment(sgt, pages, n, 0, n * P, UINT_MAX, GFP_KERNEL)).toBe(0);
+      expect(arena.liveChunks).toBe(Math.ceil((n - 1) / 127));
+      sg_free_table(sgt);
+      expect([arena.liveChunks, arena.liveSlots]).toEqual([0, 0]);
+    }
+    // A freed table's chunks are reused: building again needs no fresh arena memory.
+    const segsBefore = arena.segs.length;
+    const sgt = new SgTable(ctx);
+    sg_alloc_table(sgt, 127 * 300 + 5, GFP_KERNEL);
+    expect(arena.segs.length).toBe(segsBefore);
+    sg_free_table(sgt);
+    expect(arena.liveChunks).toBe(0);
+  });
+
   it('sg_alloc_table(0) is -EINVAL', () => {
     const sgt = new SgTable(fresh());
     expect(sg_alloc_table(sgt, 0, GFP_KERNEL)).toBe(-EINVAL);
