@@ -34,6 +34,7 @@ const PG = 4096;
 
 const FN_APPEND = 'sg_alloc_append_table_from_pages';
 const UINT_MAX = 0xffffffff;
+const TWO32 = 2 ** 32;
 
 /** Page arrays the builders accept: pfns in a number[], Uint32Array or Float64Array. */
 export type PageArray = ArrayLike<number>;
@@ -69,18 +70,42 @@ function checkUint(v: unknown, fn: string, name: string): void {
  */
 function mergeIntoPrv(pages: PageArray, n: number, nextPfn: number, prvLen: number, maxSeg: number): number {
   // The room left in prv, in pages, bounds the scan up front: the loop then compares small integers
-  // only (prv's length can pass 2^31, a double; contiguous append512: 1.87 -> 1.45 ns/page).
+  // only (prv's length can pass 2^31, a double; contiguous append512: 1.87 -> 1.45 ns/page). So
+  // does 2^32: no pfn at or past it can follow, and below it the 32-bit compares are exact.
   const room = Math.floor((maxSeg - prvLen) / PG);
-  const lim = room < n ? room : n;
+  const below = TWO32 - nextPfn;
+  let lim = room < n ? room : n;
+  if (below < lim) lim = below;
+  return countConsecutive(pages, lim, nextPfn | 0);
+}
+
+/**
+ * How many of pages[0..lim) are first, first + 1, ...: the continuation merge's scan. `first` is
+ * the pfn's 32 bits; the caller keeps first + lim within 2^32. Four pages a pass, compared as 32-bit
+ * patterns (xor, or): 0.57 ns/page against 1.1 for one compare a page (512-page scans, .scratch/scan3).
+ */
+function countConsecutive(pages: PageArray, lim: number, first: number): number {
   let i = 0;
-  while (i < lim && pages[i] === nextPfn + i) i++;
+  let x = first;
+  const lim4 = lim - 3;
+  while (i < lim4) {
+    const diff = ((pages[i] as number) ^ x) | ((pages[i + 1] as number) ^ (x + 1)) |
+      ((pages[i + 2] as number) ^ (x + 2)) | ((pages[i + 3] as number) ^ (x + 3));
+    if (diff !== 0) break;
+    i += 4;
+    x = (x + 4) | 0;
+  }
+  while (i < lim && ((pages[i] as number) ^ x) === 0) {
+    i++;
+    x = (x + 1) | 0;
+  }
   return i;
 }
 
-/** Every pfn in pages[from..n) is a whole number in [0, 2^32)? (A Uint32Array always is.) */
-function allPfns(pages: PageArray, from: number, n: number): boolean {
+/** Every pfn in pages[0..n) is a whole number in [0, 2^32)? (A Uint32Array always is.) */
+function allPfns(pages: PageArray, n: number): boolean {
   if (pages instanceof Uint32Array) return true;
-  for (let i = from; i < n; i++) {
+  for (let i = 0; i < n; i++) {
     const p = pages[i] as unknown;
     if (typeof p !== 'number' || (p >>> 0) !== p) return false;
   }
@@ -153,6 +178,8 @@ export function sg_alloc_append_table_from_pages(
   }
   // The C code reads pages[0] without checking; refuse an empty array as the Rust binding does.
   if (n_pages === 0) return -EINVAL;
+  // Before the merge, which compares pfns as 32-bit patterns.
+  if (!allPfns(pages, n_pages)) throw new KernelError(EINVAL, FN_APPEND, 'every page must be a page frame number in [0, 2^32)', 'pages');
   const arena = sgt.arena;
   const prv = sgt_append.prv;
   let from = 0;
@@ -177,10 +204,6 @@ export function sg_alloc_append_table_from_pages(
       prv.length = prvLen;
       throw new KernelBug(FN_APPEND, 'Unable to handle kernel NULL pointer dereference in get_next_sg: appending after a call that passed left_pages = 0');
     }
-  }
-  if (!allPfns(pages, from, n_pages)) {
-    if (prv !== null) prv.length = prvLen;
-    throw new KernelError(EINVAL, FN_APPEND, 'every page must be a page frame number in [0, 2^32)', 'pages');
   }
   // One build state reused across calls (single-threaded, never held across calls): allocating it
   // per call cost ~3% in append512 (2048 calls per table; measured scattered 8.58 -> 8.28 ns/page).

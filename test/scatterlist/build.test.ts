@@ -206,6 +206,48 @@ describe('append', () => {
     }
   });
 
+  it('a continuation merges exactly the consecutive prefix, wherever it breaks (0..9 pages, each array type)', () => {
+    for (let k = 0; k <= 9; k++) {
+      const next = Array.from({ length: 12 }, (_, i) => (i < k ? 3 + i : 3 + i + 1));
+      for (const pages of [next, Uint32Array.from(next), Float64Array.from(next)]) {
+        const ctx = fresh();
+        const app = new SgAppendTable(ctx);
+        expect(sg_alloc_append_table_from_pages(app, [0, 1, 2], 3, 0, 3 * P, UINT_MAX, 12, GFP_KERNEL)).toBe(0);
+        expect(sg_alloc_append_table_from_pages(app, pages, 12, 0, 12 * P, UINT_MAX, 0, GFP_KERNEL)).toBe(0);
+        const want = k === 12 ? [[0, 0, 15 * P]] : [[0, 0, (3 + k) * P], [3 + k + 1, 0, (12 - k) * P]];
+        expect(walk(app.sgt).entries).toEqual(want);
+      }
+    }
+  });
+
+  it('nothing follows pfn 0xFFFFFFFF: pfn 0 after it starts a new entry (pfns are not 32-bit wrapping)', () => {
+    const top = 0xffffffff;
+    const r = appendCalls([[[top - 1], 3], [[top, 0, 1], 0]]);
+    expect(r.entries).toEqual([[top - 1, 0, 2 * P], [0, 0, 2 * P]]);
+    const one = build([top, 0], 2 * P, UINT_MAX);
+    expect(one.entries).toEqual([[top, 0, P], [0, 0, P]]);
+  });
+
+  it('pages that are not pfns in [0, 2^32) are -EINVAL naming pages, before any merge; the table is unchanged', () => {
+    for (const bad of [2 ** 32 + 3, 2.5, -1, Number.NaN, '2' as unknown as number]) {
+      const ctx = fresh();
+      const app = new SgAppendTable(ctx);
+      sg_alloc_append_table_from_pages(app, [0, 1], 2, 0, 2 * P, UINT_MAX, 3, GFP_KERNEL);
+      const before = { ...walk(app.sgt), nents: app.sgt.nents, total: app.total_nents, live: arenaOf(ctx).liveSlots };
+      // The first page would merge into prv; the second is 3 + 2^32 (the low 32 bits of the pfn that would follow) or no pfn at all.
+      let err: unknown;
+      try {
+        sg_alloc_append_table_from_pages(app, [2, bad, 3], 3, 0, 3 * P, UINT_MAX, 0, GFP_KERNEL);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(KernelError);
+      expect(err).toMatchObject({ errno: EINVAL, arg: 'pages' });
+      expect({ ...walk(app.sgt), nents: app.sgt.nents, total: app.total_nents, live: arenaOf(ctx).liveSlots }).toEqual(before);
+      expect(() => sg_alloc_table_from_pages_segment(new SgTable(ctx), [bad], 1, 0, P, UINT_MAX, GFP_KERNEL)).toThrow(KernelError);
+    }
+  });
+
   it('a non-zero offset on a continuation is a WARN and -EINVAL, table unchanged', () => {
     const ctx = fresh();
     const app = new SgAppendTable(ctx);
