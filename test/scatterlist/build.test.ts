@@ -388,6 +388,36 @@ describe('property: the fast builder equals the reference model', () => {
     }), { numRuns: 300 });
   });
 
+  it('an append call that fails part-way and is retried ends as the model does (entries written past prv are rewritten)', () => {
+    fc.assert(fc.property(pagesArb, fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 5 }), maxSegArb, fc.nat(5), fc.nat(3), (pages, cuts, maxSeg, failCall, failAt) => {
+      const ctx = fresh();
+      const app = new SgAppendTable(ctx);
+      const m = newModel();
+      let k = 0;
+      for (let ci = 0; k < pages.length; ci++) {
+        const part = pages.slice(k, k + (cuts[ci % cuts.length] as number));
+        k += part.length;
+        const left = pages.length - k;
+        const call = () => sg_alloc_append_table_from_pages(app, part, part.length, 0, part.length * P, maxSeg, left, GFP_KERNEL);
+        if (ci === failCall) {
+          ctx.faults.inject('sg-chunk', { nth: failAt + 1 });
+          const ret = call();
+          ctx.faults.clear();
+          expect(ret).toBe(modelAppend(m, part, 0, BigInt(part.length * P), maxSeg, left, failAt));
+          if (ret !== 0 && ret !== -ENOMEM) return;
+          if (ret === -ENOMEM) expect(call()).toBe(modelAppend(m, part, 0, BigInt(part.length * P), maxSeg, left));
+        } else {
+          expect(call()).toBe(modelAppend(m, part, 0, BigInt(part.length * P), maxSeg, left));
+        }
+        expect([app.sgt.nents, app.total_nents]).toEqual([m.nents, m.totalNents]);
+      }
+      const me = modelEntries(m);
+      expect(walk(app.sgt)).toEqual({ entries: me.entries, layout: me.layout });
+      sg_free_append_table(app);
+      expect(arenaOf(ctx).liveChunks).toBe(0);
+    }), { numRuns: 300 });
+  });
+
   it('injected failures: same return as the model failing the same allocation, and nothing leaks', () => {
     fc.assert(fc.property(pagesArb, maxSegArb, fc.nat(6), (pages, maxSeg, failAt) => {
       const ctx = fresh();
