@@ -212,7 +212,7 @@ export function sg_alloc_append_table_from_pages(
   b.arena = arena;
   b.leftPages = left_pages;
   // chunkLast = s + 1 sends the first entry through the exact get_next_sg step; the previous call's
-  // record of where prv's chunk ends skips the walk to it (1-page calls: 174 -> X ns a call).
+  // record of where prv's chunk ends skips the walk to it (1-page calls: 174 -> 81 ns a call).
   b.s = prv === null ? -1 : prv.slot;
   b.chunkLast = prv === null ? -1 : sgt_append.hintPrv === prv.slot ? sgt_append.hintEnd : prv.slot + 1;
   b.lastBase = b.lastEntry = b.lastLink = b.specBase = b.specEntry = b.specLink = -1;
