@@ -171,7 +171,9 @@ export function sg_alloc_append_table_from_pages(
   const sizeNum = checkArgs(pages, n_pages, offset, size, max_segment, left_pages, gfp, FN_APPEND);
   const sgt = sgt_append.sgt;
   const klog = sgt.ctx.klog;
-  const maxSeg = max_segment - (max_segment % PAGE_SIZE);
+  // ALIGN_DOWN on the checked u32 by masking: `%` on a value past 2^31 (UINT_MAX is) is a call
+  // into the runtime (1-page merge calls: 58-63 -> 53-58 ns).
+  const maxSeg = (max_segment & ~(PAGE_SIZE - 1)) >>> 0;
   if (maxSeg < PAGE_SIZE) {
     klog.warn(FN_APPEND, 'WARN_ON(max_segment < PAGE_SIZE)');
     return -EINVAL;
