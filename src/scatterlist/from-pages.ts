@@ -318,27 +318,34 @@ function fillPlain(b: Build, pages: PageArray, n: number, q: number, maxPages: n
     const seg = segs[s >>> SEG_SHIFT] as Uint32Array;
     let w = (s & SEG_MASK) * SW;
     // Each page is read once: the pfn that ends a run is carried over as the next entry's first
-    // page (scattered 1M pages: 5.2 -> 4.86 ns/page; it was read twice).
-    let p = pages[start] as number;
+    // page (scattered 1M pages: 5.2 -> 4.86 ns/page; it was read twice). Pfns are handled as their
+    // 32-bit patterns (| 0): no sign check per load from a Uint32Array, no overflow check per + 1;
+    // the page after pfn 0xFFFFFFFF (pattern 0) is never consecutive. A single-page entry takes one
+    // compare before the run loop's bookkeeping (with the patterns: scattered 4.85 -> 4.13 ns/page).
+    let p = (pages[start] as number) | 0;
     for (;;) {
       seg[w + W_PAGE] = p;
-      // The run scan, inline: a call per entry cost ~2 ns/page on scattered pages (bench/coalesce).
-      const lim = start + maxPages < n ? start + maxPages : n;
       let end = start + 1;
-      let expect = p + 1;
-      for (;;) {
-        if (end >= lim) {
-          p = end < n ? (pages[end] as number) : 0;
-          break;
+      let next = 0;
+      if (end < n) {
+        next = (pages[end] as number) | 0;
+        let expect = (p + 1) | 0;
+        if (next === expect && expect !== 0 && maxPages > 1) {
+          const lim = start + maxPages < n ? start + maxPages : n;
+          end++;
+          for (;;) {
+            if (end >= lim) {
+              next = end < n ? (pages[end] as number) | 0 : 0;
+              break;
+            }
+            next = (pages[end] as number) | 0;
+            expect = (expect + 1) | 0;
+            if (next !== expect || expect === 0) break;
+            end++;
+          }
         }
-        const next = pages[end] as number;
-        if (next !== expect) {
-          p = next;
-          break;
-        }
-        expect++;
-        end++;
       }
+      p = next;
       e++;
       if (end > trimAt) {
         b.s = s;

@@ -226,6 +226,10 @@ describe('append', () => {
     expect(r.entries).toEqual([[top - 1, 0, 2 * P], [0, 0, 2 * P]]);
     const one = build([top, 0], 2 * P, UINT_MAX);
     expect(one.entries).toEqual([[top, 0, P], [0, 0, P]]);
+    // The same past the first entry, for a single page and at the end of a run.
+    expect(build([7, top, 0, 1], 4 * P, UINT_MAX).entries).toEqual([[7, 0, P], [top, 0, P], [0, 0, 2 * P]]);
+    expect(build([3, top - 2, top - 1, top, 0, 1], 6 * P, UINT_MAX).entries).toEqual([[3, 0, P], [top - 2, 0, 3 * P], [0, 0, 2 * P]]);
+    expect(build([3, 2 ** 31 - 1, 2 ** 31, 5], 4 * P, UINT_MAX).entries).toEqual([[3, 0, P], [2 ** 31 - 1, 0, 2 * P], [5, 0, P]]);
   });
 
   it('pages that are not pfns in [0, 2^32) are -EINVAL naming pages, before any merge; the table is unchanged', () => {
