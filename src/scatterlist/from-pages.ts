@@ -314,9 +314,12 @@ function fillPlain(b: Build, pages: PageArray, n: number, q: number, maxPages: n
     }
     // Slots s .. chunkLast - 1 are free and in one segment: the loop over them makes no call and
     // keeps the segment in a local (scattered 1M pages, tsx: 6.6 -> 6.0 ns/page).
-    const stop = b.chunkLast;
     const seg = segs[s >>> SEG_SHIFT] as Uint32Array;
-    let w = (s & SEG_MASK) * SW;
+    const w0 = (s & SEG_MASK) * SW;
+    // The loop keeps only the word index: the slot and entry counts follow from it at the exits
+    // (fewer live values, fewer spills: scattered 1M oneshot 4.13-4.31 -> 3.83-4.04 ns/page).
+    const lastW = w0 + (b.chunkLast - 1 - s) * SW;
+    let w = w0;
     // Each page is read once: the pfn that ends a run is carried over as the next entry's first
     // page (scattered 1M pages: 5.2 -> 4.86 ns/page; it was read twice). Pfns are handled as their
     // 32-bit patterns (| 0): no sign check per load from a Uint32Array, no overflow check per + 1;
@@ -346,10 +349,9 @@ function fillPlain(b: Build, pages: PageArray, n: number, q: number, maxPages: n
         }
       }
       p = next;
-      e++;
       if (end > trimAt) {
-        b.s = s;
-        b.entries = e;
+        b.s = s + (w - w0) / SW;
+        b.entries = e + (w - w0) / SW + 1;
         b.openStart = start;
         b.start = end;
         return TRIMMED;
@@ -358,11 +360,12 @@ function fillPlain(b: Build, pages: PageArray, n: number, q: number, maxPages: n
       // right uint32, with no overflow check as `* PG` needs.
       seg[w + W_LENGTH] = (end - start) << 12;
       start = end;
-      if (start >= n || s + 1 === stop) break;
-      s++;
+      if (start >= n || w === lastW) break;
       w += SW;
     }
-    b.s = s;
+    const used = (w - w0) / SW;
+    e += used + 1;
+    b.s = s + used;
   }
   b.entries = e;
   b.start = start;
