@@ -115,12 +115,10 @@ function allPfns(pages: PageArray, n: number): boolean {
 /**
  * Build state between the hot loop and the rare paths.
  * INVARIANT: slots strictly between `s` and `chunkLast` are unused (flags 0) slots of s's chunk;
- *   chunkLast is the first marked (END or CHAIN) slot after s, or a forced stop (see `specBase`).
+ *   chunkLast is the first marked (END or CHAIN) slot after s (s + 1 when s is an END slot taken
+ *   by the last entry).
  * INVARIANT: lastBase/lastEntry/lastLink describe the newest chunk this call allocated (-1 when
  *   none): it was allocated with 128 slots for entry lastEntry, linked from lastLink (-1: sgl).
- * INVARIANT: specBase >= 0 while the newest chunk is speculative: it was allocated for entry
- *   specEntry at an END slot with left_pages 0, where the kernel allocates only if that entry is
- *   not the last; chunkLast is then specBase + 1 so the next entry comes back to confirm it.
  */
 interface Build {
   app: SgAppendTable;
@@ -131,9 +129,6 @@ interface Build {
   lastBase: number;
   lastEntry: number;
   lastLink: number;
-  specBase: number;
-  specEntry: number;
-  specLink: number;
   /** Entries written so far in this call. */
   entries: number;
   /** First page of the next entry to write. */
@@ -144,7 +139,7 @@ interface Build {
 
 const BUILD: Build = {
   app: null as unknown as SgAppendTable, arena: null as unknown as SlotArena, leftPages: 0, s: -1, chunkLast: -1,
-  lastBase: -1, lastEntry: -1, lastLink: -1, specBase: -1, specEntry: -1, specLink: -1, entries: 0, start: 0, openStart: 0,
+  lastBase: -1, lastEntry: -1, lastLink: -1, entries: 0, start: 0, openStart: 0,
 };
 
 /**
@@ -217,7 +212,7 @@ export function sg_alloc_append_table_from_pages(
   // record of where prv's chunk ends skips the walk to it (1-page calls: 174 -> 81 ns a call).
   b.s = prv === null ? -1 : prv.slot;
   b.chunkLast = prv === null ? -1 : sgt_append.hintPrv === prv.slot ? sgt_append.hintEnd : prv.slot + 1;
-  b.lastBase = b.lastEntry = b.lastLink = b.specBase = b.specEntry = b.specLink = -1;
+  b.lastBase = b.lastEntry = b.lastLink = -1;
   b.entries = 0;
   b.start = b.openStart = from;
   // | 0: a whole number (at most 2^20) kept a small integer, so the hot loop adds integers, not doubles.
@@ -245,7 +240,7 @@ export function sg_alloc_append_table_from_pages(
  */
 function fill(b: Build, pages: PageArray, from: number, n: number, offset: number, size: number, maxPages: number): number {
   if (b.s < 0 || b.s + 1 === b.chunkLast) {
-    const err = takeSlot(b, 0);
+    const err = takeSlot(b, 0, pages, from, n, maxPages);
     if (err !== 0) return err;
   } else {
     b.s++;
@@ -308,7 +303,7 @@ function fillPlain(b: Build, pages: PageArray, n: number, q: number, maxPages: n
   while (start < n) {
     let s = b.s + 1;
     if (s === b.chunkLast) {
-      const err = takeSlot(b, e);
+      const err = takeSlot(b, e, pages, start, n, maxPages);
       if (err !== 0) return err;
       s = b.s;
     }
@@ -373,26 +368,12 @@ function fillPlain(b: Build, pages: PageArray, n: number, q: number, maxPages: n
 }
 
 /**
- * get_next_sg for entry `e` at a chunk boundary (or the first entry of a call): follow a chain
- * link, take a plain slot, or allocate a chunk at an END slot. Returns 0 or -ENOMEM.
+ * get_next_sg for entry `e`, which starts at page `start`, at a chunk boundary (or the first entry
+ * of a call): follow a chain link, take a plain slot, or at an END slot either take it (the last
+ * entry the call needs) or allocate a chunk and chain it there. Returns 0 or -ENOMEM.
  */
-function takeSlot(b: Build, e: number): number {
+function takeSlot(b: Build, e: number, pages: PageArray, start: number, n: number, maxPages: number): number {
   const arena = b.arena;
-  if (b.specBase >= 0) {
-    // Entry e exists, so entry specEntry was not the last: the kernel did allocate for it, and
-    // that allocation is the one fault injection sees.
-    if (arena.ctx.faults.shouldFail('sg-chunk')) {
-      undoSpeculation(b);
-      return -ENOMEM;
-    }
-    b.lastBase = b.specBase;
-    b.lastEntry = b.specEntry;
-    b.lastLink = b.specLink;
-    b.specBase = -1;
-    b.s = b.lastBase + 1;
-    b.chunkLast = b.lastBase + MAX - 1;
-    return 0;
-  }
   if (b.s < 0) {
     const base = arena.allocChunk(MAX);
     if (base < 0) return -ENOMEM;
@@ -420,61 +401,41 @@ function takeSlot(b: Build, e: number): number {
     return 0;
   }
   // An END slot: the kernel keeps it for the chain link unless this is the last entry needed
-  // (needed == 1). With pages still to come (left_pages > 0) it never is.
-  const speculative = b.leftPages === 0;
-  const base = arena.allocChunk(MAX, !speculative);
+  // (needed == 1): the call's last entry, with no pages to come (left_pages 0).
+  if (b.leftPages === 0 && isLastEntry(pages, start, n, maxPages)) {
+    b.s = next;
+    b.chunkLast = next + 1;
+    return 0;
+  }
+  const base = arena.allocChunk(MAX);
   if (base < 0) return -ENOMEM;
   chain(segs, next, base);
   b.app.total_nents += MAX - 1;
   b.s = base;
-  if (speculative) {
-    b.specBase = base;
-    b.specEntry = e;
-    b.specLink = next;
-    b.chunkLast = base + 1;
-  } else {
-    b.lastBase = base;
-    b.lastEntry = e;
-    b.lastLink = next;
-    b.chunkLast = base + MAX - 1;
-  }
+  b.lastBase = base;
+  b.lastEntry = e;
+  b.lastLink = next;
+  b.chunkLast = base + MAX - 1;
   return 0;
 }
 
-/** Drop a speculative chunk: its link slot is an END slot again, its entry never existed. */
-function undoSpeculation(b: Build): void {
-  const segs = b.arena.segs;
-  const lw = (b.specLink & SEG_MASK) * SW;
-  const lseg = segs[b.specLink >>> SEG_SHIFT] as Uint32Array;
-  lseg.fill(0, lw, lw + SW);
-  lseg[lw + W_FLAGS] = SG_END;
-  b.arena.freeChunk(b.specBase, MAX);
-  b.app.total_nents -= MAX - 1;
-  b.specBase = -1;
+/**
+ * Does the entry starting at page `start` take all of pages[start..n)? (Then it is the last one the
+ * call writes.) Bounded by maxPages: only the call's final entries ever scan.
+ */
+function isLastEntry(pages: PageArray, start: number, n: number, maxPages: number): boolean {
+  if (n - start > maxPages) return false;
+  for (let i = start + 1; i < n; i++) if (pages[i] !== (pages[i - 1] as number) + 1) return false;
+  return true;
 }
 
 /**
  * After a successful pass, make the newest chunk what the kernel would have allocated:
- * - a speculative chunk holding only the last entry: the kernel put that entry in the END slot;
- * - otherwise the newest chunk has min(entries still needed + left_pages, 128) slots.
+ * min(entries still needed + left_pages, 128) slots.
  */
 function settleLastChunk(b: Build, entries: number): void {
   const arena = b.arena;
   const segs = arena.segs;
-  if (b.specBase >= 0) {
-    const src = (b.specBase & SEG_MASK) * SW;
-    const sseg = segs[b.specBase >>> SEG_SHIFT] as Uint32Array;
-    const lw = (b.specLink & SEG_MASK) * SW;
-    const lseg = segs[b.specLink >>> SEG_SHIFT] as Uint32Array;
-    lseg.set(sseg.subarray(src, src + SW), lw);
-    lseg[lw + W_FLAGS] = SG_END;
-    arena.freeChunk(b.specBase, MAX);
-    b.app.total_nents -= MAX - 1;
-    b.s = b.specLink;
-    b.chunkLast = b.s + 1;
-    b.specBase = -1;
-    return;
-  }
   if (b.lastBase < 0) return;
   const want = Math.min(entries - b.lastEntry + b.leftPages, MAX);
   if (want === MAX) return;
