@@ -3,6 +3,8 @@
  * max_segment and mode: median ns/page over ≥ 11 runs after warm-up, entries produced, bytes per
  * entry, and the ratio to the native C yardstick measured in the same run.
  */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { createContext, type KernelContext } from '../src/core/context.ts';
 import { GFP_KERNEL } from '../src/mm/gfp.ts';
 import { PAGE_SIZE } from '../src/mm/constants.ts';
@@ -76,36 +78,54 @@ function buildAppend512(ctx: KernelContext, pages: Uint32Array, n: number, maxSe
 }
 
 /**
- * Run one case: build + free `runs` times after warming up on at least 4M pages (small N needs
- * many builds before the JIT has optimised the loop), median ns/page. Each mode's build is a function
- * of its own, as benchmark libraries do: V8 would otherwise compile both modes' loops as one unit.
+ * Run one case: warm up, then time build + free runs and take the median ns/page.
+ * Warm-up lasts until at least 2^24 pages have been built and 150 ms have passed: V8 compiles the
+ * hot functions on a background thread while the first builds run, and the last tier arrives after
+ * a few thousand calls (contiguous append512 at 1M pages measured 1.05-1.42 ns/page after 4 warm-up
+ * builds, 0.71-0.90 after 30). Timed runs: at least `minRuns`, and until 200 ms have been timed, as
+ * the native yardstick does. Each mode's build is a function of its own, as benchmark libraries
+ * do: V8 would otherwise compile both modes' loops as one unit.
  */
-export function runCase(n: number, layout: Layout, maxSegment: number, mode: Mode, runs = 11, warmup = Math.max(3, Math.ceil(2 ** 22 / n))): CoalesceRow {
+export function runCase(n: number, layout: Layout, maxSegment: number, mode: Mode, minRuns = 11): CoalesceRow {
   const pages = makePages(layout, n);
   const ctx = createContext('coalesce');
   const arena = arenaOf(ctx);
   let nents = 0;
   let bytesPerEntry = 0;
   const times: number[] = [];
-  for (let r = 0; r < warmup + runs; r++) {
+  const warmPages = 2 ** 24;
+  const warmNs = 150e6;
+  const timedNs = 200e6;
+  const start = process.hrtime.bigint();
+  let warm = true;
+  let built = 0;
+  let timed = 0;
+  for (let r = 0; ; r++) {
     const t0 = process.hrtime.bigint();
-    let built: SgTable;
+    let sgt: SgTable;
     let app: SgAppendTable | null = null;
     if (mode === 'oneshot') {
-      built = buildOneshot(ctx, pages, n, maxSegment);
+      sgt = buildOneshot(ctx, pages, n, maxSegment);
     } else {
       app = buildAppend512(ctx, pages, n, maxSegment);
-      built = app.sgt;
+      sgt = app.sgt;
     }
     if (r === 0) {
-      nents = built.nents;
+      nents = sgt.nents;
       // Slots the live table holds (chain links and pre-allocated slots included), 4 bytes a word.
       bytesPerEntry = (arena.liveSlots * SLOT_WORDS * 4) / nents;
     }
-    if (app === null) sg_free_table(built);
+    if (app === null) sg_free_table(sgt);
     else sg_free_append_table(app);
-    const t2 = process.hrtime.bigint();
-    if (r >= warmup) times.push(Number(t2 - t0) / n);
+    const t1 = process.hrtime.bigint();
+    built += n;
+    if (warm) {
+      warm = built < warmPages || Number(t1 - start) < warmNs || r < 2;
+      continue;
+    }
+    times.push(Number(t1 - t0) / n);
+    timed += Number(t1 - t0);
+    if (times.length >= minRuns && timed >= timedNs) break;
   }
   return { n, layout, maxSegment, mode, nsPerPage: median(times), nents, bytesPerEntry };
 }
@@ -118,7 +138,21 @@ export interface CoalesceOptions {
   readonly native?: boolean;
 }
 
-/** The whole matrix (or the part asked for), with native figures beside it when a C compiler exists. */
+/**
+ * runCase in a fresh process (bench/coalesce-case), started as this one was (same node flags and
+ * loader, so it runs compiled code under node or sources under tsx alike).
+ */
+export function runCaseAlone(n: number, layout: Layout, maxSegment: number, mode: Mode): CoalesceRow {
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  const script = fileURLToPath(new URL(`./coalesce-case${ext}`, import.meta.url));
+  const out = execFileSync(process.execPath, [...process.execArgv, script, String(n), layout, String(maxSegment), mode], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  return JSON.parse(out.trim().split('\n').pop() as string) as CoalesceRow;
+}
+
+/**
+ * The whole matrix (or the part asked for), each case in a process of its own, with native figures
+ * beside it when a C compiler exists.
+ */
 export async function benchCoalesce(opts: CoalesceOptions = {}): Promise<CoalesceRow[]> {
   const rows: CoalesceRow[] = [];
   const sizes = opts.sizes ?? [4096, 262144, 1048576];
@@ -126,7 +160,7 @@ export async function benchCoalesce(opts: CoalesceOptions = {}): Promise<Coalesc
     for (const layout of opts.layouts ?? LAYOUTS) {
       for (const maxSegment of opts.maxSegments ?? [UINT_MAX, 65536]) {
         for (const mode of opts.modes ?? MODES) {
-          const row = runCase(n, layout, maxSegment, mode);
+          const row = runCaseAlone(n, layout, maxSegment, mode);
           let native: NativeRow | undefined;
           if (opts.native !== false) {
             const got = await runNative({ n, layout, maxSegment, mode });
