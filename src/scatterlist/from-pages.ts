@@ -402,7 +402,8 @@ function takeSlot(b: Build, e: number, pages: PageArray, start: number, n: numbe
   }
   // An END slot: the kernel keeps it for the chain link unless this is the last entry needed
   // (needed == 1): the call's last entry, with no pages to come (left_pages 0).
-  if (b.leftPages === 0 && isLastEntry(pages, start, n, maxPages)) {
+  // The last entry takes every page left: no more than maxPages, all pfn-consecutive.
+  if (b.leftPages === 0 && n - start <= maxPages && scanRun(pages, start + 1, n, pages[start] as number, maxPages) === n) {
     b.s = next;
     b.chunkLast = next + 1;
     return 0;
@@ -417,16 +418,6 @@ function takeSlot(b: Build, e: number, pages: PageArray, start: number, n: numbe
   b.lastLink = next;
   b.chunkLast = base + MAX - 1;
   return 0;
-}
-
-/**
- * Does the entry starting at page `start` take all of pages[start..n)? (Then it is the last one the
- * call writes.) Bounded by maxPages: only the call's final entries ever scan.
- */
-function isLastEntry(pages: PageArray, start: number, n: number, maxPages: number): boolean {
-  if (n - start > maxPages) return false;
-  for (let i = start + 1; i < n; i++) if (pages[i] !== (pages[i - 1] as number) + 1) return false;
-  return true;
 }
 
 /**
