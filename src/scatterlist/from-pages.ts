@@ -70,32 +70,31 @@ function checkUint(v: unknown, fn: string, name: string): void {
  */
 function mergeIntoPrv(pages: PageArray, n: number, nextPfn: number, prvLen: number, maxSeg: number): number {
   // The room left in prv, in pages, bounds the scan up front: the loop then compares small integers
-  // only (prv's length can pass 2^31, a double; contiguous append512: 1.87 -> 1.45 ns/page). So
-  // does 2^32: no pfn at or past it can follow, and below it the 32-bit compares are exact.
+  // only (prv's length can pass 2^31, a double; contiguous append512: 1.87 -> 1.45 ns/page).
   const room = Math.floor((maxSeg - prvLen) / PG);
-  const below = TWO32 - nextPfn;
-  let lim = room < n ? room : n;
-  if (below < lim) lim = below;
-  return countConsecutive(pages, lim, nextPfn | 0);
+  return runEnd(pages, 0, room < n ? room : n, nextPfn);
 }
 
 /**
- * How many of pages[0..lim) are first, first + 1, ...: the continuation merge's scan. `first` is
- * the pfn's 32 bits; the caller keeps first + lim within 2^32. Four pages a pass, compared as 32-bit
- * patterns (xor, or): 0.57 ns/page against 1.1 for one compare a page (512-page scans, .scratch/scan3).
+ * End (exclusive) of the run in pages[from..lim) that holds pfn, pfn + 1, ...: the scan shared by
+ * the continuation merge and an entry's extent. Nothing at or past 2^32 follows, so the scan stops
+ * short of it and compares the rest as 32-bit patterns, four pages a pass (xor, or): 0.57 ns/page
+ * against 1.1 for one compare a page (512-page scans, .scratch/scan3).
  */
-function countConsecutive(pages: PageArray, lim: number, first: number): number {
-  let i = 0;
-  let x = first;
-  const lim4 = lim - 3;
-  while (i < lim4) {
+function runEnd(pages: PageArray, from: number, lim: number, pfn: number): number {
+  const below = from + (TWO32 - pfn);
+  const end = below < lim ? below : lim;
+  let i = from;
+  let x = pfn | 0;
+  const end4 = end - 3;
+  while (i < end4) {
     const diff = ((pages[i] as number) ^ x) | ((pages[i + 1] as number) ^ (x + 1)) |
       ((pages[i + 2] as number) ^ (x + 2)) | ((pages[i + 3] as number) ^ (x + 3));
     if (diff !== 0) break;
     i += 4;
     x = (x + 4) | 0;
   }
-  while (i < lim && ((pages[i] as number) ^ x) === 0) {
+  while (i < end && ((pages[i] as number) ^ x) === 0) {
     i++;
     x = (x + 1) | 0;
   }
@@ -246,7 +245,7 @@ function fill(b: Build, pages: PageArray, from: number, n: number, offset: numbe
     b.s++;
   }
   const first = pages[from] as number;
-  const end0 = scanRun(pages, from + 1, n, first, maxPages);
+  const end0 = scanRun(pages, from, n, maxPages);
   const chunk0 = ((end0 - from) * PG - offset) >>> 0;
   let seg = b.arena.segs[b.s >>> SEG_SHIFT] as Uint32Array;
   let w = (b.s & SEG_MASK) * SW;
@@ -276,16 +275,9 @@ function fill(b: Build, pages: PageArray, from: number, n: number, offset: numbe
 /** fillPlain stopped at the entry holding page q; its length is left for the caller. */
 const TRIMMED = 1;
 
-/** End (exclusive) of the run of pfn-consecutive pages that started at i - 1 with pfn `prev`. */
-function scanRun(pages: PageArray, i: number, n: number, prev: number, maxPages: number): number {
-  const lim = Math.min(n, i - 1 + maxPages);
-  let j = i;
-  let p = prev;
-  while (j < lim && pages[j] === p + 1) {
-    p++;
-    j++;
-  }
-  return j;
+/** End (exclusive) of the entry that starts at page `start`: its pfn-consecutive run, at most maxPages pages. */
+function scanRun(pages: PageArray, start: number, n: number, maxPages: number): number {
+  return runEnd(pages, start + 1, Math.min(n, start + maxPages), (pages[start] as number) + 1);
 }
 
 /**
@@ -403,7 +395,7 @@ function takeSlot(b: Build, e: number, pages: PageArray, start: number, n: numbe
   // An END slot: the kernel keeps it for the chain link unless this is the last entry needed
   // (needed == 1): the call's last entry, with no pages to come (left_pages 0).
   // The last entry takes every page left: no more than maxPages, all pfn-consecutive.
-  if (b.leftPages === 0 && n - start <= maxPages && scanRun(pages, start + 1, n, pages[start] as number, maxPages) === n) {
+  if (b.leftPages === 0 && n - start <= maxPages && scanRun(pages, start, n, maxPages) === n) {
     b.s = next;
     b.chunkLast = next + 1;
     return 0;
