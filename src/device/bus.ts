@@ -10,6 +10,7 @@ import { KernelError } from '../core/errors.ts';
 import type { PhysMemory } from '../core/sparse-memory.ts';
 import type { Core } from './context.ts';
 import { Device, type DeviceOptions } from './device.ts';
+import { ULONG_MAX } from './mask.ts';
 
 /** A driver: probe and remove, as a bus callback sees them. */
 export interface Driver {
@@ -22,6 +23,24 @@ export interface Driver {
   /** Tear down before devres is released. */
   remove?(dev: Device<Core>): void;
 }
+
+/** The dma_parms a bus gives its devices before any driver sets them. */
+export interface BusDmaDefaults {
+  readonly maxSegmentSize: number;
+  readonly segmentBoundaryMask: number;
+}
+
+/**
+ * pci_device_add(): dma_set_max_seg_size(dev, 65536) and dma_set_seg_boundary(dev, 0xffffffff), so
+ * a PCI device's segments may not cross a 4 GiB boundary unless its driver says otherwise.
+ */
+export const PCI_DMA_DEFAULTS: BusDmaDefaults = { maxSegmentSize: 65536, segmentBoundaryMask: 0xffffffff };
+
+/**
+ * Platform devices get zeroed dma_parms (setup_pdev_dma_masks), read as the kernel's defaults:
+ * 64 KiB segments, no boundary (ULONG_MAX).
+ */
+export const PLATFORM_DMA_DEFAULTS: BusDmaDefaults = { maxSegmentSize: 65536, segmentBoundaryMask: ULONG_MAX };
 
 /** What a bus needs from its machine. */
 export interface BusHost {
@@ -48,13 +67,16 @@ export interface BusHost {
 export class Bus {
   readonly name: string;
   readonly host: BusHost;
+  /** dma_parms a device on this bus starts with (PCI: pci_device_add's 64 KiB and 4 GiB boundary). */
+  readonly parmsDefaults: BusDmaDefaults;
   // INVARIANT: devices holds every device added, by name; a device's driver is non-null exactly
   //   while bound through this bus.
   readonly devices = new Map<string, Device>();
 
-  constructor(name: string, host: BusHost) {
+  constructor(name: string, host: BusHost, parmsDefaults: BusDmaDefaults = PLATFORM_DMA_DEFAULTS) {
     this.name = name;
     this.host = host;
+    this.parmsDefaults = parmsDefaults;
   }
 
   /**

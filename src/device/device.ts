@@ -8,7 +8,7 @@ import { KernelError } from '../core/errors.ts';
 import type { Bound, DeviceContext, Normal } from './context.ts';
 import { DevresList } from './devres.ts';
 import { DmaEngine } from './dma-engine.ts';
-import { DMA_BIT_MASK, ULONG_MAX } from './mask.ts';
+import { DMA_BIT_MASK } from './mask.ts';
 import type { Bus, Driver } from './bus.ts';
 
 declare const CTX: unique symbol;
@@ -32,7 +32,7 @@ export interface DeviceOptions {
   readonly busDmaLimit?: number;
   /** dma_parms.max_segment_size (default 64 KiB). */
   readonly maxSegmentSize?: number;
-  /** dma_parms.segment_boundary_mask (default ULONG_MAX). */
+  /** dma_parms.segment_boundary_mask (default: 0xffffffff on PCI, as pci_device_add; ULONG_MAX on platform). */
   readonly segmentBoundaryMask?: number;
   /** dma_parms.min_align_mask (default 0). */
   readonly minAlignMask?: number;
@@ -79,8 +79,8 @@ export class Device<C extends DeviceContext = Normal> {
     this.coherent_dma_mask = DMA_BIT_MASK(opts.coherentDmaMask ?? 32);
     this.bus_dma_limit = opts.busDmaLimit ?? 0;
     this.dma_parms = opts.hasDmaParms === false ? null : {
-      max_segment_size: opts.maxSegmentSize ?? 65536,
-      segment_boundary_mask: opts.segmentBoundaryMask ?? ULONG_MAX,
+      max_segment_size: opts.maxSegmentSize ?? bus.parmsDefaults.maxSegmentSize,
+      segment_boundary_mask: opts.segmentBoundaryMask ?? bus.parmsDefaults.segmentBoundaryMask,
       min_align_mask: opts.minAlignMask ?? 0,
     };
     this.dma_coherent = opts.coherent ?? true;

@@ -30,6 +30,14 @@ export interface DmaTranslator {
   translate(dev: Device, addr: number, length: number, access: 'read' | 'write'): Translation;
 }
 
+/**
+ * Watches every device access after translation (the machine's DMA ledger checks it against the
+ * device's live mappings). It only records: the access's outcome stays what the hardware decided.
+ */
+export interface DmaAccessChecker {
+  check(dev: Device, addr: number, length: number, access: 'read' | 'write', t: Translation): void;
+}
+
 /** Result of a device access. */
 export type DmaResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly fault: DmaFault };
 
@@ -64,6 +72,8 @@ export class DmaEngine {
   /** Bytes moved. */
   bytesRead = 0;
   bytesWritten = 0;
+  /** Checks each access against the device's live mappings (null: unchecked). */
+  checker: DmaAccessChecker | null = null;
   /** Called on every fault (the machine records it in the trace). */
   onFault: ((fault: DmaFault) => void) | undefined;
 
@@ -74,6 +84,7 @@ export class DmaEngine {
   /** Read `length` bytes at DMA address `addr` (device reads memory: a TO_DEVICE transfer). */
   read(addr: number, length: number): DmaResult<Uint8Array> {
     const t = this.translator.translate(this.#dev, addr, length, 'read');
+    this.checker?.check(this.#dev, addr, length, 'read', t);
     if (!t.ok) return this.#fault(t.fault);
     const out = new Uint8Array(length);
     let at = 0;
@@ -88,6 +99,7 @@ export class DmaEngine {
   /** Write `bytes` at DMA address `addr` (device writes memory: a FROM_DEVICE transfer). */
   write(addr: number, bytes: Uint8Array): DmaResult<number> {
     const t = this.translator.translate(this.#dev, addr, bytes.length, 'write');
+    this.checker?.check(this.#dev, addr, bytes.length, 'write', t);
     if (!t.ok) return this.#fault(t.fault);
     let at = 0;
     for (const r of t.ranges) {

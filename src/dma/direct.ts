@@ -12,7 +12,7 @@ import { PAGE_SIZE, getOrder } from '../mm/constants.ts';
 import { DMA_MAPPING_ERROR, type Scatterlist, sg_next, sg_phys } from '../scatterlist/entry.ts';
 import { visitSg } from '../scatterlist/iter.ts';
 import { hexA } from './debug/u64.ts';
-import { DMA_ATTR_SKIP_CPU_SYNC } from './attrs.ts';
+import { DMA_ATTR_MMIO, DMA_ATTR_REQUIRE_COHERENT, DMA_ATTR_SKIP_CPU_SYNC } from './attrs.ts';
 import { dmaSystemOf, type Bouncer, type CoherentBuffer, type DmaOps } from './ops.ts';
 import { DMA_BIT_MASK } from '../device/mask.ts';
 import type { Mm } from '../mm/mm.ts';
@@ -39,9 +39,13 @@ export function dma_capable(dev: Device, addr: number, size: number): boolean {
  */
 export function dma_direct_map_phys(dev: Device, phys: number, size: number, dir: number, attrs: number): number {
   const b = bouncer(dev);
-  if (b !== null && b.force) return b.map(dev, phys, size, dir, attrs);
+  if (b !== null && b.force) {
+    // Forced bouncing cannot serve MMIO, and a mapping that must stay coherent may not bounce.
+    if (attrs & (DMA_ATTR_MMIO | DMA_ATTR_REQUIRE_COHERENT)) return DMA_MAPPING_ERROR;
+    return b.map(dev, phys, size, dir, attrs);
+  }
   if (!dma_capable(dev, phys, size)) {
-    if (b !== null && b.active) return b.map(dev, phys, size, dir, attrs);
+    if (b !== null && b.active && !(attrs & DMA_ATTR_REQUIRE_COHERENT)) return b.map(dev, phys, size, dir, attrs);
     dev.host.ctx.klog.warnOnce(`dma_direct_map_phys:${dev.name}`, 'dma_direct_map_phys',
       `${dev.driver?.name ?? dev.bus.name} ${dev.name}: DMA addr ${hexA(phys)}+${size} overflow (mask ${formatMask(dev.dma_mask ?? 0)}, bus limit ${formatMask(dev.bus_dma_limit)}).`);
     return DMA_MAPPING_ERROR;
@@ -51,6 +55,8 @@ export function dma_direct_map_phys(dev: Device, phys: number, size: number, dir
 
 /** dma_direct_unmap_phys: sync for the CPU unless SKIP_CPU_SYNC, then release a bounce slot. */
 export function dma_direct_unmap_phys(dev: Device, addr: number, size: number, dir: number, attrs: number): void {
+  // Neither kind was bounced or needs cache maintenance.
+  if (attrs & (DMA_ATTR_MMIO | DMA_ATTR_REQUIRE_COHERENT)) return;
   if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC)) dma_direct_sync_single_for_cpu(dev, addr, size, dir);
   const b = bouncer(dev);
   if (b !== null && b.isBuffer(addr)) b.unmap(dev, addr, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC);

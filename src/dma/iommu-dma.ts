@@ -17,7 +17,7 @@ import { alloc_iova_fast, free_iova_fast, iova_rcache_range } from '../iommu/iov
 import { iommu_map, iommu_unmap, iommu_unmap_fast } from '../iommu/map.ts';
 import { IommuIotlbGather, iommu_iotlb_sync } from '../iommu/gather.ts';
 import { IOMMU_CACHE, IOMMU_PRIV, IOMMU_READ, IOMMU_WRITE } from '../iommu/pgtable-prot.ts';
-import { DMA_ATTR_PRIVILEGED, DMA_ATTR_SKIP_CPU_SYNC } from './attrs.ts';
+import { DMA_ATTR_MMIO, DMA_ATTR_PRIVILEGED, DMA_ATTR_REQUIRE_COHERENT, DMA_ATTR_SKIP_CPU_SYNC } from './attrs.ts';
 import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from './direction.ts';
 import { SIZE_MAX } from './direct.ts';
 import { iommuDmaMapSg, unmapSgRange, type IommuSgDomain, type IommuSgReport } from './iommu-sg.ts';
@@ -155,6 +155,8 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
   function mapPhys(dev: Device, physIn: number, size: number, dir: number, attrs: number): number {
     let phys = physIn;
     if (useSwiotlb(dev) && (ioffset(phys) !== 0 || ioffset(size) !== 0)) {
+      // A bounce is neither possible for MMIO nor allowed for a mapping that must stay coherent.
+      if (attrs & (DMA_ATTR_MMIO | DMA_ATTR_REQUIRE_COHERENT)) return DMA_MAPPING_ERROR;
       phys = mapSwiotlb(dev, phys, size, dir, attrs);
       if (phys === DMA_MAPPING_ERROR) return DMA_MAPPING_ERROR;
     }

@@ -4,7 +4,8 @@
  * an address or DMA_MAPPING_ERROR; dma_map_sg_attrs 0 on error; dma_map_sgtable 0 or -errno with
  * nents set only on success; an invalid direction is a BUG.
  */
-import { EINVAL, EIO, ENOMEM, EREMOTEIO } from '../core/errno.ts';
+import { EINVAL, EIO, ENOMEM, EOPNOTSUPP, EREMOTEIO } from '../core/errno.ts';
+import { DMA_ATTR_REQUIRE_COHERENT } from './attrs.ts';
 import { KernelBug, KernelError } from '../core/errors.ts';
 import type { Device } from '../device/device.ts';
 import type { Bound } from '../device/context.ts';
@@ -15,6 +16,7 @@ import { DMA_MAPPING_ERROR, type Scatterlist } from '../scatterlist/entry.ts';
 import type { SgTable } from '../scatterlist/table.ts';
 import { valid_dma_direction } from './direction.ts';
 import { dmaOpsOf, dmaSystemOf, type CoherentBuffer } from './ops.ts';
+import { ledgerAllocCoherent, ledgerFreeCoherent, ledgerMapSg, ledgerMapSingle, ledgerSyncSg, ledgerSyncSingle, ledgerUnmapSg, ledgerUnmapSingle } from './ledger/record.ts';
 
 export { DMA_MAPPING_ERROR } from '../scatterlist/entry.ts';
 
@@ -41,6 +43,10 @@ function debug(dev: Device) {
   return dmaSystemOf(dev.host.ctx).debug;
 }
 
+function ledger(dev: Device) {
+  return dmaSystemOf(dev.host.ctx).ledger;
+}
+
 function trace(dev: Device, kind: string, name: string, args: Record<string, unknown>): void {
   const t = dmaSystemOf(dev.host.ctx).trace;
   if (t !== null && t.enabled) t.emit(kind, name, dev.name, args);
@@ -57,12 +63,19 @@ function noMask(dev: Device, fn: string): boolean {
  * @returns the DMA address, or DMA_MAPPING_ERROR (check with dma_mapping_error).
  */
 export function dma_map_phys(dev: Device, phys: number, size: number, dir: number, attrs = 0): number {
+  return mapPhys(dev, phys, size, dir, attrs, 'dma_map_phys');
+}
+
+/** dma_map_phys on behalf of `api` (the name the ledger records). */
+function mapPhys(dev: Device, phys: number, size: number, dir: number, attrs: number, api: string): number {
   checkDir(dir, 'dma_map_phys');
   checkSize(size, 'dma_map_phys');
   if (typeof phys !== 'number' || !Number.isSafeInteger(phys) || phys < 0) throw new KernelError(EINVAL, 'dma_map_phys', `expected a physical address, got ${String(phys)}`, 'phys');
   if (noMask(dev, 'dma_map_phys')) return DMA_MAPPING_ERROR;
+  if (!dev.dma_coherent && (attrs & DMA_ATTR_REQUIRE_COHERENT)) return DMA_MAPPING_ERROR;
   const addr = dmaOpsOf(dev).map_phys(dev, phys, size, dir, attrs);
   debug(dev)?.mapPhys(dev, phys, size, dir, addr, attrs);
+  if (addr !== DMA_MAPPING_ERROR) ledgerMapSingle(ledger(dev), dev, api, phys, size, dir, addr);
   trace(dev, 'map', 'dma_map_phys', { phys, size, dir, addr });
   return addr;
 }
@@ -72,12 +85,12 @@ export function dma_map_phys(dev: Device, phys: number, size: number, dir: numbe
  * @example const addr = dma_map_page_attrs(dev, pfn, 0, 4096, DMA_TO_DEVICE, 0);
  */
 export function dma_map_page_attrs(dev: Device, page: number, offset: number, size: number, dir: number, attrs = 0): number {
-  return dma_map_phys(dev, page * PAGE_SIZE + offset, size, dir, attrs);
+  return mapPhys(dev, page * PAGE_SIZE + offset, size, dir, attrs, 'dma_map_page_attrs');
 }
 
 /** dma_map_page. */
 export function dma_map_page(dev: Device, page: number, offset: number, size: number, dir: number): number {
-  return dma_map_page_attrs(dev, page, offset, size, dir, 0);
+  return mapPhys(dev, page * PAGE_SIZE + offset, size, dir, 0, 'dma_map_page');
 }
 
 /**
@@ -85,14 +98,18 @@ export function dma_map_page(dev: Device, page: number, offset: number, size: nu
  * (the kernel WARNs: it has no single physical range) with DMA_MAPPING_ERROR.
  */
 export function dma_map_single_attrs(dev: Device, cpu_addr: number, size: number, dir: number, attrs = 0): number {
-  if (dma_map_single_rejects_vmalloc(dev.host.ctx.klog, dev, cpu_addr >= VMALLOC_START && cpu_addr < VMALLOC_END)) return DMA_MAPPING_ERROR;
-  debug(dev)?.mapSingle(dev, cpu_addr, size);
-  return dma_map_phys(dev, cpu_addr - PAGE_OFFSET, size, dir, attrs);
+  return mapSingle(dev, cpu_addr, size, dir, attrs, 'dma_map_single_attrs');
 }
 
 /** dma_map_single. */
 export function dma_map_single(dev: Device, cpu_addr: number, size: number, dir: number): number {
-  return dma_map_single_attrs(dev, cpu_addr, size, dir, 0);
+  return mapSingle(dev, cpu_addr, size, dir, 0, 'dma_map_single');
+}
+
+function mapSingle(dev: Device, cpu_addr: number, size: number, dir: number, attrs: number, api: string): number {
+  if (dma_map_single_rejects_vmalloc(dev.host.ctx.klog, dev, cpu_addr >= VMALLOC_START && cpu_addr < VMALLOC_END)) return DMA_MAPPING_ERROR;
+  debug(dev)?.mapSingle(dev, cpu_addr, size);
+  return mapPhys(dev, cpu_addr - PAGE_OFFSET, size, dir, attrs, api);
 }
 
 /** dma_mapping_error: -ENOMEM for DMA_MAPPING_ERROR, else 0 (dma-debug marks the mapping checked). */
@@ -103,45 +120,52 @@ export function dma_mapping_error(dev: Device, addr: number): number {
 
 /** dma_unmap_phys. */
 export function dma_unmap_phys(dev: Device, addr: number, size: number, dir: number, attrs = 0): void {
+  unmapPhys(dev, addr, size, dir, attrs, 'dma_unmap_phys');
+}
+
+function unmapPhys(dev: Device, addr: number, size: number, dir: number, attrs: number, api: string): void {
   checkDir(dir, 'dma_unmap_phys');
   checkAddr(addr, 'dma_unmap_phys');
   checkSize(size, 'dma_unmap_phys');
   dmaOpsOf(dev).unmap_phys(dev, addr, size, dir, attrs);
   debug(dev)?.unmapPhys(dev, addr, size, dir);
+  ledgerUnmapSingle(ledger(dev), dev, api, addr);
   trace(dev, 'unmap', 'dma_unmap_phys', { addr, size, dir });
 }
 
 /** dma_unmap_page_attrs. */
 export function dma_unmap_page_attrs(dev: Device, addr: number, size: number, dir: number, attrs = 0): void {
-  dma_unmap_phys(dev, addr, size, dir, attrs);
+  unmapPhys(dev, addr, size, dir, attrs, 'dma_unmap_page_attrs');
 }
 
 /** dma_unmap_page. */
 export function dma_unmap_page(dev: Device, addr: number, size: number, dir: number): void {
-  dma_unmap_phys(dev, addr, size, dir, 0);
+  unmapPhys(dev, addr, size, dir, 0, 'dma_unmap_page');
 }
 
 /** dma_unmap_single_attrs. */
 export function dma_unmap_single_attrs(dev: Device, addr: number, size: number, dir: number, attrs = 0): void {
-  dma_unmap_phys(dev, addr, size, dir, attrs);
+  unmapPhys(dev, addr, size, dir, attrs, 'dma_unmap_single_attrs');
 }
 
 /** dma_unmap_single. */
 export function dma_unmap_single(dev: Device, addr: number, size: number, dir: number): void {
-  dma_unmap_phys(dev, addr, size, dir, 0);
+  unmapPhys(dev, addr, size, dir, 0, 'dma_unmap_single');
 }
 
 /**
  * __dma_map_sg_attrs: mapped segments (> 0) or -EINVAL / -ENOMEM / -EIO / -EREMOTEIO (anything
  * else a backend returns WARNs once and becomes -EIO).
  */
-function __dma_map_sg_attrs(dev: Device, sgl: Scatterlist | null, nents: number, dir: number, attrs: number): number {
+function __dma_map_sg_attrs(dev: Device, sgl: Scatterlist | null, nents: number, dir: number, attrs: number, api: string): number {
   checkDir(dir, 'dma_map_sg_attrs');
+  if (!dev.dma_coherent && (attrs & DMA_ATTR_REQUIRE_COHERENT)) return -EOPNOTSUPP;
   if (noMask(dev, 'dma_map_sg_attrs')) return 0;
   if (sgl === null || nents === 0) return -EINVAL;
   const ents = dmaOpsOf(dev).map_sg(dev, sgl, nents, dir, attrs);
   if (ents > 0) {
     debug(dev)?.mapSg(dev, sgl, nents, ents, dir, attrs);
+    ledgerMapSg(ledger(dev), dev, api, sgl, nents, ents, dir);
     trace(dev, 'map', 'dma_map_sg', { nents, ents, dir, addr: sgl.dma_address });
     return ents;
   }
@@ -157,13 +181,14 @@ function __dma_map_sg_attrs(dev: Device, sgl: Scatterlist | null, nents: number,
  * dma_map_sg_attrs: the number of DMA segments (may be fewer than nents), 0 on any error.
  */
 export function dma_map_sg_attrs(dev: Device, sgl: Scatterlist | null, nents: number, dir: number, attrs = 0): number {
-  const r = __dma_map_sg_attrs(dev, sgl, nents, dir, attrs);
+  const r = __dma_map_sg_attrs(dev, sgl, nents, dir, attrs, 'dma_map_sg_attrs');
   return r < 0 ? 0 : r;
 }
 
 /** dma_map_sg. */
 export function dma_map_sg(dev: Device, sgl: Scatterlist | null, nents: number, dir: number): number {
-  return dma_map_sg_attrs(dev, sgl, nents, dir, 0);
+  const r = __dma_map_sg_attrs(dev, sgl, nents, dir, 0, 'dma_map_sg');
+  return r < 0 ? 0 : r;
 }
 
 /**
@@ -171,16 +196,21 @@ export function dma_map_sg(dev: Device, sgl: Scatterlist | null, nents: number, 
  * dma-debug checks before the real unmap.
  */
 export function dma_unmap_sg_attrs(dev: Device, sgl: Scatterlist | null, nents: number, dir: number, attrs = 0): void {
+  unmapSg(dev, sgl, nents, dir, attrs, 'dma_unmap_sg_attrs');
+}
+
+function unmapSg(dev: Device, sgl: Scatterlist | null, nents: number, dir: number, attrs: number, api: string): void {
   checkDir(dir, 'dma_unmap_sg_attrs');
   if (sgl === null) return;
   debug(dev)?.unmapSg(dev, sgl, nents, dir);
   trace(dev, 'unmap', 'dma_unmap_sg', { nents, dir, addr: sgl.dma_address });
   dmaOpsOf(dev).unmap_sg(dev, sgl, nents, dir, attrs);
+  ledgerUnmapSg(ledger(dev), dev, api, sgl);
 }
 
 /** dma_unmap_sg. */
 export function dma_unmap_sg(dev: Device, sgl: Scatterlist | null, nents: number, dir: number): void {
-  dma_unmap_sg_attrs(dev, sgl, nents, dir, 0);
+  unmapSg(dev, sgl, nents, dir, 0, 'dma_unmap_sg');
 }
 
 /**
@@ -189,7 +219,7 @@ export function dma_unmap_sg(dev: Device, sgl: Scatterlist | null, nents: number
  * @example if (dma_map_sgtable(dev, sgt, DMA_TO_DEVICE, 0) === 0) for (const s of for_each_sgtable_dma_sg(sgt)) ...
  */
 export function dma_map_sgtable(dev: Device, sgt: SgTable, dir: number, attrs = 0): number {
-  const n = __dma_map_sg_attrs(dev, sgt.sgl, sgt.orig_nents, dir, attrs);
+  const n = __dma_map_sg_attrs(dev, sgt.sgl, sgt.orig_nents, dir, attrs, 'dma_map_sgtable');
   if (n < 0) return n;
   sgt.nents = n;
   return 0;
@@ -197,7 +227,7 @@ export function dma_map_sgtable(dev: Device, sgt: SgTable, dir: number, attrs = 
 
 /** dma_unmap_sgtable: unmaps orig_nents entries. */
 export function dma_unmap_sgtable(dev: Device, sgt: SgTable, dir: number, attrs = 0): void {
-  dma_unmap_sg_attrs(dev, sgt.sgl, sgt.orig_nents, dir, attrs);
+  unmapSg(dev, sgt.sgl, sgt.orig_nents, dir, attrs, 'dma_unmap_sgtable');
 }
 
 /** dma_sync_single_for_cpu: make the device's writes visible to the CPU (bounce copies back). */
@@ -207,6 +237,7 @@ export function dma_sync_single_for_cpu(dev: Device, addr: number, size: number,
   checkSize(size, 'dma_sync_single_for_cpu');
   dmaOpsOf(dev).sync_single_for_cpu(dev, addr, size, dir);
   debug(dev)?.syncSingleForCpu(dev, addr, size, dir);
+  ledgerSyncSingle(ledger(dev), dev, addr, size, true);
   trace(dev, 'sync', 'dma_sync_single_for_cpu', { addr, size, dir });
 }
 
@@ -217,6 +248,7 @@ export function dma_sync_single_for_device(dev: Device, addr: number, size: numb
   checkSize(size, 'dma_sync_single_for_device');
   dmaOpsOf(dev).sync_single_for_device(dev, addr, size, dir);
   debug(dev)?.syncSingleForDevice(dev, addr, size, dir);
+  ledgerSyncSingle(ledger(dev), dev, addr, size, false);
   trace(dev, 'sync', 'dma_sync_single_for_device', { addr, size, dir });
 }
 
@@ -225,6 +257,7 @@ export function dma_sync_sg_for_cpu(dev: Device, sgl: Scatterlist, nents: number
   checkDir(dir, 'dma_sync_sg_for_cpu');
   dmaOpsOf(dev).sync_sg_for_cpu(dev, sgl, nents, dir);
   debug(dev)?.syncSgForCpu(dev, sgl, nents, dir);
+  ledgerSyncSg(ledger(dev), dev, sgl, true);
   trace(dev, 'sync', 'dma_sync_sg_for_cpu', { nents, dir });
 }
 
@@ -233,6 +266,7 @@ export function dma_sync_sg_for_device(dev: Device, sgl: Scatterlist, nents: num
   checkDir(dir, 'dma_sync_sg_for_device');
   dmaOpsOf(dev).sync_sg_for_device(dev, sgl, nents, dir);
   debug(dev)?.syncSgForDevice(dev, sgl, nents, dir);
+  ledgerSyncSg(ledger(dev), dev, sgl, false);
   trace(dev, 'sync', 'dma_sync_sg_for_device', { nents, dir });
 }
 
@@ -263,7 +297,11 @@ export function dma_alloc_attrs(dev: Device, size: number, gfp: number, attrs = 
   }
   if (size === 0) return null;
   const buf = dmaOpsOf(dev).alloc(dev, size, gfp, attrs);
-  if (buf !== null) debug(dev)?.allocCoherent(dev, size, buf, attrs);
+  if (buf !== null) {
+    debug(dev)?.allocCoherent(dev, size, buf, attrs);
+    const sys = dmaSystemOf(dev.host.ctx);
+    ledgerAllocCoherent(sys.ledger, dev, 'dma_alloc_attrs', size, buf.dma_handle, sys.virtRanges(buf.cpu_addr, size));
+  }
   trace(dev, 'alloc', 'dma_alloc_attrs', { size, handle: buf?.dma_handle ?? null });
   return buf;
 }
@@ -278,6 +316,7 @@ export function dma_free_attrs(dev: Device, size: number, buf: CoherentBuffer, a
   debug(dev)?.freeCoherent(dev, size, buf);
   trace(dev, 'free', 'dma_free_attrs', { size, handle: buf.dma_handle });
   dmaOpsOf(dev).free(dev, size, buf, attrs);
+  ledgerFreeCoherent(ledger(dev), dev, 'dma_free_attrs', buf.dma_handle);
 }
 
 /** dma_free_coherent. */

@@ -7,6 +7,8 @@ import type { KernelContext } from '../core/context.ts';
 import type { Device } from '../device/device.ts';
 import type { Scatterlist } from '../scatterlist/entry.ts';
 import type { Trace } from '../core/trace.ts';
+import { DmaLedger } from './ledger/ledger.ts';
+import type { AddrRange } from './ledger/entry.ts';
 
 /** A coherent allocation: the CPU's virtual address and the device's DMA handle. */
 export interface CoherentBuffer { readonly cpu_addr: number; readonly dma_handle: number }
@@ -78,13 +80,23 @@ export interface DmaSystem {
   trace: Trace | null;
   /** The backend of each device (absent: dma-direct). */
   readonly ops: WeakMap<Device, DmaOps>;
+  /** Every live mapping and allocation (always on, independent of dma-debug). */
+  readonly ledger: DmaLedger;
+  /** The physical ranges behind a kernel virtual address (coherent buffers' CPU side). */
+  readonly virtRanges: (virt: number, size: number) => AddrRange[];
 }
 
 const systems = new WeakMap<KernelContext, DmaSystem>();
 
-/** Set up the DMA state of a machine (its dma-direct backend; no swiotlb, no debug yet). */
-export function initDmaSystem(ctx: KernelContext, direct: DmaOps): DmaSystem {
-  const s: DmaSystem = { direct, bouncer: null, debug: null, trace: null, ops: new WeakMap() };
+/**
+ * Set up the DMA state of a machine (its dma-direct backend and ledger; no swiotlb, no debug yet).
+ * `virtRanges` turns a kernel virtual address into physical ranges (the machine's mm knows how).
+ */
+export function initDmaSystem(ctx: KernelContext, direct: DmaOps, virtRanges: DmaSystem['virtRanges']): DmaSystem {
+  const s: DmaSystem = {
+    direct, bouncer: null, debug: null, trace: null, ops: new WeakMap(), virtRanges,
+    ledger: new DmaLedger({ clock: ctx.clock, isBounceSlot: (phys) => s.bouncer?.isBuffer(phys) ?? false }),
+  };
   systems.set(ctx, s);
   return s;
 }

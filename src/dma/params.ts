@@ -40,14 +40,14 @@ export function dma_get_mask(dev: Device): number {
   return dev.dma_mask !== null && dev.dma_mask !== 0 ? dev.dma_mask : DMA_BIT_MASK(32);
 }
 
-/** dma_get_max_seg_size: dma_parms.max_segment_size, or 64 KiB without dma_parms. */
+/** dma_get_max_seg_size: dma_parms.max_segment_size when set and non-zero, else 64 KiB. */
 export function dma_get_max_seg_size(dev: Device): number {
-  return dev.dma_parms?.max_segment_size ?? 65536;
+  return dev.dma_parms?.max_segment_size || 65536;
 }
 
-/** dma_get_seg_boundary: dma_parms.segment_boundary_mask, or ULONG_MAX. */
+/** dma_get_seg_boundary: dma_parms.segment_boundary_mask when set and non-zero, else ULONG_MAX. */
 export function dma_get_seg_boundary(dev: Device): number {
-  return dev.dma_parms?.segment_boundary_mask ?? ULONG_MAX;
+  return dev.dma_parms?.segment_boundary_mask || ULONG_MAX;
 }
 
 /** dma_get_min_align_mask. */

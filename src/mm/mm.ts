@@ -255,27 +255,57 @@ export class Mm implements PhysMemory {
 
   // ---------------------------------------------------------------- contents
 
-  /** Read bytes at a physical address (crossing pages is fine). Holes are EFAULT. */
+  /**
+   * Watches CPU accesses through the methods below (the machine's CPU-ownership check); null when
+   * unchecked. Called after the RAM check, before the bytes move, for non-empty accesses.
+   */
+  onCpuAccess: ((phys: number, len: number, write: boolean) => void) | null = null;
+
+  /**
+   * Byte access for the simulator's own copies, which are not CPU accesses by a driver: swiotlb's
+   * bounce copies, device DMA, the allocator's zeroing. RAM-checked like the CPU methods, never
+   * reported to `onCpuAccess`.
+   */
+  readonly kernelMemory: PhysMemory = {
+    readPhysInto: (phys, dst, dstOff, len) => {
+      this.#checkRam(phys, len, 'readPhysInto');
+      this.contents.readInto(phys, dst, dstOff, len);
+    },
+    writePhys: (phys, src, srcOff, len) => {
+      this.#checkRam(phys, len, 'writePhys');
+      this.contents.write(phys, src, srcOff, len);
+    },
+    fillPhys: (phys, len, value) => {
+      this.#checkRam(phys, len, 'fillPhys');
+      this.contents.fill(phys, len, value);
+    },
+  };
+
+  /** Read bytes at a physical address (crossing pages is fine). Holes are EFAULT. A CPU access. */
   readPhys(phys: number, len: number): Uint8Array {
     this.#checkRam(phys, len, 'readPhys');
+    if (this.onCpuAccess !== null && len > 0) this.onCpuAccess(phys, len, false);
     return this.contents.read(phys, len);
   }
 
-  /** Copy bytes at a physical address into `dst`. */
+  /** Copy bytes at a physical address into `dst`. A CPU access. */
   readPhysInto(phys: number, dst: Uint8Array, dstOff = 0, len = dst.length - dstOff): void {
     this.#checkRam(phys, len, 'readPhysInto');
+    if (this.onCpuAccess !== null && len > 0) this.onCpuAccess(phys, len, false);
     this.contents.readInto(phys, dst, dstOff, len);
   }
 
-  /** Write bytes at a physical address. */
+  /** Write bytes at a physical address. A CPU access. */
   writePhys(phys: number, src: Uint8Array, srcOff = 0, len = src.length - srcOff): void {
     this.#checkRam(phys, len, 'writePhys');
+    if (this.onCpuAccess !== null && len > 0) this.onCpuAccess(phys, len, true);
     this.contents.write(phys, src, srcOff, len);
   }
 
-  /** Fill bytes at a physical address with `value`. */
+  /** Fill bytes at a physical address with `value`. A CPU access. */
   fillPhys(phys: number, len: number, value: number = 0): void {
     this.#checkRam(phys, len, 'fillPhys');
+    if (this.onCpuAccess !== null && len > 0) this.onCpuAccess(phys, len, true);
     this.contents.fill(phys, len, value);
   }
 

@@ -19,7 +19,7 @@ import { auditMm } from '../mm/audit.ts';
 import { swiotlbAudit } from '../dma/swiotlb/audit.ts';
 import { Auditor, type AuditViolation } from './audit.ts';
 import { auditDmaDebugVsMappings } from './audit-dma.ts';
-import { Bus, type BusHost } from '../device/bus.ts';
+import { Bus, PCI_DMA_DEFAULTS, type BusHost } from '../device/bus.ts';
 import type { Device } from '../device/device.ts';
 import { directOps } from '../dma/direct.ts';
 import { initDmaSystem, type DmaSystem } from '../dma/ops.ts';
@@ -32,7 +32,8 @@ import { auditIommu } from '../dma/iommu-audit.ts';
 import { ARCH_ARM64, ARCH_X86_64, type DmaDebug, type DmaDebugOptions } from '../dma/debug/index.ts';
 import { SwiotlbPool } from '../dma/swiotlb/pool.ts';
 import { parseSize } from '../core/size.ts';
-import { ZONE_DMA32_LIMIT } from '../mm/constants.ts';
+import { PAGE_SIZE, ZONE_DMA32_LIMIT } from '../mm/constants.ts';
+import { cpuOwnershipChecker, deviceAccessChecker, type AddrRange } from '../dma/ledger/index.ts';
 
 /** How to build a machine. */
 export interface MachineOptions {
@@ -72,6 +73,12 @@ export interface MachineOptions {
   readonly iommu?: false | IommuOptions;
   /** Record an event trace (maps, unmaps, syncs, flushes, faults, WARNs, injected failures). Default off. */
   readonly trace?: boolean;
+  /**
+   * Check every device access against the device's live mappings and every CPU access against
+   * DMA ownership (findings in `machine.dma.ledger.findings`). Default on; `false` for long
+   * simulations that do not need them (the ledger of live mappings stays on either way).
+   */
+  readonly accessChecks?: boolean;
 }
 
 let machineCount = 0;
@@ -115,6 +122,8 @@ export class Machine implements KernelContext {
    * memory boundary padding exposed to devices (dma-iommu maps whatever follows the previous entry).
    */
   readonly dmaStats = { sgMaps: 0, cpuEntries: 0, dmaSegments: 0, paddingBytes: 0, paddedMaps: [] as Array<{ device: string; iova: number; paddingBytes: number; time: number }> };
+  /** Whether device and CPU accesses are checked against the ledger (MachineOptions.accessChecks). */
+  readonly accessChecks: boolean;
   /** dma-debug, unless turned off. */
   readonly dmaDebug: DmaDebug | null;
   /** The consistency checks behind audit(). */
@@ -142,7 +151,10 @@ export class Machine implements KernelContext {
     this.logger = ctx.logger;
     this.rng = new Rng(this.seed);
     this.mm = new Mm(this, { memory: opts.memory, ...(opts.lowReserve === undefined ? {} : { lowReserve: opts.lowReserve }) });
-    this.dma = initDmaSystem(this, directOps(this.mm));
+    this.dma = initDmaSystem(this, directOps(this.mm), (virt, size) => virtToPhysRanges(this.mm, virt, size));
+    this.accessChecks = opts.accessChecks ?? true;
+    if (this.accessChecks) this.mm.onCpuAccess = cpuOwnershipChecker(this.dma.ledger, () => this.clock.now);
+    const deviceChecker = this.accessChecks ? deviceAccessChecker(this.dma.ledger, () => this.clock.now) : null;
     this.trace = createTrace(() => this.clock.now, opts.trace === true);
     if (this.trace.enabled) {
       const tr = this.trace;
@@ -178,11 +190,16 @@ export class Machine implements KernelContext {
         if (r.paddingBytes > 0) stats.paddedMaps.push({ device: dev.name, iova: r.iova, paddingBytes: r.paddingBytes, time: this.clock.now });
       },
     });
+    const ledger = this.dma.ledger;
     const host: BusHost = {
       ctx: this,
-      memory: this.mm,
-      ...(onUnbound === undefined ? {} : { notifyUnbound: onUnbound }),
+      memory: { ...this.mm.kernelMemory, isRam: (phys, len) => this.mm.isRam(phys, len) },
+      notifyUnbound: (dev) => {
+        ledger.deviceUnbound(dev);
+        onUnbound?.(dev);
+      },
       deviceAdded: (dev, devOpts) => {
+        dev.dma.checker = deviceChecker;
         if (this.trace.enabled) {
           const tr = this.trace;
           dev.dma.onFault = (f) => tr.emit('fault', `DMA fault: ${f.reason}`, f.device, { iova: f.iova, length: f.length, access: f.access });
@@ -195,7 +212,7 @@ export class Machine implements KernelContext {
         if (iommuOps !== null && iommu.groupOf(dev.name)?.domain.isDma === true) this.dma.ops.set(dev, iommuOps);
       },
     };
-    this.pci = new Bus('pci', host);
+    this.pci = new Bus('pci', host, PCI_DMA_DEFAULTS);
     this.platform = new Bus('platform', host);
     this.auditor.add({ name: 'mm', run: () => auditMm(this.mm) });
     if (this.swiotlb !== null) {
@@ -243,8 +260,27 @@ export class Machine implements KernelContext {
       this.klog.printk('warn', 'swiotlb_init_remap', `software IO TLB: Cannot allocate buffer`);
       return null;
     }
-    const pool = new SwiotlbPool({ start, size, memory: this.mm, klog: this.klog, faults: this.faults, ...(cfg && cfg.areas !== undefined ? { areas: cfg.areas } : {}) });
+    const pool = new SwiotlbPool({ start, size, memory: this.mm.kernelMemory, klog: this.klog, faults: this.faults, ...(cfg && cfg.areas !== undefined ? { areas: cfg.areas } : {}) });
     this.dma.bouncer = swiotlbBouncer(pool, { force, cpu: () => this.currentCpu });
     return pool;
   }
+}
+
+/** The physical ranges behind a kernel virtual address: the direct map, or a vmalloc area's pages. */
+function virtToPhysRanges(mm: Mm, virt: number, size: number): AddrRange[] {
+  const area = mm.findVmArea(virt);
+  if (area === undefined) {
+    const phys = mm.virt_to_phys(virt);
+    return [{ start: phys, end: phys + size }];
+  }
+  const out: AddrRange[] = [];
+  for (let off = 0; off < size;) {
+    const phys = area.physOf(virt - area.addr + off);
+    const n = Math.min(PAGE_SIZE - (phys % PAGE_SIZE), size - off);
+    const last = out[out.length - 1];
+    if (last !== undefined && last.end === phys) out[out.length - 1] = { start: last.start, end: phys + n };
+    else out.push({ start: phys, end: phys + n });
+    off += n;
+  }
+  return out;
 }

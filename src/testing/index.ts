@@ -19,6 +19,9 @@ import type { DmaFault } from '../device/dma-engine.ts';
 import type { DeviceOptions } from '../device/device.ts';
 import { Machine, type MachineOptions } from '../sim/machine.ts';
 import type { ExpectStatic } from 'vitest';
+import { ACCESS_KINDS, DEBUG_KINDS, LEAK_KINDS, dmaFindings, formatFindings, type DmaFindingKind, type DmaFindingsOptions } from './findings.ts';
+
+export { dmaFindings, formatFindings, LEAK_KINDS, DEBUG_KINDS, ACCESS_KINDS, type DmaFinding, type DmaFindingKind, type DmaFindingsOptions } from './findings.ts';
 
 /** A machine and one PCI device, ready for a driver test. */
 export interface TestMachine {
@@ -82,24 +85,37 @@ function asMachine(v: unknown): Machine {
   return v;
 }
 
+/** A matcher's verdict on the findings of the kinds it judges. */
+function judge(m: Machine, kinds: readonly DmaFindingKind[], what: string, opts: DmaFindingsOptions = {}) {
+  const found = dmaFindings(m, { ...opts, kinds });
+  const pass = found.length === 0;
+  return { pass, message: () => (pass ? `expected ${what}, found none` : `expected no ${what}, found ${found.length}:\n${formatFindings(found)}`) };
+}
+
 /**
- * Register dmasim's matchers on vitest's `expect`:
- * - `toHaveNoDmaLeaks()`: audit() is clean (pages, swiotlb slots, devres, IOVAs, mappings);
- * - `toHaveNoDmaDebugErrors()`: dma-debug counted no error and no WARN was recorded;
+ * Register dmasim's matchers on vitest's `expect` (each judges {@link dmaFindings} of some kinds):
+ * - `toHaveNoDmaLeaks({ live? })`: no ledger leak (a mapping, coherent buffer or pin still held by a
+ *   device that is no longer bound; with `live: true` anything still live) and a clean audit();
+ * - `toHaveNoDmaDebugErrors()`: dma-debug's error_count is 0 (its errors, printed or filtered) and
+ *   no kernel WARN was recorded;
+ * - `toHaveNoDeviceAccessViolations()`: no device access outside its live mappings or against their
+ *   direction, and no CPU access to bytes the device owns;
  * - `toHaveFaulted({ device?, iova? })`: some device took a DMA fault matching the pattern.
+ * @example
+ * installDmasimMatchers(expect);
+ * m.pci.unbind(dev);
+ * expect(m).toHaveNoDmaLeaks();
  */
 export function installDmasimMatchers(expect: ExpectStatic): void {
   expect.extend({
-    toHaveNoDmaLeaks(received: unknown) {
-      const v = asMachine(received).audit();
-      return { pass: v.length === 0, message: () => (v.length === 0 ? 'expected leaks, found none' : `expected no leaks, found:\n${v.map((x) => `  [${x.check}] ${x.message}`).join('\n')}`) };
+    toHaveNoDmaLeaks(received: unknown, opts: { live?: boolean } = {}) {
+      return judge(asMachine(received), LEAK_KINDS, 'DMA leaks', opts.live === true ? { live: true } : {});
     },
     toHaveNoDmaDebugErrors(received: unknown) {
-      const m = asMachine(received);
-      const warns = m.klog.warnings();
-      const errorCount = m.dma.debug === null ? 0 : (m.dma.debug as unknown as { errorCount?: number }).errorCount ?? 0;
-      const pass = warns.length === 0 && errorCount === 0;
-      return { pass, message: () => (pass ? 'expected dma-debug errors, found none' : `expected no DMA errors, found ${errorCount} dma-debug error(s) and WARNs:\n${warns.map((w) => `  ${w.fn}: ${w.message}`).join('\n')}`) };
+      return judge(asMachine(received), DEBUG_KINDS, 'dma-debug errors or WARNs', { audit: false });
+    },
+    toHaveNoDeviceAccessViolations(received: unknown) {
+      return judge(asMachine(received), ACCESS_KINDS, 'device or CPU access violations', { audit: false });
     },
     toHaveFaulted(received: unknown, pattern: { device?: string; iova?: number } = {}) {
       const m = asMachine(received);
@@ -133,8 +149,9 @@ export function auditAfterEach(afterEach: (fn: () => void) => void, expect: Expe
 
 /** The matchers installDmasimMatchers adds. */
 export interface DmasimMatchers<R = unknown> {
-  toHaveNoDmaLeaks(): R;
+  toHaveNoDmaLeaks(opts?: { live?: boolean }): R;
   toHaveNoDmaDebugErrors(): R;
+  toHaveNoDeviceAccessViolations(): R;
   toHaveFaulted(pattern?: { device?: string; iova?: number }): R;
 }
 

@@ -3,7 +3,7 @@ import {
   DMA_BIDIRECTIONAL, DMA_BIT_MASK, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_NONE, DMA_TO_DEVICE, EIO, ENOMEM, GFP_KERNEL,
   KernelBug, Machine, PAGE_SIZE, SIZE_MAX, SgTable, dma_alloc_coherent, dma_free_coherent, dma_get_max_seg_size,
   dma_get_seg_boundary, dma_map_page_attrs, dma_map_sg_attrs, dma_map_sgtable, dma_map_single, dma_mapping_error,
-  dma_max_mapping_size, dma_opt_mapping_size, dma_set_mask, dma_set_mask_and_coherent, dma_set_max_seg_size,
+  dma_max_mapping_size, dma_opt_mapping_size, dma_set_mask, dma_set_mask_and_coherent, dma_set_max_seg_size, dma_set_seg_boundary,
   dma_sync_sgtable_for_cpu, dma_unmap_page_attrs, dma_unmap_sgtable, dmam_alloc_coherent, for_each_sgtable_dma_sg,
   sg_alloc_table_from_pages_segment, sg_free_table, type Core, type Device, ULONG_MAX,
 } from '../../src/index.ts';
@@ -17,12 +17,20 @@ function setup(mask = 64, memory = '8G', swiotlb: false | { force?: boolean } = 
 }
 
 describe('parameters', () => {
-  it('defaults: 64 KiB max segment, ULONG_MAX boundary; setters', () => {
-    const { dev } = setup();
+  it('defaults: PCI gets pci_device_add\'s 64 KiB / 0xffffffff, platform 64 KiB / ULONG_MAX; setters', () => {
+    const { m, dev } = setup();
     expect(dma_get_max_seg_size(dev)).toBe(65536);
-    expect(dma_get_seg_boundary(dev)).toBe(ULONG_MAX);
+    expect(dma_get_seg_boundary(dev)).toBe(0xffffffff);
+    const plat = m.platform.addDevice({ name: 'plat0', dmaMask: 64 });
+    expect(dma_get_max_seg_size(plat)).toBe(65536);
+    expect(dma_get_seg_boundary(plat)).toBe(ULONG_MAX);
     dma_set_max_seg_size(dev, 1 << 20);
     expect(dma_get_max_seg_size(dev)).toBe(1 << 20);
+    // A zero in dma_parms means "not set": the getters fall back to the kernel's defaults.
+    dma_set_seg_boundary(plat, 0);
+    dma_set_max_seg_size(plat, 0);
+    expect(dma_get_seg_boundary(plat)).toBe(ULONG_MAX);
+    expect(dma_get_max_seg_size(plat)).toBe(65536);
   });
 
   it('dma_set_mask: 0 for masks that reach ZONE_DMA, -EIO below, -EIO without a mask pointer', () => {

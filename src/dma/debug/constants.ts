@@ -46,12 +46,9 @@ export const MAP_ERR_CHECKED = 2;
 // DMA_ATTR_SKIP_CPU_SYNC (1 << 5) exempts the new mapping from the overlap report. Re-exported
 // from swiotlb's constants so both modules export one binding (no clash in a shared `export *`).
 export { DMA_ATTR_SKIP_CPU_SYNC } from '../swiotlb/constants.ts';
-/** DMA_ATTR_MMIO (1 << 10): a resource mapping; the MMIO-on-RAM check replaces the stack/image checks. */
-export const DMA_ATTR_MMIO = 1 << 10;
-/** DMA_ATTR_DEBUGGING_IGNORE_CACHELINES (1 << 11): the entry is "clean" for the overlap report. */
-export const DMA_ATTR_DEBUGGING_IGNORE_CACHELINES = 1 << 11;
-/** DMA_ATTR_REQUIRE_COHERENT (1 << 12): also counts as "clean". */
-export const DMA_ATTR_REQUIRE_COHERENT = 1 << 12;
+// DMA_ATTR_MMIO (a resource mapping: the MMIO-on-RAM check replaces the stack/image checks) and the
+// two attributes that make an entry "clean" for the overlap report, from the one list of attributes.
+export { DMA_ATTR_MMIO, DMA_ATTR_DEBUGGING_IGNORE_CACHELINES, DMA_ATTR_REQUIRE_COHERENT } from '../attrs.ts';
 
 /** The bus notifier action dma-debug acts on: the driver has been unbound. */
 export const BUS_NOTIFY_UNBOUND_DRIVER = 7;

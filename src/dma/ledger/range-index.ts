@@ -1,0 +1,103 @@
+/**
+ * @module dma/ledger/range-index
+ * An index of half-open address ranges that may overlap (two live mappings of one buffer under
+ * dma-direct share their bus addresses), answering "which ranges touch [a, b)?".
+ */
+
+/** One indexed range and what it stands for. */
+export interface IndexedRange<T> {
+  readonly start: number;
+  readonly end: number;
+  readonly value: T;
+}
+
+/** Above this many ranges at once, insert and remove rebuild the array instead of splicing each. */
+const BATCH = 16;
+
+/**
+ * Ranges sorted by start. A query walks back from the last range starting below its end, and stops
+ * once a range starting there could no longer reach its start (no range is longer than `#maxLen`).
+ * @example
+ * const ix = new RangeIndex<string>();
+ * ix.insert(0x1000, 0x2000, 'a');
+ * ix.query(0x1800, 0x1801, (r) => console.log(r.value)); // 'a'
+ */
+export class RangeIndex<T> {
+  // INVARIANT: #ranges is sorted by start; every range has end > start; #maxLen >= every range's
+  //   length (it only shrinks when the index empties).
+  #ranges: IndexedRange<T>[] = [];
+  #maxLen = 0;
+
+  /** Number of ranges held. */
+  get size(): number {
+    return this.#ranges.length;
+  }
+
+  /** Add [start, end) for `value` (an empty range is not indexed). */
+  insert(start: number, end: number, value: T): void {
+    if (end <= start) return;
+    const r = { start, end, value };
+    this.#ranges.splice(this.#upper(start), 0, r);
+    if (end - start > this.#maxLen) this.#maxLen = end - start;
+  }
+
+  /** Add many ranges for one value. */
+  insertAll(ranges: readonly { readonly start: number; readonly end: number }[], value: T): void {
+    if (ranges.length <= BATCH) {
+      for (const r of ranges) this.insert(r.start, r.end, value);
+      return;
+    }
+    for (const r of ranges) {
+      if (r.end <= r.start) continue;
+      this.#ranges.push({ start: r.start, end: r.end, value });
+      if (r.end - r.start > this.#maxLen) this.#maxLen = r.end - r.start;
+    }
+    this.#ranges.sort((a, b) => a.start - b.start);
+  }
+
+  /** Remove every range of `value` among `ranges` (the ranges it was inserted with). */
+  removeAll(ranges: readonly { readonly start: number; readonly end: number }[], value: T): void {
+    if (ranges.length > BATCH) {
+      this.#ranges = this.#ranges.filter((r) => r.value !== value);
+    } else {
+      for (const x of ranges) {
+        if (x.end <= x.start) continue;
+        // Equal starts sit together just below #upper(start); find this value's among them.
+        for (let i = this.#upper(x.start) - 1; i >= 0 && (this.#ranges[i] as IndexedRange<T>).start === x.start; i--) {
+          if ((this.#ranges[i] as IndexedRange<T>).value === value) {
+            this.#ranges.splice(i, 1);
+            break;
+          }
+        }
+      }
+    }
+    if (this.#ranges.length === 0) this.#maxLen = 0;
+  }
+
+  /**
+   * Call `visit` for every range overlapping [a, b), in descending start order; stop early when it
+   * returns true.
+   */
+  query(a: number, b: number, visit: (r: IndexedRange<T>) => boolean | void): void {
+    const ranges = this.#ranges;
+    const floor = a - this.#maxLen;
+    for (let i = this.#upper(b - 1) - 1; i >= 0; i--) {
+      const r = ranges[i] as IndexedRange<T>;
+      if (r.start <= floor) break;
+      if (r.end > a && visit(r) === true) return;
+    }
+  }
+
+  /** Index of the first range whose start is > `x`. */
+  #upper(x: number): number {
+    const ranges = this.#ranges;
+    let lo = 0;
+    let hi = ranges.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((ranges[mid] as IndexedRange<T>).start <= x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * @module testing/findings
+ * Everything a driver test's matchers judge, as one list: leaks from the DMA ledger, dma-debug's
+ * errors, bad device and CPU accesses, audit violations and kernel WARNs.
+ */
+import type { LedgerEntry } from '../dma/ledger/entry.ts';
+import { FINDINGS_MAX } from '../dma/ledger/findings.ts';
+import type { Machine } from '../sim/machine.ts';
+
+/** The kinds of finding. */
+export type DmaFindingKind =
+  | 'leaked-mapping' | 'leaked-coherent' | 'leaked-pin' | 'dma-debug'
+  | 'access-unmapped' | 'access-after-unmap' | 'access-direction' | 'access-other-device' | 'cpu-access-device-owned'
+  | 'audit' | 'warn';
+
+/** One thing wrong with the run. */
+export interface DmaFinding {
+  readonly kind: DmaFindingKind;
+  /** The device concerned, or '' (an audit violation or WARN not tied to one). */
+  readonly device: string;
+  /** What happened, naming the call that created the mapping where there is one. */
+  readonly message: string;
+  /** The ledger entry involved (a leaked mapping, the mapping an access violated). */
+  readonly mapping?: LedgerEntry;
+  /** Virtual time, ns, when known. */
+  readonly time?: number;
+}
+
+/** What dmaFindings reports. */
+export interface DmaFindingsOptions {
+  /** Also list live mappings of bound devices (an end-of-test check: everything should be gone). */
+  readonly live?: boolean;
+  /** Only these kinds. */
+  readonly kinds?: readonly DmaFindingKind[];
+  /** Skip `machine.audit()` (it walks every page). */
+  readonly audit?: boolean;
+}
+
+/** The kinds each matcher judges. */
+export const LEAK_KINDS: readonly DmaFindingKind[] = ['leaked-mapping', 'leaked-coherent', 'leaked-pin', 'audit'];
+export const DEBUG_KINDS: readonly DmaFindingKind[] = ['dma-debug', 'warn'];
+export const ACCESS_KINDS: readonly DmaFindingKind[] = ['access-unmapped', 'access-after-unmap', 'access-direction', 'access-other-device', 'cpu-access-device-owned'];
+
+function leaks(m: Machine, live: boolean): DmaFinding[] {
+  const out: DmaFinding[] = [];
+  for (const e of m.dma.ledger.entries()) {
+    const leaked = e.orphanedAt !== null || !e.device.isBound;
+    if (!leaked && !live) continue;
+    const why = e.orphanedAt !== null ? `still live after ${e.device.name} was unbound at t=${e.orphanedAt} ns`
+      : leaked ? `still live and ${e.device.name} has no driver` : 'still live at the end of the test';
+    out.push({
+      kind: e.type === 'coherent' ? 'leaked-coherent' : 'leaked-mapping',
+      device: e.device.name, mapping: e, time: e.time,
+      message: `${e.type === 'coherent' ? 'coherent allocation' : 'mapping'} ${why}: ${e.describe()}`,
+    });
+  }
+  return out;
+}
+
+function debugErrors(m: Machine): DmaFinding[] {
+  const dbg = m.dmaDebug;
+  if (dbg === null) return [];
+  const out: DmaFinding[] = dbg.errors.map((e) => ({ kind: 'dma-debug' as const, device: e.device, message: e.text }));
+  // error_count counts every err_printk, printed or filtered; the list may hold fewer.
+  if (dbg.error_count > out.length) {
+    out.push({ kind: 'dma-debug', device: '', message: `dma-debug error_count is ${dbg.error_count}, ${dbg.error_count - out.length} more than the errors listed` });
+  }
+  return out;
+}
+
+/**
+ * Every finding on `machine`, oldest kind first: leaks (ledger entries of devices no longer bound,
+ * dma-debug's "pending DMA allocations" moment; with `{ live: true }` every live entry), dma-debug
+ * errors (whether or not printing was filtered), bad device and CPU accesses, audit violations and
+ * kernel WARNs.
+ * @example
+ * const f = dmaFindings(machine);
+ * expect(f.filter((x) => x.kind === 'leaked-mapping')).toEqual([]);
+ */
+export function dmaFindings(machine: Machine, opts: DmaFindingsOptions = {}): DmaFinding[] {
+  const out: DmaFinding[] = [
+    ...leaks(machine, opts.live === true),
+    ...debugErrors(machine),
+    ...machine.dma.ledger.findings.list().map((f) => ({
+      kind: f.kind, device: f.device, message: f.message, time: f.time, ...(f.mapping === undefined ? {} : { mapping: f.mapping }),
+    })),
+  ];
+  for (const [kind, n] of machine.dma.ledger.findings.dropped) {
+    out.push({ kind, device: '', message: `${n} older ${kind} findings were dropped (the log keeps the newest ${FINDINGS_MAX / 2}..${FINDINGS_MAX})` });
+  }
+  if (opts.audit !== false) for (const v of machine.audit()) out.push({ kind: 'audit', device: '', message: `[${v.check}] ${v.message}` });
+  // dma-debug's printed errors are WARNs too: list them once, as `dma-debug`.
+  const printed = new Set(machine.dmaDebug?.errors.filter((e) => e.printed).map((e) => e.text));
+  for (const w of machine.klog.warnings()) {
+    if (printed.has(w.message)) continue;
+    out.push({ kind: 'warn', device: '', message: `WARN in ${w.fn}: ${w.message}`, time: w.time });
+  }
+  return opts.kinds === undefined ? out : out.filter((f) => (opts.kinds as readonly DmaFindingKind[]).includes(f.kind));
+}
+
+/**
+ * Findings as a readable list, one per line, for a matcher's message.
+ * @example formatFindings(dmaFindings(machine))
+ */
+export function formatFindings(findings: readonly DmaFinding[]): string {
+  return findings.map((f) => `  [${f.kind}] ${f.message}`).join('\n');
+}

@@ -1,0 +1,228 @@
+/**
+ * Every finding kind and every matcher, planted and fixed, in every backend: a check that cannot
+ * fail is a defect, and so is one that fires on a correct driver.
+ */
+import { describe, expect, it } from 'vitest';
+import { dmaFindings, installDmasimMatchers, type DmaFindingKind } from '../../src/testing/index.ts';
+import {
+  DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, DMA_MAPPING_ERROR, GFP_KERNEL, Machine, SgTable, type Core, type Device,
+  type MachineOptions, dma_alloc_coherent, dma_free_coherent, dma_map_sgtable, dma_map_single, dma_mapping_error, dma_sync_sgtable_for_cpu,
+  dma_sync_sgtable_for_device, dma_sync_single_for_cpu, dma_sync_single_for_device, dma_unmap_sgtable, dma_unmap_single,
+  sg_alloc_table_from_pages_segment, sg_free_table,
+} from '../../src/index.ts';
+
+installDmasimMatchers(expect);
+
+const BACKENDS: Record<string, Partial<MachineOptions>> = {
+  direct: { swiotlb: false },
+  swiotlb: { swiotlb: { force: true } },
+  'iommu-strict': { iommu: { mode: 'strict' } },
+  'iommu-lazy': { iommu: { mode: 'lazy' } },
+  passthrough: { iommu: { mode: 'passthrough' } },
+};
+
+function machine(backend: string, extra: Partial<MachineOptions> = {}): Machine {
+  return new Machine({ memory: '1G', ...BACKENDS[backend], ...extra });
+}
+
+/** A bound PCI device (probe does nothing): driver code runs in the test body. */
+function boundDevice(m: Machine, name = '0000:01:00.0', opts: { iommuGroup?: number } = {}): Device {
+  const dev = m.pci.addDevice({ name, dmaMask: 64, coherentDmaMask: 64, ...opts });
+  expect(m.pci.bind(dev, { name: 'drv', probe() {} })).toBe(0);
+  return dev;
+}
+
+/** A page-aligned kmalloc'd 4 KiB buffer: its direct-map address and physical address. */
+function buffer(m: Machine): { virt: number; phys: number } {
+  const virt = m.mm.kmalloc(4096) as number;
+  return { virt, phys: m.mm.virt_to_phys(virt) };
+}
+
+/** dma_map_single plus the dma_mapping_error check dma-debug insists on. */
+function mapChecked(dev: Device, virt: number, size: number, dir: number): number {
+  const addr = dma_map_single(dev, virt, size, dir);
+  expect(dma_mapping_error(dev, addr)).toBe(0);
+  return addr;
+}
+
+const kinds = (m: Machine, opts = {}): DmaFindingKind[] => dmaFindings(m, { audit: false, ...opts }).map((f) => f.kind);
+
+describe.each(Object.keys(BACKENDS))('findings on %s', (backend) => {
+  it('leaked-mapping: a streaming mapping left at unbind fails toHaveNoDmaLeaks, naming dma_map_single; the fixed driver passes', () => {
+    for (const dmaDebug of [true, false]) {
+      const m = machine(backend, { dmaDebug });
+      const dev = m.pci.addDevice({ name: '0000:01:00.0', dmaMask: 64 });
+      let addr = 0;
+      const buf = buffer(m);
+      m.pci.bind(dev, { name: 'leaky', probe(d: Device<Core>) { addr = mapChecked(d, buf.virt, 4096, DMA_FROM_DEVICE); } });
+      expect(addr).not.toBe(DMA_MAPPING_ERROR);
+      m.pci.unbind(dev);
+      expect(kinds(m)).toContain('leaked-mapping');
+      expect(() => expect(m).toHaveNoDmaLeaks()).toThrow(/leaked-mapping.*dma_map_single\(DMA_FROM_DEVICE\) of 4096 bytes/);
+
+      const ok = machine(backend, { dmaDebug });
+      const dev2 = ok.pci.addDevice({ name: '0000:01:00.0', dmaMask: 64 });
+      const buf2 = buffer(ok);
+      let a2 = 0;
+      ok.pci.bind(dev2, {
+        name: 'fixed',
+        probe(d: Device<Core>) { a2 = mapChecked(d, buf2.virt, 4096, DMA_FROM_DEVICE); },
+        remove(d: Device<Core>) { dma_unmap_single(d, a2, 4096, DMA_FROM_DEVICE); },
+      });
+      ok.pci.unbind(dev2);
+      expect(ok).toHaveNoDmaLeaks();
+    }
+  });
+
+  it('leaked-coherent: a coherent buffer left at unbind; live entries of a bound device only with { live: true }', () => {
+    const m = machine(backend);
+    const dev = boundDevice(m);
+    const buf = dma_alloc_coherent(dev, 8192, GFP_KERNEL);
+    expect(buf).not.toBeNull();
+    expect(m).toHaveNoDmaLeaks();
+    expect(() => expect(m).toHaveNoDmaLeaks({ live: true })).toThrow(/leaked-coherent.*dma_alloc_attrs of 8192 bytes/);
+    m.pci.unbind(dev);
+    // dma-debug reports the same leak at unbind ("device driver has pending DMA allocations").
+    expect(kinds(m)).toEqual(['leaked-coherent', 'dma-debug']);
+    dma_free_coherent(dev, 8192, buf!);
+    expect(kinds(m, { live: true, kinds: ['leaked-coherent'] })).toEqual([]);
+  });
+
+  it('access-direction: the device writes a DMA_TO_DEVICE mapping or reads a DMA_FROM_DEVICE one', () => {
+    const m = machine(backend);
+    const dev = boundDevice(m);
+    const { virt } = buffer(m);
+    const to = mapChecked(dev, virt, 4096, DMA_TO_DEVICE);
+    expect(dev.dma.read(to, 64).ok).toBe(true);
+    expect(m).toHaveNoDeviceAccessViolations();
+    dev.dma.write(to, new Uint8Array(64));
+    expect(kinds(m)).toEqual(['access-direction']);
+    expect(() => expect(m).toHaveNoDeviceAccessViolations()).toThrow(/DMA_TO_DEVICE mapping lets the device only read|refused the access direction/);
+    dma_unmap_single(dev, to, 4096, DMA_TO_DEVICE);
+    m.dma.ledger.findings.clear();
+    const from = mapChecked(dev, virt, 4096, DMA_FROM_DEVICE);
+    expect(dev.dma.write(from, new Uint8Array(64)).ok).toBe(true);
+    expect(m).toHaveNoDeviceAccessViolations();
+    dev.dma.read(from, 16);
+    expect(kinds(m)).toEqual(['access-direction']);
+    dma_unmap_single(dev, from, 4096, DMA_FROM_DEVICE);
+  });
+
+  it('access-unmapped: the device writes past the end of its mapping', () => {
+    const m = machine(backend);
+    const dev = boundDevice(m);
+    const { virt } = buffer(m);
+    const addr = mapChecked(dev, virt, 2048, DMA_FROM_DEVICE);
+    expect(dev.dma.write(addr, new Uint8Array(2048)).ok).toBe(true);
+    expect(m).toHaveNoDeviceAccessViolations();
+    dev.dma.write(addr + 2048, new Uint8Array(16));
+    expect(kinds(m)).toEqual(['access-unmapped']);
+    expect(() => expect(m).toHaveNoDeviceAccessViolations()).toThrow(/no live mapping of 0000:01:00.0 covers/);
+    dma_unmap_single(dev, addr, 2048, DMA_FROM_DEVICE);
+  });
+
+  it('access-after-unmap: the device completes after the driver unmapped, naming the unmap', () => {
+    const m = machine(backend);
+    const dev = boundDevice(m);
+    const { virt } = buffer(m);
+    const addr = mapChecked(dev, virt, 4096, DMA_FROM_DEVICE);
+    expect(dev.dma.write(addr, new Uint8Array(8)).ok).toBe(true); // fills the IOTLB in lazy mode
+    dma_unmap_single(dev, addr, 4096, DMA_FROM_DEVICE);
+    dev.dma.write(addr, new Uint8Array(8));
+    const f = dmaFindings(m, { audit: false });
+    expect(f.map((x) => x.kind)).toEqual(['access-after-unmap']);
+    expect(f[0]?.message).toMatch(/unmapped by dma_unmap_single at t=\d+ ns \(dma_map_single\(DMA_FROM_DEVICE\)/);
+  });
+
+  it('access-other-device: a device reaches bytes another device has mapped', () => {
+    const m = machine(backend);
+    // Behind an IOMMU only devices sharing a group (one domain) can reach each other's IOVAs.
+    const a = boundDevice(m, '0000:01:00.0', { iommuGroup: 7 });
+    const b = m.pci.addDevice({ name: '0000:02:00.0', dmaMask: 64, iommuGroup: 7 });
+    m.pci.bind(b, { name: 'other', probe() {} });
+    const { virt } = buffer(m);
+    const addr = mapChecked(a, virt, 4096, DMA_FROM_DEVICE);
+    expect(a.dma.write(addr, new Uint8Array(8)).ok).toBe(true);
+    b.dma.write(addr, new Uint8Array(8));
+    const f = dmaFindings(m, { audit: false });
+    expect(f.map((x) => x.kind)).toEqual(['access-other-device']);
+    expect(f[0]?.device).toBe('0000:02:00.0');
+    expect(f[0]?.message).toMatch(/belong to 0000:01:00.0's mapping: dma_map_single/);
+    dma_unmap_single(a, addr, 4096, DMA_FROM_DEVICE);
+  });
+
+  it('cpu-access-device-owned: the CPU reads a DMA_FROM_DEVICE buffer before sync_for_cpu; the synced driver passes', () => {
+    const m = machine(backend);
+    const dev = boundDevice(m);
+    const { virt, phys } = buffer(m);
+    const addr = mapChecked(dev, virt, 4096, DMA_FROM_DEVICE);
+    dev.dma.write(addr, new Uint8Array(4096).fill(7));
+    m.mm.readPhys(phys, 64);
+    expect(kinds(m)).toEqual(['cpu-access-device-owned']);
+    expect(() => expect(m).toHaveNoDeviceAccessViolations()).toThrow(/CPU read 64 bytes at phys .* while 0000:01:00.0 owns them/);
+    m.dma.ledger.findings.clear();
+    dma_sync_single_for_cpu(dev, addr, 4096, DMA_FROM_DEVICE);
+    expect(m.mm.readPhys(phys, 64)).toEqual(new Uint8Array(64).fill(7));
+    dma_sync_single_for_device(dev, addr, 4096, DMA_FROM_DEVICE);
+    expect(m).toHaveNoDeviceAccessViolations();
+    m.mm.writePhys(phys, new Uint8Array(4));
+    expect(kinds(m)).toEqual(['cpu-access-device-owned']);
+    m.dma.ledger.findings.clear();
+    dma_unmap_single(dev, addr, 4096, DMA_FROM_DEVICE);
+    m.mm.readPhys(phys, 4096);
+    expect(m).toHaveNoDeviceAccessViolations();
+  });
+
+  it('cpu-access-device-owned: DMA_TO_DEVICE may be read but not written while mapped; a partial sync hands back only its bytes', () => {
+    const m = machine(backend);
+    const dev = boundDevice(m);
+    const { virt, phys } = buffer(m);
+    const addr = mapChecked(dev, virt, 4096, DMA_TO_DEVICE);
+    m.mm.readPhys(phys, 4096);
+    expect(m).toHaveNoDeviceAccessViolations();
+    m.mm.writePhys(phys + 100, new Uint8Array(4));
+    expect(kinds(m)).toEqual(['cpu-access-device-owned']);
+    m.dma.ledger.findings.clear();
+    dma_unmap_single(dev, addr, 4096, DMA_TO_DEVICE);
+
+    const b = mapChecked(dev, virt, 4096, DMA_BIDIRECTIONAL);
+    dma_sync_single_for_cpu(dev, b + 512, 512, DMA_BIDIRECTIONAL);
+    m.mm.readPhys(phys + 512, 512);
+    expect(m).toHaveNoDeviceAccessViolations();
+    m.mm.readPhys(phys + 1024, 16);
+    expect(kinds(m)).toEqual(['cpu-access-device-owned']);
+    dma_unmap_single(dev, b, 4096, DMA_BIDIRECTIONAL);
+  });
+
+  it('cpu-access-device-owned on a scatterlist (vmalloc area, sg copy path); coherent memory is exempt', () => {
+    const m = machine(backend);
+    const dev = boundDevice(m);
+    const area = m.mm.vmalloc(64 * 1024)!;
+    const sgt = new SgTable(m);
+    expect(sg_alloc_table_from_pages_segment(sgt, area.pages, area.nrPages, 0, area.size, 65536, GFP_KERNEL)).toBe(0);
+    expect(dma_map_sgtable(dev, sgt, DMA_FROM_DEVICE)).toBe(0);
+    area.read(0, 100);
+    expect(kinds(m)).toEqual(['cpu-access-device-owned']);
+    m.dma.ledger.findings.clear();
+    dma_sync_sgtable_for_cpu(dev, sgt, DMA_FROM_DEVICE);
+    area.read(0, 64 * 1024);
+    expect(m).toHaveNoDeviceAccessViolations();
+    dma_sync_sgtable_for_device(dev, sgt, DMA_FROM_DEVICE);
+    area.write(4096, new Uint8Array(8));
+    expect(kinds(m)).toEqual(['cpu-access-device-owned']);
+    m.dma.ledger.findings.clear();
+    dma_unmap_sgtable(dev, sgt, DMA_FROM_DEVICE);
+    sg_free_table(sgt);
+    m.mm.vfree(area);
+
+    const c = dma_alloc_coherent(dev, 4096, GFP_KERNEL)!;
+    expect(dev.dma.write(c.dma_handle, new Uint8Array(16)).ok).toBe(true);
+    expect(dev.dma.read(c.dma_handle, 16).ok).toBe(true);
+    const cphys = m.mm.findVmArea(c.cpu_addr)?.physOf(c.cpu_addr - m.mm.findVmArea(c.cpu_addr)!.addr) ?? m.mm.virt_to_phys(c.cpu_addr);
+    m.mm.writePhys(cphys, new Uint8Array(16));
+    expect(m).toHaveNoDeviceAccessViolations();
+    dma_free_coherent(dev, 4096, c);
+    m.pci.unbind(dev);
+    expect(m).toHaveNoDmaLeaks();
+  });
+});
