@@ -13,3 +13,4 @@ export * from './swiotlb-bouncer.ts';
 export * from './iommu-dma.ts';
 export * from './iommu-translator.ts';
 export * from './iommu-audit.ts';
+export * from './ledger/index.ts';

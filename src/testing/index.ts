@@ -45,7 +45,7 @@ export interface FailurePointResult<T> {
   readonly k: number;
   readonly result: T | undefined;
   readonly error: unknown;
-  /** audit() right after (and after `cleanup`). */
+  /** audit() right after (and after `cleanup`), plus any DMA ledger entry the operation left live. */
   readonly violations: ReturnType<Machine['audit']>;
 }
 
@@ -63,6 +63,7 @@ export function forEachFailurePoint<T, M extends { machine: Machine }>(
   const out: FailurePointResult<T>[] = [];
   for (let k = 1; k <= limit; k++) {
     const m = make();
+    const before = new Set(m.machine.dma.ledger.entries());
     m.machine.faults.inject(kind, { nth: k });
     let result: T | undefined;
     let error: unknown;
@@ -73,7 +74,9 @@ export function forEachFailurePoint<T, M extends { machine: Machine }>(
     }
     const injected = m.machine.faults.injected[kind] > 0;
     if (!injected && error === undefined && cleanup !== undefined) cleanup(m, result as T);
-    out.push({ k, result, error, violations: m.machine.audit() });
+    // A mapping the operation made and neither its failure path nor `cleanup` undid is left behind.
+    const left = m.machine.dma.ledger.entries().filter((e) => !before.has(e)).map((e) => ({ check: 'ledger', message: `left live: ${e.describe()}` }));
+    out.push({ k, result, error, violations: [...m.machine.audit(), ...left] });
     if (!injected) return out;
   }
   throw new Error(`forEachFailurePoint: still failing after ${limit} injection points`);

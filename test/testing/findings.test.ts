@@ -3,7 +3,8 @@
  * fail is a defect, and so is one that fires on a correct driver.
  */
 import { describe, expect, it } from 'vitest';
-import { dmaFindings, installDmasimMatchers, type DmaFindingKind } from '../../src/testing/index.ts';
+import { dmaFindings, forEachFailurePoint, installDmasimMatchers, type DmaFindingKind } from '../../src/testing/index.ts';
+import { FINDINGS_MAX } from '../../src/index.ts';
 import {
   DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, DMA_MAPPING_ERROR, GFP_KERNEL, Machine, SgTable, type Core, type Device,
   type MachineOptions, dma_alloc_coherent, dma_free_coherent, dma_map_sgtable, dma_map_single, dma_mapping_error, dma_sync_sgtable_for_cpu,
@@ -224,5 +225,83 @@ describe.each(Object.keys(BACKENDS))('findings on %s', (backend) => {
     dma_free_coherent(dev, 4096, c);
     m.pci.unbind(dev);
     expect(m).toHaveNoDmaLeaks();
+  });
+});
+
+describe('dma-debug, WARN and audit findings; the bounded log; failure sweeps see ledger leaks', () => {
+  it('toHaveNoDmaDebugErrors counts errors dma-debug did not print (driver filter), and passes a correct driver', () => {
+    const m = new Machine({ memory: '1G', dmaDebug: { driverFilter: 'someone-else' } });
+    const dev = boundDevice(m);
+    const { virt } = buffer(m);
+    const addr = mapChecked(dev, virt, 4096, DMA_TO_DEVICE);
+    expect(m).toHaveNoDmaDebugErrors();
+    dma_unmap_single(dev, addr, 2048, DMA_TO_DEVICE); // wrong size: a dma-debug error, filtered from dmesg
+    expect(m.klog.warnings()).toEqual([]);
+    expect(m.dmaDebug?.error_count).toBe(1);
+    expect(kinds(m)).toEqual(['dma-debug']);
+    expect(() => expect(m).toHaveNoDmaDebugErrors()).toThrow(/\[dma-debug\] DMA-API: drv 0000:01:00.0: device driver frees DMA memory with different size/);
+  });
+
+  it('a printed dma-debug error is listed once (as dma-debug, not again as warn); other WARNs are warn findings', () => {
+    const m = new Machine({ memory: '1G' });
+    const dev = boundDevice(m);
+    const { virt } = buffer(m);
+    const addr = mapChecked(dev, virt, 4096, DMA_TO_DEVICE);
+    dma_unmap_single(dev, addr, 2048, DMA_TO_DEVICE);
+    expect(kinds(m)).toEqual(['dma-debug']);
+    const sgt = new SgTable(m);
+    sg_alloc_table_from_pages_segment(sgt, [1, 2], 2, 0, 8192, 512, GFP_KERNEL); // max_segment < PAGE_SIZE: WARN, -EINVAL
+    expect(kinds(m)).toEqual(['dma-debug', 'warn']);
+    expect(() => expect(m).toHaveNoDmaDebugErrors()).toThrow(/\[warn\] WARN in sg_alloc_append_table_from_pages/);
+  });
+
+  it('audit violations fail toHaveNoDmaLeaks', () => {
+    const m = new Machine({ memory: '64M' });
+    m.mm.alloc_pages(GFP_KERNEL, 0);
+    m.mm.meta.owner.fill(0);
+    expect(kinds(m, { audit: true })).toContain('audit');
+    expect(() => expect(m).toHaveNoDmaLeaks()).toThrow(/\[audit\]/);
+  });
+
+  it('the access log keeps the newest findings and counts the dropped ones per kind, which still fail the matcher', () => {
+    const m = new Machine({ memory: '64M', dmaDebug: false });
+    const dev = boundDevice(m);
+    for (let i = 0; i < FINDINGS_MAX + 10; i++) dev.dma.read(0x100000, 4);
+    expect(m.dma.ledger.findings.list().length).toBeLessThanOrEqual(FINDINGS_MAX);
+    expect(m.dma.ledger.findings.dropped.get('access-unmapped')).toBeGreaterThan(0);
+    const f = dmaFindings(m, { audit: false });
+    expect(f.at(-1)?.message).toMatch(/older access-unmapped findings were dropped/);
+    expect(() => expect(m).toHaveNoDeviceAccessViolations()).toThrow();
+  });
+
+  it('turning the checks off (accessChecks: false) keeps the ledger: leaks are still found', () => {
+    const m = new Machine({ memory: '64M', accessChecks: false });
+    const dev = boundDevice(m);
+    const { virt, phys } = buffer(m);
+    const addr = mapChecked(dev, virt, 4096, DMA_TO_DEVICE);
+    dev.dma.write(addr + 8192, new Uint8Array(4));
+    m.mm.writePhys(phys, new Uint8Array(4));
+    expect(m).toHaveNoDeviceAccessViolations();
+    m.pci.unbind(dev);
+    expect(() => expect(m).toHaveNoDmaLeaks()).toThrow(/leaked-mapping/);
+  });
+
+  it('a rebound device: the first binding\'s leaked mapping stays a leak', () => {
+    const m = new Machine({ memory: '64M' });
+    const dev = boundDevice(m);
+    mapChecked(dev, buffer(m).virt, 4096, DMA_TO_DEVICE);
+    m.pci.unbind(dev);
+    m.pci.bind(dev, { name: 'drv2', probe() {} });
+    expect(kinds(m, { kinds: ['leaked-mapping'] })).toEqual(['leaked-mapping']);
+  });
+
+  it('forEachFailurePoint reports a mapping the operation left live', () => {
+    const runs = forEachFailurePoint('page', () => ({ machine: new Machine({ memory: '64M' }) }), ({ machine }) => {
+      const dev = machine.pci.devices.get('leaky') ?? machine.pci.addDevice({ name: 'leaky', dmaMask: 64 });
+      const virt = machine.mm.kmalloc(4096);
+      if (virt === null) return null;
+      return dma_map_single(dev, virt, 4096, DMA_TO_DEVICE);
+    });
+    expect(runs.at(-1)?.violations.map((v) => v.check)).toEqual(['ledger']);
   });
 });
