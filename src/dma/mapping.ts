@@ -73,10 +73,12 @@ function mapPhys(dev: Device, phys: number, size: number, dir: number, attrs: nu
   if (typeof phys !== 'number' || !Number.isSafeInteger(phys) || phys < 0) throw new KernelError(EINVAL, 'dma_map_phys', `expected a physical address, got ${String(phys)}`, 'phys');
   if (noMask(dev, 'dma_map_phys')) return DMA_MAPPING_ERROR;
   if (!dev.dma_coherent && (attrs & DMA_ATTR_REQUIRE_COHERENT)) return DMA_MAPPING_ERROR;
-  const addr = dmaOpsOf(dev).map_phys(dev, phys, size, dir, attrs);
-  debug(dev)?.mapPhys(dev, phys, size, dir, addr, attrs);
-  if (addr !== DMA_MAPPING_ERROR) ledgerMapSingle(ledger(dev), dev, api, phys, size, dir, addr);
-  trace(dev, 'map', 'dma_map_phys', { phys, size, dir, addr });
+  // One look-up of the machine's DMA state per call, not one per layer (each is a WeakMap get).
+  const sys = dmaSystemOf(dev.host.ctx);
+  const addr = (sys.ops.get(dev) ?? sys.direct).map_phys(dev, phys, size, dir, attrs);
+  sys.debug?.mapPhys(dev, phys, size, dir, addr, attrs);
+  if (addr !== DMA_MAPPING_ERROR) ledgerMapSingle(sys.ledger, dev, api, phys, size, dir, addr);
+  if (sys.trace !== null && sys.trace.enabled) sys.trace.emit('map', 'dma_map_phys', dev.name, { phys, size, dir, addr });
   return addr;
 }
 
@@ -127,10 +129,11 @@ function unmapPhys(dev: Device, addr: number, size: number, dir: number, attrs: 
   checkDir(dir, 'dma_unmap_phys');
   checkAddr(addr, 'dma_unmap_phys');
   checkSize(size, 'dma_unmap_phys');
-  dmaOpsOf(dev).unmap_phys(dev, addr, size, dir, attrs);
-  debug(dev)?.unmapPhys(dev, addr, size, dir);
-  ledgerUnmapSingle(ledger(dev), dev, api, addr);
-  trace(dev, 'unmap', 'dma_unmap_phys', { addr, size, dir });
+  const sys = dmaSystemOf(dev.host.ctx);
+  (sys.ops.get(dev) ?? sys.direct).unmap_phys(dev, addr, size, dir, attrs);
+  sys.debug?.unmapPhys(dev, addr, size, dir);
+  ledgerUnmapSingle(sys.ledger, dev, api, addr);
+  if (sys.trace !== null && sys.trace.enabled) sys.trace.emit('unmap', 'dma_unmap_phys', dev.name, { addr, size, dir });
 }
 
 /** dma_unmap_page_attrs. */

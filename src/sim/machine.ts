@@ -154,7 +154,6 @@ export class Machine implements KernelContext {
     this.dma = initDmaSystem(this, directOps(this.mm), (virt, size) => virtToPhysRanges(this.mm, virt, size));
     this.accessChecks = opts.accessChecks ?? true;
     if (this.accessChecks) this.mm.onCpuAccess = cpuOwnershipChecker(this.dma.ledger, () => this.clock.now);
-    const deviceChecker = this.accessChecks ? deviceAccessChecker(this.dma.ledger, () => this.clock.now) : null;
     this.trace = createTrace(() => this.clock.now, opts.trace === true);
     if (this.trace.enabled) {
       const tr = this.trace;
@@ -199,7 +198,7 @@ export class Machine implements KernelContext {
         onUnbound?.(dev);
       },
       deviceAdded: (dev, devOpts) => {
-        dev.dma.checker = deviceChecker;
+        if (this.accessChecks) dev.dma.checker = deviceAccessChecker(this.dma.ledger, dev, () => this.clock.now);
         if (this.trace.enabled) {
           const tr = this.trace;
           dev.dma.onFault = (f) => tr.emit('fault', `DMA fault: ${f.reason}`, f.device, { iova: f.iova, length: f.length, access: f.access });

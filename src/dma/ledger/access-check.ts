@@ -14,7 +14,8 @@ import type { DmaAccessChecker, Translation } from '../../device/dma-engine.ts';
 import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, dmaDirectionName } from '../direction.ts';
 import type { LedgerEntry } from './entry.ts';
 import type { AccessFinding, AccessFindingKind } from './findings.ts';
-import type { DmaLedger } from './ledger.ts';
+import type { DeviceLedger, DmaLedger } from './ledger.ts';
+import type { IndexedRange } from './range-index.ts';
 
 type Access = 'read' | 'write';
 
@@ -22,6 +23,10 @@ type Access = 'read' | 'write';
 function allows(dir: number, access: Access): boolean {
   return dir === DMA_BIDIRECTIONAL || (access === 'read' ? dir === DMA_TO_DEVICE : dir === DMA_FROM_DEVICE);
 }
+
+// Stored once: the fast path passes them without making a closure per access.
+const readable = (e: LedgerEntry): boolean => e.dir === DMA_BIDIRECTIONAL || e.dir === DMA_TO_DEVICE;
+const writable = (e: LedgerEntry): boolean => e.dir === DMA_BIDIRECTIONAL || e.dir === DMA_FROM_DEVICE;
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 const verb = (access: Access): string => (access === 'write' ? 'wrote' : 'read');
@@ -33,9 +38,10 @@ interface Piece { readonly start: number; readonly end: number; readonly entry: 
  * Split [a, b) into pieces: covered by an entry allowing the access (entry set, allowed), covered
  * only by entries refusing it, or covered by none. Returns the first refused and first uncovered piece.
  */
-function coverage(ledger: DmaLedger, dev: Device, a: number, b: number, access: Access): { refused: Piece | undefined; uncovered: Piece | undefined } {
-  const spans: { start: number; end: number; entry: LedgerEntry; ok: boolean }[] = [];
-  ledger.queryDma(dev, a, b, (start, end, entry) => { spans.push({ start: Math.max(start, a), end: Math.min(end, b), entry, ok: allows(entry.dir, access) }); });
+function coverage(d: DeviceLedger, a: number, b: number, access: Access): { refused: Piece | undefined; uncovered: Piece | undefined } {
+  const found: IndexedRange<LedgerEntry>[] = [];
+  d.dma.collect(a, b, found);
+  const spans = found.map((r) => ({ start: Math.max(r.start, a), end: Math.min(r.end, b), entry: r.value, ok: allows(r.value.dir, access) }));
   let refused: Piece | undefined;
   let uncovered: Piece | undefined;
   // Walk [a, b) in steps: at each point, the furthest an allowing span reaches, else any span.
@@ -79,72 +85,76 @@ function physOf(t: Translation, off: number, len: number): { phys: number; lengt
 
 /** Another device's live entry over any of these physical ranges (its buffer or its bounce slot). */
 function otherOwner(ledger: DmaLedger, dev: Device, ranges: { phys: number; length: number }[]): LedgerEntry | undefined {
-  let hit: LedgerEntry | undefined;
-  const visit = (r: { value: LedgerEntry }): boolean => {
-    if (r.value.device === dev) return false;
-    hit = r.value;
-    return true;
-  };
+  const found: IndexedRange<LedgerEntry>[] = [];
   for (const r of ranges) {
-    ledger.phys.query(r.phys, r.phys + r.length, visit);
-    if (hit === undefined) ledger.bounce.query(r.phys, r.phys + r.length, visit);
-    if (hit !== undefined) return hit;
+    ledger.phys.collect(r.phys, r.phys + r.length, found);
+    ledger.bounce.collect(r.phys, r.phys + r.length, found);
   }
-  return undefined;
+  return found.find((r) => r.value.device !== dev)?.value;
 }
 
 /**
- * The device-access checker of a machine's ledger: install it as each device's `dev.dma.checker`.
- * @example dev.dma.checker = deviceAccessChecker(machine.dma.ledger)
+ * The device-access checker for one device of a machine's ledger: install it as `dev.dma.checker`.
+ * @example dev.dma.checker = deviceAccessChecker(machine.dma.ledger, dev, () => machine.clock.now)
  */
-export function deviceAccessChecker(ledger: DmaLedger, now: () => number): DmaAccessChecker {
-  const add = (dev: Device, kind: AccessFindingKind, access: Access, addr: number, length: number, text: string, extra: Partial<AccessFinding>, fault: string | undefined): void => {
+export function deviceAccessChecker(ledger: DmaLedger, dev: Device, now: () => number): DmaAccessChecker {
+  const d = ledger.deviceLedger(dev);
+  const add = (kind: AccessFindingKind, access: Access, addr: number, length: number, text: string, extra: Partial<AccessFinding>, fault: string | undefined): void => {
     const message = `${dev.name} ${verb(access)} ${length} bytes at DMA ${hex(addr)}: ${text}${fault === undefined ? '' : ` [hardware: ${fault}]`}`;
     ledger.findings.add({ kind, device: dev.name, by: 'device', access, addr, length, time: now(), message, ...extra, ...(fault === undefined ? {} : { fault }) });
   };
+  // The last live mapping range that held a whole access: devices stream through one buffer, so
+  // checking it first skips the index (measured: a 64-byte device write 101 -> ~90 ns, ~85 unchecked).
+  let last: LedgerEntry | null = null;
+  let lastStart = 0;
+  let lastEnd = 0;
   return {
-    check(dev, addr, length, access, t) {
-      const end = addr + Math.max(length, 1);
+    check(_dev, addr, length, access, t) {
+      const end = addr + (length > 0 ? length : 1);
+      if (t.ok && last !== null && addr >= lastStart && end <= lastEnd && last.releasedApi === null && (access === 'read' ? readable(last) : writable(last))) return;
+      ledger.flush();
+      // The common case: one live mapping holds the whole access and allows it.
       if (t.ok) {
-        // The common case: one live mapping holds the whole access and allows it.
-        let fine = false;
-        ledger.queryDma(dev, addr, end, (s, e, entry) => {
-          if (s <= addr && e >= end && allows(entry.dir, access)) fine = true;
-          return fine;
-        });
-        if (fine) return;
+        const r = d.dma.covering(addr, end, access === 'read' ? readable : writable);
+        if (r !== undefined) {
+          last = r.value;
+          lastStart = r.start;
+          lastEnd = r.end;
+          return;
+        }
       }
       const fault = t.ok ? undefined : `${t.fault.reason}${t.fault.detail === undefined ? '' : `, ${t.fault.detail}`}`;
-      const { refused, uncovered } = coverage(ledger, dev, addr, end, access);
+      const { refused, uncovered } = coverage(d, addr, end, access);
       if (!t.ok && t.fault.reason === 'permission' && refused === undefined) {
-        add(dev, 'access-direction', access, addr, length, 'the IOMMU refused the access direction', {}, fault);
+        add('access-direction', access, addr, length, 'the IOMMU refused the access direction', {}, fault);
         return;
       }
       if (refused !== undefined) {
         const e = refused.entry as LedgerEntry;
-        add(dev, 'access-direction', access, addr, length,
+        add('access-direction', access, addr, length,
           `${hex(refused.start)}-${hex(refused.end - 1)} belongs to ${e.describe()}; a ${dmaDirectionName(e.dir)} mapping lets the device ${e.dir === DMA_TO_DEVICE ? 'only read' : 'only write'}`,
           { mapping: e }, fault);
       }
       if (uncovered !== undefined) {
         const gone = ledger.releasedCovering(dev, uncovered.start, uncovered.end);
-        if (gone !== undefined && gone.released !== null) {
-          add(dev, 'access-after-unmap', access, addr, length,
-            `${hex(uncovered.start)}-${hex(uncovered.end - 1)} was unmapped by ${gone.released.api} at t=${gone.released.time} ns (${gone.describe()})`,
-            { mapping: gone, unmap: gone.released }, fault);
+        const unmap = gone?.released;
+        if (gone !== undefined && unmap != null) {
+          add('access-after-unmap', access, addr, length,
+            `${hex(uncovered.start)}-${hex(uncovered.end - 1)} was unmapped by ${unmap.api} at t=${unmap.time} ns (${gone.describe()})`,
+            { mapping: gone, unmap }, fault);
           return;
         }
         const other = otherOwner(ledger, dev, physOf(t, uncovered.start - addr, uncovered.end - uncovered.start));
         if (other !== undefined) {
-          add(dev, 'access-other-device', access, addr, length, `the bytes belong to ${other.device.name}'s mapping: ${other.describe()}`, { mapping: other }, fault);
+          add('access-other-device', access, addr, length, `the bytes belong to ${other.device.name}'s mapping: ${other.describe()}`, { mapping: other }, fault);
           return;
         }
-        add(dev, 'access-unmapped', access, addr, length, `no live mapping of ${dev.name} covers ${hex(uncovered.start)}-${hex(uncovered.end - 1)}`, {}, fault);
+        add('access-unmapped', access, addr, length, `no live mapping of ${dev.name} covers ${hex(uncovered.start)}-${hex(uncovered.end - 1)}`, {}, fault);
         return;
       }
       if (!t.ok && refused === undefined) {
         // Every byte is inside a live mapping that allows it, yet the hardware refused the access.
-        add(dev, 'access-unmapped', access, addr, length, 'a live mapping covers the bytes but the device could not reach them', {}, fault);
+        add('access-unmapped', access, addr, length, 'a live mapping covers the bytes but the device could not reach them', {}, fault);
       }
     },
   };
@@ -156,20 +166,24 @@ export function deviceAccessChecker(ledger: DmaLedger, now: () => number): DmaAc
  */
 export function cpuOwnershipChecker(ledger: DmaLedger, now: () => number): (phys: number, len: number, write: boolean) => void {
   let last: AccessFinding | undefined;
+  const found: IndexedRange<LedgerEntry>[] = [];
   return (phys, len, write) => {
     if (!ledger.hasStreaming || len <= 0) return;
+    ledger.flush();
     const end = phys + len;
-    ledger.phys.query(phys, end, (r) => {
+    found.length = 0;
+    if (ledger.phys.collect(phys, end, found) === 0) return;
+    for (const r of found) {
       const e = r.value;
-      if (e.type === 'coherent' || (!write && e.dir === DMA_TO_DEVICE)) return false;
+      if (e.type === 'coherent' || (!write && e.dir === DMA_TO_DEVICE)) continue;
       const a = Math.max(phys, r.start);
       const b = Math.min(end, r.end);
-      const off = e.type === 'single' ? a - (e.cpu[0] as { start: number }).start : 0;
-      if (!e.deviceOwns(off, b - a)) return false;
+      const off = e.type === 'single' ? a - e.cpuStart : 0;
+      if (!e.deviceOwns(off, b - a)) continue;
       const access: Access = write ? 'write' : 'read';
       const t = now();
       // One finding per event: a buffer read page by page repeats the same access.
-      if (last !== undefined && last.mapping === e && last.access === access && last.time === t && ledger.findings.list().at(-1) === last) return true;
+      if (last !== undefined && last.mapping === e && last.access === access && last.time === t && ledger.findings.list().at(-1) === last) return;
       const rule = e.dir === DMA_TO_DEVICE
         ? 'the CPU may write a DMA_TO_DEVICE buffer only after dma_sync_*_for_cpu or unmap'
         : `the CPU may touch a ${dmaDirectionName(e.dir)} buffer only after dma_sync_*_for_cpu or unmap`;
@@ -178,7 +192,7 @@ export function cpuOwnershipChecker(ledger: DmaLedger, now: () => number): (phys
         message: `CPU ${write ? 'wrote' : 'read'} ${len} bytes at phys ${hex(phys)} while ${e.device.name} owns them (${e.describe()}): ${rule}`,
       };
       ledger.findings.add(last);
-      return true;
-    });
+      return;
+    }
   };
 }

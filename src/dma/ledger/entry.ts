@@ -25,19 +25,29 @@ export interface LedgerRelease {
 
 /**
  * A live mapping (streaming) or allocation (coherent), with who owns its bytes.
- * INVARIANT: `dma` and `cpu` are fixed at creation; `cpuOwned` holds disjoint, sorted offsets into
- *   the mapping (single mappings only); `cpuOwnsAll` is set between a whole-mapping sync_for_cpu and
- *   the next sync_for_device; `released` is null while the entry is live.
+ * INVARIANT: the ranges are fixed at creation: the first DMA and CPU ranges in `dmaStart/dmaEnd`,
+ *   `cpuStart/cpuEnd`, any further ones in `moreDma`/`moreCpu` (a single mapping has none, so
+ *   recording it allocates nothing but the entry); `cpuOwned` holds disjoint offsets into the
+ *   mapping (single mappings only), null when empty; `cpuOwnsAll` is set between a whole-mapping
+ *   sync_for_cpu and the next sync_for_device; `releasedApi` is null while the entry is live.
  */
 export class LedgerEntry {
   /** Bytes the CPU owns again after a partial sync_for_cpu, as offsets from the mapping's start. */
-  cpuOwned: AddrRange[] = [];
+  cpuOwned: AddrRange[] | null = null;
   /** The CPU owns the whole mapping (after sync_for_cpu of all of it). */
   cpuOwnsAll = false;
   /** The unbind that left this entry behind (the leak moment), or null. */
   orphanedAt: number | null = null;
-  /** The unmap or free that ended it, or null while live. */
-  released: LedgerRelease | null = null;
+  /** The call that unmapped or freed it, or null while live. */
+  releasedApi: string | null = null;
+  /** When it was released, ns (meaningful once releasedApi is set). */
+  releasedTime = 0;
+  /** @internal the ledger has put its ranges in the indexes (it defers that until a lookup needs it). */
+  indexed = false;
+  /** @internal the ledger's list of live entries. */
+  prev: LedgerEntry | null = null;
+  /** @internal */
+  next: LedgerEntry | null = null;
 
   /** Sequence number within the machine, from 1. */
   readonly id: number;
@@ -47,33 +57,63 @@ export class LedgerEntry {
   readonly dir: number;
   /** Bytes mapped, CPU side. */
   readonly size: number;
-  /** What the device addresses: DMA segments. */
-  readonly dma: readonly AddrRange[];
-  /** What the CPU addresses: physical ranges of the buffer. */
-  readonly cpu: readonly AddrRange[];
   /** The DMA API call that made it (`dma_map_single`, `dma_map_sgtable`, `dma_alloc_attrs`, ...). */
   readonly api: string;
   /** Virtual time of the call, ns. */
   readonly time: number;
   /** The key the release call names: the first DMA address, the handle, or the scatterlist. */
   readonly key: number | Scatterlist;
+  /** The first DMA segment. */
+  readonly dmaStart: number;
+  readonly dmaEnd: number;
+  /** The first physical range of the buffer. */
+  readonly cpuStart: number;
+  readonly cpuEnd: number;
+  readonly #moreDma: readonly AddrRange[] | null;
+  readonly #moreCpu: readonly AddrRange[] | null;
 
-  constructor(id: number, type: LedgerEntryType, device: Device, dir: number, size: number, dma: readonly AddrRange[], cpu: readonly AddrRange[], api: string, time: number, key: number | Scatterlist) {
+  constructor(id: number, type: LedgerEntryType, device: Device, dir: number, size: number, api: string, time: number, key: number | Scatterlist,
+    dmaStart: number, dmaEnd: number, cpuStart: number, cpuEnd: number, moreDma: readonly AddrRange[] | null, moreCpu: readonly AddrRange[] | null) {
     this.id = id;
     this.type = type;
     this.device = device;
     this.dir = dir;
     this.size = size;
-    this.dma = dma;
-    this.cpu = cpu;
     this.api = api;
     this.time = time;
     this.key = key;
+    this.dmaStart = dmaStart;
+    this.dmaEnd = dmaEnd;
+    this.cpuStart = cpuStart;
+    this.cpuEnd = cpuEnd;
+    this.#moreDma = moreDma;
+    this.#moreCpu = moreCpu;
+  }
+
+  /** What the device addresses: the DMA segments. */
+  get dma(): readonly AddrRange[] {
+    return [{ start: this.dmaStart, end: this.dmaEnd }, ...(this.#moreDma ?? [])];
+  }
+
+  /** What the CPU addresses: physical ranges of the buffer. */
+  get cpu(): readonly AddrRange[] {
+    return [{ start: this.cpuStart, end: this.cpuEnd }, ...(this.#moreCpu ?? [])];
+  }
+
+  /** More than one DMA or CPU range? */
+  get multiRange(): boolean {
+    return this.#moreDma !== null || this.#moreCpu !== null;
+  }
+
+  /** The unmap or free that ended it, or null while live. */
+  get released(): LedgerRelease | null {
+    return this.releasedApi === null ? null : { api: this.releasedApi, time: this.releasedTime };
   }
 
   /** Does the device own the bytes at [off, off+len) of the mapping? (coherent memory: never asked) */
   deviceOwns(off: number, len: number): boolean {
     if (this.cpuOwnsAll) return false;
+    if (this.cpuOwned === null) return true;
     const end = off + len;
     for (const r of this.cpuOwned) if (r.start <= off && r.end >= end) return false;
     return true;
@@ -84,14 +124,14 @@ export class LedgerEntry {
     const end = Math.min(off + len, this.size);
     if (off <= 0 && end >= this.size) {
       this.cpuOwnsAll = true;
-      this.cpuOwned = [];
+      this.cpuOwned = null;
       return;
     }
     if (this.cpuOwnsAll || end <= off) return;
     let start = Math.max(off, 0);
     let stop = end;
     const kept: AddrRange[] = [];
-    for (const r of this.cpuOwned) {
+    for (const r of this.cpuOwned ?? []) {
       if (r.end < start || r.start > stop) kept.push(r);
       else {
         start = Math.min(start, r.start);
@@ -107,10 +147,11 @@ export class LedgerEntry {
     const end = off + len;
     if (off <= 0 && end >= this.size) {
       this.cpuOwnsAll = false;
-      this.cpuOwned = [];
+      this.cpuOwned = null;
       return;
     }
-    const owned = this.cpuOwnsAll ? [{ start: 0, end: this.size }] : this.cpuOwned;
+    if (this.cpuOwned === null && !this.cpuOwnsAll) return;
+    const owned = this.cpuOwnsAll ? [{ start: 0, end: this.size }] : this.cpuOwned ?? [];
     this.cpuOwnsAll = false;
     const kept: AddrRange[] = [];
     for (const r of owned) {
@@ -120,17 +161,16 @@ export class LedgerEntry {
         if (r.end > end) kept.push({ start: end, end: r.end });
       }
     }
-    this.cpuOwned = kept;
+    this.cpuOwned = kept.length === 0 ? null : kept;
   }
 
   /** One line naming the entry: `dma_map_single(DMA_FROM_DEVICE) of 4096 bytes at DMA 0x1000 (phys 0x1000), t=0 ns`. */
   describe(): string {
-    const first = this.dma[0];
-    const phys = this.cpu[0];
     const dir = this.type === 'coherent' ? '' : `(${dmaDirectionName(this.dir)})`;
-    const at = first === undefined ? '' : ` at DMA 0x${first.start.toString(16)}`;
-    const p = phys === undefined ? '' : ` (phys 0x${phys.start.toString(16)})`;
-    const segs = this.dma.length > 1 ? `, ${this.dma.length} segments` : '';
+    const at = ` at DMA 0x${this.dmaStart.toString(16)}`;
+    const p = ` (phys 0x${this.cpuStart.toString(16)})`;
+    const n = 1 + (this.#moreDma?.length ?? 0);
+    const segs = n > 1 ? `, ${n} segments` : '';
     return `${this.api}${dir} of ${this.size} bytes${at}${p}${segs} by ${this.device.name}, t=${this.time} ns`;
   }
 }

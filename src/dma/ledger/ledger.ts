@@ -12,18 +12,6 @@ import { LedgerEntry, type AddrRange, type LedgerEntryType } from './entry.ts';
 import { FindingLog } from './findings.ts';
 import { RangeIndex } from './range-index.ts';
 
-/** The ledger's view of one device. */
-interface DeviceLedger {
-  // INVARIANT: live holds exactly the device's entries whose released is null; dma indexes the dma
-  //   ranges of exactly those; singles/sgs/coherent map each one's key to it (several single
-  //   mappings may share a bus address under dma-direct: newest last).
-  readonly live: Set<LedgerEntry>;
-  readonly dma: RangeIndex<LedgerEntry>;
-  readonly singles: Map<number, LedgerEntry[]>;
-  readonly sgs: Map<Scatterlist, LedgerEntry>;
-  readonly coherent: Map<number, LedgerEntry[]>;
-}
-
 /** Released entries remembered for use-after-unmap findings. */
 export const LEDGER_HISTORY = 1024;
 
@@ -32,6 +20,14 @@ export interface LedgerHost {
   readonly clock: Clock;
   /** Is this physical address inside the swiotlb pool? (A direct device then addresses the slot.) */
   isBounceSlot(phys: number): boolean;
+}
+
+/** The ledger's view of one device: its live entries' DMA ranges. */
+export class DeviceLedger {
+  /** DMA ranges of the device's indexed live entries. */
+  readonly dma = new RangeIndex<LedgerEntry>();
+  /** Live scatterlist mappings by their first entry. */
+  readonly sgs = new Map<Scatterlist, LedgerEntry>();
 }
 
 /**
@@ -43,14 +39,37 @@ export interface LedgerHost {
 export class DmaLedger {
   readonly #host: LedgerHost;
   readonly #devices = new Map<Device, DeviceLedger>();
-  /** The CPU-side physical ranges of every live entry. */
+  /** The CPU-side physical ranges of every indexed live entry. */
   readonly phys = new RangeIndex<LedgerEntry>();
   /** The swiotlb slots live streaming mappings of direct-translated devices bounce through. */
   readonly bounce = new RangeIndex<LedgerEntry>();
   /** Bad accesses seen (the access checks add to it). */
   readonly findings = new FindingLog();
-  // INVARIANT: #history holds the last LEDGER_HISTORY released entries, oldest first.
+  // INVARIANT: the live list (#head, linked through prev/next) holds exactly the entries made and
+  //   not yet released. Each is either indexed (its ranges in its device's index, `phys` and,
+  //   for bounced direct mappings, `bounce`) or in #pending, never both: indexing waits until a
+  //   lookup needs it, so a map quickly followed by its unmap never touches an index (measured:
+  //   map+unmap pairs 570 -> ~90 ns against ~80 without a ledger).
+  #head: LedgerEntry | null = null;
+  #tail: LedgerEntry | null = null;
+  #pending: LedgerEntry[] = [];
+  // INVARIANT: single mappings start in the fast lane, slots [0, #laneLen) of these parallel arrays
+  //   in mapping order, with no object made: an unmap that finds its mapping there releases it into
+  //   the ring below, so a map+unmap pair allocates nothing (measured: pair 105 -> ~85 ns, against
+  //   ~80 without a ledger). Any lookup by address first turns the lane into entries (flush).
+  readonly #laneDev: Device[] = [];
+  readonly #laneApi: string[] = [];
+  readonly #laneDir: number[] = [];
+  readonly #laneSize: number[] = [];
+  readonly #laneDma: number[] = [];
+  readonly #lanePhys: number[] = [];
+  readonly #laneTime: number[] = [];
+  readonly #laneId: number[] = [];
+  #laneLen = 0;
+  // INVARIANT: #history holds the last LEDGER_HISTORY released entries, oldest first; #ring holds
+  //   the last LEDGER_HISTORY fast-lane singles released without becoming entries.
   #history: LedgerEntry[] = [];
+  readonly #ring = new ReleasedRing(LEDGER_HISTORY);
   #nextId = 1;
   /** Live streaming (non-coherent) entries: the CPU check has nothing to do while it is 0. */
   #liveStreaming = 0;
@@ -64,25 +83,125 @@ export class DmaLedger {
     return this.#liveStreaming > 0;
   }
 
-  /** Record a mapping or allocation that just succeeded. */
-  record(type: LedgerEntryType, dev: Device, api: string, dir: number, size: number, dma: AddrRange[], cpu: AddrRange[], key: number | Scatterlist): LedgerEntry {
-    const e = new LedgerEntry(this.#nextId++, type, dev, dir, size, dma, cpu, api, this.#host.clock.now, key);
-    const d = this.#device(dev);
-    d.live.add(e);
-    d.dma.insertAll(dma, e);
-    this.phys.insertAll(cpu, e);
-    const slots = this.#bounceSlots(e);
-    if (slots.length > 0) this.bounce.insertAll(slots, e);
-    if (type === 'sg') d.sgs.set(key as Scatterlist, e);
-    else push(type === 'single' ? d.singles : d.coherent, key as number, e);
-    if (type !== 'coherent') this.#liveStreaming++;
+  /** The ledger of one device (created on first use). */
+  deviceLedger(dev: Device): DeviceLedger {
+    let d = this.#devices.get(dev);
+    if (d === undefined) {
+      d = new DeviceLedger();
+      this.#devices.set(dev, d);
+    }
+    return d;
+  }
+
+  /** A streaming single mapping of [phys, phys+size) at bus address `addr` succeeded. */
+  mapSingle(dev: Device, api: string, dir: number, size: number, addr: number, phys: number): void {
+    const i = this.#laneLen++;
+    this.#laneDev[i] = dev;
+    this.#laneApi[i] = api;
+    this.#laneDir[i] = dir;
+    this.#laneSize[i] = size;
+    this.#laneDma[i] = addr;
+    this.#lanePhys[i] = phys;
+    this.#laneTime[i] = this.#host.clock.now;
+    this.#laneId[i] = this.#nextId++;
+    this.#liveStreaming++;
+  }
+
+  /** Unmap of the single mapping of `dev` at `addr` by `api` (an unknown one is dma-debug's to report). */
+  unmapSingle(dev: Device, addr: number, api: string): void {
+    for (let i = this.#laneLen - 1; i >= 0; i--) {
+      if (this.#laneDma[i] !== addr || this.#laneDev[i] !== dev) continue;
+      this.#ring.push(dev, this.#laneApi[i] as string, api, this.#laneDir[i] as number, this.#laneSize[i] as number, addr,
+        this.#lanePhys[i] as number, this.#laneTime[i] as number, this.#host.clock.now, this.#laneId[i] as number);
+      this.#laneRemove(i);
+      this.#liveStreaming--;
+      return;
+    }
+    const e = this.#findIndexed(dev, addr, 'single');
+    if (e !== undefined) this.release(e, api);
+  }
+
+  #laneRemove(i: number): void {
+    const last = --this.#laneLen;
+    for (let j = i; j < last; j++) {
+      this.#laneDev[j] = this.#laneDev[j + 1] as Device;
+      this.#laneApi[j] = this.#laneApi[j + 1] as string;
+      this.#laneDir[j] = this.#laneDir[j + 1] as number;
+      this.#laneSize[j] = this.#laneSize[j + 1] as number;
+      this.#laneDma[j] = this.#laneDma[j + 1] as number;
+      this.#lanePhys[j] = this.#lanePhys[j + 1] as number;
+      this.#laneTime[j] = this.#laneTime[j + 1] as number;
+      this.#laneId[j] = this.#laneId[j + 1] as number;
+    }
+    this.#laneDev[last] = undefined as unknown as Device; // let an unbound device's object go
+  }
+
+  /** Record a single-range allocation that just succeeded. */
+  recordOne(type: LedgerEntryType, dev: Device, api: string, dir: number, size: number, dmaStart: number, cpuStart: number, key: number | Scatterlist): LedgerEntry {
+    return this.#add(new LedgerEntry(this.#nextId++, type, dev, dir, size, api, this.#host.clock.now, key, dmaStart, dmaStart + size, cpuStart, cpuStart + size, null, null));
+  }
+
+  /** Record a mapping or allocation of several ranges (a scatterlist; a coherent buffer in pieces). */
+  record(type: LedgerEntryType, dev: Device, api: string, dir: number, size: number, dma: readonly AddrRange[], cpu: readonly AddrRange[], key: number | Scatterlist): LedgerEntry {
+    const d0 = dma[0] ?? { start: 0, end: 0 };
+    const c0 = cpu[0] ?? { start: 0, end: 0 };
+    const e = new LedgerEntry(this.#nextId++, type, dev, dir, size, api, this.#host.clock.now, key, d0.start, d0.end, c0.start, c0.end,
+      dma.length > 1 ? dma.slice(1) : null, cpu.length > 1 ? cpu.slice(1) : null);
+    if (type === 'sg') this.deviceLedger(dev).sgs.set(key as Scatterlist, e);
+    return this.#add(e);
+  }
+
+  #add(e: LedgerEntry): LedgerEntry {
+    this.#link(e);
+    this.#pending.push(e);
+    if (e.type !== 'coherent') this.#liveStreaming++;
     return e;
   }
 
-  /** The live single mapping of `dev` at bus address `addr` (the newest, when several share it). */
-  findSingle(dev: Device, addr: number): LedgerEntry | undefined {
-    const list = this.#devices.get(dev)?.singles.get(addr);
-    return list?.[list.length - 1];
+  #link(e: LedgerEntry): void {
+    e.prev = this.#tail;
+    if (this.#tail === null) this.#head = e;
+    else this.#tail.next = e;
+    this.#tail = e;
+  }
+
+  /** Turn the fast lane into entries (kept in mapping order with the others by id). */
+  #drainLane(): void {
+    const n = this.#laneLen;
+    if (n === 0) return;
+    const lane: LedgerEntry[] = [];
+    for (let i = 0; i < n; i++) {
+      const size = this.#laneSize[i] as number;
+      const dma = this.#laneDma[i] as number;
+      const phys = this.#lanePhys[i] as number;
+      lane.push(new LedgerEntry(this.#laneId[i] as number, 'single', this.#laneDev[i] as Device, this.#laneDir[i] as number, size,
+        this.#laneApi[i] as string, this.#laneTime[i] as number, dma, dma, dma + size, phys, phys + size, null, null));
+      this.#laneDev[i] = undefined as unknown as Device;
+    }
+    this.#laneLen = 0;
+    for (const e of lane) this.#link(e);
+    this.#pending.push(...lane);
+  }
+
+  /** Put every pending entry's ranges in the indexes (before any lookup by address). */
+  flush(): void {
+    if (this.#laneLen > 0) this.#drainLane();
+    const pending = this.#pending;
+    if (pending.length === 0) return;
+    this.#pending = [];
+    for (const e of pending) {
+      e.indexed = true;
+      const d = this.deviceLedger(e.device);
+      if (e.multiRange) {
+        d.dma.insertAll(e.dma, e);
+        this.phys.insertAll(e.cpu, e);
+      } else {
+        d.dma.insert(e.dmaStart, e.dmaEnd, e);
+        this.phys.insert(e.cpuStart, e.cpuEnd, e);
+      }
+      const slots = this.#bounceSlots(e);
+      if (slots.length > 0) this.bounce.insertAll(slots, e);
+    }
   }
 
   /** The live scatterlist mapping of `dev` whose first entry is `sgl`. */
@@ -92,94 +211,159 @@ export class DmaLedger {
 
   /** The live coherent allocation of `dev` with handle `handle`. */
   findCoherent(dev: Device, handle: number): LedgerEntry | undefined {
-    const list = this.#devices.get(dev)?.coherent.get(handle);
-    return list?.[list.length - 1];
+    this.flush();
+    return this.#findIndexed(dev, handle, 'coherent');
   }
 
   /** The live streaming mapping of `dev` whose DMA range holds `addr` (sync_single on part of a mapping). */
   findContaining(dev: Device, addr: number): LedgerEntry | undefined {
+    this.flush();
     let hit: LedgerEntry | undefined;
     this.#devices.get(dev)?.dma.query(addr, addr + 1, (r) => {
       if (r.value.type === 'coherent') return false;
-      hit = r.value;
-      return true;
+      if (hit === undefined || r.value.id > hit.id) hit = r.value;
+      return false;
+    });
+    return hit;
+  }
+
+  #findIndexed(dev: Device, start: number, type: LedgerEntryType): LedgerEntry | undefined {
+    this.flush();
+    let hit: LedgerEntry | undefined;
+    this.#devices.get(dev)?.dma.query(start, start + 1, (r) => {
+      if (r.start === start && r.value.type === type && (hit === undefined || r.value.id > hit.id)) hit = r.value;
+      return false;
     });
     return hit;
   }
 
   /** Remove a live entry: an unmap or free by `api`. */
   release(e: LedgerEntry, api: string): void {
-    if (e.released !== null) return;
-    const d = this.#device(e.device);
-    d.live.delete(e);
-    d.dma.removeAll(e.dma, e);
-    this.phys.removeAll(e.cpu, e);
-    const slots = this.#bounceSlots(e);
-    if (slots.length > 0) this.bounce.removeAll(slots, e);
-    if (e.type === 'sg') d.sgs.delete(e.key as Scatterlist);
-    else pull(e.type === 'single' ? d.singles : d.coherent, e.key as number, e);
+    if (e.releasedApi !== null) return;
+    if (e.indexed) {
+      const d = this.deviceLedger(e.device);
+      if (e.multiRange) {
+        d.dma.removeAll(e.dma, e);
+        this.phys.removeAll(e.cpu, e);
+      } else {
+        d.dma.remove(e.dmaStart, e);
+        this.phys.remove(e.cpuStart, e);
+      }
+      const slots = this.#bounceSlots(e);
+      if (slots.length > 0) this.bounce.removeAll(slots, e);
+    } else {
+      const pending = this.#pending;
+      const i = pending.lastIndexOf(e);
+      if (i === pending.length - 1) pending.pop();
+      else pending.splice(i, 1);
+    }
+    if (e.type === 'sg') this.#devices.get(e.device)?.sgs.delete(e.key as Scatterlist);
+    if (e.prev === null) this.#head = e.next;
+    else e.prev.next = e.next;
+    if (e.next === null) this.#tail = e.prev;
+    else e.next.prev = e.prev;
+    e.prev = e.next = null;
     if (e.type !== 'coherent') this.#liveStreaming--;
-    e.released = { api, time: this.#host.clock.now };
+    e.releasedApi = api;
+    e.releasedTime = this.#host.clock.now;
     this.#history.push(e);
     if (this.#history.length > LEDGER_HISTORY) this.#history = this.#history.slice(LEDGER_HISTORY / 2);
   }
 
   /** BUS_NOTIFY_UNBOUND_DRIVER: whatever `dev` still holds is leaked from now on. */
   deviceUnbound(dev: Device): void {
-    const d = this.#devices.get(dev);
-    if (d === undefined) return;
+    this.flush();
     const now = this.#host.clock.now;
-    for (const e of d.live) e.orphanedAt ??= now;
+    for (let e = this.#head; e !== null; e = e.next) if (e.device === dev) e.orphanedAt ??= now;
   }
 
   /** Live entries, of one device or of all, oldest first. */
   entries(dev?: Device): LedgerEntry[] {
+    this.flush();
     const out: LedgerEntry[] = [];
-    if (dev !== undefined) out.push(...(this.#devices.get(dev)?.live ?? []));
-    else for (const d of this.#devices.values()) out.push(...d.live);
+    for (let e = this.#head; e !== null; e = e.next) if (dev === undefined || e.device === dev) out.push(e);
+    // The live list is in the order entries were made; lane entries join it late, so sort by id.
     return out.sort((a, b) => a.id - b.id);
-  }
-
-  /** Live entries whose DMA ranges overlap [a, b) for `dev`, in descending start order. */
-  queryDma(dev: Device, a: number, b: number, visit: (start: number, end: number, e: LedgerEntry) => boolean | void): void {
-    this.#devices.get(dev)?.dma.query(a, b, (r) => visit(r.start, r.end, r.value));
   }
 
   /** The newest released entry of `dev` whose DMA ranges overlapped [a, b). */
   releasedCovering(dev: Device, a: number, b: number): LedgerEntry | undefined {
+    let hit: LedgerEntry | undefined;
     for (let i = this.#history.length - 1; i >= 0; i--) {
       const e = this.#history[i] as LedgerEntry;
-      if (e.device === dev && e.dma.some((r) => r.start < b && r.end > a)) return e;
+      if (e.device !== dev) continue;
+      if (e.multiRange ? e.dma.some((r) => r.start < b && r.end > a) : e.dmaStart < b && e.dmaEnd > a) {
+        hit = e;
+        break;
+      }
     }
-    return undefined;
-  }
-
-  #device(dev: Device): DeviceLedger {
-    let d = this.#devices.get(dev);
-    if (d === undefined) {
-      d = { live: new Set(), dma: new RangeIndex(), singles: new Map(), sgs: new Map(), coherent: new Map() };
-      this.#devices.set(dev, d);
-    }
-    return d;
+    const fromRing = this.#ring.find(dev, a, b);
+    return fromRing !== undefined && (hit === undefined || fromRing.releasedTime >= hit.releasedTime) ? fromRing : hit;
   }
 
   /** Bounce slots a direct-translated device addresses for this entry: its DMA ranges inside the pool. */
-  #bounceSlots(e: LedgerEntry): AddrRange[] {
-    if (e.device.dma.translator.kind !== 'direct' || e.type === 'coherent') return [];
+  #bounceSlots(e: LedgerEntry): readonly AddrRange[] {
+    if (e.type === 'coherent' || e.device.dma.translator.kind !== 'direct') return [];
+    if (!e.multiRange) return this.#host.isBounceSlot(e.dmaStart) ? [{ start: e.dmaStart, end: e.dmaEnd }] : [];
     return e.dma.filter((r) => this.#host.isBounceSlot(r.start));
   }
 }
 
-function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
-  const list = m.get(k);
-  if (list === undefined) m.set(k, [v]);
-  else list.push(v);
-}
+/**
+ * Fast-lane singles released without becoming entries: a ring of the last `cap`, as parallel
+ * arrays; `find` makes the entry a finding names.
+ */
+class ReleasedRing {
+  // INVARIANT: slots [0, #n) hold released mappings; #at is where the next one goes (the oldest
+  //   once the ring is full).
+  readonly #cap: number;
+  readonly #dev: Device[] = [];
+  readonly #api: string[] = [];
+  readonly #unmapApi: string[] = [];
+  readonly #dir: number[] = [];
+  readonly #size: number[] = [];
+  readonly #dma: number[] = [];
+  readonly #phys: number[] = [];
+  readonly #time: number[] = [];
+  readonly #unmapTime: number[] = [];
+  readonly #id: number[] = [];
+  #at = 0;
+  #n = 0;
 
-function pull<K, V>(m: Map<K, V[]>, k: K, v: V): void {
-  const list = m.get(k);
-  if (list === undefined) return;
-  const i = list.lastIndexOf(v);
-  if (i >= 0) list.splice(i, 1);
-  if (list.length === 0) m.delete(k);
+  constructor(cap: number) {
+    this.#cap = cap;
+  }
+
+  push(dev: Device, api: string, unmapApi: string, dir: number, size: number, dma: number, phys: number, time: number, unmapTime: number, id: number): void {
+    const i = this.#at;
+    this.#dev[i] = dev;
+    this.#api[i] = api;
+    this.#unmapApi[i] = unmapApi;
+    this.#dir[i] = dir;
+    this.#size[i] = size;
+    this.#dma[i] = dma;
+    this.#phys[i] = phys;
+    this.#time[i] = time;
+    this.#unmapTime[i] = unmapTime;
+    this.#id[i] = id;
+    this.#at = i + 1 === this.#cap ? 0 : i + 1;
+    if (this.#n < this.#cap) this.#n++;
+  }
+
+  /** The newest released mapping of `dev` overlapping [a, b), as an entry. */
+  find(dev: Device, a: number, b: number): LedgerEntry | undefined {
+    for (let k = 1; k <= this.#n; k++) {
+      const i = (this.#at - k + this.#cap) % this.#cap;
+      const dma = this.#dma[i] as number;
+      const size = this.#size[i] as number;
+      if (this.#dev[i] !== dev || !(dma < b && dma + size > a)) continue;
+      const phys = this.#phys[i] as number;
+      const e = new LedgerEntry(this.#id[i] as number, 'single', dev, this.#dir[i] as number, size, this.#api[i] as string, this.#time[i] as number, dma,
+        dma, dma + size, phys, phys + size, null, null);
+      e.releasedApi = this.#unmapApi[i] as string;
+      e.releasedTime = this.#unmapTime[i] as number;
+      return e;
+    }
+    return undefined;
+  }
 }

@@ -55,23 +55,41 @@ export class RangeIndex<T> {
     this.#ranges.sort((a, b) => a.start - b.start);
   }
 
+  /** Remove the range starting at `start` inserted for `value` (nothing if there is none). */
+  remove(start: number, value: T): void {
+    // Equal starts sit together just below #upper(start); find this value's among them.
+    for (let i = this.#upper(start) - 1; i >= 0 && (this.#ranges[i] as IndexedRange<T>).start === start; i--) {
+      if ((this.#ranges[i] as IndexedRange<T>).value === value) {
+        this.#ranges.splice(i, 1);
+        break;
+      }
+    }
+    if (this.#ranges.length === 0) this.#maxLen = 0;
+  }
+
   /** Remove every range of `value` among `ranges` (the ranges it was inserted with). */
   removeAll(ranges: readonly { readonly start: number; readonly end: number }[], value: T): void {
     if (ranges.length > BATCH) {
       this.#ranges = this.#ranges.filter((r) => r.value !== value);
+      if (this.#ranges.length === 0) this.#maxLen = 0;
     } else {
-      for (const x of ranges) {
-        if (x.end <= x.start) continue;
-        // Equal starts sit together just below #upper(start); find this value's among them.
-        for (let i = this.#upper(x.start) - 1; i >= 0 && (this.#ranges[i] as IndexedRange<T>).start === x.start; i--) {
-          if ((this.#ranges[i] as IndexedRange<T>).value === value) {
-            this.#ranges.splice(i, 1);
-            break;
-          }
-        }
-      }
+      for (const x of ranges) if (x.end > x.start) this.remove(x.start, value);
     }
-    if (this.#ranges.length === 0) this.#maxLen = 0;
+  }
+
+  /**
+   * The range holding all of [a, b) that `accept` takes, or undefined: the fast path of an access
+   * check (no closure is made per call by the caller when `accept` is a stored function).
+   */
+  covering(a: number, b: number, accept: (value: T) => boolean): IndexedRange<T> | undefined {
+    const ranges = this.#ranges;
+    const floor = b - this.#maxLen;
+    for (let i = this.#upper(a) - 1; i >= 0; i--) {
+      const r = ranges[i] as IndexedRange<T>;
+      if (r.start < floor) break;
+      if (r.end >= b && accept(r.value)) return r;
+    }
+    return undefined;
   }
 
   /**
@@ -86,6 +104,22 @@ export class RangeIndex<T> {
       if (r.start <= floor) break;
       if (r.end > a && visit(r) === true) return;
     }
+  }
+
+  /** Append to `out` every range overlapping [a, b) (descending start order); returns how many. */
+  collect(a: number, b: number, out: IndexedRange<T>[]): number {
+    const ranges = this.#ranges;
+    const floor = a - this.#maxLen;
+    let n = 0;
+    for (let i = this.#upper(b - 1) - 1; i >= 0; i--) {
+      const r = ranges[i] as IndexedRange<T>;
+      if (r.start <= floor) break;
+      if (r.end > a) {
+        out.push(r);
+        n++;
+      }
+    }
+    return n;
   }
 
   /** Index of the first range whose start is > `x`. */

@@ -12,13 +12,12 @@ import type { DmaLedger } from './ledger.ts';
 
 /** A streaming single mapping succeeded: [phys, phys+size) at bus address `addr`. */
 export function ledgerMapSingle(ledger: DmaLedger, dev: Device, api: string, phys: number, size: number, dir: number, addr: number): void {
-  ledger.record('single', dev, api, dir, size, [{ start: addr, end: addr + size }], [{ start: phys, end: phys + size }], addr);
+  ledger.mapSingle(dev, api, dir, size, addr, phys);
 }
 
 /** An unmap of the single mapping at `addr` (an unknown address is dma-debug's to report). */
 export function ledgerUnmapSingle(ledger: DmaLedger, dev: Device, api: string, addr: number): void {
-  const e = ledger.findSingle(dev, addr);
-  if (e !== undefined) ledger.release(e, api);
+  ledger.unmapSingle(dev, addr, api);
 }
 
 /** A scatterlist mapping succeeded: `nents` CPU entries became `mapped` DMA segments. */
@@ -46,7 +45,7 @@ export function ledgerUnmapSg(ledger: DmaLedger, dev: Device, api: string, sgl: 
 export function ledgerSyncSingle(ledger: DmaLedger, dev: Device, addr: number, size: number, toCpu: boolean): void {
   const e = ledger.findContaining(dev, addr);
   if (e === undefined) return;
-  const off = addr - (e.dma[0] as AddrRange).start;
+  const off = addr - e.dmaStart;
   if (toCpu) e.giveCpu(off, size);
   else e.giveDevice(off, size);
 }
