@@ -55,6 +55,8 @@ export interface BusHost {
   dmaCleanup?(dev: Device): void;
   /** BUS_NOTIFY_UNBOUND_DRIVER: the driver is gone (dma-debug checks for leaks here). */
   notifyUnbound?(dev: Device): void;
+  /** BUS_NOTIFY_DRIVER_NOT_BOUND: probe failed (what it left mapped is leaked from here on). */
+  notifyNotBound?(dev: Device): void;
 }
 
 /**
@@ -149,5 +151,6 @@ export class Bus {
     this.host.dmaCleanup?.(dev);
     dev.devres.releaseAll();
     dev.driver = null;
+    this.host.notifyNotBound?.(dev);
   }
 }

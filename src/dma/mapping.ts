@@ -289,6 +289,10 @@ export function dma_sync_sgtable_for_device(dev: Device, sgt: SgTable, dir: numb
  * @example const buf = dma_alloc_coherent(dev, 8192, GFP_KERNEL); buf?.dma_handle
  */
 export function dma_alloc_attrs(dev: Device, size: number, gfp: number, attrs = 0): CoherentBuffer | null {
+  return allocAttrs(dev, size, gfp, attrs, 'dma_alloc_attrs');
+}
+
+function allocAttrs(dev: Device, size: number, gfp: number, attrs: number, api: string): CoherentBuffer | null {
   checkSize(size, 'dma_alloc_attrs');
   if (dev.coherent_dma_mask === 0) {
     dev.host.ctx.klog.warnOnce(`dma_alloc_attrs:mask:${dev.name}`, 'dma_alloc_attrs', 'WARN_ON_ONCE(!dev->coherent_dma_mask)');
@@ -303,7 +307,7 @@ export function dma_alloc_attrs(dev: Device, size: number, gfp: number, attrs = 
   if (buf !== null) {
     debug(dev)?.allocCoherent(dev, size, buf, attrs);
     const sys = dmaSystemOf(dev.host.ctx);
-    ledgerAllocCoherent(sys.ledger, dev, 'dma_alloc_attrs', size, buf.dma_handle, sys.virtRanges(buf.cpu_addr, size));
+    ledgerAllocCoherent(sys.ledger, dev, api, size, buf.dma_handle, sys.virtRanges(buf.cpu_addr, size));
   }
   trace(dev, 'alloc', 'dma_alloc_attrs', { size, handle: buf?.dma_handle ?? null });
   return buf;
@@ -311,20 +315,24 @@ export function dma_alloc_attrs(dev: Device, size: number, gfp: number, attrs = 
 
 /** dma_alloc_coherent. */
 export function dma_alloc_coherent(dev: Device, size: number, gfp: number): CoherentBuffer | null {
-  return dma_alloc_attrs(dev, size, gfp, 0);
+  return allocAttrs(dev, size, gfp, 0, 'dma_alloc_coherent');
 }
 
 /** dma_free_attrs. */
 export function dma_free_attrs(dev: Device, size: number, buf: CoherentBuffer, attrs = 0): void {
+  freeAttrs(dev, size, buf, attrs, 'dma_free_attrs');
+}
+
+function freeAttrs(dev: Device, size: number, buf: CoherentBuffer, attrs: number, api: string): void {
   debug(dev)?.freeCoherent(dev, size, buf);
   trace(dev, 'free', 'dma_free_attrs', { size, handle: buf.dma_handle });
   dmaOpsOf(dev).free(dev, size, buf, attrs);
-  ledgerFreeCoherent(ledger(dev), dev, 'dma_free_attrs', buf.dma_handle);
+  ledgerFreeCoherent(ledger(dev), dev, api, buf.dma_handle);
 }
 
 /** dma_free_coherent. */
 export function dma_free_coherent(dev: Device, size: number, buf: CoherentBuffer): void {
-  dma_free_attrs(dev, size, buf, 0);
+  freeAttrs(dev, size, buf, 0, 'dma_free_coherent');
 }
 
 /**
@@ -333,7 +341,7 @@ export function dma_free_coherent(dev: Device, size: number, buf: CoherentBuffer
  */
 export function dmam_alloc_coherent(dev: Device<Bound>, size: number, gfp: number): CoherentBuffer | null {
   dev.assertBound('dmam_alloc_coherent');
-  const buf = dma_alloc_attrs(dev, size, gfp, 0);
+  const buf = allocAttrs(dev, size, gfp, 0, 'dmam_alloc_coherent');
   if (buf === null) return null;
   dev.devres.add(managedAction(dev, size, buf));
   return buf;
@@ -342,7 +350,7 @@ export function dmam_alloc_coherent(dev: Device<Bound>, size: number, gfp: numbe
 const managed = new WeakMap<CoherentBuffer, { release: () => void; name: string }>();
 
 function managedAction(dev: Device, size: number, buf: CoherentBuffer) {
-  const action = { name: 'dmam_alloc_coherent', release: () => dma_free_attrs(dev, size, buf, 0) };
+  const action = { name: 'dmam_alloc_coherent', release: () => freeAttrs(dev, size, buf, 0, 'dmam_release') };
   managed.set(buf, action);
   return action;
 }
@@ -353,7 +361,7 @@ export function dmam_free_coherent(dev: Device, size: number, buf: CoherentBuffe
   if (action === undefined || !dev.devres.remove(action)) {
     dev.host.ctx.klog.warn('dmam_free_coherent', 'WARN_ON(devres_destroy(dev, dmam_release, dmam_match, &match_data))');
   }
-  dma_free_attrs(dev, size, buf, 0);
+  freeAttrs(dev, size, buf, 0, 'dmam_free_coherent');
 }
 
 /** dma_max_mapping_size: the largest single mapping the device's backend allows. */

@@ -197,6 +197,7 @@ export class Machine implements KernelContext {
         ledger.deviceUnbound(dev);
         onUnbound?.(dev);
       },
+      notifyNotBound: (dev) => ledger.deviceUnbound(dev),
       deviceAdded: (dev, devOpts) => {
         if (this.accessChecks) dev.dma.checker = deviceAccessChecker(this.dma.ledger, dev, () => this.clock.now);
         if (this.trace.enabled) {

@@ -28,7 +28,7 @@ function allows(dir: number, access: Access): boolean {
 const readable = (e: LedgerEntry): boolean => e.dir === DMA_BIDIRECTIONAL || e.dir === DMA_TO_DEVICE;
 const writable = (e: LedgerEntry): boolean => e.dir === DMA_BIDIRECTIONAL || e.dir === DMA_FROM_DEVICE;
 
-const hex = (n: number): string => `0x${n.toString(16)}`;
+const hex = (n: number): string => (n < 0 ? 'DMA_MAPPING_ERROR' : `0x${n.toString(16)}`);
 const verb = (access: Access): string => (access === 'write' ? 'wrote' : 'read');
 
 /** A sub-range of the access and the live entries (of the accessing device) over it. */
@@ -111,12 +111,13 @@ export function deviceAccessChecker(ledger: DmaLedger, dev: Device, now: () => n
   return {
     check(_dev, addr, length, access, t) {
       const end = addr + (length > 0 ? length : 1);
-      if (t.ok && last !== null && addr >= lastStart && end <= lastEnd && last.releasedApi === null && (access === 'read' ? readable(last) : writable(last))) return;
+      if (t.ok && last !== null && addr >= lastStart && end <= lastEnd && last.releasedApi === null && !last.cpuOwnsAll && last.cpuOwned === null
+        && (access === 'read' ? readable(last) : writable(last))) return;
       ledger.flush();
-      // The common case: one live mapping holds the whole access and allows it.
+      // The common case: one live mapping holds the whole access, allows it, and the device owns it.
       if (t.ok) {
         const r = d.dma.covering(addr, end, access === 'read' ? readable : writable);
-        if (r !== undefined) {
+        if (r !== undefined && !r.value.cpuOwnsAnyDma(addr, end)) {
           last = r.value;
           lastStart = r.start;
           lastEnd = r.end;
@@ -125,10 +126,6 @@ export function deviceAccessChecker(ledger: DmaLedger, dev: Device, now: () => n
       }
       const fault = t.ok ? undefined : `${t.fault.reason}${t.fault.detail === undefined ? '' : `, ${t.fault.detail}`}`;
       const { refused, uncovered } = coverage(d, addr, end, access);
-      if (!t.ok && t.fault.reason === 'permission' && refused === undefined) {
-        add('access-direction', access, addr, length, 'the IOMMU refused the access direction', {}, fault);
-        return;
-      }
       if (refused !== undefined) {
         const e = refused.entry as LedgerEntry;
         add('access-direction', access, addr, length,
@@ -149,15 +146,43 @@ export function deviceAccessChecker(ledger: DmaLedger, dev: Device, now: () => n
           add('access-other-device', access, addr, length, `the bytes belong to ${other.device.name}'s mapping: ${other.describe()}`, { mapping: other }, fault);
           return;
         }
-        add('access-unmapped', access, addr, length, `no live mapping of ${dev.name} covers ${hex(uncovered.start)}-${hex(uncovered.end - 1)}`, {}, fault);
+        // An overrun or underrun of a mapping the access starts or ends in: name it.
+        const near = nearest(d, addr, end);
+        add('access-unmapped', access, addr, length,
+          `no live mapping of ${dev.name} covers ${hex(uncovered.start)}-${hex(uncovered.end - 1)}${near === undefined ? '' : `; the access runs outside ${near.describe()}`}`,
+          near === undefined ? {} : { mapping: near }, fault);
         return;
       }
-      if (!t.ok && refused === undefined) {
-        // Every byte is inside a live mapping that allows it, yet the hardware refused the access.
-        add('access-unmapped', access, addr, length, 'a live mapping covers the bytes but the device could not reach them', {}, fault);
+      if (refused !== undefined) return;
+      // Every byte lies in a live mapping that allows the access. Either the CPU owns some of them
+      // (synced for the CPU and not handed back), or the hardware refused the access anyway.
+      const owned = cpuOwnedOver(d, addr, end);
+      if (owned !== undefined) {
+        add('access-unmapped', access, addr, length,
+          `the bytes belong to ${owned.describe()}, which the driver gave to the CPU (dma_sync_*_for_cpu) and has not given back (dma_sync_*_for_device)`,
+          { mapping: owned }, fault);
+        return;
+      }
+      if (!t.ok) {
+        add(t.fault.reason === 'permission' ? 'access-direction' : 'access-unmapped', access, addr, length,
+          `a live mapping allows the access but the device could not make it`, {}, fault);
       }
     },
   };
+}
+
+/** A live mapping of the device over [a, b) whose bytes there the CPU owns. */
+function cpuOwnedOver(d: DeviceLedger, a: number, b: number): LedgerEntry | undefined {
+  const found: IndexedRange<LedgerEntry>[] = [];
+  d.dma.collect(a, b, found);
+  return found.find((r) => r.value.cpuOwnsAnyDma(Math.max(a, r.start), Math.min(b, r.end)))?.value;
+}
+
+/** A live mapping of the device overlapping [a, b) (the one an overrun ran out of). */
+function nearest(d: DeviceLedger, a: number, b: number): LedgerEntry | undefined {
+  const found: IndexedRange<LedgerEntry>[] = [];
+  d.dma.collect(a, b, found);
+  return found[0]?.value;
 }
 
 /**
@@ -176,10 +201,7 @@ export function cpuOwnershipChecker(ledger: DmaLedger, now: () => number): (phys
     for (const r of found) {
       const e = r.value;
       if (e.type === 'coherent' || (!write && e.dir === DMA_TO_DEVICE)) continue;
-      const a = Math.max(phys, r.start);
-      const b = Math.min(end, r.end);
-      const off = e.type === 'single' ? a - e.cpuStart : 0;
-      if (!e.deviceOwns(off, b - a)) continue;
+      if (!e.deviceOwnsAny(Math.max(phys, r.start), Math.min(end, r.end))) continue;
       const access: Access = write ? 'write' : 'read';
       const t = now();
       // One finding per event: a buffer read page by page repeats the same access.

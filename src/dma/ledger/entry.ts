@@ -5,6 +5,7 @@
 import type { Device } from '../../device/device.ts';
 import type { Scatterlist } from '../../scatterlist/entry.ts';
 import { dmaDirectionName } from '../direction.ts';
+import { rangeCovers, rangeMinus, rangeOverlaps, rangeUnion } from './range-set.ts';
 
 /** A half-open address range [start, end). */
 export interface AddrRange {
@@ -27,12 +28,12 @@ export interface LedgerRelease {
  * A live mapping (streaming) or allocation (coherent), with who owns its bytes.
  * INVARIANT: the ranges are fixed at creation: the first DMA and CPU ranges in `dmaStart/dmaEnd`,
  *   `cpuStart/cpuEnd`, any further ones in `moreDma`/`moreCpu` (a single mapping has none, so
- *   recording it allocates nothing but the entry); `cpuOwned` holds disjoint offsets into the
- *   mapping (single mappings only), null when empty; `cpuOwnsAll` is set between a whole-mapping
+ *   recording it allocates nothing but the entry); `cpuOwned` holds the sorted, disjoint physical
+ *   ranges of the buffer the CPU took back with a partial sync, null when none; `cpuOwnsAll` is set between a whole-mapping
  *   sync_for_cpu and the next sync_for_device; `releasedApi` is null while the entry is live.
  */
 export class LedgerEntry {
-  /** Bytes the CPU owns again after a partial sync_for_cpu, as offsets from the mapping's start. */
+  /** Physical bytes of the buffer the CPU owns again after a partial sync_for_cpu. */
   cpuOwned: AddrRange[] | null = null;
   /** The CPU owns the whole mapping (after sync_for_cpu of all of it). */
   cpuOwnsAll = false;
@@ -71,9 +72,13 @@ export class LedgerEntry {
   readonly cpuEnd: number;
   readonly #moreDma: readonly AddrRange[] | null;
   readonly #moreCpu: readonly AddrRange[] | null;
+  // INVARIANT: for a scatterlist mapped one segment per CPU entry, (dma, phys, len) triples of its
+  //   entries; null otherwise (merged segments, or not a scatterlist).
+  readonly #segMap: Float64Array | null;
 
   constructor(id: number, type: LedgerEntryType, device: Device, dir: number, size: number, api: string, time: number, key: number | Scatterlist,
-    dmaStart: number, dmaEnd: number, cpuStart: number, cpuEnd: number, moreDma: readonly AddrRange[] | null, moreCpu: readonly AddrRange[] | null) {
+    dmaStart: number, dmaEnd: number, cpuStart: number, cpuEnd: number, moreDma: readonly AddrRange[] | null, moreCpu: readonly AddrRange[] | null,
+    segMap: Float64Array | null = null) {
     this.id = id;
     this.type = type;
     this.device = device;
@@ -88,6 +93,7 @@ export class LedgerEntry {
     this.cpuEnd = cpuEnd;
     this.#moreDma = moreDma;
     this.#moreCpu = moreCpu;
+    this.#segMap = segMap;
   }
 
   /** What the device addresses: the DMA segments. */
@@ -110,68 +116,79 @@ export class LedgerEntry {
     return this.releasedApi === null ? null : { api: this.releasedApi, time: this.releasedTime };
   }
 
-  /** Does the device own the bytes at [off, off+len) of the mapping? (coherent memory: never asked) */
-  deviceOwns(off: number, len: number): boolean {
-    if (this.cpuOwnsAll) return false;
-    if (this.cpuOwned === null) return true;
-    const end = off + len;
-    for (const r of this.cpuOwned) if (r.start <= off && r.end >= end) return false;
-    return true;
+  /**
+   * The physical ranges behind DMA addresses [a, b) of this mapping, or null when dmasim cannot
+   * tell (a scatterlist whose segments dma-iommu merged: a partial sync then counts as whole).
+   */
+  dmaToPhys(a: number, b: number): AddrRange[] | null {
+    if (this.type !== 'sg') {
+      const lo = Math.max(a, this.dmaStart);
+      const hi = Math.min(b, this.dmaEnd);
+      return hi > lo ? [{ start: this.cpuStart + (lo - this.dmaStart), end: this.cpuStart + (hi - this.dmaStart) }] : [];
+    }
+    const m = this.#segMap;
+    if (m === null) return null;
+    const out: AddrRange[] = [];
+    for (let i = 0; i < m.length; i += 3) {
+      const dma = m[i] as number;
+      const phys = m[i + 1] as number;
+      const len = m[i + 2] as number;
+      const lo = Math.max(a, dma);
+      const hi = Math.min(b, dma + len);
+      if (hi > lo) out.push({ start: phys + (lo - dma), end: phys + (hi - dma) });
+    }
+    return out;
   }
 
-  /** dma_sync_*_for_cpu on [off, off+len) of the mapping: the CPU owns those bytes again. */
-  giveCpu(off: number, len: number): void {
-    const end = Math.min(off + len, this.size);
-    if (off <= 0 && end >= this.size) {
+  /** dma_sync_*_for_cpu: the CPU owns these physical bytes of the mapping again ('all': every byte). */
+  giveCpu(phys: readonly AddrRange[] | 'all'): void {
+    if (phys === 'all') {
       this.cpuOwnsAll = true;
       this.cpuOwned = null;
       return;
     }
-    if (this.cpuOwnsAll || end <= off) return;
-    let start = Math.max(off, 0);
-    let stop = end;
-    const kept: AddrRange[] = [];
-    for (const r of this.cpuOwned ?? []) {
-      if (r.end < start || r.start > stop) kept.push(r);
-      else {
-        start = Math.min(start, r.start);
-        stop = Math.max(stop, r.end);
-      }
-    }
-    kept.push({ start, end: stop });
-    this.cpuOwned = kept.sort((a, b) => a.start - b.start);
+    if (this.cpuOwnsAll) return;
+    let set = this.cpuOwned ?? [];
+    for (const r of phys) set = rangeUnion(set, r.start, r.end);
+    this.cpuOwned = set.length === 0 ? null : set;
   }
 
-  /** dma_sync_*_for_device on [off, off+len) (or a map): the device owns those bytes. */
-  giveDevice(off: number, len: number): void {
-    const end = off + len;
-    if (off <= 0 && end >= this.size) {
+  /** dma_sync_*_for_device: the device owns these physical bytes of the mapping ('all': every byte). */
+  giveDevice(phys: readonly AddrRange[] | 'all'): void {
+    if (phys === 'all' || (!this.cpuOwnsAll && this.cpuOwned === null)) {
       this.cpuOwnsAll = false;
       this.cpuOwned = null;
       return;
     }
-    if (this.cpuOwned === null && !this.cpuOwnsAll) return;
-    const owned = this.cpuOwnsAll ? [{ start: 0, end: this.size }] : this.cpuOwned ?? [];
+    let set: AddrRange[] = this.cpuOwnsAll ? [...this.cpu] : this.cpuOwned ?? [];
     this.cpuOwnsAll = false;
-    const kept: AddrRange[] = [];
-    for (const r of owned) {
-      if (r.end <= off || r.start >= end) kept.push(r);
-      else {
-        if (r.start < off) kept.push({ start: r.start, end: off });
-        if (r.end > end) kept.push({ start: end, end: r.end });
-      }
-    }
-    this.cpuOwned = kept.length === 0 ? null : kept;
+    for (const r of phys) set = rangeMinus(set, r.start, r.end);
+    this.cpuOwned = set.length === 0 ? null : set;
   }
 
-  /** One line naming the entry: `dma_map_single(DMA_FROM_DEVICE) of 4096 bytes at DMA 0x1000 (phys 0x1000), t=0 ns`. */
+  /** Does the device own some byte of the physical range [a, b) of the buffer? (The CPU then may not touch it.) */
+  deviceOwnsAny(a: number, b: number): boolean {
+    if (this.cpuOwnsAll) return false;
+    return this.cpuOwned === null || !rangeCovers(this.cpuOwned, a, b);
+  }
+
+  /** Does the CPU own some byte behind DMA [a, b)? (The device then may not touch it.) */
+  cpuOwnsAnyDma(a: number, b: number): boolean {
+    if (this.cpuOwnsAll) return true;
+    if (this.cpuOwned === null) return false;
+    const owned = this.cpuOwned;
+    const phys = this.dmaToPhys(a, b);
+    return phys !== null && phys.some((r) => rangeOverlaps(owned, r.start, r.end));
+  }
+
+  /** One line naming the entry: `dma_map_single(DMA_FROM_DEVICE) of 4096 bytes at DMA 0x1000 (phys 0x1000) by 0000:01:00.0 (mapping #3, t=0 ns)`. */
   describe(): string {
     const dir = this.type === 'coherent' ? '' : `(${dmaDirectionName(this.dir)})`;
     const at = ` at DMA 0x${this.dmaStart.toString(16)}`;
     const p = ` (phys 0x${this.cpuStart.toString(16)})`;
     const n = 1 + (this.#moreDma?.length ?? 0);
     const segs = n > 1 ? `, ${n} segments` : '';
-    return `${this.api}${dir} of ${this.size} bytes${at}${p}${segs} by ${this.device.name}, t=${this.time} ns`;
+    return `${this.api}${dir} of ${this.size} bytes${at}${p}${segs} by ${this.device.name} (mapping #${this.id}, t=${this.time} ns)`;
   }
 }
 

@@ -142,11 +142,11 @@ export class DmaLedger {
   }
 
   /** Record a mapping or allocation of several ranges (a scatterlist; a coherent buffer in pieces). */
-  record(type: LedgerEntryType, dev: Device, api: string, dir: number, size: number, dma: readonly AddrRange[], cpu: readonly AddrRange[], key: number | Scatterlist): LedgerEntry {
+  record(type: LedgerEntryType, dev: Device, api: string, dir: number, size: number, dma: readonly AddrRange[], cpu: readonly AddrRange[], key: number | Scatterlist, segMap: Float64Array | null = null): LedgerEntry {
     const d0 = dma[0] ?? { start: 0, end: 0 };
     const c0 = cpu[0] ?? { start: 0, end: 0 };
     const e = new LedgerEntry(this.#nextId++, type, dev, dir, size, api, this.#host.clock.now, key, d0.start, d0.end, c0.start, c0.end,
-      dma.length > 1 ? dma.slice(1) : null, cpu.length > 1 ? cpu.slice(1) : null);
+      dma.length > 1 ? dma.slice(1) : null, cpu.length > 1 ? cpu.slice(1) : null, segMap);
     if (type === 'sg') this.deviceLedger(dev).sgs.set(key as Scatterlist, e);
     return this.#add(e);
   }
@@ -215,16 +215,17 @@ export class DmaLedger {
     return this.#findIndexed(dev, handle, 'coherent');
   }
 
-  /** The live streaming mapping of `dev` whose DMA range holds `addr` (sync_single on part of a mapping). */
-  findContaining(dev: Device, addr: number): LedgerEntry | undefined {
+  /**
+   * The live streaming mappings of `dev` whose DMA ranges hold `addr` (a sync_single on part of a
+   * mapping; several when one buffer is mapped twice at one bus address).
+   */
+  findContaining(dev: Device, addr: number): LedgerEntry[] {
     this.flush();
-    let hit: LedgerEntry | undefined;
+    const hits: LedgerEntry[] = [];
     this.#devices.get(dev)?.dma.query(addr, addr + 1, (r) => {
-      if (r.value.type === 'coherent') return false;
-      if (hit === undefined || r.value.id > hit.id) hit = r.value;
-      return false;
+      if (r.value.type !== 'coherent' && !hits.includes(r.value)) hits.push(r.value);
     });
-    return hit;
+    return hits;
   }
 
   #findIndexed(dev: Device, start: number, type: LedgerEntryType): LedgerEntry | undefined {

@@ -24,6 +24,9 @@ export function ledgerUnmapSingle(ledger: DmaLedger, dev: Device, api: string, a
 export function ledgerMapSg(ledger: DmaLedger, dev: Device, api: string, sgl: Scatterlist, nents: number, mapped: number, dir: number): void {
   const cpu: AddrRange[] = [];
   const dma: AddrRange[] = [];
+  // One segment per entry (dma-direct, swiotlb, an IOMMU that merged nothing): keep which DMA range
+  // is which buffer range, so a sync of part of the list hands over exactly those bytes.
+  let segMap: Float64Array | null = mapped === nents ? new Float64Array(3 * nents) : null;
   let size = 0;
   let i = 0;
   for (let sg: Scatterlist | null = sgl; sg !== null && i < nents; sg = sg_next(sg), i++) {
@@ -31,8 +34,12 @@ export function ledgerMapSg(ledger: DmaLedger, dev: Device, api: string, sgl: Sc
     cpu.push({ start: phys, end: phys + sg.length });
     size += sg.length;
     if (i < mapped) dma.push({ start: sg.dma_address, end: sg.dma_address + sg.dma_length });
+    if (segMap !== null) {
+      if (sg.dma_length !== sg.length) segMap = null;
+      else segMap.set([sg.dma_address, phys, sg.length], 3 * i);
+    }
   }
-  ledger.record('sg', dev, api, dir, size, mergeAdjacent(dma), mergeAdjacent(cpu), sgl);
+  ledger.record('sg', dev, api, dir, size, mergeAdjacent(dma), mergeAdjacent(cpu), sgl, segMap);
 }
 
 /** An unmap of the scatterlist mapped from `sgl`. */
@@ -41,21 +48,25 @@ export function ledgerUnmapSg(ledger: DmaLedger, dev: Device, api: string, sgl: 
   if (e !== undefined) ledger.release(e, api);
 }
 
-/** dma_sync_single_*: the bytes [addr, addr+size) of a mapping change hands. */
+/**
+ * dma_sync_single_*: the bytes behind DMA [addr, addr+size) change hands, in every live mapping
+ * holding `addr` (a part of a single mapping, or of a scatterlist's; a list whose segments were
+ * merged changes hands whole, since which buffer bytes a merged segment holds is not kept).
+ */
 export function ledgerSyncSingle(ledger: DmaLedger, dev: Device, addr: number, size: number, toCpu: boolean): void {
-  const e = ledger.findContaining(dev, addr);
-  if (e === undefined) return;
-  const off = addr - e.dmaStart;
-  if (toCpu) e.giveCpu(off, size);
-  else e.giveDevice(off, size);
+  for (const e of ledger.findContaining(dev, addr)) {
+    const phys = e.dmaToPhys(addr, addr + size) ?? 'all';
+    if (toCpu) e.giveCpu(phys);
+    else e.giveDevice(phys);
+  }
 }
 
 /** dma_sync_sg_*: a whole scatterlist mapping changes hands. */
 export function ledgerSyncSg(ledger: DmaLedger, dev: Device, sgl: Scatterlist, toCpu: boolean): void {
   const e = ledger.findSg(dev, sgl);
   if (e === undefined) return;
-  if (toCpu) e.giveCpu(0, e.size);
-  else e.giveDevice(0, e.size);
+  if (toCpu) e.giveCpu('all');
+  else e.giveDevice('all');
 }
 
 /** A coherent allocation succeeded (its CPU side, physically, is `cpu`). */
