@@ -1,8 +1,9 @@
 /**
- * A driver that forgets to unmap: dma-debug reports the leak at unbind, naming the bus.
+ * A driver that forgets to unmap: dma-debug reports the leak at unbind, naming the bus, and the
+ * DMA ledger names the call that made the mapping (with dma-debug on or off).
  * Run: npx dmasim run examples/leak-at-unbind.ts
  */
-import { DMA_TO_DEVICE, GFP_KERNEL, Machine, SgTable, dma_map_sgtable, sg_alloc_table_from_pages_segment } from '../src/index.ts';
+import { DMA_TO_DEVICE, GFP_KERNEL, LEAK_KINDS, Machine, SgTable, dma_map_sgtable, dmaFindings, sg_alloc_table_from_pages_segment } from '../src/index.ts';
 
 export default function leakAtUnbind(): string {
   const m = new Machine({ memory: '1G' });
@@ -18,5 +19,7 @@ export default function leakAtUnbind(): string {
     remove() { /* forgot dma_unmap_sgtable */ },
   });
   m.pci.unbind(dev);
-  return m.dmaDebug!.errors.map((e) => e.text.trimEnd()).join('\n');
+  const debug = m.dmaDebug!.errors.map((e) => e.text.trimEnd());
+  const ledger = dmaFindings(m, { kinds: LEAK_KINDS }).map((f) => `[${f.kind}] ${f.message}`);
+  return [...debug, ...ledger].join('\n');
 }

@@ -211,7 +211,7 @@ async function runCommand(args: string[]): Promise<number> {
   } else {
     process.stdout.write(`${r.report}\n`);
   }
-  return r.leaks === 0 && r.bytesVerified ? 0 : 1;
+  return r.leaks === 0 && r.accessViolations === 0 && r.bytesVerified ? 0 : 1;
 }
 
 /**

@@ -18,6 +18,7 @@ import './scatterlist/sgtable-owned.ts';
 import { Machine } from './sim/machine.ts';
 import { memoryReport } from './sim/report.ts';
 import { iovaRangesNow } from './sim/html-report.ts';
+import { ACCESS_KINDS, LEAK_KINDS, dmaFindings, formatFindings } from './sim/findings.ts';
 
 /** Numbers the default scenario measured (also printed). */
 export interface DefaultScenarioResult {
@@ -27,7 +28,10 @@ export interface DefaultScenarioResult {
   readonly bytesVerified: boolean;
   readonly faults: number;
   readonly dmaDebugErrors: number;
+  /** Ledger leaks and audit violations after unbind. */
   readonly leaks: number;
+  /** Device or CPU accesses that broke the DMA rules. */
+  readonly accessViolations: number;
   /** The machine, for pictures and traces. */
   readonly machine: Machine;
   readonly entryLengths: readonly number[];
@@ -73,7 +77,8 @@ export function defaultScenario(seed = 1): DefaultScenarioResult {
   m.clock.advance(20e6); // let the lazy flush queue drain
   const iommu = m.iommu;
   const tlb = iommu?.iotlb;
-  const audit = m.audit();
+  const leaks = dmaFindings(m, { kinds: LEAK_KINDS });
+  const access = dmaFindings(m, { kinds: ACCESS_KINDS, audit: false });
   const dbg = m.dmaDebug;
   const lines = [
     memoryReport(m),
@@ -94,7 +99,8 @@ export function defaultScenario(seed = 1): DefaultScenarioResult {
     `  memory exposed by segment-boundary padding: ${formatBytes(m.dmaStats.paddingBytes)} in ${m.dmaStats.paddedMaps.length} mapping(s)`,
     '',
     `dma-debug: ${dbg === null ? 'off' : `${dbg.error_count} error(s)`}${dbg !== null && dbg.errors.length > 0 ? `\n${dbg.errors.map((r) => `  ${r.text.trimEnd()}`).join('\n')}` : ''}`,
-    `leak check after unbind: ${audit.length === 0 ? 'clean (pages, IOVAs, page tables, swiotlb, dma-debug, devres)' : audit.map((v) => `\n  [${v.check}] ${v.message}`).join('')}`,
+    `leak check after unbind: ${leaks.length === 0 ? 'clean (no mapping or coherent buffer left in the DMA ledger; pages, IOVAs, page tables, swiotlb, dma-debug and devres audited)' : `\n${formatFindings(leaks)}`}`,
+    `device and CPU access checks: ${access.length === 0 ? 'clean (every device access inside a live mapping of its direction; no CPU access to device-owned bytes)' : `\n${formatFindings(access)}`}`,
   ];
   return {
     report: lines.join('\n'),
@@ -103,7 +109,8 @@ export function defaultScenario(seed = 1): DefaultScenarioResult {
     bytesVerified: verified,
     faults: iommu?.faults.length ?? 0,
     dmaDebugErrors: dbg?.error_count ?? 0,
-    leaks: audit.length,
+    leaks: leaks.length,
+    accessViolations: access.length,
     machine: m,
     entryLengths,
     segmentLengths: segLens,

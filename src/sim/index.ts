@@ -5,3 +5,4 @@ export * from './audit.ts';
 export * from './config.ts';
 export * from './isolation.ts';
 export * from './html-report.ts';
+export * from './findings.ts';

@@ -19,9 +19,9 @@ import type { DmaFault } from '../device/dma-engine.ts';
 import type { DeviceOptions } from '../device/device.ts';
 import { Machine, type MachineOptions } from '../sim/machine.ts';
 import type { ExpectStatic } from 'vitest';
-import { ACCESS_KINDS, DEBUG_KINDS, LEAK_KINDS, dmaFindings, formatFindings, type DmaFindingKind, type DmaFindingsOptions } from './findings.ts';
+import { ACCESS_KINDS, DEBUG_KINDS, LEAK_KINDS, dmaFindings, formatFindings, type DmaFindingKind, type DmaFindingsOptions } from '../sim/findings.ts';
 
-export { dmaFindings, formatFindings, LEAK_KINDS, DEBUG_KINDS, ACCESS_KINDS, type DmaFinding, type DmaFindingKind, type DmaFindingsOptions } from './findings.ts';
+export { dmaFindings, formatFindings, LEAK_KINDS, DEBUG_KINDS, ACCESS_KINDS, type DmaFinding, type DmaFindingKind, type DmaFindingsOptions } from '../sim/findings.ts';
 
 /** A machine and one PCI device, ready for a driver test. */
 export interface TestMachine {

@@ -1,11 +1,11 @@
 /**
- * @module testing/findings
+ * @module sim/findings
  * Everything a driver test's matchers judge, as one list: leaks from the DMA ledger, dma-debug's
  * errors, bad device and CPU accesses, audit violations and kernel WARNs.
  */
 import type { LedgerEntry } from '../dma/ledger/entry.ts';
 import { FINDINGS_MAX } from '../dma/ledger/findings.ts';
-import type { Machine } from '../sim/machine.ts';
+import type { Machine } from './machine.ts';
 
 /** The kinds of finding. */
 export type DmaFindingKind =
