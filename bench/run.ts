@@ -1,5 +1,5 @@
 /**
- * Benchmark runner: `npm run bench [name...]`. Names: vmalloc, memory. Prints Markdown tables.
+ * Benchmark runner: `npm run bench [name...]`. Names: coalesce, vmalloc, memory, iova, dma, iommu, checks. Prints Markdown tables.
  * Run with `node --expose-gc` (npm run bench does) so memory figures are settled.
  */
 import { benchMemoryCost, benchVmalloc } from './vmalloc.bench.ts';
@@ -8,6 +8,7 @@ import { benchCoalesce, coalesceTable } from './coalesce.bench.ts';
 import { benchIova } from './iova.bench.ts';
 import { benchDma } from './dma.bench.ts';
 import { benchIommu } from './iommu.bench.ts';
+import { benchChecks } from './checks.bench.ts';
 
 const suites: Record<string, () => BenchResult[] | string | Promise<BenchResult[] | string>> = {
   coalesce: async () => coalesceTable(await benchCoalesce()),
@@ -16,6 +17,7 @@ const suites: Record<string, () => BenchResult[] | string | Promise<BenchResult[
   iova: () => benchIova(),
   dma: () => benchDma(),
   iommu: () => benchIommu(),
+  checks: () => benchChecks(),
 };
 
 const wanted = process.argv.slice(2);

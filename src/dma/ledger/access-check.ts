@@ -196,8 +196,9 @@ export function cpuOwnershipChecker(ledger: DmaLedger, now: () => number): (phys
     if (!ledger.hasStreaming || len <= 0) return;
     ledger.flush();
     const end = phys + len;
+    if (!ledger.phys.overlaps(phys, end)) return;
     found.length = 0;
-    if (ledger.phys.collect(phys, end, found) === 0) return;
+    ledger.phys.collect(phys, end, found);
     for (const r of found) {
       const e = r.value;
       if (e.type === 'coherent' || (!write && e.dir === DMA_TO_DEVICE)) continue;

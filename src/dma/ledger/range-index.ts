@@ -106,6 +106,18 @@ export class RangeIndex<T> {
     }
   }
 
+  /** Does any range overlap [a, b)? (The quick "no" of a CPU access to unmapped memory.) */
+  overlaps(a: number, b: number): boolean {
+    const ranges = this.#ranges;
+    const floor = a - this.#maxLen;
+    for (let i = this.#upper(b - 1) - 1; i >= 0; i--) {
+      const r = ranges[i] as IndexedRange<T>;
+      if (r.start <= floor) return false;
+      if (r.end > a) return true;
+    }
+    return false;
+  }
+
   /** Append to `out` every range overlapping [a, b) (descending start order); returns how many. */
   collect(a: number, b: number, out: IndexedRange<T>[]): number {
     const ranges = this.#ranges;
