@@ -5,7 +5,9 @@
  */
 import type { LedgerEntry } from '../dma/ledger/entry.ts';
 import { FINDINGS_MAX } from '../dma/ledger/findings.ts';
-import type { Machine } from './machine.ts';
+import { EINVAL } from '../core/errno.ts';
+import { KernelError } from '../core/errors.ts';
+import { Machine } from './machine.ts';
 
 /** The kinds of finding. */
 export type DmaFindingKind =
@@ -35,6 +37,13 @@ export interface DmaFindingsOptions {
   /** Skip `machine.audit()` (it walks every page). */
   readonly audit?: boolean;
 }
+
+/** Every finding kind. */
+export const FINDING_KINDS: readonly DmaFindingKind[] = [
+  'leaked-mapping', 'leaked-coherent', 'leaked-pin', 'dma-debug',
+  'access-unmapped', 'access-after-unmap', 'access-direction', 'access-other-device', 'cpu-access-device-owned',
+  'audit', 'warn',
+];
 
 /** The kinds each matcher judges. */
 export const LEAK_KINDS: readonly DmaFindingKind[] = ['leaked-mapping', 'leaked-coherent', 'leaked-pin', 'audit'];
@@ -78,6 +87,7 @@ function debugErrors(m: Machine): DmaFinding[] {
  * expect(f.filter((x) => x.kind === 'leaked-mapping')).toEqual([]);
  */
 export function dmaFindings(machine: Machine, opts: DmaFindingsOptions = {}): DmaFinding[] {
+  checkArgs(machine, opts);
   const out: DmaFinding[] = [
     ...leaks(machine, opts.live === true),
     ...debugErrors(machine),
@@ -96,6 +106,19 @@ export function dmaFindings(machine: Machine, opts: DmaFindingsOptions = {}): Dm
     out.push({ kind: 'warn', device: '', message: `WARN in ${w.fn}: ${w.message}`, time: w.time });
   }
   return opts.kinds === undefined ? out : out.filter((f) => (opts.kinds as readonly DmaFindingKind[]).includes(f.kind));
+}
+
+/** dmaFindings' arguments: a Machine and well-formed options, else EINVAL naming the argument. */
+function checkArgs(machine: unknown, opts: unknown): void {
+  const bad = (arg: string, what: string): never => { throw new KernelError(EINVAL, 'dmaFindings', what, arg); };
+  if (!(machine instanceof Machine)) bad('machine', `expected a dmasim Machine, got ${machine === null ? 'null' : typeof machine}`);
+  if (typeof opts !== 'object' || opts === null) bad('opts', 'expected an options object');
+  const o = opts as Record<string, unknown>;
+  for (const k of ['live', 'audit'] as const) if (o[k] !== undefined && typeof o[k] !== 'boolean') bad(`opts.${k}`, `${k} is true or false, got ${String(o[k])}`);
+  if (o['kinds'] !== undefined) {
+    if (!Array.isArray(o['kinds'])) bad('opts.kinds', 'expected an array of finding kinds');
+    for (const k of o['kinds'] as unknown[]) if (!FINDING_KINDS.includes(k as DmaFindingKind)) bad('opts.kinds', `unknown finding kind ${String(k)} (one of ${FINDING_KINDS.join(', ')})`);
+  }
 }
 
 /**

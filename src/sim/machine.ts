@@ -32,6 +32,8 @@ import { auditIommu } from '../dma/iommu-audit.ts';
 import { ARCH_ARM64, ARCH_X86_64, type DmaDebug, type DmaDebugOptions } from '../dma/debug/index.ts';
 import { SwiotlbPool } from '../dma/swiotlb/pool.ts';
 import { parseSize } from '../core/size.ts';
+import { EINVAL } from '../core/errno.ts';
+import { KernelError } from '../core/errors.ts';
 import { PAGE_SIZE, ZONE_DMA32_LIMIT } from '../mm/constants.ts';
 import { cpuOwnershipChecker, deviceAccessChecker, type AddrRange } from '../dma/ledger/index.ts';
 
@@ -152,6 +154,9 @@ export class Machine implements KernelContext {
     this.rng = new Rng(this.seed);
     this.mm = new Mm(this, { memory: opts.memory, ...(opts.lowReserve === undefined ? {} : { lowReserve: opts.lowReserve }) });
     this.dma = initDmaSystem(this, directOps(this.mm), (virt, size) => virtToPhysRanges(this.mm, virt, size));
+    if (opts.accessChecks !== undefined && typeof opts.accessChecks !== 'boolean') {
+      throw new KernelError(EINVAL, 'Machine', `accessChecks is true or false, got ${String(opts.accessChecks)}`, 'accessChecks');
+    }
     this.accessChecks = opts.accessChecks ?? true;
     if (this.accessChecks) this.mm.onCpuAccess = cpuOwnershipChecker(this.dma.ledger, () => this.clock.now);
     this.trace = createTrace(() => this.clock.now, opts.trace === true);

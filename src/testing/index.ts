@@ -18,10 +18,12 @@ import type { Device } from '../device/device.ts';
 import type { DmaFault } from '../device/dma-engine.ts';
 import type { DeviceOptions } from '../device/device.ts';
 import { Machine, type MachineOptions } from '../sim/machine.ts';
+import { EINVAL } from '../core/errno.ts';
+import { KernelError } from '../core/errors.ts';
 import type { ExpectStatic } from 'vitest';
 import { ACCESS_KINDS, DEBUG_KINDS, LEAK_KINDS, dmaFindings, formatFindings, type DmaFindingKind, type DmaFindingsOptions } from '../sim/findings.ts';
 
-export { dmaFindings, formatFindings, LEAK_KINDS, DEBUG_KINDS, ACCESS_KINDS, type DmaFinding, type DmaFindingKind, type DmaFindingsOptions } from '../sim/findings.ts';
+export { dmaFindings, formatFindings, FINDING_KINDS, LEAK_KINDS, DEBUG_KINDS, ACCESS_KINDS, type DmaFinding, type DmaFindingKind, type DmaFindingsOptions } from '../sim/findings.ts';
 
 /** A machine and one PCI device, ready for a driver test. */
 export interface TestMachine {
@@ -84,7 +86,7 @@ export function forEachFailurePoint<T, M extends { machine: Machine }>(
 
 
 function asMachine(v: unknown): Machine {
-  if (!(v instanceof Machine)) throw new TypeError('expected a dmasim Machine');
+  if (!(v instanceof Machine)) throw new KernelError(EINVAL, 'expect', `a dmasim matcher needs a Machine, got ${v === null ? 'null' : typeof v}`, 'received');
   return v;
 }
 

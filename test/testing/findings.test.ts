@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { dmaFindings, forEachFailurePoint, installDmasimMatchers, type DmaFindingKind } from '../../src/testing/index.ts';
-import { FINDINGS_MAX } from '../../src/index.ts';
+import { EINVAL, FINDINGS_MAX, KernelError } from '../../src/index.ts';
 import {
   DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, DMA_MAPPING_ERROR, GFP_KERNEL, Machine, SgTable, type Core, type Device,
   type MachineOptions, dma_alloc_coherent, dma_free_coherent, dma_map_sgtable, dma_map_single, dma_mapping_error, dma_sync_sgtable_for_cpu,
@@ -377,5 +377,26 @@ describe('dma-debug, WARN and audit findings; the bounded log; failure sweeps se
       return dma_map_single(dev, virt, 4096, DMA_TO_DEVICE);
     });
     expect(runs.at(-1)?.violations.map((v) => v.check)).toEqual(['ledger']);
+  });
+});
+
+describe('bad input to the new entry points', () => {
+  it('dmaFindings and the matchers: EINVAL naming the argument', () => {
+    const m = new Machine({ memory: '64M' });
+    const errOf = (f: () => unknown) => { try { f(); } catch (e) { return e; } return undefined; };
+    for (const [call, arg] of [
+      [() => dmaFindings({} as Machine), 'machine'],
+      [() => dmaFindings(null as unknown as Machine), 'machine'],
+      [() => dmaFindings(m, null as unknown as object), 'opts'],
+      [() => dmaFindings(m, { live: 'yes' as unknown as boolean }), 'opts.live'],
+      [() => dmaFindings(m, { kinds: ['leaked'] as unknown as DmaFindingKind[] }), 'opts.kinds'],
+      [() => expect({}).toHaveNoDmaLeaks(), 'received'],
+      [() => new Machine({ memory: '64M', accessChecks: 1 as unknown as boolean }), 'accessChecks'],
+    ] as const) {
+      const e = errOf(call as () => unknown);
+      expect(e).toBeInstanceOf(KernelError);
+      expect((e as KernelError).errno).toBe(EINVAL);
+      expect((e as KernelError).arg).toBe(arg);
+    }
   });
 });
