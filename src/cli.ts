@@ -256,7 +256,7 @@ async function describeCommand(args: string[]): Promise<number> {
   const { machine, devices } = buildMachine(config as Parameters<typeof buildMachine>[0]);
   const lines = [memoryReport(machine), '', 'devices:'];
   for (const d of Object.values(devices)) {
-    const g = machine.iommu?.groupOf(d.name);
+    const g = machine.iommu?.groupOf(d);
     lines.push(`  ${d.bus.name} ${d.name}: dma_mask ${d.dma_mask === null ? 'none' : `0x${formatMask(d.dma_mask)}`}, max segment ${d.dma_parms?.max_segment_size ?? 65536}${d.untrusted ? ', untrusted' : ''}${d.dma_coherent ? '' : ', non-coherent'}${g === undefined ? '' : `, iommu group ${g.id} (${g.domain.typeName})`}`);
   }
   lines.push('', 'isolation:', ...isolationReport(machine).map((l) => `  ${l}`));

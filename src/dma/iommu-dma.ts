@@ -57,10 +57,12 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
     }
     return s;
   };
+  // iommu_get_dma_domain: the DMA API maps in the group's default domain, even while a driver has
+  // attached the group to a domain of its own (the mappings then wait there for the detach).
   const domainOf = (dev: Device): IommuDomain => {
-    const g = iommu.groupOf(dev.name);
-    if (g === undefined) throw new Error(`${dev.name} is not behind the IOMMU`);
-    return g.domain;
+    const d = iommu.dmaDomainOf(dev);
+    if (d === undefined) throw new Error(`${dev.name} is not behind the IOMMU`);
+    return d;
   };
   const bouncer = (dev: Device) => dmaSystemOf(dev.host.ctx).bouncer;
   const granule = iommu.granule;

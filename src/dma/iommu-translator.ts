@@ -42,7 +42,7 @@ export function iommuTranslator(iommu: Iommu): IommuTranslator {
     kind: 'iommu',
     useAfterUnmap,
     translate(dev, addr, length, access): Translation {
-      const group = iommu.groupOf(dev.name);
+      const group = iommu.groupOf(dev);
       if (group === undefined) return directTranslator.translate(dev, addr, length, access);
       const domain = group.domain;
       if (domain.type === IOMMU_DOMAIN_IDENTITY) return directTranslator.translate(dev, addr, length, access);

@@ -107,6 +107,17 @@ export class IommuDomain {
   }
 }
 
+/**
+ * What the IOMMU knows a device by: the device object itself (a platform device and a PCI device may
+ * share a name, never an object). A name string is accepted where it is unambiguous.
+ */
+export interface IommuClient {
+  readonly name: string;
+}
+
+/** A device, or (when only one device behind this IOMMU has it) its name. */
+export type IommuDeviceRef = IommuClient | string;
+
 /** An IOMMU group: devices the IOMMU cannot tell apart, attached to one domain. */
 export class IommuGroup {
   readonly id: number;
@@ -137,7 +148,7 @@ export function domainTypeName(type: number): string {
  * The IOMMU of one machine.
  * @example
  * const m = new Machine({ memory: '16G', iommu: { mode: 'lazy' } });
- * m.iommu?.groupOf(dev).domain.typeName // 'DMA-FQ'
+ * m.iommu?.groupOf(dev)?.domain.typeName // 'DMA-FQ'
  */
 export class Iommu {
   readonly ctx: KernelContext;
@@ -154,7 +165,10 @@ export class Iommu {
   faultOverflow = false;
   readonly groups: IommuGroup[] = [];
   readonly domains: IommuDomain[] = [];
-  readonly #groupOf = new Map<string, IommuGroup>();
+  // INVARIANT: #groupOf maps every probed device object to its group; #byName maps each name to the
+  //   groups of the devices probed under it (one entry unless two buses reuse a name).
+  readonly #groupOf = new WeakMap<IommuClient, IommuGroup>();
+  readonly #byName = new Map<string, IommuGroup[]>();
   // INVARIANT: #unmaps is a ring of the last UNMAP_HISTORY unmaps; #unmapNext is where the next one
   //   goes (a splice of the array on every unmap cost ~2.5 us per dma_unmap_page, bench/dma).
   readonly #unmaps: Array<UnmapRecord | undefined> = new Array<UnmapRecord | undefined>(UNMAP_HISTORY).fill(undefined);
@@ -257,7 +271,8 @@ export class Iommu {
    * policy: IDENTITY for passthrough, DMA for strict, DMA_FQ for lazy; an untrusted device forces a
    * strict DMA domain.
    */
-  probeDevice(name: string, untrusted: boolean, groupId?: number): IommuGroup {
+  probeDevice(dev: IommuClient, untrusted: boolean, groupId?: number): IommuGroup {
+    const name = dev.name;
     let group = groupId === undefined ? undefined : this.groups.find((g) => g.id === groupId);
     if (group === undefined) {
       let type = this.mode === 'passthrough' ? IOMMU_DOMAIN_IDENTITY : this.mode === 'strict' ? IOMMU_DOMAIN_DMA : IOMMU_DOMAIN_DMA_FQ;
@@ -268,14 +283,24 @@ export class Iommu {
       this.ctx.klog.printk('warn', 'iommu_get_default_domain_type', `${name}: Device is not trusted, but driver is overriding group ${group.id} to ${group.defaultDomain.typeName}, refusing to probe.`);
     }
     group.devices.push(name);
-    this.#groupOf.set(name, group);
+    this.#groupOf.set(dev, group);
+    const named = this.#byName.get(name);
+    if (named === undefined) this.#byName.set(name, [group]);
+    else named.push(group);
     this.ctx.klog.printk('info', 'iommu_group_add_device', `${name}: Adding to iommu group ${group.id}`);
     return group;
   }
 
-  /** The group of a device (iommu_group_get), or undefined when the device is not behind this IOMMU. */
-  groupOf(name: string): IommuGroup | undefined {
-    return this.#groupOf.get(name);
+  /**
+   * The group of a device (iommu_group_get), or undefined when the device is not behind this IOMMU.
+   * By name only when one device behind this IOMMU has it.
+   * @throws KernelError EINVAL for a name two devices share (pass the device).
+   */
+  groupOf(dev: IommuDeviceRef): IommuGroup | undefined {
+    if (typeof dev !== 'string') return this.#groupOf.get(dev);
+    const named = this.#byName.get(dev);
+    if (named !== undefined && named.length > 1) throw new KernelError(EINVAL, 'Iommu.groupOf', `${named.length} devices are named ${dev}: pass the device, not its name`, 'dev');
+    return named?.[0];
   }
 
   /**
@@ -283,8 +308,8 @@ export class Iommu {
    * this one device; -EBUSY while the group sits on another non-default, non-blocking domain;
    * -ENODEV for a device not behind this IOMMU.
    */
-  attachDevice(name: string, domain: IommuDomain): number {
-    const group = this.groupOf(name);
+  attachDevice(dev: IommuDeviceRef, domain: IommuDomain): number {
+    const group = this.groupOf(dev);
     if (group === undefined) return -ENODEV;
     if (group.devices.length !== 1) return -EINVAL;
     if (group.domain !== group.defaultDomain && group.domain.type !== IOMMU_DOMAIN_BLOCKED && group.domain !== domain) return -EBUSY;
@@ -293,18 +318,26 @@ export class Iommu {
   }
 
   /** iommu_detach_device: put the group back on its default domain. */
-  detachDevice(name: string, domain: IommuDomain): void {
-    const group = this.groupOf(name);
+  detachDevice(dev: IommuDeviceRef, domain: IommuDomain): void {
+    const group = this.groupOf(dev);
     if (group === undefined || group.domain !== domain) {
-      this.ctx.klog.warn('iommu_detach_device', `WARN_ON(${name} is not attached to domain ${domain.id})`);
+      this.ctx.klog.warn('iommu_detach_device', `WARN_ON(${typeof dev === 'string' ? dev : dev.name} is not attached to domain ${domain.id})`);
       return;
     }
     this.#switch(group, group.defaultDomain);
   }
 
-  /** iommu_get_domain_for_dev. */
-  domainOf(name: string): IommuDomain | undefined {
-    return this.groupOf(name)?.domain;
+  /** iommu_get_domain_for_dev: the domain the device's group is attached to now. */
+  domainOf(dev: IommuDeviceRef): IommuDomain | undefined {
+    return this.groupOf(dev)?.domain;
+  }
+
+  /**
+   * iommu_get_dma_domain: the group's default domain, where the DMA API maps, whatever domain a
+   * driver attached the group to meanwhile.
+   */
+  dmaDomainOf(dev: IommuDeviceRef): IommuDomain | undefined {
+    return this.groupOf(dev)?.defaultDomain;
   }
 
   #switch(group: IommuGroup, domain: IommuDomain): void {

@@ -19,7 +19,7 @@ export function auditDmaDebugVsMappings(m: Machine): string[] {
   for (const e of dbg.entries()) {
     if (e.type === 'coherent' && e.size === 0) continue;
     const dev = e.dev as unknown as Device;
-    const domain = m.iommu?.groupOf(dev.name)?.domain;
+    const domain = m.iommu?.dmaDomainOf(dev);
     if (domain !== undefined && domain.isDma && domain.paging !== null) {
       if (domain.paging.pgtable.iova_to_phys(e.dev_addr) === 0) out.push(`dma-debug tracks a ${e.type} mapping of ${dev.name} at IOVA 0x${e.dev_addr.toString(16)}, but nothing is mapped there`);
       continue;

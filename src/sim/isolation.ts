@@ -18,7 +18,7 @@ export function isolationReport(m: Machine): string[] {
     if (devices.length > 0) out.push(`no IOMMU: ${devices.map((d) => d.name).join(', ')} can reach all of memory their masks cover`);
     return out;
   }
-  for (const d of devices) if (iommu.groupOf(d.name) === undefined) out.push(`${d.name}: not behind the IOMMU: no isolation`);
+  for (const d of devices) if (iommu.groupOf(d) === undefined) out.push(`${d.name}: not behind the IOMMU: no isolation`);
   for (const g of iommu.groups) {
     const dom = g.domain;
     if (g.devices.length > 1) out.push(`group ${g.id}: ${g.devices.join(', ')} share one domain: each can use the others' mappings`);

@@ -211,10 +211,10 @@ export class Machine implements KernelContext {
         }
         if (this.arch === 'arm64' && devOpts.coherent === undefined) dev.dma_coherent = false;
         if (iommu === null || translator === null || devOpts.iommu === false) return;
-        iommu.probeDevice(dev.name, dev.untrusted, devOpts.iommuGroup);
+        iommu.probeDevice(dev, dev.untrusted, devOpts.iommuGroup);
         dev.dma.translator = translator;
         // iommu_setup_dma_ops: DMA domains use dma-iommu, identity domains dma-direct.
-        if (iommuOps !== null && iommu.groupOf(dev.name)?.domain.isDma === true) this.dma.ops.set(dev, iommuOps);
+        if (iommuOps !== null && iommu.groupOf(dev)?.domain.isDma === true) this.dma.ops.set(dev, iommuOps);
       },
     };
     this.pci = new Bus('pci', host, PCI_DMA_DEFAULTS);

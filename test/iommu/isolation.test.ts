@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   DMA_BIDIRECTIONAL, EBUSY, EINVAL, GFP_KERNEL, GFP_KERNEL as G, IOMMU_DOMAIN_UNMANAGED, IOMMU_READ, IOMMU_WRITE, Machine,
-  PAGE_SIZE, dma_map_page_attrs, dma_mapping_error, iommu_map, isolationReport,
+  PAGE_SIZE, dma_alloc_coherent, dma_free_coherent, dma_map_page_attrs, dma_mapping_error, iommu_map, isolationReport,
 } from '../../src/index.ts';
 
 function twoDevices(mode: 'strict' | 'lazy' | 'passthrough' = 'strict', sameGroup = false) {
@@ -67,5 +67,45 @@ describe('isolation', () => {
     expect(iommu.domainOf('a')?.typeName).toBe('DMA');
     const shared = twoDevices('strict', true);
     expect(shared.m.iommu!.attachDevice('a', shared.m.iommu!.allocDomain(IOMMU_DOMAIN_UNMANAGED))).toBe(-EINVAL);
+  });
+});
+
+describe('isolation holes closed (issue 19)', () => {
+  it('the DMA API maps and frees in the default domain while the group sits on an UNMANAGED one: no access to a freed page after detach', () => {
+    const m = new Machine({ memory: '1G', iommu: { mode: 'strict' } });
+    const a = m.pci.addDevice({ name: 'a', dmaMask: 64, coherentDmaMask: 64 });
+    m.pci.bind(a, { name: 'da', probe() {} });
+    const iommu = m.iommu!;
+    const buf = dma_alloc_coherent(a, PAGE_SIZE, GFP_KERNEL)!;
+    expect(a.dma.read(buf.dma_handle, 1).ok).toBe(true);
+    const unmanaged = iommu.allocDomain(IOMMU_DOMAIN_UNMANAGED);
+    expect(iommu.attachDevice(a, unmanaged)).toBe(0);
+    dma_free_coherent(a, PAGE_SIZE, buf);
+    expect(m.klog.warnings()).toEqual([]);
+    iommu.detachDevice(a, unmanaged);
+    expect(a.dma.read(buf.dma_handle, 1).ok).toBe(false);
+    expect(m.audit()).toEqual([]);
+    // A streaming mapping made while attached elsewhere lands in the default domain too.
+    expect(iommu.attachDevice(a, unmanaged)).toBe(0);
+    const pfn = m.mm.alloc_pages(GFP_KERNEL, 0)!;
+    const addr = dma_map_page_attrs(a, pfn, 0, PAGE_SIZE, DMA_BIDIRECTIONAL, 0);
+    expect(dma_mapping_error(a, addr)).toBe(0);
+    expect(unmanaged.paging!.pgtable.iova_to_phys(addr)).toBe(0);
+    iommu.detachDevice(a, unmanaged);
+    expect(a.dma.read(addr, 1).ok).toBe(true);
+  });
+
+  it('a platform device and a PCI device with one name get separate groups: neither reaches the other\'s mappings', () => {
+    const m = new Machine({ memory: '1G', iommu: { mode: 'strict' } });
+    const pci = m.pci.addDevice({ name: 'x', dmaMask: 64 });
+    const plat = m.platform.addDevice({ name: 'x', dmaMask: 64 });
+    m.pci.bind(pci, { name: 'p', probe() {} });
+    const pfn = m.mm.alloc_pages(GFP_KERNEL, 0)!;
+    const addr = dma_map_page_attrs(pci, pfn, 0, PAGE_SIZE, DMA_BIDIRECTIONAL, 0);
+    expect(dma_mapping_error(pci, addr)).toBe(0);
+    expect(m.iommu!.groupOf(pci)).not.toBe(m.iommu!.groupOf(plat));
+    expect(plat.dma.read(addr, 1).ok).toBe(false);
+    expect(pci.dma.read(addr, 1).ok).toBe(true);
+    expect(() => m.iommu!.groupOf('x')).toThrow(/2 devices are named x/);
   });
 });
