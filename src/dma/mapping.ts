@@ -7,15 +7,16 @@
 import { EINVAL, EIO, ENOMEM, EOPNOTSUPP, EREMOTEIO } from '../core/errno.ts';
 import { DMA_ATTR_REQUIRE_COHERENT } from './attrs.ts';
 import { KernelBug, KernelError } from '../core/errors.ts';
-import type { Device } from '../device/device.ts';
 import type { Bound } from '../device/context.ts';
 import { PAGE_OFFSET, PAGE_SIZE, VMALLOC_END, VMALLOC_START } from '../mm/constants.ts';
 import { dma_map_single_rejects_vmalloc } from './debug/wrapper.ts';
 import { __GFP_COMP } from '../mm/gfp.ts';
-import { DMA_MAPPING_ERROR, type Scatterlist } from '../scatterlist/entry.ts';
-import type { SgTable } from '../scatterlist/table.ts';
+import { DMA_MAPPING_ERROR, Scatterlist, sg_check_walk } from '../scatterlist/entry.ts';
+import { Device } from '../device/device.ts';
+import { SgTable } from '../scatterlist/table.ts';
 import { valid_dma_direction } from './direction.ts';
 import { dmaOpsOf, dmaSystemOf, type CoherentBuffer } from './ops.ts';
+import type { KernelContext } from '../core/context.ts';
 import { ledgerAllocCoherent, ledgerFreeCoherent, ledgerMapSg, ledgerMapSingle, ledgerSyncSg, ledgerSyncSingle, ledgerUnmapSg, ledgerUnmapSingle } from './ledger/record.ts';
 
 export { DMA_MAPPING_ERROR } from '../scatterlist/entry.ts';
@@ -37,6 +38,40 @@ function checkAddr(addr: unknown, fn: string): number {
     throw new KernelError(EINVAL, fn, `expected a DMA address, got ${typeof addr === 'number' ? addr : typeof addr}`, 'addr');
   }
   return addr;
+}
+
+/** A device of this simulator (a plain object or null is no device). */
+function checkDev(dev: unknown, fn: string): void {
+  if (!(dev instanceof Device)) throw new KernelError(EINVAL, fn, `expected a device, got ${dev === null ? 'null' : typeof dev}`, 'dev');
+}
+
+/** `nents`: a count a C caller could pass (an int). */
+function checkNents(nents: unknown, fn: string): number {
+  if (typeof nents !== 'number' || !Number.isInteger(nents) || nents < 0 || nents > 0x7fffffff) throw new KernelError(EINVAL, fn, `expected an entry count, got ${String(nents)}`, 'nents');
+  return nents;
+}
+
+/**
+ * The scatterlist must be one of the device's machine, and walkable for `nents` entries: another
+ * machine's list would be mapped with this machine's memory.
+ */
+function checkSg(dev: Device, sgl: unknown, nents: number, fn: string, arg = 'sgl'): void {
+  if (!(sgl instanceof Scatterlist)) throw new KernelError(EINVAL, fn, `expected a scatterlist, got ${sgl === null ? 'null' : typeof sgl}`, arg);
+  if (sgl.arena.ctx !== dev.host.ctx) throw new KernelError(EINVAL, fn, `the scatterlist belongs to machine ${sgl.arena.ctx.name}, ${dev.name} to ${dev.host.ctx.name}`, arg);
+  sg_check_walk(sgl, nents, fn);
+}
+
+/** An sg_table of the device's machine. */
+function checkSgt(dev: Device, sgt: unknown, fn: string): void {
+  checkDev(dev, fn);
+  if (!(sgt instanceof SgTable)) throw new KernelError(EINVAL, fn, `expected an sg_table, got ${sgt === null ? 'null' : typeof sgt}`, 'sgt');
+  if (sgt.ctx !== dev.host.ctx) throw new KernelError(EINVAL, fn, `the table belongs to machine ${sgt.ctx.name}, ${dev.name} to ${dev.host.ctx.name}`, 'sgt');
+}
+
+/** A page frame number or an offset: a non-negative integer. */
+function checkIndex(v: unknown, fn: string, arg: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new KernelError(EINVAL, fn, `expected a non-negative integer, got ${String(v)}`, arg);
+  return v;
 }
 
 function debug(dev: Device) {
@@ -68,6 +103,7 @@ export function dma_map_phys(dev: Device, phys: number, size: number, dir: numbe
 
 /** dma_map_phys on behalf of `api` (the name the ledger records). */
 function mapPhys(dev: Device, phys: number, size: number, dir: number, attrs: number, api: string): number {
+  checkDev(dev, api);
   checkDir(dir, 'dma_map_phys');
   checkSize(size, 'dma_map_phys');
   if (typeof phys !== 'number' || !Number.isSafeInteger(phys) || phys < 0) throw new KernelError(EINVAL, 'dma_map_phys', `expected a physical address, got ${String(phys)}`, 'phys');
@@ -87,12 +123,12 @@ function mapPhys(dev: Device, phys: number, size: number, dir: number, attrs: nu
  * @example const addr = dma_map_page_attrs(dev, pfn, 0, 4096, DMA_TO_DEVICE, 0);
  */
 export function dma_map_page_attrs(dev: Device, page: number, offset: number, size: number, dir: number, attrs = 0): number {
-  return mapPhys(dev, page * PAGE_SIZE + offset, size, dir, attrs, 'dma_map_page_attrs');
+  return mapPhys(dev, checkIndex(page, 'dma_map_page_attrs', 'page') * PAGE_SIZE + checkIndex(offset, 'dma_map_page_attrs', 'offset'), size, dir, attrs, 'dma_map_page_attrs');
 }
 
 /** dma_map_page. */
 export function dma_map_page(dev: Device, page: number, offset: number, size: number, dir: number): number {
-  return mapPhys(dev, page * PAGE_SIZE + offset, size, dir, 0, 'dma_map_page');
+  return mapPhys(dev, checkIndex(page, 'dma_map_page', 'page') * PAGE_SIZE + checkIndex(offset, 'dma_map_page', 'offset'), size, dir, 0, 'dma_map_page');
 }
 
 /**
@@ -109,6 +145,8 @@ export function dma_map_single(dev: Device, cpu_addr: number, size: number, dir:
 }
 
 function mapSingle(dev: Device, cpu_addr: number, size: number, dir: number, attrs: number, api: string): number {
+  checkDev(dev, api);
+  checkIndex(cpu_addr, api, 'cpu_addr');
   if (dma_map_single_rejects_vmalloc(dev.host.ctx.klog, dev, cpu_addr >= VMALLOC_START && cpu_addr < VMALLOC_END)) return DMA_MAPPING_ERROR;
   debug(dev)?.mapSingle(dev, cpu_addr, size);
   return mapPhys(dev, cpu_addr - PAGE_OFFSET, size, dir, attrs, api);
@@ -116,6 +154,7 @@ function mapSingle(dev: Device, cpu_addr: number, size: number, dir: number, att
 
 /** dma_mapping_error: -ENOMEM for DMA_MAPPING_ERROR, else 0 (dma-debug marks the mapping checked). */
 export function dma_mapping_error(dev: Device, addr: number): number {
+  checkDev(dev, 'dma_mapping_error');
   debug(dev)?.mappingError(dev, addr);
   return addr === DMA_MAPPING_ERROR ? -ENOMEM : 0;
 }
@@ -126,6 +165,7 @@ export function dma_unmap_phys(dev: Device, addr: number, size: number, dir: num
 }
 
 function unmapPhys(dev: Device, addr: number, size: number, dir: number, attrs: number, api: string): void {
+  checkDev(dev, api);
   checkDir(dir, 'dma_unmap_phys');
   checkAddr(addr, 'dma_unmap_phys');
   checkSize(size, 'dma_unmap_phys');
@@ -161,10 +201,13 @@ export function dma_unmap_single(dev: Device, addr: number, size: number, dir: n
  * else a backend returns WARNs once and becomes -EIO).
  */
 function __dma_map_sg_attrs(dev: Device, sgl: Scatterlist | null, nents: number, dir: number, attrs: number, api: string): number {
+  checkDev(dev, api);
   checkDir(dir, 'dma_map_sg_attrs');
+  checkNents(nents, api);
   if (!dev.dma_coherent && (attrs & DMA_ATTR_REQUIRE_COHERENT)) return -EOPNOTSUPP;
   if (noMask(dev, 'dma_map_sg_attrs')) return 0;
   if (sgl === null || nents === 0) return -EINVAL;
+  checkSg(dev, sgl, nents, api);
   const ents = dmaOpsOf(dev).map_sg(dev, sgl, nents, dir, attrs);
   if (ents > 0) {
     debug(dev)?.mapSg(dev, sgl, nents, ents, dir, attrs);
@@ -203,8 +246,11 @@ export function dma_unmap_sg_attrs(dev: Device, sgl: Scatterlist | null, nents: 
 }
 
 function unmapSg(dev: Device, sgl: Scatterlist | null, nents: number, dir: number, attrs: number, api: string): void {
+  checkDev(dev, api);
   checkDir(dir, 'dma_unmap_sg_attrs');
+  checkNents(nents, api);
   if (sgl === null) return;
+  checkSg(dev, sgl, nents, api);
   debug(dev)?.unmapSg(dev, sgl, nents, dir);
   trace(dev, 'unmap', 'dma_unmap_sg', { nents, dir, addr: sgl.dma_address });
   dmaOpsOf(dev).unmap_sg(dev, sgl, nents, dir, attrs);
@@ -222,6 +268,7 @@ export function dma_unmap_sg(dev: Device, sgl: Scatterlist | null, nents: number
  * @example if (dma_map_sgtable(dev, sgt, DMA_TO_DEVICE, 0) === 0) for (const s of for_each_sgtable_dma_sg(sgt)) ...
  */
 export function dma_map_sgtable(dev: Device, sgt: SgTable, dir: number, attrs = 0): number {
+  checkSgt(dev, sgt, 'dma_map_sgtable');
   const n = __dma_map_sg_attrs(dev, sgt.sgl, sgt.orig_nents, dir, attrs, 'dma_map_sgtable');
   if (n < 0) return n;
   sgt.nents = n;
@@ -230,6 +277,7 @@ export function dma_map_sgtable(dev: Device, sgt: SgTable, dir: number, attrs = 
 
 /** dma_unmap_sgtable: unmaps orig_nents entries. */
 export function dma_unmap_sgtable(dev: Device, sgt: SgTable, dir: number, attrs = 0): void {
+  checkSgt(dev, sgt, 'dma_unmap_sgtable');
   unmapSg(dev, sgt.sgl, sgt.orig_nents, dir, attrs, 'dma_unmap_sgtable');
 }
 
@@ -257,7 +305,9 @@ export function dma_sync_single_for_device(dev: Device, addr: number, size: numb
 
 /** dma_sync_sg_for_cpu: `nents` as passed to dma_map_sg. */
 export function dma_sync_sg_for_cpu(dev: Device, sgl: Scatterlist, nents: number, dir: number): void {
+  checkDev(dev, 'dma_sync_sg_for_cpu');
   checkDir(dir, 'dma_sync_sg_for_cpu');
+  checkSg(dev, sgl, checkNents(nents, 'dma_sync_sg_for_cpu'), 'dma_sync_sg_for_cpu');
   dmaOpsOf(dev).sync_sg_for_cpu(dev, sgl, nents, dir);
   debug(dev)?.syncSgForCpu(dev, sgl, nents, dir);
   ledgerSyncSg(ledger(dev), dev, sgl, true);
@@ -266,7 +316,9 @@ export function dma_sync_sg_for_cpu(dev: Device, sgl: Scatterlist, nents: number
 
 /** dma_sync_sg_for_device. */
 export function dma_sync_sg_for_device(dev: Device, sgl: Scatterlist, nents: number, dir: number): void {
+  checkDev(dev, 'dma_sync_sg_for_device');
   checkDir(dir, 'dma_sync_sg_for_device');
+  checkSg(dev, sgl, checkNents(nents, 'dma_sync_sg_for_device'), 'dma_sync_sg_for_device');
   dmaOpsOf(dev).sync_sg_for_device(dev, sgl, nents, dir);
   debug(dev)?.syncSgForDevice(dev, sgl, nents, dir);
   ledgerSyncSg(ledger(dev), dev, sgl, false);
@@ -275,13 +327,18 @@ export function dma_sync_sg_for_device(dev: Device, sgl: Scatterlist, nents: num
 
 /** dma_sync_sgtable_for_cpu (orig_nents). */
 export function dma_sync_sgtable_for_cpu(dev: Device, sgt: SgTable, dir: number): void {
+  checkSgt(dev, sgt, 'dma_sync_sgtable_for_cpu');
   if (sgt.sgl !== null) dma_sync_sg_for_cpu(dev, sgt.sgl, sgt.orig_nents, dir);
 }
 
 /** dma_sync_sgtable_for_device (orig_nents). */
 export function dma_sync_sgtable_for_device(dev: Device, sgt: SgTable, dir: number): void {
+  checkSgt(dev, sgt, 'dma_sync_sgtable_for_device');
   if (sgt.sgl !== null) dma_sync_sg_for_device(dev, sgt.sgl, sgt.orig_nents, dir);
 }
+
+/** The machine each coherent buffer came from: freeing it through another machine is refused. */
+const coherentHome = new WeakMap<CoherentBuffer, KernelContext>();
 
 /**
  * dma_alloc_attrs: a coherent buffer, or null. Refuses __GFP_COMP; zone flags are taken from the
@@ -293,6 +350,7 @@ export function dma_alloc_attrs(dev: Device, size: number, gfp: number, attrs = 
 }
 
 function allocAttrs(dev: Device, size: number, gfp: number, attrs: number, api: string): CoherentBuffer | null {
+  checkDev(dev, api);
   checkSize(size, 'dma_alloc_attrs');
   if (dev.coherent_dma_mask === 0) {
     dev.host.ctx.klog.warnOnce(`dma_alloc_attrs:mask:${dev.name}`, 'dma_alloc_attrs', 'WARN_ON_ONCE(!dev->coherent_dma_mask)');
@@ -305,6 +363,7 @@ function allocAttrs(dev: Device, size: number, gfp: number, attrs: number, api: 
   if (size === 0) return null;
   const buf = dmaOpsOf(dev).alloc(dev, size, gfp, attrs);
   if (buf !== null) {
+    coherentHome.set(buf, dev.host.ctx);
     debug(dev)?.allocCoherent(dev, size, buf, attrs);
     const sys = dmaSystemOf(dev.host.ctx);
     ledgerAllocCoherent(sys.ledger, dev, api, size, buf.dma_handle, sys.virtRanges(buf.cpu_addr, size));
@@ -324,6 +383,13 @@ export function dma_free_attrs(dev: Device, size: number, buf: CoherentBuffer, a
 }
 
 function freeAttrs(dev: Device, size: number, buf: CoherentBuffer, attrs: number, api: string): void {
+  checkDev(dev, api);
+  checkSize(size, api);
+  if (typeof buf !== 'object' || buf === null || typeof buf.cpu_addr !== 'number' || typeof buf.dma_handle !== 'number') {
+    throw new KernelError(EINVAL, api, 'expected the buffer dma_alloc_coherent returned', 'buf');
+  }
+  const home = coherentHome.get(buf);
+  if (home !== undefined && home !== dev.host.ctx) throw new KernelError(EINVAL, api, `the buffer was allocated on machine ${home.name}, ${dev.name} is on ${dev.host.ctx.name}`, 'buf');
   debug(dev)?.freeCoherent(dev, size, buf);
   trace(dev, 'free', 'dma_free_attrs', { size, handle: buf.dma_handle });
   dmaOpsOf(dev).free(dev, size, buf, attrs);

@@ -48,6 +48,10 @@ export class Mm implements PhysMemory {
   readonly meta: PageMeta;
   readonly contents = new PhysContents();
   readonly #ctx: KernelContext;
+  /** The machine (kernel context) this memory belongs to. */
+  get ctx(): KernelContext {
+    return this.#ctx;
+  }
   readonly #vmap = new VmapSpace();
   // INVARIANT: areas holds exactly the live vmalloc areas, keyed by start address.
   readonly #areas = new Map<number, VmArea>();
@@ -341,7 +345,7 @@ export class Mm implements PhysMemory {
       return null;
     }
     if (gfp & __GFP_ZERO) for (let i = 0; i < nrPages; i++) this.contents.fill((pages[i] as number) * PAGE_SIZE, PAGE_SIZE, 0);
-    const area = new VmArea(addr, size, pages, this);
+    const area = new VmArea(addr, size, pages, this, this.#ctx);
     this.#areas.set(addr, area);
     return area;
   }

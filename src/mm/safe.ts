@@ -3,6 +3,7 @@
  * The safe layer over the page allocator and vmalloc: allocations that throw KernelError(ENOMEM)
  * instead of returning null, and free themselves when disposed (`using`).
  */
+import type { KernelContext } from '../core/context.ts';
 import { ENOMEM } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import { GFP_KERNEL } from './gfp.ts';
@@ -38,6 +39,11 @@ export class VVec implements Disposable {
   /** Bytes in the buffer. */
   get size(): number {
     return this.area.size;
+  }
+
+  /** The machine whose memory holds the buffer. */
+  get ctx(): KernelContext {
+    return this.#mm.ctx;
   }
 
   /** The page iterator (VmallocPageIter semantics). */

@@ -9,6 +9,7 @@ import { PAGE_SIZE, VMALLOC_END, VMALLOC_START } from './constants.ts';
 import { forEachPageSpan } from '../core/page.ts';
 
 import type { PhysMemory } from '../core/sparse-memory.ts';
+import type { KernelContext } from '../core/context.ts';
 
 /**
  * Pages of a vmalloc area in order, with the semantics of Rust's `VmallocPageIter`:
@@ -57,12 +58,15 @@ export class VmArea {
   readonly pages: Uint32Array;
   #live = true;
   readonly #mem: PhysMemory;
+  /** The machine whose memory backs the area (undefined for an area made outside a machine). */
+  readonly ctx: KernelContext | undefined;
 
-  constructor(addr: number, size: number, pages: Uint32Array, mem: PhysMemory) {
+  constructor(addr: number, size: number, pages: Uint32Array, mem: PhysMemory, ctx?: KernelContext) {
     this.addr = addr;
     this.size = size;
     this.pages = pages;
     this.#mem = mem;
+    this.ctx = ctx;
   }
 
   /** Pages backing the area. */

@@ -134,6 +134,25 @@ export function sg_unmark_end(sg: Scatterlist): void {
 }
 
 /**
+ * Check that `nents` entries can be walked from `sgl` through live slots, before anything is done
+ * with them: a list shorter than `nents`, or a freed table's entries, would have the kernel walk
+ * into freed or foreign memory (an oops), so it is a KernelBug here with nothing changed.
+ * @example sg_check_walk(sgt.sgl, sgt.orig_nents, 'dma_map_sg_attrs')
+ */
+export function sg_check_walk(sgl: Scatterlist, nents: number, fn: string): void {
+  const arena = sgl.arena;
+  let sg: Scatterlist | null = sgl;
+  let prevSlot = -2;
+  for (let i = 0; i < nents; i++) {
+    if (sg === null) throw new KernelBug(fn, `the scatterlist ends after ${i} entries, but nents is ${nents}`);
+    // Liveness changes only where the walk jumps (a chunk's first slot, a chain target).
+    if (sg.slot !== prevSlot + 1 && !arena.isLive(sg.slot)) throw new KernelBug(fn, `entry ${i} of the scatterlist lies in freed memory (use after sg_free_table?)`);
+    prevSlot = sg.slot;
+    sg = i + 1 < nents ? sg_next(sg) : null;
+  }
+}
+
+/**
  * sg_next: the next data entry, following one chain link; null after the END entry.
  * @example for (let sg: Scatterlist | null = sgt.sgl; sg; sg = sg_next(sg)) total += sg.length;
  */

@@ -5,6 +5,7 @@
  * page-iterator contract), mapped for a bound device, unmapped by unbind (Devres) or by dispose.
  * Disposal follows the Rust field order: unmap, then free the table's entries, then the pages.
  */
+import type { KernelContext } from '../core/context.ts';
 import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import type { Bound } from '../device/context.ts';
@@ -21,6 +22,8 @@ import { sg_next } from './entry.ts';
 export interface PageProvider {
   /** The page iterator: `size` bytes over `pageCount` pages, and the pfns in order. */
   pageIter(): { readonly size: number; readonly pageCount: number; pfns(): ArrayLike<number> };
+  /** The machine whose memory holds the pages, when the provider knows (VVec, VmArea do). */
+  readonly ctx?: KernelContext | undefined;
 }
 
 const UINT_MAX = 0xffffffff;
@@ -58,6 +61,9 @@ export class OwnedSGTable<P extends PageProvider> extends SGTable<Owned<P>> impl
   static override create<P extends PageProvider>(dev: Device<Bound>, pages: P, dir: DmaDirection, gfp: number): OwnedSGTable<P> {
     dev.assertBound('SGTable::new');
     if (!valid_dma_direction(dir)) throw new KernelError(EINVAL, 'SGTable::new', `invalid DMA direction ${String(dir)}`, 'dir');
+    if (pages?.ctx !== undefined && pages.ctx !== dev.host.ctx) {
+      throw new KernelError(EINVAL, 'SGTable::new', `the pages belong to machine ${pages.ctx.name}, ${dev.name} to ${dev.host.ctx.name}`, 'pages');
+    }
     const iter = pages.pageIter();
     if (iter.pageCount === 0) throw new KernelError(EINVAL, 'SGTable::new', 'no pages to build a table from', 'pages');
     const maxMapping = dma_max_mapping_size(dev);

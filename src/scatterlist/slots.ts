@@ -115,6 +115,15 @@ export class SlotArena {
     this.liveSlots -= 1 << c;
   }
 
+  /** Is slot `s` inside a live chunk? (A freed table's entries are not.) */
+  isLive(s: number): boolean {
+    for (let c = 0; c < CLASSES; c++) {
+      const base = s - (s % (1 << c));
+      if (this.chunkClassOf(base) === c) return true;
+    }
+    return false;
+  }
+
   /** Class of the live chunk starting at `base`, or -1. */
   chunkClassOf(base: number): number {
     const cls = this.#chunkClass[base >>> SEG_SHIFT];
