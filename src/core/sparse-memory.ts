@@ -4,6 +4,8 @@
  * as zero. A 64 GiB machine costs what was written, plus the Map entry per written page.
  */
 import { forEachPageSpan, PAGE_SIZE } from './page.ts';
+import { EINVAL } from './errno.ts';
+import { KernelError } from './errors.ts';
 
 /** Bytes per slab of page buffers. */
 const SLAB_BYTES = 256 * PAGE_SIZE;
@@ -75,6 +77,8 @@ export class PhysContents implements PhysMemory {
 
   /** Read `len` bytes at `phys` into a new array. */
   read(phys: number, len: number): Uint8Array {
+    // One buffer: at most 4 GiB (a larger typed array is a host RangeError, not a kernel result).
+    if (typeof len !== 'number' || !Number.isSafeInteger(len) || len < 0 || len > 2 ** 32) throw new KernelError(EINVAL, 'PhysContents.read', `expected a length up to 4 GiB, got ${String(len)}`, 'len');
     const out = new Uint8Array(len);
     this.readInto(phys, out, 0, len);
     return out;

@@ -132,6 +132,10 @@ export interface RunHistogram {
  * @example runHistogram(area.pages).meanRun
  */
 export function runHistogram(pfns: ArrayLike<number>): RunHistogram {
+  const n = (pfns as { length?: unknown } | null)?.length;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 0xffffffff) {
+    throw new KernelError(EINVAL, 'runHistogram', `expected an array of page frame numbers, got length ${String(n)}`, 'pfns');
+  }
   const counts: number[] = [];
   let runs = 0;
   let longest = 0;

@@ -4,9 +4,19 @@
  * page iterators (for_each_sg_page, for_each_sgtable_page, for_each_sgtable_dma_page).
  */
 import { EINVAL } from '../core/errno.ts';
-import { KernelBug } from '../core/errors.ts';
+import { KernelBug, KernelError } from '../core/errors.ts';
 import { PAGE_SIZE } from '../mm/constants.ts';
+import { checkU32 } from '../core/args.ts';
 import { oops, type Scatterlist, sg_is_last, sg_next } from './entry.ts';
+
+/**
+ * A walk by sg_next visits each live slot at most once; past that many steps it has left the table
+ * (an END mark erased, a handle past its chunk: unallocated slots read as zeros with no END) and
+ * would never stop. The kernel would run into unmapped memory; here it is a KernelBug.
+ */
+function walkedOff(sg: Scatterlist, steps: number, fn: string): void {
+  if (steps > sg.arena.liveSlots) throw new KernelBug(fn, `walked ${steps} entries without an END mark: the list runs past its table`);
+}
 import type { SgTable } from './table.ts';
 
 /**
@@ -18,6 +28,7 @@ export function* for_each_sg(sgl: Scatterlist | null, nents: number): Generator<
   let sg = sgl;
   for (let i = 0; i < nents; i++) {
     if (sg === null) oops('for_each_sg', `entry ${i} of ${nents}: the list ended`);
+    walkedOff(sg, i + 1, 'for_each_sg');
     yield sg;
     if (i + 1 < nents) sg = sg_next(sg);
   }
@@ -51,7 +62,7 @@ export function for_each_sgtable_dma_sg(sgt: SgTable): Generator<Scatterlist, vo
 /** sg_nents: data entries up to the END mark (0 for null). */
 export function sg_nents(sg: Scatterlist | null): number {
   let n = 0;
-  for (let s = sg; s !== null; s = sg_next(s)) n++;
+  for (let s = sg; s !== null; s = sg_next(s)) walkedOff(s, ++n, 'sg_nents');
   return n;
 }
 
@@ -64,7 +75,7 @@ export function sg_nents_for_len(sg: Scatterlist | null, len: number): number {
   let n = 0;
   let total = 0;
   for (let s = sg; s !== null; s = sg_next(s)) {
-    n++;
+    walkedOff(s, ++n, 'sg_nents_for_len');
     total += s.length;
     if (total >= len) return n;
   }
@@ -109,13 +120,21 @@ export class SgPageIter {
   sg_pgoffset = 0;
   __nents = 0;
   __pg_advance = 0;
+  /** @internal entries walked, to catch a walk off the table. */
+  __steps = 0;
 }
 
 export function __sg_page_iter_start(piter: SgPageIter, sgl: Scatterlist | null, nents: number, pgoffset: number): void {
+  checkU32(nents, '__sg_page_iter_start', 'nents');
+  // An unsigned long in C; NaN or a fraction would never reach the end of the list.
+  if (typeof pgoffset !== 'number' || !Number.isSafeInteger(pgoffset) || pgoffset < 0) {
+    throw new KernelError(EINVAL, '__sg_page_iter_start', `expected a page offset, got ${String(pgoffset)}`, 'pgoffset');
+  }
   piter.sg = sgl;
   piter.sg_pgoffset = pgoffset;
   piter.__nents = nents;
   piter.__pg_advance = 0;
+  piter.__steps = 1;
 }
 
 function pageIterNext(piter: SgPageIter, count: (sg: Scatterlist) => number): boolean {
@@ -126,6 +145,8 @@ function pageIterNext(piter: SgPageIter, count: (sg: Scatterlist) => number): bo
     piter.sg_pgoffset -= count(piter.sg);
     piter.sg = sg_next(piter.sg);
     if (--piter.__nents === 0 || piter.sg === null) return false;
+    piter.__steps++;
+    walkedOff(piter.sg, piter.__steps, '__sg_page_iter_next');
   }
   return true;
 }

@@ -6,7 +6,7 @@
 import { defaultContext, type KernelContext } from '../core/context.ts';
 import { EINVAL, ENOMEM } from '../core/errno.ts';
 import { KernelBug, KernelError } from '../core/errors.ts';
-import { checkU32 } from '../core/args.ts';
+import { checkInt, checkU32 } from '../core/args.ts';
 import { __sg_chain, Scatterlist, sg_mark_end } from './entry.ts';
 import { arenaOf, SEG_MASK, SEG_SHIFT, SG_CHAIN, SG_MAX_SINGLE_ALLOC, SLOT_WORDS, type SlotArena, W_FLAGS, W_PAGE } from './slots.ts';
 
@@ -71,6 +71,9 @@ export class SgAppendTable {
  * is left for the caller to free, its orig_nents counting the previous chunk's link slot).
  */
 export function __sg_alloc_table(table: SgTable, nents: number, max_ents: number): number {
+  checkU32(nents, '__sg_alloc_table', 'nents');
+  // A chunk of one slot has no room for data beside its chain link: the loop would never end.
+  checkInt(max_ents, '__sg_alloc_table', 'max_ents', nents > max_ents ? 2 : 1, SG_MAX_SINGLE_ALLOC);
   table.sgl = null;
   table.nents = 0;
   table.orig_nents = 0;
