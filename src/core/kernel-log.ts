@@ -21,6 +21,9 @@ export interface KernelMessage {
   readonly time: number;
 }
 
+/** Messages the log keeps (older ones are dropped and counted, as the printk ring overwrites them). */
+export const KLOG_MAX = 16384;
+
 /** Source of virtual time for timestamps. */
 export interface TimeSource { readonly now: number }
 
@@ -32,8 +35,13 @@ export interface TimeSource { readonly now: number }
  * log.warnings().length // 1
  */
 export class KernelLog {
-  // INVARIANT: messages are in the order they were printed; warnCount === number of kind 'WARN'.
+  // INVARIANT: messages are the newest at most KLOG_MAX printed, in order; warnCount counts every
+  //   WARN ever printed (those kept plus droppedWarnings).
   readonly messages: KernelMessage[] = [];
+  /** Messages dropped to keep the log bounded (the printk ring overwrote them). */
+  dropped = 0;
+  /** WARNs among them. */
+  droppedWarnings = 0;
   #warnCount = 0;
   readonly #logger: Logger;
   readonly #time: TimeSource;
@@ -77,6 +85,8 @@ export class KernelLog {
   /** Forget everything recorded (WARN_ONCE memory included). */
   clear(): void {
     this.messages.length = 0;
+    this.dropped = 0;
+    this.droppedWarnings = 0;
     this.#warnCount = 0;
     this.#once.clear();
   }
@@ -89,6 +99,12 @@ export class KernelLog {
   }
 
   #push(m: KernelMessage): void {
+    if (this.messages.length >= KLOG_MAX) {
+      const cut = this.messages.length - KLOG_MAX / 2;
+      for (let i = 0; i < cut; i++) if ((this.messages[i] as KernelMessage).kind === 'WARN') this.droppedWarnings++;
+      this.dropped += cut;
+      this.messages.splice(0, cut);
+    }
     this.messages.push(m);
     this.#listener?.(m);
     const line = { kernel: m.kind, fn: m.fn, t: m.time };

@@ -6,7 +6,7 @@
  */
 import type { KernelContext } from '../core/context.ts';
 import { EBUSY, EINVAL, ENODEV } from '../core/errno.ts';
-import { KernelError } from '../core/errors.ts';
+import { KernelBug, KernelError } from '../core/errors.ts';
 import type { PhysMemory } from '../core/sparse-memory.ts';
 import type { Core } from './context.ts';
 import { Device, type DeviceOptions } from './device.ts';
@@ -74,6 +74,9 @@ export class Bus {
   // INVARIANT: devices holds every device added, by name; a device's driver is non-null exactly
   //   while bound through this bus.
   readonly devices = new Map<string, Device>();
+  // INVARIANT: #busy holds the devices whose probe or remove is running (the kernel holds
+  //   device_lock then: binding or unbinding the same device from inside would deadlock).
+  readonly #busy = new Set<Device>();
 
   constructor(name: string, host: BusHost, parmsDefaults: BusDmaDefaults = PLATFORM_DMA_DEFAULTS) {
     this.name = name;
@@ -104,19 +107,24 @@ export class Bus {
    */
   bind(dev: Device, driver: Driver): number {
     if (dev.bus !== this) throw new KernelError(EINVAL, 'Bus.bind', `${dev.name} is not on bus ${this.name}`, 'dev');
+    this.#notBusy(dev, 'Bus.bind');
     if (dev.driver !== null) return -EBUSY;
     dev.driver = driver;
     let ret = 0;
+    this.#busy.add(dev);
     try {
       this.host.dmaConfigure?.(dev);
       const r = driver.probe(dev as unknown as Device<Core>);
       ret = typeof r === 'number' ? r : 0;
     } catch (e) {
       if (!(e instanceof KernelError)) {
+        this.#busy.delete(dev);
         this.#probeFailed(dev);
         throw e;
       }
       ret = -e.errno;
+    } finally {
+      this.#busy.delete(dev);
     }
     if (ret !== 0) {
       this.#probeFailed(dev);
@@ -128,11 +136,14 @@ export class Bus {
   /** Unbind the driver (device_release_driver); nothing happens for an unbound device. */
   unbind(dev: Device): void {
     if (dev.bus !== this) throw new KernelError(EINVAL, 'Bus.unbind', `${dev.name} is not on bus ${this.name}`, 'dev');
+    this.#notBusy(dev, 'Bus.unbind');
     const driver = dev.driver;
     if (driver === null) return;
+    this.#busy.add(dev);
     try {
       driver.remove?.(dev as unknown as Device<Core>);
     } finally {
+      this.#busy.delete(dev);
       this.host.dmaCleanup?.(dev);
       dev.devres.releaseAll();
       dev.driver = null;
@@ -145,6 +156,14 @@ export class Bus {
     const d = this.devices.get(name);
     if (d === undefined) throw new KernelError(ENODEV, 'Bus.device', `no device ${name} on ${this.name}`, 'name');
     return d;
+  }
+
+  /**
+   * Binding or unbinding a device from its own probe or remove: the kernel would deadlock on
+   * device_lock. Refused with a KernelBug; the outer call still finishes its work.
+   */
+  #notBusy(dev: Device, fn: string): void {
+    if (this.#busy.has(dev)) throw new KernelBug(fn, `${dev.name}: bind or unbind from the device's own probe() or remove() (device_lock is held: a deadlock)`);
   }
 
   #probeFailed(dev: Device): void {

@@ -6,6 +6,10 @@
  */
 import type { Device } from './device.ts';
 import { minNotZero } from './mask.ts';
+import { pushBounded } from '../core/bounded.ts';
+
+/** Faults a device's engine keeps. */
+export const DMA_FAULTS_MAX = 1024;
 
 /** Why a device access failed. */
 export interface DmaFault {
@@ -67,8 +71,10 @@ export class DmaEngine {
   readonly #dev: Device;
   /** The translation in force (set by the IOMMU layer when the device sits behind one). */
   translator: DmaTranslator = directTranslator;
-  /** Faults this device has taken, oldest first. */
+  /** Faults this device has taken, oldest first: the newest DMA_FAULTS_MAX (older ones are counted in faultsDropped). */
   readonly faults: DmaFault[] = [];
+  /** Faults dropped from `faults` to keep it bounded. */
+  faultsDropped = 0;
   /** Bytes moved. */
   bytesRead = 0;
   bytesWritten = 0;
@@ -143,7 +149,7 @@ export class DmaEngine {
   }
 
   #fault(fault: DmaFault): DmaResult<never> {
-    this.faults.push(fault);
+    this.faultsDropped += pushBounded(this.faults, fault, DMA_FAULTS_MAX);
     this.onFault?.(fault);
     return { ok: false, fault };
   }

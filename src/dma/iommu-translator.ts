@@ -11,6 +11,7 @@ import { directTranslator, type DmaFault, type DmaTranslator, type Translation }
 import type { Iommu, UnmapRecord } from '../iommu/iommu.ts';
 import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY } from '../iommu/map-domain.ts';
 import { translate, TranslateResult } from '../iommu/translate.ts';
+import { pushBounded } from '../core/bounded.ts';
 
 /** A device access that reached memory it had unmapped, or faulted on an IOVA it had unmapped. */
 export interface UseAfterUnmap {
@@ -26,8 +27,14 @@ export interface UseAfterUnmap {
 
 /** The IOMMU translator and the hazards it saw. */
 export interface IommuTranslator extends DmaTranslator {
+  /** The newest USE_AFTER_UNMAP_MAX events, oldest first. */
   readonly useAfterUnmap: UseAfterUnmap[];
+  /** Events dropped to keep the list bounded. */
+  readonly useAfterUnmapDropped: number;
 }
+
+/** Use-after-unmap events kept. */
+export const USE_AFTER_UNMAP_MAX = 1024;
 
 /**
  * The translator for devices behind `iommu`.
@@ -36,11 +43,14 @@ export interface IommuTranslator extends DmaTranslator {
 export function iommuTranslator(iommu: Iommu): IommuTranslator {
   const scratch = new TranslateResult();
   const useAfterUnmap: UseAfterUnmap[] = [];
+  let dropped = 0;
+  const record = (u: UseAfterUnmap): void => { dropped += pushBounded(useAfterUnmap, u, USE_AFTER_UNMAP_MAX); };
   const fault = (dev: Device, iova: number, length: number, access: 'read' | 'write', reason: DmaFault['reason'], detail?: string): Translation =>
     ({ ok: false, fault: { device: dev.name, iova, length, access, reason, ...(detail === undefined ? {} : { detail }) } });
   return {
     kind: 'iommu',
     useAfterUnmap,
+    get useAfterUnmapDropped() { return dropped; },
     translate(dev, addr, length, access): Translation {
       const group = iommu.groupOf(dev);
       if (group === undefined) return directTranslator.translate(dev, addr, length, access);
@@ -56,13 +66,13 @@ export function iommuTranslator(iommu: Iommu): IommuTranslator {
         const f = r.fault as NonNullable<TranslateResult['fault']>;
         iommu.reportFault(domain, dev.name, f.iova, access, f.reason);
         const unmap = iommu.unmapCovering(domain.id, f.iova);
-        if (unmap !== undefined) useAfterUnmap.push({ device: dev.name, iova: f.iova, access, kind: 'fault', time: now, unmap });
+        if (unmap !== undefined) record({ device: dev.name, iova: f.iova, access, kind: 'fault', time: now, unmap });
         const detail = unmap === undefined ? undefined : `IOVA unmapped by ${unmap.via} at t=${unmap.time} ns`;
         return fault(dev, f.iova, length, access, f.reason === 'permission' ? 'permission' : 'unmapped', detail);
       }
       if (r.stale) {
         const unmap = iommu.unmapCovering(domain.id, r.staleIova);
-        useAfterUnmap.push({ device: dev.name, iova: r.staleIova, access, kind: 'stale-iotlb', time: now, unmap });
+        record({ device: dev.name, iova: r.staleIova, access, kind: 'stale-iotlb', time: now, unmap });
         iommu.ctx.logger.warn({ event: 'use_after_unmap', device: dev.name, iova: r.staleIova, access, unmap }, 'device used a stale IOTLB entry');
       }
       const ranges = [];

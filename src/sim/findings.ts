@@ -70,7 +70,7 @@ function debugErrors(m: Machine): DmaFinding[] {
   const dbg = m.dmaDebug;
   if (dbg === null) return [];
   const out: DmaFinding[] = dbg.errors.map((e) => ({ kind: 'dma-debug' as const, device: e.device, message: e.text }));
-  // error_count counts every err_printk, printed or filtered; the list may hold fewer.
+  // error_count counts every err_printk, printed or filtered; the list keeps the newest.
   if (dbg.error_count > out.length) {
     out.push({ kind: 'dma-debug', device: '', message: `dma-debug error_count is ${dbg.error_count}, ${dbg.error_count - out.length} more than the errors listed` });
   }
@@ -105,6 +105,7 @@ export function dmaFindings(machine: Machine, opts: DmaFindingsOptions = {}): Dm
     if (printed.has(w.message)) continue;
     out.push({ kind: 'warn', device: '', message: `WARN in ${w.fn}: ${w.message}`, time: w.time });
   }
+  if (machine.klog.droppedWarnings > 0) out.push({ kind: 'warn', device: '', message: `${machine.klog.droppedWarnings} older WARNs were dropped from the kernel log (it keeps the newest messages)` });
   return opts.kinds === undefined ? out : out.filter((f) => (opts.kinds as readonly DmaFindingKind[]).includes(f.kind));
 }
 

@@ -33,6 +33,7 @@ import { ARCH_ARM64, ARCH_X86_64, type DmaDebug, type DmaDebugOptions } from '..
 import { SwiotlbPool } from '../dma/swiotlb/pool.ts';
 import { parseSize } from '../core/size.ts';
 import { EINVAL } from '../core/errno.ts';
+import { pushBounded } from '../core/bounded.ts';
 import { KernelError } from '../core/errors.ts';
 import { PAGE_SIZE, ZONE_DMA32_LIMIT } from '../mm/constants.ts';
 import { cpuOwnershipChecker, deviceAccessChecker, type AddrRange } from '../dma/ledger/index.ts';
@@ -121,7 +122,8 @@ export class Machine implements KernelContext {
   readonly iommuTranslator: IommuTranslator | null;
   /**
    * What dma-iommu's scatterlist mappings did: entries in, segments out, and the extra physical
-   * memory boundary padding exposed to devices (dma-iommu maps whatever follows the previous entry).
+   * memory boundary padding exposed to devices (dma-iommu maps whatever follows the previous entry);
+   * `paddedMaps` keeps the newest 1024.
    */
   readonly dmaStats = { sgMaps: 0, cpuEntries: 0, dmaSegments: 0, paddingBytes: 0, paddedMaps: [] as Array<{ device: string; iova: number; paddingBytes: number; time: number }> };
   /** Whether device and CPU accesses are checked against the ledger (MachineOptions.accessChecks). */
@@ -191,7 +193,7 @@ export class Machine implements KernelContext {
         stats.cpuEntries += entries;
         stats.dmaSegments += segments;
         stats.paddingBytes += r.paddingBytes;
-        if (r.paddingBytes > 0) stats.paddedMaps.push({ device: dev.name, iova: r.iova, paddingBytes: r.paddingBytes, time: this.clock.now });
+        if (r.paddingBytes > 0) pushBounded(stats.paddedMaps, { device: dev.name, iova: r.iova, paddingBytes: r.paddingBytes, time: this.clock.now }, 1024);
       },
     });
     const ledger = this.dma.ledger;

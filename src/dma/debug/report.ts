@@ -5,12 +5,16 @@
  * once-per-boot WARN and the `pr_info` / `pr_warn` / `pr_err` lines, which bypass both the count
  * and the filter. Everything printed goes to the machine's kernel log and to {@link Reporter.reports}.
  */
+import { pushBounded } from '../../core/bounded.ts';
 import type { KernelLog } from '../../core/kernel-log.ts';
 import { devDriverString, type DebugDevice, type DebugDriver } from './device.ts';
 import type { DriverFilter } from './filter.ts';
 
 /** The `pr_fmt` prefix of every dma-debug line. */
 export const DMA_API_PREFIX = 'DMA-API: ';
+
+/** Reports and errors kept (error_count counts every one). */
+export const REPORTS_MAX = 16384;
 
 /** What kind of line a report is. */
 export type DmaDebugReportKind = 'error' | 'warn-once' | 'info' | 'warning' | 'err';
@@ -52,7 +56,8 @@ export interface DmaDebugError {
  */
 export class Reporter {
   // INVARIANT: error_count, num_errors and all_errors are u32 (0 .. 2^32-1); error_count ===
-  //   errors.length modulo 2^32; reports holds exactly what was printed, in order.
+  //   (errors.length + errorsDropped) modulo 2^32; reports holds the newest REPORTS_MAX lines
+  //   printed, in order (reportsDropped counts the older ones).
   /** `error_count`: every error ever found, printed or not. */
   error_count = 0;
   /** `num_errors` (debugfs `num_errors`): how many more errors to print. */
@@ -61,6 +66,9 @@ export class Reporter {
   all_errors = 0;
   readonly reports: DmaDebugReport[] = [];
   readonly errors: DmaDebugError[] = [];
+  /** Older reports and errors dropped to keep the lists bounded (error_count still counts them). */
+  reportsDropped = 0;
+  errorsDropped = 0;
   readonly #klog: KernelLog;
   readonly #filter: DriverFilter;
   readonly #once = new Set<string>();
@@ -82,17 +90,17 @@ export class Reporter {
     const printed = this.#filter.passes(driver) && (this.all_errors !== 0 || this.num_errors > 0);
     if (printed) {
       this.#klog.warn(fn, text);
-      this.reports.push({ kind: 'error', fn, text });
+      this.reportsDropped += pushBounded(this.reports, { kind: 'error', fn, text }, REPORTS_MAX);
     }
     if (this.all_errors === 0 && this.num_errors > 0) this.num_errors--;
-    this.errors.push({ fn, device: dev.name, driver: label, message, text, printed });
+    this.errorsDropped += pushBounded(this.errors, { fn, device: dev.name, driver: label, message, text, printed }, REPORTS_MAX);
   }
 
   /** A `pr_info` / `pr_warn` / `pr_err` line (the prefix is added here). */
   printk(kind: 'info' | 'warning' | 'err', fn: string, message: string): void {
     const text = DMA_API_PREFIX + message;
     this.#klog.printk(kind === 'warning' ? 'warn' : kind, fn, text);
-    this.reports.push({ kind, fn, text });
+    this.reportsDropped += pushBounded(this.reports, { kind, fn, text }, REPORTS_MAX);
   }
 
   /** `pr_err_once`: a `pr_err` line printed the first time `site` is reached. */
@@ -108,6 +116,6 @@ export class Reporter {
     this.#once.add(site);
     const text = DMA_API_PREFIX + message;
     this.#klog.warn(fn, text);
-    this.reports.push({ kind: 'warn-once', fn, text });
+    this.reportsDropped += pushBounded(this.reports, { kind: 'warn-once', fn, text }, REPORTS_MAX);
   }
 }
