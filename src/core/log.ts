@@ -4,6 +4,8 @@
  * The level comes from `LOG_LEVEL` (default `warn`, so the library is quiet unless asked).
  */
 import { pino, type Logger } from 'pino';
+import { EINVAL } from './errno.ts';
+import { KernelError } from './errors.ts';
 
 export type { Logger };
 
@@ -18,7 +20,16 @@ export function rootLogger(): Logger {
   return root;
 }
 
-/** Replace the root logger (tests, the CLI). */
+/**
+ * Replace the root logger (tests, the CLI). Anything but a pino-like logger is refused, so a bad
+ * call cannot break every later Machine.
+ * @throws KernelError EINVAL naming `logger`.
+ */
 export function setRootLogger(logger: Logger): void {
+  const l = logger as unknown as Record<string, unknown> | null;
+  const methods = ['child', 'info', 'warn', 'error', 'debug'];
+  if (typeof l !== 'object' || l === null || methods.some((k) => typeof l[k] !== 'function')) {
+    throw new KernelError(EINVAL, 'setRootLogger', `expected a pino logger (with ${methods.join(', ')})`, 'logger');
+  }
   root = logger;
 }

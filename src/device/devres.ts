@@ -109,6 +109,7 @@ export class Devres<T> implements Disposable {
    * is revoking at this very moment, `then` waits for it (the fix for the concurrent-revokers race).
    */
   dispose(then?: () => void): void {
+    if (then !== undefined && typeof then !== 'function') throw new KernelError(EINVAL, 'Devres.dispose', `expected a function, got ${typeof then}`, 'then');
     if (this.#inner.revoke()) this.#dev.devres.remove(this.#action);
     this.#inner.whenRevoked(then ?? (() => {}));
   }

@@ -7,6 +7,8 @@
 import type { Device } from './device.ts';
 import { minNotZero } from './mask.ts';
 import { pushBounded } from '../core/bounded.ts';
+import { EINVAL } from '../core/errno.ts';
+import { KernelError } from '../core/errors.ts';
 
 /** Faults a device's engine keeps. */
 export const DMA_FAULTS_MAX = 1024;
@@ -62,6 +64,16 @@ export const directTranslator: DmaTranslator = {
   },
 };
 
+/** An access a device could make: a bus address (or DMA_MAPPING_ERROR, which faults) and a length up to 4 GiB. */
+function checkAccess(addr: unknown, length: unknown, fn: string): void {
+  if (typeof addr !== 'number' || !(addr === -1 || (Number.isSafeInteger(addr) && addr >= 0))) {
+    throw new KernelError(EINVAL, `DmaEngine.${fn}`, `expected a DMA address, got ${typeof addr === 'number' ? String(addr) : typeof addr}`, 'addr');
+  }
+  if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0 || length > 2 ** 32) {
+    throw new KernelError(EINVAL, `DmaEngine.${fn}`, `expected a length up to 4 GiB, got ${typeof length === 'number' ? String(length) : typeof length}`, 'length');
+  }
+}
+
 /**
  * The DMA engine of one device.
  * @example
@@ -87,9 +99,14 @@ export class DmaEngine {
     this.#dev = dev;
   }
 
-  /** Read `length` bytes at DMA address `addr` (device reads memory: a TO_DEVICE transfer). */
+  /**
+   * Read `length` bytes at DMA address `addr` (device reads memory: a TO_DEVICE transfer).
+   * @throws KernelError EINVAL for an address or length no device could put on the bus (a device
+   *   programmed with DMA_MAPPING_ERROR is a fault result, as on hardware).
+   */
   read(addr: number, length: number): DmaResult<Uint8Array> {
-    const t = this.translator.translate(this.#dev, addr, length, 'read');
+    checkAccess(addr, length, 'read');
+    const t = this.#translate(addr, length, 'read');
     this.checker?.check(this.#dev, addr, length, 'read', t);
     if (!t.ok) return this.#fault(t.fault);
     const out = new Uint8Array(length);
@@ -104,7 +121,9 @@ export class DmaEngine {
 
   /** Write `bytes` at DMA address `addr` (device writes memory: a FROM_DEVICE transfer). */
   write(addr: number, bytes: Uint8Array): DmaResult<number> {
-    const t = this.translator.translate(this.#dev, addr, bytes.length, 'write');
+    if (!(bytes instanceof Uint8Array)) throw new KernelError(EINVAL, 'DmaEngine.write', `expected a Uint8Array, got ${bytes === null ? 'null' : typeof bytes}`, 'bytes');
+    checkAccess(addr, bytes.length, 'write');
+    const t = this.#translate(addr, bytes.length, 'write');
     this.checker?.check(this.#dev, addr, bytes.length, 'write', t);
     if (!t.ok) return this.#fault(t.fault);
     let at = 0;
@@ -146,6 +165,12 @@ export class DmaEngine {
       at += n;
     }
     return { ok: true, value: at };
+  }
+
+  /** DMA_MAPPING_ERROR (all ones) is above every mask: the bus refuses it before any translation. */
+  #translate(addr: number, length: number, access: 'read' | 'write'): Translation {
+    if (addr === -1) return { ok: false, fault: { device: this.#dev.name, iova: addr, length, access, reason: 'beyond-mask', detail: 'DMA_MAPPING_ERROR (all address bits set)' } };
+    return this.translator.translate(this.#dev, addr, length, access);
   }
 
   #fault(fault: DmaFault): DmaResult<never> {

@@ -107,6 +107,7 @@ export class Mm implements PhysMemory {
 
   /** @internal the fragmenter marks pages held without going through alloc_pages. */
   adjustAllocated(pages: number): void {
+    checkInt(pages, 'adjustAllocated', 'pages', -this.#allocatedPages, this.maxPfn);
     this.#allocatedPages += pages;
   }
 
@@ -136,6 +137,7 @@ export class Mm implements PhysMemory {
   alloc_pages(gfp: number, order: number, owner: Owner = 'pages'): number | null {
     checkInt(gfp, 'alloc_pages', 'gfp', 0, 0xffffffff);
     checkInt(order, 'alloc_pages', 'order', 0, 63);
+    if (typeof owner !== 'string' || !Object.hasOwn(OWNER_ID, owner)) throw new KernelError(EINVAL, 'alloc_pages', `unknown page owner ${String(owner)}`, 'owner');
     if (order > MAX_PAGE_ORDER) {
       // Kernel: WARN_ON_ONCE_GFP(order > MAX_PAGE_ORDER, gfp), then NULL.
       if (!(gfp & __GFP_NOWARN)) this.#ctx.klog.warnOnce('alloc_pages:order', '__alloc_pages', `WARN_ON_ONCE(order > MAX_PAGE_ORDER) order:${order}`);
@@ -189,6 +191,7 @@ export class Mm implements PhysMemory {
 
   /** Physical address behind a direct-map or vmalloc virtual address (virt_to_phys / vmalloc_to_page). */
   virt_to_phys(virt: number): number {
+    if (typeof virt !== 'number' || !Number.isSafeInteger(virt)) throw new KernelError(EINVAL, 'virt_to_phys', `expected a kernel virtual address, got ${virt === null ? 'null' : typeof virt === 'number' ? String(virt) : typeof virt}`, 'virt');
     if (virt >= PAGE_OFFSET && virt < PAGE_OFFSET + this.maxPfn * PAGE_SIZE) return virt - PAGE_OFFSET;
     const area = this.findVmArea(virt);
     if (area !== undefined) return area.physOf(virt - area.addr);
@@ -214,8 +217,15 @@ export class Mm implements PhysMemory {
 
   /** Free what alloc_pages_exact returned. */
   free_pages_exact(virt: number, size: number): void {
+    checkInt(size, 'free_pages_exact', 'size', 1);
     const pfn = Math.floor(this.virt_to_phys(virt) / PAGE_SIZE);
     const pages = pageAlign(size) / PAGE_SIZE;
+    // Every page is checked before any is freed: a size past the allocation frees nothing.
+    for (let i = 0; i < pages; i++) {
+      if (pfn + i >= this.maxPfn || this.meta.headOrder(pfn + i) !== 0) {
+        throw new KernelBug('free_pages_exact', `Bad page state: pfn:0x${(pfn + i).toString(16)} (page ${i} of ${pages}) is not an allocated page`);
+      }
+    }
     for (let i = 0; i < pages; i++) this.__free_pages(pfn + i, 0);
   }
 
@@ -361,6 +371,7 @@ export class Mm implements PhysMemory {
    */
   vfree(area: VmArea | null): void {
     if (area === null) return;
+    if (!(area instanceof VmArea)) throw new KernelError(EINVAL, 'vfree', `expected a vmalloc area or null, got ${typeof area}`, 'area');
     if (this.#areas.get(area.addr) !== area) {
       throw new KernelBug('vfree', `Trying to vfree() nonexistent vm area (0x${area.addr.toString(16)})`);
     }

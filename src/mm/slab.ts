@@ -95,6 +95,7 @@ export class Kmalloc {
    */
   kfree(addr: number | null): void {
     if (addr === null) return;
+    if (typeof addr !== 'number' || !Number.isSafeInteger(addr)) throw new KernelError(EINVAL, 'kfree', `expected a kmalloc address or null, got ${typeof addr === 'number' ? String(addr) : typeof addr}`, 'addr');
     const c = this.#objects.get(addr);
     if (c === undefined) throw new KernelBug('kfree', `invalid or double free of 0x${addr.toString(16)}`);
     this.#objects.delete(addr);

@@ -98,6 +98,7 @@ export class VmArea {
 
   /** Read `len` bytes from `offset` through the virtual mapping. */
   read(offset: number, len: number): Uint8Array {
+    this.#check(offset, len, 'read');
     const out = new Uint8Array(len);
     this.#walk(offset, len, 'read', (phys, at, n) => this.#mem.readPhysInto(phys, out, at, n));
     return out;
@@ -110,8 +111,9 @@ export class VmArea {
 
   #check(offset: number, len: number, fn: string): void {
     if (!this.#live) throw new KernelError(EFAULT, `VmArea.${fn}`, 'area was vfree()d');
-    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(len) || len < 0 || offset + len > this.nrPages * PAGE_SIZE) {
-      throw new KernelError(EINVAL, `VmArea.${fn}`, `range [${offset}, +${len}) outside the area of ${this.nrPages * PAGE_SIZE} bytes`, 'offset');
+    if (!Number.isSafeInteger(len) || len < 0) throw new KernelError(EINVAL, `VmArea.${fn}`, `expected a length, got ${String(len)}`, 'len');
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + len > this.nrPages * PAGE_SIZE) {
+      throw new KernelError(EINVAL, `VmArea.${fn}`, `range [${String(offset)}, +${len}) outside the area of ${this.nrPages * PAGE_SIZE} bytes`, 'offset');
     }
   }
 

@@ -8,7 +8,7 @@
  * but scattered in physical memory: the table lists the physical pieces (CPU entries) and, once
  * mapped, the address ranges the device uses (DMA segments, possibly fewer after IOMMU merging).
  */
-import { EINVAL } from '../core/errno.ts';
+import { EBUSY, EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import type { Scatterlist } from './entry.ts';
 import { sg_next } from './entry.ts';
@@ -21,8 +21,14 @@ import type { OwnedSGTable, PageProvider } from './sgtable-owned.ts';
 type OwnedFactory = <P extends PageProvider>(dev: Device<Bound>, pages: P, dir: DmaDirection, gfp: number) => OwnedSGTable<P>;
 let ownedFactory: OwnedFactory | undefined;
 
-/** @internal sgtable-owned.ts registers the Owned constructor (avoids an import cycle). */
+/**
+ * @internal sgtable-owned.ts registers the Owned constructor (avoids an import cycle), once.
+ * @throws KernelError EINVAL for a non-function, EBUSY once one is registered (a second one would
+ *   change every later SGTable.create).
+ */
 export function registerOwnedFactory(f: OwnedFactory): void {
+  if (typeof f !== 'function') throw new KernelError(EINVAL, 'registerOwnedFactory', 'expected a function', 'f');
+  if (ownedFactory !== undefined) throw new KernelError(EBUSY, 'registerOwnedFactory', 'the Owned constructor is registered already', 'f');
   ownedFactory = f;
 }
 
