@@ -7,6 +7,7 @@
  */
 import type { Device } from '../device/device.ts';
 import type { Machine } from './machine.ts';
+import { sg_dma_is_swiotlb, type Scatterlist } from '../scatterlist/entry.ts';
 
 /**
  * Violations (empty when dma-debug and the mappings agree).
@@ -27,6 +28,22 @@ export function auditDmaDebugVsMappings(m: Machine): string[] {
     if (e.type === 'coherent') continue;
     const bounced = m.swiotlb?.findMapping(e.dev_addr) !== undefined;
     if (e.dev_addr !== e.paddr && !bounced) out.push(`dma-debug tracks a ${e.type} mapping of ${dev.name} at 0x${e.dev_addr.toString(16)} for phys 0x${e.paddr.toString(16)}, which is neither direct nor a live bounce slot`);
+  }
+  return out;
+}
+
+/**
+ * A scatterlist mapped by a device that does not bounce, still carrying SG_DMA_SWIOTLB from an
+ * earlier mapping by an untrusted device. The kernel never clears the flag on unmap either, so
+ * dma_unmap_sg will take the bounce path and unmap the segments one by one with the wrong sizes:
+ * named here while the mapping is live, before the damage.
+ * @example machine.auditor.add({ name: 'sg swiotlb flag', run: () => auditStaleSwiotlbFlag(machine) })
+ */
+export function auditStaleSwiotlbFlag(m: Machine): string[] {
+  const out: string[] = [];
+  for (const e of m.dma.ledger.entries()) {
+    if (e.type !== 'sg' || e.device.untrusted || !sg_dma_is_swiotlb(e.key as Scatterlist)) continue;
+    out.push(`${e.describe()}: SG_DMA_SWIOTLB is still set from an earlier bounced mapping of this table (the kernel keeps it too); dma_unmap_sg will unmap it entry by entry as bounce buffers, with the wrong sizes. Use a fresh table per device.`);
   }
   return out;
 }

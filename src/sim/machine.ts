@@ -18,7 +18,7 @@ import { Mm } from '../mm/mm.ts';
 import { auditMm } from '../mm/audit.ts';
 import { swiotlbAudit } from '../dma/swiotlb/audit.ts';
 import { Auditor, type AuditViolation } from './audit.ts';
-import { auditDmaDebugVsMappings } from './audit-dma.ts';
+import { auditDmaDebugVsMappings, auditStaleSwiotlbFlag } from './audit-dma.ts';
 import { Bus, PCI_DMA_DEFAULTS, type BusHost } from '../device/bus.ts';
 import type { Device } from '../device/device.ts';
 import { directOps } from '../dma/direct.ts';
@@ -230,6 +230,7 @@ export class Machine implements KernelContext {
     if (this.iommu !== null) {
       const iommuRef = this.iommu;
       this.auditor.add({ name: 'iommu', run: () => auditIommu(iommuRef) });
+      this.auditor.add({ name: 'sg swiotlb flag', run: () => auditStaleSwiotlbFlag(this) });
     }
     if (this.dmaDebug !== null) {
       const dbg = this.dmaDebug;
