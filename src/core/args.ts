@@ -24,3 +24,22 @@ export function checkInt(value: unknown, fn: string, arg: string, min = 0, max =
 export function checkU32(value: unknown, fn: string, arg: string): number {
   return checkInt(value, fn, arg, 0, 0xffffffff);
 }
+
+/**
+ * An instance of `ctor` (or null, when `nullable`): what a C caller's pointer of that type is.
+ * Anything else (another type, a string, undefined) is EINVAL naming the argument, before any work.
+ * @example checkInstance(sgl, Scatterlist, 'sg_next', 'sg')
+ */
+export function checkInstance<T>(value: unknown, ctor: abstract new (...args: never[]) => T, fn: string, arg: string, nullable = false): T {
+  if (value instanceof ctor || (nullable && value === null)) return value as T;
+  throw new KernelError(EINVAL, fn, `expected ${nullable ? 'null or ' : ''}a ${ctor.name}, got ${value === null ? 'null' : typeof value === 'object' ? (value as object).constructor?.name ?? 'an object' : typeof value}`, arg);
+}
+
+/**
+ * A non-null object, where the class cannot be named without an import cycle or an upward import.
+ * @example checkObject(domain, 'iommu_iotlb_sync', 'domain')
+ */
+export function checkObject(value: unknown, fn: string, arg: string): object {
+  if (typeof value === 'object' && value !== null) return value;
+  throw new KernelError(EINVAL, fn, `expected an object, got ${value === null ? 'null' : typeof value}`, arg);
+}

@@ -5,17 +5,18 @@
  * entry by entry with no merging.
  */
 import { EIO } from '../core/errno.ts';
-import type { Device } from '../device/device.ts';
+import { Device } from '../device/device.ts';
 import { formatMask, minNotZero } from '../device/mask.ts';
 import { GFP_DMA, GFP_DMA32, __GFP_ZERO } from '../mm/gfp.ts';
 import { PAGE_SIZE, getOrder } from '../mm/constants.ts';
-import { DMA_MAPPING_ERROR, type Scatterlist, sg_next, sg_phys } from '../scatterlist/entry.ts';
+import { DMA_MAPPING_ERROR, Scatterlist, sg_next, sg_phys } from '../scatterlist/entry.ts';
 import { visitSg } from '../scatterlist/iter.ts';
 import { hexA } from './debug/u64.ts';
 import { DMA_ATTR_MMIO, DMA_ATTR_REQUIRE_COHERENT, DMA_ATTR_SKIP_CPU_SYNC } from './attrs.ts';
 import { dmaSystemOf, type Bouncer, type CoherentBuffer, type DmaOps } from './ops.ts';
 import { DMA_BIT_MASK } from '../device/mask.ts';
-import type { Mm } from '../mm/mm.ts';
+import { Mm } from '../mm/mm.ts';
+import { checkInstance } from '../core/args.ts';
 
 /** SIZE_MAX as a number (above any mapping dmasim can make). */
 export const SIZE_MAX = 2 ** 64;
@@ -28,6 +29,7 @@ function bouncer(dev: Device): Bouncer | null {
  * dma_capable: the last byte of [addr, addr+size) lies within min_not_zero(mask, bus_dma_limit).
  */
 export function dma_capable(dev: Device, addr: number, size: number): boolean {
+  checkInstance(dev, Device, 'dma_capable', 'dev');
   if (addr === DMA_MAPPING_ERROR) return false;
   const end = addr + size - 1;
   return end <= minNotZero(dev.dma_mask ?? 0, dev.bus_dma_limit);
@@ -38,6 +40,7 @@ export function dma_capable(dev: Device, addr: number, size: number): boolean {
  * "overflow" WARN when the device cannot reach the buffer and swiotlb is off.
  */
 export function dma_direct_map_phys(dev: Device, phys: number, size: number, dir: number, attrs: number): number {
+  checkInstance(dev, Device, 'dma_direct_map_phys', 'dev');
   const b = bouncer(dev);
   if (b !== null && b.force) {
     // Forced bouncing cannot serve MMIO, and a mapping that must stay coherent may not bounce.
@@ -55,6 +58,7 @@ export function dma_direct_map_phys(dev: Device, phys: number, size: number, dir
 
 /** dma_direct_unmap_phys: sync for the CPU unless SKIP_CPU_SYNC, then release a bounce slot. */
 export function dma_direct_unmap_phys(dev: Device, addr: number, size: number, dir: number, attrs: number): void {
+  checkInstance(dev, Device, 'dma_direct_unmap_phys', 'dev');
   // Neither kind was bounced or needs cache maintenance.
   if (attrs & (DMA_ATTR_MMIO | DMA_ATTR_REQUIRE_COHERENT)) return;
   if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC)) dma_direct_sync_single_for_cpu(dev, addr, size, dir);
@@ -63,11 +67,13 @@ export function dma_direct_unmap_phys(dev: Device, addr: number, size: number, d
 }
 
 export function dma_direct_sync_single_for_cpu(dev: Device, addr: number, size: number, dir: number): void {
+  checkInstance(dev, Device, 'dma_direct_sync_single_for_cpu', 'dev');
   const b = bouncer(dev);
   if (b !== null && b.isBuffer(addr)) b.syncForCpu(dev, addr, size, dir);
 }
 
 export function dma_direct_sync_single_for_device(dev: Device, addr: number, size: number, dir: number): void {
+  checkInstance(dev, Device, 'dma_direct_sync_single_for_device', 'dev');
   const b = bouncer(dev);
   if (b !== null && b.isBuffer(addr)) b.syncForDevice(dev, addr, size, dir);
 }
@@ -77,6 +83,8 @@ export function dma_direct_sync_single_for_device(dev: Device, addr: number, siz
  * unmapped (SKIP_CPU_SYNC) and -EIO returned.
  */
 export function dma_direct_map_sg(dev: Device, sgl: Scatterlist, nents: number, dir: number, attrs: number): number {
+  checkInstance(sgl, Scatterlist, 'dma_direct_map_sg', 'sgl');
+  checkInstance(dev, Device, 'dma_direct_map_sg', 'dev');
   let sg: Scatterlist | null = sgl;
   for (let i = 0; i < nents; i++) {
     const s = sg as Scatterlist;
@@ -93,6 +101,8 @@ export function dma_direct_map_sg(dev: Device, sgl: Scatterlist, nents: number, 
 }
 
 export function dma_direct_unmap_sg(dev: Device, sgl: Scatterlist, nents: number, dir: number, attrs: number): void {
+  checkInstance(sgl, Scatterlist, 'dma_direct_unmap_sg', 'sgl');
+  checkInstance(dev, Device, 'dma_direct_unmap_sg', 'dev');
   visitSg(sgl, nents, (sg) => { dma_direct_unmap_phys(dev, sg.dma_address, sg.dma_length, dir, attrs); });
 }
 
@@ -101,6 +111,8 @@ export function dma_direct_unmap_sg(dev: Device, sgl: Scatterlist, nents: number
  * device is addressing-limited or bouncing is forced; else SIZE_MAX.
  */
 export function dma_direct_max_mapping_size(dev: Device, mm: Mm): number {
+  checkInstance(dev, Device, 'dma_direct_max_mapping_size', 'dev');
+  checkInstance(mm, Mm, 'dma_direct_max_mapping_size', 'mm');
   const b = bouncer(dev);
   if (b !== null && b.active && (b.force || dma_addressing_limited(dev, mm))) return b.maxMappingSize(dev);
   return SIZE_MAX;
@@ -108,6 +120,8 @@ export function dma_direct_max_mapping_size(dev: Device, mm: Mm): number {
 
 /** dma_addressing_limited: the device's reach is below the top of RAM. */
 export function dma_addressing_limited(dev: Device, mm: Mm): boolean {
+  checkInstance(dev, Device, 'dma_addressing_limited', 'dev');
+  checkInstance(mm, Mm, 'dma_addressing_limited', 'mm');
   const reach = minNotZero(dev.dma_mask ?? 0, dev.bus_dma_limit);
   return reach < mm.maxPfn * PAGE_SIZE - 1;
 }
@@ -117,6 +131,8 @@ export function dma_addressing_limited(dev: Device, mm: Mm): boolean {
  * physical address; null when nothing reachable is free.
  */
 export function dma_direct_alloc(dev: Device, mm: Mm, size: number, gfp: number): CoherentBuffer | null {
+  checkInstance(dev, Device, 'dma_direct_alloc', 'dev');
+  checkInstance(mm, Mm, 'dma_direct_alloc', 'mm');
   const mask = dev.coherent_dma_mask;
   const zoneGfp = mask <= DMA_BIT_MASK(24) ? GFP_DMA : mask <= DMA_BIT_MASK(32) ? GFP_DMA32 : 0;
   const order = getOrder(size);
@@ -133,6 +149,7 @@ export function dma_direct_alloc(dev: Device, mm: Mm, size: number, gfp: number)
 
 /** dma_direct_free. */
 export function dma_direct_free(mm: Mm, size: number, buf: CoherentBuffer): void {
+  checkInstance(mm, Mm, 'dma_direct_free', 'mm');
   mm.__free_pages(Math.floor(mm.virt_to_phys(buf.cpu_addr) / PAGE_SIZE), getOrder(size));
 }
 

@@ -8,8 +8,9 @@
  * u32 max-segment check that wraps, u64 IOVA sizes.
  */
 import { EINVAL, ENOMEM, EREMOTEIO } from '../core/errno.ts';
-import { DMA_MAPPING_ERROR, type Scatterlist, sg_next, sg_phys } from '../scatterlist/entry.ts';
+import { DMA_MAPPING_ERROR, Scatterlist, sg_next, sg_phys } from '../scatterlist/entry.ts';
 import { visitSg } from '../scatterlist/iter.ts';
+import { checkInstance } from '../core/args.ts';
 
 const TWO64 = 2n ** 64n;
 const U64 = TWO64 - 1n;
@@ -60,6 +61,7 @@ function and64(x: number, mask: number): number {
  * the padding added and the entries' total length (the CPU bytes).
  */
 export function layoutSg(sgl: Scatterlist, nents: number, granule: number, mask: number): { iovaLen: number; padding: number; cpuBytes: number } {
+  checkInstance(sgl, Scatterlist, 'layoutSg', 'sgl');
   const exact = mask < 2 ** 53 && !Number.isInteger(Math.log2(mask + 1));
   let iovaLen = 0;
   let padding = 0;
@@ -170,6 +172,7 @@ export function finaliseSg(sgl: Scatterlist, nents: number, dmaAddrIn: number, l
 
 /** __invalidate_sg: put every entry back as it was and clear the DMA fields. */
 export function invalidateSg(sgl: Scatterlist, nents: number): void {
+  checkInstance(sgl, Scatterlist, 'invalidateSg', 'sgl');
   visitSg(sgl, nents, (s) => {
     if (s.dma_address !== DMA_MAPPING_ERROR) s.offset = (s.offset + s.dma_address) >>> 0;
     if (s.dma_length !== 0) s.length = s.dma_length;
@@ -207,6 +210,7 @@ export function iommuDmaMapSg(dom: IommuSgDomain, limits: IommuSgLimits, sgl: Sc
  * releases nothing, as in the kernel).
  */
 export function unmapSgRange(sgl: Scatterlist, nents: number): { start: number; size: number } | null {
+  checkInstance(sgl, Scatterlist, 'unmapSgRange', 'sgl');
   let s: Scatterlist | null = sgl;
   if (s.dma_length === 0) return null;
   const start = s.dma_address;

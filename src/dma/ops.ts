@@ -4,11 +4,12 @@
  * share: the swiotlb bounce pool, forced bouncing, and the dma-debug hooks.
  */
 import type { KernelContext } from '../core/context.ts';
-import type { Device } from '../device/device.ts';
+import { Device } from '../device/device.ts';
 import type { Scatterlist } from '../scatterlist/entry.ts';
 import type { Trace } from '../core/trace.ts';
 import { DmaLedger } from './ledger/ledger.ts';
 import type { AddrRange } from './ledger/entry.ts';
+import { checkInstance } from '../core/args.ts';
 
 /** A coherent allocation: the CPU's virtual address and the device's DMA handle. */
 export interface CoherentBuffer { readonly cpu_addr: number; readonly dma_handle: number }
@@ -110,6 +111,7 @@ export function dmaSystemOf(ctx: KernelContext): DmaSystem {
 
 /** The backend serving `dev` (get_dma_ops / use_dma_iommu dispatch). */
 export function dmaOpsOf(dev: Device): DmaOps {
+  checkInstance(dev, Device, 'dmaOpsOf', 'dev');
   const s = dmaSystemOf(dev.host.ctx);
   return s.ops.get(dev) ?? s.direct;
 }

@@ -11,6 +11,7 @@
  */
 import { KernelBug } from '../core/errors.ts';
 import { POW2, bitmapShifts } from './pgtable-geometry.ts';
+import { checkObject } from '../core/args.ts';
 
 // Local copies of imported bindings used on hot paths: when a script loads dmasim as CommonJS (tsx
 // does so for a .ts file outside an ESM package), every read of an imported binding is a getter call.
@@ -119,6 +120,7 @@ export function pgsizeShiftsOf(bitmap: number): Uint8Array {
  * iommu_pgsize({ pgsize_bitmap: 4096 + 2 ** 21 + 2 ** 30 }, 0x200000, 0x40200000, 0x400000, c) // 0x200000; c.value === 2
  */
 export function iommu_pgsize(domain: { readonly pgsize_bitmap: number }, iova: number, paddr: number, size: number, count?: { value: number }): number {
+  checkObject(domain, 'iommu_pgsize', 'domain');
   const pgsize = pgsizeFromShifts(pgsizeShiftsOf(domain.pgsize_bitmap), iova, paddr, size);
   if (count !== undefined) count.value = pgsizeOut.count;
   return pgsize;

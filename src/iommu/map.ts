@@ -24,6 +24,7 @@ import { __GFP_COMP, __GFP_DMA, __GFP_DMA32, __GFP_HIGHMEM } from '../mm/gfp.ts'
 import { IommuIotlbGather, iommu_iotlb_sync } from './gather.ts';
 import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY, __IOMMU_DOMAIN_PAGING, type IommuDomainLike } from './map-domain.ts';
 import { pgsizeFromShifts, pgsizeOut, pgsizeShiftsOf, pgsizesOf } from './map-pgsize.ts';
+import { checkInstance, checkObject } from '../core/args.ts';
 
 // Local copies of imported bindings used on hot paths: when a script loads dmasim as CommonJS (tsx
 // does so for a .ts file outside an ESM package), every read of an imported binding is a getter call.
@@ -77,6 +78,7 @@ function checkRange(fn: string, iova: number, paddr: number, size: number): void
  * @example iommu_map_nosync(domain, 0x200000, 0x40200000, 0x400000, IOMMU_READ | IOMMU_WRITE, GFP_KERNEL) // 0
  */
 export function iommu_map_nosync(domain: IommuDomainLike, iova: number, paddr: number, size: number, prot: number, gfp: number): number {
+  checkObject(domain, 'iommu_map_nosync', 'domain');
   checkRange('iommu_map_nosync', iova, paddr, size);
   if ((domain.type & PAGING) === 0) return -EINVAL;
   const pt = domain.pgtable;
@@ -137,6 +139,7 @@ export function iommu_map_nosync(domain: IommuDomainLike, iova: number, paddr: n
  * @example iommu_sync_map(domain, iova, size) // 0
  */
 export function iommu_sync_map(domain: IommuDomainLike, iova: number, size: number): number {
+  checkObject(domain, 'iommu_sync_map', 'domain');
   return domain.iotlb_sync_map === undefined ? 0 : domain.iotlb_sync_map(iova, size);
 }
 
@@ -148,6 +151,7 @@ export function iommu_sync_map(domain: IommuDomainLike, iova: number, size: numb
  * iommu_map(domain, 0x1001, 0x5000, 0x1000, IOMMU_READ, GFP_KERNEL) // -EINVAL, pr_err "unaligned: ..."
  */
 export function iommu_map(domain: IommuDomainLike, iova: number, paddr: number, size: number, prot: number, gfp: number): number {
+  checkObject(domain, 'iommu_map', 'domain');
   const pt = domain.pgtable;
   if (pt === null || domain.iotlb_sync_map === undefined) return iommu_map_nosync(domain, iova, paddr, size, prot, gfp);
   const since = pt.tableAllocs;
@@ -225,6 +229,7 @@ function undoMap(domain: IommuDomainLike, iova: number, paddr: number, size: num
  * @example iommu_unmap(domain, 0x1000, 0x1000) // 4096
  */
 export function iommu_unmap(domain: IommuDomainLike, iova: number, size: number): number {
+  checkObject(domain, 'iommu_unmap', 'domain');
   checkRange('iommu_unmap', iova, 0, size);
   // The kernel's gather lives on the stack; a small pool stands in (re-entry just takes another).
   const gather = gatherPool.pop() ?? new IommuIotlbGather();
@@ -242,6 +247,8 @@ export function iommu_unmap(domain: IommuDomainLike, iova: number, size: number)
  * iommu_unmap_fast(domain, iova, size, g); iommu_iotlb_sync(domain, g);
  */
 export function iommu_unmap_fast(domain: IommuDomainLike, iova: number, size: number, gather: IommuIotlbGather): number {
+  checkObject(domain, 'iommu_unmap_fast', 'domain');
+  checkInstance(gather, IommuIotlbGather, 'iommu_unmap_fast', 'gather');
   checkRange('iommu_unmap_fast', iova, 0, size);
   return __iommu_unmap(domain, iova, size, gather);
 }
@@ -252,6 +259,7 @@ export function iommu_unmap_fast(domain: IommuDomainLike, iova: number, size: nu
  * @example iommu_iova_to_phys(domain, 0x1234) // 0x5234
  */
 export function iommu_iova_to_phys(domain: IommuDomainLike, iova: number): number {
+  checkObject(domain, 'iommu_iova_to_phys', 'domain');
   if (domain.type === IOMMU_DOMAIN_IDENTITY) return iova;
   if (domain.type === IOMMU_DOMAIN_BLOCKED) return 0;
   const pt = domain.pgtable;
@@ -293,6 +301,8 @@ export type IommuSgList = readonly IommuSgEntry[] | IommuSgAccessor;
  * @example iommu_map_sg(domain, 0x100000, [{ phys: 0x5000, length: 0x1000 }, { phys: 0x6000, length: 0x2000 }], 2, IOMMU_READ, GFP_KERNEL) // 0x3000
  */
 export function iommu_map_sg(domain: IommuDomainLike, iova: number, sg: IommuSgList, nents: number, prot: number, gfp: number): number {
+  checkObject(domain, 'iommu_map_sg', 'domain');
+  checkObject(sg, 'iommu_map_sg', 'sg');
   const fn = 'iommu_map_sg';
   checkRange(fn, iova, 0, 0);
   const isArray = Array.isArray(sg);

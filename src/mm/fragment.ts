@@ -7,8 +7,9 @@ import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import { Rng } from '../core/rng.ts';
 import { MAX_PAGE_ORDER } from './constants.ts';
-import type { Mm } from './mm.ts';
+import { Mm } from './mm.ts';
 import { OWNER_ID, PG_ALLOCATED } from './page-meta.ts';
+import { checkInstance } from '../core/args.ts';
 
 /** How to fragment free memory. */
 export interface FragmentOptions {
@@ -104,6 +105,7 @@ export function fragment(mm: Mm, opts: FragmentOptions): FragmentResult {
  * @example unfragment(machine.mm)
  */
 export function unfragment(mm: Mm): number {
+  checkInstance(mm, Mm, 'unfragment', 'mm');
   const { state, owner } = mm.meta;
   const fragmenter = OWNER_ID.fragmenter;
   let n = 0;

@@ -4,13 +4,15 @@
  * domains that isolate nothing, devices outside the IOMMU, and how long lazy mode leaves unmapped
  * memory reachable.
  */
-import type { Machine } from './machine.ts';
+import { Machine } from './machine.ts';
+import { checkInstance } from '../core/args.ts';
 
 /**
  * One line per finding.
  * @example isolationReport(machine).forEach((l) => console.log(l))
  */
 export function isolationReport(m: Machine): string[] {
+  checkInstance(m, Machine, 'isolationReport', 'm');
   const out: string[] = [];
   const iommu = m.iommu;
   const devices = [...m.pci.devices.values(), ...m.platform.devices.values()];
