@@ -43,3 +43,23 @@ export function checkObject(value: unknown, fn: string, arg: string): object {
   if (typeof value === 'object' && value !== null) return value;
   throw new KernelError(EINVAL, fn, `expected an object, got ${value === null ? 'null' : typeof value}`, arg);
 }
+
+/**
+ * A function (a callback argument).
+ * @example checkFunction(visit, 'visitSg', 'visit')
+ */
+export function checkFunction(value: unknown, fn: string, arg: string): void {
+  if (typeof value !== 'function') throw new KernelError(EINVAL, fn, `expected a function, got ${value === null ? 'null' : typeof value}`, arg);
+}
+
+/**
+ * A kernel context (a Machine, or what createContext made): an object with a kernel log and fault
+ * injection.
+ * @example checkContext(ctx, 'arenaOf', 'ctx')
+ */
+export function checkContext(value: unknown, fn: string, arg: string): void {
+  const c = value as { klog?: unknown; faults?: unknown; clock?: unknown } | null;
+  if (typeof c !== 'object' || c === null || typeof c.klog !== 'object' || typeof c.faults !== 'object' || typeof c.clock !== 'object') {
+    throw new KernelError(EINVAL, fn, `expected a Machine or kernel context, got ${value === null ? 'null' : typeof value}`, arg);
+  }
+}

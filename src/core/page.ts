@@ -16,6 +16,7 @@ export const PAGE_SIZE = 4096;
  * @example forEachPageSpan(0xff0, 32, (pfn, off, done, n) => ...) // (0, 0xff0, 0, 16), (1, 0, 16, 16)
  */
 export function forEachPageSpan(addr: number, len: number, visit: (page: number, offset: number, done: number, n: number) => void): void {
+  if (typeof visit !== 'function') throw new KernelError(EINVAL, 'forEachPageSpan', 'expected a function', 'visit');
   // Past 2^53 adding a page no longer moves the position: the walk would never end.
   if (typeof addr !== 'number' || !Number.isSafeInteger(addr) || addr < 0) throw new KernelError(EINVAL, 'forEachPageSpan', `expected an address, got ${String(addr)}`, 'addr');
   if (typeof len !== 'number' || !Number.isSafeInteger(len) || len < 0 || !Number.isSafeInteger(addr + len)) {

@@ -38,6 +38,7 @@ export function parseSize(value: Size, fn = 'parseSize', arg = 'size'): number {
  * @example formatBytes(1536) // '1.5 KiB'
  */
 export function formatBytes(bytes: number): string {
+  if (typeof bytes !== 'number' || !Number.isFinite(bytes)) throw new KernelError(EINVAL, 'formatBytes', `expected a number of bytes, got ${String(bytes)}`, 'bytes');
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
   let v = bytes;
   let u = 0;

@@ -4,6 +4,8 @@
  * its virtual time. Chosen once at construction: a machine without tracing calls a no-op.
  * Exported as JSON lines (pino's shape) and in the Chrome trace-event format Perfetto opens.
  */
+import { EINVAL } from './errno.ts';
+import { KernelError } from './errors.ts';
 
 /** One traced event. */
 export interface TraceEvent {
@@ -23,6 +25,13 @@ export interface Trace {
   readonly enabled: boolean;
   emit(kind: string, name: string, actor: string, args?: Record<string, unknown>): void;
   readonly events: readonly TraceEvent[];
+}
+
+/** A trace as createTrace makes it, else EINVAL naming `trace`. */
+function checkTrace(trace: unknown, fn: string): void {
+  if (typeof trace !== 'object' || trace === null || !Array.isArray((trace as { events?: unknown }).events)) {
+    throw new KernelError(EINVAL, fn, 'expected a trace (createTrace, machine.trace)', 'trace');
+  }
 }
 
 /**
@@ -47,6 +56,7 @@ export function createTrace(now: () => number, enabled: boolean, max = 1_000_000
  * @example writeFileSync('trace.jsonl', traceJsonLines(machine.trace))
  */
 export function traceJsonLines(trace: Trace): string {
+  checkTrace(trace, 'traceJsonLines');
   return trace.events.map((e) => JSON.stringify({ level: 30, time: e.t / 1e6, msg: e.name, kind: e.kind, actor: e.actor, ...(e.args ?? {}) })).join('\n');
 }
 
@@ -56,6 +66,7 @@ export function traceJsonLines(trace: Trace): string {
  * @example writeFileSync('trace.json', JSON.stringify(chromeTrace(machine.trace)))
  */
 export function chromeTrace(trace: Trace): { traceEvents: object[]; displayTimeUnit: string } {
+  checkTrace(trace, 'chromeTrace');
   const tids = new Map<string, number>();
   const tid = (actor: string): number => {
     let t = tids.get(actor);

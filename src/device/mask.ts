@@ -3,6 +3,8 @@
  * DMA masks as numbers: DMA_BIT_MASK(n) is the highest address a device can reach. Addresses in
  * dmasim stay below 2^53, so comparisons are exact; only printing a 64-bit mask needs care.
  */
+import { EINVAL } from '../core/errno.ts';
+import { KernelError } from '../core/errors.ts';
 
 /**
  * DMA_BIT_MASK(n): 2^n - 1. For n >= 53 the value is not exact as a number but every simulated
@@ -21,6 +23,7 @@ export function maskBits(mask: number): number {
 
 /** `%llx` of a 64-bit value, exact for DMA_BIT_MASK values and for exact numbers. */
 export function formatMask(mask: number): string {
+  if (typeof mask !== 'number' || !(mask >= 0) || !Number.isFinite(mask)) throw new KernelError(EINVAL, 'formatMask', `expected a mask, got ${String(mask)}`, 'mask');
   if (mask >= 2 ** 53) {
     const bits = maskBits(mask);
     return ((1n << BigInt(bits)) - 1n).toString(16);

@@ -4,7 +4,7 @@
  * cannot reach, or any buffer under swiotlb=force, bounces through swiotlb; scatterlists are mapped
  * entry by entry with no merging.
  */
-import { EIO } from '../core/errno.ts';
+import { EIO, EINVAL } from '../core/errno.ts';
 import { Device } from '../device/device.ts';
 import { formatMask, minNotZero } from '../device/mask.ts';
 import { GFP_DMA, GFP_DMA32, __GFP_ZERO } from '../mm/gfp.ts';
@@ -17,6 +17,7 @@ import { dmaSystemOf, type Bouncer, type CoherentBuffer, type DmaOps } from './o
 import { DMA_BIT_MASK } from '../device/mask.ts';
 import { Mm } from '../mm/mm.ts';
 import { checkInstance } from '../core/args.ts';
+import { KernelError } from '../core/errors.ts';
 
 /** SIZE_MAX as a number (above any mapping dmasim can make). */
 export const SIZE_MAX = 2 ** 64;
@@ -149,6 +150,7 @@ export function dma_direct_alloc(dev: Device, mm: Mm, size: number, gfp: number)
 
 /** dma_direct_free. */
 export function dma_direct_free(mm: Mm, size: number, buf: CoherentBuffer): void {
+  if (typeof buf !== 'object' || buf === null || typeof buf.cpu_addr !== 'number') throw new KernelError(EINVAL, 'dma_direct_free', 'expected a coherent buffer', 'buf');
   checkInstance(mm, Mm, 'dma_direct_free', 'mm');
   mm.__free_pages(Math.floor(mm.virt_to_phys(buf.cpu_addr) / PAGE_SIZE), getOrder(size));
 }

@@ -4,14 +4,16 @@
  * or waiting in the flush queue, no page-table leaf lies outside an allocated IOVA, page tables
  * are consistent, and the table pages taken from memory are the ones the tables hold.
  */
-import type { Iommu } from '../iommu/iommu.ts';
+import { Iommu } from '../iommu/iommu.ts';
 import { IOVA_RANGE_CACHE_MAX_SIZE } from '../iommu/iova-rcache.ts';
+import { checkInstance } from '../core/args.ts';
 
 /**
  * Violations of the IOMMU's invariants (empty when sound).
  * @example machine.auditor.add({ name: 'iommu', run: () => auditIommu(machine.iommu!) })
  */
 export function auditIommu(iommu: Iommu): string[] {
+  checkInstance(iommu, Iommu, 'auditIommu', 'iommu');
   const out: string[] = [];
   const g = iommu.granule;
   let tablePages = 0;

@@ -7,10 +7,11 @@
  * segments as the four conditions allow. The integer widths are the kernel's: u32 lengths and the
  * u32 max-segment check that wraps, u64 IOVA sizes.
  */
+import { KernelError } from '../core/errors.ts';
 import { EINVAL, ENOMEM, EREMOTEIO } from '../core/errno.ts';
 import { DMA_MAPPING_ERROR, Scatterlist, sg_next, sg_phys } from '../scatterlist/entry.ts';
 import { visitSg } from '../scatterlist/iter.ts';
-import { checkInstance } from '../core/args.ts';
+import { checkInstance, checkInt } from '../core/args.ts';
 
 const TWO64 = 2n ** 64n;
 const U64 = TWO64 - 1n;
@@ -61,6 +62,9 @@ function and64(x: number, mask: number): number {
  * the padding added and the entries' total length (the CPU bytes).
  */
 export function layoutSg(sgl: Scatterlist, nents: number, granule: number, mask: number): { iovaLen: number; padding: number; cpuBytes: number } {
+  checkInt(granule, 'layoutSg', 'granule', 1);
+  // A segment boundary mask is an unsigned long: up to ULONG_MAX (2^64 as a number).
+  if (typeof mask !== 'number' || !Number.isInteger(mask) || mask < 0 || mask > 2 ** 64) throw new KernelError(EINVAL, 'layoutSg', `expected a boundary mask, got ${String(mask)}`, 'mask');
   checkInstance(sgl, Scatterlist, 'layoutSg', 'sgl');
   const exact = mask < 2 ** 53 && !Number.isInteger(Math.log2(mask + 1));
   let iovaLen = 0;

@@ -9,7 +9,7 @@ import type { Scatterlist } from '../scatterlist/entry.ts';
 import type { Trace } from '../core/trace.ts';
 import { DmaLedger } from './ledger/ledger.ts';
 import type { AddrRange } from './ledger/entry.ts';
-import { checkInstance } from '../core/args.ts';
+import { checkInstance, checkContext } from '../core/args.ts';
 
 /** A coherent allocation: the CPU's virtual address and the device's DMA handle. */
 export interface CoherentBuffer { readonly cpu_addr: number; readonly dma_handle: number }
@@ -104,6 +104,7 @@ export function initDmaSystem(ctx: KernelContext, direct: DmaOps, virtRanges: Dm
 
 /** The DMA state of a machine. */
 export function dmaSystemOf(ctx: KernelContext): DmaSystem {
+  checkContext(ctx, 'dmaSystemOf', 'ctx');
   const s = systems.get(ctx);
   if (s === undefined) throw new Error(`DMA is not set up for ${ctx.name} (devices live on a Machine)`);
   return s;

@@ -86,6 +86,7 @@ export function dma_set_seg_boundary(dev: Device, mask: number): void {
 
 /** dma_set_min_align_mask. */
 export function dma_set_min_align_mask(dev: Device, mask: number): void {
+  checkInstance(dev, Device, 'dma_set_min_align_mask', 'dev');
   checkInt(mask, 'dma_set_min_align_mask', 'mask', 0, 0xffffffff);
   if (dev.dma_parms === null) {
     dev.host.ctx.klog.warnOnce(`dma_set_min_align_mask:${dev.name}`, 'dma_set_min_align_mask', 'WARN_ON_ONCE(!dev->dma_parms)');

@@ -8,7 +8,7 @@ import type { DmaDirection } from './direction.ts';
 import type { Bouncer } from './ops.ts';
 import { dma_get_min_align_mask, dma_get_seg_boundary } from './params.ts';
 import { swiotlb_max_mapping_size, type SwiotlbDevice, type SwiotlbPool } from './swiotlb/index.ts';
-import { checkInstance } from '../core/args.ts';
+import { checkInstance, checkObject, checkFunction } from '../core/args.ts';
 
 /** What swiotlb reads from a device. */
 export function swiotlbDeviceOf(dev: Device): SwiotlbDevice {
@@ -27,6 +27,8 @@ export function swiotlbDeviceOf(dev: Device): SwiotlbDevice {
  * @example dmaSystemOf(machine).bouncer = swiotlbBouncer(pool, { force: true })
  */
 export function swiotlbBouncer(pool: SwiotlbPool, opts: { force: boolean; cpu: () => number }): Bouncer {
+  checkObject(opts, 'swiotlbBouncer', 'opts');
+  checkFunction(opts.cpu, 'swiotlbBouncer', 'opts.cpu');
   return {
     get active() { return pool.is_swiotlb_active(); },
     force: opts.force,

@@ -171,6 +171,7 @@ export function init_iova_domain(iovad: IovaDomain, granule: number, start_pfn: 
 
 /** Number of pfns in `iova`. @example iova_size(new Iova(8, 12)) // 5 */
 export function iova_size(iova: Iova): number {
+  checkInstance(iova, Iova, 'iova_size', 'iova');
   return iova.pfn_hi - iova.pfn_lo + 1;
 }
 
@@ -206,6 +207,7 @@ export function iova_align_down(iovad: IovaDomain, size: number): number {
 
 /** Bus address of the start of `iova`. @example iova_dma_addr(iovad, iova) // iova.pfn_lo * 4096 */
 export function iova_dma_addr(iovad: IovaDomain, iova: Iova): number {
+  checkInstance(iova, Iova, 'iova_dma_addr', 'iova');
   checkInstance(iovad, IovaDomain, 'iova_dma_addr', 'iovad');
   return iova.pfn_lo * iovad.granule;
 }
@@ -317,6 +319,7 @@ function removeIova(iovad: IovaDomain, iova: Iova): void {
  * @example __free_iova(iovad, iova);
  */
 export function __free_iova(iovad: IovaDomain, iova: Iova): void {
+  checkInstance(iova, Iova, '__free_iova', 'iova');
   checkInstance(iovad, IovaDomain, '__free_iova', 'iovad');
   if (iova._tree !== iovad.rbroot || iova === iovad.anchor) {
     throw new KernelBug('__free_iova', `iova [${iova.pfn_lo}, ${iova.pfn_hi}] is not allocated in this domain (double free?)`);

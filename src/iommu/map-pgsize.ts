@@ -9,9 +9,10 @@
  *   larger page fits after the next boundary, stop at that boundary.
  * Addresses are numbers below 2^53; alignment is found without bitwise operations on them.
  */
-import { KernelBug } from '../core/errors.ts';
+import { KernelBug, KernelError } from '../core/errors.ts';
 import { POW2, bitmapShifts } from './pgtable-geometry.ts';
 import { checkObject } from '../core/args.ts';
+import { EINVAL } from '../core/errno.ts';
 
 // Local copies of imported bindings used on hot paths: when a script loads dmasim as CommonJS (tsx
 // does so for a .ts file outside an ESM package), every read of an imported binding is a getter call.
@@ -121,6 +122,7 @@ export function pgsizeShiftsOf(bitmap: number): Uint8Array {
  */
 export function iommu_pgsize(domain: { readonly pgsize_bitmap: number }, iova: number, paddr: number, size: number, count?: { value: number }): number {
   checkObject(domain, 'iommu_pgsize', 'domain');
+  if (count !== undefined && (typeof count !== 'object' || count === null)) throw new KernelError(EINVAL, 'iommu_pgsize', 'expected undefined or a { value } to receive the count', 'count');
   const pgsize = pgsizeFromShifts(pgsizeShiftsOf(domain.pgsize_bitmap), iova, paddr, size);
   if (count !== undefined) count.value = pgsizeOut.count;
   return pgsize;

@@ -24,7 +24,7 @@ import { __GFP_COMP, __GFP_DMA, __GFP_DMA32, __GFP_HIGHMEM } from '../mm/gfp.ts'
 import { IommuIotlbGather, iommu_iotlb_sync } from './gather.ts';
 import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY, __IOMMU_DOMAIN_PAGING, type IommuDomainLike } from './map-domain.ts';
 import { pgsizeFromShifts, pgsizeOut, pgsizeShiftsOf, pgsizesOf } from './map-pgsize.ts';
-import { checkInstance, checkObject } from '../core/args.ts';
+import { checkInstance, checkInt } from '../core/args.ts';
 
 // Local copies of imported bindings used on hot paths: when a script loads dmasim as CommonJS (tsx
 // does so for a .ts file outside an ESM package), every read of an imported binding is a getter call.
@@ -37,6 +37,14 @@ const iotlbSync = iommu_iotlb_sync;
 
 const PR_PREFIX = 'iommu: ';
 /** Empty gathers for iommu_unmap (iommu_iotlb_sync leaves a gather empty). */
+/** A domain as the IOMMU core hands it out (type, page sizes, page table), else EINVAL naming `domain`. */
+function checkDomain(domain: unknown, fn: string): void {
+  const d = domain as Partial<IommuDomainLike> | null;
+  if (typeof d !== 'object' || d === null || typeof d.type !== 'number' || typeof d.pgsize_bitmap !== 'number' || !('pgtable' in d)) {
+    throw new KernelError(EINVAL, fn, 'expected an IOMMU domain (a paging domain\'s page-table view)', 'domain');
+  }
+}
+
 const gatherPool: IommuIotlbGather[] = [];
 const BAD_GFP = __GFP_COMP | __GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM;
 const MAX_ADDR = Number.MAX_SAFE_INTEGER;
@@ -78,7 +86,7 @@ function checkRange(fn: string, iova: number, paddr: number, size: number): void
  * @example iommu_map_nosync(domain, 0x200000, 0x40200000, 0x400000, IOMMU_READ | IOMMU_WRITE, GFP_KERNEL) // 0
  */
 export function iommu_map_nosync(domain: IommuDomainLike, iova: number, paddr: number, size: number, prot: number, gfp: number): number {
-  checkObject(domain, 'iommu_map_nosync', 'domain');
+  checkDomain(domain, 'iommu_map_nosync');
   checkRange('iommu_map_nosync', iova, paddr, size);
   if ((domain.type & PAGING) === 0) return -EINVAL;
   const pt = domain.pgtable;
@@ -139,7 +147,7 @@ export function iommu_map_nosync(domain: IommuDomainLike, iova: number, paddr: n
  * @example iommu_sync_map(domain, iova, size) // 0
  */
 export function iommu_sync_map(domain: IommuDomainLike, iova: number, size: number): number {
-  checkObject(domain, 'iommu_sync_map', 'domain');
+  checkDomain(domain, 'iommu_sync_map');
   return domain.iotlb_sync_map === undefined ? 0 : domain.iotlb_sync_map(iova, size);
 }
 
@@ -151,7 +159,7 @@ export function iommu_sync_map(domain: IommuDomainLike, iova: number, size: numb
  * iommu_map(domain, 0x1001, 0x5000, 0x1000, IOMMU_READ, GFP_KERNEL) // -EINVAL, pr_err "unaligned: ..."
  */
 export function iommu_map(domain: IommuDomainLike, iova: number, paddr: number, size: number, prot: number, gfp: number): number {
-  checkObject(domain, 'iommu_map', 'domain');
+  checkDomain(domain, 'iommu_map');
   const pt = domain.pgtable;
   if (pt === null || domain.iotlb_sync_map === undefined) return iommu_map_nosync(domain, iova, paddr, size, prot, gfp);
   const since = pt.tableAllocs;
@@ -229,7 +237,7 @@ function undoMap(domain: IommuDomainLike, iova: number, paddr: number, size: num
  * @example iommu_unmap(domain, 0x1000, 0x1000) // 4096
  */
 export function iommu_unmap(domain: IommuDomainLike, iova: number, size: number): number {
-  checkObject(domain, 'iommu_unmap', 'domain');
+  checkDomain(domain, 'iommu_unmap');
   checkRange('iommu_unmap', iova, 0, size);
   // The kernel's gather lives on the stack; a small pool stands in (re-entry just takes another).
   const gather = gatherPool.pop() ?? new IommuIotlbGather();
@@ -247,7 +255,7 @@ export function iommu_unmap(domain: IommuDomainLike, iova: number, size: number)
  * iommu_unmap_fast(domain, iova, size, g); iommu_iotlb_sync(domain, g);
  */
 export function iommu_unmap_fast(domain: IommuDomainLike, iova: number, size: number, gather: IommuIotlbGather): number {
-  checkObject(domain, 'iommu_unmap_fast', 'domain');
+  checkDomain(domain, 'iommu_unmap_fast');
   checkInstance(gather, IommuIotlbGather, 'iommu_unmap_fast', 'gather');
   checkRange('iommu_unmap_fast', iova, 0, size);
   return __iommu_unmap(domain, iova, size, gather);
@@ -259,7 +267,7 @@ export function iommu_unmap_fast(domain: IommuDomainLike, iova: number, size: nu
  * @example iommu_iova_to_phys(domain, 0x1234) // 0x5234
  */
 export function iommu_iova_to_phys(domain: IommuDomainLike, iova: number): number {
-  checkObject(domain, 'iommu_iova_to_phys', 'domain');
+  checkDomain(domain, 'iommu_iova_to_phys');
   if (domain.type === IOMMU_DOMAIN_IDENTITY) return iova;
   if (domain.type === IOMMU_DOMAIN_BLOCKED) return 0;
   const pt = domain.pgtable;
@@ -301,8 +309,12 @@ export type IommuSgList = readonly IommuSgEntry[] | IommuSgAccessor;
  * @example iommu_map_sg(domain, 0x100000, [{ phys: 0x5000, length: 0x1000 }, { phys: 0x6000, length: 0x2000 }], 2, IOMMU_READ, GFP_KERNEL) // 0x3000
  */
 export function iommu_map_sg(domain: IommuDomainLike, iova: number, sg: IommuSgList, nents: number, prot: number, gfp: number): number {
-  checkObject(domain, 'iommu_map_sg', 'domain');
-  checkObject(sg, 'iommu_map_sg', 'sg');
+  checkDomain(domain, 'iommu_map_sg');
+  if (!Array.isArray(sg) && (typeof sg !== 'object' || sg === null || typeof (sg as IommuSgAccessor).phys !== 'function' || typeof (sg as IommuSgAccessor).length !== 'function')) {
+    throw new KernelError(EINVAL, 'iommu_map_sg', 'expected an array of { phys, length } or accessors { phys(i), length(i) }', 'sg');
+  }
+  checkInt(prot, 'iommu_map_sg', 'prot', 0, 0xffffffff);
+  checkInt(gfp, 'iommu_map_sg', 'gfp', 0, 0xffffffff);
   const fn = 'iommu_map_sg';
   checkRange(fn, iova, 0, 0);
   const isArray = Array.isArray(sg);

@@ -14,6 +14,7 @@
  */
 import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
+import { checkObject } from '../core/args.ts';
 
 /**
  * 2^i for i in [0, 64), exact (a table lookup: `2 ** s` costs a Math.pow call).
@@ -150,6 +151,7 @@ function int(value: unknown, name: string, min: number, max: number): number {
  * @example pgtableGeometry({ granule: 65536, ias: 52 }).levels // 3
  */
 export function pgtableGeometry(cfg: IoPgtableConfig = {}): IoPgtableGeometry {
+  checkObject(cfg, 'pgtableGeometry', 'cfg');
   const granule = cfg.granule ?? SZ_4K;
   if (granule !== SZ_4K && granule !== SZ_16K && granule !== SZ_64K) {
     throw new KernelError(EINVAL, 'alloc_io_pgtable_ops', `granule must be 4096, 16384 or 65536, got ${String(granule)}`, 'granule');

@@ -9,7 +9,7 @@ import { Rng } from '../core/rng.ts';
 import { MAX_PAGE_ORDER } from './constants.ts';
 import { Mm } from './mm.ts';
 import { OWNER_ID, PG_ALLOCATED } from './page-meta.ts';
-import { checkInstance } from '../core/args.ts';
+import { checkInstance, checkObject, checkInt } from '../core/args.ts';
 
 /** How to fragment free memory. */
 export interface FragmentOptions {
@@ -53,6 +53,7 @@ function range(v: readonly [number, number] | undefined, dflt: readonly [number,
  * @example fragment(machine.mm, { level: 0.7, seed: 3 })
  */
 export function fragment(mm: Mm, opts: FragmentOptions): FragmentResult {
+  checkObject(opts, 'fragment', 'opts');
   const level = opts.level ?? 0;
   if (opts.run === undefined && !(level >= 0 && level <= 1)) throw new KernelError(EINVAL, 'fragment', `level must be in [0, 1], got ${level}`, 'level');
   if (opts.run === undefined && level === 0) return { heldPages: 0, runs: 0 };
@@ -161,6 +162,9 @@ export function runHistogram(pfns: ArrayLike<number>): RunHistogram {
 
 /** Render a run histogram as text bars. */
 export function formatRunHistogram(h: RunHistogram, width = 40): string {
+  checkObject(h, 'formatRunHistogram', 'h');
+  if (!Array.isArray((h as { buckets?: unknown }).buckets)) throw new KernelError(EINVAL, 'formatRunHistogram', 'expected what runHistogram returns', 'h');
+  checkInt(width, 'formatRunHistogram', 'width', 1, 1000);
   const max = Math.max(1, ...h.buckets.map((b) => b.count));
   const lines = h.buckets.map((b) => {
     const label = b.min === b.max ? `${b.min}` : `${b.min}-${b.max}`;

@@ -2,6 +2,7 @@
  * @module mm/gfp
  * GFP flags with the kernel's bit values (v6.x layout) and the zone choice they imply.
  */
+import { checkInt } from '../core/args.ts';
 
 export const __GFP_DMA = 0x01;
 export const __GFP_HIGHMEM = 0x02;
@@ -52,6 +53,7 @@ const NAMED: ReadonlyArray<readonly [number, string]> = [
 
 /** The `%pGg` rendering of a mode, e.g. `GFP_KERNEL|__GFP_NOWARN`. */
 export function formatGfp(gfp: number): string {
+  checkInt(gfp, 'formatGfp', 'gfp', 0, 0xffffffff);
   const parts: string[] = [];
   let rest = gfp;
   for (const [bits, name] of NAMED) {

@@ -58,6 +58,7 @@ export function parseRam(memory: Size | readonly RamRangeSpec[]): PfnRange[] {
 
 /** Cut RAM ranges into the DMA, DMA32 and Normal zones. */
 export function zoneSpans(ram: readonly PfnRange[]): ZoneSpan[] {
+  if (!Array.isArray(ram)) throw new KernelError(EINVAL, 'zoneSpans', 'expected the RAM ranges parseRam returns', 'ram');
   const maxPfn = (ram[ram.length - 1] as PfnRange).endPfn;
   const limits = [ZONE_DMA_LIMIT / PAGE_SIZE, ZONE_DMA32_LIMIT / PAGE_SIZE, Math.max(maxPfn, ZONE_DMA32_LIMIT / PAGE_SIZE)];
   let lo = 0;

@@ -6,7 +6,7 @@
 import { EINVAL } from '../core/errno.ts';
 import { KernelBug, KernelError } from '../core/errors.ts';
 import { PAGE_SIZE } from '../mm/constants.ts';
-import { checkU32, checkInstance } from '../core/args.ts';
+import { checkU32, checkInstance, checkFunction } from '../core/args.ts';
 import { oops, Scatterlist, sg_is_last, sg_next } from './entry.ts';
 
 /**
@@ -42,6 +42,7 @@ export function* for_each_sg(sgl: Scatterlist | null, nents: number): Generator<
  * @example const done = visitSg(sgl, nents, (sg) => map(sg) >= 0); // entries mapped before a failure
  */
 export function visitSg(sgl: Scatterlist, nents: number, visit: (sg: Scatterlist, i: number) => boolean | void): number {
+  checkFunction(visit, 'visitSg', 'visit');
   checkInstance(sgl, Scatterlist, 'visitSg', 'sgl');
   let sg: Scatterlist | null = sgl;
   for (let i = 0; i < nents && sg !== null; i++) {

@@ -101,6 +101,7 @@ export function sg_miter_stop(miter: SgMappingIter): void {
  * @returns bytes copied: min(buflen, list bytes - skip), or 0 when skip reaches past the end.
  */
 export function sg_copy_buffer(sgl: Scatterlist | null, nents: number, buf: Uint8Array, buflen: number, skip: number, to_buffer: boolean): number {
+  checkInstance(buf, Uint8Array, 'sg_copy_buffer', 'buf');
   checkInstance(sgl, Scatterlist, 'sg_copy_buffer', 'sgl', true);
   const miter = new SgMappingIter();
   sg_miter_start(miter, sgl, nents, SG_MITER_LOCAL | (to_buffer ? SG_MITER_FROM_SG : SG_MITER_TO_SG));

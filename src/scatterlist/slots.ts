@@ -9,6 +9,7 @@
  */
 import type { KernelContext } from '../core/context.ts';
 import { KernelBug } from '../core/errors.ts';
+import { checkContext } from '../core/args.ts';
 
 /** Words per slot. */
 export const SLOT_WORDS = 7;
@@ -163,6 +164,7 @@ const arenas = new WeakMap<KernelContext, SlotArena>();
 
 /** The slot arena of a machine (or any kernel context), created on first use. */
 export function arenaOf(ctx: KernelContext): SlotArena {
+  checkContext(ctx, 'arenaOf', 'ctx');
   let a = arenas.get(ctx);
   if (a === undefined) {
     a = new SlotArena(ctx);

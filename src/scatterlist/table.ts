@@ -6,7 +6,7 @@
 import { defaultContext, type KernelContext } from '../core/context.ts';
 import { EINVAL, ENOMEM } from '../core/errno.ts';
 import { KernelBug, KernelError } from '../core/errors.ts';
-import { checkInt, checkU32, checkInstance } from '../core/args.ts';
+import { checkInt, checkU32, checkInstance, checkContext } from '../core/args.ts';
 import { __sg_chain, Scatterlist, sg_mark_end } from './entry.ts';
 import { arenaOf, SEG_MASK, SEG_SHIFT, SG_CHAIN, SG_MAX_SINGLE_ALLOC, SLOT_WORDS, type SlotArena, W_FLAGS, W_PAGE } from './slots.ts';
 
@@ -204,6 +204,7 @@ export function sg_free_append_table(table: SgAppendTable): void {
  * @example const sg = sg_kmalloc(1, machine)!; sg_init_one(...)
  */
 export function sg_kmalloc(nents: number, ctx: KernelContext = defaultContext()): Scatterlist | null {
+  checkContext(ctx, 'sg_kmalloc', 'ctx');
   if (!Number.isInteger(nents) || nents < 1 || nents > SG_MAX_SINGLE_ALLOC) {
     throw new KernelError(EINVAL, 'sg_kmalloc', `expected 1..${SG_MAX_SINGLE_ALLOC} entries, got ${nents}`, 'nents');
   }

@@ -127,5 +127,6 @@ function checkArgs(machine: unknown, opts: unknown): void {
  * @example formatFindings(dmaFindings(machine))
  */
 export function formatFindings(findings: readonly DmaFinding[]): string {
+  if (!Array.isArray(findings)) throw new KernelError(EINVAL, 'formatFindings', 'expected an array of findings', 'findings');
   return findings.map((f) => `  [${f.kind}] ${f.message}`).join('\n');
 }

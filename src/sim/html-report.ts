@@ -6,7 +6,7 @@
  */
 import { OWNERS, PG_ALLOCATED, PG_RESERVED } from '../mm/page-meta.ts';
 import { Machine } from './machine.ts';
-import { checkInstance } from '../core/args.ts';
+import { checkInstance, checkObject } from '../core/args.ts';
 
 /** Extra data a scenario can add to the report. */
 export interface HtmlReportData {
@@ -147,6 +147,7 @@ function timeline(m: Machine): string {
  * @example writeFileSync('report.html', htmlReport(machine, { entryLengths, segmentLengths }))
  */
 export function htmlReport(m: Machine, data: HtmlReportData = {}): string {
+  checkObject(data, 'htmlReport', 'data');
   checkInstance(m, Machine, 'htmlReport', 'm');
   const title = data.title ?? `dmasim: machine ${m.name}`;
   return `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title><style>

@@ -14,8 +14,10 @@ import type { DmaAccessChecker, Translation } from '../../device/dma-engine.ts';
 import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, dmaDirectionName } from '../direction.ts';
 import type { LedgerEntry } from './entry.ts';
 import type { AccessFinding, AccessFindingKind } from './findings.ts';
-import type { DeviceLedger, DmaLedger } from './ledger.ts';
+import { DmaLedger } from './ledger.ts';
+import type { DeviceLedger } from './ledger.ts';
 import type { IndexedRange } from './range-index.ts';
+import { checkFunction, checkInstance } from '../../core/args.ts';
 
 type Access = 'read' | 'write';
 
@@ -98,6 +100,8 @@ function otherOwner(ledger: DmaLedger, dev: Device, ranges: { phys: number; leng
  * @example dev.dma.checker = deviceAccessChecker(machine.dma.ledger, dev, () => machine.clock.now)
  */
 export function deviceAccessChecker(ledger: DmaLedger, dev: Device, now: () => number): DmaAccessChecker {
+  checkInstance(ledger, DmaLedger, 'deviceAccessChecker', 'ledger');
+  checkFunction(now, 'deviceAccessChecker', 'now');
   const d = ledger.deviceLedger(dev);
   const add = (kind: AccessFindingKind, access: Access, addr: number, length: number, text: string, extra: Partial<AccessFinding>, fault: string | undefined): void => {
     const message = `${dev.name} ${verb(access)} ${length} bytes at DMA ${hex(addr)}: ${text}${fault === undefined ? '' : ` [hardware: ${fault}]`}`;
