@@ -1,7 +1,8 @@
 /**
  * @module core/log
  * The library's logger: pino, JSON lines; pretty only when stderr is a terminal is left to the CLI.
- * The level comes from `LOG_LEVEL` (default `warn`, so the library is quiet unless asked).
+ * The level comes from `LOG_LEVEL` (default `silent`: the library says nothing unless asked; the
+ * CLI turns errors on). A driver that faults millions of times must not fill a pipe with warnings.
  */
 import { pino, type Logger } from 'pino';
 import { EINVAL } from './errno.ts';
@@ -16,7 +17,7 @@ let root: Logger | undefined;
  * @example rootLogger().child({ machine: 'm0' }).info('booted')
  */
 export function rootLogger(): Logger {
-  root ??= pino({ name: 'dmasim', level: process.env['LOG_LEVEL'] ?? 'warn' }, pino.destination(2));
+  root ??= pino({ name: 'dmasim', level: process.env['LOG_LEVEL'] ?? 'silent' }, pino.destination(2));
   return root;
 }
 
