@@ -309,6 +309,7 @@ export class Iommu {
    * -ENODEV for a device not behind this IOMMU.
    */
   attachDevice(dev: IommuDeviceRef, domain: IommuDomain): number {
+    if (!(domain instanceof IommuDomain) || domain.iommu !== this) throw new KernelError(EINVAL, 'iommu_attach_device', 'the domain belongs to another IOMMU (another machine)', 'domain');
     const group = this.groupOf(dev);
     if (group === undefined) return -ENODEV;
     if (group.devices.length !== 1) return -EINVAL;

@@ -203,6 +203,9 @@ export function __sg_chain(chain_sg: Scatterlist, next: Scatterlist): void {
 export function sg_chain(prv: Scatterlist, prv_nents: number, sgl: Scatterlist): void {
   checkInstance(sgl, Scatterlist, 'sg_chain', 'sgl');
   checkInstance(prv, Scatterlist, 'sg_chain', 'prv');
+  // A chain link holds a slot number of its own machine's arena: another machine's list cannot be linked.
+  if (sgl.arena !== prv.arena) throw new KernelError(EINVAL, 'sg_chain', `the lists belong to machines ${prv.arena.ctx.name} and ${sgl.arena.ctx.name}`, 'sgl');
+  if (typeof prv_nents !== 'number' || !Number.isInteger(prv_nents) || prv_nents < 1) throw new KernelError(EINVAL, 'sg_chain', `expected an entry count, got ${String(prv_nents)}`, 'prv_nents');
   __sg_chain(prv.at(prv_nents - 1), sgl);
 }
 

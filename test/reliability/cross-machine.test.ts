@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import {
   DMA_BIDIRECTIONAL, DMA_TO_DEVICE, EINVAL, GFP_KERNEL, KernelBug, KernelError, Machine, SGTable, SgTable, VVec,
   dma_alloc_coherent, dma_free_coherent, dma_map_page, dma_map_sg, dma_map_sgtable, dma_sync_sgtable_for_cpu,
-  dma_unmap_sgtable, sg_alloc_table_from_pages_segment, sg_free_table, type Core, type Device,
+  dma_unmap_sgtable, sg_alloc_table_from_pages_segment, sg_chain, sg_free_table, sg_nents, IOMMU_DOMAIN_UNMANAGED, type Core, type Device,
 } from '../../src/index.ts';
 
 function rig(mode: 'strict' | 'lazy' | false = 'lazy') {
@@ -69,6 +69,20 @@ describe('objects from another machine are bad input', () => {
     expect(b.m.mm.freePages).toBe(freeB);
     dma_free_coherent(a.dev, 8192, buf);
     expect(a.m.audit()).toEqual([]);
+  });
+});
+
+describe('linking and attaching across machines', () => {
+  it('sg_chain with another machine\'s list and iommu_attach_device with another machine\'s domain: EINVAL, nothing changed', () => {
+    const a = rig('strict');
+    const b = rig('strict');
+    const sa = table(a.m);
+    const sb = table(b.m);
+    einval(() => sg_chain(sa.sgl!, sa.orig_nents, sb.sgl!), 'sgl');
+    expect(sg_nents(sa.sgl)).toBe(sa.orig_nents);
+    const foreign = b.m.iommu!.allocDomain(IOMMU_DOMAIN_UNMANAGED);
+    einval(() => a.m.iommu!.attachDevice(a.dev, foreign), 'domain');
+    expect(a.m.iommu!.domainOf(a.dev)).toBe(a.m.iommu!.dmaDomainOf(a.dev));
   });
 });
 

@@ -68,6 +68,20 @@ const VALID: Record<string, (r: Rig) => unknown> = {
   coherent: () => true, chain: (r) => r.sgt.sgl,
 };
 
+/** A freed or disposed object of the parameter's kind: a freed table, its entries, an unbound device. */
+const STALE: Record<string, (r: Rig) => unknown> = {
+  sgt: (r) => freedTable(r), table: (r) => freedTable(r), sgl: (r) => freedTable(r).sgl ?? freedSgl.get(r), sg: (r) => freedSgl.get(r) ?? (freedTable(r), freedSgl.get(r)),
+  dev: (r) => { const d = r.m.pci.addDevice({ name: `unbound${Math.random()}`, dmaMask: 64 }); return d; },
+};
+const freedSgl = new WeakMap<Rig, unknown>();
+function freedTable(r: Rig): SgTable {
+  const t = new SgTable(r.m);
+  sg_alloc_table_from_pages_segment(t, [...r.area.pages].reverse(), r.area.nrPages, 0, r.area.size, 65536, GFP_KERNEL);
+  freedSgl.set(r, t.sgl);
+  sg_free_table(t);
+  return t;
+}
+
 /** Per-function overrides where a name means something else. */
 const OVERRIDE: Record<string, Record<string, (r: Rig) => unknown>> = {
   sg_copy_buffer: { buf: () => new Uint8Array(4096) }, sg_copy_from_buffer: { buf: () => new Uint8Array(4096) },
@@ -135,6 +149,8 @@ function garbage(name: string, other: Rig): Array<[string, unknown]> {
     const v = foreign(other);
     if (typeof v === 'object' && v !== null) g.push(['another machine\'s', v]);
   }
+  const stale = STALE[name];
+  if (stale !== undefined) g.push(['freed or unbound', stale(other)]);
   return g;
 }
 
