@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { Writable } from 'node:stream';
-import { setRootLogger } from './core/log.ts';
+import { LOG_LEVELS, logLevelFromEnv, setRootLogger } from './core/log.ts';
 import { defaultScenario } from './scenarios.ts';
 
 /**
@@ -14,7 +14,11 @@ import { defaultScenario } from './scenarios.ts';
  * unless LOG_LEVEL asks for more; JSON lines for tools, one readable line each on a terminal.
  */
 function setupLogging(): void {
-  const level = process.env['LOG_LEVEL'] ?? 'error';
+  const asked = process.env['LOG_LEVEL'];
+  if (asked !== undefined && asked !== '' && !(LOG_LEVELS as readonly string[]).includes(asked)) {
+    process.stderr.write(`dmasim: LOG_LEVEL=${asked} is not a level (${LOG_LEVELS.join(', ')}); logging errors only\n`);
+  }
+  const level = logLevelFromEnv('error');
   if (process.stderr.isTTY !== true) {
     setRootLogger(pino({ name: 'dmasim', level }, pino.destination(2)));
     return;
@@ -215,6 +219,16 @@ async function runCommand(args: string[]): Promise<number> {
 }
 
 /**
+ * Import a scenario. TypeScript files go through tsx, loaded only then (the compiled CLI runs under
+ * plain node; a .js or .mjs scenario needs nothing more).
+ */
+async function importScenario(url: string): Promise<unknown> {
+  if (!/\.[cm]?tsx?$/.test(url)) return import(url);
+  const { tsImport } = (await import('tsx/esm/api')) as { tsImport: (specifier: string, parent: string) => Promise<unknown> };
+  return tsImport(url, import.meta.url);
+}
+
+/**
  * Run a scenario module: its default export (a function, maybe async) is called and what it
  * returns is printed (a string, or an object's `report`); a module without one runs at import.
  */
@@ -224,7 +238,7 @@ async function runScenarioFile(file: string): Promise<number> {
   const { existsSync } = await import('node:fs');
   const path = resolve(file);
   if (!existsSync(path)) throw new UsageError(`no scenario file ${file}`);
-  const mod = (await import(pathToFileURL(path).href)) as { default?: unknown };
+  const mod = (await importScenario(pathToFileURL(path).href)) as { default?: unknown };
   if (typeof mod.default === 'function') {
     const out: unknown = await (mod.default as () => unknown)();
     const text = typeof out === 'string' ? out : typeof out === 'object' && out !== null && 'report' in out ? String((out as { report: unknown }).report) : out === undefined ? '' : JSON.stringify(out, null, 2);

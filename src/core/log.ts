@@ -12,12 +12,24 @@ export type { Logger };
 
 let root: Logger | undefined;
 
+/** pino's levels, and silent. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/**
+ * `LOG_LEVEL` when it names a level, else `fallback` (an unknown level would make pino throw).
+ * @example logLevelFromEnv('silent') // 'warn' when LOG_LEVEL=warn
+ */
+export function logLevelFromEnv(fallback: string): string {
+  const v = process.env['LOG_LEVEL'];
+  return v !== undefined && (LOG_LEVELS as readonly string[]).includes(v) ? v : fallback;
+}
+
 /**
  * The process-wide root logger (created on first use). Machines log through children of it.
  * @example rootLogger().child({ machine: 'm0' }).info('booted')
  */
 export function rootLogger(): Logger {
-  root ??= pino({ name: 'dmasim', level: process.env['LOG_LEVEL'] ?? 'silent' }, pino.destination(2));
+  root ??= pino({ name: 'dmasim', level: logLevelFromEnv('silent') }, pino.destination(2));
   return root;
 }
 

@@ -65,7 +65,7 @@ const VALID: Record<string, (r: Rig) => unknown> = {
   miter: (r) => { const it = new SgMappingIter(); sg_miter_start(it, r.sgt.sgl, 4, 0); return it; },
   pfn_lo: () => 100, pfn_hi: () => 110, count: () => 1, order: () => 0, type: () => 3, trace: (r) => r.m.trace,
   now: () => () => 0, enabled: () => false, pool: (r) => r.m.swiotlb, ledger: (r) => r.m.dma.ledger, iommu: (r) => r.m.iommu,
-  coherent: () => true, chain: (r) => r.sgt.sgl,
+  coherent: () => true, chain: (r) => r.sgt.sgl, fallback: () => 'silent',
 };
 
 /** A freed or disposed object of the parameter's kind: a freed table, its entries, an unbound device. */

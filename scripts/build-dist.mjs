@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// Build the published package into dist/: tsc (JS, .d.ts, source maps), then the declaration
+// files' relative imports from '.ts' to '.js' (tsc rewrites them in JS only), so a consumer's tsc
+// resolves them under any moduleResolution without allowImportingTsExtensions.
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = join(root, 'dist');
+rmSync(dist, { recursive: true, force: true });
+const tsc = join(dirname(createRequire(import.meta.url).resolve('typescript/package.json')), 'bin', 'tsc');
+const r = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.dist.json')], { stdio: 'inherit' });
+if (r.status !== 0) process.exit(r.status ?? 1);
+
+let files = 0;
+(function walk(dir) {
+  for (const f of readdirSync(dir)) {
+    const p = join(dir, f);
+    if (statSync(p).isDirectory()) walk(p);
+    else if (p.endsWith('.d.ts')) {
+      const src = readFileSync(p, 'utf8');
+      const out = src.replace(/(from\s+|import\()(['"])(\.{1,2}\/[^'"]+?)\.ts\2/g, '$1$2$3.js$2');
+      if (out !== src) { writeFileSync(p, out); files++; }
+    }
+  }
+})(dist);
+process.stdout.write(`dist: built; ${files} declaration files' imports rewritten to .js\n`);

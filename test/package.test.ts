@@ -1,0 +1,102 @@
+/**
+ * The package as users get it (issue 16): `npm pack`, unpacked into a scratch project whose
+ * dependencies come from this checkout's node_modules (offline), then imported from plain .mjs,
+ * typechecked under strict with nodenext and bundler resolution, and run as `dmasim`.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const root = resolve(import.meta.dirname, '..');
+let scratch = '';
+let files: string[] = [];
+
+function node(args: string[], cwd = scratch) {
+  const env = { ...process.env };
+  delete env['LOG_LEVEL'];
+  return spawnSync(process.execPath, args, { cwd, encoding: 'utf8', env });
+}
+
+beforeAll(() => {
+  scratch = mkdtempSync(join(tmpdir(), 'dmasim-consumer-'));
+  const packs = join(scratch, 'packs');
+  mkdirSync(packs);
+  // prepack builds dist/ (tsc, declarations with .js imports).
+  execFileSync('npm', ['pack', '--pack-destination', packs, '--silent'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  const tgz = join(packs, readdirSync(packs)[0] as string);
+  files = execFileSync('tar', ['-tzf', tgz], { encoding: 'utf8' }).split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''));
+  const nm = join(scratch, 'node_modules');
+  mkdirSync(nm);
+  execFileSync('tar', ['-xzf', tgz, '-C', scratch]);
+  execFileSync('mv', [join(scratch, 'package'), join(nm, 'dmasim')]);
+  for (const d of readdirSync(join(root, 'node_modules'))) if (d !== 'dmasim') symlinkSync(join(root, 'node_modules', d), join(nm, d));
+  writeFileSync(join(scratch, 'package.json'), JSON.stringify({ name: 'consumer', type: 'module', private: true }));
+}, 120_000);
+
+afterAll(() => { if (scratch !== '') rmSync(scratch, { recursive: true, force: true }); });
+
+describe('the published package', () => {
+  it('carries the compiled library, its types, the CLI and the licence, and nothing of the workshop', () => {
+    expect(files).toContain('dist/src/index.js');
+    expect(files).toContain('dist/src/index.d.ts');
+    expect(files).toContain('dist/src/testing/index.d.ts');
+    expect(files).toContain('bin/dmasim.mjs');
+    expect(files).toContain('LICENSE');
+    expect(files.filter((f) => /^(test|\.ci|src|examples)\//.test(f))).toEqual([]);
+    expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
+  });
+
+  it('imports from plain .mjs under node (no tsx), dmasim and dmasim/testing', () => {
+    writeFileSync(join(scratch, 'use.mjs'), `
+import { Machine, DMA_ATTR_REQUIRE_COHERENT, DMA_TO_DEVICE, dma_map_single, dma_mapping_error } from 'dmasim';
+import { testMachine, dmaFindings } from 'dmasim/testing';
+const { machine, dev } = testMachine();
+machine.pci.bind(dev, { name: 'leaky', probe(d) { dma_mapping_error(d, dma_map_single(d, machine.mm.kmalloc(4096), 4096, DMA_TO_DEVICE)); } });
+machine.pci.unbind(dev);
+console.log(JSON.stringify({ attr: DMA_ATTR_REQUIRE_COHERENT, machine: machine instanceof Machine, kinds: dmaFindings(machine).map((f) => f.kind) }));
+`);
+    const r = node(['use.mjs']);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ attr: 4096, machine: true, kinds: ['leaked-mapping', 'dma-debug'] });
+  });
+
+  for (const [name, opts] of [['nodenext', { module: 'nodenext' }], ['bundler', { module: 'esnext', moduleResolution: 'bundler' }]] as const) {
+    it(`typechecks in a consumer's strict tsc (${name} resolution, no allowImportingTsExtensions)`, () => {
+      writeFileSync(join(scratch, 'use.ts'), `
+import { Machine, DMA_TO_DEVICE, type Device, dma_map_single } from 'dmasim';
+import { testMachine, dmaFindings, type DmaFinding } from 'dmasim/testing';
+const { machine, dev }: { machine: Machine; dev: Device } = testMachine();
+const addr: number = dma_map_single(dev, machine.mm.kmalloc(64)!, 64, DMA_TO_DEVICE);
+const f: DmaFinding[] = dmaFindings(machine);
+// @ts-expect-error a Machine needs its memory
+new Machine({});
+console.log(addr, f.length);
+`);
+      writeFileSync(join(scratch, `tsconfig.${name}.json`), JSON.stringify({
+        compilerOptions: { strict: true, target: 'es2022', noEmit: true, lib: ['es2022', 'esnext.disposable'], types: ['node'], ...opts },
+        files: ['use.ts'],
+      }));
+      const r = node([join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', `tsconfig.${name}.json`]);
+      expect(r.stdout + r.stderr).toBe('');
+      expect(r.status).toBe(0);
+    }, 120_000);
+  }
+
+  it('runs as dmasim: the default scenario, a TypeScript scenario (tsx loaded only then), help', () => {
+    const run = node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), 'run']);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain('leak check after unbind: clean');
+    writeFileSync(join(scratch, 'scenario.ts'), `import { Machine } from 'dmasim';\nexport default (): string => \`pages \${new Machine({ memory: '64M' }).mm.totalPages}\`;\n`);
+    const ts = node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), 'run', 'scenario.ts']);
+    expect(ts.stdout.trim()).toBe('pages 16384');
+    expect(ts.status).toBe(0);
+    const help = node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), 'help']);
+    expect(help.stdout).toMatch(/^usage: dmasim <command>/);
+    // The library says nothing on its own, even while a driver keeps faulting.
+    writeFileSync(join(scratch, 'quiet.mjs'), `import { testMachine } from 'dmasim/testing';\nconst { dev } = testMachine({ iommu: { mode: 'strict' } });\nfor (let i = 0; i < 100; i++) dev.dma.write(0x1000, new Uint8Array(4));\n`);
+    const quiet = node(['quiet.mjs']);
+    expect(quiet.stdout + quiet.stderr).toBe('');
+  }, 120_000);
+});
