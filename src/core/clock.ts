@@ -39,6 +39,8 @@ export class Clock {
 
   /** Arm a one-shot timer `delayNs` from now; returns a cancel function. */
   setTimeout(delayNs: number, fire: () => void): () => void {
+    if (typeof delayNs !== 'number' || !(delayNs >= 0) || !Number.isFinite(delayNs)) throw new KernelError(EINVAL, 'Clock.setTimeout', `expected a non-negative delay in ns, got ${String(delayNs)}`, 'delayNs');
+    if (typeof fire !== 'function') throw new KernelError(EINVAL, 'Clock.setTimeout', 'expected a function', 'fire');
     const timer: Timer = { at: this.#now + Math.max(0, delayNs), seq: this.#seq++, fire };
     let i = this.#timers.length;
     while (i > 0 && (this.#timers[i - 1] as Timer).at > timer.at) i--;

@@ -51,6 +51,7 @@ export class FaultInjector {
   /** Arm a rule for `kind`, replacing any previous one. */
   inject(kind: FaultKind, rule: FaultRule): void {
     if (!FAULT_KINDS.includes(kind)) throw new KernelError(EINVAL, 'FaultInjector.inject', `unknown kind ${String(kind)} (one of ${FAULT_KINDS.join(', ')})`, 'kind');
+    if (typeof rule !== 'object' || rule === null) throw new KernelError(EINVAL, 'FaultInjector.inject', 'expected a rule { nth | after | probability, times? }', 'rule');
     for (const key of ['nth', 'after', 'times'] as const) {
       const v = rule[key];
       if (v !== undefined && !(Number.isSafeInteger(v) && v >= 1)) throw new KernelError(EINVAL, 'FaultInjector.inject', `must be a whole number >= 1, got ${v}`, key);

@@ -106,6 +106,8 @@ export class Bus {
    * error (everything probe registered with devres is released first).
    */
   bind(dev: Device, driver: Driver): number {
+    if (!(dev instanceof Device)) throw new KernelError(EINVAL, 'Bus.bind', 'expected a device', 'dev');
+    if (typeof driver !== 'object' || driver === null || typeof driver.probe !== 'function') throw new KernelError(EINVAL, 'Bus.bind', 'expected a driver with a probe()', 'driver');
     if (dev.bus !== this) throw new KernelError(EINVAL, 'Bus.bind', `${dev.name} is not on bus ${this.name}`, 'dev');
     this.#notBusy(dev, 'Bus.bind');
     if (dev.driver !== null) return -EBUSY;
@@ -135,6 +137,7 @@ export class Bus {
 
   /** Unbind the driver (device_release_driver); nothing happens for an unbound device. */
   unbind(dev: Device): void {
+    if (!(dev instanceof Device)) throw new KernelError(EINVAL, 'Bus.unbind', 'expected a device', 'dev');
     if (dev.bus !== this) throw new KernelError(EINVAL, 'Bus.unbind', `${dev.name} is not on bus ${this.name}`, 'dev');
     this.#notBusy(dev, 'Bus.unbind');
     const driver = dev.driver;

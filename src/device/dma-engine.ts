@@ -74,6 +74,13 @@ function checkAccess(addr: unknown, length: unknown, fn: string): void {
   }
 }
 
+/** An iterable of { addr, length } segments, else EINVAL. */
+function checkSegments(segments: unknown, fn: string): void {
+  if (typeof segments !== 'object' || segments === null || typeof (segments as Iterable<unknown>)[Symbol.iterator] !== 'function') {
+    throw new KernelError(EINVAL, `DmaEngine.${fn}`, 'expected an iterable of { addr, length }', 'segments');
+  }
+}
+
 /**
  * The DMA engine of one device.
  * @example
@@ -140,6 +147,7 @@ export class DmaEngine {
    * @example dev.dma.readSegments([{ addr, length }, ...])
    */
   readSegments(segments: Iterable<{ readonly addr: number; readonly length: number }>): DmaResult<Uint8Array> {
+    checkSegments(segments, 'readSegments');
     const parts: Uint8Array[] = [];
     let total = 0;
     for (const s of segments) {
@@ -156,6 +164,8 @@ export class DmaEngine {
 
   /** Scatter: write `bytes` across a list of DMA segments in order, stopping at the first fault. */
   writeSegments(segments: Iterable<{ readonly addr: number; readonly length: number }>, bytes: Uint8Array): DmaResult<number> {
+    checkSegments(segments, 'writeSegments');
+    if (!(bytes instanceof Uint8Array)) throw new KernelError(EINVAL, 'DmaEngine.writeSegments', `expected a Uint8Array, got ${bytes === null ? 'null' : typeof bytes}`, 'bytes');
     let at = 0;
     for (const s of segments) {
       if (at >= bytes.length) break;

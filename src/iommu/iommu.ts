@@ -258,6 +258,7 @@ export class Iommu {
 
   /** Free a domain (after its devices left it): drain its queue, its IOVAs, its page table. */
   freeDomain(domain: IommuDomain): void {
+    if (!(domain instanceof IommuDomain) || domain.iommu !== this) throw new KernelError(EINVAL, 'iommu_domain_free', 'expected a domain of this IOMMU', 'domain');
     domain.fq?.drain();
     if (domain.iovad !== null) put_iova_domain(domain.iovad);
     domain.paging?.flush_iotlb_all();
@@ -297,7 +298,7 @@ export class Iommu {
    * @throws KernelError EINVAL for a name two devices share (pass the device).
    */
   groupOf(dev: IommuDeviceRef): IommuGroup | undefined {
-    if (typeof dev !== 'string') return this.#groupOf.get(dev);
+    if (typeof dev !== 'string') return typeof dev === 'object' && dev !== null ? this.#groupOf.get(dev) : undefined;
     const named = this.#byName.get(dev);
     if (named !== undefined && named.length > 1) throw new KernelError(EINVAL, 'Iommu.groupOf', `${named.length} devices are named ${dev}: pass the device, not its name`, 'dev');
     return named?.[0];
@@ -320,6 +321,8 @@ export class Iommu {
 
   /** iommu_detach_device: put the group back on its default domain. */
   detachDevice(dev: IommuDeviceRef, domain: IommuDomain): void {
+    if (!(domain instanceof IommuDomain)) throw new KernelError(EINVAL, 'iommu_detach_device', 'expected a domain', 'domain');
+    if (typeof dev !== 'string' && (typeof dev !== 'object' || dev === null)) throw new KernelError(EINVAL, 'iommu_detach_device', 'expected a device', 'dev');
     const group = this.groupOf(dev);
     if (group === undefined || group.domain !== domain) {
       this.ctx.klog.warn('iommu_detach_device', `WARN_ON(${typeof dev === 'string' ? dev : dev.name} is not attached to domain ${domain.id})`);

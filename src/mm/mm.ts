@@ -34,6 +34,13 @@ export interface ZoneStats {
   readonly nrFree: readonly number[];
 }
 
+/** A byte buffer and a window [off, off+len) inside it, else EINVAL naming the bad argument. */
+function checkBuffer(buf: unknown, off: unknown, len: unknown, fn: string, arg: string): void {
+  if (!(buf instanceof Uint8Array)) throw new KernelError(EINVAL, fn, `expected a Uint8Array, got ${buf === null ? 'null' : typeof buf}`, arg);
+  if (typeof off !== 'number' || !Number.isSafeInteger(off) || off < 0 || off > buf.length) throw new KernelError(EINVAL, fn, `offset ${String(off)} outside the buffer`, `${arg}Off`);
+  if (typeof len !== 'number' || !Number.isSafeInteger(len) || len < 0 || off + len > buf.length) throw new KernelError(EINVAL, fn, `length ${String(len)} runs past the buffer`, 'len');
+}
+
 /**
  * Physical memory and the page allocator of one machine.
  * @example
@@ -173,6 +180,7 @@ export class Mm implements PhysMemory {
 
   /** Take an extra reference on an allocated block (get_page). */
   get_page(pfn: number): void {
+    checkInt(pfn, 'get_page', 'pfn', 0, this.maxPfn - 1);
     if (this.meta.headOrder(pfn) < 0) throw new KernelBug('get_page', `page 0x${pfn.toString(16)} is not allocated`);
     const rc = this.meta.refcount[pfn] as number;
     if (rc === 255) throw new KernelError(EINVAL, 'get_page', 'dmasim keeps page refcounts below 256', 'pfn');
@@ -303,14 +311,16 @@ export class Mm implements PhysMemory {
   }
 
   /** Copy bytes at a physical address into `dst`. A CPU access. */
-  readPhysInto(phys: number, dst: Uint8Array, dstOff = 0, len = dst.length - dstOff): void {
+  readPhysInto(phys: number, dst: Uint8Array, dstOff = 0, len = dst?.length - dstOff): void {
+    checkBuffer(dst, dstOff, len, 'readPhysInto', 'dst');
     this.#checkRam(phys, len, 'readPhysInto');
     if (this.onCpuAccess !== null && len > 0) this.onCpuAccess(phys, len, false);
     this.contents.readInto(phys, dst, dstOff, len);
   }
 
   /** Write bytes at a physical address. A CPU access. */
-  writePhys(phys: number, src: Uint8Array, srcOff = 0, len = src.length - srcOff): void {
+  writePhys(phys: number, src: Uint8Array, srcOff = 0, len = src?.length - srcOff): void {
+    checkBuffer(src, srcOff, len, 'writePhys', 'src');
     this.#checkRam(phys, len, 'writePhys');
     if (this.onCpuAccess !== null && len > 0) this.onCpuAccess(phys, len, true);
     this.contents.write(phys, src, srcOff, len);

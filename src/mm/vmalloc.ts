@@ -106,6 +106,7 @@ export class VmArea {
 
   /** Write `bytes` at `offset` through the virtual mapping. */
   write(offset: number, bytes: Uint8Array): void {
+    if (!(bytes instanceof Uint8Array)) throw new KernelError(EINVAL, 'VmArea.write', `expected a Uint8Array, got ${bytes === null ? 'null' : typeof bytes}`, 'bytes');
     this.#walk(offset, bytes.length, 'write', (phys, at, n) => this.#mem.writePhys(phys, bytes, at, n));
   }
 

@@ -84,6 +84,8 @@ export class DmaDebug {
    * @example dbg.debug_dma_map_single(dev, ptr, 512)
    */
   debug_dma_map_single(dev: DebugDevice, addr: number, len: number): void {
+    if (typeof dev !== 'object' || dev === null) throw new KernelError(EINVAL, 'debug_dma_map_single', 'expected a device', 'dev');
+    if (typeof addr !== 'number' || !Number.isSafeInteger(addr)) throw new KernelError(EINVAL, 'debug_dma_map_single', `expected an address, got ${String(addr)}`, 'addr');
     mapSingle(this.#st, dev, addr, len);
   }
 
