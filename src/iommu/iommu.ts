@@ -4,6 +4,7 @@
  * groups with default domains chosen by policy, a bounded fault log (with VT-d's overflow flag),
  * report_iommu_fault, and the record of recent unmaps that the use-after-unmap detector reads.
  */
+import { checkContext, checkObject } from '../core/args.ts';
 import type { KernelContext } from '../core/context.ts';
 import type { Trace } from '../core/trace.ts';
 import { EBUSY, EINVAL, ENODEV, ENOSYS } from '../core/errno.ts';
@@ -181,6 +182,8 @@ export class Iommu {
   #nextDomain = 1;
 
   constructor(ctx: KernelContext, mm: Mm, opts: IommuOptions = {}) {
+    checkContext(ctx, 'Iommu', 'ctx');
+    checkObject(opts, 'Iommu', 'opts');
     this.ctx = ctx;
     this.mm = mm;
     this.mode = opts.mode ?? 'lazy';

@@ -13,6 +13,7 @@
  * at most half full. Page frames are numbers (`Math.floor(iova / size)`), hashed without bitwise
  * operations on values above 2^32.
  */
+import { checkObject } from '../core/args.ts';
 import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import { POW2, POW2_INV } from './pgtable-geometry.ts';
@@ -111,6 +112,7 @@ export class Iotlb {
   nShifts = 0;
 
   constructor(opts: IotlbOptions = {}) {
+    checkObject(opts, 'Iotlb', 'opts');
     const cap = opts.capacity ?? IOTLB_DEFAULT_CAPACITY;
     if (typeof cap !== 'number' || !Number.isInteger(cap) || cap < 1 || cap > 2 ** 24) {
       throw new KernelError(EINVAL, 'Iotlb', `expected a whole number in [1, 2^24], got ${String(cap)}`, 'capacity');

@@ -70,6 +70,7 @@ export class IovaRcaches {
   #dead = false;
 
   constructor(iovad: IovaDomain) {
+    checkInstance(iovad, IovaDomain, 'IovaRcaches', 'iovad');
     this.#iovad = iovad;
     this.nrCpus = iovad.nrCpus;
     this.online = new Uint8Array(this.nrCpus).fill(1);

@@ -8,7 +8,7 @@
  * Units are IOVA pfns (address / granule). `limit_pfn` is inclusive, as in the kernel. The range caches
  * (`alloc_iova_fast` / `free_iova_fast`) live in `iova-rcache.ts`.
  */
-import { checkInt, checkInstance } from '../core/args.ts';
+import { checkInt, checkInstance, checkObject } from '../core/args.ts';
 import { defaultContext } from '../core/context.ts';
 import { EINVAL, ENOMEM } from '../core/errno.ts';
 import { KernelBug, KernelError } from '../core/errors.ts';
@@ -101,6 +101,7 @@ export class IovaDomain {
   readonly nrCpus: number;
 
   constructor(opts: IovaDomainOptions = {}) {
+    checkObject(opts, 'IovaDomain', 'opts');
     this.faults = opts.faults;
     this.klog = opts.klog ?? defaultContext().klog;
     this.clock = opts.clock ?? { now: 0 };

@@ -3,6 +3,7 @@
  * Where IO page-table pages come from. The Machine backs this with its page allocator (owner
  * 'pgtable'); {@link SimpleTablePageAllocator} is a stand-alone one for tests and benchmarks.
  */
+import { checkObject } from '../core/args.ts';
 
 /**
  * The allocator an IO page table takes its table pages from. `bytes` is the table size (the
@@ -43,6 +44,7 @@ export class SimpleTablePageAllocator implements TablePageAllocator {
    * @param opts.track keep the set of live pfns to catch double frees (default true; off for benchmarks).
    */
   constructor(opts: { basePfn?: number; limit?: number; track?: boolean } = {}) {
+    checkObject(opts, 'SimpleTablePageAllocator', 'opts');
     this.basePfn = opts.basePfn ?? 0x100000;
     this.limit = opts.limit ?? Number.POSITIVE_INFINITY;
     this.#next = this.basePfn;

@@ -68,6 +68,7 @@ export class Mm implements PhysMemory {
   readonly slab: Kmalloc;
 
   constructor(ctx: KernelContext, opts: MmOptions) {
+    if (typeof opts !== 'object' || opts === null) throw new KernelError(EINVAL, 'Mm', 'expected options ({ memory, ... })', 'opts');
     this.#ctx = ctx;
     this.ram = parseRam(opts.memory);
     this.maxPfn = (this.ram[this.ram.length - 1] as PfnRange).endPfn;

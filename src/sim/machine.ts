@@ -144,6 +144,7 @@ export class Machine implements KernelContext {
   readonly platform: Bus;
 
   constructor(opts: MachineOptions) {
+    if (typeof opts !== 'object' || opts === null) throw new KernelError(EINVAL, 'Machine', 'expected options ({ memory, ... })', 'opts');
     this.seed = opts.seed ?? 1;
     this.name = opts.name ?? `m${machineCount++}`;
     this.cpus = opts.cpus ?? 2;

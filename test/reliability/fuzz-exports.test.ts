@@ -1,5 +1,5 @@
 /**
- * Issue 19: every exported function of the package and the methods of the objects a machine hands
+ * Issue 19: every exported function and class constructor of the package, and the methods of the objects a machine hands
  * out (mm, buses, a device's DMA engine, the IOMMU, the kernel log, fault injection, the clock, a
  * vmalloc area, the ledger, swiotlb, dma-debug, devres), each parameter, each kind of garbage (NaN, -1,
  * 1.5, 2^53, a string, null, undefined, a wrong-class object, another machine's object), on a fresh
@@ -77,10 +77,13 @@ describe('every export with typed garbage, under a watchdog', () => {
       'dmaDebug.debug_dma_unmap_phys', 'dmaDebug.debug_dma_unmap_sg', 'dmaDebug.dma_debug_device_change', 'finaliseSg',
       'free_io_pgtable_ops', 'initDmaSystem', 'iommu.probeDevice', 'iommu.recordUnmap', 'iommu.reportFault', 'iommuDmaMapSg',
       'iommuDmaOps', 'iova_rcache_range', 'ledger.findCoherent', 'ledger.mapSingle', 'ledger.record', 'ledger.recordOne',
-      'ledger.release', 'ledger.unmapSingle', 'mapSgRuns', 'mm.adjustAllocated', 'mm.memblockAllocLow', 'oops',
-      'registerOwnedFactory', 'rootLogger', 'runHistogram', 'setRootLogger', 'sg_check_walk', 'swiotlb.io_tlb_hiwater_set',
-      'swiotlb.swiotlb_release_slots', 'swiotlb.swiotlb_sync_single_for_cpu', 'swiotlb.swiotlb_sync_single_for_device',
-      'swiotlb.swiotlb_tbl_map_single', 'swiotlb.swiotlb_tbl_unmap_single', 'translate',
+      'ledger.release', 'ledger.unmapSingle', 'mapSgRuns', 'mm.adjustAllocated', 'mm.memblockAllocLow', 'new Bus', 'new Device',
+      'new Devres', 'new DmaLedger', 'new FlushQueue', 'new FreeArea', 'new IoPageTable', 'new IommuDomain', 'new IommuGroup',
+      'new KernelLog', 'new LedgerEntry', 'new OwnedSGTable', 'new PageMeta', 'new PagingDomain', 'new Revocable', 'new SGTable',
+      'new Scatterlist', 'new SwiotlbPool', 'new VmArea', 'new VmallocPageIter', 'oops', 'registerOwnedFactory', 'rootLogger',
+      'runHistogram', 'setRootLogger', 'sg_check_walk', 'swiotlb.io_tlb_hiwater_set', 'swiotlb.swiotlb_release_slots',
+      'swiotlb.swiotlb_sync_single_for_cpu', 'swiotlb.swiotlb_sync_single_for_device', 'swiotlb.swiotlb_tbl_map_single',
+      'swiotlb.swiotlb_tbl_unmap_single', 'translate',
     ]);
   }, 240_000);
 

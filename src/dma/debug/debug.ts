@@ -4,6 +4,7 @@
  * kernel's (`debug_dma_map_phys`, `debug_dma_unmap_sg`, `debug_dma_sync_single_for_cpu`, ...,
  * `dma_debug_device_change`), plus the debugfs knobs and what an auditor reads.
  */
+import { checkObject } from '../../core/args.ts';
 import { EINVAL } from '../../core/errno.ts';
 import { KernelError } from '../../core/errors.ts';
 import type { FaultInjector } from '../../core/fault.ts';
@@ -51,6 +52,9 @@ export class DmaDebug {
   readonly #st: DebugState;
 
   constructor(ctx: DmaDebugContext, opts: DmaDebugOptions = {}) {
+    checkObject(ctx, 'DmaDebug', 'ctx');
+    if (typeof (ctx as { klog?: unknown }).klog !== 'object') throw new KernelError(EINVAL, 'DmaDebug', 'expected a context with a kernel log', 'ctx');
+    checkObject(opts, 'DmaDebug', 'opts');
     const n = opts.entries ?? PREALLOC_DMA_DEBUG_ENTRIES;
     if (!(Number.isInteger(n) && n >= 1 && n <= 0xffffffff)) {
       throw new KernelError(EINVAL, 'DmaDebug', `dma_debug_entries must be a whole number in [1, 2^32), got ${n}`, 'entries');

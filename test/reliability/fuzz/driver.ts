@@ -96,6 +96,7 @@ const OVERRIDE: Record<string, Record<string, (r: Rig) => unknown>> = {
   sg_chain: { prv_nents: () => 2 },
   iommu_map_sg: { sg: (r) => [{ phys: r.pfn * 4096, length: 4096 }], nents: () => 1, iova: () => 0x40000000 },
   iommu_pgsize: { count: () => ({ value: 0 }) },
+  'new Machine': { opts: () => ({ memory: '64M' }) }, 'new Mm': { opts: () => ({ memory: '64M' }) },
   'mm.adjustAllocated': { pages: () => 0 }, 'mm.kfree': { addr: (r) => r.virt }, 'mm.free_pages_exact': { virt: (r) => r.m.mm.alloc_pages_exact(8192), size: () => 8192 },
   'pci.addDevice': { opts: () => ({ name: `fuzz-${Math.random()}` }) }, 'pci.device': { name: () => '0000:01:00.0' },
   'pci.bind': { dev: (r) => r.m.pci.addDevice({ name: `fuzz-${Math.random()}` }) },
@@ -147,6 +148,7 @@ const SKIP: Record<string, string> = {
   defaultContext: 'no parameters', rootLogger: 'no parameters', iova_rcache_range: 'no parameters',
   checkInt: 'a validator: throws EINVAL naming the caller\'s argument by design', checkU32: 'a validator', checkObject: 'a validator',
   checkInstance: 'a validator', checkFunction: 'a validator', checkContext: 'a validator', sg_check_walk: 'a validator: KernelBug by design',
+  'new SwiotlbPool': 'built by the Machine from its swiotlb option (fuzzed there)', 'new PagingDomain': 'built by Iommu.allocDomain (fuzzed there)',
 };
 
 /** The kinds of garbage, per parameter. */
@@ -162,6 +164,15 @@ function garbage(name: string, other: Rig): Array<[string, unknown]> {
   const stale = STALE[name];
   if (stale !== undefined) g.push(['freed or unbound', stale(other)]);
   return g;
+}
+
+/** A class's constructor parameters, or null when it declares none of its own (nothing to fuzz). */
+function ctorParams(cls: Function): string[] | null {
+  const src = Function.prototype.toString.call(cls);
+  const m = /\bconstructor\s*\(([^)]*)\)/.exec(src);
+  if (m === null) return null;
+  const names = (m[1] as string).split(',').map((p) => p.trim().replace(/=.*$/, '').replace(/^\.\.\./, '').trim()).filter((p) => p !== '');
+  return names.length === 0 ? null : names;
 }
 
 function params(fn: Function): string[] {
@@ -255,7 +266,22 @@ function cases(): { list: Case[]; skipped: Array<[string, string]> } {
   // FUZZ_PLANT=1: the planted bugs alone (the test of this driver).
   const exports: Array<[string, unknown]> = process.env['FUZZ_PLANT'] === '1' ? [...PLANTED] : Object.entries(dmasim);
   for (const [name, v] of exports.sort(([a], [b]) => (a < b ? -1 : 1))) {
-    if (typeof v !== 'function' || /^class\b/.test(Function.prototype.toString.call(v))) continue;
+    if (typeof v !== 'function') continue;
+    if (/^class\b/.test(Function.prototype.toString.call(v))) {
+      // A class: its constructor, called with `new`.
+      const ctorName = `new ${name}`;
+      if (SKIP[ctorName] !== undefined) { skipped.push([ctorName, SKIP[ctorName] as string]); continue; }
+      const names = ctorParams(v);
+      if (names === null) continue;
+      const missing = names.filter((p) => OVERRIDE[ctorName]?.[p] === undefined && VALID[p] === undefined);
+      if (missing.length > 0) { skipped.push([ctorName, `no valid value for ${missing.join(', ')}`]); continue; }
+      const C = v as new (...a: unknown[]) => unknown;
+      const fn = function (...a: unknown[]) { return new C(...a); };
+      for (let i = 0; i < names.length; i++) {
+        for (const [what] of garbage(names[i] as string, probe)) list.push({ name: ctorName, fn, param: i, names, what });
+      }
+      continue;
+    }
     if (SKIP[name] !== undefined) { skipped.push([name, SKIP[name] as string]); continue; }
     const names = params(v);
     const missing = names.filter((p) => OVERRIDE[name]?.[p] === undefined && VALID[p] === undefined);
