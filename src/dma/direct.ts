@@ -16,7 +16,7 @@ import { DMA_ATTR_MMIO, DMA_ATTR_REQUIRE_COHERENT, DMA_ATTR_SKIP_CPU_SYNC } from
 import { dmaSystemOf, type Bouncer, type CoherentBuffer, type DmaOps } from './ops.ts';
 import { DMA_BIT_MASK } from '../device/mask.ts';
 import { Mm } from '../mm/mm.ts';
-import { checkInstance } from '../core/args.ts';
+import { notInstance } from '../core/args.ts';
 import { KernelError } from '../core/errors.ts';
 
 /** SIZE_MAX as a number (above any mapping dmasim can make). */
@@ -30,7 +30,7 @@ function bouncer(dev: Device): Bouncer | null {
  * dma_capable: the last byte of [addr, addr+size) lies within min_not_zero(mask, bus_dma_limit).
  */
 export function dma_capable(dev: Device, addr: number, size: number): boolean {
-  checkInstance(dev, Device, 'dma_capable', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_capable', 'dev');
   if (addr === DMA_MAPPING_ERROR) return false;
   const end = addr + size - 1;
   return end <= minNotZero(dev.dma_mask ?? 0, dev.bus_dma_limit);
@@ -41,7 +41,7 @@ export function dma_capable(dev: Device, addr: number, size: number): boolean {
  * "overflow" WARN when the device cannot reach the buffer and swiotlb is off.
  */
 export function dma_direct_map_phys(dev: Device, phys: number, size: number, dir: number, attrs: number): number {
-  checkInstance(dev, Device, 'dma_direct_map_phys', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_direct_map_phys', 'dev');
   const b = bouncer(dev);
   if (b !== null && b.force) {
     // Forced bouncing cannot serve MMIO, and a mapping that must stay coherent may not bounce.
@@ -59,7 +59,7 @@ export function dma_direct_map_phys(dev: Device, phys: number, size: number, dir
 
 /** dma_direct_unmap_phys: sync for the CPU unless SKIP_CPU_SYNC, then release a bounce slot. */
 export function dma_direct_unmap_phys(dev: Device, addr: number, size: number, dir: number, attrs: number): void {
-  checkInstance(dev, Device, 'dma_direct_unmap_phys', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_direct_unmap_phys', 'dev');
   // Neither kind was bounced or needs cache maintenance.
   if (attrs & (DMA_ATTR_MMIO | DMA_ATTR_REQUIRE_COHERENT)) return;
   if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC)) dma_direct_sync_single_for_cpu(dev, addr, size, dir);
@@ -68,13 +68,13 @@ export function dma_direct_unmap_phys(dev: Device, addr: number, size: number, d
 }
 
 export function dma_direct_sync_single_for_cpu(dev: Device, addr: number, size: number, dir: number): void {
-  checkInstance(dev, Device, 'dma_direct_sync_single_for_cpu', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_direct_sync_single_for_cpu', 'dev');
   const b = bouncer(dev);
   if (b !== null && b.isBuffer(addr)) b.syncForCpu(dev, addr, size, dir);
 }
 
 export function dma_direct_sync_single_for_device(dev: Device, addr: number, size: number, dir: number): void {
-  checkInstance(dev, Device, 'dma_direct_sync_single_for_device', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_direct_sync_single_for_device', 'dev');
   const b = bouncer(dev);
   if (b !== null && b.isBuffer(addr)) b.syncForDevice(dev, addr, size, dir);
 }
@@ -84,8 +84,8 @@ export function dma_direct_sync_single_for_device(dev: Device, addr: number, siz
  * unmapped (SKIP_CPU_SYNC) and -EIO returned.
  */
 export function dma_direct_map_sg(dev: Device, sgl: Scatterlist, nents: number, dir: number, attrs: number): number {
-  checkInstance(sgl, Scatterlist, 'dma_direct_map_sg', 'sgl');
-  checkInstance(dev, Device, 'dma_direct_map_sg', 'dev');
+  if (!(sgl instanceof Scatterlist)) throw notInstance(sgl, Scatterlist, 'dma_direct_map_sg', 'sgl');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_direct_map_sg', 'dev');
   let sg: Scatterlist | null = sgl;
   for (let i = 0; i < nents; i++) {
     const s = sg as Scatterlist;
@@ -102,8 +102,8 @@ export function dma_direct_map_sg(dev: Device, sgl: Scatterlist, nents: number, 
 }
 
 export function dma_direct_unmap_sg(dev: Device, sgl: Scatterlist, nents: number, dir: number, attrs: number): void {
-  checkInstance(sgl, Scatterlist, 'dma_direct_unmap_sg', 'sgl');
-  checkInstance(dev, Device, 'dma_direct_unmap_sg', 'dev');
+  if (!(sgl instanceof Scatterlist)) throw notInstance(sgl, Scatterlist, 'dma_direct_unmap_sg', 'sgl');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_direct_unmap_sg', 'dev');
   visitSg(sgl, nents, (sg) => { dma_direct_unmap_phys(dev, sg.dma_address, sg.dma_length, dir, attrs); });
 }
 
@@ -112,8 +112,8 @@ export function dma_direct_unmap_sg(dev: Device, sgl: Scatterlist, nents: number
  * device is addressing-limited or bouncing is forced; else SIZE_MAX.
  */
 export function dma_direct_max_mapping_size(dev: Device, mm: Mm): number {
-  checkInstance(dev, Device, 'dma_direct_max_mapping_size', 'dev');
-  checkInstance(mm, Mm, 'dma_direct_max_mapping_size', 'mm');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_direct_max_mapping_size', 'dev');
+  if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'dma_direct_max_mapping_size', 'mm');
   const b = bouncer(dev);
   if (b !== null && b.active && (b.force || dma_addressing_limited(dev, mm))) return b.maxMappingSize(dev);
   return SIZE_MAX;
@@ -121,8 +121,8 @@ export function dma_direct_max_mapping_size(dev: Device, mm: Mm): number {
 
 /** dma_addressing_limited: the device's reach is below the top of RAM. */
 export function dma_addressing_limited(dev: Device, mm: Mm): boolean {
-  checkInstance(dev, Device, 'dma_addressing_limited', 'dev');
-  checkInstance(mm, Mm, 'dma_addressing_limited', 'mm');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_addressing_limited', 'dev');
+  if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'dma_addressing_limited', 'mm');
   const reach = minNotZero(dev.dma_mask ?? 0, dev.bus_dma_limit);
   return reach < mm.maxPfn * PAGE_SIZE - 1;
 }
@@ -132,8 +132,8 @@ export function dma_addressing_limited(dev: Device, mm: Mm): boolean {
  * physical address; null when nothing reachable is free.
  */
 export function dma_direct_alloc(dev: Device, mm: Mm, size: number, gfp: number): CoherentBuffer | null {
-  checkInstance(dev, Device, 'dma_direct_alloc', 'dev');
-  checkInstance(mm, Mm, 'dma_direct_alloc', 'mm');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_direct_alloc', 'dev');
+  if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'dma_direct_alloc', 'mm');
   const mask = dev.coherent_dma_mask;
   const zoneGfp = mask <= DMA_BIT_MASK(24) ? GFP_DMA : mask <= DMA_BIT_MASK(32) ? GFP_DMA32 : 0;
   const order = getOrder(size);
@@ -151,7 +151,7 @@ export function dma_direct_alloc(dev: Device, mm: Mm, size: number, gfp: number)
 /** dma_direct_free. */
 export function dma_direct_free(mm: Mm, size: number, buf: CoherentBuffer): void {
   if (typeof buf !== 'object' || buf === null || typeof buf.cpu_addr !== 'number') throw new KernelError(EINVAL, 'dma_direct_free', 'expected a coherent buffer', 'buf');
-  checkInstance(mm, Mm, 'dma_direct_free', 'mm');
+  if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'dma_direct_free', 'mm');
   mm.__free_pages(Math.floor(mm.virt_to_phys(buf.cpu_addr) / PAGE_SIZE), getOrder(size));
 }
 

@@ -6,14 +6,14 @@
  */
 import { Iommu } from '../iommu/iommu.ts';
 import { IOVA_RANGE_CACHE_MAX_SIZE } from '../iommu/iova-rcache.ts';
-import { checkInstance } from '../core/args.ts';
+import { notInstance } from '../core/args.ts';
 
 /**
  * Violations of the IOMMU's invariants (empty when sound).
  * @example machine.auditor.add({ name: 'iommu', run: () => auditIommu(machine.iommu!) })
  */
 export function auditIommu(iommu: Iommu): string[] {
-  checkInstance(iommu, Iommu, 'auditIommu', 'iommu');
+  if (!(iommu instanceof Iommu)) throw notInstance(iommu, Iommu, 'auditIommu', 'iommu');
   const out: string[] = [];
   const g = iommu.granule;
   let tablePages = 0;

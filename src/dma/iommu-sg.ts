@@ -11,7 +11,7 @@ import { KernelError } from '../core/errors.ts';
 import { EINVAL, ENOMEM, EREMOTEIO } from '../core/errno.ts';
 import { DMA_MAPPING_ERROR, Scatterlist, sg_next, sg_phys } from '../scatterlist/entry.ts';
 import { visitSg } from '../scatterlist/iter.ts';
-import { checkInstance, checkInt } from '../core/args.ts';
+import { checkInt, notInstance } from '../core/args.ts';
 
 const TWO64 = 2n ** 64n;
 const U64 = TWO64 - 1n;
@@ -65,7 +65,7 @@ export function layoutSg(sgl: Scatterlist, nents: number, granule: number, mask:
   checkInt(granule, 'layoutSg', 'granule', 1);
   // A segment boundary mask is an unsigned long: up to ULONG_MAX (2^64 as a number).
   if (typeof mask !== 'number' || !Number.isInteger(mask) || mask < 0 || mask > 2 ** 64) throw new KernelError(EINVAL, 'layoutSg', `expected a boundary mask, got ${String(mask)}`, 'mask');
-  checkInstance(sgl, Scatterlist, 'layoutSg', 'sgl');
+  if (!(sgl instanceof Scatterlist)) throw notInstance(sgl, Scatterlist, 'layoutSg', 'sgl');
   const exact = mask < 2 ** 53 && !Number.isInteger(Math.log2(mask + 1));
   let iovaLen = 0;
   let padding = 0;
@@ -176,7 +176,7 @@ export function finaliseSg(sgl: Scatterlist, nents: number, dmaAddrIn: number, l
 
 /** __invalidate_sg: put every entry back as it was and clear the DMA fields. */
 export function invalidateSg(sgl: Scatterlist, nents: number): void {
-  checkInstance(sgl, Scatterlist, 'invalidateSg', 'sgl');
+  if (!(sgl instanceof Scatterlist)) throw notInstance(sgl, Scatterlist, 'invalidateSg', 'sgl');
   visitSg(sgl, nents, (s) => {
     if (s.dma_address !== DMA_MAPPING_ERROR) s.offset = (s.offset + s.dma_address) >>> 0;
     if (s.dma_length !== 0) s.length = s.dma_length;
@@ -214,7 +214,7 @@ export function iommuDmaMapSg(dom: IommuSgDomain, limits: IommuSgLimits, sgl: Sc
  * releases nothing, as in the kernel).
  */
 export function unmapSgRange(sgl: Scatterlist, nents: number): { start: number; size: number } | null {
-  checkInstance(sgl, Scatterlist, 'unmapSgRange', 'sgl');
+  if (!(sgl instanceof Scatterlist)) throw notInstance(sgl, Scatterlist, 'unmapSgRange', 'sgl');
   let s: Scatterlist | null = sgl;
   if (s.dma_length === 0) return null;
   const start = s.dma_address;

@@ -18,7 +18,7 @@ import { valid_dma_direction } from './direction.ts';
 import { dmaOpsOf, dmaSystemOf, type CoherentBuffer } from './ops.ts';
 import type { KernelContext } from '../core/context.ts';
 import { ledgerAllocCoherent, ledgerFreeCoherent, ledgerMapSg, ledgerMapSingle, ledgerSyncSg, ledgerSyncSingle, ledgerUnmapSg, ledgerUnmapSingle } from './ledger/record.ts';
-import { checkInstance } from '../core/args.ts';
+import { notInstance } from '../core/args.ts';
 
 export { DMA_MAPPING_ERROR } from '../scatterlist/entry.ts';
 
@@ -284,7 +284,7 @@ export function dma_unmap_sgtable(dev: Device, sgt: SgTable, dir: number, attrs 
 
 /** dma_sync_single_for_cpu: make the device's writes visible to the CPU (bounce copies back). */
 export function dma_sync_single_for_cpu(dev: Device, addr: number, size: number, dir: number): void {
-  checkInstance(dev, Device, 'dma_sync_single_for_cpu', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_sync_single_for_cpu', 'dev');
   checkDir(dir, 'dma_sync_single_for_cpu');
   checkAddr(addr, 'dma_sync_single_for_cpu');
   checkSize(size, 'dma_sync_single_for_cpu');
@@ -296,7 +296,7 @@ export function dma_sync_single_for_cpu(dev: Device, addr: number, size: number,
 
 /** dma_sync_single_for_device: hand the buffer back to the device (bounce copies out). */
 export function dma_sync_single_for_device(dev: Device, addr: number, size: number, dir: number): void {
-  checkInstance(dev, Device, 'dma_sync_single_for_device', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_sync_single_for_device', 'dev');
   checkDir(dir, 'dma_sync_single_for_device');
   checkAddr(addr, 'dma_sync_single_for_device');
   checkSize(size, 'dma_sync_single_for_device');
@@ -409,7 +409,7 @@ export function dma_free_coherent(dev: Device, size: number, buf: CoherentBuffer
  * @throws KernelError ENODEV for an unbound device.
  */
 export function dmam_alloc_coherent(dev: Device<Bound>, size: number, gfp: number): CoherentBuffer | null {
-  checkInstance(dev, Device, 'dmam_alloc_coherent', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dmam_alloc_coherent', 'dev');
   dev.assertBound('dmam_alloc_coherent');
   const buf = allocAttrs(dev, size, gfp, 0, 'dmam_alloc_coherent');
   if (buf === null) return null;
@@ -427,7 +427,7 @@ function managedAction(dev: Device, size: number, buf: CoherentBuffer) {
 
 /** dmam_free_coherent: free now and drop the devres entry (WARN when it is not found). */
 export function dmam_free_coherent(dev: Device, size: number, buf: CoherentBuffer): void {
-  checkInstance(dev, Device, 'dmam_free_coherent', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dmam_free_coherent', 'dev');
   const action = managed.get(buf);
   if (action === undefined || !dev.devres.remove(action)) {
     dev.host.ctx.klog.warn('dmam_free_coherent', 'WARN_ON(devres_destroy(dev, dmam_release, dmam_match, &match_data))');
@@ -437,19 +437,19 @@ export function dmam_free_coherent(dev: Device, size: number, buf: CoherentBuffe
 
 /** dma_max_mapping_size: the largest single mapping the device's backend allows. */
 export function dma_max_mapping_size(dev: Device): number {
-  checkInstance(dev, Device, 'dma_max_mapping_size', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_max_mapping_size', 'dev');
   return dmaOpsOf(dev).max_mapping_size(dev);
 }
 
 /** dma_opt_mapping_size: min(max mapping size, the backend's optimal size). */
 export function dma_opt_mapping_size(dev: Device): number {
-  checkInstance(dev, Device, 'dma_opt_mapping_size', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_opt_mapping_size', 'dev');
   const ops = dmaOpsOf(dev);
   return Math.min(ops.max_mapping_size(dev), ops.opt_mapping_size(dev));
 }
 
 /** dma_get_merge_boundary: 0 when the backend cannot merge. */
 export function dma_get_merge_boundary(dev: Device): number {
-  checkInstance(dev, Device, 'dma_get_merge_boundary', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_get_merge_boundary', 'dev');
   return dmaOpsOf(dev).merge_boundary(dev);
 }

@@ -3,13 +3,15 @@
  * The backends behind the DMA API (dma-direct, dma-iommu) and the per-machine DMA state they
  * share: the swiotlb bounce pool, forced bouncing, and the dma-debug hooks.
  */
+import { EINVAL } from '../core/errno.ts';
+import { KernelError } from '../core/errors.ts';
 import type { KernelContext } from '../core/context.ts';
 import { Device } from '../device/device.ts';
 import type { Scatterlist } from '../scatterlist/entry.ts';
 import type { Trace } from '../core/trace.ts';
 import { DmaLedger } from './ledger/ledger.ts';
 import type { AddrRange } from './ledger/entry.ts';
-import { checkInstance, checkContext } from '../core/args.ts';
+import { checkContext, notInstance } from '../core/args.ts';
 
 /** A coherent allocation: the CPU's virtual address and the device's DMA handle. */
 export interface CoherentBuffer { readonly cpu_addr: number; readonly dma_handle: number }
@@ -104,15 +106,16 @@ export function initDmaSystem(ctx: KernelContext, direct: DmaOps, virtRanges: Dm
 
 /** The DMA state of a machine. */
 export function dmaSystemOf(ctx: KernelContext): DmaSystem {
+  // The look-up first: it is on every DMA API call, the checks only when it finds nothing.
+  const s = typeof ctx === 'object' && ctx !== null ? systems.get(ctx) : undefined;
+  if (s !== undefined) return s;
   checkContext(ctx, 'dmaSystemOf', 'ctx');
-  const s = systems.get(ctx);
-  if (s === undefined) throw new Error(`DMA is not set up for ${ctx.name} (devices live on a Machine)`);
-  return s;
+  throw new KernelError(EINVAL, 'dmaSystemOf', `DMA is not set up for ${ctx.name} (devices live on a Machine)`, 'ctx');
 }
 
 /** The backend serving `dev` (get_dma_ops / use_dma_iommu dispatch). */
 export function dmaOpsOf(dev: Device): DmaOps {
-  checkInstance(dev, Device, 'dmaOpsOf', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dmaOpsOf', 'dev');
   const s = dmaSystemOf(dev.host.ctx);
   return s.ops.get(dev) ?? s.direct;
 }

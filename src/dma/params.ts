@@ -3,7 +3,7 @@
  * Device DMA parameters: masks (dma_set_mask ...), max segment size and segment boundary, with the
  * kernel's defaults and return conventions.
  */
-import { checkInt, checkInstance } from '../core/args.ts';
+import { checkInt, notInstance } from '../core/args.ts';
 import { EIO } from '../core/errno.ts';
 import { Device } from '../device/device.ts';
 import { DMA_BIT_MASK, ULONG_MAX } from '../device/mask.ts';
@@ -15,7 +15,7 @@ import { ZONE_DMA_LIMIT } from '../mm/constants.ts';
  * @example dma_set_mask(dev, DMA_BIT_MASK(64)) // 0
  */
 export function dma_set_mask(dev: Device, mask: number): number {
-  checkInstance(dev, Device, 'dma_set_mask', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_set_mask', 'dev');
   checkMask(mask, 'dma_set_mask');
   if (dev.dma_mask === null || !supported(mask)) return -EIO;
   dev.dma_mask = mask;
@@ -24,7 +24,7 @@ export function dma_set_mask(dev: Device, mask: number): number {
 
 /** dma_set_coherent_mask: 0 or -EIO. */
 export function dma_set_coherent_mask(dev: Device, mask: number): number {
-  checkInstance(dev, Device, 'dma_set_coherent_mask', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_set_coherent_mask', 'dev');
   checkMask(mask, 'dma_set_coherent_mask');
   if (!supported(mask)) return -EIO;
   dev.coherent_dma_mask = mask;
@@ -33,38 +33,38 @@ export function dma_set_coherent_mask(dev: Device, mask: number): number {
 
 /** dma_set_mask_and_coherent: both, or the first error. */
 export function dma_set_mask_and_coherent(dev: Device, mask: number): number {
-  checkInstance(dev, Device, 'dma_set_mask_and_coherent', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_set_mask_and_coherent', 'dev');
   const r = dma_set_mask(dev, mask);
   return r !== 0 ? r : dma_set_coherent_mask(dev, mask);
 }
 
 /** dma_get_mask: *dma_mask if set and non-zero, else DMA_BIT_MASK(32). */
 export function dma_get_mask(dev: Device): number {
-  checkInstance(dev, Device, 'dma_get_mask', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_get_mask', 'dev');
   return dev.dma_mask !== null && dev.dma_mask !== 0 ? dev.dma_mask : DMA_BIT_MASK(32);
 }
 
 /** dma_get_max_seg_size: dma_parms.max_segment_size when set and non-zero, else 64 KiB. */
 export function dma_get_max_seg_size(dev: Device): number {
-  checkInstance(dev, Device, 'dma_get_max_seg_size', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_get_max_seg_size', 'dev');
   return dev.dma_parms?.max_segment_size || 65536;
 }
 
 /** dma_get_seg_boundary: dma_parms.segment_boundary_mask when set and non-zero, else ULONG_MAX. */
 export function dma_get_seg_boundary(dev: Device): number {
-  checkInstance(dev, Device, 'dma_get_seg_boundary', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_get_seg_boundary', 'dev');
   return dev.dma_parms?.segment_boundary_mask || ULONG_MAX;
 }
 
 /** dma_get_min_align_mask. */
 export function dma_get_min_align_mask(dev: Device): number {
-  checkInstance(dev, Device, 'dma_get_min_align_mask', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_get_min_align_mask', 'dev');
   return dev.dma_parms?.min_align_mask ?? 0;
 }
 
 /** dma_set_max_seg_size: WARN_ON_ONCE without dma_parms (void since v6.12). */
 export function dma_set_max_seg_size(dev: Device, size: number): void {
-  checkInstance(dev, Device, 'dma_set_max_seg_size', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_set_max_seg_size', 'dev');
   checkInt(size, 'dma_set_max_seg_size', 'size', 0, 0xffffffff);
   if (dev.dma_parms === null) {
     dev.host.ctx.klog.warnOnce(`dma_set_max_seg_size:${dev.name}`, 'dma_set_max_seg_size', 'WARN_ON_ONCE(!dev->dma_parms)');
@@ -75,7 +75,7 @@ export function dma_set_max_seg_size(dev: Device, size: number): void {
 
 /** dma_set_seg_boundary: WARN_ON_ONCE without dma_parms. */
 export function dma_set_seg_boundary(dev: Device, mask: number): void {
-  checkInstance(dev, Device, 'dma_set_seg_boundary', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_set_seg_boundary', 'dev');
   checkMask(mask, 'dma_set_seg_boundary');
   if (dev.dma_parms === null) {
     dev.host.ctx.klog.warnOnce(`dma_set_seg_boundary:${dev.name}`, 'dma_set_seg_boundary', 'WARN_ON_ONCE(!dev->dma_parms)');
@@ -86,7 +86,7 @@ export function dma_set_seg_boundary(dev: Device, mask: number): void {
 
 /** dma_set_min_align_mask. */
 export function dma_set_min_align_mask(dev: Device, mask: number): void {
-  checkInstance(dev, Device, 'dma_set_min_align_mask', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_set_min_align_mask', 'dev');
   checkInt(mask, 'dma_set_min_align_mask', 'mask', 0, 0xffffffff);
   if (dev.dma_parms === null) {
     dev.host.ctx.klog.warnOnce(`dma_set_min_align_mask:${dev.name}`, 'dma_set_min_align_mask', 'WARN_ON_ONCE(!dev->dma_parms)');

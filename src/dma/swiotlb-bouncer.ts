@@ -8,11 +8,11 @@ import type { DmaDirection } from './direction.ts';
 import type { Bouncer } from './ops.ts';
 import { dma_get_min_align_mask, dma_get_seg_boundary } from './params.ts';
 import { swiotlb_max_mapping_size, type SwiotlbDevice, type SwiotlbPool } from './swiotlb/index.ts';
-import { checkInstance, checkObject, checkFunction } from '../core/args.ts';
+import { checkObject, checkFunction, notInstance } from '../core/args.ts';
 
 /** What swiotlb reads from a device. */
 export function swiotlbDeviceOf(dev: Device): SwiotlbDevice {
-  checkInstance(dev, Device, 'swiotlbDeviceOf', 'dev');
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'swiotlbDeviceOf', 'dev');
   return {
     name: dev.name,
     min_align_mask: dma_get_min_align_mask(dev),

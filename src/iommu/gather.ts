@@ -14,7 +14,7 @@
  * @example new IommuIotlbGather().start === ULONG_MAX // true
  */
 export const ULONG_MAX = 2 ** 64;
-import { checkInstance, checkObject } from '../core/args.ts';
+import { checkObject, notInstance } from '../core/args.ts';
 
 /**
  * What the gather helpers need from a domain: its `iotlb_sync` op (none: nothing caches translations).
@@ -57,7 +57,7 @@ export class IommuIotlbGather {
  * @example iommu_iotlb_gather_init(g); g.start === ULONG_MAX // true
  */
 export function iommu_iotlb_gather_init(gather: IommuIotlbGather): void {
-  checkInstance(gather, IommuIotlbGather, 'iommu_iotlb_gather_init', 'gather');
+  if (!(gather instanceof IommuIotlbGather)) throw notInstance(gather, IommuIotlbGather, 'iommu_iotlb_gather_init', 'gather');
   gather.start = ULONG_MAX;
   gather.end = 0;
   gather.pgsize = 0;
@@ -74,7 +74,7 @@ export function iommu_iotlb_gather_init(gather: IommuIotlbGather): void {
  * iommu_iotlb_gather_is_disjoint(g, 0x4000, 0x1000) // true
  */
 export function iommu_iotlb_gather_is_disjoint(gather: IommuIotlbGather, iova: number, size: number): boolean {
-  checkInstance(gather, IommuIotlbGather, 'iommu_iotlb_gather_is_disjoint', 'gather');
+  if (!(gather instanceof IommuIotlbGather)) throw notInstance(gather, IommuIotlbGather, 'iommu_iotlb_gather_is_disjoint', 'gather');
   const end = iova + size - 1;
   return gather.end !== 0 && (end + 1 < gather.start || iova > gather.end + 1);
 }
@@ -84,7 +84,7 @@ export function iommu_iotlb_gather_is_disjoint(gather: IommuIotlbGather, iova: n
  * @example iommu_iotlb_gather_add_range(g, 0x1000, 0x1000); [g.start, g.end] // [0x1000, 0x1fff]
  */
 export function iommu_iotlb_gather_add_range(gather: IommuIotlbGather, iova: number, size: number): void {
-  checkInstance(gather, IommuIotlbGather, 'iommu_iotlb_gather_add_range', 'gather');
+  if (!(gather instanceof IommuIotlbGather)) throw notInstance(gather, IommuIotlbGather, 'iommu_iotlb_gather_add_range', 'gather');
   const end = iova + size - 1;
   if (gather.start > iova) gather.start = iova;
   if (gather.end < end) gather.end = end;
@@ -98,7 +98,7 @@ export function iommu_iotlb_gather_add_range(gather: IommuIotlbGather, iova: num
  * iommu_iotlb_gather_add_page(domain, g, 0x200000, 2 ** 21); // page size changed: synced first
  */
 export function iommu_iotlb_gather_add_page(domain: IotlbSyncDomain, gather: IommuIotlbGather, iova: number, size: number): void {
-  checkInstance(gather, IommuIotlbGather, 'iommu_iotlb_gather_add_page', 'gather');
+  if (!(gather instanceof IommuIotlbGather)) throw notInstance(gather, IommuIotlbGather, 'iommu_iotlb_gather_add_page', 'gather');
   if ((gather.pgsize !== 0 && gather.pgsize !== size) || iommu_iotlb_gather_is_disjoint(gather, iova, size)) {
     gather.earlySyncs++;
     // The early sync must not drop table pages already gathered: iommu_iotlb_sync releases them
@@ -115,7 +115,7 @@ export function iommu_iotlb_gather_add_page(domain: IotlbSyncDomain, gather: Iom
  */
 export function iommu_iotlb_sync(domain: IotlbSyncDomain, gather: IommuIotlbGather): void {
   checkObject(domain, 'iommu_iotlb_sync', 'domain');
-  checkInstance(gather, IommuIotlbGather, 'iommu_iotlb_sync', 'gather');
+  if (!(gather instanceof IommuIotlbGather)) throw notInstance(gather, IommuIotlbGather, 'iommu_iotlb_sync', 'gather');
   if (domain.iotlb_sync !== undefined) domain.iotlb_sync(gather);
   iommu_iotlb_gather_init(gather);
 }

@@ -14,7 +14,7 @@ import { EINVAL, ENOMEM } from '../core/errno.ts';
 import { KernelBug, KernelError } from '../core/errors.ts';
 import { PAGE_SIZE } from '../mm/constants.ts';
 import { alloc_iova, find_iova, free_iova, IOVA_MAX_LIMIT_PFN, __free_iova, IovaDomain } from './iova.ts';
-import { checkInstance } from '../core/args.ts';
+import { notInstance } from '../core/args.ts';
 
 /** log2 of the largest cached size + 1: orders 0..5 (1..32 pfns) are cached. @example 2 ** (IOVA_RANGE_CACHE_MAX_SIZE - 1) // 32 */
 export const IOVA_RANGE_CACHE_MAX_SIZE = 6;
@@ -70,7 +70,7 @@ export class IovaRcaches {
   #dead = false;
 
   constructor(iovad: IovaDomain) {
-    checkInstance(iovad, IovaDomain, 'IovaRcaches', 'iovad');
+    if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'IovaRcaches', 'iovad');
     this.#iovad = iovad;
     this.nrCpus = iovad.nrCpus;
     this.online = new Uint8Array(this.nrCpus).fill(1);
@@ -220,7 +220,7 @@ function badCpu(fn: string, rc: IovaRcaches, cpu: number): never {
  * @example init_iova_domain(iovad, 4096, 1); iova_domain_init_rcaches(iovad) // 0
  */
 export function iova_domain_init_rcaches(iovad: IovaDomain): number {
-  checkInstance(iovad, IovaDomain, 'iova_domain_init_rcaches', 'iovad');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'iova_domain_init_rcaches', 'iovad');
   if (iovad.granule === 0) throw new KernelBug('iova_domain_init_rcaches', 'iova_domain used before init_iova_domain');
   // The kernel makes 1 + 6 × (1 + 2 × CPUs) allocations here; dmasim consults fault injection once.
   if (iovad.faults !== undefined && iovad.faults.shouldFail('kmalloc')) return -ENOMEM;
@@ -238,7 +238,7 @@ export function iova_domain_init_rcaches(iovad: IovaDomain): number {
  * @example const pfn = alloc_iova_fast(iovad, 3, 0xfffff, true, 0); // 4 pfns, 4-aligned
  */
 export function alloc_iova_fast(iovad: IovaDomain, size: number, limit_pfn: number, flush_rcache: boolean, cpu: number): number {
-  checkInstance(iovad, IovaDomain, 'alloc_iova_fast', 'iovad');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'alloc_iova_fast', 'iovad');
   if (!(Number.isInteger(size) && size >= 1 && size <= Number.MAX_SAFE_INTEGER)) badArg('alloc_iova_fast', 'size', size, 'expected a whole number of pfns >= 1');
   if (!(Number.isInteger(limit_pfn) && limit_pfn >= 0 && limit_pfn <= IOVA_MAX_LIMIT_PFN)) badArg('alloc_iova_fast', 'limit_pfn', limit_pfn, `expected a pfn in [0, ${IOVA_MAX_LIMIT_PFN}]`);
   const rc = rcachesOf(iovad, 'alloc_iova_fast');
@@ -310,7 +310,7 @@ function rcacheGet(rc: IovaRcaches, order: number, cpu: number, max: number): nu
  * @example free_iova_fast(iovad, pfn, 3, 0);
  */
 export function free_iova_fast(iovad: IovaDomain, pfn: number, size: number, cpu: number): void {
-  checkInstance(iovad, IovaDomain, 'free_iova_fast', 'iovad');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'free_iova_fast', 'iovad');
   if (!(Number.isInteger(pfn) && pfn >= 0 && pfn <= Number.MAX_SAFE_INTEGER)) badArg('free_iova_fast', 'pfn', pfn, 'expected a whole pfn');
   if (!(Number.isInteger(size) && size >= 1 && size <= Number.MAX_SAFE_INTEGER)) badArg('free_iova_fast', 'size', size, 'expected a whole number of pfns >= 1');
   const rc = rcachesOf(iovad, 'free_iova_fast');
@@ -348,7 +348,7 @@ function rcacheInsert(iovad: IovaDomain, rc: IovaRcaches, order: number, cpu: nu
  * @example free_cpu_cached_iovas(0, iovad);
  */
 export function free_cpu_cached_iovas(cpu: number, iovad: IovaDomain): void {
-  checkInstance(iovad, IovaDomain, 'free_cpu_cached_iovas', 'iovad');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'free_cpu_cached_iovas', 'iovad');
   const rc = rcachesOf(iovad, 'free_cpu_cached_iovas');
   if (!(Number.isInteger(cpu) && cpu >= 0 && cpu < rc.nrCpus)) badArg('free_cpu_cached_iovas', 'cpu', cpu, `expected a CPU in [0, ${rc.nrCpus})`);
   for (let o = 0; o < IOVA_RANGE_CACHE_MAX_SIZE; o++) {
@@ -363,7 +363,7 @@ export function free_cpu_cached_iovas(cpu: number, iovad: IovaDomain): void {
  * @example free_global_cached_iovas(iovad);
  */
 export function free_global_cached_iovas(iovad: IovaDomain): void {
-  checkInstance(iovad, IovaDomain, 'free_global_cached_iovas', 'iovad');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'free_global_cached_iovas', 'iovad');
   const rc = rcachesOf(iovad, 'free_global_cached_iovas');
   for (let o = 0; o < IOVA_RANGE_CACHE_MAX_SIZE; o++) {
     const d = rc.depot[o] as IovaMagazine[];
@@ -381,7 +381,7 @@ export function free_global_cached_iovas(iovad: IovaDomain): void {
  * @example iova_cpuhp_dead(iovad, 3);
  */
 export function iova_cpuhp_dead(iovad: IovaDomain, cpu: number): number {
-  checkInstance(iovad, IovaDomain, 'iova_cpuhp_dead', 'iovad');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'iova_cpuhp_dead', 'iovad');
   const rc = rcachesOf(iovad, 'iova_cpuhp_dead');
   if (rc.online[cpu] !== 1) badCpu('iova_cpuhp_dead', rc, cpu);
   free_cpu_cached_iovas(cpu, iovad);
@@ -396,7 +396,7 @@ export function iova_cpuhp_dead(iovad: IovaDomain, cpu: number): number {
  * @example iova_cpu_online(iovad, 3);
  */
 export function iova_cpu_online(iovad: IovaDomain, cpu: number): void {
-  checkInstance(iovad, IovaDomain, 'iova_cpu_online', 'iovad');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'iova_cpu_online', 'iovad');
   const rc = rcachesOf(iovad, 'iova_cpu_online');
   if (!(Number.isInteger(cpu) && cpu >= 0 && cpu < rc.nrCpus)) badArg('iova_cpu_online', 'cpu', cpu, `expected a CPU in [0, ${rc.nrCpus})`);
   if (rc.online[cpu] === 1) return;
@@ -413,7 +413,7 @@ export function iova_cpu_online(iovad: IovaDomain, cpu: number): void {
  * @example time.now += 100e6; iova_depot_work_run(iovad);
  */
 export function iova_depot_work_run(iovad: IovaDomain): number {
-  checkInstance(iovad, IovaDomain, 'iova_depot_work_run', 'iovad');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'iova_depot_work_run', 'iovad');
   const rc = iovad.rcaches;
   if (rc === null) return 0;
   let trimmed = 0;

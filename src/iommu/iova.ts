@@ -8,7 +8,7 @@
  * Units are IOVA pfns (address / granule). `limit_pfn` is inclusive, as in the kernel. The range caches
  * (`alloc_iova_fast` / `free_iova_fast`) live in `iova-rcache.ts`.
  */
-import { checkInt, checkInstance, checkObject } from '../core/args.ts';
+import { checkInt, checkObject, notInstance } from '../core/args.ts';
 import { defaultContext } from '../core/context.ts';
 import { EINVAL, ENOMEM } from '../core/errno.ts';
 import { KernelBug, KernelError } from '../core/errors.ts';
@@ -152,7 +152,7 @@ export function roundupPowOfTwo(n: number): number {
  * @example init_iova_domain(iovad, 4096, 1); iovad.dma_32bit_pfn // 0x100000
  */
 export function init_iova_domain(iovad: IovaDomain, granule: number, start_pfn: number): void {
-  checkInstance(iovad, IovaDomain, 'init_iova_domain', 'iovad');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'init_iova_domain', 'iovad');
   checkInt(granule, 'init_iova_domain', 'granule');
   checkInt(start_pfn, 'init_iova_domain', 'start_pfn');
   if (granule > PAGE_SIZE || granule === 0 || 2 ** Math.round(Math.log2(granule)) !== granule) {
@@ -172,50 +172,50 @@ export function init_iova_domain(iovad: IovaDomain, granule: number, start_pfn: 
 
 /** Number of pfns in `iova`. @example iova_size(new Iova(8, 12)) // 5 */
 export function iova_size(iova: Iova): number {
-  checkInstance(iova, Iova, 'iova_size', 'iova');
+  if (!(iova instanceof Iova)) throw notInstance(iova, Iova, 'iova_size', 'iova');
   return iova.pfn_hi - iova.pfn_lo + 1;
 }
 
 /** log2 of the granule. @example iova_shift(iovad) // 12 */
 export function iova_shift(iovad: IovaDomain): number {
-  checkInstance(iovad, IovaDomain, 'iova_shift', 'iovad');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'iova_shift', 'iovad');
   return iovad.shift;
 }
 
 /** granule - 1. @example iova_mask(iovad) // 0xfff */
 export function iova_mask(iovad: IovaDomain): number {
-  checkInstance(iovad, IovaDomain, 'iova_mask', 'iovad');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'iova_mask', 'iovad');
   return iovad.granule - 1;
 }
 
 /** Offset of `iova` within its granule. @example iova_offset(iovad, 0x12345) // 0x345 */
 export function iova_offset(iovad: IovaDomain, iova: number): number {
-  checkInstance(iovad, IovaDomain, 'iova_offset', 'iovad');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'iova_offset', 'iovad');
   return iova % iovad.granule;
 }
 
 /** `size` rounded up to whole granules. @example iova_align(iovad, 5000) // 8192 */
 export function iova_align(iovad: IovaDomain, size: number): number {
-  checkInstance(iovad, IovaDomain, 'iova_align', 'iovad');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'iova_align', 'iovad');
   return Math.ceil(size / iovad.granule) * iovad.granule;
 }
 
 /** `size` rounded down to whole granules. @example iova_align_down(iovad, 5000) // 4096 */
 export function iova_align_down(iovad: IovaDomain, size: number): number {
-  checkInstance(iovad, IovaDomain, 'iova_align_down', 'iovad');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'iova_align_down', 'iovad');
   return Math.floor(size / iovad.granule) * iovad.granule;
 }
 
 /** Bus address of the start of `iova`. @example iova_dma_addr(iovad, iova) // iova.pfn_lo * 4096 */
 export function iova_dma_addr(iovad: IovaDomain, iova: Iova): number {
-  checkInstance(iova, Iova, 'iova_dma_addr', 'iova');
-  checkInstance(iovad, IovaDomain, 'iova_dma_addr', 'iovad');
+  if (!(iova instanceof Iova)) throw notInstance(iova, Iova, 'iova_dma_addr', 'iova');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'iova_dma_addr', 'iovad');
   return iova.pfn_lo * iovad.granule;
 }
 
 /** The IOVA pfn holding bus address `iova`. @example iova_pfn(iovad, 0x12345) // 0x12 */
 export function iova_pfn(iovad: IovaDomain, iova: number): number {
-  checkInstance(iovad, IovaDomain, 'iova_pfn', 'iovad');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'iova_pfn', 'iovad');
   return Math.floor(iova / iovad.granule);
 }
 
@@ -283,7 +283,7 @@ function allocAndInsertRange(iovad: IovaDomain, size: number, end: number, node:
  * const iova = alloc_iova(iovad, 5, 0xfffff, true); // [0xffff8, 0xffffc]
  */
 export function alloc_iova(iovad: IovaDomain, size: number, limit_pfn: number, size_aligned: boolean): Iova | null {
-  checkInstance(iovad, IovaDomain, 'alloc_iova', 'iovad');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'alloc_iova', 'iovad');
   if (!(Number.isInteger(size) && size >= 1 && size <= Number.MAX_SAFE_INTEGER)) badArg('alloc_iova', 'size', size, 'expected a whole number of pfns >= 1');
   if (!(Number.isInteger(limit_pfn) && limit_pfn >= 0 && limit_pfn <= IOVA_MAX_LIMIT_PFN)) badArg('alloc_iova', 'limit_pfn', limit_pfn, `expected a pfn in [0, ${IOVA_MAX_LIMIT_PFN}]`);
   requireInit(iovad, 'alloc_iova');
@@ -298,7 +298,7 @@ export function alloc_iova(iovad: IovaDomain, size: number, limit_pfn: number, s
  * @example find_iova(iovad, iova.pfn_lo + 1) === iova // true
  */
 export function find_iova(iovad: IovaDomain, pfn: number): Iova | null {
-  checkInstance(iovad, IovaDomain, 'find_iova', 'iovad');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'find_iova', 'iovad');
   if (!(Number.isInteger(pfn) && pfn >= 0 && pfn <= Number.MAX_SAFE_INTEGER)) badArg('find_iova', 'pfn', pfn, 'expected a whole pfn');
   return iovad.rbroot.findContaining(pfn);
 }
@@ -320,8 +320,8 @@ function removeIova(iovad: IovaDomain, iova: Iova): void {
  * @example __free_iova(iovad, iova);
  */
 export function __free_iova(iovad: IovaDomain, iova: Iova): void {
-  checkInstance(iova, Iova, '__free_iova', 'iova');
-  checkInstance(iovad, IovaDomain, '__free_iova', 'iovad');
+  if (!(iova instanceof Iova)) throw notInstance(iova, Iova, '__free_iova', 'iova');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, '__free_iova', 'iovad');
   if (iova._tree !== iovad.rbroot || iova === iovad.anchor) {
     throw new KernelBug('__free_iova', `iova [${iova.pfn_lo}, ${iova.pfn_hi}] is not allocated in this domain (double free?)`);
   }
@@ -333,7 +333,7 @@ export function __free_iova(iovad: IovaDomain, iova: Iova): void {
  * @example free_iova(iovad, iova.pfn_lo);
  */
 export function free_iova(iovad: IovaDomain, pfn: number): void {
-  checkInstance(iovad, IovaDomain, 'free_iova', 'iovad');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'free_iova', 'iovad');
   if (!(Number.isInteger(pfn) && pfn >= 0 && pfn <= Number.MAX_SAFE_INTEGER)) badArg('free_iova', 'pfn', pfn, 'expected a whole pfn');
   const iova = iovad.rbroot.findContaining(pfn);
   if (iova !== null) removeIova(iovad, iova);
@@ -347,7 +347,7 @@ export function free_iova(iovad: IovaDomain, pfn: number): void {
  * @example reserve_iova(iovad, 100, 200); reserve_iova(iovad, 150, 300); // [100,200] and [201,300]
  */
 export function reserve_iova(iovad: IovaDomain, pfn_lo: number, pfn_hi: number): Iova | null {
-  checkInstance(iovad, IovaDomain, 'reserve_iova', 'iovad');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'reserve_iova', 'iovad');
   checkInt(pfn_lo, 'reserve_iova', 'pfn_lo');
   checkInt(pfn_hi, 'reserve_iova', 'pfn_hi');
   if (pfn_lo > pfn_hi) badArg('reserve_iova', 'pfn_hi', pfn_hi, `expected pfn_hi >= pfn_lo (${pfn_lo})`);
@@ -387,7 +387,7 @@ export function reserve_iova(iovad: IovaDomain, pfn_lo: number, pfn_hi: number):
  * @example put_iova_domain(iovad);
  */
 export function put_iova_domain(iovad: IovaDomain): void {
-  checkInstance(iovad, IovaDomain, 'put_iova_domain', 'iovad');
+  if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'put_iova_domain', 'iovad');
   if (iovad.rcaches !== null) {
     iovad.rcaches.destroy();
     iovad.rcaches = null;

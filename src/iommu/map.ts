@@ -24,7 +24,7 @@ import { __GFP_COMP, __GFP_DMA, __GFP_DMA32, __GFP_HIGHMEM } from '../mm/gfp.ts'
 import { IommuIotlbGather, iommu_iotlb_sync } from './gather.ts';
 import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY, __IOMMU_DOMAIN_PAGING, type IommuDomainLike } from './map-domain.ts';
 import { pgsizeFromShifts, pgsizeOut, pgsizeShiftsOf, pgsizesOf } from './map-pgsize.ts';
-import { checkInstance, checkInt } from '../core/args.ts';
+import { checkInt, notInstance } from '../core/args.ts';
 
 // Local copies of imported bindings used on hot paths: when a script loads dmasim as CommonJS (tsx
 // does so for a .ts file outside an ESM package), every read of an imported binding is a getter call.
@@ -256,7 +256,7 @@ export function iommu_unmap(domain: IommuDomainLike, iova: number, size: number)
  */
 export function iommu_unmap_fast(domain: IommuDomainLike, iova: number, size: number, gather: IommuIotlbGather): number {
   checkDomain(domain, 'iommu_unmap_fast');
-  checkInstance(gather, IommuIotlbGather, 'iommu_unmap_fast', 'gather');
+  if (!(gather instanceof IommuIotlbGather)) throw notInstance(gather, IommuIotlbGather, 'iommu_unmap_fast', 'gather');
   checkRange('iommu_unmap_fast', iova, 0, size);
   return __iommu_unmap(domain, iova, size, gather);
 }

@@ -6,14 +6,14 @@
 import { MAX_PAGE_ORDER } from './constants.ts';
 import { Mm } from './mm.ts';
 import { PG_ALLOCATED, PG_RESERVED } from './page-meta.ts';
-import { checkInstance } from '../core/args.ts';
+import { notInstance } from '../core/args.ts';
 
 /**
  * Violations of the memory model's invariants (empty when sound). Walks every page: O(RAM).
  * @example expect(auditMm(machine.mm)).toEqual([])
  */
 export function auditMm(mm: Mm): string[] {
-  checkInstance(mm, Mm, 'auditMm', 'mm');
+  if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'auditMm', 'mm');
   const out: string[] = [];
   const { state, owner } = mm.meta;
   const freeMark = new Uint8Array(mm.maxPfn);

@@ -9,7 +9,7 @@ import { Rng } from '../core/rng.ts';
 import { MAX_PAGE_ORDER } from './constants.ts';
 import { Mm } from './mm.ts';
 import { OWNER_ID, PG_ALLOCATED } from './page-meta.ts';
-import { checkInstance, checkObject, checkInt } from '../core/args.ts';
+import { checkObject, checkInt, notInstance } from '../core/args.ts';
 
 /** How to fragment free memory. */
 export interface FragmentOptions {
@@ -106,7 +106,7 @@ export function fragment(mm: Mm, opts: FragmentOptions): FragmentResult {
  * @example unfragment(machine.mm)
  */
 export function unfragment(mm: Mm): number {
-  checkInstance(mm, Mm, 'unfragment', 'mm');
+  if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'unfragment', 'mm');
   const { state, owner } = mm.meta;
   const fragmenter = OWNER_ID.fragmenter;
   let n = 0;

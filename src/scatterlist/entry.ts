@@ -10,7 +10,7 @@ import {
   DMA_FLAGS_SHIFT, SEG_MASK, SEG_SHIFT, SG_CHAIN, SG_END, SLOT_WORDS, type SlotArena,
   W_DMA_HI, W_DMA_LEN, W_DMA_LO, W_FLAGS, W_LENGTH, W_OFFSET, W_PAGE,
 } from './slots.ts';
-import { checkInstance } from '../core/args.ts';
+import { notInstance } from '../core/args.ts';
 
 /** sg_dma_flags bit: the DMA address is a PCI bus address (P2PDMA). */
 export const SG_DMA_BUS_ADDRESS = 1 << 0;
@@ -93,14 +93,14 @@ function checkPfn(fn: string, pfn: number): void {
 
 /** sg_assign_page: set the page, keeping the CHAIN/END bits. */
 export function sg_assign_page(sg: Scatterlist, page: number): void {
-  checkInstance(sg, Scatterlist, 'sg_assign_page', 'sg');
+  if (!(sg instanceof Scatterlist)) throw notInstance(sg, Scatterlist, 'sg_assign_page', 'sg');
   checkPfn('sg_assign_page', page);
   sg.pageWord = page;
 }
 
 /** sg_set_page: assign the page, then set offset and length. */
 export function sg_set_page(sg: Scatterlist, page: number, len: number, offset: number): void {
-  checkInstance(sg, Scatterlist, 'sg_set_page', 'sg');
+  if (!(sg instanceof Scatterlist)) throw notInstance(sg, Scatterlist, 'sg_set_page', 'sg');
   sg_assign_page(sg, page);
   sg.offset = offset;
   sg.length = len;
@@ -108,37 +108,37 @@ export function sg_set_page(sg: Scatterlist, page: number, len: number, offset: 
 
 /** sg_page: the entry's page frame. */
 export function sg_page(sg: Scatterlist): number {
-  checkInstance(sg, Scatterlist, 'sg_page', 'sg');
+  if (!(sg instanceof Scatterlist)) throw notInstance(sg, Scatterlist, 'sg_page', 'sg');
   return sg.page;
 }
 
 /** sg_is_chain: is this slot a link to another chunk? */
 export function sg_is_chain(sg: Scatterlist): boolean {
-  checkInstance(sg, Scatterlist, 'sg_is_chain', 'sg');
+  if (!(sg instanceof Scatterlist)) throw notInstance(sg, Scatterlist, 'sg_is_chain', 'sg');
   return (sg.flagsWord & SG_CHAIN) !== 0;
 }
 
 /** sg_is_last: is this the END-marked entry? */
 export function sg_is_last(sg: Scatterlist): boolean {
-  checkInstance(sg, Scatterlist, 'sg_is_last', 'sg');
+  if (!(sg instanceof Scatterlist)) throw notInstance(sg, Scatterlist, 'sg_is_last', 'sg');
   return (sg.flagsWord & SG_END) !== 0;
 }
 
 /** sg_chain_ptr: where a chain slot points. */
 export function sg_chain_ptr(sg: Scatterlist): Scatterlist {
-  checkInstance(sg, Scatterlist, 'sg_chain_ptr', 'sg');
+  if (!(sg instanceof Scatterlist)) throw notInstance(sg, Scatterlist, 'sg_chain_ptr', 'sg');
   return new Scatterlist(sg.arena, sg.page);
 }
 
 /** sg_mark_end: set END and clear CHAIN. */
 export function sg_mark_end(sg: Scatterlist): void {
-  checkInstance(sg, Scatterlist, 'sg_mark_end', 'sg');
+  if (!(sg instanceof Scatterlist)) throw notInstance(sg, Scatterlist, 'sg_mark_end', 'sg');
   sg.flagsWord = (sg.flagsWord | SG_END) & ~SG_CHAIN;
 }
 
 /** sg_unmark_end: clear END. */
 export function sg_unmark_end(sg: Scatterlist): void {
-  checkInstance(sg, Scatterlist, 'sg_unmark_end', 'sg');
+  if (!(sg instanceof Scatterlist)) throw notInstance(sg, Scatterlist, 'sg_unmark_end', 'sg');
   sg.flagsWord = sg.flagsWord & ~SG_END;
 }
 
@@ -149,7 +149,7 @@ export function sg_unmark_end(sg: Scatterlist): void {
  * @example sg_check_walk(sgt.sgl, sgt.orig_nents, 'dma_map_sg_attrs')
  */
 export function sg_check_walk(sgl: Scatterlist, nents: number, fn: string): void {
-  checkInstance(sgl, Scatterlist, 'sg_check_walk', 'sgl');
+  if (!(sgl instanceof Scatterlist)) throw notInstance(sgl, Scatterlist, 'sg_check_walk', 'sgl');
   const arena = sgl.arena;
   let sg: Scatterlist | null = sgl;
   let prevSlot = -2;
@@ -167,7 +167,7 @@ export function sg_check_walk(sgl: Scatterlist, nents: number, fn: string): void
  * @example for (let sg: Scatterlist | null = sgt.sgl; sg; sg = sg_next(sg)) total += sg.length;
  */
 export function sg_next(sg: Scatterlist): Scatterlist | null {
-  checkInstance(sg, Scatterlist, 'sg_next', 'sg');
+  if (!(sg instanceof Scatterlist)) throw notInstance(sg, Scatterlist, 'sg_next', 'sg');
   if (sg_is_last(sg)) return null;
   const next = sg.at(1);
   return sg_is_chain(next) ? sg_chain_ptr(next) : next;
@@ -175,7 +175,7 @@ export function sg_next(sg: Scatterlist): Scatterlist | null {
 
 /** sg_init_table: zero `nents` slots from `sgl` and END-mark the last. */
 export function sg_init_table(sgl: Scatterlist, nents: number): void {
-  checkInstance(sgl, Scatterlist, 'sg_init_table', 'sgl');
+  if (!(sgl instanceof Scatterlist)) throw notInstance(sgl, Scatterlist, 'sg_init_table', 'sgl');
   if (!Number.isInteger(nents) || nents < 1) throw new KernelError(EINVAL, 'sg_init_table', `expected nents >= 1, got ${nents}`, 'nents');
   const seg = sgl.arena.seg(sgl.slot);
   const w = (sgl.slot & SEG_MASK) * SLOT_WORDS;
@@ -186,7 +186,7 @@ export function sg_init_table(sgl: Scatterlist, nents: number): void {
 
 /** sg_init_marker: END-mark slot nents-1 without zeroing. */
 export function sg_init_marker(sgl: Scatterlist, nents: number): void {
-  checkInstance(sgl, Scatterlist, 'sg_init_marker', 'sgl');
+  if (!(sgl instanceof Scatterlist)) throw notInstance(sgl, Scatterlist, 'sg_init_marker', 'sgl');
   sg_mark_end(sgl.at(nents - 1));
 }
 
@@ -201,8 +201,8 @@ export function __sg_chain(chain_sg: Scatterlist, next: Scatterlist): void {
 
 /** sg_chain: link slot prv[prv_nents - 1] to `sgl`; that slot stops being data. */
 export function sg_chain(prv: Scatterlist, prv_nents: number, sgl: Scatterlist): void {
-  checkInstance(sgl, Scatterlist, 'sg_chain', 'sgl');
-  checkInstance(prv, Scatterlist, 'sg_chain', 'prv');
+  if (!(sgl instanceof Scatterlist)) throw notInstance(sgl, Scatterlist, 'sg_chain', 'sgl');
+  if (!(prv instanceof Scatterlist)) throw notInstance(prv, Scatterlist, 'sg_chain', 'prv');
   // A chain link holds a slot number of its own machine's arena: another machine's list cannot be linked.
   if (sgl.arena !== prv.arena) throw new KernelError(EINVAL, 'sg_chain', `the lists belong to machines ${prv.arena.ctx.name} and ${sgl.arena.ctx.name}`, 'sgl');
   if (typeof prv_nents !== 'number' || !Number.isInteger(prv_nents) || prv_nents < 1) throw new KernelError(EINVAL, 'sg_chain', `expected an entry count, got ${String(prv_nents)}`, 'prv_nents');
@@ -211,7 +211,7 @@ export function sg_chain(prv: Scatterlist, prv_nents: number, sgl: Scatterlist):
 
 /** sg_phys: physical address of the entry's first byte. */
 export function sg_phys(sg: Scatterlist): number {
-  checkInstance(sg, Scatterlist, 'sg_phys', 'sg');
+  if (!(sg instanceof Scatterlist)) throw notInstance(sg, Scatterlist, 'sg_phys', 'sg');
   return sg.page * PAGE_SIZE + sg.offset;
 }
 
@@ -220,23 +220,23 @@ export function sg_phys(sg: Scatterlist): number {
  * @example sg_dma_address(sg, 0x1000); sg_dma_address(sg) // 0x1000
  */
 export function sg_dma_address(sg: Scatterlist, value?: number): number {
-  checkInstance(sg, Scatterlist, 'sg_dma_address', 'sg');
+  if (!(sg instanceof Scatterlist)) throw notInstance(sg, Scatterlist, 'sg_dma_address', 'sg');
   if (value !== undefined) sg.dma_address = value;
   return sg.dma_address;
 }
 
 /** sg_dma_len: read it, or write it when `value` is given. */
 export function sg_dma_len(sg: Scatterlist, value?: number): number {
-  checkInstance(sg, Scatterlist, 'sg_dma_len', 'sg');
+  if (!(sg instanceof Scatterlist)) throw notInstance(sg, Scatterlist, 'sg_dma_len', 'sg');
   if (value !== undefined) sg.dma_length = value;
   return sg.dma_length;
 }
 
-export function sg_dma_is_bus_address(sg: Scatterlist): boolean { checkInstance(sg, Scatterlist, 'sg_dma_is_bus_address', 'sg'); return (sg.dma_flags & SG_DMA_BUS_ADDRESS) !== 0; }
-export function sg_dma_mark_bus_address(sg: Scatterlist): void { checkInstance(sg, Scatterlist, 'sg_dma_mark_bus_address', 'sg'); sg.dma_flags |= SG_DMA_BUS_ADDRESS; }
-export function sg_dma_unmark_bus_address(sg: Scatterlist): void { checkInstance(sg, Scatterlist, 'sg_dma_unmark_bus_address', 'sg'); sg.dma_flags &= ~SG_DMA_BUS_ADDRESS; }
-export function sg_dma_is_swiotlb(sg: Scatterlist): boolean { checkInstance(sg, Scatterlist, 'sg_dma_is_swiotlb', 'sg'); return (sg.dma_flags & SG_DMA_SWIOTLB) !== 0; }
-export function sg_dma_mark_swiotlb(sg: Scatterlist): void { checkInstance(sg, Scatterlist, 'sg_dma_mark_swiotlb', 'sg'); sg.dma_flags |= SG_DMA_SWIOTLB; }
+export function sg_dma_is_bus_address(sg: Scatterlist): boolean { if (!(sg instanceof Scatterlist)) throw notInstance(sg, Scatterlist, 'sg_dma_is_bus_address', 'sg'); return (sg.dma_flags & SG_DMA_BUS_ADDRESS) !== 0; }
+export function sg_dma_mark_bus_address(sg: Scatterlist): void { if (!(sg instanceof Scatterlist)) throw notInstance(sg, Scatterlist, 'sg_dma_mark_bus_address', 'sg'); sg.dma_flags |= SG_DMA_BUS_ADDRESS; }
+export function sg_dma_unmark_bus_address(sg: Scatterlist): void { if (!(sg instanceof Scatterlist)) throw notInstance(sg, Scatterlist, 'sg_dma_unmark_bus_address', 'sg'); sg.dma_flags &= ~SG_DMA_BUS_ADDRESS; }
+export function sg_dma_is_swiotlb(sg: Scatterlist): boolean { if (!(sg instanceof Scatterlist)) throw notInstance(sg, Scatterlist, 'sg_dma_is_swiotlb', 'sg'); return (sg.dma_flags & SG_DMA_SWIOTLB) !== 0; }
+export function sg_dma_mark_swiotlb(sg: Scatterlist): void { if (!(sg instanceof Scatterlist)) throw notInstance(sg, Scatterlist, 'sg_dma_mark_swiotlb', 'sg'); sg.dma_flags |= SG_DMA_SWIOTLB; }
 
 /** NULL dereference in the simulated kernel. */
 export function oops(fn: string, what: string): never {

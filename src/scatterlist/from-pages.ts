@@ -16,7 +16,7 @@ import { Scatterlist, sg_mark_end, sg_phys } from './entry.ts';
 import * as slots from './slots.ts';
 import type { SlotArena } from './slots.ts';
 import { SgAppendTable, sg_free_append_table, SgTable } from './table.ts';
-import { checkInstance } from '../core/args.ts';
+import { notInstance } from '../core/args.ts';
 
 // Local copies of the slot layout: when a script loads dmasim as CommonJS (tsx does so for a .ts
 // file outside an ESM package), imported bindings become getter calls; read in the loop they cost
@@ -163,7 +163,7 @@ export function sg_alloc_append_table_from_pages(
   sgt_append: SgAppendTable, pages: PageArray, n_pages: number, offset: number, size: number | bigint,
   max_segment: number, left_pages: number, gfp: number,
 ): number {
-  checkInstance(sgt_append, SgAppendTable, 'sg_alloc_append_table_from_pages', 'sgt_append');
+  if (!(sgt_append instanceof SgAppendTable)) throw notInstance(sgt_append, SgAppendTable, 'sg_alloc_append_table_from_pages', 'sgt_append');
   const sizeNum = checkArgs(pages, n_pages, offset, size, max_segment, left_pages, gfp, FN_APPEND);
   const sgt = sgt_append.sgt;
   const klog = sgt.ctx.klog;
@@ -463,7 +463,7 @@ function chain(segs: Uint32Array[], link: number, base: number): void {
 export function sg_alloc_table_from_pages_segment(
   sgt: SgTable, pages: PageArray, n_pages: number, offset: number, size: number | bigint, max_segment: number, gfp: number,
 ): number {
-  checkInstance(sgt, SgTable, 'sg_alloc_table_from_pages_segment', 'sgt');
+  if (!(sgt instanceof SgTable)) throw notInstance(sgt, SgTable, 'sg_alloc_table_from_pages_segment', 'sgt');
   const local = new SgAppendTable(sgt.ctx);
   const ret = sg_alloc_append_table_from_pages(local, pages, n_pages, offset, size, max_segment, 0, gfp);
   if (ret !== 0) {
@@ -481,6 +481,6 @@ export function sg_alloc_table_from_pages_segment(
 
 /** sg_alloc_table_from_pages: the `_segment` builder with max_segment UINT_MAX. */
 export function sg_alloc_table_from_pages(sgt: SgTable, pages: PageArray, n_pages: number, offset: number, size: number | bigint, gfp: number): number {
-  checkInstance(sgt, SgTable, 'sg_alloc_table_from_pages', 'sgt');
+  if (!(sgt instanceof SgTable)) throw notInstance(sgt, SgTable, 'sg_alloc_table_from_pages', 'sgt');
   return sg_alloc_table_from_pages_segment(sgt, pages, n_pages, offset, size, UINT_MAX, gfp);
 }

@@ -6,7 +6,7 @@
 import { EINVAL } from '../core/errno.ts';
 import { KernelBug, KernelError } from '../core/errors.ts';
 import { PAGE_SIZE } from '../mm/constants.ts';
-import { checkU32, checkInstance, checkFunction } from '../core/args.ts';
+import { checkU32, checkFunction, notInstance } from '../core/args.ts';
 import { oops, Scatterlist, sg_is_last, sg_next } from './entry.ts';
 
 /**
@@ -25,7 +25,7 @@ import { SgTable } from './table.ts';
  * @example for (const sg of for_each_sg(sgt.sgl, sgt.orig_nents)) bytes += sg.length;
  */
 export function* for_each_sg(sgl: Scatterlist | null, nents: number): Generator<Scatterlist, void, undefined> {
-  checkInstance(sgl, Scatterlist, 'for_each_sg', 'sgl', true);
+  if (!(sgl instanceof Scatterlist) && sgl !== null) throw notInstance(sgl, Scatterlist, 'for_each_sg', 'sgl', true);
   let sg = sgl;
   for (let i = 0; i < nents; i++) {
     if (sg === null) oops('for_each_sg', `entry ${i} of ${nents}: the list ended`);
@@ -43,7 +43,7 @@ export function* for_each_sg(sgl: Scatterlist | null, nents: number): Generator<
  */
 export function visitSg(sgl: Scatterlist, nents: number, visit: (sg: Scatterlist, i: number) => boolean | void): number {
   checkFunction(visit, 'visitSg', 'visit');
-  checkInstance(sgl, Scatterlist, 'visitSg', 'sgl');
+  if (!(sgl instanceof Scatterlist)) throw notInstance(sgl, Scatterlist, 'visitSg', 'sgl');
   let sg: Scatterlist | null = sgl;
   for (let i = 0; i < nents && sg !== null; i++) {
     if (visit(sg, i) === false) return i;
@@ -54,19 +54,19 @@ export function visitSg(sgl: Scatterlist, nents: number, visit: (sg: Scatterlist
 
 /** for_each_sgtable_sg: the CPU entries (orig_nents). */
 export function for_each_sgtable_sg(sgt: SgTable): Generator<Scatterlist, void, undefined> {
-  checkInstance(sgt, SgTable, 'for_each_sgtable_sg', 'sgt');
+  if (!(sgt instanceof SgTable)) throw notInstance(sgt, SgTable, 'for_each_sgtable_sg', 'sgt');
   return for_each_sg(sgt.sgl, sgt.orig_nents);
 }
 
 /** for_each_sgtable_dma_sg: the DMA segments (nents); read sg_dma_address / sg_dma_len. */
 export function for_each_sgtable_dma_sg(sgt: SgTable): Generator<Scatterlist, void, undefined> {
-  checkInstance(sgt, SgTable, 'for_each_sgtable_dma_sg', 'sgt');
+  if (!(sgt instanceof SgTable)) throw notInstance(sgt, SgTable, 'for_each_sgtable_dma_sg', 'sgt');
   return for_each_sg(sgt.sgl, sgt.nents);
 }
 
 /** sg_nents: data entries up to the END mark (0 for null). */
 export function sg_nents(sg: Scatterlist | null): number {
-  checkInstance(sg, Scatterlist, 'sg_nents', 'sg', true);
+  if (!(sg instanceof Scatterlist) && sg !== null) throw notInstance(sg, Scatterlist, 'sg_nents', 'sg', true);
   let n = 0;
   for (let s = sg; s !== null; s = sg_next(s)) walkedOff(s, ++n, 'sg_nents');
   return n;
@@ -77,7 +77,7 @@ export function sg_nents(sg: Scatterlist | null): number {
  * shorter.
  */
 export function sg_nents_for_len(sg: Scatterlist | null, len: number): number {
-  checkInstance(sg, Scatterlist, 'sg_nents_for_len', 'sg', true);
+  if (!(sg instanceof Scatterlist) && sg !== null) throw notInstance(sg, Scatterlist, 'sg_nents_for_len', 'sg', true);
   if (len === 0) return 0;
   let n = 0;
   let total = 0;
@@ -94,7 +94,7 @@ export function sg_nents_for_len(sg: Scatterlist | null, len: number): number {
  * @throws KernelBug as the kernel's BUG_ON(!sg_is_last(ret)).
  */
 export function sg_last(sgl: Scatterlist | null, nents: number): Scatterlist {
-  checkInstance(sgl, Scatterlist, 'sg_last', 'sgl', true);
+  if (!(sgl instanceof Scatterlist) && sgl !== null) throw notInstance(sgl, Scatterlist, 'sg_last', 'sgl', true);
   let ret: Scatterlist | null = null;
   let sg = sgl;
   for (let i = 0; i < nents; i++) {
@@ -109,13 +109,13 @@ export function sg_last(sgl: Scatterlist | null, nents: number): Scatterlist {
 
 /** Pages an entry touches from the start of its first page: PAGE_ALIGN(offset + length) / PAGE_SIZE. */
 export function sg_page_count(sg: Scatterlist): number {
-  checkInstance(sg, Scatterlist, 'sg_page_count', 'sg');
+  if (!(sg instanceof Scatterlist)) throw notInstance(sg, Scatterlist, 'sg_page_count', 'sg');
   return Math.ceil(((sg.offset + sg.length) >>> 0) / PAGE_SIZE);
 }
 
 /** Pages the DMA segment spans, mixing the CPU offset with the DMA length as the kernel does. */
 export function sg_dma_page_count(sg: Scatterlist): number {
-  checkInstance(sg, Scatterlist, 'sg_dma_page_count', 'sg');
+  if (!(sg instanceof Scatterlist)) throw notInstance(sg, Scatterlist, 'sg_dma_page_count', 'sg');
   return Math.ceil(((sg.offset + sg.dma_length) >>> 0) / PAGE_SIZE);
 }
 
@@ -135,7 +135,7 @@ export class SgPageIter {
 }
 
 export function __sg_page_iter_start(piter: SgPageIter, sgl: Scatterlist | null, nents: number, pgoffset: number): void {
-  checkInstance(piter, SgPageIter, '__sg_page_iter_start', 'piter');
+  if (!(piter instanceof SgPageIter)) throw notInstance(piter, SgPageIter, '__sg_page_iter_start', 'piter');
   checkU32(nents, '__sg_page_iter_start', 'nents');
   // An unsigned long in C; NaN or a fraction would never reach the end of the list.
   if (typeof pgoffset !== 'number' || !Number.isSafeInteger(pgoffset) || pgoffset < 0) {
@@ -164,25 +164,25 @@ function pageIterNext(piter: SgPageIter, count: (sg: Scatterlist) => number): bo
 
 /** __sg_page_iter_next: advance to the next page; false at the end. */
 export function __sg_page_iter_next(piter: SgPageIter): boolean {
-  checkInstance(piter, SgPageIter, '__sg_page_iter_next', 'piter');
+  if (!(piter instanceof SgPageIter)) throw notInstance(piter, SgPageIter, '__sg_page_iter_next', 'piter');
   return pageIterNext(piter, sg_page_count);
 }
 
 /** __sg_page_iter_dma_next: the DMA variant (page count from sg_dma_len). */
 export function __sg_page_iter_dma_next(piter: SgPageIter): boolean {
-  checkInstance(piter, SgPageIter, '__sg_page_iter_dma_next', 'piter');
+  if (!(piter instanceof SgPageIter)) throw notInstance(piter, SgPageIter, '__sg_page_iter_dma_next', 'piter');
   return pageIterNext(piter, sg_dma_page_count);
 }
 
 /** sg_page_iter_page: the current page frame. */
 export function sg_page_iter_page(piter: SgPageIter): number {
-  checkInstance(piter, SgPageIter, 'sg_page_iter_page', 'piter');
+  if (!(piter instanceof SgPageIter)) throw notInstance(piter, SgPageIter, 'sg_page_iter_page', 'piter');
   return (piter.sg as Scatterlist).page + piter.sg_pgoffset;
 }
 
 /** sg_page_iter_dma_address: the DMA address of the current page. */
 export function sg_page_iter_dma_address(piter: SgPageIter): number {
-  checkInstance(piter, SgPageIter, 'sg_page_iter_dma_address', 'piter');
+  if (!(piter instanceof SgPageIter)) throw notInstance(piter, SgPageIter, 'sg_page_iter_dma_address', 'piter');
   return (piter.sg as Scatterlist).dma_address + piter.sg_pgoffset * PAGE_SIZE;
 }
 
@@ -191,7 +191,7 @@ export function sg_page_iter_dma_address(piter: SgPageIter): number {
  * @example for (const it of for_each_sg_page(sgl, nents, 0)) pfns.push(sg_page_iter_page(it));
  */
 export function* for_each_sg_page(sgl: Scatterlist | null, nents: number, pgoffset: number): Generator<SgPageIter, void, undefined> {
-  checkInstance(sgl, Scatterlist, 'for_each_sg_page', 'sgl', true);
+  if (!(sgl instanceof Scatterlist) && sgl !== null) throw notInstance(sgl, Scatterlist, 'for_each_sg_page', 'sgl', true);
   const it = new SgPageIter();
   __sg_page_iter_start(it, sgl, nents, pgoffset);
   while (__sg_page_iter_next(it)) yield it;
@@ -199,7 +199,7 @@ export function* for_each_sg_page(sgl: Scatterlist | null, nents: number, pgoffs
 
 /** for_each_sg_dma_page: pages of the DMA segments; read sg_page_iter_dma_address. */
 export function* for_each_sg_dma_page(sgl: Scatterlist | null, dma_nents: number, pgoffset: number): Generator<SgPageIter, void, undefined> {
-  checkInstance(sgl, Scatterlist, 'for_each_sg_dma_page', 'sgl', true);
+  if (!(sgl instanceof Scatterlist) && sgl !== null) throw notInstance(sgl, Scatterlist, 'for_each_sg_dma_page', 'sgl', true);
   const it = new SgPageIter();
   __sg_page_iter_start(it, sgl, dma_nents, pgoffset);
   while (__sg_page_iter_dma_next(it)) yield it;
@@ -207,12 +207,12 @@ export function* for_each_sg_dma_page(sgl: Scatterlist | null, dma_nents: number
 
 /** for_each_sgtable_page: CPU pages over orig_nents. */
 export function for_each_sgtable_page(sgt: SgTable, pgoffset: number): Generator<SgPageIter, void, undefined> {
-  checkInstance(sgt, SgTable, 'for_each_sgtable_page', 'sgt');
+  if (!(sgt instanceof SgTable)) throw notInstance(sgt, SgTable, 'for_each_sgtable_page', 'sgt');
   return for_each_sg_page(sgt.sgl, sgt.orig_nents, pgoffset);
 }
 
 /** for_each_sgtable_dma_page: DMA pages over nents. */
 export function for_each_sgtable_dma_page(sgt: SgTable, pgoffset: number): Generator<SgPageIter, void, undefined> {
-  checkInstance(sgt, SgTable, 'for_each_sgtable_dma_page', 'sgt');
+  if (!(sgt instanceof SgTable)) throw notInstance(sgt, SgTable, 'for_each_sgtable_dma_page', 'sgt');
   return for_each_sg_dma_page(sgt.sgl, sgt.nents, pgoffset);
 }

@@ -7,7 +7,7 @@ import type { KernelContext } from '../core/context.ts';
 import { PAGE_OFFSET, PAGE_SIZE } from '../mm/constants.ts';
 import { Scatterlist } from './entry.ts';
 import { __sg_page_iter_next, __sg_page_iter_start, SgPageIter, sg_page_iter_page } from './iter.ts';
-import { checkInstance } from '../core/args.ts';
+import { notInstance } from '../core/args.ts';
 
 export const SG_MITER_ATOMIC = 1 << 0;
 export const SG_MITER_TO_SG = 1 << 1;
@@ -34,8 +34,8 @@ export class SgMappingIter {
 
 /** sg_miter_start: begin iterating `nents` entries; warns when neither TO_SG nor FROM_SG is set. */
 export function sg_miter_start(miter: SgMappingIter, sgl: Scatterlist | null, nents: number, flags: number): void {
-  checkInstance(sgl, Scatterlist, 'sg_miter_start', 'sgl', true);
-  checkInstance(miter, SgMappingIter, 'sg_miter_start', 'miter');
+  if (!(sgl instanceof Scatterlist) && sgl !== null) throw notInstance(sgl, Scatterlist, 'sg_miter_start', 'sgl', true);
+  if (!(miter instanceof SgMappingIter)) throw notInstance(miter, SgMappingIter, 'sg_miter_start', 'miter');
   miter.page = miter.addr = miter.phys = miter.length = miter.consumed = 0;
   miter.__offset = miter.__remaining = 0;
   __sg_page_iter_start(miter.piter, sgl, nents, 0);
@@ -60,7 +60,7 @@ function getNextPage(miter: SgMappingIter): boolean {
 
 /** sg_miter_skip: skip `offset` bytes; false when the list ends first. */
 export function sg_miter_skip(miter: SgMappingIter, offset: number): boolean {
-  checkInstance(miter, SgMappingIter, 'sg_miter_skip', 'miter');
+  if (!(miter instanceof SgMappingIter)) throw notInstance(miter, SgMappingIter, 'sg_miter_skip', 'miter');
   sg_miter_stop(miter);
   let left = offset;
   while (left > 0) {
@@ -75,7 +75,7 @@ export function sg_miter_skip(miter: SgMappingIter, offset: number): boolean {
 
 /** sg_miter_next: map the next piece (at most to the end of its page); false at the end. */
 export function sg_miter_next(miter: SgMappingIter): boolean {
-  checkInstance(miter, SgMappingIter, 'sg_miter_next', 'miter');
+  if (!(miter instanceof SgMappingIter)) throw notInstance(miter, SgMappingIter, 'sg_miter_next', 'miter');
   sg_miter_stop(miter);
   if (!getNextPage(miter)) return false;
   miter.page = sg_page_iter_page(miter.piter);
@@ -87,7 +87,7 @@ export function sg_miter_next(miter: SgMappingIter): boolean {
 
 /** sg_miter_stop: account what was consumed and unmap. */
 export function sg_miter_stop(miter: SgMappingIter): void {
-  checkInstance(miter, SgMappingIter, 'sg_miter_stop', 'miter');
+  if (!(miter instanceof SgMappingIter)) throw notInstance(miter, SgMappingIter, 'sg_miter_stop', 'miter');
   if (miter.consumed > miter.length) miter.ctx?.klog.warn('sg_miter_stop', 'WARN_ON(miter->consumed > miter->length)');
   if (miter.addr !== 0) {
     miter.__offset += miter.consumed;
@@ -101,8 +101,8 @@ export function sg_miter_stop(miter: SgMappingIter): void {
  * @returns bytes copied: min(buflen, list bytes - skip), or 0 when skip reaches past the end.
  */
 export function sg_copy_buffer(sgl: Scatterlist | null, nents: number, buf: Uint8Array, buflen: number, skip: number, to_buffer: boolean): number {
-  checkInstance(buf, Uint8Array, 'sg_copy_buffer', 'buf');
-  checkInstance(sgl, Scatterlist, 'sg_copy_buffer', 'sgl', true);
+  if (!(buf instanceof Uint8Array)) throw notInstance(buf, Uint8Array, 'sg_copy_buffer', 'buf');
+  if (!(sgl instanceof Scatterlist) && sgl !== null) throw notInstance(sgl, Scatterlist, 'sg_copy_buffer', 'sgl', true);
   const miter = new SgMappingIter();
   sg_miter_start(miter, sgl, nents, SG_MITER_LOCAL | (to_buffer ? SG_MITER_FROM_SG : SG_MITER_TO_SG));
   if (!sg_miter_skip(miter, skip)) return 0;
@@ -121,31 +121,31 @@ export function sg_copy_buffer(sgl: Scatterlist | null, nents: number, buf: Uint
 
 /** sg_copy_from_buffer: buffer → list. */
 export function sg_copy_from_buffer(sgl: Scatterlist | null, nents: number, buf: Uint8Array, buflen: number): number {
-  checkInstance(sgl, Scatterlist, 'sg_copy_from_buffer', 'sgl', true);
+  if (!(sgl instanceof Scatterlist) && sgl !== null) throw notInstance(sgl, Scatterlist, 'sg_copy_from_buffer', 'sgl', true);
   return sg_copy_buffer(sgl, nents, buf, buflen, 0, false);
 }
 
 /** sg_copy_to_buffer: list → buffer. */
 export function sg_copy_to_buffer(sgl: Scatterlist | null, nents: number, buf: Uint8Array, buflen: number): number {
-  checkInstance(sgl, Scatterlist, 'sg_copy_to_buffer', 'sgl', true);
+  if (!(sgl instanceof Scatterlist) && sgl !== null) throw notInstance(sgl, Scatterlist, 'sg_copy_to_buffer', 'sgl', true);
   return sg_copy_buffer(sgl, nents, buf, buflen, 0, true);
 }
 
 /** sg_pcopy_from_buffer: buffer → list, starting `skip` bytes into the list. */
 export function sg_pcopy_from_buffer(sgl: Scatterlist | null, nents: number, buf: Uint8Array, buflen: number, skip: number): number {
-  checkInstance(sgl, Scatterlist, 'sg_pcopy_from_buffer', 'sgl', true);
+  if (!(sgl instanceof Scatterlist) && sgl !== null) throw notInstance(sgl, Scatterlist, 'sg_pcopy_from_buffer', 'sgl', true);
   return sg_copy_buffer(sgl, nents, buf, buflen, skip, false);
 }
 
 /** sg_pcopy_to_buffer: list → buffer, starting `skip` bytes into the list. */
 export function sg_pcopy_to_buffer(sgl: Scatterlist | null, nents: number, buf: Uint8Array, buflen: number, skip: number): number {
-  checkInstance(sgl, Scatterlist, 'sg_pcopy_to_buffer', 'sgl', true);
+  if (!(sgl instanceof Scatterlist) && sgl !== null) throw notInstance(sgl, Scatterlist, 'sg_pcopy_to_buffer', 'sgl', true);
   return sg_copy_buffer(sgl, nents, buf, buflen, skip, true);
 }
 
 /** sg_zero_buffer: zero `buflen` bytes of the list after `skip`; returns bytes zeroed (0 if skip fails). */
 export function sg_zero_buffer(sgl: Scatterlist | null, nents: number, buflen: number, skip: number): number {
-  checkInstance(sgl, Scatterlist, 'sg_zero_buffer', 'sgl', true);
+  if (!(sgl instanceof Scatterlist) && sgl !== null) throw notInstance(sgl, Scatterlist, 'sg_zero_buffer', 'sgl', true);
   const miter = new SgMappingIter();
   sg_miter_start(miter, sgl, nents, SG_MITER_LOCAL | SG_MITER_TO_SG);
   if (!sg_miter_skip(miter, skip)) return 0;

@@ -6,7 +6,7 @@
 import { defaultContext, type KernelContext } from '../core/context.ts';
 import { EINVAL, ENOMEM } from '../core/errno.ts';
 import { KernelBug, KernelError } from '../core/errors.ts';
-import { checkInt, checkU32, checkInstance, checkContext } from '../core/args.ts';
+import { checkInt, checkU32, checkContext, notInstance } from '../core/args.ts';
 import { __sg_chain, Scatterlist, sg_mark_end } from './entry.ts';
 import { arenaOf, SEG_MASK, SEG_SHIFT, SG_CHAIN, SG_MAX_SINGLE_ALLOC, SLOT_WORDS, type SlotArena, W_FLAGS, W_PAGE } from './slots.ts';
 
@@ -71,7 +71,7 @@ export class SgAppendTable {
  * is left for the caller to free, its orig_nents counting the previous chunk's link slot).
  */
 export function __sg_alloc_table(table: SgTable, nents: number, max_ents: number): number {
-  checkInstance(table, SgTable, '__sg_alloc_table', 'table');
+  if (!(table instanceof SgTable)) throw notInstance(table, SgTable, '__sg_alloc_table', 'table');
   checkU32(nents, '__sg_alloc_table', 'nents');
   // A chunk of one slot has no room for data beside its chain link: the loop would never end.
   checkInt(max_ents, '__sg_alloc_table', 'max_ents', nents > max_ents ? 2 : 1, SG_MAX_SINGLE_ALLOC);
@@ -112,7 +112,7 @@ export function __sg_alloc_table(table: SgTable, nents: number, max_ents: number
  * @example sg_alloc_table(sgt, 129, GFP_KERNEL) // chunks of 128 (127 + link) and 2
  */
 export function sg_alloc_table(table: SgTable, nents: number, gfp: number): number {
-  checkInstance(table, SgTable, 'sg_alloc_table', 'table');
+  if (!(table instanceof SgTable)) throw notInstance(table, SgTable, 'sg_alloc_table', 'table');
   checkU32(nents, 'sg_alloc_table', 'nents');
   checkU32(gfp, 'sg_alloc_table', 'gfp');
   const ret = __sg_alloc_table(table, nents, SG_MAX_SINGLE_ALLOC);
@@ -126,7 +126,7 @@ export function sg_alloc_table(table: SgTable, nents: number, gfp: number): numb
  * (the kernel would read past a chunk) is a KernelBug and frees nothing.
  */
 export function __sg_free_table(table: SgTable, max_ents: number, num_ents: number, fn = 'sg_free_table'): void {
-  checkInstance(table, SgTable, '__sg_free_table', 'table');
+  if (!(table instanceof SgTable)) throw notInstance(table, SgTable, '__sg_free_table', 'table');
   const sgl = table.sgl;
   if (sgl === null) return;
   const arena = sgl.arena;
@@ -184,7 +184,7 @@ function growWalk(): void {
  * were, as in the kernel; a second call does nothing.
  */
 export function sg_free_table(table: SgTable): void {
-  checkInstance(table, SgTable, 'sg_free_table', 'table');
+  if (!(table instanceof SgTable)) throw notInstance(table, SgTable, 'sg_free_table', 'table');
   __sg_free_table(table, SG_MAX_SINGLE_ALLOC, table.orig_nents);
 }
 
@@ -193,7 +193,7 @@ export function sg_free_table(table: SgTable): void {
  * pre-allocated slots that were never used).
  */
 export function sg_free_append_table(table: SgAppendTable): void {
-  checkInstance(table, SgAppendTable, 'sg_free_append_table', 'table');
+  if (!(table instanceof SgAppendTable)) throw notInstance(table, SgAppendTable, 'sg_free_append_table', 'table');
   __sg_free_table(table.sgt, SG_MAX_SINGLE_ALLOC, table.total_nents, 'sg_free_append_table');
 }
 
@@ -215,6 +215,6 @@ export function sg_kmalloc(nents: number, ctx: KernelContext = defaultContext())
 
 /** Free an array from {@link sg_kmalloc}. */
 export function sg_kfree(sgl: Scatterlist, nents: number): void {
-  checkInstance(sgl, Scatterlist, 'sg_kfree', 'sgl');
+  if (!(sgl instanceof Scatterlist)) throw notInstance(sgl, Scatterlist, 'sg_kfree', 'sgl');
   sgl.arena.freeChunk(sgl.slot, nents);
 }

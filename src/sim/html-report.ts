@@ -6,7 +6,7 @@
  */
 import { OWNERS, PG_ALLOCATED, PG_RESERVED } from '../mm/page-meta.ts';
 import { Machine } from './machine.ts';
-import { checkInstance, checkObject } from '../core/args.ts';
+import { checkObject, notInstance } from '../core/args.ts';
 
 /** Extra data a scenario can add to the report. */
 export interface HtmlReportData {
@@ -23,7 +23,7 @@ export interface HtmlReportData {
 
 /** The IOVA ranges allocated now, as [domain, first pfn, last pfn] (below 2^40). */
 export function iovaRangesNow(m: Machine): Array<[number, number, number]> {
-  checkInstance(m, Machine, 'iovaRangesNow', 'm');
+  if (!(m instanceof Machine)) throw notInstance(m, Machine, 'iovaRangesNow', 'm');
   const out: Array<[number, number, number]> = [];
   for (const d of m.iommu?.domains ?? []) for (const [lo, hi] of d.iovad?.ranges() ?? []) if (hi < 2 ** 40) out.push([d.id, lo, hi]);
   return out;
@@ -148,7 +148,7 @@ function timeline(m: Machine): string {
  */
 export function htmlReport(m: Machine, data: HtmlReportData = {}): string {
   checkObject(data, 'htmlReport', 'data');
-  checkInstance(m, Machine, 'htmlReport', 'm');
+  if (!(m instanceof Machine)) throw notInstance(m, Machine, 'htmlReport', 'm');
   const title = data.title ?? `dmasim: machine ${m.name}`;
   return `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title><style>
 body{font:14px system-ui,sans-serif;margin:24px;color:#222;max-width:1000px}h1{font-size:20px}h2{font-size:16px;margin-top:28px}

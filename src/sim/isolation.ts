@@ -5,14 +5,14 @@
  * memory reachable.
  */
 import { Machine } from './machine.ts';
-import { checkInstance } from '../core/args.ts';
+import { notInstance } from '../core/args.ts';
 
 /**
  * One line per finding.
  * @example isolationReport(machine).forEach((l) => console.log(l))
  */
 export function isolationReport(m: Machine): string[] {
-  checkInstance(m, Machine, 'isolationReport', 'm');
+  if (!(m instanceof Machine)) throw notInstance(m, Machine, 'isolationReport', 'm');
   const out: string[] = [];
   const iommu = m.iommu;
   const devices = [...m.pci.devices.values(), ...m.platform.devices.values()];

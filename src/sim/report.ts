@@ -5,14 +5,14 @@
 import { formatBytes } from '../core/size.ts';
 import { PAGE_SIZE } from '../mm/constants.ts';
 import { Machine } from './machine.ts';
-import { checkInstance } from '../core/args.ts';
+import { notInstance } from '../core/args.ts';
 
 /**
  * Memory summary: zones, free and allocated pages, /proc/buddyinfo.
  * @example console.log(memoryReport(machine))
  */
 export function memoryReport(m: Machine): string {
-  checkInstance(m, Machine, 'memoryReport', 'm');
+  if (!(m instanceof Machine)) throw notInstance(m, Machine, 'memoryReport', 'm');
   const lines = [`machine ${m.name}: ${formatBytes(m.mm.totalPages * PAGE_SIZE)} RAM, seed ${m.seed}`];
   for (const z of m.mm.zoneStats()) {
     lines.push(`  zone ${z.name.padEnd(7)} present ${formatBytes(z.presentPages * PAGE_SIZE).padStart(9)}  free ${formatBytes(z.freePages * PAGE_SIZE).padStart(9)}`);

@@ -17,7 +17,7 @@ import type { AccessFinding, AccessFindingKind } from './findings.ts';
 import { DmaLedger } from './ledger.ts';
 import type { DeviceLedger } from './ledger.ts';
 import type { IndexedRange } from './range-index.ts';
-import { checkFunction, checkInstance } from '../../core/args.ts';
+import { checkFunction, notInstance } from '../../core/args.ts';
 
 type Access = 'read' | 'write';
 
@@ -100,7 +100,7 @@ function otherOwner(ledger: DmaLedger, dev: Device, ranges: { phys: number; leng
  * @example dev.dma.checker = deviceAccessChecker(machine.dma.ledger, dev, () => machine.clock.now)
  */
 export function deviceAccessChecker(ledger: DmaLedger, dev: Device, now: () => number): DmaAccessChecker {
-  checkInstance(ledger, DmaLedger, 'deviceAccessChecker', 'ledger');
+  if (!(ledger instanceof DmaLedger)) throw notInstance(ledger, DmaLedger, 'deviceAccessChecker', 'ledger');
   checkFunction(now, 'deviceAccessChecker', 'now');
   const d = ledger.deviceLedger(dev);
   const add = (kind: AccessFindingKind, access: Access, addr: number, length: number, text: string, extra: Partial<AccessFinding>, fault: string | undefined): void => {

@@ -147,7 +147,7 @@ const SKIP: Record<string, string> = {
   oops: 'raises a KernelBug by design',
   defaultContext: 'no parameters', rootLogger: 'no parameters', iova_rcache_range: 'no parameters',
   checkInt: 'a validator: throws EINVAL naming the caller\'s argument by design', checkU32: 'a validator', checkObject: 'a validator',
-  checkInstance: 'a validator', checkFunction: 'a validator', checkContext: 'a validator', sg_check_walk: 'a validator: KernelBug by design',
+  checkInstance: 'a validator', checkFunction: 'a validator', checkContext: 'a validator', notInstance: 'builds a validator\'s error', sg_check_walk: 'a validator: KernelBug by design',
   'new SwiotlbPool': 'built by the Machine from its swiotlb option (fuzzed there)', 'new PagingDomain': 'built by Iommu.allocDomain (fuzzed there)',
 };
 
