@@ -4,7 +4,7 @@
 // resolves them under any moduleResolution without allowImportingTsExtensions.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,4 +27,9 @@ let files = 0;
     }
   }
 })(dist);
+// Files tsc does not emit: the sweep worker's boot module (it registers tsx for .ts scenarios, then
+// loads the compiled worker) and the C source of the coalescing benchmark's native yardstick.
+copyFileSync(join(root, 'bench', 'native', 'coalesce.c'), join(dist, 'bench', 'native', 'coalesce.c'));
+writeFileSync(join(dist, 'src', 'sweep-worker-boot.mjs'),
+  readFileSync(join(root, 'src', 'sweep-worker-boot.mjs'), 'utf8').replace("'./sweep-worker.ts'", "'./sweep-worker.js'"));
 process.stdout.write(`dist: built; ${files} declaration files' imports rewritten to .js\n`);

@@ -44,6 +44,8 @@ describe('the published package', () => {
     expect(files).toContain('dist/src/testing/index.d.ts');
     expect(files).toContain('bin/dmasim.mjs');
     expect(files).toContain('LICENSE');
+    expect(files).toContain('dist/src/sweep-worker-boot.mjs');
+    expect(files).toContain('dist/bench/native/coalesce.c');
     expect(files.filter((f) => /^(test|\.ci|src|examples)\//.test(f))).toEqual([]);
     expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
   });
@@ -84,7 +86,7 @@ console.log(addr, f.length);
     }, 120_000);
   }
 
-  it('runs as dmasim: the default scenario, a TypeScript scenario (tsx loaded only then), help', () => {
+  it('runs as dmasim: the default scenario, a TypeScript scenario (tsx loaded only then), a sweep of it, help', () => {
     const run = node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), 'run']);
     expect(run.status).toBe(0);
     expect(run.stdout).toContain('leak check after unbind: clean');
@@ -92,6 +94,10 @@ console.log(addr, f.length);
     const ts = node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), 'run', 'scenario.ts']);
     expect(ts.stdout.trim()).toBe('pages 16384');
     expect(ts.status).toBe(0);
+    const sweep = node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), 'sweep', 'scenario.ts', '--seeds', '1..2', '--format', 'csv']);
+    expect(sweep.stderr.includes('Error')).toBe(false);
+    expect(sweep.status).toBe(0);
+    expect(sweep.stdout.trim().split('\n').length).toBe(3);
     const help = node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), 'help']);
     expect(help.stdout).toMatch(/^usage: dmasim <command>/);
     // The library says nothing on its own, even while a driver keeps faulting.

@@ -354,6 +354,7 @@ export function dma_alloc_attrs(dev: Device, size: number, gfp: number, attrs = 
 
 function allocAttrs(dev: Device, size: number, gfp: number, attrs: number, api: string): CoherentBuffer | null {
   checkDev(dev, api);
+  if (typeof gfp !== 'number' || !Number.isInteger(gfp) || gfp < 0 || gfp > 0xffffffff) throw new KernelError(EINVAL, api, `expected gfp flags, got ${String(gfp)}`, 'gfp');
   checkSize(size, 'dma_alloc_attrs');
   if (dev.coherent_dma_mask === 0) {
     dev.host.ctx.klog.warnOnce(`dma_alloc_attrs:mask:${dev.name}`, 'dma_alloc_attrs', 'WARN_ON_ONCE(!dev->coherent_dma_mask)');

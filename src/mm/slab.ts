@@ -46,6 +46,7 @@ export class Kmalloc {
    * allocator.
    */
   kmalloc(size: number, gfp: number): number | null {
+    if (typeof gfp !== 'number' || !Number.isInteger(gfp) || gfp < 0 || gfp > 0xffffffff) throw new KernelError(EINVAL, 'kmalloc', `expected gfp flags, got ${String(gfp)}`, 'gfp');
     if (!Number.isSafeInteger(size) || size < 0) throw new KernelError(EINVAL, 'kmalloc', `expected a size in bytes, got ${size}`, 'size');
     if (size === 0) return null;
     if (size > KMALLOC_MAX_CACHE_SIZE) {

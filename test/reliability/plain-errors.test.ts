@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   Devres, EBUSY, EINVAL, GFP_KERNEL, KernelBug, KernelError, Machine, SGTable, VVec, DMA_TO_DEVICE, registerOwnedFactory, setRootLogger,
+  dma_alloc_coherent, dmam_alloc_coherent,
 } from '../../src/index.ts';
 
 function err(f: () => unknown): unknown {
@@ -85,5 +86,21 @@ describe('no state changed by a call that fails', () => {
     expect(torn).toBe(0);
     res.dispose();
     expect(torn).toBe(1);
+  });
+});
+
+describe('gfp flags are checked where memory is allocated', () => {
+  it('dma_alloc_coherent, dmam_alloc_coherent and kmalloc with NaN, a fraction, a string, null or an object: EINVAL naming gfp, nothing allocated', () => {
+    const m = new Machine({ memory: '64M' });
+    const dev = m.pci.addDevice({ name: 'd', dmaMask: 64, coherentDmaMask: 64 });
+    m.pci.bind(dev, { name: 'x', probe() {} });
+    const free = m.mm.freePages;
+    for (const gfp of [NaN, 1.5, 'abc', null, {}]) {
+      einval(() => dma_alloc_coherent(dev, 4096, gfp as number), 'gfp');
+      einval(() => dmam_alloc_coherent(dev.asBound(), 4096, gfp as number), 'gfp');
+      einval(() => m.mm.kmalloc(64, gfp as number), 'gfp');
+    }
+    expect(m.mm.freePages).toBe(free);
+    expect(m.dma.ledger.entries()).toEqual([]);
   });
 });
