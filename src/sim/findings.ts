@@ -69,7 +69,7 @@ function leaks(m: Machine, live: boolean): DmaFinding[] {
 function debugErrors(m: Machine): DmaFinding[] {
   const dbg = m.dmaDebug;
   if (dbg === null) return [];
-  const out: DmaFinding[] = dbg.errors.map((e) => ({ kind: 'dma-debug' as const, device: e.device, message: e.text }));
+  const out: DmaFinding[] = dbg.errors.map((e) => ({ kind: 'dma-debug' as const, device: e.device, message: e.text.trimEnd() }));
   // error_count counts every err_printk, printed or filtered; the list keeps the newest.
   if (dbg.error_count > out.length) {
     out.push({ kind: 'dma-debug', device: '', message: `dma-debug error_count is ${dbg.error_count}, ${dbg.error_count - out.length} more than the errors listed` });
@@ -103,7 +103,7 @@ export function dmaFindings(machine: Machine, opts: DmaFindingsOptions = {}): Dm
   const printed = new Set(machine.dmaDebug?.errors.filter((e) => e.printed).map((e) => e.text));
   for (const w of machine.klog.warnings()) {
     if (printed.has(w.message)) continue;
-    out.push({ kind: 'warn', device: '', message: `WARN in ${w.fn}: ${w.message}`, time: w.time });
+    out.push({ kind: 'warn', device: '', message: `WARN in ${w.fn}: ${w.message.trimEnd()}`, time: w.time });
   }
   if (machine.klog.droppedWarnings > 0) out.push({ kind: 'warn', device: '', message: `${machine.klog.droppedWarnings} older WARNs were dropped from the kernel log (it keeps the newest messages)` });
   return opts.kinds === undefined ? out : out.filter((f) => (opts.kinds as readonly DmaFindingKind[]).includes(f.kind));

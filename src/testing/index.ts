@@ -134,7 +134,7 @@ export function installDmasimMatchers(expect: ExpectStatic): void {
 
 /**
  * Audit every machine a test made, after each test: register with vitest's afterEach and hand
- * machines to the returned `track` (testMachine does it for you when given the tracker).
+ * machines to the returned `track` (wrap testMachine's machine too: `track(testMachine().machine)`).
  * @example
  * const track = auditAfterEach(afterEach, expect);
  * it('...', () => { const m = track(new Machine({ memory: '1G' })); ... });

@@ -400,3 +400,20 @@ describe('bad input to the new entry points', () => {
     }
   });
 });
+
+describe('a stale write into a buffer another device mapped since', () => {
+  it('is access-after-unmap and names the device whose live buffer it hit (dma-direct)', () => {
+    const m = new Machine({ memory: '64M', dmaDebug: false });
+    const a = boundDevice(m, '0000:01:00.0');
+    const b = boundDevice(m, '0000:02:00.0');
+    const virt = m.mm.kmalloc(4096)!;
+    const addr = dma_map_single(a, virt, 4096, DMA_FROM_DEVICE);
+    dma_unmap_single(a, addr, 4096, DMA_FROM_DEVICE);
+    const again = dma_map_single(b, virt, 4096, DMA_FROM_DEVICE);
+    expect(again).toBe(addr);
+    a.dma.write(addr, new Uint8Array(8));
+    const f = dmaFindings(m, { audit: false });
+    expect(f.map((x) => x.kind)).toEqual(['access-after-unmap']);
+    expect(f[0]?.message).toMatch(/the bytes now belong to 0000:02:00.0's mapping: dma_map_single\(DMA_FROM_DEVICE\)/);
+  });
+});

@@ -26,7 +26,7 @@ describe.each(['direct', 'swiotlb', 'strict', 'lazy'] as const)('the RX driver o
     it(fixed ? 'the fixed driver passes' : 'the buggy driver fails both checks', () => {
       const { machine, dev } = testMachine(opts);
       let got = 0;
-      machine.pci.bind(dev, { name: 'rx', probe(d) { got = receive(machine, d, fixed); } });
+      expect(machine.pci.bind(dev, { name: 'rx', probe(d) { got = receive(machine, d, fixed); } })).toBe(0);
       machine.pci.unbind(dev);
       if (fixed) {
         expect(got).toBe(0x5a);

@@ -139,13 +139,15 @@ export function deviceAccessChecker(ledger: DmaLedger, dev: Device, now: () => n
       if (uncovered !== undefined) {
         const gone = ledger.releasedCovering(dev, uncovered.start, uncovered.end);
         const unmap = gone?.released;
+        const other = otherOwner(ledger, dev, physOf(t, uncovered.start - addr, uncovered.end - uncovered.start));
         if (gone !== undefined && unmap != null) {
+          // The stale address may already reach a buffer someone else mapped since: say whose.
+          const now = other === undefined ? '' : `; the bytes now belong to ${other.device.name}'s mapping: ${other.describe()}`;
           add('access-after-unmap', access, addr, length,
-            `${hex(uncovered.start)}-${hex(uncovered.end - 1)} was unmapped by ${unmap.api} at t=${unmap.time} ns (${gone.describe()})`,
+            `${hex(uncovered.start)}-${hex(uncovered.end - 1)} was unmapped by ${unmap.api} at t=${unmap.time} ns (${gone.describe()})${now}`,
             { mapping: gone, unmap }, fault);
           return;
         }
-        const other = otherOwner(ledger, dev, physOf(t, uncovered.start - addr, uncovered.end - uncovered.start));
         if (other !== undefined) {
           add('access-other-device', access, addr, length, `the bytes belong to ${other.device.name}'s mapping: ${other.describe()}`, { mapping: other }, fault);
           return;
