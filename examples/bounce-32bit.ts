@@ -16,7 +16,11 @@ export default function bounce32bit(): string {
   const bounced = machine.swiotlb?.is_swiotlb_buffer(addr) ?? false;
   const seen = dev.dma.read(addr, 1);
   dev.dma.write(addr, new Uint8Array([7]));
-  const before = machine.mm.readPhys(pfn * 4096, 1)[0];
+  // A peek by the simulator, not by the driver: the device still owns the buffer, so a driver read
+  // here would be a cpu-access-device-owned finding. kernelMemory is the unchecked view.
+  const peek = new Uint8Array(1);
+  machine.mm.kernelMemory.readPhysInto(pfn * 4096, peek, 0, 1);
+  const before = peek[0];
   dma_unmap_page_attrs(dev, addr, 4096, DMA_BIDIRECTIONAL, 0);
   const after = machine.mm.readPhys(pfn * 4096, 1)[0];
   return [

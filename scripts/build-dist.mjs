@@ -32,4 +32,8 @@ let files = 0;
 copyFileSync(join(root, 'bench', 'native', 'coalesce.c'), join(dist, 'bench', 'native', 'coalesce.c'));
 writeFileSync(join(dist, 'src', 'sweep-worker-boot.mjs'),
   readFileSync(join(root, 'src', 'sweep-worker-boot.mjs'), 'utf8').replace("'./sweep-worker.ts'", "'./sweep-worker.js'"));
+// The machine-file schema as a JSON file, for editors ("$schema") and other tools: written from the
+// compiled module, so the published file and the check the CLI runs are the same document.
+const { MACHINE_SCHEMA } = await import(new URL(`file://${join(dist, 'src', 'sim', 'machine-schema.js')}`).href);
+writeFileSync(join(dist, 'machine.schema.json'), `${JSON.stringify(MACHINE_SCHEMA, null, 2)}\n`);
 process.stdout.write(`dist: built; ${files} declaration files' imports rewritten to .js\n`);

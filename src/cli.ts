@@ -49,7 +49,9 @@ commands:
   sweep <scenario.ts> run a scenario across seeds and parameters on all cores (see: dmasim sweep --help)
   describe <preset|machine.json>
                       build a machine from a preset or a JSON description and describe it
+  schema              print the JSON Schema of a machine file
   help                this text
+  --version           the package version
 `;
 
 const BENCH_USAGE = `usage: dmasim bench coalesce [options]
@@ -66,7 +68,25 @@ options:
   --json              JSON lines instead of a table
 `;
 
-class UsageError extends Error {}
+/** Bad usage (exit 2): the message, then the usage of the command that was misused. */
+class UsageError extends Error {
+  readonly usage: string;
+  constructor(message: string, usage: string = USAGE) {
+    super(message);
+    this.usage = usage;
+  }
+}
+
+type ParseOptions = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
+
+/** parseArgs, with an unknown flag or a missing value reported as bad usage of this command. */
+function parseCommandArgs<O extends ParseOptions>(args: string[], options: O, usage: string) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message, usage);
+  }
+}
 
 const SWEEP_USAGE = `usage: dmasim sweep <scenario.ts> [options]
 
@@ -84,44 +104,44 @@ options:
 `;
 
 async function sweepCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      seeds: { type: 'string' }, param: { type: 'string', multiple: true }, shard: { type: 'string' },
-      workers: { type: 'string' }, format: { type: 'string' }, out: { type: 'string' }, 'no-progress': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values, positionals } = parseCommandArgs(args, {
+    seeds: { type: 'string' }, param: { type: 'string', multiple: true }, shard: { type: 'string' },
+    workers: { type: 'string' }, format: { type: 'string' }, out: { type: 'string' }, 'no-progress': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  }, SWEEP_USAGE);
+  const bad = (message: string): never => { throw new UsageError(message, SWEEP_USAGE); };
   if (values.help === true) {
     process.stdout.write(SWEEP_USAGE);
     return 0;
   }
   const file = positionals[0];
-  if (file === undefined) throw new UsageError('sweep needs a scenario file');
+  if (file === undefined) bad('sweep needs a scenario file');
+  if (positionals.length > 1) bad(`one scenario file, got ${positionals.length} arguments`);
   const seedsM = /^(\d+)\.\.(\d+)$/.exec(values.seeds ?? '1..8');
-  if (seedsM === null) throw new UsageError(`--seeds must look like 1..8, got '${values.seeds}'`);
+  if (seedsM === null) return bad(`--seeds must look like 1..8, got '${values.seeds}'`);
+  if (Number(seedsM[1]) > Number(seedsM[2])) bad(`--seeds ${values.seeds} is empty: the first seed is above the last`);
+  if (values.workers !== undefined && !/^[1-9]\d{0,3}$/.test(values.workers)) bad(`--workers must be a whole number of threads in [1, 9999], got '${values.workers}'`);
   const seeds: number[] = [];
   for (let s = Number(seedsM[1]); s <= Number(seedsM[2]); s++) seeds.push(s);
   const grid: Record<string, unknown[]> = { seed: seeds };
   for (const p of values.param ?? []) {
     const eq = p.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--param must look like key=v1,v2, got '${p}'`);
+    if (eq <= 0) bad(`--param must look like key=v1,v2, got '${p}'`);
     grid[p.slice(0, eq)] = p.slice(eq + 1).split(',').map((v) => (v !== '' && !Number.isNaN(Number(v)) ? Number(v) : v));
   }
   let shard: { index: number; count: number } | undefined;
   if (values.shard !== undefined) {
     const sm = /^(\d+)\/(\d+)$/.exec(values.shard);
-    if (sm === null || Number(sm[1]) >= Number(sm[2])) throw new UsageError(`--shard must be i/n with 0 <= i < n, got '${values.shard}'`);
+    if (sm === null || Number(sm[1]) >= Number(sm[2])) return bad(`--shard must be i/n with 0 <= i < n, got '${values.shard}'`);
     shard = { index: Number(sm[1]), count: Number(sm[2]) };
   }
   const format = values.format ?? 'jsonl';
-  if (format !== 'jsonl' && format !== 'csv') throw new UsageError(`--format must be jsonl or csv, got '${format}'`);
+  if (format !== 'jsonl' && format !== 'csv') bad(`--format must be jsonl or csv, got '${format}'`);
   const { existsSync } = await import('node:fs');
-  if (!existsSync(file)) throw new UsageError(`no scenario file ${file}`);
+  if (!existsSync(file as string)) bad(`no scenario file ${file}`);
   const { sweep } = await import('./sweep.ts');
   const rows = await sweep({
-    file, grid, format,
+    file: file as string, grid, format: format as 'jsonl' | 'csv',
     ...(shard === undefined ? {} : { shard }),
     ...(values.workers === undefined ? {} : { workers: Number(values.workers) }),
     ...(values.out === undefined ? {} : { out: values.out }),
@@ -130,42 +150,41 @@ async function sweepCommand(args: string[]): Promise<number> {
   return rows.some((r) => r.error !== undefined) ? 1 : 0;
 }
 
+/** A --max-segment value: sg_alloc_table_from_pages_segment refuses one below PAGE_SIZE (-EINVAL). */
 function parseMaxSegment(v: string): number {
   if (v.toUpperCase() === 'UINT_MAX') return 0xffffffff;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new UsageError(`--max-segment must be a whole number of bytes up to UINT_MAX, got '${v}'`);
+  const n = /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isInteger(n) || n < 4096 || n > 0xffffffff) throw new UsageError(`--max-segment must be a whole number of bytes in [4096 (PAGE_SIZE), UINT_MAX], got '${v}'`, BENCH_USAGE);
   return n;
 }
 
 async function benchCoalesceCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      n: { type: 'string', multiple: true },
-      layout: { type: 'string', multiple: true },
-      'max-segment': { type: 'string', multiple: true },
-      mode: { type: 'string', multiple: true },
-      'no-native': { type: 'boolean' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values, positionals } = parseCommandArgs(args, {
+    n: { type: 'string', multiple: true },
+    layout: { type: 'string', multiple: true },
+    'max-segment': { type: 'string', multiple: true },
+    mode: { type: 'string', multiple: true },
+    'no-native': { type: 'boolean' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  }, BENCH_USAGE);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`, BENCH_USAGE);
   if (values.help === true) {
     process.stdout.write(BENCH_USAGE);
     return 0;
   }
   const bench = await import('../bench/coalesce.bench.ts');
   const sizes = values.n?.map((v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1 || n > 2 ** 26) throw new UsageError(`--n must be a whole number of pages in [1, 2^26], got '${v}'`);
+    const n = /^\d+$/.test(v) ? Number(v) : NaN;
+    if (!Number.isInteger(n) || n < 1 || n > 2 ** 26) throw new UsageError(`--n must be a whole number of pages in [1, 2^26], got '${v}'`, BENCH_USAGE);
     return n;
   });
   const layouts = values.layout?.map((v) => {
-    if (!(bench.LAYOUTS as readonly string[]).includes(v)) throw new UsageError(`--layout must be one of ${bench.LAYOUTS.join(', ')}, got '${v}'`);
+    if (!(bench.LAYOUTS as readonly string[]).includes(v)) throw new UsageError(`--layout must be one of ${bench.LAYOUTS.join(', ')}, got '${v}'`, BENCH_USAGE);
     return v as (typeof bench.LAYOUTS)[number];
   });
   const modes = values.mode?.map((v) => {
-    if (!(bench.MODES as readonly string[]).includes(v)) throw new UsageError(`--mode must be one of ${bench.MODES.join(', ')}, got '${v}'`);
+    if (!(bench.MODES as readonly string[]).includes(v)) throw new UsageError(`--mode must be one of ${bench.MODES.join(', ')}, got '${v}'`, BENCH_USAGE);
     return v as (typeof bench.MODES)[number];
   });
   const rows = await bench.benchCoalesce({
@@ -189,19 +208,25 @@ options:
   --trace FILE    also write the event trace in Chrome trace-event format (open in Perfetto)
   --jsonl FILE    also write the event trace as JSON lines
   --json          print the results as JSON instead of text
+  --allow-findings  exit 0 even when a machine the scenario made ends with findings
+
+Exit codes: 0 done; 1 the scenario threw, or a machine it made ends with findings (leaked
+mappings, dma-debug errors, device or CPU access violations, audit problems, WARNs), which are
+printed; 2 bad usage.
 `;
 
 async function runCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args, allowPositionals: true,
-    options: { html: { type: 'string' }, trace: { type: 'string' }, jsonl: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-  });
+  const { values, positionals } = parseCommandArgs(args, {
+    html: { type: 'string' }, trace: { type: 'string' }, jsonl: { type: 'string' }, json: { type: 'boolean' },
+    'allow-findings': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  }, RUN_USAGE);
+  if (positionals.length > 1) throw new UsageError(`one scenario file, got ${positionals.length} arguments`, RUN_USAGE);
   if (values.help === true) {
     process.stdout.write(RUN_USAGE);
     return 0;
   }
   const file = positionals[0];
-  if (file !== undefined) return runScenarioFile(file);
+  if (file !== undefined) return runScenarioFile(file, values);
   const r = defaultScenario();
   const { writeFileSync } = await import('node:fs');
   const { htmlReport } = await import('./sim/html-report.ts');
@@ -223,59 +248,138 @@ async function runCommand(args: string[]): Promise<number> {
  * plain node; a .js or .mjs scenario needs nothing more).
  */
 async function importScenario(url: string): Promise<unknown> {
-  if (!/\.[cm]?tsx?$/.test(url)) return import(url);
-  const { tsImport } = (await import('tsx/esm/api')) as { tsImport: (specifier: string, parent: string) => Promise<unknown> };
-  return tsImport(url, import.meta.url);
+  // Under tsx (a checkout: this module is .ts) TypeScript already loads. In the package, tsx's
+  // hooks are registered for the whole process rather than through tsImport, whose namespaced
+  // loading would give the scenario a second copy of dmasim (its Machines unseen by this CLI).
+  if (/\.[cm]?tsx?$/.test(url) && !import.meta.url.endsWith('.ts') && !tsxRegistered) {
+    const { register } = (await import('tsx/esm/api')) as { register: () => unknown };
+    register();
+    tsxRegistered = true;
+  }
+  return import(url);
 }
+let tsxRegistered = false;
 
 /**
  * Run a scenario module: its default export (a function, maybe async) is called and what it
  * returns is printed (a string, or an object's `report`); a module without one runs at import.
  */
-async function runScenarioFile(file: string): Promise<number> {
+async function runScenarioFile(file: string, opts: { html?: string | undefined; trace?: string | undefined; jsonl?: string | undefined; json?: boolean | undefined; 'allow-findings'?: boolean | undefined }): Promise<number> {
   const { pathToFileURL } = await import('node:url');
   const { resolve } = await import('node:path');
-  const { existsSync } = await import('node:fs');
+  const { existsSync, writeFileSync } = await import('node:fs');
+  const { onMachineCreated, Machine } = await import('./sim/machine.ts');
+  const { dmaFindings, formatFindings } = await import('./sim/findings.ts');
   const path = resolve(file);
-  if (!existsSync(path)) throw new UsageError(`no scenario file ${file}`);
-  const mod = (await importScenario(pathToFileURL(path).href)) as { default?: unknown };
-  if (typeof mod.default === 'function') {
-    const out: unknown = await (mod.default as () => unknown)();
-    const text = typeof out === 'string' ? out : typeof out === 'object' && out !== null && 'report' in out ? String((out as { report: unknown }).report) : out === undefined ? '' : JSON.stringify(out, null, 2);
+  if (!existsSync(path)) throw new UsageError(`no scenario file ${file}`, RUN_USAGE);
+  const made: InstanceType<typeof Machine>[] = [];
+  const stop = onMachineCreated((m) => { made.push(m); });
+  let out: unknown;
+  try {
+    const mod = (await importScenario(pathToFileURL(path).href)) as { default?: unknown };
+    if (typeof mod.default === 'function') out = await (mod.default as () => unknown)();
+  } finally {
+    stop();
+  }
+  const report = typeof out === 'string' ? out : typeof out === 'object' && out !== null && 'report' in out ? String((out as { report: unknown }).report) : out === undefined ? '' : undefined;
+  if (opts.json === true) {
+    const plain = typeof out === 'object' && out !== null ? Object.fromEntries(Object.entries(out).filter(([, v]) => !(v instanceof Machine))) : out;
+    process.stdout.write(`${JSON.stringify(plain ?? null, null, 2)}\n`);
+  } else {
+    const text = report ?? JSON.stringify(out, null, 2);
     if (text !== '') process.stdout.write(`${text}\n`);
   }
+  // The pictures and traces of the machine the scenario returned, else of the last one it made.
+  const returned = typeof out === 'object' && out !== null ? Object.values(out).find((v): v is InstanceType<typeof Machine> => v instanceof Machine) : undefined;
+  const pictured = returned ?? made.at(-1);
+  if (opts.html !== undefined || opts.trace !== undefined || opts.jsonl !== undefined) {
+    if (pictured === undefined) throw new UsageError('--html, --trace and --jsonl need a scenario that makes a Machine', RUN_USAGE);
+    const { htmlReport } = await import('./sim/html-report.ts');
+    const { chromeTrace, traceJsonLines } = await import('./core/trace.ts');
+    if (opts.html !== undefined) writeFileSync(opts.html, htmlReport(pictured, { title: `dmasim: ${file}`, ...(report === undefined ? {} : { text: report }) }));
+    if (opts.trace !== undefined) writeFileSync(opts.trace, JSON.stringify(chromeTrace(pictured.trace)));
+    if (opts.jsonl !== undefined) writeFileSync(opts.jsonl, `${traceJsonLines(pictured.trace)}\n`);
+  }
+  let bad = 0;
+  for (const m of made) {
+    const f = dmaFindings(m);
+    if (f.length === 0) continue;
+    bad += f.length;
+    process.stderr.write(`dmasim: machine ${m.name} ends with ${f.length} finding(s):\n${formatFindings(f)}\n`);
+  }
+  return bad > 0 && opts['allow-findings'] !== true ? 1 : 0;
+}
+
+const DESCRIBE_USAGE = `usage: dmasim describe <preset|machine.json>
+
+Builds the machine and prints what defines it: arch, RAM and zones, the IOMMU, swiotlb, dma-debug,
+each device's DMA parameters, and the isolation the IOMMU gives. A machine file is checked against
+the JSON Schema the package carries (dmasim/machine.schema.json; print it with dmasim schema).
+`;
+
+async function describeCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs(args, { help: { type: 'boolean', short: 'h' } }, DESCRIBE_USAGE);
+  const { PRESETS, buildMachine } = await import('./sim/config.ts');
+  const presets = `presets: ${Object.keys(PRESETS).join(', ')}\n`;
+  if (values.help === true) {
+    process.stdout.write(`${DESCRIBE_USAGE}\n${presets}`);
+    return 0;
+  }
+  const what = positionals[0];
+  if (what === undefined) throw new UsageError('describe needs a preset or a machine file', `${DESCRIBE_USAGE}\n${presets}`);
+  if (positionals.length > 1) throw new UsageError(`one preset or machine file, got ${positionals.length} arguments`, DESCRIBE_USAGE);
+  const { describeMachine } = await import('./sim/describe.ts');
+  const { KernelError } = await import('./core/errors.ts');
+  let config = PRESETS[what];
+  if (config === undefined) {
+    const { existsSync, readFileSync } = await import('node:fs');
+    if (!existsSync(what)) throw new UsageError(`'${what}' is neither a preset (${Object.keys(PRESETS).join(', ')}) nor a file`, DESCRIBE_USAGE);
+    let json: unknown;
+    try {
+      json = JSON.parse(readFileSync(what, 'utf8'));
+    } catch (e) {
+      throw new UsageError(`${what} is not valid JSON: ${(e as Error).message}`, DESCRIBE_USAGE);
+    }
+    const { parseMachineConfig } = await import('./sim/machine-file.ts');
+    try {
+      config = parseMachineConfig(json, what);
+      process.stdout.write(`${describeMachine(buildMachine(config).machine)}\n`);
+    } catch (e) {
+      // The file's content is the user's input: a bad field or a machine that cannot be built is bad usage.
+      if (e instanceof KernelError) throw new UsageError(e.message, DESCRIBE_USAGE);
+      throw e;
+    }
+    return 0;
+  }
+  process.stdout.write(`${describeMachine(buildMachine(config).machine)}\n`);
   return 0;
 }
 
-async function describeCommand(args: string[]): Promise<number> {
-  const what = args[0];
-  const { PRESETS, buildMachine } = await import('./sim/config.ts');
-  const { memoryReport } = await import('./sim/report.ts');
-  const { isolationReport } = await import('./sim/isolation.ts');
-  const { formatMask } = await import('./device/mask.ts');
-  if (what === undefined || what === '--help' || what === '-h') {
-    process.stdout.write(`usage: dmasim describe <preset|machine.json>\n\npresets: ${Object.keys(PRESETS).join(', ')}\n`);
-    return what === undefined ? 2 : 0;
+async function schemaCommand(args: string[]): Promise<number> {
+  const usage = 'usage: dmasim schema\n\nPrints the JSON Schema of a machine file (also in the package as dmasim/machine.schema.json).\n';
+  const { values, positionals } = parseCommandArgs(args, { help: { type: 'boolean', short: 'h' } }, usage);
+  if (values.help === true) {
+    process.stdout.write(usage);
+    return 0;
   }
-  let config: unknown = PRESETS[what];
-  if (config === undefined) {
-    const { existsSync, readFileSync } = await import('node:fs');
-    if (!existsSync(what)) throw new UsageError(`'${what}' is neither a preset (${Object.keys(PRESETS).join(', ')}) nor a file`);
-    try {
-      config = JSON.parse(readFileSync(what, 'utf8'));
-    } catch (e) {
-      throw new UsageError(`${what} is not valid JSON: ${(e as Error).message}`);
-    }
-  }
-  const { machine, devices } = buildMachine(config as Parameters<typeof buildMachine>[0]);
-  const lines = [memoryReport(machine), '', 'devices:'];
-  for (const d of Object.values(devices)) {
-    const g = machine.iommu?.groupOf(d);
-    lines.push(`  ${d.bus.name} ${d.name}: dma_mask ${d.dma_mask === null ? 'none' : `0x${formatMask(d.dma_mask)}`}, max segment ${d.dma_parms?.max_segment_size ?? 65536}${d.untrusted ? ', untrusted' : ''}${d.dma_coherent ? '' : ', non-coherent'}${g === undefined ? '' : `, iommu group ${g.id} (${g.domain.typeName})`}`);
-  }
-  lines.push('', 'isolation:', ...isolationReport(machine).map((l) => `  ${l}`));
-  process.stdout.write(`${lines.join('\n')}\n`);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`, usage);
+  const { MACHINE_SCHEMA } = await import('./sim/machine-schema.ts');
+  process.stdout.write(`${JSON.stringify(MACHINE_SCHEMA, null, 2)}\n`);
   return 0;
+}
+
+/** The version in the package.json above this module (src/ in a checkout, dist/src/ in the package). */
+async function packageVersion(): Promise<string> {
+  const { readFileSync, existsSync } = await import('node:fs');
+  const { dirname, join } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    const p = join(dir, 'package.json');
+    if (!existsSync(p)) continue;
+    const pkg = JSON.parse(readFileSync(p, 'utf8')) as { name?: string; version?: string };
+    if (pkg.name === 'dmasim') return pkg.version ?? 'unknown';
+  }
+  return 'unknown';
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -290,6 +394,13 @@ async function main(argv: string[]): Promise<number> {
       return sweepCommand(rest);
     case 'describe':
       return describeCommand(rest);
+    case 'schema':
+      return schemaCommand(rest);
+    case '--version':
+    case '-V':
+    case 'version':
+      process.stdout.write(`${await packageVersion()}\n`);
+      return 0;
     case 'help':
     case '--help':
     case '-h':
@@ -304,8 +415,8 @@ setupLogging();
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err: unknown) => {
-    if (err instanceof UsageError || (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))) {
-      process.stderr.write(`dmasim: ${err.message}\n\n${USAGE}`);
+    if (err instanceof UsageError) {
+      process.stderr.write(`dmasim: ${err.message}\n\n${err.usage}`);
       process.exitCode = 2;
     } else {
       process.stderr.write(`dmasim: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);

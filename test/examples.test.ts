@@ -63,6 +63,42 @@ describe('examples and the default scenario', () => {
   });
 });
 
+describe('dmasim run: exit codes', () => {
+  const run = async (...args: string[]) => {
+    const { spawnSync } = await import('node:child_process');
+    return spawnSync(process.execPath, ['bin/dmasim.mjs', 'run', ...args], { encoding: 'utf8' });
+  };
+
+  it('a scenario whose machine ends with findings exits 1 and prints them; --allow-findings exits 0', async () => {
+    const leak = await run('examples/leak-at-unbind.ts');
+    expect(leak.status).toBe(1);
+    expect(leak.stderr).toMatch(/machine m\d+ ends with 2 finding\(s\):\n {2}\[leaked-mapping\] mapping still live after 0000:05:00\.0/);
+    expect((await run('examples/leak-at-unbind.ts', '--allow-findings')).status).toBe(0);
+  }, 60_000);
+
+  it('a clean scenario exits 0 and writes the pictures and traces of the machine it made', async () => {
+    const { existsSync, mkdtempSync, readFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'dmasim-run-'));
+    const r = await run('examples/bounce-32bit.ts', '--html', join(dir, 'r.html'), '--jsonl', join(dir, 't.jsonl'));
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(readFileSync(join(dir, 'r.html'), 'utf8')).toContain('examples/bounce-32bit.ts');
+    expect(existsSync(join(dir, 't.jsonl'))).toBe(true);
+  }, 60_000);
+
+  it('bad usage exits 2 with run\'s own usage', async () => {
+    const r = await run('--bogus');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("Unknown option '--bogus'");
+    expect(r.stderr).toContain('usage: dmasim run');
+    const missing = await run('no-such-file.ts');
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain('no scenario file no-such-file.ts');
+  }, 60_000);
+});
+
 describe('dmasim describe', () => {
   it('describes a preset and a JSON machine', async () => {
     const { execFileSync } = await import('node:child_process');

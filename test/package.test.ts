@@ -4,7 +4,7 @@
  * typechecked under strict with nodenext and bundler resolution, and run as `dmasim`.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,6 +46,7 @@ describe('the published package', () => {
     expect(files).toContain('LICENSE');
     expect(files).toContain('dist/src/sweep-worker-boot.mjs');
     expect(files).toContain('dist/bench/native/coalesce.c');
+    expect(files).toContain('dist/machine.schema.json');
     expect(files.filter((f) => /^(test|\.ci|src|examples)\//.test(f))).toEqual([]);
     expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
   });
@@ -63,6 +64,40 @@ console.log(JSON.stringify({ attr: DMA_ATTR_REQUIRE_COHERENT, machine: machine i
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual({ attr: 4096, machine: true, kinds: ['leaked-mapping', 'dma-debug'] });
   });
+
+  it('one module instance however it is loaded: require() from CommonJS gets the same Machine class', () => {
+    writeFileSync(join(scratch, 'both.cjs'), `
+const cjs = require('dmasim');
+import('dmasim').then((esm) => console.log(JSON.stringify({ same: cjs.Machine === esm.Machine, testing: require('dmasim/testing').dmaFindings === esm.dmaFindings })));
+`);
+    const r = node(['both.cjs']);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ same: true, testing: true });
+  });
+
+  it('publishes the machine-file schema, and the CLI enforces it (exit 2, the JSON path of the field)', () => {
+    const { MACHINE_SCHEMA } = JSON.parse(node(['-e', "import('dmasim').then((m) => console.log(JSON.stringify({ MACHINE_SCHEMA: m.MACHINE_SCHEMA })))"]).stdout) as { MACHINE_SCHEMA: unknown };
+    const published = JSON.parse(readFileSync(join(scratch, 'node_modules', 'dmasim', 'dist', 'machine.schema.json'), 'utf8')) as unknown;
+    expect(published).toEqual(MACHINE_SCHEMA);
+    writeFileSync(join(scratch, 'bad.json'), JSON.stringify({ memory: '1G', devices: [{ name: 'nvme', maxSegmentSize: '64K' }] }));
+    const bad = node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), 'describe', 'bad.json']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/^dmasim: bad\.json: devices\[0\]\.maxSegmentSize: expected a whole number, got "64K" \(-EINVAL\)\n\nusage: dmasim describe/);
+    writeFileSync(join(scratch, 'good.json'), JSON.stringify({ $schema: './node_modules/dmasim/dist/machine.schema.json', memory: '2G', iommu: { mode: 'strict' }, devices: [{ name: 'nvme', dmaMask: 64 }] }));
+    const good = node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), 'describe', 'good.json']);
+    expect(good.stderr).toBe('');
+    expect(good.stdout).toContain('iommu: strict (default domain DMA)');
+  });
+
+  it('benchmarks coalescing from the package (the compiled code; the native yardstick built in a temporary folder)', () => {
+    const r = node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), 'bench', 'coalesce', '--n', '4096', '--layout', 'runs', '--max-segment', '65536', '--mode', 'oneshot', '--json']);
+    expect(r.status).toBe(0);
+    const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(rows.length).toBe(1);
+    expect(rows[0]?.['n']).toBe(4096);
+    // Nothing was built or compiled inside the installed package.
+    expect(readdirSync(join(scratch, 'node_modules', 'dmasim')).sort()).toEqual(['LICENSE', 'README.md', 'bin', 'dist', 'package.json']);
+  }, 120_000);
 
   for (const [name, opts] of [['nodenext', { module: 'nodenext' }], ['bundler', { module: 'esnext', moduleResolution: 'bundler' }]] as const) {
     it(`typechecks in a consumer's strict tsc (${name} resolution, no allowImportingTsExtensions)`, () => {
@@ -98,6 +133,17 @@ console.log(addr, f.length);
     expect(sweep.stderr.includes('Error')).toBe(false);
     expect(sweep.status).toBe(0);
     expect(sweep.stdout.trim().split('\n').length).toBe(3);
+    // A scenario whose machine ends with a leak fails the run (exit 1, the finding on stderr): the
+    // scenario's dmasim is the CLI's own copy, so its Machines are seen; --allow-findings accepts it.
+    writeFileSync(join(scratch, 'leaky.ts'), `import { dma_map_single, DMA_TO_DEVICE } from 'dmasim';\nimport { testMachine } from 'dmasim/testing';\nexport default (): string => { const { machine, dev } = testMachine(); dma_map_single(dev, machine.mm.kmalloc(64)!, 64, DMA_TO_DEVICE); machine.pci.unbind(dev); return 'mapped'; };\n`);
+    const leaky = node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), 'run', 'leaky.ts', '--html', 'leaky.html']);
+    expect(leaky.status).toBe(1);
+    expect(leaky.stdout.trim()).toBe('mapped');
+    expect(leaky.stderr).toMatch(/\[leaked-mapping\] mapping still live .*dma_map_single\(DMA_TO_DEVICE\) of 64 bytes/);
+    expect(readFileSync(join(scratch, 'leaky.html'), 'utf8')).toMatch(/^<!doctype html>/i);
+    expect(node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), 'run', 'leaky.ts', '--allow-findings']).status).toBe(0);
+    const version = node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), '--version']);
+    expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version);
     const help = node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), 'help']);
     expect(help.stdout).toMatch(/^usage: dmasim <command>/);
     // The library says nothing on its own, even while a driver keeps faulting.

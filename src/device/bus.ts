@@ -11,6 +11,7 @@ import type { PhysMemory } from '../core/sparse-memory.ts';
 import type { Core } from './context.ts';
 import { Device, type DeviceOptions } from './device.ts';
 import { ULONG_MAX } from './mask.ts';
+import { checkDeviceOptions } from './device-options.ts';
 
 /** A driver: probe and remove, as a bus callback sees them. */
 export interface Driver {
@@ -47,6 +48,11 @@ export interface BusHost {
   readonly ctx: KernelContext;
   /** RAM for device DMA: byte access and a RAM check. */
   readonly memory: PhysMemory & { isRam(phys: number, len?: number): boolean };
+  /**
+   * dma_supported(dev, mask): can the device's DMA path reach memory with this mask? (dma-iommu:
+   * always; dma-direct: the mask covers ZONE_DMA or all of RAM.) Absent: x86's direct rule.
+   */
+  dmaSupported?(dev: Device, mask: number): boolean;
   /** iommu_probe_device when a device is added (group, default domain, translation). */
   deviceAdded?(dev: Device, opts: DeviceOptions): void;
   /** bus->dma_configure at probe (IOMMU default domain, dma ops). */
@@ -91,10 +97,7 @@ export class Bus {
   addDevice(opts: DeviceOptions): Device {
     if (typeof opts?.name !== 'string' || opts.name === '') throw new KernelError(EINVAL, 'Bus.addDevice', 'a device needs a name', 'name');
     if (this.devices.has(opts.name)) throw new KernelError(EINVAL, 'Bus.addDevice', `${this.name} already has a device ${opts.name}`, 'name');
-    for (const k of ['dmaMask', 'coherentDmaMask'] as const) {
-      const v = opts[k];
-      if (v !== undefined && !(Number.isInteger(v) && v >= 0 && v <= 64)) throw new KernelError(EINVAL, 'Bus.addDevice', `a mask is a bit width in [0, 64], got ${v}`, k);
-    }
+    checkDeviceOptions(opts);
     const dev = new Device(this, opts);
     this.devices.set(opts.name, dev);
     this.host.deviceAdded?.(dev, opts);

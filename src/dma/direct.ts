@@ -135,7 +135,8 @@ export function dma_direct_alloc(dev: Device, mm: Mm, size: number, gfp: number)
   if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_direct_alloc', 'dev');
   if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'dma_direct_alloc', 'mm');
   const mask = dev.coherent_dma_mask;
-  const zoneGfp = mask <= DMA_BIT_MASK(24) ? GFP_DMA : mask <= DMA_BIT_MASK(32) ? GFP_DMA32 : 0;
+  // dma_direct_optimal_gfp_mask: the smallest zone whose end the mask covers (zone_dma_limit is per arch).
+  const zoneGfp = mask <= mm.zoneDmaLimit - 1 ? GFP_DMA : mask <= DMA_BIT_MASK(32) ? GFP_DMA32 : 0;
   const order = getOrder(size);
   if (dev.host.ctx.faults.shouldFail('coherent')) return null;
   const pfn = mm.alloc_pages((gfp & ~(GFP_DMA | GFP_DMA32)) | zoneGfp | __GFP_ZERO, order, 'coherent');

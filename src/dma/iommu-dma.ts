@@ -9,10 +9,11 @@ import type { Device } from '../device/device.ts';
 import { DMA_BIT_MASK, minNotZero } from '../device/mask.ts';
 import { PAGE_SIZE } from '../mm/constants.ts';
 import { GFP_KERNEL } from '../mm/gfp.ts';
-import type { Mm } from '../mm/mm.ts';
+import { Mm } from '../mm/mm.ts';
 import { DMA_MAPPING_ERROR, type Scatterlist, sg_dma_is_swiotlb, sg_dma_mark_swiotlb, sg_phys } from '../scatterlist/entry.ts';
 import { visitSg } from '../scatterlist/iter.ts';
-import type { Iommu, IommuDomain } from '../iommu/iommu.ts';
+import { Iommu, type IommuDomain } from '../iommu/iommu.ts';
+import { checkObject, notInstance } from '../core/args.ts';
 import { alloc_iova_fast, free_iova_fast, iova_rcache_range } from '../iommu/iova-rcache.ts';
 import { iommu_map, iommu_unmap, iommu_unmap_fast } from '../iommu/map.ts';
 import { IommuIotlbGather, iommu_iotlb_sync } from '../iommu/gather.ts';
@@ -47,6 +48,9 @@ export interface IommuDmaObserver {
  * @example dmaSystemOf(machine).ops.set(dev, iommuDmaOps(machine.iommu!, machine.mm))
  */
 export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {}): DmaOps {
+  if (!(iommu instanceof Iommu)) throw notInstance(iommu, Iommu, 'iommuDmaOps', 'iommu');
+  if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'iommuDmaOps', 'mm');
+  checkObject(observer, 'iommuDmaOps', 'observer');
   const devState = new WeakMap<Device, DevState>();
   const cpu = (): number => (iommu.ctx as { currentCpu?: number }).currentCpu ?? 0;
   const state = (dev: Device): DevState => {

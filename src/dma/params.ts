@@ -7,7 +7,7 @@ import { checkInt, notInstance } from '../core/args.ts';
 import { EIO } from '../core/errno.ts';
 import { Device } from '../device/device.ts';
 import { DMA_BIT_MASK, ULONG_MAX } from '../device/mask.ts';
-import { ZONE_DMA_LIMIT } from '../mm/constants.ts';
+import { PAGE_SIZE, ZONE_DMA_LIMIT } from '../mm/constants.ts';
 
 /**
  * dma_set_mask(dev, DMA_BIT_MASK(n)): 0, or -EIO when the device has no mask pointer or the mask
@@ -17,7 +17,7 @@ import { ZONE_DMA_LIMIT } from '../mm/constants.ts';
 export function dma_set_mask(dev: Device, mask: number): number {
   if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_set_mask', 'dev');
   checkMask(mask, 'dma_set_mask');
-  if (dev.dma_mask === null || !supported(mask)) return -EIO;
+  if (dev.dma_mask === null || !supported(dev, mask)) return -EIO;
   dev.dma_mask = mask;
   return 0;
 }
@@ -26,7 +26,7 @@ export function dma_set_mask(dev: Device, mask: number): number {
 export function dma_set_coherent_mask(dev: Device, mask: number): number {
   if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_set_coherent_mask', 'dev');
   checkMask(mask, 'dma_set_coherent_mask');
-  if (!supported(mask)) return -EIO;
+  if (!supported(dev, mask)) return -EIO;
   dev.coherent_dma_mask = mask;
   return 0;
 }
@@ -95,9 +95,18 @@ export function dma_set_min_align_mask(dev: Device, mask: number): void {
   dev.dma_parms.min_align_mask = mask;
 }
 
-function supported(mask: number): boolean {
-  // dma_direct_supported: 32 bits and more always; smaller masks must cover ZONE_DMA.
-  return mask >= DMA_BIT_MASK(32) || mask >= ZONE_DMA_LIMIT - 1;
+function supported(dev: Device, mask: number): boolean {
+  return dev.host.dmaSupported?.(dev, mask) ?? (mask >= DMA_BIT_MASK(32) || mask >= ZONE_DMA_LIMIT - 1);
+}
+
+/**
+ * dma_direct_supported: a mask of 32 bits or more always; a smaller one must reach the start of
+ * the last page of RAM or the end of ZONE_DMA (zone_dma_limit), whichever is lower.
+ * @example dmaDirectSupported(machine.mm, DMA_BIT_MASK(24)) // true on x86 (ZONE_DMA is 16 MiB)
+ */
+export function dmaDirectSupported(mm: { readonly maxPfn: number; readonly zoneDmaLimit: number }, mask: number): boolean {
+  if (mask >= DMA_BIT_MASK(32)) return true;
+  return mask >= Math.min((mm.maxPfn - 1) * PAGE_SIZE, mm.zoneDmaLimit - 1);
 }
 
 function checkMask(mask: unknown, fn: string): void {

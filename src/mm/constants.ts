@@ -11,8 +11,13 @@ export const MAX_PAGE_ORDER = 10;
 /** Pages in the largest buddy block. */
 export const MAX_ORDER_NR_PAGES = 1 << MAX_PAGE_ORDER;
 
-/** ZONE_DMA covers physical memory below 16 MiB. */
+/** ZONE_DMA on x86 covers physical memory below 16 MiB (the default zone_dma_limit, DMA_BIT_MASK(24) + 1). */
 export const ZONE_DMA_LIMIT = 16 * 2 ** 20;
+/**
+ * ZONE_DMA on arm64 covers memory below 4 GiB when the firmware names no smaller DMA limit
+ * (zone_dma_limit from the device tree or IORT; a Raspberry Pi 4 has 1 GiB), leaving ZONE_DMA32 empty.
+ */
+export const ARM64_ZONE_DMA_LIMIT = 4 * 2 ** 30;
 /** ZONE_DMA32 covers physical memory below 4 GiB. */
 export const ZONE_DMA32_LIMIT = 4 * 2 ** 30;
 

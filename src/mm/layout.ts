@@ -56,11 +56,17 @@ export function parseRam(memory: Size | readonly RamRangeSpec[]): PfnRange[] {
   return ranges;
 }
 
-/** Cut RAM ranges into the DMA, DMA32 and Normal zones. */
-export function zoneSpans(ram: readonly PfnRange[]): ZoneSpan[] {
+/**
+ * Cut RAM ranges into the DMA, DMA32 and Normal zones. `zoneDmaLimit` is where ZONE_DMA ends, in
+ * bytes (x86: 16 MiB; arm64: 4 GiB unless the firmware says less, ZONE_DMA32 then empty).
+ */
+export function zoneSpans(ram: readonly PfnRange[], zoneDmaLimit = ZONE_DMA_LIMIT): ZoneSpan[] {
   if (!Array.isArray(ram)) throw new KernelError(EINVAL, 'zoneSpans', 'expected the RAM ranges parseRam returns', 'ram');
+  if (!(Number.isInteger(zoneDmaLimit) && zoneDmaLimit > 0 && zoneDmaLimit <= ZONE_DMA32_LIMIT && zoneDmaLimit % PAGE_SIZE === 0)) {
+    throw new KernelError(EINVAL, 'zoneSpans', `ZONE_DMA ends at a page boundary in (0, 4 GiB], got ${String(zoneDmaLimit)}`, 'zoneDmaLimit');
+  }
   const maxPfn = (ram[ram.length - 1] as PfnRange).endPfn;
-  const limits = [ZONE_DMA_LIMIT / PAGE_SIZE, ZONE_DMA32_LIMIT / PAGE_SIZE, Math.max(maxPfn, ZONE_DMA32_LIMIT / PAGE_SIZE)];
+  const limits = [zoneDmaLimit / PAGE_SIZE, ZONE_DMA32_LIMIT / PAGE_SIZE, Math.max(maxPfn, ZONE_DMA32_LIMIT / PAGE_SIZE)];
   let lo = 0;
   return ZONE_NAMES.map((name, index) => {
     const hi = limits[index] as number;

@@ -7,7 +7,7 @@ import type { KernelContext } from '../core/context.ts';
 import { EFAULT, EINVAL } from '../core/errno.ts';
 import { KernelBug, KernelError } from '../core/errors.ts';
 import { checkInt } from '../core/args.ts';
-import { MAX_PAGE_ORDER, PAGE_OFFSET, PAGE_SIZE, getOrder, pageAlign } from './constants.ts';
+import { MAX_PAGE_ORDER, PAGE_OFFSET, PAGE_SIZE, ZONE_DMA_LIMIT, getOrder, pageAlign } from './constants.ts';
 import { carveRange, FreeArea, freeRange } from './buddy.ts';
 import { PhysContents, type PhysMemory } from '../core/sparse-memory.ts';
 import { formatGfp, gfpZone, GFP_KERNEL, __GFP_NOFAIL, __GFP_NOWARN, __GFP_ZERO } from './gfp.ts';
@@ -23,6 +23,8 @@ export interface MmOptions {
   readonly memory: Size | readonly RamRangeSpec[];
   /** Bytes at the bottom of RAM reserved at boot (x86 keeps the first MiB). Default 1 MiB. */
   readonly lowReserve?: Size;
+  /** Where ZONE_DMA ends, in bytes: 16 MiB (x86, the default) or 4 GiB (arm64 without a firmware limit). */
+  readonly zoneDmaLimit?: number;
 }
 
 /** Per-zone numbers for reports. */
@@ -51,6 +53,8 @@ export class Mm implements PhysMemory {
   readonly ram: readonly PfnRange[];
   /** One past the highest RAM pfn. */
   readonly maxPfn: number;
+  /** zone_dma_limit + 1: where ZONE_DMA ends, in bytes (x86 16 MiB, arm64 4 GiB). */
+  readonly zoneDmaLimit: number;
   readonly zones: readonly FreeArea[];
   readonly meta: PageMeta;
   readonly contents = new PhysContents();
@@ -81,7 +85,8 @@ export class Mm implements PhysMemory {
     }
     this.meta.state.fill(PG_RESERVED, 0, Math.min(reserve, this.maxPfn));
     this.slab = new Kmalloc(this, ctx);
-    this.zones = zoneSpans(this.ram).map((span) => {
+    this.zoneDmaLimit = opts.zoneDmaLimit ?? ZONE_DMA_LIMIT;
+    this.zones = zoneSpans(this.ram, this.zoneDmaLimit).map((span) => {
       const area = new FreeArea(span);
       for (const r of span.ram) freeRange(area, Math.max(r.startPfn, reserve), r.endPfn);
       return area;

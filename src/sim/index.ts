@@ -6,3 +6,6 @@ export * from './config.ts';
 export * from './isolation.ts';
 export * from './html-report.ts';
 export * from './findings.ts';
+export * from './describe.ts';
+export * from './machine-schema.ts';
+export * from './machine-file.ts';

@@ -23,6 +23,7 @@ import { Bus, PCI_DMA_DEFAULTS, type BusHost } from '../device/bus.ts';
 import type { Device } from '../device/device.ts';
 import { directOps } from '../dma/direct.ts';
 import { initDmaSystem, type DmaSystem } from '../dma/ops.ts';
+import { dmaDirectSupported } from '../dma/params.ts';
 import { swiotlbBouncer } from '../dma/swiotlb-bouncer.ts';
 import { attachDmaDebug } from '../dma/debug-hooks.ts';
 import { Iommu, type IommuOptions } from '../iommu/iommu.ts';
@@ -35,7 +36,8 @@ import { parseSize } from '../core/size.ts';
 import { EINVAL } from '../core/errno.ts';
 import { pushBounded } from '../core/bounded.ts';
 import { KernelError } from '../core/errors.ts';
-import { PAGE_SIZE, ZONE_DMA32_LIMIT } from '../mm/constants.ts';
+import { checkMachineOptions } from './machine-options.ts';
+import { ARM64_ZONE_DMA_LIMIT, PAGE_SIZE, ZONE_DMA32_LIMIT, ZONE_DMA_LIMIT } from '../mm/constants.ts';
 import { cpuOwnershipChecker, deviceAccessChecker, type AddrRange } from '../dma/ledger/index.ts';
 
 /** How to build a machine. */
@@ -86,6 +88,22 @@ export interface MachineOptions {
 
 let machineCount = 0;
 
+// INVARIANT: creationObservers holds the callbacks registered by onMachineCreated and not yet
+//   removed; each is told of every Machine constructed meanwhile (the CLI judges the machines a
+//   scenario made). It holds no machine.
+const creationObservers = new Set<(m: Machine) => void>();
+
+/**
+ * Be told of every Machine constructed from now on (until the returned function is called): how the
+ * CLI finds the machines a scenario made, to check their findings.
+ * @example const stop = onMachineCreated((m) => made.push(m)); await scenario(); stop();
+ */
+export function onMachineCreated(observer: (m: Machine) => void): () => void {
+  if (typeof observer !== 'function') throw new KernelError(EINVAL, 'onMachineCreated', 'expected a function', 'observer');
+  creationObservers.add(observer);
+  return () => { creationObservers.delete(observer); };
+}
+
 /**
  * A simulated machine.
  * @example
@@ -114,6 +132,8 @@ export class Machine implements KernelContext {
   readonly bootFragment: FragmentResult | undefined;
   /** The swiotlb pool, if any. */
   readonly swiotlb: SwiotlbPool | null;
+  /** swiotlb=force: every streaming mapping bounces (confidential guests). */
+  readonly swiotlbForce: boolean;
   /** The DMA state: backends, bouncer, debug hooks. */
   readonly dma: DmaSystem;
   /** The IOMMU, if the machine has one. */
@@ -145,6 +165,7 @@ export class Machine implements KernelContext {
 
   constructor(opts: MachineOptions) {
     if (typeof opts !== 'object' || opts === null) throw new KernelError(EINVAL, 'Machine', 'expected options ({ memory, ... })', 'opts');
+    checkMachineOptions(opts);
     this.seed = opts.seed ?? 1;
     this.name = opts.name ?? `m${machineCount++}`;
     this.cpus = opts.cpus ?? 2;
@@ -155,11 +176,11 @@ export class Machine implements KernelContext {
     this.clock = ctx.clock;
     this.logger = ctx.logger;
     this.rng = new Rng(this.seed);
-    this.mm = new Mm(this, { memory: opts.memory, ...(opts.lowReserve === undefined ? {} : { lowReserve: opts.lowReserve }) });
+    this.mm = new Mm(this, {
+      memory: opts.memory, zoneDmaLimit: this.arch === 'arm64' ? ARM64_ZONE_DMA_LIMIT : ZONE_DMA_LIMIT,
+      ...(opts.lowReserve === undefined ? {} : { lowReserve: opts.lowReserve }),
+    });
     this.dma = initDmaSystem(this, directOps(this.mm), (virt, size) => virtToPhysRanges(this.mm, virt, size));
-    if (opts.accessChecks !== undefined && typeof opts.accessChecks !== 'boolean') {
-      throw new KernelError(EINVAL, 'Machine', `accessChecks is true or false, got ${String(opts.accessChecks)}`, 'accessChecks');
-    }
     this.accessChecks = opts.accessChecks ?? true;
     if (this.accessChecks) this.mm.onCpuAccess = cpuOwnershipChecker(this.dma.ledger, () => this.clock.now);
     this.trace = createTrace(() => this.clock.now, opts.trace === true);
@@ -170,6 +191,7 @@ export class Machine implements KernelContext {
       this.klog.onMessage((msg) => { if (msg.kind === 'WARN') tr.emit('warn', msg.fn, 'kernel', { message: msg.message }); });
     }
     this.swiotlb = this.#setupSwiotlb(opts.swiotlb);
+    this.swiotlbForce = this.swiotlb !== null && typeof opts.swiotlb === 'object' && opts.swiotlb.force === true;
     this.bootFragment = opts.fragment === undefined ? undefined : fragment(this.mm, { seed: this.seed, ...opts.fragment });
     let onUnbound: ((dev: Device) => void) | undefined;
     if (opts.dmaDebug === false) {
@@ -206,6 +228,7 @@ export class Machine implements KernelContext {
         onUnbound?.(dev);
       },
       notifyNotBound: (dev) => ledger.deviceUnbound(dev),
+      dmaSupported: (dev, mask) => this.dma.ops.get(dev) === iommuOps || dmaDirectSupported(this.mm, mask),
       deviceAdded: (dev, devOpts) => {
         if (this.accessChecks) dev.dma.checker = deviceAccessChecker(this.dma.ledger, dev, () => this.clock.now);
         if (this.trace.enabled) {
@@ -238,6 +261,7 @@ export class Machine implements KernelContext {
       this.auditor.add({ name: 'dma-debug', run: () => dbg.audit() });
       this.auditor.add({ name: 'dma-debug vs mappings', run: () => auditDmaDebugVsMappings(this) });
     }
+    for (const observe of creationObservers) observe(this);
   }
 
   /**
