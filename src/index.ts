@@ -8,4 +8,5 @@ export * from './scatterlist/index.ts';
 export * from './device/index.ts';
 export * from './dma/index.ts';
 export * from './iommu/index.ts';
+export * from './safe/index.ts';
 export * from './sim/index.ts';

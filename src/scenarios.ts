@@ -11,13 +11,11 @@ import { DMA_FROM_DEVICE } from './dma/direction.ts';
 import { dma_sync_sgtable_for_cpu } from './dma/mapping.ts';
 import { formatRunHistogram, runHistogram } from './mm/fragment.ts';
 import { GFP_KERNEL } from './mm/gfp.ts';
-import { VVec } from './mm/safe.ts';
-import { SGTable } from './scatterlist/sgtable.ts';
-import type { OwnedSGTable } from './scatterlist/sgtable-owned.ts';
-import './scatterlist/sgtable-owned.ts';
+import { VVec } from './safe/vvec.ts';
+import { SGTable, type OwnedSGTable } from './safe/sgtable.ts';
 import { Machine } from './sim/machine.ts';
 import { memoryReport } from './sim/report.ts';
-import { iovaRangesNow } from './sim/html-report.ts';
+import { iovaRangesNow, markReportSnapshot } from './sim/html-report.ts';
 import { ACCESS_KINDS, LEAK_KINDS, dmaFindings, formatFindings } from './sim/findings.ts';
 
 /** Numbers the default scenario measured (also printed). */
@@ -72,6 +70,9 @@ export function defaultScenario(seed = 1): DefaultScenarioResult {
   const dmaSegments = table.nents;
   const segLens = segments.map((s) => s.length);
   const iovaRanges = iovaRangesNow(m); // while the table is mapped, for the picture
+  // The report's pictures of memory, IOVA space and swiotlb show this moment: the buffer is
+  // allocated, mapped and written; after unbind only the fragmenter's pages would be left.
+  markReportSnapshot(m, { label: `${formatBytes(size)} vmalloc buffer DMA-mapped for ${nvme.name}, written by the device and synced` });
   m.pci.unbind(nvme); // revokes the mapping (Devres), then the leak check runs
   table[Symbol.dispose]();
   m.clock.advance(20e6); // let the lazy flush queue drain

@@ -8,5 +8,4 @@ export * from './vmalloc.ts';
 export * from './mm.ts';
 export * from './fragment.ts';
 export * from './slab.ts';
-export * from './safe.ts';
 export * from './audit.ts';

@@ -6,5 +6,3 @@ export * from './from-pages.ts';
 export * from './iter.ts';
 export * from './miter.ts';
 export * from './sg-init-one.ts';
-export * from './sgtable.ts';
-export * from './sgtable-owned.ts';

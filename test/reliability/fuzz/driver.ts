@@ -144,7 +144,6 @@ const PLANTED: Array<[string, Function]> = [
 /** Functions the fuzz does not call, and why. */
 const SKIP: Record<string, string> = {
   setRootLogger: 'replaces the process logger (checked by its own test)',
-  registerOwnedFactory: 'registers once per process (checked by its own test)',
   oops: 'raises a KernelBug by design',
   defaultContext: 'no parameters', rootLogger: 'no parameters', iova_rcache_range: 'no parameters',
   checkInt: 'a validator: throws EINVAL naming the caller\'s argument by design', checkU32: 'a validator', checkObject: 'a validator',

@@ -1,14 +1,14 @@
 /**
- * @module mm/safe
+ * @module safe/vvec
  * The safe layer over the page allocator and vmalloc: allocations that throw KernelError(ENOMEM)
  * instead of returning null, and free themselves when disposed (`using`).
  */
 import type { KernelContext } from '../core/context.ts';
 import { ENOMEM } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
-import { GFP_KERNEL } from './gfp.ts';
-import type { Mm } from './mm.ts';
-import type { VmallocPageIter, VmArea } from './vmalloc.ts';
+import { GFP_KERNEL } from '../mm/gfp.ts';
+import type { Mm } from '../mm/mm.ts';
+import type { VmallocPageIter, VmArea } from '../mm/vmalloc.ts';
 
 /**
  * A vmalloc'ed byte buffer (the Rust VVec<u8> shape): owns its pages, frees them on dispose, and

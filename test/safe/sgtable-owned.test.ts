@@ -1,6 +1,6 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import {
-  DMA_TO_DEVICE, DMA_NONE, EINVAL, GFP_KERNEL, KernelError, Machine, OwnedSGTable, SGTable, VVec, type Core, type Device,
+  DMA_FROM_DEVICE, DMA_TO_DEVICE, DMA_NONE, EINVAL, GFP_KERNEL, KernelError, Machine, OwnedSGTable, SGTable, VVec, type Core, type Device,
 } from '../../src/index.ts';
 
 function rig(iommu: 'lazy' | 'strict' | false = 'lazy') {
@@ -90,5 +90,53 @@ describe('SGTable<Owned>', () => {
   it('a borrowed view has no dispose; an owned one cannot be built without a bound device type', () => {
     expectTypeOf<SGTable>().not.toHaveProperty(Symbol.dispose);
     expectTypeOf<OwnedSGTable<VVec>>().toHaveProperty(Symbol.dispose);
+  });
+});
+
+describe('SGTable<Owned>: syncForCpu / syncForDevice (the ownership hand-over without unmapping)', () => {
+  for (const [name, opts] of [
+    ['dma-direct + swiotlb=force', { swiotlb: { size: '4M', force: true } }],
+    ['strict IOMMU', { iommu: { mode: 'strict' } }],
+  ] as const) {
+    it(`${name}: the CPU reads what the device wrote only after syncForCpu; reading before is a finding`, () => {
+      const m = new Machine({ memory: '256M', ...opts });
+      const dev = m.pci.addDevice({ name: '0000:04:00.0', dmaMask: 64 });
+      let core: Device<Core> | undefined;
+      m.pci.bind(dev, { name: 'rx', probe(d) { core = d; } });
+      const buf = VVec.create(m.mm, 8192);
+      using table = SGTable.create(core as Device<Core>, buf, DMA_FROM_DEVICE, GFP_KERNEL);
+      expect(table.direction).toBe(DMA_FROM_DEVICE);
+      const seg = [...table.iter()][0]!;
+      expect(dev.dma.write(seg.dmaAddress(), new Uint8Array([0xab, 0xcd])).ok).toBe(true);
+      // The planted bug: a CPU read while the device owns the buffer.
+      buf.read(0, 2);
+      expect(m.dma.ledger.findings.list().map((f) => f.kind)).toEqual(['cpu-access-device-owned']);
+      table.syncForCpu();
+      expect([...buf.read(0, 2)]).toEqual([0xab, 0xcd]);
+      expect(m.dma.ledger.findings.list().length).toBe(1); // the correct read adds nothing
+      table.syncForDevice();
+      expect(dev.dma.write(seg.dmaAddress(), new Uint8Array([0x11])).ok).toBe(true);
+      table.syncForCpu();
+      expect(buf.read(0, 1)[0]).toBe(0x11);
+      expect(m.dmaDebug?.error_count).toBe(0);
+    });
+  }
+
+  it('after unbind revoked the mapping, a sync is EINVAL (the addresses are stale) and changes nothing', () => {
+    const { m, dev, core } = rig('strict');
+    const table = SGTable.create(core, VVec.create(m.mm, 4096), DMA_FROM_DEVICE, GFP_KERNEL);
+    m.pci.unbind(dev);
+    for (const sync of [() => table.syncForCpu(), () => table.syncForDevice()]) {
+      try {
+        sync();
+        expect.unreachable();
+      } catch (e) {
+        expect(e).toBeInstanceOf(KernelError);
+        expect((e as KernelError).errno).toBe(EINVAL);
+        expect((e as KernelError).message).toMatch(/revoked when the device was unbound/);
+      }
+    }
+    table[Symbol.dispose]();
+    expect(m.audit()).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * @module device/revocable
+ * @module safe/revocable
  * Revocable<T>: data that can be taken away (rust/kernel/revocable.rs). After revoke() the data is
  * torn down exactly once and tryAccess() returns undefined.
  */
