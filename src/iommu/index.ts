@@ -10,6 +10,7 @@ export { iommu_pgsize } from './map-pgsize.ts';
 export { IommuIotlbGather, iommu_iotlb_gather_init, iommu_iotlb_gather_add_page, iommu_iotlb_gather_add_range, iommu_iotlb_gather_is_disjoint, iommu_iotlb_sync, iommu_flush_iotlb_all } from './gather.ts';
 export * from './iotlb.ts';
 export { translate, TranslateResult, type TranslateFault, type TranslateFaultReason, type TranslateTarget } from './translate.ts';
+export * from './pgtable-ops.ts';
 export * from './pgtable.ts';
 export * from './pgtable-prot.ts';
 export { pgtableGeometry, type IoPgtableConfig, type IoPgtableGeometry } from './pgtable-geometry.ts';

@@ -8,7 +8,7 @@ import { defaultContext } from '../core/context.ts';
 import { type KernelLog } from '../core/kernel-log.ts';
 import { iommu_iotlb_gather_add_page, type IommuIotlbGather, type IotlbSyncDomain } from './gather.ts';
 import { type Iotlb } from './iotlb.ts';
-import { type IoPageTable } from './pgtable.ts';
+import type { IoPgtableOps } from './pgtable-ops.ts';
 
 // Local copies of imported bindings used on hot paths: when a script loads dmasim as CommonJS (tsx
 // does so for a .ts file outside an ESM package), every read of an imported binding is a getter call.
@@ -46,7 +46,7 @@ export interface IommuDomainLike extends IotlbSyncDomain {
   readonly type: number;
   /** Supported page sizes, a sum of powers of two (0: none). */
   readonly pgsize_bitmap: number;
-  readonly pgtable: IoPageTable | null;
+  readonly pgtable: IoPgtableOps | null;
   /** Where pr_err lines and WARNs go. */
   readonly klog: KernelLog;
   /** ops->iotlb_sync_map (caching-mode IOMMUs): 0 or -errno. */
@@ -58,7 +58,7 @@ export interface IommuDomainLike extends IotlbSyncDomain {
  * @example new PagingDomain({ pgtable, iotlb: iommu.iotlb, asid: domainId, type: IOMMU_DOMAIN_DMA_FQ })
  */
 export interface PagingDomainOptions {
-  readonly pgtable: IoPageTable;
+  readonly pgtable: IoPgtableOps;
   /** The IOMMU's IOTLB; none: translations are not cached. */
   readonly iotlb?: Iotlb | null;
   /** Address-space id keying this domain's IOTLB entries (the domain id). Default 1. */
@@ -88,7 +88,7 @@ export interface PagingDomainOptions {
 export class PagingDomain implements IommuDomainLike {
   readonly type: number;
   readonly pgsize_bitmap: number;
-  readonly pgtable: IoPageTable;
+  readonly pgtable: IoPgtableOps;
   readonly iotlb: Iotlb | null;
   readonly asid: number;
   readonly klog: KernelLog;

@@ -30,6 +30,7 @@ import { KernelBug, KernelError } from '../core/errors.ts';
 import { type FaultInjector } from '../core/fault.ts';
 import { type KernelLog } from '../core/kernel-log.ts';
 import { type IommuIotlbGather } from './gather.ts';
+import type { IoPgtableFlushOps, IoPgtableOps, LeafVisitor } from './pgtable-ops.ts';
 import { type TablePageAllocator } from './pgtable-alloc.ts';
 import { POW2, pgtableGeometry, type IoPgtableConfig, type IoPgtableGeometry } from './pgtable-geometry.ts';
 import { IOMMU_PROT_LIMIT, IOMMU_READ, IOMMU_WRITE } from './pgtable-prot.ts';
@@ -83,18 +84,6 @@ const WARN_NO_QUIRK = 'WARN_ON(!(data->iop.cfg.quirks & IO_PGTABLE_QUIRK_NO_WARN
 const WARN_NO_QUIRK_CFG = 'WARN_ON(!(cfg->quirks & IO_PGTABLE_QUIRK_NO_WARN))';
 
 /**
- * The IOMMU driver's TLB callbacks (struct iommu_flush_ops), which the page table calls as it
- * clears entries.
- * @example pt.tlb = { tlb_flush_walk: (iova, size) => iotlb.invalidateRange(asid, iova, size), tlb_add_page: (g, iova, gr) => iommu_iotlb_gather_add_page(domain, g, iova, gr) };
- */
-export interface IoPgtableFlushOps {
-  /** A table was unhooked outside any gather: invalidate [iova, iova + size) now. */
-  tlb_flush_walk(iova: number, size: number, granule: number): void;
-  /** A leaf of `granule` bytes at `iova` was cleared: gather it for the next sync. */
-  tlb_add_page(gather: IommuIotlbGather, iova: number, granule: number): void;
-}
-
-/**
  * What a page table takes from its world. All optional.
  * @example new IoPageTable({}, allocator, { faults: machine.faults, klog: machine.klog, quirkNoWarn: false })
  */
@@ -110,19 +99,15 @@ export interface IoPageTableOptions {
 }
 
 /**
- * One leaf, as {@link IoPageTable.forEachLeaf} reports it.
- * @example const v: LeafVisitor = (iova, size, phys, prot) => out.push([iova, size, phys, prot]);
- */
-export type LeafVisitor = (iova: number, size: number, phys: number, prot: number) => void;
-
-/**
  * An IO page table (the io_pgtable_ops of one domain).
  * @example
  * const pt = new IoPageTable({ ias: 48 }, new SimpleTablePageAllocator());
  * pt.map_pages(0x200000, 0x4000_0000, 2 ** 21, 1, IOMMU_READ | IOMMU_WRITE, GFP_KERNEL) // 2097152
  * pt.iova_to_phys(0x200123) // 0x40000123
  */
-export class IoPageTable {
+export class IoPageTable implements IoPgtableOps {
+  /** io-pgtable-arm's rules (ARM LPAE stage-1 layout). */
+  readonly format = 'arm-lpae';
   readonly cfg: IoPgtableGeometry;
   readonly alloc: TablePageAllocator;
   tlb: IoPgtableFlushOps | null;

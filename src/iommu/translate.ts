@@ -13,7 +13,7 @@
  * result is flagged `stale`, with the first such address. Memory itself is not touched here.
  */
 import { type Iotlb } from './iotlb.ts';
-import { type IoPageTable } from './pgtable.ts';
+import type { IoPgtableOps } from './pgtable-ops.ts';
 import { POW2 } from './pgtable-geometry.ts';
 import { IOMMU_READ, IOMMU_WRITE, type DmaAccess } from './pgtable-prot.ts';
 
@@ -42,7 +42,7 @@ export interface TranslateFault {
  * @example translate(domain, iova, 4096, 'read')
  */
 export interface TranslateTarget {
-  readonly pgtable: IoPageTable;
+  readonly pgtable: IoPgtableOps;
   readonly iotlb: Iotlb | null;
   readonly asid: number;
 }
@@ -138,7 +138,7 @@ export function translate(target: TranslateTarget, iova: number, length: number,
 }
 
 /** The general case: page by page, IOTLB then walk, stale checks, merging. */
-function translateWalk(pt: IoPageTable, tlb: Iotlb | null, asid: number, iova: number, length: number, access: DmaAccess, need: number, out: TranslateResult): TranslateResult {
+function translateWalk(pt: IoPgtableOps, tlb: Iotlb | null, asid: number, iova: number, length: number, access: DmaAccess, need: number, out: TranslateResult): TranslateResult {
   out.ok = true;
   out.fault = null;
   out.stale = false;
