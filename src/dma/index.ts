@@ -12,5 +12,4 @@ export { SwiotlbPool, swiotlb_max_mapping_size, IO_TLB_SIZE, IO_TLB_SEGSIZE, typ
 export * from './swiotlb-bouncer.ts';
 export * from './iommu-dma.ts';
 export * from './iommu-translator.ts';
-export * from './iommu-audit.ts';
 export * from './ledger/index.ts';

@@ -15,3 +15,4 @@ export * from './pgtable.ts';
 export * from './pgtable-prot.ts';
 export { pgtableGeometry, type IoPgtableConfig, type IoPgtableGeometry } from './pgtable-geometry.ts';
 export * from './pgtable-alloc.ts';
+export * from './audit.ts';

@@ -29,7 +29,7 @@ import { attachDmaDebug } from '../dma/debug-hooks.ts';
 import { Iommu, type IommuOptions } from '../iommu/iommu.ts';
 import { iommuDmaOps } from '../dma/iommu-dma.ts';
 import { iommuTranslator, type IommuTranslator } from '../dma/iommu-translator.ts';
-import { auditIommu } from '../dma/iommu-audit.ts';
+import { auditIommu } from '../iommu/audit.ts';
 import { ARCH_ARM64, ARCH_X86_64, type DmaDebug, type DmaDebugOptions } from '../dma/debug/index.ts';
 import { SwiotlbPool } from '../dma/swiotlb/pool.ts';
 import { parseSize } from '../core/size.ts';

@@ -1,11 +1,11 @@
 /**
- * @module dma/iommu-audit
+ * @module iommu/audit
  * The IOMMU's accounting against itself: IOVAs in use are exactly those mapped in the page table
  * or waiting in the flush queue, no page-table leaf lies outside an allocated IOVA, page tables
  * are consistent, and the table pages taken from memory are the ones the tables hold.
  */
-import { Iommu } from '../iommu/iommu.ts';
-import { IOVA_RANGE_CACHE_MAX_SIZE } from '../iommu/iova-rcache.ts';
+import { Iommu } from './iommu.ts';
+import { IOVA_RANGE_CACHE_MAX_SIZE } from './iova-rcache.ts';
 import { notInstance } from '../core/args.ts';
 
 /**
