@@ -232,7 +232,7 @@ async function runCommand(args: string[]): Promise<number> {
   const { htmlReport } = await import('./sim/html-report.ts');
   const { chromeTrace, traceJsonLines } = await import('./core/trace.ts');
   if (values.html !== undefined) writeFileSync(values.html, htmlReport(r.machine, { title: 'dmasim: the default scenario', entryLengths: r.entryLengths, segmentLengths: r.segmentLengths, iovaRanges: r.iovaRanges, text: r.report }));
-  if (values.trace !== undefined) writeFileSync(values.trace, JSON.stringify(chromeTrace(r.machine.trace)));
+  if (values.trace !== undefined) writeFileSync(values.trace, JSON.stringify(chromeTrace(r.machine.trace, { process: `machine ${r.machine.name}` })));
   if (values.jsonl !== undefined) writeFileSync(values.jsonl, `${traceJsonLines(r.machine.trace)}\n`);
   if (values.json === true) {
     const { machine: _m, report: _r, entryLengths: _e, segmentLengths: _s, iovaRanges: _i, ...nums } = r;
@@ -297,7 +297,7 @@ async function runScenarioFile(file: string, opts: { html?: string | undefined; 
     const { htmlReport } = await import('./sim/html-report.ts');
     const { chromeTrace, traceJsonLines } = await import('./core/trace.ts');
     if (opts.html !== undefined) writeFileSync(opts.html, htmlReport(pictured, { title: `dmasim: ${file}`, ...(report === undefined ? {} : { text: report }) }));
-    if (opts.trace !== undefined) writeFileSync(opts.trace, JSON.stringify(chromeTrace(pictured.trace)));
+    if (opts.trace !== undefined) writeFileSync(opts.trace, JSON.stringify(chromeTrace(pictured.trace, { process: `machine ${pictured.name}` })));
     if (opts.jsonl !== undefined) writeFileSync(opts.jsonl, `${traceJsonLines(pictured.trace)}\n`);
   }
   let bad = 0;

@@ -115,7 +115,7 @@ function mapPhys(dev: Device, phys: number, size: number, dir: number, attrs: nu
   const addr = (sys.ops.get(dev) ?? sys.direct).map_phys(dev, phys, size, dir, attrs);
   sys.debug?.mapPhys(dev, phys, size, dir, addr, attrs);
   if (addr !== DMA_MAPPING_ERROR) ledgerMapSingle(sys.ledger, dev, api, phys, size, dir, addr);
-  if (sys.trace !== null && sys.trace.enabled) sys.trace.emit('map', 'dma_map_phys', dev.name, { phys, size, dir, addr });
+  if (sys.trace !== null && sys.trace.enabled) sys.trace.emit('map', 'dma_map_phys', dev.name, { phys, size, dir, attrs, addr });
   return addr;
 }
 
@@ -174,7 +174,7 @@ function unmapPhys(dev: Device, addr: number, size: number, dir: number, attrs: 
   (sys.ops.get(dev) ?? sys.direct).unmap_phys(dev, addr, size, dir, attrs);
   sys.debug?.unmapPhys(dev, addr, size, dir);
   ledgerUnmapSingle(sys.ledger, dev, api, addr);
-  if (sys.trace !== null && sys.trace.enabled) sys.trace.emit('unmap', 'dma_unmap_phys', dev.name, { addr, size, dir });
+  if (sys.trace !== null && sys.trace.enabled) sys.trace.emit('unmap', 'dma_unmap_phys', dev.name, { addr, size, dir, attrs });
 }
 
 /** dma_unmap_page_attrs. */
@@ -213,10 +213,10 @@ function __dma_map_sg_attrs(dev: Device, sgl: Scatterlist | null, nents: number,
   if (ents > 0) {
     debug(dev)?.mapSg(dev, sgl, nents, ents, dir, attrs);
     ledgerMapSg(ledger(dev), dev, api, sgl, nents, ents, dir);
-    trace(dev, 'map', 'dma_map_sg', { nents, ents, dir, addr: sgl.dma_address });
+    trace(dev, 'map', 'dma_map_sg', { nents, ents, dir, attrs, addr: sgl.dma_address });
     return ents;
   }
-  trace(dev, 'map', 'dma_map_sg failed', { nents, ret: ents, dir });
+  trace(dev, 'map', 'dma_map_sg failed', { nents, ret: ents, dir, attrs });
   if (ents !== -EINVAL && ents !== -ENOMEM && ents !== -EIO && ents !== -EREMOTEIO) {
     dev.host.ctx.klog.warnOnce('__dma_map_sg_attrs:errno', '__dma_map_sg_attrs', `WARN_ON_ONCE(ents != -EINVAL && ents != -ENOMEM && ents != -EIO && ents != -EREMOTEIO): ents ${ents}`);
     return -EIO;
@@ -253,7 +253,7 @@ function unmapSg(dev: Device, sgl: Scatterlist | null, nents: number, dir: numbe
   if (sgl === null) return;
   checkSg(dev, sgl, nents, api);
   debug(dev)?.unmapSg(dev, sgl, nents, dir);
-  trace(dev, 'unmap', 'dma_unmap_sg', { nents, dir, addr: sgl.dma_address });
+  trace(dev, 'unmap', 'dma_unmap_sg', { nents, dir, attrs, addr: sgl.dma_address });
   dmaOpsOf(dev).unmap_sg(dev, sgl, nents, dir, attrs);
   ledgerUnmapSg(ledger(dev), dev, api, sgl);
 }

@@ -53,12 +53,18 @@ describe('HTML report', () => {
       expect(texts(c, 'tick x').length, name).toBeGreaterThanOrEqual(2);
       expect(texts(c, 'tick y').length, name).toBeGreaterThanOrEqual(2);
     }
-    // The histogram: y counts with round ticks from 0 past the tallest bar (2,047 CPU entries of 32 KiB).
+    // The histogram: y counts with round ticks from 0 past the tallest bar (2,048 CPU entries of up to 32 KiB);
+    // x buckets labelled by their upper end, so the 64 KiB segments stand over '64 KiB'.
     const hist = section(html, 'Segment lengths');
     expect(texts(hist, 'axis-title y')).toEqual(['count']);
     expect(texts(hist, 'tick y')).toEqual(['0', '500', '1,000', '1,500', '2,000', '2,500']);
     expect(texts(hist, 'axis-title x')[0]).toMatch(/^length, bytes/);
-    expect(texts(hist, 'tick x')).toEqual(['4 KiB', '8 KiB', '16 KiB', '32 KiB', '64 KiB', '128 KiB']);
+    expect(texts(hist, 'tick x')).toEqual(['4 KiB', '8 KiB', '16 KiB', '32 KiB', '64 KiB']);
+    expect(hist).toMatch(/<title>1,024 DMA segments of over 32 KiB, up to 64 KiB<\/title>/);
+    // Small counts still get whole-number ticks.
+    const few = section(htmlReport(new Machine({ memory: '64M' }), { entryLengths: [4096, 65536, 2 ** 20], segmentLengths: [2 ** 21] }), 'Segment lengths');
+    expect(texts(few, 'tick y')).toEqual(['0', '1']);
+    expect(texts(few, 'tick x').at(-1)).toBe('2 MiB');
     // swiotlb: percent in use against slot index, up to the pool's 32768 slots.
     const tlb = section(html, 'swiotlb');
     expect(texts(tlb, 'tick y')).toEqual(['0%', '50%', '100%']);
@@ -178,7 +184,7 @@ for (const svg of document.querySelectorAll('svg.chart')) {
   }
 }
 if (document.documentElement.scrollWidth > window.innerWidth) out.push('the page is wider than the window: ' + document.documentElement.scrollWidth);
-const pre = document.createElement('pre'); pre.id = 'layout'; pre.textContent = JSON.stringify(out); document.body.append(pre);
+const pre = document.createElement('pre'); pre.id = 'layout'; pre.textContent = JSON.stringify({ charts: document.querySelectorAll('svg.chart').length, problems: out }); document.body.append(pre);
 </script>`;
 
 describe.skipIf(!existsSync(CHROMIUM))('HTML report in headless Chromium', () => {
@@ -188,7 +194,7 @@ describe.skipIf(!existsSync(CHROMIUM))('HTML report in headless Chromium', () =>
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  function layoutProblems(html: string, name: string): string[] {
+  function layout(html: string, name: string): { charts: number; problems: string[] } {
     const file = join(dir, `${name}.html`);
     writeFileSync(file, html.replace('</body>', `${MEASURE}</body>`));
     const dom = execFileSync(CHROMIUM, [
@@ -197,12 +203,12 @@ describe.skipIf(!existsSync(CHROMIUM))('HTML report in headless Chromium', () =>
     ], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 * 2 ** 20, timeout: 60_000 });
     const found = /<pre id="layout">([^<]*)<\/pre>/.exec(dom);
     expect(found, 'the measuring script ran').not.toBeNull();
-    return JSON.parse((found?.[1] ?? '[]').replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&')) as string[];
+    return JSON.parse((found?.[1] ?? '{}').replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&')) as { charts: number; problems: string[] };
   }
 
   it('the default scenario\'s page: no label sticks out of its picture or overlaps another, nothing wider than the window', () => {
     const r = defaultScenario(1);
-    expect(layoutProblems(defaultReport(r), 'default')).toEqual([]);
+    expect(layout(defaultReport(r), 'default')).toEqual({ charts: 5, problems: [] });
   }, 60_000);
 
   it('a busier machine (three domains, 32- to 64-bit masks, a spread timeline) lays out as cleanly', () => {
@@ -219,6 +225,6 @@ describe.skipIf(!existsSync(CHROMIUM))('HTML report in headless Chromium', () =>
     }
     markReportSnapshot(m, { label: 'three devices mapped' });
     const html = htmlReport(m, { entryLengths: [4096, 8192, 65536, 2 ** 20], segmentLengths: [2 ** 20, 2 ** 21] });
-    expect(layoutProblems(html, 'busy')).toEqual([]);
+    expect(layout(html, 'busy')).toEqual({ charts: 5, problems: [] });
   }, 60_000);
 });

@@ -40,7 +40,7 @@ describe('the trace as people read it: Perfetto metadata, directions and attribu
     const dev = m.pci.addDevice({ name: 'nvme0', dmaMask: 64 });
     m.pci.bind(dev, { name: 'nvme', probe() {} });
     const pfn = m.mm.alloc_pages(GFP_KERNEL, 0) as number;
-    const addr = dma_map_page_attrs(dev, pfn, 0, PAGE_SIZE, DMA_TO_DEVICE, 0);
+    const addr = dma_map_page_attrs(dev, pfn, 0, PAGE_SIZE, DMA_TO_DEVICE, attrs.DMA_ATTR_NO_WARN);
     dma_unmap_page_attrs(dev, addr, PAGE_SIZE, DMA_TO_DEVICE, 0);
     const ev = chromeTrace(m.trace, { process: `machine ${m.name}`, pid: 7 }).traceEvents as Ev[];
     const meta = ev.filter((e) => e.ph === 'M');
@@ -51,7 +51,8 @@ describe('the trace as people read it: Perfetto metadata, directions and attribu
     const map = ev.find((e) => e.ph === 'i' && e.name === 'dma_map_phys') as Ev;
     expect(map.tid).toBe(threads.get('nvme0'));
     expect(map.pid).toBe(7);
-    expect(map.args).toMatchObject({ dir: 'DMA_TO_DEVICE', addr: `0x${addr.toString(16)}`, phys: `0x${(pfn * PAGE_SIZE).toString(16)}`, size: PAGE_SIZE });
+    expect(map.args).toMatchObject({ dir: 'DMA_TO_DEVICE', attrs: 'DMA_ATTR_NO_WARN', addr: `0x${addr.toString(16)}`, phys: `0x${(pfn * PAGE_SIZE).toString(16)}`, size: PAGE_SIZE });
+    expect((ev.find((e) => e.ph === 'i' && e.name === 'dma_unmap_phys') as Ev).args).toMatchObject({ dir: 'DMA_TO_DEVICE', attrs: '0' });
     expect(JSON.stringify(ev)).not.toMatch(/"dir":\d/);
     // Without options the process is still named.
     const plain = chromeTrace(m.trace).traceEvents as Ev[];

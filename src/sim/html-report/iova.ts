@@ -30,7 +30,11 @@ export interface IovaDomainView {
   readonly ranges: ReadonlyArray<readonly [number, number]>;
 }
 
-/** The IOVA ranges allocated now, as [domain, first pfn, last pfn] (below 2^40). */
+/**
+ * The IOVA ranges allocated now, as [domain, first pfn, last pfn] (below 2^40): capture them while
+ * the mappings are live and pass them as HtmlReportData.iovaRanges.
+ * @example const iovaRanges = iovaRangesNow(m); // ... unmap ...; htmlReport(m, { iovaRanges })
+ */
 export function iovaRangesNow(m: Machine): Array<[number, number, number]> {
   if (!(m instanceof Machine)) throw notInstance(m, Machine, 'iovaRangesNow', 'm');
   const out: Array<[number, number, number]> = [];
@@ -130,7 +134,10 @@ function domainBlock(v: IovaDomainView, top: number): string {
   // Under everything else: the connector from the magnified span on the aperture bar to the zoom bar.
   out = `<polygon points="${ax},${main.y + BAR_H} ${bx},${main.y + BAR_H} ${zoom.x + zoom.w},${zoom.y} ${zoom.x},${zoom.y}" fill="#00838f" fill-opacity="0.06" stroke="#00838f" stroke-opacity="0.35" stroke-dasharray="2 2"/>${out}`;
   const cx = Math.min(main.x + main.w, Math.max(main.x, (ax + bx) / 2));
-  out += `<polygon points="${cx - 5},${main.y - 10} ${cx + 5},${main.y - 10} ${cx},${main.y - 2}" fill="#00838f"/><text x="${cx + 8}" y="${main.y - 3}" font-size="10" fill="#00838f">${esc(`in use: ${hex(lo0)}–${hex(hi0 - 1)}`)}</text>`;
+  const pointer = `in use: ${hex(lo0)}–${hex(hi0 - 1)}`;
+  // The pointer's label reads rightwards, or leftwards when the used part is near the aperture's end.
+  const toLeft = cx + 8 + pointer.length * 6 > main.x + main.w;
+  out += `<polygon points="${cx - 5},${main.y - 10} ${cx + 5},${main.y - 10} ${cx},${main.y - 2}" fill="#00838f"/><text x="${toLeft ? cx - 8 : cx + 8}" y="${main.y - 3}" font-size="10" fill="#00838f" text-anchor="${toLeft ? 'end' : 'start'}">${esc(pointer)}</text>`;
   out += `<text class="tick y" x="${FRAME_X - 8}" y="${zoom.y + 12}" text-anchor="end">used part, ×${new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 1 }).format(zoomFactor)}</text>`;
   out += `<rect x="${zoom.x}" y="${zoom.y}" width="${zoom.w}" height="${BAR_H}" fill="#eef3f6" stroke="#9aa5b1"/>`;
   for (const r of v.ranges) {

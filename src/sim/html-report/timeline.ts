@@ -49,8 +49,14 @@ export function timelinePicture(ev: readonly TraceEvent[], mark?: { readonly eve
   const f: Frame = { x: 78, y: 22, w: 700, h: kinds.length * 18 };
   const t1 = Math.max(1, (ev[ev.length - 1] as TraceEvent).t);
   const n = ev.length;
+  // Time mode: the axis runs from 0 to the first round tick at or past the last event.
+  const unit = t1 >= 1e6 ? 1e6 : t1 >= 1e3 ? 1e3 : 1;
+  const tv = decimalTicks(0, t1 / unit, 6);
+  const lastTick = tv[tv.length - 1] ?? 0;
+  if (lastTick * unit < t1) tv.push(Number((lastTick + (tv.length > 1 ? lastTick - (tv[tv.length - 2] as number) : t1 / unit)).toPrecision(12)));
+  const tmax = (tv[tv.length - 1] as number) * unit;
   // Order mode: event i sits in the middle of slot i of n.
-  const pos = axis.mode === 'time' ? (t: number): number => f.x + (f.w * t) / t1 : (i: number): number => f.x + (f.w * (i + 0.5)) / n;
+  const pos = axis.mode === 'time' ? (t: number): number => f.x + (f.w * t) / tmax : (i: number): number => f.x + (f.w * (i + 0.5)) / n;
   const row = (k: string): number => f.y + 9 + kinds.indexOf(k) * 18;
   const step = Math.max(1, Math.ceil(n / MAX_DOTS));
   let dots = '';
@@ -83,9 +89,8 @@ export function timelinePicture(ev: readonly TraceEvent[], mark?: { readonly eve
   let title;
   let sub = '';
   if (axis.mode === 'time') {
-    const unit = t1 >= 1e6 ? 1e6 : t1 >= 1e3 ? 1e3 : 1;
     const name = unit === 1e6 ? 'ms' : unit === 1e3 ? 'µs' : 'ns';
-    xt = spacedX(decimalTicks(0, t1 / unit, 6).map((v) => ({ at: v * unit, label: String(v) })), pos);
+    xt = spacedX(tv.map((v) => ({ at: v * unit, label: String(v) })), pos);
     title = `virtual time, ${name}`;
   } else {
     const idx = decimalTicks(0, n - 1, Math.min(8, n)).filter((i) => Number.isInteger(i));
