@@ -13,8 +13,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const args = process.argv.slice(2);
-const dist = join(root, 'dist', 'src', 'cli.js');
-const checkout = existsSync(join(root, 'src', 'cli.ts')) && process.env['DMASIM_DIST'] !== '1';
+const dist = join(root, 'dist', 'src', 'cli', 'main.js');
+const checkout = existsSync(join(root, 'src', 'cli', 'main.ts')) && process.env['DMASIM_DIST'] !== '1';
 
 if (!checkout) {
   // The compiled CLI runs in this process: one module instance for the CLI and the scenarios it loads.
@@ -29,7 +29,7 @@ if (!checkout) {
       return null;
     }
     const r = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
-    return r.status === 0 ? join(root, '.build', 'src', 'cli.js') : null;
+    return r.status === 0 ? join(root, '.build', 'src', 'cli', 'main.js') : null;
   };
   let r;
   const compiled = args[0] === 'bench' ? build() : null;
@@ -38,7 +38,7 @@ if (!checkout) {
   } else {
     if (args[0] === 'bench') process.stderr.write('dmasim: no tsc build; benchmarking under tsx (slower)\n');
     const tsxCli = join(dirname(require.resolve('tsx/package.json')), 'dist', 'cli.mjs');
-    r = spawnSync(process.execPath, [tsxCli, join(root, 'src', 'cli.ts'), ...args], { stdio: 'inherit' });
+    r = spawnSync(process.execPath, [tsxCli, join(root, 'src', 'cli', 'main.ts'), ...args], { stdio: 'inherit' });
   }
   process.exit(r.status ?? 1);
 }

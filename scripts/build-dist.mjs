@@ -30,8 +30,8 @@ let files = 0;
 // Files tsc does not emit: the sweep worker's boot module (it registers tsx for .ts scenarios, then
 // loads the compiled worker) and the C source of the coalescing benchmark's native yardstick.
 copyFileSync(join(root, 'bench', 'native', 'coalesce.c'), join(dist, 'bench', 'native', 'coalesce.c'));
-writeFileSync(join(dist, 'src', 'sweep-worker-boot.mjs'),
-  readFileSync(join(root, 'src', 'sweep-worker-boot.mjs'), 'utf8').replace("'./sweep-worker.ts'", "'./sweep-worker.js'"));
+writeFileSync(join(dist, 'src', 'cli', 'sweep-worker-boot.mjs'),
+  readFileSync(join(root, 'src', 'cli', 'sweep-worker-boot.mjs'), 'utf8').replace("'./sweep-worker.ts'", "'./sweep-worker.js'"));
 // The machine-file schema as a JSON file, for editors ("$schema") and other tools: written from the
 // compiled module, so the published file and the check the CLI runs are the same document.
 const { MACHINE_SCHEMA } = await import(new URL(`file://${join(dist, 'src', 'sim', 'machine-schema.js')}`).href);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { defaultScenario } from '../src/scenarios.ts';
+import { defaultScenario } from '../src/sim/scenarios.ts';
 import leakAtUnbind from '../examples/leak-at-unbind.ts';
 import rustSgtableFlow from '../examples/rust-sgtable-flow.ts';
 import virtiofsSwiotlb from '../examples/virtiofs-swiotlb.ts';

@@ -44,7 +44,7 @@ describe('the published package', () => {
     expect(files).toContain('dist/src/testing/index.d.ts');
     expect(files).toContain('bin/dmasim.mjs');
     expect(files).toContain('LICENSE');
-    expect(files).toContain('dist/src/sweep-worker-boot.mjs');
+    expect(files).toContain('dist/src/cli/sweep-worker-boot.mjs');
     expect(files).toContain('dist/bench/native/coalesce.c');
     expect(files).toContain('dist/machine.schema.json');
     expect(files.filter((f) => /^(test|\.ci|src|examples)\//.test(f))).toEqual([]);

@@ -7,7 +7,7 @@ import {
   DMA_TO_DEVICE, EINVAL, GFP_KERNEL, Machine, PAGE_SIZE, dma_map_page_attrs, dma_unmap_page_attrs, htmlReport, iovaRangesNow,
   markReportSnapshot, memorySnapshot,
 } from '../../src/index.ts';
-import { defaultScenario, type DefaultScenarioResult } from '../../src/scenarios.ts';
+import { defaultScenario, type DefaultScenarioResult } from '../../src/sim/scenarios.ts';
 import { OWNER_COLORS } from '../../src/sim/html-report/memory-map.ts';
 
 /** The page's sections, by their h2 heading. */

@@ -4,19 +4,19 @@
  * on a fragmented 16 GiB machine, a driver that DMA-maps a 64 MiB vmalloc buffer through the safe
  * SGTable, the device writing it, the CPU checking it after sync, and the driver unbinding.
  */
-import { formatBytes } from './core/size.ts';
-import type { Core } from './device/context.ts';
-import type { Device } from './device/device.ts';
-import { DMA_FROM_DEVICE } from './dma/direction.ts';
-import { dma_sync_sgtable_for_cpu } from './dma/mapping.ts';
-import { formatRunHistogram, runHistogram } from './mm/fragment.ts';
-import { GFP_KERNEL } from './mm/gfp.ts';
-import { VVec } from './safe/vvec.ts';
-import { SGTable, type OwnedSGTable } from './safe/sgtable.ts';
-import { Machine } from './sim/machine.ts';
-import { memoryReport } from './sim/report.ts';
-import { iovaRangesNow, markReportSnapshot } from './sim/html-report.ts';
-import { ACCESS_KINDS, LEAK_KINDS, dmaFindings, formatFindings } from './sim/findings.ts';
+import { formatBytes } from '../core/size.ts';
+import type { Core } from '../device/context.ts';
+import type { Device } from '../device/device.ts';
+import { DMA_FROM_DEVICE } from '../dma/direction.ts';
+import { dma_sync_sgtable_for_cpu } from '../dma/mapping.ts';
+import { formatRunHistogram, runHistogram } from '../mm/fragment.ts';
+import { GFP_KERNEL } from '../mm/gfp.ts';
+import { VVec } from '../safe/vvec.ts';
+import { SGTable, type OwnedSGTable } from '../safe/sgtable.ts';
+import { Machine } from './machine.ts';
+import { memoryReport } from './report.ts';
+import { iovaRangesNow, markReportSnapshot } from './html-report.ts';
+import { ACCESS_KINDS, LEAK_KINDS, dmaFindings, formatFindings } from './findings.ts';
 
 /** Numbers the default scenario measured (also printed). */
 export interface DefaultScenarioResult {

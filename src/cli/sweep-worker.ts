@@ -1,5 +1,5 @@
 /**
- * @module sweep-worker
+ * @module cli/sweep-worker
  * One worker of `dmasim sweep`: imports the scenario module and runs its default export once per
  * job it is sent, posting back each result.
  */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { gridJobs, sweep } from '../src/sweep.ts';
+import { gridJobs, sweep } from '../../src/cli/sweep.ts';
 
 describe('dmasim sweep', () => {
   it('expands the grid in a fixed order', () => {

@@ -1,5 +1,5 @@
 /**
- * @module sweep
+ * @module cli/sweep
  * `dmasim sweep`: run a scenario across seeds or parameter values on a pool of worker threads (one
  * per core), with a progress bar, sharding for batch systems, and results as JSON lines or CSV.
  */

@@ -1,13 +1,13 @@
 /**
- * @module cli
+ * @module cli/main
  * The `dmasim` command: `run` (a scenario), `bench coalesce`, `help`. Exit codes: 0 success,
  * 1 the work failed, 2 bad usage.
  */
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { Writable } from 'node:stream';
-import { LOG_LEVELS, logLevelFromEnv, setRootLogger } from './core/log.ts';
-import { defaultScenario } from './scenarios.ts';
+import { LOG_LEVELS, logLevelFromEnv, setRootLogger } from '../core/log.ts';
+import { defaultScenario } from '../sim/scenarios.ts';
 
 /**
  * The CLI's logger: the report already shows the kernel's messages, so only errors are logged
@@ -173,7 +173,7 @@ async function benchCoalesceCommand(args: string[]): Promise<number> {
     process.stdout.write(BENCH_USAGE);
     return 0;
   }
-  const bench = await import('../bench/coalesce.bench.ts');
+  const bench = await import('../../bench/coalesce.bench.ts');
   const sizes = values.n?.map((v) => {
     const n = /^\d+$/.test(v) ? Number(v) : NaN;
     if (!Number.isInteger(n) || n < 1 || n > 2 ** 26) throw new UsageError(`--n must be a whole number of pages in [1, 2^26], got '${v}'`, BENCH_USAGE);
@@ -229,8 +229,8 @@ async function runCommand(args: string[]): Promise<number> {
   if (file !== undefined) return runScenarioFile(file, values);
   const r = defaultScenario();
   const { writeFileSync } = await import('node:fs');
-  const { htmlReport } = await import('./sim/html-report.ts');
-  const { chromeTrace, traceJsonLines } = await import('./core/trace.ts');
+  const { htmlReport } = await import('../sim/html-report.ts');
+  const { chromeTrace, traceJsonLines } = await import('../core/trace.ts');
   if (values.html !== undefined) writeFileSync(values.html, htmlReport(r.machine, { title: 'dmasim: the default scenario', entryLengths: r.entryLengths, segmentLengths: r.segmentLengths, iovaRanges: r.iovaRanges, text: r.report }));
   if (values.trace !== undefined) writeFileSync(values.trace, JSON.stringify(chromeTrace(r.machine.trace, { process: `machine ${r.machine.name}` })));
   if (values.jsonl !== undefined) writeFileSync(values.jsonl, `${traceJsonLines(r.machine.trace)}\n`);
@@ -268,8 +268,8 @@ async function runScenarioFile(file: string, opts: { html?: string | undefined; 
   const { pathToFileURL } = await import('node:url');
   const { resolve } = await import('node:path');
   const { existsSync, writeFileSync } = await import('node:fs');
-  const { onMachineCreated, Machine } = await import('./sim/machine.ts');
-  const { dmaFindings, formatFindings } = await import('./sim/findings.ts');
+  const { onMachineCreated, Machine } = await import('../sim/machine.ts');
+  const { dmaFindings, formatFindings } = await import('../sim/findings.ts');
   const path = resolve(file);
   if (!existsSync(path)) throw new UsageError(`no scenario file ${file}`, RUN_USAGE);
   const made: InstanceType<typeof Machine>[] = [];
@@ -294,8 +294,8 @@ async function runScenarioFile(file: string, opts: { html?: string | undefined; 
   const pictured = returned ?? made.at(-1);
   if (opts.html !== undefined || opts.trace !== undefined || opts.jsonl !== undefined) {
     if (pictured === undefined) throw new UsageError('--html, --trace and --jsonl need a scenario that makes a Machine', RUN_USAGE);
-    const { htmlReport } = await import('./sim/html-report.ts');
-    const { chromeTrace, traceJsonLines } = await import('./core/trace.ts');
+    const { htmlReport } = await import('../sim/html-report.ts');
+    const { chromeTrace, traceJsonLines } = await import('../core/trace.ts');
     if (opts.html !== undefined) writeFileSync(opts.html, htmlReport(pictured, { title: `dmasim: ${file}`, ...(report === undefined ? {} : { text: report }) }));
     if (opts.trace !== undefined) writeFileSync(opts.trace, JSON.stringify(chromeTrace(pictured.trace, { process: `machine ${pictured.name}` })));
     if (opts.jsonl !== undefined) writeFileSync(opts.jsonl, `${traceJsonLines(pictured.trace)}\n`);
@@ -319,7 +319,7 @@ the JSON Schema the package carries (dmasim/machine.schema.json; print it with d
 
 async function describeCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(args, { help: { type: 'boolean', short: 'h' } }, DESCRIBE_USAGE);
-  const { PRESETS, buildMachine } = await import('./sim/config.ts');
+  const { PRESETS, buildMachine } = await import('../sim/config.ts');
   const presets = `presets: ${Object.keys(PRESETS).join(', ')}\n`;
   if (values.help === true) {
     process.stdout.write(`${DESCRIBE_USAGE}\n${presets}`);
@@ -328,8 +328,8 @@ async function describeCommand(args: string[]): Promise<number> {
   const what = positionals[0];
   if (what === undefined) throw new UsageError('describe needs a preset or a machine file', `${DESCRIBE_USAGE}\n${presets}`);
   if (positionals.length > 1) throw new UsageError(`one preset or machine file, got ${positionals.length} arguments`, DESCRIBE_USAGE);
-  const { describeMachine } = await import('./sim/describe.ts');
-  const { KernelError } = await import('./core/errors.ts');
+  const { describeMachine } = await import('../sim/describe.ts');
+  const { KernelError } = await import('../core/errors.ts');
   let config = PRESETS[what];
   if (config === undefined) {
     const { existsSync, readFileSync } = await import('node:fs');
@@ -340,7 +340,7 @@ async function describeCommand(args: string[]): Promise<number> {
     } catch (e) {
       throw new UsageError(`${what} is not valid JSON: ${(e as Error).message}`, DESCRIBE_USAGE);
     }
-    const { parseMachineConfig } = await import('./sim/machine-file.ts');
+    const { parseMachineConfig } = await import('../sim/machine-file.ts');
     try {
       config = parseMachineConfig(json, what);
       process.stdout.write(`${describeMachine(buildMachine(config).machine)}\n`);
@@ -363,7 +363,7 @@ async function schemaCommand(args: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`, usage);
-  const { MACHINE_SCHEMA } = await import('./sim/machine-schema.ts');
+  const { MACHINE_SCHEMA } = await import('../sim/machine-schema.ts');
   process.stdout.write(`${JSON.stringify(MACHINE_SCHEMA, null, 2)}\n`);
   return 0;
 }
