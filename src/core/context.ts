@@ -19,6 +19,10 @@ export interface KernelContext {
   readonly logger: Logger;
   /** Byte access to the context's physical memory. */
   readonly memory: PhysMemory;
+  /** Simulated CPUs, for per-CPU caches (IOVA range caches, flush queues). Absent: 2. */
+  readonly cpus?: number;
+  /** The CPU the current call runs on (which per-CPU cache, which swiotlb area). Absent: 0. */
+  readonly currentCpu?: number;
 }
 
 /** The services of a context, before its memory exists. */

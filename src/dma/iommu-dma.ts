@@ -52,7 +52,7 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
   if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'iommuDmaOps', 'mm');
   checkObject(observer, 'iommuDmaOps', 'observer');
   const devState = new WeakMap<Device, DevState>();
-  const cpu = (): number => (iommu.ctx as { currentCpu?: number }).currentCpu ?? 0;
+  const cpu = (): number => iommu.ctx.currentCpu ?? 0;
   const state = (dev: Device): DevState => {
     let s = devState.get(dev);
     if (s === undefined) {

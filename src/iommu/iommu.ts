@@ -223,19 +223,14 @@ export class Iommu {
     if (type & __IOMMU_DOMAIN_PAGING) {
       const pt = new IoPageTable({ ias: this.addressWidth, granule: this.granule }, this.tableAlloc, { faults: this.ctx.faults, klog: this.ctx.klog });
       paging = new PagingDomain({ pgtable: pt, iotlb: this.iotlb, asid: id, type, klog: this.ctx.klog });
-      const pd = paging;
-      const sync = pd.iotlb_sync.bind(pd);
-      const flushAll = pd.flush_iotlb_all.bind(pd);
-      pd.iotlb_sync = (g) => {
-        if (this.trace?.enabled === true) this.trace.emit('flush', 'iommu_iotlb_sync', 'iommu', { domain: id, start: g.start, end: g.end });
-        sync(g);
-      };
-      pd.flush_iotlb_all = () => {
-        if (this.trace?.enabled === true) this.trace.emit('flush', 'flush_iotlb_all', 'iommu', { domain: id });
-        flushAll();
-      };
+      const trace = this.trace;
+      if (trace?.enabled === true) {
+        paging.onFlush = (what, start, end) => {
+          trace.emit('flush', what, 'iommu', what === 'flush_iotlb_all' ? { domain: id } : { domain: id, start, end });
+        };
+      }
     }
-    const cpus = (this.ctx as { cpus?: number }).cpus ?? 2;
+    const cpus = this.ctx.cpus ?? 2;
     if (type & __IOMMU_DOMAIN_DMA_API) {
       iovad = new IovaDomain({ faults: this.ctx.faults, klog: this.ctx.klog, clock: this.ctx.clock, nrCpus: cpus });
       // base_pfn = max(1, aperture_start >> order): IOVA 0 is never handed out.

@@ -99,6 +99,11 @@ export class PagingDomain implements IommuDomainLike {
   syncMaps = 0;
   /** flush_iotlb_all calls. */
   flushAlls = 0;
+  /**
+   * Told of each IOTLB invalidation this domain issues (the IOMMU's trace hook; null: none). Set
+   * once when the domain is made, so an untraced domain pays one null check per flush.
+   */
+  onFlush: ((what: 'iommu_iotlb_sync' | 'flush_iotlb_all', start: number, end: number) => void) | null = null;
 
   constructor(opts: PagingDomainOptions) {
     this.pgtable = opts.pgtable;
@@ -126,6 +131,7 @@ export class PagingDomain implements IommuDomainLike {
    */
   iotlb_sync(gather: IommuIotlbGather): void {
     this.syncs++;
+    this.onFlush?.('iommu_iotlb_sync', gather.start, gather.end);
     if (this.iotlb !== null) this.iotlb.sync(this.asid, gather.start, gather.end);
     if (gather.freelist.length !== 0) this.pgtable.free_table_pages(gather.freelist);
   }
@@ -136,6 +142,7 @@ export class PagingDomain implements IommuDomainLike {
    */
   flush_iotlb_all(): void {
     this.flushAlls++;
+    this.onFlush?.('flush_iotlb_all', 0, -1);
     this.iotlb?.invalidateAsid(this.asid);
   }
 

@@ -8,7 +8,6 @@ import { formatBytes } from '../core/size.ts';
 import type { Core } from '../device/context.ts';
 import type { Device } from '../device/device.ts';
 import { DMA_FROM_DEVICE } from '../dma/direction.ts';
-import { dma_sync_sgtable_for_cpu } from '../dma/mapping.ts';
 import { formatRunHistogram, runHistogram } from '../mm/fragment.ts';
 import { GFP_KERNEL } from '../mm/gfp.ts';
 import { VVec } from '../safe/vvec.ts';
@@ -62,7 +61,7 @@ export function defaultScenario(seed = 1): DefaultScenarioResult {
   const payload = new Uint8Array(size);
   for (let i = 0; i < size; i += 4096) payload[i] = (i / 4096) & 0xff;
   const wrote = nvme.dma.writeSegments(segments, payload);
-  dma_sync_sgtable_for_cpu(nvme, (table as unknown as { raw: Parameters<typeof dma_sync_sgtable_for_cpu>[1] }).raw, DMA_FROM_DEVICE);
+  table.syncForCpu();
   let verified = wrote.ok;
   for (let i = 0; verified && i < size; i += 2 ** 20) verified = buf.read(i, 1)[0] === payload[i];
   const cpuEntries = table.origNents;
