@@ -7,7 +7,7 @@
 import { formatBytes } from '../core/size.ts';
 import type { Core } from '../device/context.ts';
 import type { Device } from '../device/device.ts';
-import { DMA_FROM_DEVICE } from '../dma/direction.ts';
+import { DMA_FROM_DEVICE } from '../dma/api/direction.ts';
 import { formatRunHistogram, runHistogram } from '../mm/fragment.ts';
 import { GFP_KERNEL } from '../mm/gfp.ts';
 import { VVec } from '../safe/vvec.ts';

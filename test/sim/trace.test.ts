@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DMA_BIDIRECTIONAL, DMA_TO_DEVICE, EINVAL, GFP_KERNEL, Machine, PAGE_SIZE, chromeTrace, createTrace, dmaDirectionName, dma_map_page_attrs, dma_mapping_error, dma_unmap_page_attrs, traceJsonLines } from '../../src/index.ts';
-import * as attrs from '../../src/dma/attrs.ts';
+import * as attrs from '../../src/dma/api/attrs.ts';
 
 describe('the event trace', () => {
   it('records maps, unmaps, flushes, faults, WARNs and injected failures; exports JSON lines and Chrome trace events', () => {

@@ -4,7 +4,7 @@
  * equal live mappings" can be checked from outside) and a self-consistency check of the hash
  * lists, the pool counts and the cacheline table.
  */
-import { DMA_TO_DEVICE } from '../direction.ts';
+import { DMA_TO_DEVICE } from '../api/direction.ts';
 import { ACTIVE_CACHELINE_MAX_OVERLAP, dmaDebugTypeName, HASH_SIZE, MAP_ERR_CHECKED, MAP_ERR_NOT_CHECKED } from './constants.ts';
 import type { DebugDevice } from './device.ts';
 import type { DebugState } from './state.ts';

@@ -4,7 +4,7 @@
  * or CPU address, sg count, direction and map-error check, then the entry is freed) and `check_sync`
  * (containing lookup walking back through the buckets, then range, direction and sg count).
  */
-import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, dmaDirectionName } from '../direction.ts';
+import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, dmaDirectionName } from '../api/direction.ts';
 import { dma_debug_coherent, dma_debug_noncoherent, dma_debug_sg, dmaDebugTypeName, HASH_SIZE, MAP_ERR_NOT_CHECKED } from './constants.ts';
 import type { EntryRef } from './entries.ts';
 import type { DebugState } from './state.ts';

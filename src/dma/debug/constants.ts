@@ -48,7 +48,7 @@ export const MAP_ERR_CHECKED = 2;
 export { DMA_ATTR_SKIP_CPU_SYNC } from '../swiotlb/constants.ts';
 // DMA_ATTR_MMIO (a resource mapping: the MMIO-on-RAM check replaces the stack/image checks) and the
 // two attributes that make an entry "clean" for the overlap report, from the one list of attributes.
-export { DMA_ATTR_MMIO, DMA_ATTR_DEBUGGING_IGNORE_CACHELINES, DMA_ATTR_REQUIRE_COHERENT } from '../attrs.ts';
+export { DMA_ATTR_MMIO, DMA_ATTR_DEBUGGING_IGNORE_CACHELINES, DMA_ATTR_REQUIRE_COHERENT } from '../api/attrs.ts';
 
 /** The bus notifier action dma-debug acts on: the driver has been unbound. */
 export const BUS_NOTIFY_UNBOUND_DRIVER = 7;

@@ -5,7 +5,7 @@
  * mapping. `DmaDebug` exposes them under the kernel's names.
  */
 import { PAGE_SIZE } from '../../core/page.ts';
-import { DMA_BIDIRECTIONAL } from '../direction.ts';
+import { DMA_BIDIRECTIONAL } from '../api/direction.ts';
 import { DMA_ATTR_MMIO, dma_debug_coherent, dma_debug_noncoherent, dma_debug_phy, dma_debug_sg, MAP_ERR_NOT_CHECKED } from './constants.ts';
 import type { DebugDevice } from './device.ts';
 import { checkForIllegalArea, checkForStack, checkMmio, checkSgSegment } from './map-checks.ts';

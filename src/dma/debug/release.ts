@@ -4,7 +4,7 @@
  * and the leak check at unbind. `DmaDebug` exposes them under the kernel's names.
  */
 import { PAGE_SIZE } from '../../core/page.ts';
-import { DMA_BIDIRECTIONAL, dmaDirectionName } from '../direction.ts';
+import { DMA_BIDIRECTIONAL, dmaDirectionName } from '../api/direction.ts';
 import { checkSync, checkUnmap, nrMappedEntries, type UnmapRef } from './checks.ts';
 import { BUS_NOTIFY_UNBOUND_DRIVER, dma_debug_coherent, dma_debug_noncoherent, dma_debug_phy, dma_debug_sg, dma_debug_single, dmaDebugTypeName } from './constants.ts';
 import type { DebugDevice } from './device.ts';

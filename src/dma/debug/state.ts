@@ -6,7 +6,7 @@
  */
 import type { FaultInjector } from '../../core/fault.ts';
 import type { KernelLog } from '../../core/kernel-log.ts';
-import { DMA_TO_DEVICE } from '../direction.ts';
+import { DMA_TO_DEVICE } from '../api/direction.ts';
 import { CachelineTable, CLAIM_ENOMEM, CLAIMED } from './cacheline.ts';
 import {
   ACTIVE_CACHELINE_MAX_OVERLAP, DMA_ATTR_DEBUGGING_IGNORE_CACHELINES, DMA_ATTR_REQUIRE_COHERENT, DMA_ATTR_SKIP_CPU_SYNC,

@@ -11,7 +11,7 @@
  */
 import type { Device } from '../../device/device.ts';
 import type { DmaAccessChecker, Translation } from '../../device/dma-engine.ts';
-import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, dmaDirectionName } from '../direction.ts';
+import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, dmaDirectionName } from '../api/direction.ts';
 import type { LedgerEntry } from './entry.ts';
 import type { AccessFinding, AccessFindingKind } from './findings.ts';
 import { DmaLedger } from './ledger.ts';

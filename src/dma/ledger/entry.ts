@@ -4,7 +4,7 @@
  */
 import type { Device } from '../../device/device.ts';
 import type { Scatterlist } from '../../scatterlist/entry.ts';
-import { dmaDirectionName } from '../direction.ts';
+import { dmaDirectionName } from '../api/direction.ts';
 import { rangeCovers, rangeMinus, rangeOverlaps, rangeUnion } from './range-set.ts';
 
 /** A half-open address range [start, end). */

@@ -6,7 +6,7 @@
  */
 import type { Device } from '../../device/device.ts';
 import { sg_next, sg_phys, type Scatterlist } from '../../scatterlist/entry.ts';
-import { DMA_BIDIRECTIONAL } from '../direction.ts';
+import { DMA_BIDIRECTIONAL } from '../api/direction.ts';
 import { mergeAdjacent, type AddrRange } from './entry.ts';
 import type { DmaLedger } from './ledger.ts';
 

@@ -27,7 +27,7 @@ export { DMA_MAPPING_ERROR } from '../../scatterlist/entry.ts';
  * The two attributes swiotlb reads, re-exported from dma/attrs: `DMA_ATTR_SKIP_CPU_SYNC` (unmap
  * copies nothing back; map copies regardless) and `DMA_ATTR_NO_WARN` (no "swiotlb buffer is full").
  */
-export { DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC } from '../attrs.ts';
+export { DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC } from '../api/attrs.ts';
 
 /** `orig_addr` of a slot that holds no original address (the kernel's all-ones INVALID_PHYS_ADDR). */
 export const INVALID_PHYS_ADDR = -1;

@@ -6,7 +6,7 @@
  * time under its number, and the page says which axis it chose and why.
  */
 import type { TraceEvent } from '../../core/trace.ts';
-import { dmaDirectionName } from '../../dma/direction.ts';
+import { dmaDirectionName } from '../../dma/api/direction.ts';
 import { decimalTicks, esc, fmtCount, fmtNs, hex, spacedX, svg, xAxis, yAxis, type Frame } from './svg.ts';
 
 const KINDS = ['map', 'unmap', 'sync', 'flush', 'alloc', 'free', 'fault', 'warn', 'inject'];

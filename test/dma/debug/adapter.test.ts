@@ -1,6 +1,6 @@
 /** @module test/dma/debug/adapter: a real scatterlist (src/scatterlist) walked through the `{ first, next: sg_next }` view. */
 import { describe, expect, it } from 'vitest';
-import { DMA_FROM_DEVICE } from '../../../src/dma/direction.ts';
+import { DMA_FROM_DEVICE } from '../../../src/dma/api/direction.ts';
 import { GFP_KERNEL } from '../../../src/mm/gfp.ts';
 import { SgTable, sg_alloc_table, sg_free_table, sg_next, sg_set_page, type Scatterlist } from '../../../src/scatterlist/index.ts';
 import type { DebugSgChain } from '../../../src/dma/debug/index.ts';

@@ -1,6 +1,6 @@
 /** @module test/dma/debug/leak: §3.3 the leak report at unbind (BUS_NOTIFY_UNBOUND_DRIVER), with devres ordering. */
 import { describe, expect, it } from 'vitest';
-import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from '../../../src/dma/direction.ts';
+import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from '../../../src/dma/api/direction.ts';
 import { BUS_NOTIFY_UNBOUND_DRIVER } from '../../../src/dma/debug/index.ts';
 import { A, E1000, identitySg, mapChecked, P, pciDev, rig, virt, type Rig, type TestDevice } from './helpers.ts';
 

@@ -1,6 +1,6 @@
 /** @module test/dma/debug/map-checks: §3.4 checks when mapping (dma_map_single, MMIO, stack, kernel image, sg segments). */
 import { describe, expect, it } from 'vitest';
-import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from '../../../src/dma/direction.ts';
+import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from '../../../src/dma/api/direction.ts';
 import {
   DMA_ATTR_MMIO, dma_map_single_rejects_vmalloc, linearDebugMemory, type DebugMemory, type KernelImage, type TaskStack,
 } from '../../../src/dma/debug/index.ts';

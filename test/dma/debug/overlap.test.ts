@@ -1,6 +1,6 @@
 /** @module test/dma/debug/overlap: §3.5 overlapping cachelines. */
 import { describe, expect, it } from 'vitest';
-import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from '../../../src/dma/direction.ts';
+import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from '../../../src/dma/api/direction.ts';
 import {
   ARCH_ARM64, ARCH_X86_64, DMA_ATTR_DEBUGGING_IGNORE_CACHELINES, DMA_ATTR_REQUIRE_COHERENT, DMA_ATTR_SKIP_CPU_SYNC,
   type DmaDebugOptions,

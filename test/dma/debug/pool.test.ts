@@ -1,6 +1,6 @@
 /** @module test/dma/debug/pool: §2 the entry pool (LIFO reuse, growth, out of memory) and fault injection. */
 import { describe, expect, it } from 'vitest';
-import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from '../../../src/dma/direction.ts';
+import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from '../../../src/dma/api/direction.ts';
 import { BUS_NOTIFY_UNBOUND_DRIVER } from '../../../src/dma/debug/index.ts';
 import { identitySg, mapChecked, rig, virt, type Rig } from './helpers.ts';
 

@@ -1,7 +1,7 @@
 /** @module test/dma/debug/props: properties over random sequences of DMA API calls. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from '../../../src/dma/direction.ts';
+import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from '../../../src/dma/api/direction.ts';
 import { ARCH_MODEL, mapChecked, rig, sge, virt, type Rig } from './helpers.ts';
 
 const DIRS = [DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE] as const;

@@ -1,6 +1,6 @@
 /** @module test/dma/debug/report: §1, how errors are printed and counted: quota, driver filter, labels, disabled. */
 import { describe, expect, it } from 'vitest';
-import { DMA_TO_DEVICE } from '../../../src/dma/direction.ts';
+import { DMA_TO_DEVICE } from '../../../src/dma/api/direction.ts';
 import { BUS_NOTIFY_UNBOUND_DRIVER, DmaDebug, DriverFilter } from '../../../src/dma/debug/index.ts';
 import { A, E1000, mapChecked, NVME, P, pciDev, rig } from './helpers.ts';
 

@@ -1,6 +1,6 @@
 /** @module test/dma/debug/sync: §2 covering lookup and §3.2 sync checks. */
 import { describe, expect, it } from 'vitest';
-import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from '../../../src/dma/direction.ts';
+import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from '../../../src/dma/api/direction.ts';
 import { A, identitySg, mapChecked, P, rig, sge, virt } from './helpers.ts';
 
 const X = 0x100000;

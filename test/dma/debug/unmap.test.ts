@@ -1,6 +1,6 @@
 /** @module test/dma/debug/unmap: §2 bookkeeping and lookups, §3.1 unmap and free. */
 import { describe, expect, it } from 'vitest';
-import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from '../../../src/dma/direction.ts';
+import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from '../../../src/dma/api/direction.ts';
 import { DMA_ATTR_MMIO, linearDebugMemory } from '../../../src/dma/debug/index.ts';
 import { VMALLOC_START } from '../../../src/mm/constants.ts';
 import { A, ERR, identitySg, mapChecked, P, pciDev, rig, sge, virt } from './helpers.ts';

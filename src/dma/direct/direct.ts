@@ -1,23 +1,23 @@
 /**
- * @module dma/direct
+ * @module dma/direct/direct
  * dma-direct (kernel/dma/direct.c): the bus address is the physical address; a buffer the device
  * cannot reach, or any buffer under swiotlb=force, bounces through swiotlb; scatterlists are mapped
  * entry by entry with no merging.
  */
-import { EIO, EINVAL } from '../core/errno.ts';
-import { Device } from '../device/device.ts';
-import { formatMask, minNotZero } from '../device/mask.ts';
-import { GFP_DMA, GFP_DMA32, __GFP_ZERO } from '../mm/gfp.ts';
-import { PAGE_SIZE, getOrder } from '../mm/constants.ts';
-import { DMA_MAPPING_ERROR, Scatterlist, sg_next, sg_phys } from '../scatterlist/entry.ts';
-import { visitSg } from '../scatterlist/iter.ts';
-import { hexA } from './debug/u64.ts';
-import { DMA_ATTR_MMIO, DMA_ATTR_REQUIRE_COHERENT, DMA_ATTR_SKIP_CPU_SYNC } from './attrs.ts';
-import { dmaSystemOf, type Bouncer, type CoherentBuffer, type DmaOps } from './ops.ts';
-import { DMA_BIT_MASK } from '../device/mask.ts';
-import { Mm } from '../mm/mm.ts';
-import { notInstance } from '../core/args.ts';
-import { KernelError } from '../core/errors.ts';
+import { EIO, EINVAL } from '../../core/errno.ts';
+import { Device } from '../../device/device.ts';
+import { formatMask, minNotZero } from '../../device/mask.ts';
+import { GFP_DMA, GFP_DMA32, __GFP_ZERO } from '../../mm/gfp.ts';
+import { PAGE_SIZE, getOrder } from '../../mm/constants.ts';
+import { DMA_MAPPING_ERROR, Scatterlist, sg_next, sg_phys } from '../../scatterlist/entry.ts';
+import { visitSg } from '../../scatterlist/iter.ts';
+import { hexA } from '../debug/u64.ts';
+import { DMA_ATTR_MMIO, DMA_ATTR_REQUIRE_COHERENT, DMA_ATTR_SKIP_CPU_SYNC } from '../api/attrs.ts';
+import { dmaSystemOf, type Bouncer, type CoherentBuffer, type DmaOps } from '../api/ops.ts';
+import { DMA_BIT_MASK } from '../../device/mask.ts';
+import { Mm } from '../../mm/mm.ts';
+import { notInstance } from '../../core/args.ts';
+import { KernelError } from '../../core/errors.ts';
 
 /** SIZE_MAX as a number (above any mapping dmasim can make). */
 export const SIZE_MAX = 2 ** 64;

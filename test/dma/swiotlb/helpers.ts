@@ -3,8 +3,8 @@
  * Shared set-up for the swiotlb suites: a machine, a pool over part of its RAM, byte patterns.
  */
 import { expect } from 'vitest';
-import { Machine } from '../../src/sim/machine.ts';
-import { SwiotlbPool, type SwiotlbPoolOptions } from '../../src/dma/swiotlb/index.ts';
+import { Machine } from '../../../src/sim/machine.ts';
+import { SwiotlbPool, type SwiotlbPoolOptions } from '../../../src/dma/swiotlb/index.ts';
 
 export interface Rig {
   readonly m: Machine;

@@ -1,13 +1,13 @@
 /**
- * @module dma/params
+ * @module dma/api/params
  * Device DMA parameters: masks (dma_set_mask ...), max segment size and segment boundary, with the
  * kernel's defaults and return conventions.
  */
-import { checkInt, notInstance } from '../core/args.ts';
-import { EIO } from '../core/errno.ts';
-import { Device } from '../device/device.ts';
-import { DMA_BIT_MASK, ULONG_MAX } from '../device/mask.ts';
-import { PAGE_SIZE, ZONE_DMA_LIMIT } from '../mm/constants.ts';
+import { checkInt, notInstance } from '../../core/args.ts';
+import { EIO } from '../../core/errno.ts';
+import { Device } from '../../device/device.ts';
+import { DMA_BIT_MASK, ULONG_MAX } from '../../device/mask.ts';
+import { PAGE_SIZE, ZONE_DMA_LIMIT } from '../../mm/constants.ts';
 
 /**
  * dma_set_mask(dev, DMA_BIT_MASK(n)): 0, or -EIO when the device has no mask pointer or the mask

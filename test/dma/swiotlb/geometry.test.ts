@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { EINVAL, KernelError } from '../../src/core/index.ts';
-import { DMA_TO_DEVICE } from '../../src/dma/direction.ts';
-import { SwiotlbPool, swiotlbBootGeometry } from '../../src/dma/swiotlb/index.ts';
-import { Machine } from '../../src/sim/machine.ts';
+import { EINVAL, KernelError } from '../../../src/core/index.ts';
+import { DMA_TO_DEVICE } from '../../../src/dma/api/direction.ts';
+import { SwiotlbPool, swiotlbBootGeometry } from '../../../src/dma/swiotlb/index.ts';
+import { Machine } from '../../../src/sim/machine.ts';
 
 const boot = (param: string | undefined, cpus = 1, addressingLimited = true) => {
   const m = new Machine({ memory: '256M' });

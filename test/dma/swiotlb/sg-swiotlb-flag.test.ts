@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import {
   DMA_TO_DEVICE, GFP_KERNEL, Machine, SgTable, dma_map_sgtable, dma_unmap_sgtable, sg_alloc_table_from_pages_segment,
   sg_dma_is_swiotlb, sg_free_table,
-} from '../../src/index.ts';
+} from '../../../src/index.ts';
 
 function rig() {
   const m = new Machine({ memory: '8G', iommu: { mode: 'strict' } });

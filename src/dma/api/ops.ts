@@ -1,17 +1,17 @@
 /**
- * @module dma/ops
+ * @module dma/api/ops
  * The backends behind the DMA API (dma-direct, dma-iommu) and the per-machine DMA state they
  * share: the swiotlb bounce pool, forced bouncing, and the dma-debug hooks.
  */
-import { EINVAL } from '../core/errno.ts';
-import { KernelError } from '../core/errors.ts';
-import type { KernelContext } from '../core/context.ts';
-import { Device } from '../device/device.ts';
-import type { Scatterlist } from '../scatterlist/entry.ts';
-import type { Trace } from '../core/trace.ts';
-import { DmaLedger } from './ledger/ledger.ts';
-import type { AddrRange } from './ledger/entry.ts';
-import { checkContext, notInstance } from '../core/args.ts';
+import { EINVAL } from '../../core/errno.ts';
+import { KernelError } from '../../core/errors.ts';
+import type { KernelContext } from '../../core/context.ts';
+import { Device } from '../../device/device.ts';
+import type { Scatterlist } from '../../scatterlist/entry.ts';
+import type { Trace } from '../../core/trace.ts';
+import { DmaLedger } from '../ledger/ledger.ts';
+import type { AddrRange } from '../ledger/entry.ts';
+import { checkContext, notInstance } from '../../core/args.ts';
 
 /** A coherent allocation: the CPU's virtual address and the device's DMA handle. */
 export interface CoherentBuffer { readonly cpu_addr: number; readonly dma_handle: number }

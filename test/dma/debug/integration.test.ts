@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   DMA_TO_DEVICE, GFP_KERNEL, Machine, PAGE_SIZE, SgTable, dma_map_page_attrs, dma_map_sgtable, dma_mapping_error,
   dma_unmap_page_attrs, sg_alloc_table_from_pages_segment,
-} from '../../src/index.ts';
+} from '../../../src/index.ts';
 
 function machineWithDriver() {
   const m = new Machine({ memory: '1G' });

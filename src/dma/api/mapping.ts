@@ -1,26 +1,26 @@
 /**
- * @module dma/mapping
+ * @module dma/api/mapping
  * The DMA API (kernel/dma/mapping.c) with the kernel's names, arguments and return conventions:
  * an address or DMA_MAPPING_ERROR; dma_map_sg_attrs 0 on error; dma_map_sgtable 0 or -errno with
  * nents set only on success; an invalid direction is a BUG.
  */
-import { EINVAL, EIO, ENOMEM, EOPNOTSUPP, EREMOTEIO } from '../core/errno.ts';
+import { EINVAL, EIO, ENOMEM, EOPNOTSUPP, EREMOTEIO } from '../../core/errno.ts';
 import { DMA_ATTR_REQUIRE_COHERENT } from './attrs.ts';
-import { KernelBug, KernelError } from '../core/errors.ts';
-import type { Bound } from '../device/context.ts';
-import { PAGE_OFFSET, PAGE_SIZE, VMALLOC_END, VMALLOC_START } from '../mm/constants.ts';
-import { dma_map_single_rejects_vmalloc } from './debug/wrapper.ts';
-import { __GFP_COMP } from '../mm/gfp.ts';
-import { DMA_MAPPING_ERROR, Scatterlist, sg_check_walk } from '../scatterlist/entry.ts';
-import { Device } from '../device/device.ts';
-import { SgTable } from '../scatterlist/table.ts';
+import { KernelBug, KernelError } from '../../core/errors.ts';
+import type { Bound } from '../../device/context.ts';
+import { PAGE_OFFSET, PAGE_SIZE, VMALLOC_END, VMALLOC_START } from '../../mm/constants.ts';
+import { dma_map_single_rejects_vmalloc } from '../debug/wrapper.ts';
+import { __GFP_COMP } from '../../mm/gfp.ts';
+import { DMA_MAPPING_ERROR, Scatterlist, sg_check_walk } from '../../scatterlist/entry.ts';
+import { Device } from '../../device/device.ts';
+import { SgTable } from '../../scatterlist/table.ts';
 import { valid_dma_direction } from './direction.ts';
 import { dmaOpsOf, dmaSystemOf, type CoherentBuffer } from './ops.ts';
-import type { KernelContext } from '../core/context.ts';
-import { ledgerAllocCoherent, ledgerFreeCoherent, ledgerMapSg, ledgerMapSingle, ledgerSyncSg, ledgerSyncSingle, ledgerUnmapSg, ledgerUnmapSingle } from './ledger/record.ts';
-import { notInstance } from '../core/args.ts';
+import type { KernelContext } from '../../core/context.ts';
+import { ledgerAllocCoherent, ledgerFreeCoherent, ledgerMapSg, ledgerMapSingle, ledgerSyncSg, ledgerSyncSingle, ledgerUnmapSg, ledgerUnmapSingle } from '../ledger/record.ts';
+import { notInstance } from '../../core/args.ts';
 
-export { DMA_MAPPING_ERROR } from '../scatterlist/entry.ts';
+export { DMA_MAPPING_ERROR } from '../../scatterlist/entry.ts';
 
 function checkDir(dir: number, fn: string): void {
   if (!valid_dma_direction(dir)) {

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { KernelBug } from '../../src/core/index.ts';
-import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE, type DmaDirection } from '../../src/dma/direction.ts';
+import { KernelBug } from '../../../src/core/index.ts';
+import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE, type DmaDirection } from '../../../src/dma/api/direction.ts';
 import {
   DMA_ATTR_SKIP_CPU_SYNC, DMA_MAPPING_ERROR, SwiotlbPool, swiotlbAudit, type SwiotlbDevice, type SwiotlbMemory,
-} from '../../src/dma/swiotlb/index.ts';
-import { Machine } from '../../src/sim/machine.ts';
-import { pattern, rig } from './swiotlb-helpers.ts';
+} from '../../../src/dma/swiotlb/index.ts';
+import { Machine } from '../../../src/sim/machine.ts';
+import { pattern, rig } from './helpers.ts';
 
 const S = 0x4000000;
 const ORIG = 0x200000;

@@ -1,17 +1,17 @@
 /**
- * @module dma/iommu-translator
+ * @module dma/iommu/translator
  * How a device behind the IOMMU reaches memory: through its group's domain. Identity domains pass
  * addresses through, blocked ones fault everything, paging domains walk the IOTLB and page table.
  * Two hazards are reported with the unmap that caused them (the use-after-unmap detector, which no
  * real kernel tool offers): an access served only by a stale IOTLB entry (the lazy window), and a
  * fault on an IOVA the device had mapped and then unmapped.
  */
-import type { Device } from '../device/device.ts';
-import { directTranslator, type DmaFault, type DmaTranslator, type Translation } from '../device/dma-engine.ts';
-import type { Iommu, UnmapRecord } from '../iommu/iommu.ts';
-import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY } from '../iommu/map-domain.ts';
-import { translate, TranslateResult } from '../iommu/translate.ts';
-import { pushBounded } from '../core/bounded.ts';
+import type { Device } from '../../device/device.ts';
+import { directTranslator, type DmaFault, type DmaTranslator, type Translation } from '../../device/dma-engine.ts';
+import type { Iommu, UnmapRecord } from '../../iommu/iommu.ts';
+import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY } from '../../iommu/map-domain.ts';
+import { translate, TranslateResult } from '../../iommu/translate.ts';
+import { pushBounded } from '../../core/bounded.ts';
 
 /** A device access that reached memory it had unmapped, or faulted on an IOVA it had unmapped. */
 export interface UseAfterUnmap {

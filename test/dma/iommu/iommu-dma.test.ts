@@ -4,7 +4,7 @@ import {
   dma_alloc_coherent, dma_free_coherent, dma_map_page_attrs, dma_map_sgtable, dma_mapping_error, dma_max_mapping_size,
   dma_opt_mapping_size, dma_sync_sgtable_for_cpu, dma_unmap_page_attrs, dma_unmap_sgtable, for_each_sgtable_dma_sg,
   sg_alloc_table_from_pages_segment, sg_free_table, type MachineOptions,
-} from '../../src/index.ts';
+} from '../../../src/index.ts';
 
 function rig(extra: Partial<MachineOptions> = {}, dev: { untrusted?: boolean; dmaMask?: number } = {}) {
   const m = new Machine({ memory: '8G', fragment: { run: [1, 4] }, ...extra });

@@ -1,29 +1,29 @@
 /**
- * @module dma/iommu-dma
+ * @module dma/iommu/iommu-dma
  * dma-iommu (drivers/iommu/dma-iommu.c): the DMA API backend for devices behind an IOMMU DMA domain.
  * One IOVA range per mapping (per scatterlist), allocated 32-bit first for PCI devices, mapped with
  * iommu_map; unmapping syncs the IOTLB at once (strict) or queues the IOVA for a lazy flush (DMA_FQ).
  * Untrusted devices bounce unaligned buffers through swiotlb with the padding zeroed.
  */
-import type { Device } from '../device/device.ts';
-import { DMA_BIT_MASK, minNotZero } from '../device/mask.ts';
-import { PAGE_SIZE } from '../mm/constants.ts';
-import { GFP_KERNEL } from '../mm/gfp.ts';
-import { Mm } from '../mm/mm.ts';
-import { DMA_MAPPING_ERROR, type Scatterlist, sg_dma_is_swiotlb, sg_dma_mark_swiotlb, sg_phys } from '../scatterlist/entry.ts';
-import { visitSg } from '../scatterlist/iter.ts';
-import { Iommu, type IommuDomain } from '../iommu/iommu.ts';
-import { checkObject, notInstance } from '../core/args.ts';
-import { alloc_iova_fast, free_iova_fast, iova_rcache_range } from '../iommu/iova-rcache.ts';
-import { iommu_map, iommu_unmap, iommu_unmap_fast } from '../iommu/map.ts';
-import { IommuIotlbGather, iommu_iotlb_sync } from '../iommu/gather.ts';
-import { IOMMU_CACHE, IOMMU_PRIV, IOMMU_READ, IOMMU_WRITE } from '../iommu/pgtable-prot.ts';
-import { DMA_ATTR_MMIO, DMA_ATTR_PRIVILEGED, DMA_ATTR_REQUIRE_COHERENT, DMA_ATTR_SKIP_CPU_SYNC } from './attrs.ts';
-import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from './direction.ts';
-import { SIZE_MAX } from './direct.ts';
+import type { Device } from '../../device/device.ts';
+import { DMA_BIT_MASK, minNotZero } from '../../device/mask.ts';
+import { PAGE_SIZE } from '../../mm/constants.ts';
+import { GFP_KERNEL } from '../../mm/gfp.ts';
+import { Mm } from '../../mm/mm.ts';
+import { DMA_MAPPING_ERROR, type Scatterlist, sg_dma_is_swiotlb, sg_dma_mark_swiotlb, sg_phys } from '../../scatterlist/entry.ts';
+import { visitSg } from '../../scatterlist/iter.ts';
+import { Iommu, type IommuDomain } from '../../iommu/iommu.ts';
+import { checkObject, notInstance } from '../../core/args.ts';
+import { alloc_iova_fast, free_iova_fast, iova_rcache_range } from '../../iommu/iova-rcache.ts';
+import { iommu_map, iommu_unmap, iommu_unmap_fast } from '../../iommu/map.ts';
+import { IommuIotlbGather, iommu_iotlb_sync } from '../../iommu/gather.ts';
+import { IOMMU_CACHE, IOMMU_PRIV, IOMMU_READ, IOMMU_WRITE } from '../../iommu/pgtable-prot.ts';
+import { DMA_ATTR_MMIO, DMA_ATTR_PRIVILEGED, DMA_ATTR_REQUIRE_COHERENT, DMA_ATTR_SKIP_CPU_SYNC } from '../api/attrs.ts';
+import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from '../api/direction.ts';
+import { SIZE_MAX } from '../direct/direct.ts';
 import { iommuDmaMapSg, unmapSgRange, type IommuSgDomain, type IommuSgReport } from './iommu-sg.ts';
-import { dmaSystemOf, type CoherentBuffer, type DmaOps } from './ops.ts';
-import { dma_get_mask, dma_get_max_seg_size, dma_get_min_align_mask, dma_get_seg_boundary } from './params.ts';
+import { dmaSystemOf, type CoherentBuffer, type DmaOps } from '../api/ops.ts';
+import { dma_get_mask, dma_get_max_seg_size, dma_get_min_align_mask, dma_get_seg_boundary } from '../api/params.ts';
 
 /** dma_info_to_prot: the IOMMU permission a direction needs. */
 export function dma_info_to_prot(dir: number, coherent: boolean, attrs: number): number {

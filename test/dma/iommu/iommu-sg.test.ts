@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   DMA_MAPPING_ERROR, EINVAL, EIO, ENOMEM, EREMOTEIO, GFP_KERNEL, SgTable, createContext, iommuDmaMapSg, sg_alloc_table,
   sg_set_page, unmapSgRange, type IommuSgDomain, type IommuSgReport, type Scatterlist,
-} from '../../src/index.ts';
+} from '../../../src/index.ts';
 
 const K = 1024;
 const P = 4096;

@@ -1,5 +1,5 @@
 /**
- * @module dma/direction
+ * @module dma/api/direction
  * `enum dma_data_direction` with the kernel's values, shared by every DMA layer.
  */
 

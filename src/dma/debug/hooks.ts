@@ -1,17 +1,17 @@
 /**
- * @module dma/debug-hooks
+ * @module dma/debug/hooks
  * dma-debug attached to a machine: the DMA API's hooks call the DmaDebug checker with the kernel's
  * arguments, the memory view comes from the machine's Mm, and the leak check runs on the bus's
  * BUS_NOTIFY_UNBOUND_DRIVER.
  */
-import type { KernelContext } from '../core/context.ts';
-import type { Device } from '../device/device.ts';
-import { PG_RESERVED } from '../mm/page-meta.ts';
-import { PAGE_SIZE } from '../mm/constants.ts';
-import type { Mm } from '../mm/mm.ts';
-import { sg_next } from '../scatterlist/entry.ts';
-import { BUS_NOTIFY_UNBOUND_DRIVER, DmaDebug, linearDebugMemory, type DmaDebugOptions } from './debug/index.ts';
-import type { DmaDebugHooks } from './ops.ts';
+import type { KernelContext } from '../../core/context.ts';
+import type { Device } from '../../device/device.ts';
+import { PG_RESERVED } from '../../mm/page-meta.ts';
+import { PAGE_SIZE } from '../../mm/constants.ts';
+import type { Mm } from '../../mm/mm.ts';
+import { sg_next } from '../../scatterlist/entry.ts';
+import { BUS_NOTIFY_UNBOUND_DRIVER, DmaDebug, linearDebugMemory, type DmaDebugOptions } from './index.ts';
+import type { DmaDebugHooks } from '../api/ops.ts';
 
 /**
  * Build the machine's dma-debug and the hooks the DMA API calls.

@@ -6,7 +6,7 @@ import {
   dma_max_mapping_size, dma_opt_mapping_size, dma_set_mask, dma_set_mask_and_coherent, dma_set_max_seg_size, dma_set_seg_boundary,
   dma_sync_sgtable_for_cpu, dma_unmap_page_attrs, dma_unmap_sgtable, dmam_alloc_coherent, for_each_sgtable_dma_sg,
   sg_alloc_table_from_pages_segment, sg_free_table, type Core, type Device, ULONG_MAX,
-} from '../../src/index.ts';
+} from '../../../src/index.ts';
 
 function setup(mask = 64, memory = '8G', swiotlb: false | { force?: boolean } = false) {
   const m = new Machine({ memory, swiotlb });

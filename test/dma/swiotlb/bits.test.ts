@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { alignUp, and64, hex16, hexMask, isPowerOfTwo, low32 } from '../../src/dma/swiotlb/bits.ts';
-import { DMA_TO_DEVICE } from '../../src/dma/direction.ts';
-import { DMA_MAPPING_ERROR } from '../../src/dma/swiotlb/index.ts';
-import { rig } from './swiotlb-helpers.ts';
+import { alignUp, and64, hex16, hexMask, isPowerOfTwo, low32 } from '../../../src/dma/swiotlb/bits.ts';
+import { DMA_TO_DEVICE } from '../../../src/dma/api/direction.ts';
+import { DMA_MAPPING_ERROR } from '../../../src/dma/swiotlb/index.ts';
+import { rig } from './helpers.ts';
 
 describe('swiotlb C arithmetic on numbers', () => {
   it('low32, and64 (ULONG_MAX in every form), alignUp (ALIGN with a u32 mask, 0xffffffff → 0)', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE, dmaDirectionName, isDmaDirection, valid_dma_direction,
-} from '../../src/dma/direction.ts';
+} from '../../../src/dma/api/direction.ts';
 
 describe('dma_data_direction', () => {
   it('has the kernel values and names', () => {

@@ -1,14 +1,14 @@
 /**
- * @module dma/swiotlb-bouncer
+ * @module dma/swiotlb/bouncer
  * The machine's swiotlb pool as dma-direct and dma-iommu see it: a Bouncer that passes each
  * device's min_align_mask, segment boundary and masks to the pool.
  */
-import { Device } from '../device/device.ts';
-import type { DmaDirection } from './direction.ts';
-import type { Bouncer } from './ops.ts';
-import { dma_get_min_align_mask, dma_get_seg_boundary } from './params.ts';
-import { swiotlb_max_mapping_size, type SwiotlbDevice, type SwiotlbPool } from './swiotlb/index.ts';
-import { checkObject, checkFunction, notInstance } from '../core/args.ts';
+import { Device } from '../../device/device.ts';
+import type { DmaDirection } from '../api/direction.ts';
+import type { Bouncer } from '../api/ops.ts';
+import { dma_get_min_align_mask, dma_get_seg_boundary } from '../api/params.ts';
+import { swiotlb_max_mapping_size, type SwiotlbDevice, type SwiotlbPool } from './index.ts';
+import { checkObject, checkFunction, notInstance } from '../../core/args.ts';
 
 /** What swiotlb reads from a device. */
 export function swiotlbDeviceOf(dev: Device): SwiotlbDevice {

@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { KernelBug } from '../../src/core/index.ts';
-import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE, type DmaDirection } from '../../src/dma/direction.ts';
-import { DMA_MAPPING_ERROR, SwiotlbPool, swiotlbAudit, type SwiotlbDevice } from '../../src/dma/swiotlb/index.ts';
-import { Machine } from '../../src/sim/machine.ts';
-import { expectBytes, pattern } from './swiotlb-helpers.ts';
+import { KernelBug } from '../../../src/core/index.ts';
+import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE, type DmaDirection } from '../../../src/dma/api/direction.ts';
+import { DMA_MAPPING_ERROR, SwiotlbPool, swiotlbAudit, type SwiotlbDevice } from '../../../src/dma/swiotlb/index.ts';
+import { Machine } from '../../../src/sim/machine.ts';
+import { expectBytes, pattern } from './helpers.ts';
 
 /**
  * A reference model of swiotlb slot allocation written from the text of swiotlb.md §2-§3 alone:

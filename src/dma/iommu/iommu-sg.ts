@@ -1,5 +1,5 @@
 /**
- * @module dma/iommu-sg
+ * @module dma/iommu/iommu-sg
  * How dma-iommu maps a scatterlist (drivers/iommu/dma-iommu.c): every entry is padded to whole
  * IOVA granules (the unaligned parts stashed in the still-unused DMA fields), the previous entry is
  * padded so no entry straddles the device's segment boundary, the whole list gets one size-aligned
@@ -7,11 +7,11 @@
  * segments as the four conditions allow. The integer widths are the kernel's: u32 lengths and the
  * u32 max-segment check that wraps, u64 IOVA sizes.
  */
-import { KernelError } from '../core/errors.ts';
-import { EINVAL, ENOMEM, EREMOTEIO } from '../core/errno.ts';
-import { DMA_MAPPING_ERROR, Scatterlist, sg_next, sg_phys } from '../scatterlist/entry.ts';
-import { visitSg } from '../scatterlist/iter.ts';
-import { checkInt, notInstance } from '../core/args.ts';
+import { KernelError } from '../../core/errors.ts';
+import { EINVAL, ENOMEM, EREMOTEIO } from '../../core/errno.ts';
+import { DMA_MAPPING_ERROR, Scatterlist, sg_next, sg_phys } from '../../scatterlist/entry.ts';
+import { visitSg } from '../../scatterlist/iter.ts';
+import { checkInt, notInstance } from '../../core/args.ts';
 
 const TWO64 = 2n ** 64n;
 const U64 = TWO64 - 1n;

@@ -1,5 +1,5 @@
 /**
- * @module dma/attrs
+ * @module dma/api/attrs
  * DMA attributes: every `DMA_ATTR_*` of include/linux/dma-mapping.h, with the kernel's bit values
  * (bits 0 and 3 are unused: their attributes were removed from the kernel long ago).
  */

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { EINVAL, KernelBug, KernelError } from '../../src/core/index.ts';
-import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE } from '../../src/dma/direction.ts';
+import { EINVAL, KernelBug, KernelError } from '../../../src/core/index.ts';
+import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE } from '../../../src/dma/api/direction.ts';
 import {
   DMA_ATTR_NO_WARN, DMA_MAPPING_ERROR, INVALID_PHYS_ADDR, IO_TLB_SIZE, SwiotlbPool, searchConstraints, swiotlbAudit,
   swiotlb_max_mapping_size, type SwiotlbDevice,
-} from '../../src/dma/swiotlb/index.ts';
-import { Machine } from '../../src/sim/machine.ts';
-import { rig, snapshot, type Rig } from './swiotlb-helpers.ts';
+} from '../../../src/dma/swiotlb/index.ts';
+import { Machine } from '../../../src/sim/machine.ts';
+import { rig, snapshot, type Rig } from './helpers.ts';
 
 const S = 0x4000000; // default pool start (64 MiB aligned)
 const NOMASK: SwiotlbDevice = {};

@@ -4,12 +4,12 @@
  * attributes reaching the overlap check through the DMA API.
  */
 import { describe, expect, it } from 'vitest';
-import * as dmasim from '../../src/index.ts';
+import * as dmasim from '../../../src/index.ts';
 import {
   DMA_ATTR_DEBUGGING_IGNORE_CACHELINES, DMA_ATTR_REQUIRE_COHERENT, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE,
   EOPNOTSUPP, GFP_KERNEL, Machine, SgTable, type MachineOptions, dma_map_sg_attrs, dma_map_sgtable, dma_map_single_attrs,
   dma_map_page_attrs, dma_mapping_error, dma_unmap_page_attrs, dma_unmap_single_attrs, sg_alloc_table, sg_free_table, sg_set_page,
-} from '../../src/index.ts';
+} from '../../../src/index.ts';
 
 describe('DMA_ATTR_* constants', () => {
   it('every attribute of include/linux/dma-mapping.h is exported with its bit', () => {
