@@ -228,7 +228,7 @@ export class Machine implements KernelContext {
         onUnbound?.(dev);
       },
       notifyNotBound: (dev) => ledger.deviceUnbound(dev),
-      dmaSupported: (dev, mask) => this.dma.ops.get(dev) === iommuOps || dmaDirectSupported(this.mm, mask),
+      dmaSupported: (dev, mask) => (iommuOps !== null && dev.dma_ops === iommuOps) || dmaDirectSupported(this.mm, mask),
       deviceAdded: (dev, devOpts) => {
         if (this.accessChecks) dev.dma.checker = deviceAccessChecker(this.dma.ledger, dev, () => this.clock.now);
         if (this.trace.enabled) {
@@ -240,7 +240,7 @@ export class Machine implements KernelContext {
         iommu.probeDevice(dev, dev.untrusted, devOpts.iommuGroup);
         dev.dma.translator = translator;
         // iommu_setup_dma_ops: DMA domains use dma-iommu, identity domains dma-direct.
-        if (iommuOps !== null && iommu.groupOf(dev)?.domain.isDma === true) this.dma.ops.set(dev, iommuOps);
+        if (iommuOps !== null && iommu.groupOf(dev)?.domain.isDma === true) dev.dma_ops = iommuOps;
       },
     };
     this.pci = new Bus('pci', host, PCI_DMA_DEFAULTS);

@@ -112,7 +112,7 @@ function mapPhys(dev: Device, phys: number, size: number, dir: number, attrs: nu
   if (!dev.dma_coherent && (attrs & DMA_ATTR_REQUIRE_COHERENT)) return DMA_MAPPING_ERROR;
   // One look-up of the machine's DMA state per call, not one per layer (each is a WeakMap get).
   const sys = dmaSystemOf(dev.host.ctx);
-  const addr = (sys.ops.get(dev) ?? sys.direct).map_phys(dev, phys, size, dir, attrs);
+  const addr = (dev.dma_ops ?? sys.direct).map_phys(dev, phys, size, dir, attrs);
   sys.debug?.mapPhys(dev, phys, size, dir, addr, attrs);
   if (addr !== DMA_MAPPING_ERROR) ledgerMapSingle(sys.ledger, dev, api, phys, size, dir, addr);
   if (sys.trace !== null && sys.trace.enabled) sys.trace.emit('map', 'dma_map_phys', dev.name, { phys, size, dir, attrs, addr });
@@ -171,7 +171,7 @@ function unmapPhys(dev: Device, addr: number, size: number, dir: number, attrs: 
   checkAddr(addr, 'dma_unmap_phys');
   checkSize(size, 'dma_unmap_phys');
   const sys = dmaSystemOf(dev.host.ctx);
-  (sys.ops.get(dev) ?? sys.direct).unmap_phys(dev, addr, size, dir, attrs);
+  (dev.dma_ops ?? sys.direct).unmap_phys(dev, addr, size, dir, attrs);
   sys.debug?.unmapPhys(dev, addr, size, dir);
   ledgerUnmapSingle(sys.ledger, dev, api, addr);
   if (sys.trace !== null && sys.trace.enabled) sys.trace.emit('unmap', 'dma_unmap_phys', dev.name, { addr, size, dir, attrs });

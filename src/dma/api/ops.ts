@@ -6,6 +6,7 @@
 import { EINVAL } from '../../core/errno.ts';
 import { KernelError } from '../../core/errors.ts';
 import type { KernelContext } from '../../core/context.ts';
+import type { DeviceContext, Normal } from '../../device/context.ts';
 import { Device } from '../../device/device.ts';
 import type { Scatterlist } from '../../scatterlist/entry.ts';
 import type { Trace } from '../../core/trace.ts';
@@ -81,33 +82,46 @@ export interface DmaSystem {
   debug: DmaDebugHooks | null;
   /** The machine's event trace (a no-op emitter when tracing is off). */
   trace: Trace | null;
-  /** The backend of each device (absent: dma-direct). */
-  readonly ops: WeakMap<Device, DmaOps>;
   /** Every live mapping and allocation (always on, independent of dma-debug). */
   readonly ledger: DmaLedger;
   /** The physical ranges behind a kernel virtual address (coherent buffers' CPU side). */
   readonly virtRanges: (virt: number, size: number) => AddrRange[];
 }
 
-const systems = new WeakMap<KernelContext, DmaSystem>();
+// The DMA layer's state lives on the objects it belongs to, declared here (the layer that owns it)
+// rather than in core/ or device/, which know nothing of DMA backends: the machine's DMA state on its
+// context, each device's backend on the device (dev->dma_ops), chosen once when the device is
+// configured. One property read each on every DMA API call, where two WeakMap look-ups were.
+declare module '../../core/context.ts' {
+  interface KernelContext {
+    /** The machine's DMA state (the Machine's `dma`, set up by {@link initDmaSystem}). */
+    readonly dma?: DmaSystem;
+  }
+}
+declare module '../../device/device.ts' {
+  interface Device<C extends DeviceContext = Normal> {
+    /** dev->dma_ops: the backend chosen when the device was configured (dma-iommu); absent: dma-direct. */
+    dma_ops?: DmaOps;
+  }
+}
 
 /**
- * Set up the DMA state of a machine (its dma-direct backend and ledger; no swiotlb, no debug yet).
- * `virtRanges` turns a kernel virtual address into physical ranges (the machine's mm knows how).
+ * Make the DMA state of a machine (its dma-direct backend and ledger; no swiotlb, no debug yet),
+ * for the machine to hold as its `dma`. `virtRanges` turns a kernel virtual address into physical
+ * ranges (the machine's mm knows how).
  */
 export function initDmaSystem(ctx: KernelContext, direct: DmaOps, virtRanges: DmaSystem['virtRanges']): DmaSystem {
   const s: DmaSystem = {
-    direct, bouncer: null, debug: null, trace: null, ops: new WeakMap(), virtRanges,
+    direct, bouncer: null, debug: null, trace: null, virtRanges,
     ledger: new DmaLedger({ clock: ctx.clock, isBounceSlot: (phys) => s.bouncer?.isBuffer(phys) ?? false }),
   };
-  systems.set(ctx, s);
   return s;
 }
 
 /** The DMA state of a machine. */
 export function dmaSystemOf(ctx: KernelContext): DmaSystem {
-  // The look-up first: it is on every DMA API call, the checks only when it finds nothing.
-  const s = typeof ctx === 'object' && ctx !== null ? systems.get(ctx) : undefined;
+  // The read first: it is on every DMA API call, the checks only when it finds nothing.
+  const s = typeof ctx === 'object' && ctx !== null ? ctx.dma : undefined;
   if (s !== undefined) return s;
   checkContext(ctx, 'dmaSystemOf', 'ctx');
   throw new KernelError(EINVAL, 'dmaSystemOf', `DMA is not set up for ${ctx.name} (devices live on a Machine)`, 'ctx');
@@ -116,6 +130,5 @@ export function dmaSystemOf(ctx: KernelContext): DmaSystem {
 /** The backend serving `dev` (get_dma_ops / use_dma_iommu dispatch). */
 export function dmaOpsOf(dev: Device): DmaOps {
   if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dmaOpsOf', 'dev');
-  const s = dmaSystemOf(dev.host.ctx);
-  return s.ops.get(dev) ?? s.direct;
+  return dev.dma_ops ?? dmaSystemOf(dev.host.ctx).direct;
 }

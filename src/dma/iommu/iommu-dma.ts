@@ -45,7 +45,7 @@ export interface IommuDmaObserver {
 
 /**
  * The dma-iommu backend of one machine.
- * @example dmaSystemOf(machine).ops.set(dev, iommuDmaOps(machine.iommu!, machine.mm))
+ * @example dev.dma_ops = iommuDmaOps(machine.iommu!, machine.mm)
  */
 export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {}): DmaOps {
   if (!(iommu instanceof Iommu)) throw notInstance(iommu, Iommu, 'iommuDmaOps', 'iommu');
