@@ -9,6 +9,7 @@ import { Iotlb } from '../src/iommu/iotlb.ts';
 import { PagingDomain } from '../src/iommu/map-domain.ts';
 import { iommu_map, iommu_unmap } from '../src/iommu/map.ts';
 import { IoPageTable } from '../src/iommu/pgtable.ts';
+import { VtdPageTable } from '../src/iommu/pgtable-vtd/table.ts';
 import { SimpleTablePageAllocator } from '../src/iommu/pgtable-alloc.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../src/iommu/pgtable-prot.ts';
 import { TranslateResult, translate } from '../src/iommu/translate.ts';
@@ -20,8 +21,11 @@ const IOVA0 = 2 ** 32;
 const PHYS0 = 2 ** 36;
 const RW = IOMMU_READ | IOMMU_WRITE;
 
-function domain(): PagingDomain {
-  const pt = new IoPageTable({ ias: 48 }, new SimpleTablePageAllocator({ track: false }));
+type Format = 'arm-lpae' | 'vtd';
+
+function domain(format: Format = 'arm-lpae'): PagingDomain {
+  const alloc = new SimpleTablePageAllocator({ track: false });
+  const pt = format === 'vtd' ? new VtdPageTable({ addressWidth: 48 }, alloc) : new IoPageTable({ ias: 48 }, alloc);
   return new PagingDomain({ pgtable: pt, iotlb: new Iotlb(), asid: 1 });
 }
 
@@ -51,8 +55,8 @@ function unmapPages(d: PagingDomain): void {
 }
 
 /** iommu_map + iommu_unmap of N pages, one call per page: median ns per page. */
-function perPage(runs: number): number {
-  const d = domain();
+function perPage(runs: number, format: Format = 'arm-lpae'): number {
+  const d = domain(format);
   const times: number[] = [];
   for (let r = 0; r < runs + 2; r++) {
     const t0 = now();
@@ -65,8 +69,8 @@ function perPage(runs: number): number {
 }
 
 /** One iommu_map and one iommu_unmap of N pages, 4 KiB leaves only: median ns per page. */
-function bulk(runs: number): number {
-  const d = domain();
+function bulk(runs: number, format: Format = 'arm-lpae'): number {
+  const d = domain(format);
   const times: number[] = [];
   for (let r = 0; r < runs + 2; r++) {
     const t0 = now();
@@ -105,8 +109,8 @@ function missLoop(d: PagingDomain, iotlb: Iotlb, out: TranslateResult, k: number
  * IOTLB flushed every 1024 accesses. Both kinds run in every round, so translate's type feedback has
  * seen both. Median ns per access.
  */
-function translation(runs: number): { hit: number; miss: number; capacity: number } {
-  const d = domain();
+function translation(runs: number, format: Format = 'arm-lpae'): { hit: number; miss: number; capacity: number } {
+  const d = domain(format);
   if (iommu_map(d, IOVA0, PHYS0, 1024 * PAGE, RW, GFP_KERNEL) !== 0) fail('iommu_map failed');
   const iotlb = d.iotlb as Iotlb;
   const out = new TranslateResult();
@@ -131,11 +135,19 @@ function translation(runs: number): { hit: number; miss: number; capacity: numbe
 }
 
 export function benchIommu(runs = 9): BenchResult[] {
+  // arm-lpae first, so its loops are measured before the second format makes the call sites polymorphic.
   const t = translation(runs);
+  const arm = { perPage: perPage(runs), bulk: bulk(runs) };
+  const v = translation(runs, 'vtd');
+  const vtd = { perPage: perPage(runs, 'vtd'), bulk: bulk(runs, 'vtd') };
+  const ratio = (x: number, base: number): string => `${(x / base).toFixed(2)}× arm-lpae, same run`;
   return [
-    { name: 'iommu_map + iommu_unmap, 1M × 4 KiB, one call per page', value: perPage(runs), unit: 'ns/page', target: 100 },
-    { name: 'iommu_map + iommu_unmap, 4 GiB in one call each (4 KiB leaves)', value: bulk(runs), unit: 'ns/page', target: 100 },
+    { name: 'iommu_map + iommu_unmap, 1M × 4 KiB, one call per page', value: arm.perPage, unit: 'ns/page', target: 100 },
+    { name: 'iommu_map + iommu_unmap, 4 GiB in one call each (4 KiB leaves)', value: arm.bulk, unit: 'ns/page', target: 100 },
     { name: 'translate 64 B, IOTLB hit', value: t.hit, unit: 'ns/access', target: 20 },
     { name: 'translate 64 B, IOTLB miss (4-level walk + insert)', value: t.miss, unit: 'ns/access', note: `IOTLB ${t.capacity} entries` },
+    { name: 'VT-d tables: iommu_map + iommu_unmap, one call per page', value: vtd.perPage, unit: 'ns/page', target: 100, note: ratio(vtd.perPage, arm.perPage) },
+    { name: 'VT-d tables: iommu_map + iommu_unmap, 4 GiB in one call each', value: vtd.bulk, unit: 'ns/page', target: 100, note: ratio(vtd.bulk, arm.bulk) },
+    { name: 'VT-d tables: translate 64 B, IOTLB miss (4-level walk + insert)', value: v.miss, unit: 'ns/access', note: ratio(v.miss, t.miss) },
   ];
 }

@@ -18,12 +18,14 @@ export const ERANGE = 34;
 export const ENOSYS = 38;
 export const EOPNOTSUPP = 95;
 export const EREMOTEIO = 121;
+/** Address already in use: generic_pt's map over a present entry (the VT-d tables). */
+export const EADDRINUSE = 98;
 
 const NAMES: Readonly<Record<number, string>> = {
   [EPERM]: 'EPERM', [ENOENT]: 'ENOENT', [EIO]: 'EIO', [E2BIG]: 'E2BIG', [EAGAIN]: 'EAGAIN',
   [ENOMEM]: 'ENOMEM', [EFAULT]: 'EFAULT', [EBUSY]: 'EBUSY', [EEXIST]: 'EEXIST', [ENODEV]: 'ENODEV',
   [EINVAL]: 'EINVAL', [ENOSPC]: 'ENOSPC', [ERANGE]: 'ERANGE', [ENOSYS]: 'ENOSYS',
-  [EOPNOTSUPP]: 'EOPNOTSUPP', [EREMOTEIO]: 'EREMOTEIO',
+  [EOPNOTSUPP]: 'EOPNOTSUPP', [EREMOTEIO]: 'EREMOTEIO', [EADDRINUSE]: 'EADDRINUSE',
 };
 
 /**

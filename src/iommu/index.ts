@@ -16,3 +16,4 @@ export * from './pgtable-prot.ts';
 export { pgtableGeometry, type IoPgtableConfig, type IoPgtableGeometry } from './pgtable-geometry.ts';
 export * from './pgtable-alloc.ts';
 export * from './audit.ts';
+export * from './pgtable-vtd.ts';

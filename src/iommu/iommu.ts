@@ -21,10 +21,20 @@ import {
   __IOMMU_DOMAIN_DMA_API, __IOMMU_DOMAIN_PAGING,
 } from './map-domain.ts';
 import { IoPageTable } from './pgtable.ts';
+import type { IoPgtableOps } from './pgtable-ops.ts';
+import { pgtableGeometry } from './pgtable-geometry.ts';
+import { VtdPageTable } from './pgtable-vtd/table.ts';
+import { vtdGeometry } from './pgtable-vtd/geometry.ts';
 import type { TablePageAllocator } from './pgtable-alloc.ts';
 
 /** The invalidation policy for DMA domains (iommu.strict / iommu.passthrough). */
 export type IommuMode = 'strict' | 'lazy' | 'passthrough';
+
+/**
+ * The IO page-table format of the IOMMU's paging domains: `arm-lpae` (io-pgtable-arm's rules, the
+ * default) or `vtd` (Intel VT-d second-stage tables, the PTEs bit for bit, generic_pt's rules).
+ */
+export type IommuPgtableFormat = 'arm-lpae' | 'vtd';
 
 /** How to build the IOMMU. */
 export interface IommuOptions {
@@ -32,6 +42,8 @@ export interface IommuOptions {
   readonly mode?: IommuMode;
   /** Input address width: 39, 48 (default) or 52 bits. */
   readonly addressWidth?: number;
+  /** The page-table format: 'arm-lpae' (default) or 'vtd' (4 KiB granule; 39 or 48 bits). */
+  readonly format?: IommuPgtableFormat;
   /** Smallest page size: 4096 (default), 16384 or 65536. */
   readonly granule?: number;
   /** IOTLB entries (QEMU VT-d: 1024). */
@@ -156,6 +168,8 @@ export class Iommu {
   readonly mm: Mm;
   readonly mode: IommuMode;
   readonly addressWidth: number;
+  /** The page-table format of its paging domains. */
+  readonly format: IommuPgtableFormat;
   readonly granule: number;
   readonly iotlb: Iotlb;
   readonly singleQueue: boolean;
@@ -190,6 +204,19 @@ export class Iommu {
     if (!['strict', 'lazy', 'passthrough'].includes(this.mode)) throw new KernelError(EINVAL, 'Iommu', `mode must be strict, lazy or passthrough, got ${String(this.mode)}`, 'mode');
     this.addressWidth = opts.addressWidth ?? 48;
     this.granule = opts.granule ?? 4096;
+    this.format = opts.format ?? 'arm-lpae';
+    // The format checks the width and granule now, not at the first domain.
+    if (this.format === 'vtd') {
+      if (this.granule !== 4096) throw new KernelError(EINVAL, 'Iommu', `VT-d tables have a 4 KiB granule, got ${String(this.granule)}`, 'granule');
+      vtdGeometry({ addressWidth: this.addressWidth });
+      // 5-level (57-bit) tables work on their own (test/iommu/pgtable-vtd), but dma-iommu would hand
+      // out IOVAs above 2^53, beyond the exact range of a JS number: refused until addresses are 64-bit.
+      if (this.addressWidth > 48) throw new KernelError(EINVAL, 'Iommu', `a VT-d IOMMU here is 39 or 48 bits wide (57-bit IOVAs exceed 2^53), got ${this.addressWidth}`, 'addressWidth');
+    } else if (this.format === 'arm-lpae') {
+      pgtableGeometry({ ias: this.addressWidth, granule: this.granule });
+    } else {
+      throw new KernelError(EINVAL, 'Iommu', `format must be arm-lpae or vtd, got ${String(this.format)}`, 'format');
+    }
     this.singleQueue = opts.singleQueue === true;
     this.forcedac = opts.forcedac === true;
     this.faultLogSize = opts.faultLogSize ?? 256;
@@ -221,7 +248,10 @@ export class Iommu {
     let iovad: IovaDomain | null = null;
     let fq: FlushQueue | null = null;
     if (type & __IOMMU_DOMAIN_PAGING) {
-      const pt = new IoPageTable({ ias: this.addressWidth, granule: this.granule }, this.tableAlloc, { faults: this.ctx.faults, klog: this.ctx.klog });
+      const world = { faults: this.ctx.faults, klog: this.ctx.klog };
+      const pt: IoPgtableOps = this.format === 'vtd'
+        ? new VtdPageTable({ addressWidth: this.addressWidth }, this.tableAlloc, world)
+        : new IoPageTable({ ias: this.addressWidth, granule: this.granule }, this.tableAlloc, world);
       paging = new PagingDomain({ pgtable: pt, iotlb: this.iotlb, asid: id, type, klog: this.ctx.klog });
       const trace = this.trace;
       if (trace?.enabled === true) {

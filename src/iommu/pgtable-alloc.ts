@@ -4,6 +4,8 @@
  * 'pgtable'); {@link SimpleTablePageAllocator} is a stand-alone one for tests and benchmarks.
  */
 import { checkObject } from '../core/args.ts';
+import { EINVAL } from '../core/errno.ts';
+import { KernelError } from '../core/errors.ts';
 
 /**
  * The allocator an IO page table takes its table pages from. `bytes` is the table size (the
@@ -17,6 +19,18 @@ export interface TablePageAllocator {
   allocTablePage(bytes: number): number | null;
   /** Give a table page back. */
   freeTablePage(pfn: number, bytes: number): void;
+}
+
+/**
+ * Refuse anything that is not a {@link TablePageAllocator} (every page-table format's constructor).
+ * @throws KernelError EINVAL naming `alloc`.
+ * @example checkTableAllocator(new SimpleTablePageAllocator(), 'alloc_io_pgtable_ops')
+ */
+export function checkTableAllocator(alloc: unknown, fn: string): asserts alloc is TablePageAllocator {
+  const a = checkObject(alloc, fn, 'alloc') as Partial<TablePageAllocator>;
+  if (typeof a.allocTablePage !== 'function' || typeof a.freeTablePage !== 'function') {
+    throw new KernelError(EINVAL, fn, 'expected a table-page allocator (allocTablePage, freeTablePage)', 'alloc');
+  }
 }
 
 /**

@@ -31,7 +31,8 @@ import { type FaultInjector } from '../core/fault.ts';
 import { type KernelLog } from '../core/kernel-log.ts';
 import { type IommuIotlbGather } from './gather.ts';
 import type { IoPgtableFlushOps, IoPgtableOps, LeafVisitor } from './pgtable-ops.ts';
-import { type TablePageAllocator } from './pgtable-alloc.ts';
+import { checkTableAllocator, type TablePageAllocator } from './pgtable-alloc.ts';
+import { checkObject } from '../core/args.ts';
 import { POW2, pgtableGeometry, type IoPgtableConfig, type IoPgtableGeometry } from './pgtable-geometry.ts';
 import { IOMMU_PROT_LIMIT, IOMMU_READ, IOMMU_WRITE } from './pgtable-prot.ts';
 
@@ -176,6 +177,9 @@ export class IoPageTable implements IoPgtableOps {
    *   allocated (use {@link alloc_io_pgtable_ops} for a null return instead).
    */
   constructor(config: IoPgtableConfig | IoPgtableGeometry, alloc: TablePageAllocator, opts: IoPageTableOptions = {}) {
+    checkObject(config, 'alloc_io_pgtable_ops', 'config');
+    checkTableAllocator(alloc, 'alloc_io_pgtable_ops');
+    checkObject(opts, 'alloc_io_pgtable_ops', 'opts');
     this.cfg = 'levelShift' in config ? config : pgtableGeometry(config);
     this.alloc = alloc;
     this.tlb = opts.tlb ?? null;

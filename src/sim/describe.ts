@@ -54,7 +54,7 @@ export function describeMachine(m: Machine): string {
   const io = m.iommu;
   lines.push(io === null
     ? 'iommu: none (every device uses dma-direct)'
-    : `iommu: ${io.mode} (default domain ${io.mode === 'passthrough' ? 'identity' : io.mode === 'lazy' ? 'DMA-FQ' : 'DMA'}), ${io.addressWidth}-bit input addresses, granule ${formatBytes(io.granule)}, IOTLB ${io.iotlb.capacity} entries${io.forcedac ? ', forcedac' : ''}${io.singleQueue ? ', single flush queue' : ''}`);
+    : `iommu: ${io.mode} (default domain ${io.mode === 'passthrough' ? 'identity' : io.mode === 'lazy' ? 'DMA-FQ' : 'DMA'}), ${io.format} page tables, ${io.addressWidth}-bit input addresses, granule ${formatBytes(io.granule)}, IOTLB ${io.iotlb.capacity} entries${io.forcedac ? ', forcedac' : ''}${io.singleQueue ? ', single flush queue' : ''}`);
   const sw = m.swiotlb;
   lines.push(sw === null
     ? 'swiotlb: none'

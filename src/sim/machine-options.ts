@@ -40,7 +40,7 @@ export function checkMachineOptions(opts: MachineOptions): void {
   const io = o['iommu'];
   if (io !== undefined && io !== false) {
     if (!isObject(io)) bad('iommu', `expected false or { mode, addressWidth, ... }, got ${String(io)}`);
-    keysOf('iommu', io as Record<string, unknown>, ['mode', 'addressWidth', 'granule', 'iotlbSize', 'singleQueue', 'faultLogSize', 'forcedac']);
+    keysOf('iommu', io as Record<string, unknown>, ['mode', 'format', 'addressWidth', 'granule', 'iotlbSize', 'singleQueue', 'faultLogSize', 'forcedac']);
   }
   const dbg = o['dmaDebug'];
   if (dbg !== undefined && typeof dbg !== 'boolean' && !isObject(dbg)) bad('dmaDebug', `expected true, false or options, got ${String(dbg)}`);

@@ -80,7 +80,8 @@ export const MACHINE_SCHEMA = {
           type: 'object', additionalProperties: false,
           properties: {
             mode: { enum: ['lazy', 'strict', 'passthrough'] },
-            addressWidth: { enum: [39, 48, 52] },
+            format: { enum: ['arm-lpae', 'vtd'], description: 'IO page-table format: arm-lpae (default) or vtd (Intel VT-d second stage; 39 or 48 bits).' },
+            addressWidth: { enum: [39, 48, 52], description: 'Input (IOVA) width: arm-lpae 39/48/52, vtd 39/48.' },
             granule: { enum: [4096, 16384, 65536] },
             iotlbSize: { type: 'integer', minimum: 1 },
             singleQueue: { type: 'boolean' },

@@ -31,6 +31,7 @@ const BACKENDS: Record<string, Partial<MachineOptions>> = {
   // Behind an IOMMU device 2 is untrusted: it bounces unaligned buffers, so those machines have a bounce pool.
   strict: { iommu: { mode: 'strict' }, swiotlb: { size: '8M' } }, lazy: { iommu: { mode: 'lazy' }, swiotlb: { size: '8M' } },
   passthrough: { iommu: { mode: 'passthrough' }, swiotlb: { size: '8M' } },
+  'lazy-vtd': { iommu: { mode: 'lazy', format: 'vtd' }, swiotlb: { size: '8M' } },
 };
 
 const DIRS = [DMA_TO_DEVICE, DMA_FROM_DEVICE, DMA_BIDIRECTIONAL];

@@ -75,6 +75,9 @@ describe('the library refuses the same mistakes (TypeScript callers too)', () =>
     expect(refused(() => new Machine({ memory: '64M', swiotlb: { force: 'yes' } } as never)).arg).toBe('swiotlb.force');
     expect(refused(() => new Machine({ memory: '64M', swiotlb: { sise: '4M' } } as never)).arg).toBe('swiotlb.sise');
     expect(refused(() => new Machine({ memory: '64M', iommu: { mdoe: 'strict' } } as never)).arg).toBe('iommu.mdoe');
+    expect(refused(() => new Machine({ memory: '64M', iommu: { format: 'amd-v' as never } })).arg).toBe('format');
+    expect(refused(() => new Machine({ memory: '64M', iommu: { format: 'vtd', addressWidth: 57 } })).arg).toBe('addressWidth');
+    expect(refused(() => new Machine({ memory: '64M', iommu: { format: 'vtd', granule: 16384 } })).arg).toBe('granule');
     expect(refused(() => new Machine({ memory: '64M', cpus: 0 })).arg).toBe('cpus');
     expect(refused(() => new Machine({ memory: '64M', arch: 'riscv' as never })).arg).toBe('arch');
     expect(new Machine({ memory: '64M', swiotlb: { size: '4M', force: true }, iommu: false }).swiotlbForce).toBe(true);
@@ -122,7 +125,8 @@ describe('describeMachine and dmasim describe', () => {
     expect(cvm).toMatch(/^machine m\d+: x86_64, 8 GiB RAM, 2 CPUs, seed 1/);
     expect(cvm).toMatch(/swiotlb: 64 MiB at \[0xfc000000, 0x100000000\), 32768 slots in \d+ areas, force \(every streaming mapping bounces\)/);
     const laptop = describeMachine(buildMachine(preset('laptop-nvme-vtd')).machine);
-    expect(laptop).toContain('iommu: lazy (default domain DMA-FQ), 39-bit input addresses, granule 4 KiB');
+    expect(laptop).toContain('iommu: lazy (default domain DMA-FQ), arm-lpae page tables, 39-bit input addresses, granule 4 KiB');
+    expect(describeMachine(new Machine({ memory: '1G', iommu: { mode: 'strict', format: 'vtd' } }))).toContain('iommu: strict (default domain DMA), vtd page tables, 48-bit');
     expect(laptop).toMatch(/pci 0000:05:00\.0: .*untrusted, iommu group 1 \(DMA\)/);
     const arm = describeMachine(buildMachine(preset('embedded-32bit')).machine);
     expect(arm).toMatch(/arm64, 6 GiB RAM/);

@@ -19,6 +19,7 @@ const BACKENDS: Record<string, Partial<MachineOptions>> = {
   swiotlb: { swiotlb: { force: true } },
   'iommu-strict': { iommu: { mode: 'strict' } },
   'iommu-lazy': { iommu: { mode: 'lazy' } },
+  'iommu-strict-vtd': { iommu: { mode: 'strict', format: 'vtd' } },
   passthrough: { iommu: { mode: 'passthrough' } },
 };
 

@@ -13,7 +13,7 @@ import * as dmasim from '../../../src/index.ts';
 import {
   DMA_BIT_MASK, DMA_TO_DEVICE, GFP_KERNEL, IOMMU_READ, IommuIotlbGather, KernelBug, KernelError, Machine, SgAppendTable,
   SgMappingIter, SgPageIter, SgTable, TranslateResult, __sg_page_iter_start, dma_map_page_attrs, parseRam,
-  runHistogram, sg_alloc_table_from_pages_segment, sg_free_table, sg_miter_start, type Core, type Device,
+  SimpleTablePageAllocator, runHistogram, sg_alloc_table_from_pages_segment, sg_free_table, sg_miter_start, type Core, type Device,
 } from '../../../src/index.ts';
 
 /** What one call may use. */
@@ -54,7 +54,7 @@ const VALID: Record<string, (r: Rig) => unknown> = {
   gfp: () => GFP_KERNEL, attrs: () => 0, flags: () => 0, page: (r) => r.pfn, pfn: (r) => r.pfn, offset: () => 0,
   skip: () => 0, pgoffset: () => 0, addr: (r) => r.addr, phys: (r) => r.pfn * 4096, paddr: (r) => r.pfn * 4096,
   cpu_addr: (r) => r.virt, pages: (r) => r.area.pages, n_pages: (r) => r.area.nrPages, max_segment: () => 65536,
-  left_pages: () => 0, mask: () => DMA_BIT_MASK(64), n: () => 32, visit: () => () => {}, observer: () => () => {}, json: () => ({ memory: '64M' }), source: () => 'machine.json', zoneDmaLimit: () => 2 ** 24, fn: () => 'fuzz', arg: () => 'x',
+  left_pages: () => 0, mask: () => DMA_BIT_MASK(64), n: () => 32, visit: () => () => {}, observer: () => () => {}, json: () => ({ memory: '64M' }), alloc: () => new SimpleTablePageAllocator(), addressWidth: () => 48, lo: () => 0x1003, hi: () => 1, source: () => 'machine.json', zoneDmaLimit: () => 2 ** 24, fn: () => 'fuzz', arg: () => 'x',
   name: () => 'fuzz', seed: () => 1, memory: () => '64M', ram: () => parseRam('64M'),
   iovad: (r) => domain(r).iovad, domain: (r) => domain(r).paging, iova: (r) => r.addr, cpu: () => 0, limit_pfn: () => 2 ** 20,
   size_aligned: () => true, flush_rcache: () => true, granule: () => 4096, start_pfn: () => 1, prot: () => IOMMU_READ,
