@@ -36,8 +36,9 @@ export function buildMachine(config: MachineConfig): BuiltMachine {
   const out: Record<string, Device> = {};
   for (const d of devices) {
     const { bus = 'pci', ...dev } = d;
-    if (bus !== 'pci' && bus !== 'platform') throw new KernelError(EINVAL, 'buildMachine', `bus must be pci or platform, got ${String(bus)}`, 'devices[].bus');
-    out[dev.name] = (bus === 'pci' ? machine.pci : machine.platform).addDevice(dev);
+    const target = machine.bus(bus);
+    if (target === undefined) throw new KernelError(EINVAL, 'buildMachine', `bus must be one of ${machine.buses.map((b) => b.name).join(', ')}, got ${String(bus)}`, 'devices[].bus');
+    out[dev.name] = target.addDevice(dev);
   }
   return { machine, devices: out };
 }

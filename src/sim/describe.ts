@@ -62,7 +62,7 @@ export function describeMachine(m: Machine): string {
   const dbg = m.dmaDebug;
   lines.push(dbg === null ? 'dma-debug: off' : `dma-debug: on, ${dbg.nr_total_entries} entries, ${m.arch === 'arm64' ? '128' : '64'}-byte cache lines`);
   lines.push(`access checks: ${m.accessChecks ? 'on (device accesses against live mappings, CPU accesses against DMA ownership)' : 'off'}`);
-  const devices = [...m.pci.devices.values(), ...m.platform.devices.values()];
+  const devices = [...m.devices()];
   lines.push('', 'devices:', ...(devices.length === 0 ? ['  none'] : devices.map((d) => deviceLine(m, d))));
   lines.push('', 'isolation:', ...isolationReport(m).map((l) => `  ${l}`));
   return lines.join('\n');

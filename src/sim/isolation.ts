@@ -15,7 +15,7 @@ export function isolationReport(m: Machine): string[] {
   if (!(m instanceof Machine)) throw notInstance(m, Machine, 'isolationReport', 'm');
   const out: string[] = [];
   const iommu = m.iommu;
-  const devices = [...m.pci.devices.values(), ...m.platform.devices.values()];
+  const devices = [...m.devices()];
   if (iommu === null) {
     if (devices.length > 0) out.push(`no IOMMU: ${devices.map((d) => d.name).join(', ')} can reach all of memory their masks cover`);
     return out;

@@ -158,6 +158,8 @@ export class Machine implements KernelContext {
   }
   /** The CPU the current call runs on (per-CPU caches and swiotlb areas use it). */
   currentCpu = 0;
+  /** Every bus of the machine, in registration order (the bus registry: PCI, then platform). */
+  readonly buses: readonly Bus[];
   /** The PCI bus. */
   readonly pci: Bus;
   /** The platform bus. */
@@ -245,6 +247,7 @@ export class Machine implements KernelContext {
     };
     this.pci = new Bus('pci', host, PCI_DMA_DEFAULTS);
     this.platform = new Bus('platform', host);
+    this.buses = [this.pci, this.platform];
     this.auditor.add({ name: 'mm', run: () => auditMm(this.mm) });
     if (this.swiotlb !== null) {
       const pool = this.swiotlb;
@@ -273,9 +276,22 @@ export class Machine implements KernelContext {
     return this.auditor.run();
   }
 
+  /**
+   * A bus by name (bus_find_by_name), or undefined.
+   * @example machine.bus('platform') === machine.platform // true
+   */
+  bus(name: string): Bus | undefined {
+    return this.buses.find((b) => b.name === name);
+  }
+
+  /** Every device on every bus, bus by bus in registration order. */
+  *devices(): Generator<Device, void, undefined> {
+    for (const b of this.buses) yield* b.devices.values();
+  }
+
   #auditDevres(): string[] {
     const out: string[] = [];
-    for (const bus of [this.pci, this.platform]) {
+    for (const bus of this.buses) {
       for (const dev of bus.devices.values()) {
         if (!dev.isBound && dev.devres.size > 0) out.push(`${dev.name} is unbound but holds devres: ${dev.devres.names().join(', ')}`);
       }

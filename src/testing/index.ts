@@ -125,7 +125,7 @@ export function installDmasimMatchers(expect: ExpectStatic): void {
     toHaveFaulted(received: unknown, pattern: { device?: string; iova?: number } = {}) {
       const m = asMachine(received);
       const faults: DmaFault[] = [];
-      for (const bus of [m.pci, m.platform]) for (const d of bus.devices.values()) faults.push(...d.dma.faults);
+      for (const d of m.devices()) faults.push(...d.dma.faults);
       const hit = faults.some((f) => (pattern.device === undefined || f.device === pattern.device) && (pattern.iova === undefined || (pattern.iova >= f.iova && pattern.iova < f.iova + Math.max(1, f.length))));
       return { pass: hit, message: () => (hit ? `expected no fault matching ${JSON.stringify(pattern)}` : `expected a fault matching ${JSON.stringify(pattern)}, saw ${JSON.stringify(faults)}`) };
     },

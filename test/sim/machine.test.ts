@@ -67,3 +67,15 @@ describe('Machine', () => {
     expect(pfns(3)).toEqual(pfns(3));
   });
 });
+
+describe('the bus registry', () => {
+  it('lists the buses, finds one by name, and walks every device bus by bus', () => {
+    const m = new Machine({ memory: '64M' });
+    expect(m.buses.map((b) => b.name)).toEqual(['pci', 'platform']);
+    expect(m.bus('platform')).toBe(m.platform);
+    expect(m.bus('usb')).toBeUndefined();
+    m.platform.addDevice({ name: 'p0' });
+    m.pci.addDevice({ name: '0000:00:01.0' });
+    expect([...m.devices()].map((d) => d.name)).toEqual(['0000:00:01.0', 'p0']);
+  });
+});

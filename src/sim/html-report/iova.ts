@@ -43,7 +43,11 @@ export function iovaRangesNow(m: Machine): Array<[number, number, number]> {
 }
 
 function deviceNamed(m: Machine, name: string): Device | undefined {
-  return m.pci.devices.get(name) ?? m.platform.devices.get(name);
+  for (const b of m.buses) {
+    const d = b.devices.get(name);
+    if (d !== undefined) return d;
+  }
+  return undefined;
 }
 
 /** Every DMA-API domain of the machine now, with its aperture and ranges. */
