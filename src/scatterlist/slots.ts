@@ -160,15 +160,17 @@ export class SlotArena {
   }
 }
 
-const arenas = new WeakMap<KernelContext, SlotArena>();
+// The arena is the context's own state, declared by the layer that owns it (scatterlist/) rather
+// than in core/, which knows nothing of scatterlists; no module-level map of machines.
+declare module '../core/context.ts' {
+  interface KernelContext {
+    /** The scatterlist slot arena of this machine (created on first use by {@link arenaOf}). */
+    sgArena?: SlotArena | undefined;
+  }
+}
 
 /** The slot arena of a machine (or any kernel context), created on first use. */
 export function arenaOf(ctx: KernelContext): SlotArena {
   checkContext(ctx, 'arenaOf', 'ctx');
-  let a = arenas.get(ctx);
-  if (a === undefined) {
-    a = new SlotArena(ctx);
-    arenas.set(ctx, a);
-  }
-  return a;
+  return (ctx.sgArena ??= new SlotArena(ctx));
 }

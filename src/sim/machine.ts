@@ -9,6 +9,7 @@ import type { Clock } from '../core/clock.ts';
 import type { FaultInjector } from '../core/fault.ts';
 import type { KernelLog } from '../core/kernel-log.ts';
 import { Rng } from '../core/rng.ts';
+import type { SlotArena } from '../scatterlist/slots.ts';
 import { createTrace, type Trace } from '../core/trace.ts';
 import type { Size } from '../core/size.ts';
 import type { Logger } from 'pino';
@@ -158,6 +159,8 @@ export class Machine implements KernelContext {
   }
   /** The CPU the current call runs on (per-CPU caches and swiotlb areas use it). */
   currentCpu = 0;
+  /** The scatterlist slot arena (made on first use; declared here so every Machine has one shape). */
+  sgArena: SlotArena | undefined = undefined;
   /** Every bus of the machine, in registration order (the bus registry: PCI, then platform). */
   readonly buses: readonly Bus[];
   /** The PCI bus. */
