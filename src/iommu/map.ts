@@ -14,8 +14,11 @@
  *   allows, cannot be undone: the old table is gone, as in the kernel.)
  * - iommu_unmap / iommu_unmap_fast: bytes unmapped; stops at a hole; a large page is never split
  *   (the page table WARNs and unmaps nothing of it); 0 for misaligned arguments (pr_err).
- * - iommu_map_sg: physically contiguous entries are merged into one map call each, mapped back to
- *   back from `iova`; bytes mapped or a negative errno (everything undone).
+ * - iommu_map_sg: physically contiguous entries are merged into one iommu_map_nosync each, mapped
+ *   back to back from `iova`, then one iommu_sync_map of the whole range; bytes mapped or a
+ *   negative errno. On failure it does what the kernel does: iommu_unmap of [iova, iova + mapped)
+ *   with its IOTLB sync, even when nothing was mapped (the runs already mapped go; a failing run
+ *   has undone itself), then frees the table pages the call allocated that are left empty.
  * - iommu_iova_to_phys: identity → iova, blocked → 0, else the page-table walk (0: not mapped).
  */
 import { EINVAL, ENODEV } from '../core/errno.ts';
@@ -330,7 +333,6 @@ export function iommu_map_sg(domain: IommuDomainLike, iova: number, sg: IommuSgL
   const since = pt === null ? 0 : pt.tableAllocs;
   let ret = 0;
   let mapped = 0;
-  const runs: number[] = []; // (phys, len) of each run mapped, for the undo
   if (nents > 0) {
     let len = 0;
     let start = 0;
@@ -342,7 +344,6 @@ export function iommu_map_sg(domain: IommuDomainLike, iova: number, sg: IommuSgL
       if (len !== 0 && sPhys !== start + len) {
         ret = iommu_map_nosync(domain, iova + mapped, start, len, prot, gfp);
         if (ret !== 0) break;
-        runs.push(start, len);
         mapped += len;
         len = 0;
       }
@@ -358,13 +359,10 @@ export function iommu_map_sg(domain: IommuDomainLike, iova: number, sg: IommuSgL
     }
   }
   if (ret === 0) ret = iommu_sync_map(domain, iova, mapped);
-  if (ret !== 0 && mapped !== 0) {
+  if (ret !== 0) {
+    // out_err: iommu_unmap(domain, iova, mapped), whose iotlb_sync runs even for nothing.
     const gather = new IommuIotlbGather();
-    let at = iova;
-    for (let k = 0; k < runs.length; k += 2) {
-      undoMap(domain, at, runs[k] as number, runs[k + 1] as number, gather);
-      at += runs[k + 1] as number;
-    }
+    __iommu_unmap(domain, iova, mapped, gather);
     iotlbSync(domain, gather);
   }
   if (ret !== 0) pt?.rollbackTablesSince(since);

@@ -305,6 +305,45 @@ describe('iommu_map_sg', () => {
     expect(iommu_map_sg(s.domain, 0, [{ phys: 0x10_0000, length: K4 }, { phys: 0x30_0000, length: K4 }, { phys: 0x50_0000, length: K4 }], 3, RW, GFP_KERNEL)).toBe(-EEXIST);
     expect(snapshot(s)).toEqual(before);
   });
+
+  it('syncs as the kernel: one iotlb_sync_map for every run together; on failure one iotlb_sync, even for nothing mapped', () => {
+    const ctx = createContext('map-sg-sync');
+    const pt = new IoPageTable({ ias: 39 }, new SimpleTablePageAllocator(), { klog: ctx.klog, faults: ctx.faults });
+    const domain = new PagingDomain({ pgtable: pt, iotlb: new Iotlb(), asid: 4, klog: ctx.klog, cachingMode: true });
+    const sg = [{ phys: 0x10_0000, length: K4 }, { phys: 0x30_0000, length: K4 }, { phys: 0x50_0000, length: K4 }];
+    expect(iommu_map_sg(domain, 0, sg, 3, RW, GFP_KERNEL)).toBe(3 * K4);
+    expect([domain.syncMaps, domain.syncs]).toEqual([1, 0]);
+    // The first run collides: nothing was mapped, and the unwind still syncs once.
+    expect(iommu_map_sg(domain, 0, sg, 3, RW, GFP_KERNEL)).toBe(-EEXIST);
+    expect([domain.syncMaps, domain.syncs]).toEqual([1, 1]);
+    expect(pt.mappedBytes).toBe(3 * K4);
+  });
+});
+
+describe('dma-iommu maps scatterlists through iommu_map_sg', () => {
+  it('dma_map_sg of discontiguous pages: one IOVA range, the runs back to back, no per-run sync', async () => {
+    const { Machine, SgTable, sg_alloc_table_from_pages_segment, dma_map_sgtable, dma_unmap_sgtable, DMA_TO_DEVICE } = await import('../../src/index.ts');
+    const m = new Machine({ memory: '256M', iommu: { mode: 'strict' } });
+    const dev = m.pci.addDevice({ name: 'd', dmaMask: 64 });
+    m.pci.bind(dev, { name: 'x', probe() {} });
+    const pfns = [100, 300, 301, 500].map((p) => p + 1000);
+    for (const p of pfns) m.mm.writePhys(p * K4, new Uint8Array([p & 0xff]));
+    const sgt = new SgTable(m);
+    sg_alloc_table_from_pages_segment(sgt, pfns, 4, 0, 4 * K4, 65536, GFP_KERNEL);
+    const paging = m.iommu!.groupOf(dev)!.domain.paging!;
+    const syncs = paging.syncs;
+    expect(dma_map_sgtable(dev, sgt, DMA_TO_DEVICE, 0)).toBe(0);
+    expect(sgt.nents).toBe(1); // merged into one DMA segment
+    expect(paging.syncs).toBe(syncs); // mapping syncs nothing (no caching mode); unmap syncs once
+    const seg = sgt.sgl!;
+    for (let i = 0; i < 4; i++) {
+      const r = dev.dma.read(seg.dma_address + i * K4, 1);
+      expect(r.ok && r.value[0]).toBe((pfns[i] as number) & 0xff);
+    }
+    dma_unmap_sgtable(dev, sgt, DMA_TO_DEVICE, 0);
+    expect(paging.syncs).toBe(syncs + 1);
+    expect(m.audit()).toEqual([]);
+  });
 });
 
 // ------------------------------------------------------------------------------------------------

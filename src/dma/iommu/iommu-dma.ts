@@ -15,7 +15,7 @@ import { visitSg } from '../../scatterlist/iter.ts';
 import { Iommu, type IommuDomain } from '../../iommu/iommu.ts';
 import { checkObject, notInstance } from '../../core/args.ts';
 import { alloc_iova_fast, free_iova_fast, iova_rcache_range } from '../../iommu/iova-rcache.ts';
-import { iommu_map, iommu_unmap, iommu_unmap_fast } from '../../iommu/map.ts';
+import { iommu_map, iommu_map_sg, iommu_unmap, iommu_unmap_fast } from '../../iommu/map.ts';
 import { IommuIotlbGather, iommu_iotlb_sync } from '../../iommu/gather.ts';
 import { IOMMU_CACHE, IOMMU_PRIV, IOMMU_READ, IOMMU_WRITE } from '../../iommu/pgtable-prot.ts';
 import { DMA_ATTR_MMIO, DMA_ATTR_PRIVILEGED, DMA_ATTR_REQUIRE_COHERENT, DMA_ATTR_SKIP_CPU_SYNC } from '../api/attrs.ts';
@@ -215,8 +215,7 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
       granule,
       allocIova: (size) => allocIova(dev, domain, size, dma_get_mask(dev)),
       freeIova: (iova, size) => freeIova(domain, iova, size),
-      map: (iova, phys, size) => iommu_map(paging, iova, phys, size, prot, GFP_KERNEL),
-      unmap: (iova, size) => { iommu_unmap(paging, iova, size); },
+      mapSg: (iova, sg, n) => iommu_map_sg(paging, iova, sg, n, prot, GFP_KERNEL),
     };
     const r = iommuDmaMapSg(dom, { boundaryMask: dma_get_seg_boundary(dev), maxSegSize: dma_get_max_seg_size(dev) }, sgl, nents, (rep) => { lastReport = rep; });
     if (r > 0 && lastReport !== null) observer.mapSg?.(dev, lastReport, nents, r);

@@ -12,6 +12,7 @@ import { EINVAL, ENOMEM, EREMOTEIO } from '../../core/errno.ts';
 import { DMA_MAPPING_ERROR, Scatterlist, sg_next, sg_phys } from '../../scatterlist/entry.ts';
 import { visitSg } from '../../scatterlist/iter.ts';
 import { checkInt, notInstance } from '../../core/args.ts';
+import type { IommuSgAccessor } from '../../iommu/map.ts';
 
 const TWO64 = 2n ** 64n;
 const U64 = TWO64 - 1n;
@@ -24,10 +25,11 @@ export interface IommuSgDomain {
   allocIova(size: number): number;
   /** iommu_dma_free_iova. */
   freeIova(iova: number, size: number): void;
-  /** __iommu_map of one physically contiguous run: 0 or -errno (undone by the domain on failure). */
-  map(iova: number, phys: number, size: number): number;
-  /** iommu_unmap of what this call mapped so far. */
-  unmap(iova: number, size: number): void;
+  /**
+   * iommu_map_sg of the laid-out entries from `iova` (the IOMMU core's, with its one sync and its
+   * unwind): bytes mapped, or a negative errno with nothing of it left mapped.
+   */
+  mapSg(iova: number, sg: IommuSgAccessor, nents: number): number;
 }
 
 /** Device limits the layout and merge follow. */
@@ -108,35 +110,28 @@ export function layoutSg(sgl: Scatterlist, nents: number, granule: number, mask:
 }
 
 /**
- * iommu_map_sg: map the physical runs of the laid-out entries contiguously from `iova`. Returns
- * bytes mapped or a negative errno (what was mapped is undone).
+ * The entries of a scatterlist by index, for iommu_map_sg (which walks them in order, revisiting
+ * the last): a cursor makes each step O(1) on the linked, possibly chained, list.
+ * @example iommu_map_sg(domain, iova, scatterlistAccessor(sgt.sgl), sgt.nents, prot, GFP_KERNEL)
  */
-export function mapSgRuns(dom: IommuSgDomain, iova: number, sgl: Scatterlist, nents: number): number {
-  let len = 0;
-  let mapped = 0;
-  let start = 0;
-  let sg = sgl;
-  let i = 0;
-  while (i <= nents) {
-    const phys = sg_phys(sg);
-    if (len !== 0 && phys !== start + len) {
-      const ret = dom.map(iova + mapped, start, len);
-      if (ret !== 0) {
-        if (mapped > 0) dom.unmap(iova, mapped);
-        return ret;
-      }
-      mapped += len;
-      len = 0;
+export function scatterlistAccessor(sgl: Scatterlist): IommuSgAccessor {
+  if (!(sgl instanceof Scatterlist)) throw notInstance(sgl, Scatterlist, 'scatterlistAccessor', 'sgl');
+  let at = 0;
+  let cur = sgl;
+  const seek = (i: number): Scatterlist => {
+    if (i < at) {
+      at = 0;
+      cur = sgl;
     }
-    if (len !== 0) {
-      len += sg.length;
-    } else {
-      len = sg.length;
-      start = phys;
+    while (at < i) {
+      const next = sg_next(cur);
+      if (next === null) throw new KernelError(EINVAL, 'scatterlistAccessor', `the list ends after ${at + 1} entries, asked for entry ${i}`, 'i');
+      cur = next;
+      at++;
     }
-    if (++i < nents) sg = sg_next(sg) as Scatterlist;
-  }
-  return mapped;
+    return cur;
+  };
+  return { phys: (i) => sg_phys(seek(i)), length: (i) => seek(i).length };
 }
 
 /**
@@ -197,7 +192,7 @@ export function iommuDmaMapSg(dom: IommuSgDomain, limits: IommuSgLimits, sgl: Sc
   if (iova === 0) {
     ret = -ENOMEM;
   } else {
-    ret = mapSgRuns(dom, iova, sgl, nents);
+    ret = dom.mapSg(iova, scatterlistAccessor(sgl), nents);
     if (ret >= 0 && ret >= iovaLen) {
       report?.({ paddingBytes: padding, slackBytes: iovaLen - padding - cpuBytes, iova, iovaLen });
       return finaliseSg(sgl, nents, iova, limits);

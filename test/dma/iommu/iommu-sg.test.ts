@@ -33,12 +33,18 @@ function fakeDomain(opts: { failAlloc?: boolean; mapErr?: number } = {}) {
       return Math.ceil(0x100000000 / align) * align;
     },
     freeIova(iova, size) { freed.push([iova, size]); },
-    map(iova, phys, size) {
+    // The runs iommu_map_sg would map: physically contiguous entries merged, back to back from iova.
+    mapSg(iova, sg, nents) {
       if (opts.mapErr !== undefined) return opts.mapErr;
-      runs.push([iova, phys, size]);
-      return 0;
+      let at = iova;
+      for (let i = 0; i < nents; i++) {
+        const last = runs.at(-1);
+        if (i > 0 && last !== undefined && last[1] + last[2] === sg.phys(i)) last[2] += sg.length(i);
+        else runs.push([at, sg.phys(i), sg.length(i)]);
+        at += sg.length(i);
+      }
+      return at - iova;
     },
-    unmap() {},
   };
   return { dom, runs, freed };
 }
