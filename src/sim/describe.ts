@@ -8,6 +8,7 @@ import { notInstance } from '../core/args.ts';
 import { formatBytes } from '../core/size.ts';
 import type { Device } from '../device/device.ts';
 import { formatMask } from '../device/mask.ts';
+import { dma_get_max_seg_size, dma_get_seg_boundary } from '../dma/api/params.ts';
 import { PAGE_SIZE } from '../mm/constants.ts';
 import { isolationReport } from './isolation.ts';
 import { Machine } from './machine.ts';
@@ -24,7 +25,11 @@ function deviceLine(m: Machine, d: Device): string {
   if (d.dma_parms === null) {
     parts.push('no dma_parms');
   } else {
-    parts.push(`max segment ${d.dma_parms.max_segment_size}`, `segment boundary 0x${formatMask(d.dma_parms.segment_boundary_mask)}`);
+    // What the DMA API uses (a stored 0 means the default, as dma_get_max_seg_size and
+    // dma_get_seg_boundary read it), with the stored 0 said when there is one.
+    const unset = (v: number): string => (v === 0 ? ' (unset: 0 stored)' : '');
+    parts.push(`max segment ${dma_get_max_seg_size(d)}${unset(d.dma_parms.max_segment_size)}`,
+      `segment boundary 0x${formatMask(dma_get_seg_boundary(d))}${unset(d.dma_parms.segment_boundary_mask)}`);
     if (d.dma_parms.min_align_mask !== 0) parts.push(`min_align_mask ${hex(d.dma_parms.min_align_mask)}`);
   }
   parts.push(d.dma_coherent ? 'coherent' : 'non-coherent');

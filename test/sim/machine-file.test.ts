@@ -133,6 +133,10 @@ describe('describeMachine and dmasim describe', () => {
     expect(arm).toMatch(/zone DMA {5}\[0x0, 0x100000000\)/);
     expect(arm).toMatch(/zone DMA32 {3}empty/);
     expect(arm).toContain('non-coherent');
+    // A stored 0 is the kernel's "unset": shown as the value the DMA API uses.
+    const zero = new Machine({ memory: '64M' });
+    zero.pci.addDevice({ name: 'z', maxSegmentSize: 0, segmentBoundaryMask: 0 });
+    expect(describeMachine(zero)).toContain('max segment 65536 (unset: 0 stored), segment boundary 0xffffffffffffffff (unset: 0 stored)');
   });
 
   it('dmasim describe: a bad file exits 2 naming the field; a machine that cannot be built exits 2; no stack trace', () => {
