@@ -65,7 +65,7 @@ const ATTR_NAMES: ReadonlyArray<readonly [number, string]> = [
   [1 << 11, 'DMA_ATTR_DEBUGGING_IGNORE_CACHELINES'], [1 << 12, 'DMA_ATTR_REQUIRE_COHERENT'], [1 << 13, 'DMA_ATTR_CC_SHARED'],
 ];
 /** Argument names that hold a bus, IOVA or physical address: printed in hex for Perfetto, as ftrace does. */
-const ADDRESS_ARGS = new Set(['addr', 'phys', 'paddr', 'iova', 'handle', 'dma_address', 'start', 'end']);
+const ADDRESS_ARGS = new Set(['addr', 'phys', 'paddr', 'iova', 'handle', 'dma_address', 'start', 'end', 'dev_addr', 'dma_mask']);
 /** The fields traceJsonLines writes itself; an argument of the same name is written as `arg_<name>`. */
 const JSONL_FIELDS = new Set(['level', 'time', 'msg', 'kind', 'actor']);
 

@@ -7,6 +7,7 @@
 import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import type { MachineOptions } from './machine.ts';
+import { parseSwiotlbParam } from '../dma/swiotlb/boot.ts';
 
 const MACHINE_KEYS: ReadonlySet<string> = new Set<keyof MachineOptions>([
   'memory', 'seed', 'name', 'cpus', 'lowReserve', 'fragment', 'swiotlb', 'arch', 'dmaDebug', 'iommu', 'trace', 'accessChecks',
@@ -31,7 +32,9 @@ export function checkMachineOptions(opts: MachineOptions): void {
     for (const k of Object.keys(v)) if (!known.includes(k)) bad(`${arg}.${k}`, `unknown option (one of ${known.join(', ')})`);
   };
   const sw = o['swiotlb'];
-  if (sw !== undefined && sw !== false) {
+  if (typeof sw === 'string') {
+    parseSwiotlbParam(sw);
+  } else if (sw !== undefined && sw !== false) {
     if (!isObject(sw)) bad('swiotlb', `expected false or { size, force, areas }, got ${String(sw)}`);
     keysOf('swiotlb', sw as Record<string, unknown>, ['size', 'force', 'areas']);
     const force = (sw as Record<string, unknown>)['force'];

@@ -66,9 +66,10 @@ export const MACHINE_SCHEMA = {
       description: 'The swiotlb bounce pool; false for none (default: 64 MiB when RAM reaches above 4 GiB).',
       oneOf: [
         { const: false },
+        { type: 'string', pattern: '^\\s*((0x[0-9a-fA-F]+|\\d+)(,(0x[0-9a-fA-F]+|\\d+))?,?)?(force|noforce)?\\s*$', description: "The kernel's swiotlb= parameter: '<slots>[,<areas>][,force|noforce]'." },
         {
           type: 'object', additionalProperties: false,
-          properties: { size, force: { type: 'boolean', description: 'swiotlb=force: bounce every streaming mapping.' }, areas: { type: 'integer', minimum: 1 } },
+          properties: { size, force: { type: 'boolean', description: 'swiotlb=force: bounce every streaming mapping.' }, areas: { type: 'integer', minimum: 0, description: 'Areas (0 → 1, else rounded up to a power of two); default the CPU count.' } },
         },
       ],
     },

@@ -33,6 +33,9 @@ import { iommuTranslator, type IommuTranslator } from '../dma/iommu/translator.t
 import { auditIommu } from '../iommu/audit.ts';
 import { ARCH_ARM64, ARCH_X86_64, type DmaDebug, type DmaDebugOptions } from '../dma/debug/index.ts';
 import { SwiotlbPool } from '../dma/swiotlb/pool.ts';
+import { parseSwiotlbParam, swiotlbBootGeometry } from '../dma/swiotlb/boot.ts';
+import { IO_TLB_SIZE } from '../dma/swiotlb/constants.ts';
+import { checkInt } from '../core/args.ts';
 import { parseSize } from '../core/size.ts';
 import { EINVAL } from '../core/errno.ts';
 import { pushBounded } from '../core/bounded.ts';
@@ -58,9 +61,11 @@ export interface MachineOptions {
   /**
    * The swiotlb bounce pool, placed below 4 GiB at boot. Default: 64 MiB when RAM reaches above
    * 4 GiB (as x86's pci_swiotlb_detect), none otherwise; `force` bounces every streaming mapping
-   * (swiotlb=force, confidential guests). `false` for none.
+   * (swiotlb=force, confidential guests). `false` for none. Areas default to the CPU count rounded
+   * up to a power of two (`area num N.`). A string is the kernel's `swiotlb=` parameter,
+   * `'<slots>[,<areas>][,force|noforce]'`, with the kernel's rounding and messages.
    */
-  readonly swiotlb?: false | { readonly size?: Size; readonly force?: boolean; readonly areas?: number };
+  readonly swiotlb?: false | { readonly size?: Size; readonly force?: boolean; readonly areas?: number } | string;
   /**
    * The architecture: 'x86_64' (default: cache-coherent DMA, dma-debug's cache-line overlap check
    * silent) or 'arm64' (128-byte cache lines: the overlap check is active; devices are
@@ -195,8 +200,9 @@ export class Machine implements KernelContext {
       this.faults.onFault((kind, n) => tr.emit('inject', `failed ${kind} allocation #${n}`, 'faults', { kind, n }));
       this.klog.onMessage((msg) => { if (msg.kind === 'WARN') tr.emit('warn', msg.fn, 'kernel', { message: msg.message }); });
     }
-    this.swiotlb = this.#setupSwiotlb(opts.swiotlb);
-    this.swiotlbForce = this.swiotlb !== null && typeof opts.swiotlb === 'object' && opts.swiotlb.force === true;
+    const sw = this.#setupSwiotlb(opts.swiotlb);
+    this.swiotlb = sw.pool;
+    this.swiotlbForce = sw.force;
     this.bootFragment = opts.fragment === undefined ? undefined : fragment(this.mm, { seed: this.seed, ...opts.fragment });
     let onUnbound: ((dev: Device) => void) | undefined;
     if (opts.dmaDebug === false) {
@@ -302,19 +308,35 @@ export class Machine implements KernelContext {
     return out;
   }
 
-  #setupSwiotlb(cfg: MachineOptions['swiotlb']): SwiotlbPool | null {
-    const force = cfg !== undefined && cfg !== false && cfg.force === true;
-    const wanted = cfg === false ? false : cfg !== undefined || this.mm.maxPfn * 4096 > ZONE_DMA32_LIMIT;
-    if (!wanted) return null;
-    const size = parseSize((cfg === undefined || cfg === false ? undefined : cfg.size) ?? 64 * 2 ** 20, 'Machine', 'swiotlb.size');
+  #setupSwiotlb(cfg: MachineOptions['swiotlb']): { pool: SwiotlbPool | null; force: boolean } {
+    if (cfg === false) return { pool: null, force: false };
+    const obj = typeof cfg === 'object' ? cfg : undefined;
+    const geo = swiotlbBootGeometry({
+      param: typeof cfg === 'string' ? parseSwiotlbParam(cfg) : null,
+      ...(obj?.size === undefined ? {} : { sizeBytes: parseSize(obj.size, 'Machine', 'swiotlb.size') }),
+      ...(obj?.areas === undefined ? {} : { areas: checkInt(obj.areas, 'Machine', 'swiotlb.areas', 0, 2 ** 16) }),
+      force: obj?.force === true,
+      cpus: this.cpus,
+      // Options given ask for a pool; otherwise x86 sets one up when RAM reaches above 4 GiB.
+      needed: obj !== undefined || this.mm.maxPfn * PAGE_SIZE > ZONE_DMA32_LIMIT,
+      klog: this.klog,
+    });
+    if (geo === null) return { pool: null, force: false };
+    const force = geo.force;
+    const size = geo.nslabs * IO_TLB_SIZE;
     const start = this.mm.memblockAllocLow(size, ZONE_DMA32_LIMIT, 'swiotlb');
     if (start < 0) {
       this.klog.printk('warn', 'swiotlb_init_remap', `software IO TLB: Cannot allocate buffer`);
-      return null;
+      return { pool: null, force: false };
     }
-    const pool = new SwiotlbPool({ start, size, memory: this.mm.kernelMemory, klog: this.klog, faults: this.faults, ...(cfg && cfg.areas !== undefined ? { areas: cfg.areas } : {}) });
-    this.dma.bouncer = swiotlbBouncer(pool, { force, cpu: () => this.currentCpu });
-    return pool;
+    const pool = new SwiotlbPool({ start, size, areas: geo.nareas, memory: this.mm.kernelMemory, klog: this.klog, faults: this.faults });
+    const trace = this.trace;
+    this.dma.bouncer = swiotlbBouncer(pool, {
+      force, cpu: () => this.currentCpu,
+      // swiotlb:swiotlb_bounced, with the tracepoint's fields (force prints as FORCE or NORMAL).
+      ...(trace.enabled ? { onBounced: (dev: Device, devAddr: number, size: number) => trace.emit('bounce', 'swiotlb_bounced', dev.name, { dma_mask: dev.dma_mask ?? 0, dev_addr: devAddr, size, force: force ? 'FORCE' : 'NORMAL' }) } : {}),
+    });
+    return { pool, force };
   }
 }
 

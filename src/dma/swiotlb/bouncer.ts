@@ -23,17 +23,27 @@ export function swiotlbDeviceOf(dev: Device): SwiotlbDevice {
 }
 
 /**
- * Wrap a pool for the DMA backends.
- * @example dmaSystemOf(machine).bouncer = swiotlbBouncer(pool, { force: true })
+ * Wrap a pool for the DMA backends. `onBounced` is the swiotlb:swiotlb_bounced tracepoint: told of
+ * every bounce attempt before slots are searched (swiotlb_map and dma-iommu's bounce path), with the
+ * original buffer's address.
+ * @example dmaSystemOf(machine).bouncer = swiotlbBouncer(pool, { force: true, cpu: () => 0 })
  */
-export function swiotlbBouncer(pool: SwiotlbPool, opts: { force: boolean; cpu: () => number }): Bouncer {
+export function swiotlbBouncer(pool: SwiotlbPool, opts: { force: boolean; cpu: () => number; onBounced?: (dev: Device, devAddr: number, size: number) => void }): Bouncer {
   checkObject(opts, 'swiotlbBouncer', 'opts');
   checkFunction(opts.cpu, 'swiotlbBouncer', 'opts.cpu');
+  if (opts.onBounced !== undefined) checkFunction(opts.onBounced, 'swiotlbBouncer', 'opts.onBounced');
+  const bounced = opts.onBounced ?? null;
   return {
     get active() { return pool.is_swiotlb_active(); },
     force: opts.force,
-    map: (dev, phys, size, dir, attrs) => pool.swiotlb_map(swiotlbDeviceOf(dev), phys, size, dir as DmaDirection, attrs, opts.cpu()),
-    mapAligned: (dev, phys, size, alignMask, dir, attrs) => pool.swiotlb_tbl_map_single(swiotlbDeviceOf(dev), phys, size, alignMask, dir as DmaDirection, attrs, opts.cpu()),
+    map: (dev, phys, size, dir, attrs) => {
+      bounced?.(dev, phys, size);
+      return pool.swiotlb_map(swiotlbDeviceOf(dev), phys, size, dir as DmaDirection, attrs, opts.cpu());
+    },
+    mapAligned: (dev, phys, size, alignMask, dir, attrs) => {
+      bounced?.(dev, phys, size);
+      return pool.swiotlb_tbl_map_single(swiotlbDeviceOf(dev), phys, size, alignMask, dir as DmaDirection, attrs, opts.cpu());
+    },
     isBuffer: (phys) => pool.is_swiotlb_buffer(phys),
     unmap: (dev, tlb, size, dir, attrs) => pool.swiotlb_tbl_unmap_single(swiotlbDeviceOf(dev), tlb, size, dir as DmaDirection, attrs),
     syncForCpu: (dev, tlb, size, dir) => pool.swiotlb_sync_single_for_cpu(swiotlbDeviceOf(dev), tlb, size, dir as DmaDirection),
