@@ -266,6 +266,25 @@ export class Mm implements PhysMemory {
     return -1;
   }
 
+  /**
+   * Boot-time reservation of exactly [phys, phys + bytes) (memblock_reserve of a region the
+   * firmware names, e.g. a reserved-memory node for a DMA pool): true when it was free RAM within
+   * one zone, then owned by `owner` and never freed; false, and nothing changed, otherwise.
+   */
+  memblockReserve(phys: number, bytes: number, owner: Owner): boolean {
+    if (!Number.isSafeInteger(phys) || phys < 0 || phys % PAGE_SIZE !== 0 || !Number.isSafeInteger(bytes) || bytes <= 0) return false;
+    const start = phys / PAGE_SIZE;
+    const pages = Math.ceil(bytes / PAGE_SIZE);
+    if (!this.isRam(phys, pages * PAGE_SIZE)) return false;
+    const zone = this.zones.find((z) => start >= z.span.startPfn && start + pages <= z.span.endPfn);
+    if (zone === undefined || !carveRange(zone, start, start + pages)) return false;
+    this.meta.state.fill(PG_ALLOCATED | 0x2, start, start + pages);
+    this.meta.refcount.fill(1, start, start + pages);
+    this.meta.owner.fill(OWNER_ID[owner], start, start + pages);
+    this.#allocatedPages += pages;
+    return true;
+  }
+
   /** kmalloc: a physically contiguous object; its direct-map address or null. */
   kmalloc(size: number, gfp: number = GFP_KERNEL): number | null {
     return this.slab.kmalloc(size, gfp);

@@ -36,7 +36,7 @@ export function checkMachineOptions(opts: MachineOptions): void {
     parseSwiotlbParam(sw);
   } else if (sw !== undefined && sw !== false) {
     if (!isObject(sw)) bad('swiotlb', `expected false or { size, force, areas }, got ${String(sw)}`);
-    keysOf('swiotlb', sw as Record<string, unknown>, ['size', 'force', 'areas']);
+    keysOf('swiotlb', sw as Record<string, unknown>, ['size', 'force', 'areas', 'at']);
     const force = (sw as Record<string, unknown>)['force'];
     if (force !== undefined && typeof force !== 'boolean') bad('swiotlb.force', `force is true or false, got ${String(force)}`);
   }

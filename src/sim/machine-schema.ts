@@ -69,7 +69,7 @@ export const MACHINE_SCHEMA = {
         { type: 'string', pattern: '^\\s*((0x[0-9a-fA-F]+|\\d+)(,(0x[0-9a-fA-F]+|\\d+))?,?)?(force|noforce)?\\s*$', description: "The kernel's swiotlb= parameter: '<slots>[,<areas>][,force|noforce]'." },
         {
           type: 'object', additionalProperties: false,
-          properties: { size, force: { type: 'boolean', description: 'swiotlb=force: bounce every streaming mapping.' }, areas: { type: 'integer', minimum: 0, description: 'Areas (0 → 1, else rounded up to a power of two); default the CPU count.' } },
+          properties: { size, at: { ...size, description: 'Place the pool at this physical address (free RAM), as a reserved-memory region would.' }, force: { type: 'boolean', description: 'swiotlb=force: bounce every streaming mapping.' }, areas: { type: 'integer', minimum: 0, description: 'Areas (0 → 1, else rounded up to a power of two); default the CPU count.' } },
         },
       ],
     },

@@ -65,7 +65,7 @@ export interface MachineOptions {
    * up to a power of two (`area num N.`). A string is the kernel's `swiotlb=` parameter,
    * `'<slots>[,<areas>][,force|noforce]'`, with the kernel's rounding and messages.
    */
-  readonly swiotlb?: false | { readonly size?: Size; readonly force?: boolean; readonly areas?: number } | string;
+  readonly swiotlb?: false | { readonly size?: Size; readonly force?: boolean; readonly areas?: number; readonly at?: Size } | string;
   /**
    * The architecture: 'x86_64' (default: cache-coherent DMA, dma-debug's cache-line overlap check
    * silent) or 'arm64' (128-byte cache lines: the overlap check is active; devices are
@@ -324,7 +324,16 @@ export class Machine implements KernelContext {
     if (geo === null) return { pool: null, force: false };
     const force = geo.force;
     const size = geo.nslabs * IO_TLB_SIZE;
-    const start = this.mm.memblockAllocLow(size, ZONE_DMA32_LIMIT, 'swiotlb');
+    let start: number;
+    if (obj?.at !== undefined) {
+      // A pool at a given address (a firmware reserved-memory region): it must be free RAM.
+      start = parseSize(obj.at, 'Machine', 'swiotlb.at');
+      if (!this.mm.memblockReserve(start, size, 'swiotlb')) {
+        throw new KernelError(EINVAL, 'Machine', `[0x${start.toString(16)}, 0x${(start + size).toString(16)}) is not free, page-aligned RAM in one zone`, 'swiotlb.at');
+      }
+    } else {
+      start = this.mm.memblockAllocLow(size, ZONE_DMA32_LIMIT, 'swiotlb');
+    }
     if (start < 0) {
       this.klog.printk('warn', 'swiotlb_init_remap', `software IO TLB: Cannot allocate buffer`);
       return { pool: null, force: false };

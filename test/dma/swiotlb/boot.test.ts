@@ -96,3 +96,29 @@ describe('the swiotlb_bounced tracepoint', () => {
     expect(untraced.trace.events.length).toBe(0);
   });
 });
+
+describe('a pool at a given address', () => {
+  it('sits where it is told; a device that cannot reach it fails to bounce as the kernel does', () => {
+    const m = new Machine({ memory: '8G', swiotlb: { size: '4M', at: '6G', force: true } });
+    expect(m.swiotlb?.start).toBe(6 * 2 ** 30);
+    expect(m.mm.zoneStats().length).toBeGreaterThan(0);
+    const dev = m.pci.addDevice({ name: 'dma32', dmaMask: 32 });
+    m.pci.bind(dev, { name: 'x', probe() {} });
+    const pfn = m.mm.alloc_pages(GFP_KERNEL, 0) as number;
+    const addr = dma_map_page_attrs(dev, pfn, 0, 4096, DMA_TO_DEVICE, 0);
+    expect(addr).toBe(-1); // DMA_MAPPING_ERROR: the bounce slot is beyond its 32-bit mask
+    expect(m.audit()).toEqual([]);
+  });
+
+  it('refuses an address that is not free RAM, naming swiotlb.at', () => {
+    for (const at of ['12G', 4096 + 1, '0']) {
+      try {
+        new Machine({ memory: '8G', swiotlb: { size: '4M', at } });
+        expect.unreachable(String(at));
+      } catch (e) {
+        expect(e).toBeInstanceOf(KernelError);
+        expect((e as KernelError).arg).toBe('swiotlb.at');
+      }
+    }
+  });
+});
