@@ -13,3 +13,4 @@ export * from './swiotlb/bouncer.ts';
 export * from './iommu/iommu-dma.ts';
 export * from './iommu/translator.ts';
 export * from './ledger/index.ts';
+export * from './pool/dmapool.ts';

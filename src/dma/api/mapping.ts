@@ -400,6 +400,21 @@ function freeAttrs(dev: Device, size: number, buf: CoherentBuffer, attrs: number
   ledgerFreeCoherent(ledger(dev), dev, api, buf.dma_handle);
 }
 
+/**
+ * @internal dma_alloc_coherent on behalf of an allocator built on it (a DMA pool's page): `api`
+ * names it in the ledger, so a leak names the pool.
+ */
+export function allocCoherentAs(dev: Device, size: number, gfp: number, api: string): CoherentBuffer | null {
+  if (typeof api !== 'string') throw new KernelError(EINVAL, 'allocCoherentAs', 'expected the caller\'s name', 'api');
+  return allocAttrs(dev, size, gfp, 0, api);
+}
+
+/** @internal dma_free_coherent on behalf of an allocator built on it. */
+export function freeCoherentAs(dev: Device, size: number, buf: CoherentBuffer, api: string): void {
+  if (typeof api !== 'string') throw new KernelError(EINVAL, 'freeCoherentAs', 'expected the caller\'s name', 'api');
+  freeAttrs(dev, size, buf, 0, api);
+}
+
 /** dma_free_coherent. */
 export function dma_free_coherent(dev: Device, size: number, buf: CoherentBuffer): void {
   freeAttrs(dev, size, buf, 0, 'dma_free_coherent');
