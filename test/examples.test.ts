@@ -82,10 +82,41 @@ describe('dmasim run: exit codes', () => {
     const { join } = await import('node:path');
     const dir = mkdtempSync(join(tmpdir(), 'dmasim-run-'));
     const r = await run('examples/bounce-32bit.ts', '--html', join(dir, 'r.html'), '--jsonl', join(dir, 't.jsonl'));
-    expect(r.stderr).toBe('');
+    // The example's machine records no trace: the run says so rather than writing an empty file silently.
+    expect(r.stderr).toBe('dmasim: machine m0 was built without trace: true; its trace is empty\n');
     expect(r.status).toBe(0);
     expect(readFileSync(join(dir, 'r.html'), 'utf8')).toContain('examples/bounce-32bit.ts');
     expect(existsSync(join(dir, 't.jsonl'))).toBe(true);
+  }, 60_000);
+
+  it('a scenario that is not one, or an output path that cannot be written, is bad usage (2) before anything runs', async () => {
+    const { mkdtempSync, writeFileSync, existsSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'dmasim-usage-'));
+    writeFileSync(join(dir, 'num.mjs'), 'export default 42;\n');
+    const num = await run(join(dir, 'num.mjs'));
+    expect(num.status).toBe(2);
+    expect(num.stderr).toContain('is a number; a scenario exports a function');
+    expect((await run(dir)).stderr).toContain('is not a scenario module');
+    writeFileSync(join(dir, 'm.json'), '{}');
+    expect((await run(join(dir, 'm.json'))).status).toBe(2);
+    writeFileSync(join(dir, 'mark.mjs'), `import { writeFileSync } from 'node:fs';\nexport default () => { writeFileSync(${JSON.stringify(join(dir, 'ran'))}, '1'); return 'ran'; };\n`);
+    const html = await run(join(dir, 'mark.mjs'), '--html', join(dir, 'no', 'such', 'x.html'));
+    expect(html.status).toBe(2);
+    expect(html.stderr).toMatch(/--html .*: no directory/);
+    expect(html.stderr).not.toMatch(/\n\s+at /);
+    expect(existsSync(join(dir, 'ran'))).toBe(false);
+  }, 60_000);
+
+  it('the HTML report of a scenario with findings lists them', async () => {
+    const { mkdtempSync, readFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'dmasim-leakhtml-'));
+    const r = await run('examples/leak-at-unbind.ts', '--html', join(dir, 'leak.html'), '--allow-findings');
+    expect(r.status).toBe(0);
+    expect(readFileSync(join(dir, 'leak.html'), 'utf8')).toMatch(/findings \(2\):[\s\S]*leaked-mapping/);
   }, 60_000);
 
   it('bad usage exits 2 with run\'s own usage', async () => {

@@ -142,6 +142,13 @@ console.log(addr, f.length);
     expect(leaky.stderr).toMatch(/\[leaked-mapping\] mapping still live .*dma_map_single\(DMA_TO_DEVICE\) of 64 bytes/);
     expect(readFileSync(join(scratch, 'leaky.html'), 'utf8')).toMatch(/^<!doctype html>/i);
     expect(node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), 'run', 'leaky.ts', '--allow-findings']).status).toBe(0);
+    // A scenario that imports a second copy of dmasim (the checkout's TypeScript source, not the
+    // package): its machines are still judged, so the leak still fails the run.
+    writeFileSync(join(scratch, 'other-copy.ts'), `import { dma_map_single, DMA_TO_DEVICE, Machine } from ${JSON.stringify(join(root, 'src', 'index.ts'))};\nexport default (): string => { const m = new Machine({ memory: '64M' }); const dev = m.pci.addDevice({ name: 'd', dmaMask: 64 }); m.pci.bind(dev, { name: 'x', probe() {} }); dma_map_single(dev, m.mm.kmalloc(64)!, 64, DMA_TO_DEVICE); m.pci.unbind(dev); return 'other copy'; };\n`);
+    const other = node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), 'run', 'other-copy.ts']);
+    expect(other.stdout.trim()).toBe('other copy');
+    expect(other.stderr).toContain('[leaked-mapping]');
+    expect(other.status).toBe(1);
     const version = node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), '--version']);
     expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version);
     const help = node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), 'help']);

@@ -266,46 +266,62 @@ let tsxRegistered = false;
  */
 async function runScenarioFile(file: string, opts: { html?: string | undefined; trace?: string | undefined; jsonl?: string | undefined; json?: boolean | undefined; 'allow-findings'?: boolean | undefined }): Promise<number> {
   const { pathToFileURL } = await import('node:url');
-  const { resolve } = await import('node:path');
-  const { existsSync, writeFileSync } = await import('node:fs');
+  const { resolve, dirname, extname } = await import('node:path');
+  const { existsSync, statSync, writeFileSync } = await import('node:fs');
   const { onMachineCreated, Machine } = await import('../sim/machine.ts');
-  const { dmaFindings, formatFindings } = await import('../sim/findings.ts');
+  const { judgeMachine } = await import('../sim/findings.ts');
   const path = resolve(file);
   if (!existsSync(path)) throw new UsageError(`no scenario file ${file}`, RUN_USAGE);
-  const made: InstanceType<typeof Machine>[] = [];
+  if (!statSync(path).isFile() || !/^\.[cm]?[jt]s$/.test(extname(path))) {
+    throw new UsageError(`${file} is not a scenario module (a .ts, .mts, .js or .mjs file)`, RUN_USAGE);
+  }
+  // Every output path is checked before the scenario runs: a typo should not cost a long run.
+  for (const [flag, out] of [['--html', opts.html], ['--trace', opts.trace], ['--jsonl', opts.jsonl]] as const) {
+    if (out === undefined) continue;
+    const dir = dirname(resolve(out));
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${flag} ${out}: no directory ${dir}`, RUN_USAGE);
+  }
+  const made: object[] = [];
   const stop = onMachineCreated((m) => { made.push(m); });
   let out: unknown;
   try {
     const mod = (await importScenario(pathToFileURL(path).href)) as { default?: unknown };
     if (typeof mod.default === 'function') out = await (mod.default as () => unknown)();
+    else if (mod.default !== undefined) throw new UsageError(`the default export of ${file} is ${typeof mod.default === 'object' ? 'an object' : `a ${typeof mod.default}`}; a scenario exports a function (or runs at import, with no default export)`, RUN_USAGE);
   } finally {
     stop();
   }
   const report = typeof out === 'string' ? out : typeof out === 'object' && out !== null && 'report' in out ? String((out as { report: unknown }).report) : out === undefined ? '' : undefined;
   if (opts.json === true) {
-    const plain = typeof out === 'object' && out !== null ? Object.fromEntries(Object.entries(out).filter(([, v]) => !(v instanceof Machine))) : out;
+    const plain = typeof out === 'object' && out !== null ? Object.fromEntries(Object.entries(out).filter(([, v]) => !made.includes(v as object))) : out;
     process.stdout.write(`${JSON.stringify(plain ?? null, null, 2)}\n`);
   } else {
     const text = report ?? JSON.stringify(out, null, 2);
     if (text !== '') process.stdout.write(`${text}\n`);
   }
+  const verdicts = made.map((m) => ({ m, verdict: judgeMachine(m) }));
   // The pictures and traces of the machine the scenario returned, else of the last one it made.
-  const returned = typeof out === 'object' && out !== null ? Object.values(out).find((v): v is InstanceType<typeof Machine> => v instanceof Machine) : undefined;
-  const pictured = returned ?? made.at(-1);
+  const returned = typeof out === 'object' && out !== null ? Object.values(out).find((v) => made.includes(v as object)) : undefined;
+  const pictured = (returned ?? made.at(-1)) as InstanceType<typeof Machine> | undefined;
   if (opts.html !== undefined || opts.trace !== undefined || opts.jsonl !== undefined) {
     if (pictured === undefined) throw new UsageError('--html, --trace and --jsonl need a scenario that makes a Machine', RUN_USAGE);
+    if (!(pictured instanceof Machine)) throw new UsageError(`${file} made its machines with another copy of dmasim (it imports dmasim from elsewhere); import 'dmasim' so they can be pictured`, RUN_USAGE);
     const { htmlReport } = await import('../sim/html-report.ts');
     const { chromeTrace, traceJsonLines } = await import('../core/trace.ts');
-    if (opts.html !== undefined) writeFileSync(opts.html, htmlReport(pictured, { title: `dmasim: ${file}`, ...(report === undefined ? {} : { text: report }) }));
+    const judged = verdicts.find((v) => v.m === pictured)?.verdict;
+    const findingsText = judged === undefined || judged === null || judged.findings.length === 0 ? '' : `\n\nfindings (${judged.findings.length}):\n${judged.text}`;
+    if (opts.html !== undefined) writeFileSync(opts.html, htmlReport(pictured, { title: `dmasim: ${file}`, text: `${report ?? ''}${findingsText}` }));
+    if ((opts.trace !== undefined || opts.jsonl !== undefined) && !pictured.trace.enabled) {
+      process.stderr.write(`dmasim: machine ${pictured.name} was built without trace: true; its trace is empty\n`);
+    }
     if (opts.trace !== undefined) writeFileSync(opts.trace, JSON.stringify(chromeTrace(pictured.trace, { process: `machine ${pictured.name}` })));
     if (opts.jsonl !== undefined) writeFileSync(opts.jsonl, `${traceJsonLines(pictured.trace)}\n`);
   }
   let bad = 0;
-  for (const m of made) {
-    const f = dmaFindings(m);
-    if (f.length === 0) continue;
-    bad += f.length;
-    process.stderr.write(`dmasim: machine ${m.name} ends with ${f.length} finding(s):\n${formatFindings(f)}\n`);
+  for (const { m, verdict } of verdicts) {
+    if (verdict === null || verdict.findings.length === 0) continue;
+    bad += verdict.findings.length;
+    process.stderr.write(`dmasim: machine ${(m as { name?: string }).name ?? '?'} ends with ${verdict.findings.length} finding(s):\n${verdict.text}\n`);
   }
   return bad > 0 && opts['allow-findings'] !== true ? 1 : 0;
 }

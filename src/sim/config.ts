@@ -58,7 +58,7 @@ export const PRESETS: Readonly<Record<string, MachineConfig>> = {
     memory: '16G',
     cpus: 8,
     fragment: { level: 0.7 },
-    iommu: { mode: 'lazy', addressWidth: 39 },
+    iommu: { mode: 'lazy', format: 'vtd', addressWidth: 39 },
     devices: [
       { name: '0000:02:00.0', dmaMask: 64, coherentDmaMask: 64, maxSegmentSize: 0xffffffff, minAlignMask: 0xfff },
       { name: '0000:05:00.0', dmaMask: 64, coherentDmaMask: 64, untrusted: true },

@@ -7,7 +7,7 @@ import type { LedgerEntry } from '../dma/ledger/entry.ts';
 import { FINDINGS_MAX } from '../dma/ledger/findings.ts';
 import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
-import { Machine } from './machine.ts';
+import { Machine, sharedSet } from './machine.ts';
 
 /** The kinds of finding. */
 export type DmaFindingKind =
@@ -129,4 +129,28 @@ function checkArgs(machine: unknown, opts: unknown): void {
 export function formatFindings(findings: readonly DmaFinding[]): string {
   if (!Array.isArray(findings)) throw new KernelError(EINVAL, 'formatFindings', 'expected an array of findings', 'findings');
   return findings.map((f) => `  [${f.kind}] ${f.message}`).join('\n');
+}
+
+/** What a copy of dmasim says of a machine: its findings, formatted; null when it is not its machine. */
+type Judge = (m: unknown) => { readonly findings: readonly DmaFinding[]; readonly text: string } | null;
+
+// Every loaded copy of dmasim registers how to judge its own machines (instanceof works only within
+// a copy), so the CLI can judge a machine whichever copy made it.
+sharedSet<Judge>('dmasim.findingJudges').add((m) => {
+  if (!(m instanceof Machine)) return null;
+  const findings = dmaFindings(m);
+  return { findings, text: formatFindings(findings) };
+});
+
+/**
+ * The findings of a machine made by any copy of dmasim loaded in this process (the CLI's view of
+ * the machines a scenario made), or null when no copy knows it.
+ * @example const j = judgeMachine(machine); if (j && j.findings.length > 0) console.error(j.text);
+ */
+export function judgeMachine(m: unknown): { readonly findings: readonly DmaFinding[]; readonly text: string } | null {
+  for (const judge of sharedSet<Judge>('dmasim.findingJudges')) {
+    const verdict = judge(m);
+    if (verdict !== null) return verdict;
+  }
+  return null;
 }

@@ -96,8 +96,18 @@ let machineCount = 0;
 
 // INVARIANT: creationObservers holds the callbacks registered by onMachineCreated and not yet
 //   removed; each is told of every Machine constructed meanwhile (the CLI judges the machines a
-//   scenario made). It holds no machine.
-const creationObservers = new Set<(m: Machine) => void>();
+//   scenario made). It holds no machine. It lives on globalThis under a registered symbol so that
+//   every copy of dmasim in the process shares it (a scenario importing another copy still has
+//   its machines seen; see judgeMachine in findings.ts).
+const creationObservers: Set<(m: Machine) => void> = sharedSet('dmasim.machineCreated');
+
+/** A Set every loaded copy of dmasim shares (process-wide, keyed by a registered symbol). */
+export function sharedSet<T>(key: string): Set<T> {
+  const g = globalThis as { [k: symbol]: unknown };
+  const sym = Symbol.for(key);
+  if (!(g[sym] instanceof Set)) g[sym] = new Set<T>();
+  return g[sym] as Set<T>;
+}
 
 /**
  * Be told of every Machine constructed from now on (until the returned function is called): how the
