@@ -7,7 +7,8 @@ import type { LedgerEntry } from '../dma/ledger/entry.ts';
 import { FINDINGS_MAX } from '../dma/ledger/findings.ts';
 import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
-import { Machine, sharedSet } from './machine.ts';
+import { Machine } from './machine.ts';
+import { sharedSet } from '../core/shared-registry.ts';
 
 /** The kinds of finding. */
 export type DmaFindingKind =

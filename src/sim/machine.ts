@@ -35,12 +35,16 @@ import { ARCH_ARM64, ARCH_X86_64, type DmaDebug, type DmaDebugOptions } from '..
 import { SwiotlbPool } from '../dma/swiotlb/pool.ts';
 import { parseSwiotlbParam, swiotlbBootGeometry } from '../dma/swiotlb/boot.ts';
 import { IO_TLB_SIZE } from '../dma/swiotlb/constants.ts';
+
+/** IO_TLB_MIN_SLABS: boot gives up halving the pool below 1 MiB. */
+const IO_TLB_MIN_SLABS = (1 << 20) / IO_TLB_SIZE;
 import { checkInt } from '../core/args.ts';
 import { parseSize } from '../core/size.ts';
 import { EINVAL } from '../core/errno.ts';
 import { pushBounded } from '../core/bounded.ts';
 import { KernelError } from '../core/errors.ts';
 import { checkMachineOptions } from './machine-options.ts';
+import { sharedSet } from '../core/shared-registry.ts';
 import { ARM64_ZONE_DMA_LIMIT, PAGE_SIZE, ZONE_DMA32_LIMIT, ZONE_DMA_LIMIT } from '../mm/constants.ts';
 import { cpuOwnershipChecker, deviceAccessChecker, type AddrRange } from '../dma/ledger/index.ts';
 
@@ -101,13 +105,6 @@ let machineCount = 0;
 //   its machines seen; see judgeMachine in findings.ts).
 const creationObservers: Set<(m: Machine) => void> = sharedSet('dmasim.machineCreated');
 
-/** A Set every loaded copy of dmasim shares (process-wide, keyed by a registered symbol). */
-export function sharedSet<T>(key: string): Set<T> {
-  const g = globalThis as { [k: symbol]: unknown };
-  const sym = Symbol.for(key);
-  if (!(g[sym] instanceof Set)) g[sym] = new Set<T>();
-  return g[sym] as Set<T>;
-}
 
 /**
  * Be told of every Machine constructed from now on (until the returned function is called): how the
@@ -333,7 +330,8 @@ export class Machine implements KernelContext {
     });
     if (geo === null) return { pool: null, force: false };
     const force = geo.force;
-    const size = geo.nslabs * IO_TLB_SIZE;
+    let size = geo.nslabs * IO_TLB_SIZE;
+    let nareas = geo.nareas;
     let start: number;
     if (obj?.at !== undefined) {
       // A pool at a given address (a firmware reserved-memory region): it must be free RAM.
@@ -342,13 +340,20 @@ export class Machine implements KernelContext {
         throw new KernelError(EINVAL, 'Machine', `[0x${start.toString(16)}, 0x${(start + size).toString(16)}) is not free, page-aligned RAM in one zone`, 'swiotlb.at');
       }
     } else {
-      start = this.mm.memblockAllocLow(size, ZONE_DMA32_LIMIT, 'swiotlb');
+      // swiotlb_init_remap: below 4 GiB; on failure halve (whole segments) down to 1 MiB, then give up.
+      for (;;) {
+        start = this.mm.memblockAllocLow(size, ZONE_DMA32_LIMIT, 'swiotlb');
+        if (start >= 0) break;
+        this.klog.printk('warn', 'swiotlb_memblock_alloc', `software IO TLB: swiotlb_memblock_alloc: Failed to allocate ${size} bytes tlb structure\n`);
+        if (size / IO_TLB_SIZE <= IO_TLB_MIN_SLABS) return { pool: null, force: false };
+        size = Math.ceil(size / IO_TLB_SIZE / 2 / 128) * 128 * IO_TLB_SIZE;
+        nareas = size / IO_TLB_SIZE < nareas * 128 ? Math.max(1, Math.floor(size / IO_TLB_SIZE / 128)) : nareas;
+      }
+      if (size !== geo.nslabs * IO_TLB_SIZE) {
+        this.klog.printk('info', 'swiotlb_init_remap', `software IO TLB: SWIOTLB bounce buffer size adjusted ${geo.nslabs} -> ${size / IO_TLB_SIZE} slabs`);
+      }
     }
-    if (start < 0) {
-      this.klog.printk('warn', 'swiotlb_init_remap', `software IO TLB: Cannot allocate buffer`);
-      return { pool: null, force: false };
-    }
-    const pool = new SwiotlbPool({ start, size, areas: geo.nareas, memory: this.mm.kernelMemory, klog: this.klog, faults: this.faults });
+    const pool = new SwiotlbPool({ start, size, areas: nareas, memory: this.mm.kernelMemory, klog: this.klog, faults: this.faults });
     const trace = this.trace;
     this.dma.bouncer = swiotlbBouncer(pool, {
       force, cpu: () => this.currentCpu,

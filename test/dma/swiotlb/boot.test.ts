@@ -122,3 +122,18 @@ describe('a pool at a given address', () => {
     }
   });
 });
+
+describe('a pool that does not fit below 4 GiB', () => {
+  it('is halved until it fits, as swiotlb_init_remap does, and says so', () => {
+    const m = new Machine({ memory: '16G', swiotlb: { size: '8G', force: true } });
+    expect(m.swiotlb).not.toBeNull();
+    expect(m.swiotlb!.end).toBeLessThanOrEqual(2 ** 32);
+    expect((m.swiotlb!.end - m.swiotlb!.start) / 2 ** 30).toBe(2);
+    expect(info(m)).toContain('software IO TLB: SWIOTLB bounce buffer size adjusted 4194304 -> 1048576 slabs');
+    expect(m.klog.messages.filter((x) => x.fn === 'swiotlb_memblock_alloc').map((x) => x.message)).toEqual([
+      'software IO TLB: swiotlb_memblock_alloc: Failed to allocate 8589934592 bytes tlb structure\n',
+      'software IO TLB: swiotlb_memblock_alloc: Failed to allocate 4294967296 bytes tlb structure\n',
+    ]);
+    expect(m.swiotlbForce).toBe(true);
+  });
+});
