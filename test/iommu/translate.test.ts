@@ -63,3 +63,23 @@ describe('translate', () => {
     expect(translate(t, 0x20010, 8, 'write').fault?.reason).toBe('unmapped');
   });
 });
+
+describe('blame on IOVA reuse', () => {
+  it('a permission fault on a reused IOVA blames no earlier unmap; an unmapped IOVA still does', async () => {
+    const { Machine, DMA_FROM_DEVICE, DMA_TO_DEVICE, GFP_KERNEL: GFP, dma_map_page_attrs, dma_unmap_page_attrs } = await import('../../src/index.ts');
+    const m = new Machine({ memory: '256M', iommu: { mode: 'strict' } });
+    const dev = m.pci.addDevice({ name: 'nic', dmaMask: 64 });
+    m.pci.bind(dev, { name: 'x', probe() {} });
+    const pfn = m.mm.alloc_pages(GFP, 0) as number;
+    const first = dma_map_page_attrs(dev, pfn, 0, 4096, DMA_FROM_DEVICE, 0);
+    dma_unmap_page_attrs(dev, first, 4096, DMA_FROM_DEVICE, 0);
+    const again = dma_map_page_attrs(dev, pfn, 0, 4096, DMA_TO_DEVICE, 0);
+    expect(again).toBe(first); // the IOVA is reused
+    const w = dev.dma.write(again, new Uint8Array(4)); // the device writes a TO_DEVICE buffer
+    expect(w.ok === false && w.fault.reason).toBe('permission');
+    expect(w.ok === false && w.fault.detail).toBeUndefined();
+    dma_unmap_page_attrs(dev, again, 4096, DMA_TO_DEVICE, 0);
+    const late = dev.dma.read(again, 4);
+    expect(late.ok === false && late.fault.detail).toMatch(/^IOVA unmapped by dma_unmap_page at t=/);
+  });
+});

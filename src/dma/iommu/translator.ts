@@ -65,7 +65,9 @@ export function iommuTranslator(iommu: Iommu): IommuTranslator {
       if (!r.ok) {
         const f = r.fault as NonNullable<TranslateResult['fault']>;
         iommu.reportFault(domain, dev.name, f.iova, access, f.reason);
-        const unmap = iommu.unmapCovering(domain.id, f.iova);
+        // A permission fault hit a present PTE: the IOVA is mapped now (perhaps reused since an
+        // unmap), so no unmap is to blame; only an unmapped IOVA looks for the unmap that cleared it.
+        const unmap = f.reason === 'permission' ? undefined : iommu.unmapCovering(domain.id, f.iova);
         if (unmap !== undefined) record({ device: dev.name, iova: f.iova, access, kind: 'fault', time: now, unmap });
         const detail = unmap === undefined ? undefined : `IOVA unmapped by ${unmap.via} at t=${unmap.time} ns`;
         return fault(dev, f.iova, length, access, f.reason === 'permission' ? 'permission' : 'unmapped', detail);
