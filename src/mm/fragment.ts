@@ -54,7 +54,9 @@ function range(v: readonly [number, number] | undefined, dflt: readonly [number,
  */
 export function fragment(mm: Mm, opts: FragmentOptions): FragmentResult {
   checkObject(opts, 'fragment', 'opts');
-  const level = opts.level ?? 0;
+  const level: unknown = opts.level === undefined ? 0 : opts.level;
+  if (typeof level !== 'number') throw new KernelError(EINVAL, 'fragment', `level is a number in [0, 1], got ${JSON.stringify(level)}`, 'level');
+  if (opts.seed !== undefined && !(typeof opts.seed === 'number' && Number.isSafeInteger(opts.seed) && opts.seed >= 0)) throw new KernelError(EINVAL, 'fragment', `seed is a whole number, got ${JSON.stringify(opts.seed)}`, 'seed');
   if (opts.run === undefined && !(level >= 0 && level <= 1)) throw new KernelError(EINVAL, 'fragment', `level must be in [0, 1], got ${level}`, 'level');
   if (opts.run === undefined && level === 0) return { heldPages: 0, runs: 0 };
   const single = 2 ** Math.round(MAX_PAGE_ORDER * (1 - level));

@@ -50,3 +50,19 @@ describe('fragment', () => {
     expect(formatRunHistogram(h)).toMatch(/\d/);
   });
 });
+
+describe('fragment: bad options', () => {
+  it('a level that is not a number in [0, 1], or a bad seed, is EINVAL naming it', async () => {
+    const { EINVAL, KernelError } = await import('../../src/index.ts');
+    for (const [opts, arg] of [[{ level: '' }, 'level'], [{ level: '0.5' }, 'level'], [{ level: null }, 'level'], [{ level: 2 }, 'level'], [{ level: 0.5, seed: 'x' }, 'seed']] as const) {
+      try {
+        new Machine({ memory: '64M', fragment: opts as never });
+        expect.unreachable(JSON.stringify(opts));
+      } catch (e) {
+        expect(e).toBeInstanceOf(KernelError);
+        expect((e as InstanceType<typeof KernelError>).errno).toBe(EINVAL);
+        expect((e as InstanceType<typeof KernelError>).arg).toBe(arg);
+      }
+    }
+  });
+});
