@@ -153,3 +153,28 @@ describe('dmasim bench coalesce', () => {
     expect(rows[0]?.nsPerPage).toBeGreaterThan(0);
   }, 60_000);
 });
+
+describe('CLI details a new user tripped on', () => {
+  const cli = async (...args: string[]) => {
+    const { spawnSync } = await import('node:child_process');
+    return spawnSync(process.execPath, ['bin/dmasim.mjs', ...args], { encoding: 'utf8' });
+  };
+
+  it('help <command> prints that command\'s usage; bench --help is help, not an unknown benchmark', async () => {
+    expect((await cli('help', 'run')).stdout).toMatch(/^usage: dmasim run/);
+    expect((await cli('help', 'describe')).stdout).toMatch(/^usage: dmasim describe/);
+    const bench = await cli('bench', '--help');
+    expect(bench.status).toBe(0);
+    expect(bench.stdout).toMatch(/^usage: dmasim bench coalesce/);
+    expect((await cli('help', 'nope')).status).toBe(2);
+  }, 60_000);
+
+  it('bench coalesce takes hex (as kernel people write it), refuses below PAGE_SIZE, and runs a repeated value once', async () => {
+    const r = await cli('bench', 'coalesce', '--n', '0x1000', '--layout', 'runs', '--layout', 'runs', '--max-segment', '0x10000', '--mode', 'oneshot', '--no-native', '--json');
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim().split('\n').length).toBe(1);
+    const small = await cli('bench', 'coalesce', '--max-segment', '100');
+    expect(small.status).toBe(2);
+    expect(small.stderr).toContain('[4096 (PAGE_SIZE), UINT_MAX]');
+  }, 60_000);
+});

@@ -153,7 +153,7 @@ async function sweepCommand(args: string[]): Promise<number> {
 /** A --max-segment value: sg_alloc_table_from_pages_segment refuses one below PAGE_SIZE (-EINVAL). */
 function parseMaxSegment(v: string): number {
   if (v.toUpperCase() === 'UINT_MAX') return 0xffffffff;
-  const n = /^\d+$/.test(v) ? Number(v) : NaN;
+  const n = /^(\d+|0x[0-9a-f]+)$/i.test(v) ? Number(v) : NaN;
   if (!Number.isInteger(n) || n < 4096 || n > 0xffffffff) throw new UsageError(`--max-segment must be a whole number of bytes in [4096 (PAGE_SIZE), UINT_MAX], got '${v}'`, BENCH_USAGE);
   return n;
 }
@@ -174,16 +174,17 @@ async function benchCoalesceCommand(args: string[]): Promise<number> {
     return 0;
   }
   const bench = await import('../../bench/coalesce.bench.ts');
-  const sizes = values.n?.map((v) => {
-    const n = /^\d+$/.test(v) ? Number(v) : NaN;
+  const uniq = <T>(xs: readonly T[] | undefined): T[] | undefined => (xs === undefined ? undefined : [...new Set(xs)]);
+  const sizes = uniq(values.n)?.map((v) => {
+    const n = /^(\d+|0x[0-9a-f]+)$/i.test(v) ? Number(v) : NaN;
     if (!Number.isInteger(n) || n < 1 || n > 2 ** 26) throw new UsageError(`--n must be a whole number of pages in [1, 2^26], got '${v}'`, BENCH_USAGE);
     return n;
   });
-  const layouts = values.layout?.map((v) => {
+  const layouts = uniq(values.layout)?.map((v) => {
     if (!(bench.LAYOUTS as readonly string[]).includes(v)) throw new UsageError(`--layout must be one of ${bench.LAYOUTS.join(', ')}, got '${v}'`, BENCH_USAGE);
     return v as (typeof bench.LAYOUTS)[number];
   });
-  const modes = values.mode?.map((v) => {
+  const modes = uniq(values.mode)?.map((v) => {
     if (!(bench.MODES as readonly string[]).includes(v)) throw new UsageError(`--mode must be one of ${bench.MODES.join(', ')}, got '${v}'`, BENCH_USAGE);
     return v as (typeof bench.MODES)[number];
   });
@@ -191,7 +192,7 @@ async function benchCoalesceCommand(args: string[]): Promise<number> {
     ...(sizes === undefined ? {} : { sizes }),
     ...(layouts === undefined ? {} : { layouts }),
     ...(modes === undefined ? {} : { modes }),
-    ...(values['max-segment'] === undefined ? {} : { maxSegments: values['max-segment'].map(parseMaxSegment) }),
+    ...(values['max-segment'] === undefined ? {} : { maxSegments: [...new Set(values['max-segment'].map(parseMaxSegment))] }),
     native: values['no-native'] !== true,
   });
   if (values.json === true) for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`);
@@ -405,7 +406,11 @@ async function main(argv: string[]): Promise<number> {
       return runCommand(rest);
     case 'bench':
       if (rest[0] === 'coalesce') return benchCoalesceCommand(rest.slice(1));
-      throw new UsageError(`unknown benchmark '${rest[0] ?? ''}' (available: coalesce)`);
+      if (rest[0] === '--help' || rest[0] === '-h' || rest[0] === 'help') {
+        process.stdout.write(BENCH_USAGE);
+        return 0;
+      }
+      throw new UsageError(`unknown benchmark '${rest[0] ?? ''}' (available: coalesce)`, BENCH_USAGE);
     case 'sweep':
       return sweepCommand(rest);
     case 'describe':
@@ -419,9 +424,14 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'help':
     case '--help':
-    case '-h':
-      process.stdout.write(USAGE);
+    case '-h': {
+      // `dmasim help <command>`: that command's usage.
+      const topic = rest[0];
+      const usage = topic === undefined ? USAGE : ({ run: RUN_USAGE, bench: BENCH_USAGE, sweep: SWEEP_USAGE, describe: DESCRIBE_USAGE } as Record<string, string>)[topic];
+      if (usage === undefined) throw new UsageError(`no help for '${topic}' (commands: run, bench, sweep, describe, schema)`);
+      process.stdout.write(usage);
       return 0;
+    }
     default:
       throw new UsageError(`unknown command '${cmd}'`);
   }

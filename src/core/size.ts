@@ -21,7 +21,8 @@ export function parseSize(value: Size, fn = 'parseSize', arg = 'size'): number {
   if (typeof value === 'number') {
     bytes = value;
   } else if (typeof value === 'string') {
-    const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(?:i?B)?\s*$/i.exec(value);
+    // 'iB' only after a unit letter: '16iB' is not a size (it once read as 16 bytes).
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(?:([KMGTP])(?:i?B)?|B)?\s*$/i.exec(value);
     if (m === null) throw new KernelError(EINVAL, fn, `cannot read size ${JSON.stringify(value)} (use e.g. '64G', '256K')`, arg);
     bytes = Number(m[1]) * (UNITS[(m[2] ?? '').toUpperCase()] ?? 1);
   } else {

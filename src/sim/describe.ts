@@ -63,12 +63,13 @@ export function describeMachine(m: Machine): string {
   const sw = m.swiotlb;
   lines.push(sw === null
     ? 'swiotlb: none'
-    : `swiotlb: ${formatBytes(sw.end - sw.start)} at [${hex(sw.start)}, ${hex(sw.end)}), ${sw.nslabs} slots in ${sw.nareas} areas, ${m.swiotlbForce ? 'force (every streaming mapping bounces)' : 'bounces only what a device cannot reach'}`);
+    : `swiotlb: ${formatBytes(sw.end - sw.start)} at [${hex(sw.start)}, ${hex(sw.end)}), ${sw.nslabs} slots in ${sw.nareas} area${sw.nareas === 1 ? '' : 's'}, ${m.swiotlbForce ? 'force (every streaming mapping bounces)' : 'bounces only what a device cannot reach'}`);
   const dbg = m.dmaDebug;
   lines.push(dbg === null ? 'dma-debug: off' : `dma-debug: on, ${dbg.nr_total_entries} entries, ${m.arch === 'arm64' ? '128' : '64'}-byte cache lines`);
   lines.push(`access checks: ${m.accessChecks ? 'on (device accesses against live mappings, CPU accesses against DMA ownership)' : 'off'}`);
   const devices = [...m.devices()];
   lines.push('', 'devices:', ...(devices.length === 0 ? ['  none'] : devices.map((d) => deviceLine(m, d))));
-  lines.push('', 'isolation:', ...isolationReport(m).map((l) => `  ${l}`));
+  const isolation = isolationReport(m);
+  if (isolation.length > 0) lines.push('', 'isolation:', ...isolation.map((l) => `  ${l}`));
   return lines.join('\n');
 }

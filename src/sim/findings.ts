@@ -129,7 +129,8 @@ function checkArgs(machine: unknown, opts: unknown): void {
  */
 export function formatFindings(findings: readonly DmaFinding[]): string {
   if (!Array.isArray(findings)) throw new KernelError(EINVAL, 'formatFindings', 'expected an array of findings', 'findings');
-  return findings.map((f) => `  [${f.kind}] ${f.message}`).join('\n');
+  // A message of several lines (dma-debug's) keeps its later lines under its first.
+  return findings.map((f) => `  [${f.kind}] ${f.message.replace(/\n/g, '\n    ')}`).join('\n');
 }
 
 /** What a copy of dmasim says of a machine: its findings, formatted; null when it is not its machine. */

@@ -17,7 +17,7 @@ export function isolationReport(m: Machine): string[] {
   const iommu = m.iommu;
   const devices = [...m.devices()];
   if (iommu === null) {
-    if (devices.length > 0) out.push(`no IOMMU: ${devices.map((d) => d.name).join(', ')} can reach all of memory their masks cover`);
+    if (devices.length > 0) out.push(`no IOMMU: ${devices.map((d) => d.name).join(', ')} can reach all of the memory its DMA mask covers`);
     return out;
   }
   for (const d of devices) if (iommu.groupOf(d) === undefined) out.push(`${d.name}: not behind the IOMMU: no isolation`);

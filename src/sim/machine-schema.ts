@@ -4,7 +4,7 @@
  * the package as `dmasim/machine.schema.json` for editors, and enforced by {@link parseMachineConfig}.
  */
 
-const SIZE_PATTERN = '^\\s*\\d+(\\.\\d+)?\\s*[KMGTPkmgtp]?(i?[Bb])?\\s*$';
+const SIZE_PATTERN = '^\\s*\\d+(\\.\\d+)?\\s*([KMGTPkmgtp](i?[Bb])?|[Bb])?\\s*$';
 
 /** A byte count: a whole number, or a string such as '16G', '64K', '1.5M'. */
 const size = {

@@ -155,3 +155,17 @@ describe('describeMachine and dmasim describe', () => {
     expect(run('--bogus').stderr).toContain('usage: dmasim describe');
   }, 30_000);
 });
+
+describe('sizes', () => {
+  it("'iB' only after a unit: '16iB' is refused by the schema and by parseSize; '16KiB', '16K', '16B' read", async () => {
+    const { parseSize } = await import('../../src/index.ts');
+    expect(refused(() => parseMachineConfig({ memory: '16iB' })).arg).toBe('memory');
+    expect(refused(() => parseSize('16iB'))).toBeInstanceOf(KernelError);
+    expect([parseSize('16KiB'), parseSize('16K'), parseSize('16B'), parseSize('1.5M')]).toEqual([16384, 16384, 16, 1572864]);
+  });
+
+  it('findings of several lines keep their later lines indented under the first', async () => {
+    const { formatFindings } = await import('../../src/index.ts');
+    expect(formatFindings([{ kind: 'dma-debug', device: 'd', message: 'first\nsecond' }])).toBe('  [dma-debug] first\n    second');
+  });
+});
