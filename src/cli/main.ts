@@ -137,8 +137,14 @@ async function sweepCommand(args: string[]): Promise<number> {
   }
   const format = values.format ?? 'jsonl';
   if (format !== 'jsonl' && format !== 'csv') bad(`--format must be jsonl or csv, got '${format}'`);
-  const { existsSync } = await import('node:fs');
+  const { existsSync, statSync } = await import('node:fs');
   if (!existsSync(file as string)) bad(`no scenario file ${file}`);
+  if (values.out !== undefined) {
+    // Checked before the first job runs: a typo should not cost a whole sweep.
+    const { dirname, resolve } = await import('node:path');
+    const dir = dirname(resolve(values.out));
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) bad(`--out ${values.out}: no directory ${dir}`);
+  }
   const { sweep } = await import('./sweep.ts');
   const rows = await sweep({
     file: file as string, grid, format: format as 'jsonl' | 'csv',

@@ -20,3 +20,21 @@ describe('dmasim sweep', () => {
     expect(shard0[1]?.result).toEqual(rows[2]?.result);
   });
 });
+
+describe('dmasim sweep: usage checked before any job runs', () => {
+  it('--out in a missing directory, --workers abc, --seeds 5..1 are exit 2 with the reason', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const run = (...args: string[]) => spawnSync(process.execPath, ['bin/dmasim.mjs', 'sweep', 'examples/fragmentation-sweep.ts', ...args], { encoding: 'utf8' });
+    for (const [args, why] of [
+      [['--out', '/nonexistent/dir/x.jsonl'], /--out \/nonexistent\/dir\/x\.jsonl: no directory/],
+      [['--workers', 'abc'], /--workers must be a whole number/],
+      [['--seeds', '5..1'], /--seeds 5\.\.1 is empty/],
+    ] as const) {
+      const r = run(...args);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(why);
+      expect(r.stderr).toContain('usage: dmasim sweep');
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+  }, 60_000);
+});
