@@ -113,9 +113,14 @@ export function memorySnapshot(m: Machine, opts: MemorySnapshotOptions = {}): Me
   return new MemorySnapshot(m, label ?? `at t=${m.clock.now} ns`);
 }
 
-// INVARIANT: marked maps a machine to the last snapshot markReportSnapshot took of it; the snapshot's
-//   machine is that machine. Weak: a snapshot lives no longer than its machine.
-const marked = new WeakMap<Machine, MemorySnapshot>();
+// The marked snapshot is the machine's own state (no module-level map of machines), declared here
+// by the report that owns it.
+declare module '../machine.ts' {
+  interface Machine {
+    /** The last snapshot markReportSnapshot took of this machine (its machine is this one). */
+    reportSnapshot?: MemorySnapshot | undefined;
+  }
+}
 
 /**
  * Snapshot the machine now and make it what htmlReport(m) draws when its data names no snapshot:
@@ -126,11 +131,11 @@ export function markReportSnapshot(m: Machine, opts: MemorySnapshotOptions = {})
   if (!(m instanceof Machine)) throw notInstance(m, Machine, 'markReportSnapshot', 'm');
   const label = checkLabel(opts, 'markReportSnapshot');
   const snap = new MemorySnapshot(m, label ?? `at t=${m.clock.now} ns`);
-  marked.set(m, snap);
+  m.reportSnapshot = snap;
   return snap;
 }
 
 /** The snapshot markReportSnapshot last took of `m`, if any. */
 export function markedSnapshot(m: Machine): MemorySnapshot | undefined {
-  return marked.get(m);
+  return m.reportSnapshot;
 }
