@@ -5,7 +5,12 @@
  * nents set only on success; an invalid direction is a BUG.
  */
 import { EINVAL, EIO, ENOMEM, EOPNOTSUPP, EREMOTEIO } from '../../core/errno.ts';
-import { DMA_ATTR_REQUIRE_COHERENT } from './attrs.ts';
+import { DMA_ATTR_MMIO, DMA_ATTR_REQUIRE_COHERENT } from './attrs.ts';
+import { DMA_BIT_MASK } from '../../device/mask.ts';
+
+function checkAttrs(attrs: unknown, fn: string): void {
+  if (typeof attrs !== 'number' || !Number.isInteger(attrs) || attrs < 0 || attrs > 0xffffffff) throw new KernelError(EINVAL, fn, `expected DMA_ATTR_* flags, got ${String(attrs)}`, 'attrs');
+}
 import { KernelBug, KernelError } from '../../core/errors.ts';
 import type { Bound } from '../../device/context.ts';
 import { PAGE_OFFSET, PAGE_SIZE, VMALLOC_END, VMALLOC_START } from '../../mm/constants.ts';
@@ -165,6 +170,52 @@ export function dma_unmap_phys(dev: Device, addr: number, size: number, dir: num
   unmapPhys(dev, addr, size, dir, attrs, 'dma_unmap_phys');
 }
 
+/**
+ * dma_map_resource: map MMIO (another device's BAR, a doorbell) for `dev`, as the kernel now does
+ * it, dma_map_phys with DMA_ATTR_MMIO: never bounced through swiotlb, never CPU-synced; through
+ * the IOMMU with IOMMU_MMIO. The address, or DMA_MAPPING_ERROR.
+ * @example const db = dma_map_resource(dev, 0xfe000000, 4096, DMA_BIDIRECTIONAL, 0);
+ */
+export function dma_map_resource(dev: Device, phys: number, size: number, dir: number, attrs = 0): number {
+  checkAttrs(attrs, 'dma_map_resource');
+  return mapPhys(dev, phys, size, dir, attrs | DMA_ATTR_MMIO, 'dma_map_resource');
+}
+
+/**
+ * dma_unmap_resource: undo dma_map_resource (dma_unmap_phys with DMA_ATTR_MMIO).
+ * @example dma_unmap_resource(dev, db, 4096, DMA_BIDIRECTIONAL, 0);
+ */
+export function dma_unmap_resource(dev: Device, addr: number, size: number, dir: number, attrs = 0): void {
+  checkAttrs(attrs, 'dma_unmap_resource');
+  unmapPhys(dev, addr, size, dir, attrs | DMA_ATTR_MMIO, 'dma_unmap_resource');
+}
+
+/**
+ * dma_need_sync: must the driver call the sync functions for this mapping? dma-direct: when the
+ * device is not coherent or the address is a swiotlb bounce slot; dma-iommu: when the device is
+ * not coherent or untrusted (it bounces).
+ * @example if (dma_need_sync(dev, addr)) dma_sync_single_for_cpu(dev, addr, len, DMA_FROM_DEVICE);
+ */
+export function dma_need_sync(dev: Device, addr: number): boolean {
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_need_sync', 'dev');
+  checkAddr(addr, 'dma_need_sync');
+  if (!dev.dma_coherent) return true;
+  if (dmaOpsOf(dev).name === 'iommu') return dev.untrusted;
+  return dmaSystemOf(dev.host.ctx).bouncer?.isBuffer(addr) ?? false;
+}
+
+/**
+ * dma_get_required_mask: the smallest mask that reaches all of RAM through dma-direct (a power of
+ * two minus one covering the last page), DMA_BIT_MASK(32) behind an IOMMU.
+ * @example dma_get_required_mask(dev) // 0x1ffffffff on an 8 GiB machine
+ */
+export function dma_get_required_mask(dev: Device): number {
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_get_required_mask', 'dev');
+  const ops = dmaOpsOf(dev);
+  if (ops.name === 'iommu') return DMA_BIT_MASK(32);
+  return ops.get_required_mask?.(dev) ?? DMA_BIT_MASK(32);
+}
+
 function unmapPhys(dev: Device, addr: number, size: number, dir: number, attrs: number, api: string): void {
   checkDev(dev, api);
   checkDir(dir, 'dma_unmap_phys');
@@ -292,6 +343,25 @@ export function dma_sync_single_for_cpu(dev: Device, addr: number, size: number,
   debug(dev)?.syncSingleForCpu(dev, addr, size, dir);
   ledgerSyncSingle(ledger(dev), dev, addr, size, true);
   trace(dev, 'sync', 'dma_sync_single_for_cpu', { addr, size, dir });
+}
+
+/**
+ * dma_sync_single_range_for_cpu: dma_sync_single_for_cpu of `size` bytes at `offset` into the
+ * mapping at `addr` (the kernel's inline: the range's own address goes to the backend and dma-debug).
+ * @example dma_sync_single_range_for_cpu(dev, addr, 512, 64, DMA_FROM_DEVICE) // just the header
+ */
+export function dma_sync_single_range_for_cpu(dev: Device, addr: number, offset: number, size: number, dir: number): void {
+  checkAddr(offset, 'dma_sync_single_range_for_cpu');
+  dma_sync_single_for_cpu(dev, addr + offset, size, dir);
+}
+
+/**
+ * dma_sync_single_range_for_device: dma_sync_single_for_device of a range within a mapping.
+ * @example dma_sync_single_range_for_device(dev, addr, 512, 64, DMA_TO_DEVICE)
+ */
+export function dma_sync_single_range_for_device(dev: Device, addr: number, offset: number, size: number, dir: number): void {
+  checkAddr(offset, 'dma_sync_single_range_for_device');
+  dma_sync_single_for_device(dev, addr + offset, size, dir);
 }
 
 /** dma_sync_single_for_device: hand the buffer back to the device (bounce copies out). */

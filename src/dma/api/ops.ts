@@ -35,6 +35,8 @@ export interface DmaOps {
   opt_mapping_size(dev: Device): number;
   /** dma_get_merge_boundary: 0 means cannot merge. */
   merge_boundary(dev: Device): number;
+  /** ops->get_required_mask (dma-direct's own rule); absent: DMA_BIT_MASK(32). */
+  get_required_mask?(dev: Device): number;
 }
 
 /** What dma-direct needs from swiotlb (satisfied by the machine's swiotlb pool). */

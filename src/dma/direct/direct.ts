@@ -43,16 +43,22 @@ export function dma_capable(dev: Device, addr: number, size: number): boolean {
 export function dma_direct_map_phys(dev: Device, phys: number, size: number, dir: number, attrs: number): number {
   if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_direct_map_phys', 'dev');
   const b = bouncer(dev);
-  if (b !== null && b.force) {
-    // Forced bouncing cannot serve MMIO, and a mapping that must stay coherent may not bounce.
-    if (attrs & (DMA_ATTR_MMIO | DMA_ATTR_REQUIRE_COHERENT)) return DMA_MAPPING_ERROR;
-    return b.map(dev, phys, size, dir, attrs);
-  }
-  if (!dma_capable(dev, phys, size)) {
-    if (b !== null && b.active && !(attrs & DMA_ATTR_REQUIRE_COHERENT)) return b.map(dev, phys, size, dir, attrs);
+  const overflow = (): number => {
     dev.host.ctx.klog.warnOnce(`dma_direct_map_phys:${dev.name}`, 'dma_direct_map_phys',
       `${dev.driver?.name ?? dev.bus.name} ${dev.name}: DMA addr ${hexA(phys)}+${size} overflow (mask ${formatMask(dev.dma_mask ?? 0)}, bus limit ${formatMask(dev.bus_dma_limit)}).`);
     return DMA_MAPPING_ERROR;
+  };
+  if (b !== null && b.force) {
+    // Forced bouncing cannot serve MMIO (err_overflow, with its WARN); a mapping that must stay
+    // coherent may not bounce either.
+    if (attrs & DMA_ATTR_MMIO) return overflow();
+    if (attrs & DMA_ATTR_REQUIRE_COHERENT) return DMA_MAPPING_ERROR;
+    return b.map(dev, phys, size, dir, attrs);
+  }
+  if (!dma_capable(dev, phys, size)) {
+    // MMIO is never bounced: out of reach is an overflow.
+    if (!(attrs & DMA_ATTR_MMIO) && b !== null && b.active && !(attrs & DMA_ATTR_REQUIRE_COHERENT)) return b.map(dev, phys, size, dir, attrs);
+    return overflow();
   }
   return phys;
 }
@@ -160,6 +166,11 @@ export function dma_direct_free(mm: Mm, size: number, buf: CoherentBuffer): void
 export function directOps(mm: Mm): DmaOps {
   return {
     name: 'direct',
+    // dma_direct_get_required_mask: the mask whose top bit is the last page's top bit (fls64).
+    get_required_mask: () => {
+      const lastPage = (mm.maxPfn - 1) * PAGE_SIZE;
+      return DMA_BIT_MASK(lastPage === 0 ? 1 : Math.floor(Math.log2(lastPage)) + 1);
+    },
     map_phys: dma_direct_map_phys,
     unmap_phys: dma_direct_unmap_phys,
     map_sg: dma_direct_map_sg,
