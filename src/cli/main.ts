@@ -101,13 +101,18 @@ options:
   --format F          jsonl (default) or csv
   --out FILE          write there instead of stdout
   --no-progress       no progress bar
+  --allow-findings    exit 0 even when a job's machines end with findings
+
+Each row carries \`findings\`: how many findings (leaks, dma-debug errors, access violations, audit
+problems, WARNs) the machines the job made ended with. Exit codes: 0 every job ran clean; 1 a job
+threw or ended with findings; 2 bad usage.
 `;
 
 async function sweepCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(args, {
     seeds: { type: 'string' }, param: { type: 'string', multiple: true }, shard: { type: 'string' },
     workers: { type: 'string' }, format: { type: 'string' }, out: { type: 'string' }, 'no-progress': { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
+    'allow-findings': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   }, SWEEP_USAGE);
   const bad = (message: string): never => { throw new UsageError(message, SWEEP_USAGE); };
   if (values.help === true) {
@@ -153,7 +158,9 @@ async function sweepCommand(args: string[]): Promise<number> {
     ...(values.out === undefined ? {} : { out: values.out }),
     progress: values['no-progress'] !== true,
   });
-  return rows.some((r) => r.error !== undefined) ? 1 : 0;
+  const withFindings = rows.filter((r) => (r.findings ?? 0) > 0).length;
+  if (withFindings > 0) process.stderr.write(`dmasim: ${withFindings} of ${rows.length} job(s) ended with findings (the findings column); run one with dmasim run to see them\n`);
+  return rows.some((r) => r.error !== undefined) || (withFindings > 0 && values['allow-findings'] !== true) ? 1 : 0;
 }
 
 /** A --max-segment value: sg_alloc_table_from_pages_segment refuses one below PAGE_SIZE (-EINVAL). */

@@ -5,6 +5,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
+import { onMachineCreated } from '../sim/machine.ts';
+import { judgeMachine } from '../sim/findings.ts';
 
 interface Job { readonly index: number; readonly params: Record<string, unknown> }
 
@@ -16,12 +18,19 @@ parentPort?.on('message', async (job: Job | null) => {
   if (job === null) {
     process.exit(0);
   }
+  // Every machine the job makes is judged after it, as `dmasim run` judges them: the row carries
+  // how many findings they ended with (leaks, dma-debug errors, access violations, audit, WARNs).
+  const made: object[] = [];
+  const stop = onMachineCreated((m) => { made.push(m); });
+  const findings = (): number => made.reduce((n, m) => n + (judgeMachine(m)?.findings.length ?? 0), 0);
   try {
     const out = await run(job.params);
+    stop();
     const result = typeof out === 'object' && out !== null ? flatten(out as Record<string, unknown>) : { result: out };
-    parentPort?.postMessage({ index: job.index, params: job.params, result });
+    parentPort?.postMessage({ index: job.index, params: job.params, result, findings: findings() });
   } catch (e) {
-    parentPort?.postMessage({ index: job.index, params: job.params, error: e instanceof Error ? e.message : String(e) });
+    stop();
+    parentPort?.postMessage({ index: job.index, params: job.params, error: e instanceof Error ? e.message : String(e), findings: findings() });
   }
 });
 parentPort?.postMessage({ ready: true });

@@ -24,7 +24,8 @@ export interface SweepOptions {
 }
 
 /** One result row. */
-export interface SweepRow { index: number; params: Record<string, unknown>; result?: Record<string, unknown>; error?: string }
+/** One job's row: its parameters, what it returned (or its error), and the findings its machines ended with. */
+export interface SweepRow { index: number; params: Record<string, unknown>; result?: Record<string, unknown>; error?: string; findings?: number }
 
 /** Every combination of the grid, in a fixed order. */
 export function gridJobs(grid: Readonly<Record<string, readonly unknown[]>>): Array<Record<string, unknown>> {
@@ -87,6 +88,6 @@ function toCsv(rows: readonly SweepRow[]): string {
     const s = v === undefined ? '' : String(v);
     return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   };
-  const head = ['index', ...pkeys, ...rkeys, 'error'].join(',');
-  return [head, ...rows.map((r) => [r.index, ...pkeys.map((k) => esc(r.params[k])), ...rkeys.map((k) => esc(r.result?.[k])), esc(r.error)].join(','))].join('\n');
+  const head = ['index', ...pkeys, ...rkeys, 'findings', 'error'].join(',');
+  return [head, ...rows.map((r) => [r.index, ...pkeys.map((k) => esc(r.params[k])), ...rkeys.map((k) => esc(r.result?.[k])), esc(r.findings ?? 0), esc(r.error)].join(','))].join('\n');
 }

@@ -38,3 +38,33 @@ describe('dmasim sweep: usage checked before any job runs', () => {
     }
   }, 60_000);
 });
+
+describe('dmasim sweep: findings', () => {
+  it('a job whose machine leaks is counted in its row and fails the sweep; --allow-findings accepts it', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join, resolve } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'dmasim-sweep-'));
+    const src = resolve('src/index.ts');
+    writeFileSync(join(dir, 'leaky.ts'), `import { Machine, dma_map_single, DMA_TO_DEVICE } from ${JSON.stringify(src)};
+export default ({ seed }: { seed: number }) => {
+  const m = new Machine({ memory: '64M', seed });
+  const dev = m.pci.addDevice({ name: 'd', dmaMask: 64 });
+  m.pci.bind(dev, { name: 'x', probe() {} });
+  if (seed === 2) dma_map_single(dev, m.mm.kmalloc(64)!, 64, DMA_TO_DEVICE); // the planted leak
+  m.pci.unbind(dev);
+  return { mapped: seed === 2 ? 1 : 0 };
+};
+`);
+    const run = (...extra: string[]) => spawnSync(process.execPath, ['bin/dmasim.mjs', 'sweep', join(dir, 'leaky.ts'), '--seeds', '1..3', '--workers', '1', '--no-progress', ...extra], { encoding: 'utf8' });
+    const r = run();
+    expect(r.status).toBe(1);
+    const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { params: { seed: number }; findings: number });
+    expect(rows.map((x) => [x.params.seed, x.findings > 0])).toEqual([[1, false], [2, true], [3, false]]);
+    expect(r.stderr).toContain('1 of 3 job(s) ended with findings');
+    expect(run('--allow-findings').status).toBe(0);
+    const csv = run('--format', 'csv', '--allow-findings');
+    expect(csv.stdout.split('\n')[0]).toBe('index,seed,mapped,findings,error');
+  }, 60_000);
+});
