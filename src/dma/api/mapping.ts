@@ -495,18 +495,32 @@ export function dma_free_coherent(dev: Device, size: number, buf: CoherentBuffer
  * @throws KernelError ENODEV for an unbound device.
  */
 export function dmam_alloc_coherent(dev: Device<Bound>, size: number, gfp: number): CoherentBuffer | null {
-  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dmam_alloc_coherent', 'dev');
-  dev.assertBound('dmam_alloc_coherent');
-  const buf = allocAttrs(dev, size, gfp, 0, 'dmam_alloc_coherent');
+  return managedAlloc(dev, size, gfp, 0, 'dmam_alloc_coherent');
+}
+
+/**
+ * dmam_alloc_attrs: dma_alloc_attrs freed automatically at unbind (devres), freed with the same attrs.
+ * @throws KernelError ENODEV for an unbound device.
+ * @example const ring = dmam_alloc_attrs(dev, 65536, GFP_KERNEL, DMA_ATTR_NO_WARN);
+ */
+export function dmam_alloc_attrs(dev: Device<Bound>, size: number, gfp: number, attrs: number): CoherentBuffer | null {
+  checkAttrs(attrs, 'dmam_alloc_attrs');
+  return managedAlloc(dev, size, gfp, attrs, 'dmam_alloc_attrs');
+}
+
+function managedAlloc(dev: Device<Bound>, size: number, gfp: number, attrs: number, api: string): CoherentBuffer | null {
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, api, 'dev');
+  dev.assertBound(api);
+  const buf = allocAttrs(dev, size, gfp, attrs, api);
   if (buf === null) return null;
-  dev.devres.add(managedAction(dev, size, buf));
+  dev.devres.add(managedAction(dev, size, buf, attrs));
   return buf;
 }
 
 const managed = new WeakMap<CoherentBuffer, { release: () => void; name: string }>();
 
-function managedAction(dev: Device, size: number, buf: CoherentBuffer) {
-  const action = { name: 'dmam_alloc_coherent', release: () => freeAttrs(dev, size, buf, 0, 'dmam_release') };
+function managedAction(dev: Device, size: number, buf: CoherentBuffer, attrs: number) {
+  const action = { name: 'dmam_alloc_coherent', release: () => freeAttrs(dev, size, buf, attrs, 'dmam_release') };
   managed.set(buf, action);
   return action;
 }

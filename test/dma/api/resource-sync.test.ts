@@ -109,3 +109,23 @@ describe('dma_need_sync and dma_get_required_mask', () => {
     expect(DMA_MAPPING_ERROR).toBe(-1);
   });
 });
+
+describe('dmam_alloc_attrs', () => {
+  it('a managed coherent buffer with attrs: freed at unbind (nothing leaks), refused for an unbound device', async () => {
+    const { dmam_alloc_attrs, DMA_ATTR_NO_WARN, LEAK_KINDS, ENODEV, KernelError } = await import('../../../src/index.ts');
+    const { m, dev } = rig();
+    const free = m.mm.freePages;
+    const buf = dmam_alloc_attrs(dev.asBound(), 8192, GFP_KERNEL, DMA_ATTR_NO_WARN);
+    expect(buf).not.toBeNull();
+    m.pci.unbind(dev);
+    expect(m.mm.freePages).toBe(free);
+    expect(dmaFindings(m, { kinds: LEAK_KINDS })).toEqual([]);
+    try {
+      dmam_alloc_attrs(dev as never, 4096, GFP_KERNEL, 0);
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(KernelError);
+      expect((e as InstanceType<typeof KernelError>).errno).toBe(ENODEV);
+    }
+  });
+});
