@@ -43,6 +43,14 @@ describe('HTML report', () => {
     expect(page).not.toMatch(/<script|https?:\/\//); // nothing external
   });
 
+  it('a histogram bucket of 1 beside one of thousands is still visible (at least 2 px tall)', () => {
+    const m = new Machine({ memory: '1G' });
+    const page = htmlReport(m, { entryLengths: [4096, ...Array.from({ length: 2048 }, () => 32768)], segmentLengths: [65536] });
+    const ones = [...page.matchAll(/<rect [^>]*height="([\d.]+)"[^>]*><title>1 /g)].map((x) => Number(x[1]));
+    expect(ones.length).toBeGreaterThanOrEqual(1);
+    for (const h of ones) expect(h).toBeGreaterThanOrEqual(2);
+  });
+
   it('every chart has an x and a y axis, each with a title and at least two tick values', () => {
     const charts = [...html.matchAll(/<svg class="chart"[\s\S]*?<\/svg>/g)].map((x) => x[0]);
     expect(charts).toHaveLength(5);

@@ -35,8 +35,11 @@ export function histogramPicture(before: readonly number[], after: readonly numb
   let bars = '';
   const bar = (x: number, count: number, color: string, what: string): string => {
     if (count === 0) return '';
-    const label = `<text class="value" x="${x + (w / 2 - 4) / 2}" y="${y(count) - 3}" text-anchor="middle" font-size="10">${fmtCount(count)}</text>`;
-    return `<rect x="${x}" y="${y(count)}" width="${w / 2 - 4}" height="${f.y + f.h - y(count)}" fill="${color}"><title>${fmtCount(count)} ${what}</title></rect>${label}`;
+    // A non-zero bucket is at least 2 px tall, so a count of 1 beside 2,048 still shows (in its
+    // series' colour, its value above it).
+    const top = Math.min(y(count), f.y + f.h - 2);
+    const label = `<text class="value" x="${x + (w / 2 - 4) / 2}" y="${top - 3}" text-anchor="middle" font-size="10" fill="${color}">${fmtCount(count)}</text>`;
+    return `<rect x="${x}" y="${top}" width="${w / 2 - 4}" height="${f.y + f.h - top}" fill="${color}"><title>${fmtCount(count)} ${what}</title></rect>${label}`;
   };
   for (let b = 0; b < nb; b++) {
     const x0 = f.x + b * w + 2;
