@@ -156,7 +156,8 @@ async function sweepCommand(args: string[]): Promise<number> {
     ...(shard === undefined ? {} : { shard }),
     ...(values.workers === undefined ? {} : { workers: Number(values.workers) }),
     ...(values.out === undefined ? {} : { out: values.out }),
-    progress: values['no-progress'] !== true,
+    // The bar only on a terminal: piped stderr (CI logs) gets no redraw noise.
+    progress: values['no-progress'] !== true && process.stderr.isTTY === true,
   });
   const withFindings = rows.filter((r) => (r.findings ?? 0) > 0).length;
   if (withFindings > 0) process.stderr.write(`dmasim: ${withFindings} of ${rows.length} job(s) ended with findings (the findings column); run one with dmasim run to see them\n`);

@@ -14,7 +14,10 @@ describe('dmasim sweep', () => {
     const rows = await sweep({ file: 'examples/fragmentation-sweep.ts', grid, workers: 2, out, progress: false });
     expect(rows).toHaveLength(4);
     expect(rows.every((r) => r.error === undefined)).toBe(true);
-    expect(rows.find((r) => r.params['level'] === 0.3)?.result?.['meanRun']).toBe(128);
+    // The seed matters: the same level gives different layouts for different seeds, the same seed the same.
+    const at = (seed: number, level: number) => rows.find((r) => r.params['seed'] === seed && r.params['level'] === level)?.result;
+    expect(at(1, 0.3)).not.toEqual(at(2, 0.3));
+    expect((await sweep({ file: 'examples/fragmentation-sweep.ts', grid: { seed: [1], level: [0.3] }, workers: 1, out, progress: false }))[0]?.result).toEqual(at(1, 0.3));
     const shard0 = await sweep({ file: 'examples/fragmentation-sweep.ts', grid, shard: { index: 0, count: 2 }, workers: 1, out, progress: false });
     expect(shard0.map((r) => r.index)).toEqual([0, 2]);
     expect(shard0[1]?.result).toEqual(rows[2]?.result);
@@ -66,5 +69,15 @@ export default ({ seed }: { seed: number }) => {
     expect(run('--allow-findings').status).toBe(0);
     const csv = run('--format', 'csv', '--allow-findings');
     expect(csv.stdout.split('\n')[0]).toBe('index,seed,mapped,findings,error');
+  }, 60_000);
+});
+
+describe('dmasim sweep: the progress bar', () => {
+  it('is not drawn when stderr is not a terminal (piped into CI logs)', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const r = spawnSync(process.execPath, ['bin/dmasim.mjs', 'sweep', 'examples/fragmentation-sweep.ts', '--seeds', '1..2', '--workers', '1'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).not.toContain('sweep [');
+    expect(r.stdout.trim().split('\n').length).toBe(2);
   }, 60_000);
 });
