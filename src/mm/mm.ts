@@ -254,16 +254,21 @@ export class Mm implements PhysMemory {
       const range = this.ram[r] as PfnRange;
       const top = Math.min(range.endPfn, Math.floor(limit / PAGE_SIZE));
       for (let start = top - pages; start >= range.startPfn; start -= 1024) {
-        const zone = this.zones.find((z) => start >= z.span.startPfn && start + pages <= z.span.endPfn);
-        if (zone === undefined || !carveRange(zone, start, start + pages)) continue;
-        this.meta.state.fill(PG_ALLOCATED | 0x2, start, start + pages);
-        this.meta.refcount.fill(1, start, start + pages);
-        this.meta.owner.fill(OWNER_ID[owner], start, start + pages);
-        this.#allocatedPages += pages;
-        return start * PAGE_SIZE;
+        if (this.#memblockTake(start, pages, owner)) return start * PAGE_SIZE;
       }
     }
     return -1;
+  }
+
+  /** Take [start, start + pages) out of its zone's free lists for `owner`, for good; false when it is not all free in one zone. */
+  #memblockTake(start: number, pages: number, owner: Owner): boolean {
+    const zone = this.zones.find((z) => start >= z.span.startPfn && start + pages <= z.span.endPfn);
+    if (zone === undefined || !carveRange(zone, start, start + pages)) return false;
+    this.meta.state.fill(PG_ALLOCATED | 0x2, start, start + pages);
+    this.meta.refcount.fill(1, start, start + pages);
+    this.meta.owner.fill(OWNER_ID[owner], start, start + pages);
+    this.#allocatedPages += pages;
+    return true;
   }
 
   /**
@@ -275,14 +280,7 @@ export class Mm implements PhysMemory {
     if (!Number.isSafeInteger(phys) || phys < 0 || phys % PAGE_SIZE !== 0 || !Number.isSafeInteger(bytes) || bytes <= 0) return false;
     const start = phys / PAGE_SIZE;
     const pages = Math.ceil(bytes / PAGE_SIZE);
-    if (!this.isRam(phys, pages * PAGE_SIZE)) return false;
-    const zone = this.zones.find((z) => start >= z.span.startPfn && start + pages <= z.span.endPfn);
-    if (zone === undefined || !carveRange(zone, start, start + pages)) return false;
-    this.meta.state.fill(PG_ALLOCATED | 0x2, start, start + pages);
-    this.meta.refcount.fill(1, start, start + pages);
-    this.meta.owner.fill(OWNER_ID[owner], start, start + pages);
-    this.#allocatedPages += pages;
-    return true;
+    return this.isRam(phys, pages * PAGE_SIZE) && this.#memblockTake(start, pages, owner);
   }
 
   /** kmalloc: a physically contiguous object; its direct-map address or null. */
