@@ -164,10 +164,15 @@ async function sweepCommand(args: string[]): Promise<number> {
   return rows.some((r) => r.error !== undefined) || (withFindings > 0 && values['allow-findings'] !== true) ? 1 : 0;
 }
 
+/** A whole number as kernel people write it (decimal or 0x hex), NaN for anything else. */
+function wholeNumber(v: string): number {
+  return /^(\d+|0x[0-9a-f]+)$/i.test(v) ? Number(v) : NaN;
+}
+
 /** A --max-segment value: sg_alloc_table_from_pages_segment refuses one below PAGE_SIZE (-EINVAL). */
 function parseMaxSegment(v: string): number {
   if (v.toUpperCase() === 'UINT_MAX') return 0xffffffff;
-  const n = /^(\d+|0x[0-9a-f]+)$/i.test(v) ? Number(v) : NaN;
+  const n = wholeNumber(v);
   if (!Number.isInteger(n) || n < 4096 || n > 0xffffffff) throw new UsageError(`--max-segment must be a whole number of bytes in [4096 (PAGE_SIZE), UINT_MAX], got '${v}'`, BENCH_USAGE);
   return n;
 }
@@ -190,7 +195,7 @@ async function benchCoalesceCommand(args: string[]): Promise<number> {
   const bench = await import('../../bench/coalesce.bench.ts');
   const uniq = <T>(xs: readonly T[] | undefined): T[] | undefined => (xs === undefined ? undefined : [...new Set(xs)]);
   const sizes = uniq(values.n)?.map((v) => {
-    const n = /^(\d+|0x[0-9a-f]+)$/i.test(v) ? Number(v) : NaN;
+    const n = wholeNumber(v);
     if (!Number.isInteger(n) || n < 1 || n > 2 ** 26) throw new UsageError(`--n must be a whole number of pages in [1, 2^26], got '${v}'`, BENCH_USAGE);
     return n;
   });

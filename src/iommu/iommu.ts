@@ -194,6 +194,8 @@ export class Iommu {
   /** Pages the IOMMU took from the machine for page tables and not yet returned. */
   tablePagesInUse = 0;
   #nextDomain = 1;
+  /** A new page table of the IOMMU's format (chosen in the constructor). */
+  readonly #newPgtable: () => IoPgtableOps;
 
   constructor(ctx: KernelContext, mm: Mm, opts: IommuOptions = {}) {
     checkContext(ctx, 'Iommu', 'ctx');
@@ -205,15 +207,20 @@ export class Iommu {
     this.addressWidth = opts.addressWidth ?? 48;
     this.granule = opts.granule ?? 4096;
     this.format = opts.format ?? 'arm-lpae';
-    // The format checks the width and granule now, not at the first domain.
+    // The page-table maker is chosen once, here, and checks the width and granule now, not at the
+    // first domain.
+    const world = { faults: ctx.faults, klog: ctx.klog };
     if (this.format === 'vtd') {
       if (this.granule !== 4096) throw new KernelError(EINVAL, 'Iommu', `VT-d tables have a 4 KiB granule, got ${String(this.granule)}`, 'granule');
-      vtdGeometry({ addressWidth: this.addressWidth });
+      const config = { addressWidth: this.addressWidth };
+      vtdGeometry(config);
       // 5-level (57-bit) tables work on their own (test/iommu/pgtable-vtd), but dma-iommu would hand
       // out IOVAs above 2^53, beyond the exact range of a JS number: refused until addresses are 64-bit.
       if (this.addressWidth > 48) throw new KernelError(EINVAL, 'Iommu', `a VT-d IOMMU here is 39 or 48 bits wide (57-bit IOVAs exceed 2^53), got ${this.addressWidth}`, 'addressWidth');
+      this.#newPgtable = () => new VtdPageTable(config, this.tableAlloc, world);
     } else if (this.format === 'arm-lpae') {
-      pgtableGeometry({ ias: this.addressWidth, granule: this.granule });
+      const geometry = pgtableGeometry({ ias: this.addressWidth, granule: this.granule });
+      this.#newPgtable = () => new IoPageTable(geometry, this.tableAlloc, world);
     } else {
       throw new KernelError(EINVAL, 'Iommu', `format must be arm-lpae or vtd, got ${String(this.format)}`, 'format');
     }
@@ -248,11 +255,7 @@ export class Iommu {
     let iovad: IovaDomain | null = null;
     let fq: FlushQueue | null = null;
     if (type & __IOMMU_DOMAIN_PAGING) {
-      const world = { faults: this.ctx.faults, klog: this.ctx.klog };
-      const pt: IoPgtableOps = this.format === 'vtd'
-        ? new VtdPageTable({ addressWidth: this.addressWidth }, this.tableAlloc, world)
-        : new IoPageTable({ ias: this.addressWidth, granule: this.granule }, this.tableAlloc, world);
-      paging = new PagingDomain({ pgtable: pt, iotlb: this.iotlb, asid: id, type, klog: this.ctx.klog });
+      paging = new PagingDomain({ pgtable: this.#newPgtable(), iotlb: this.iotlb, asid: id, type, klog: this.ctx.klog });
       const trace = this.trace;
       if (trace?.enabled === true) {
         paging.onFlush = (what, start, end) => {

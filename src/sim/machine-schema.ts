@@ -3,6 +3,7 @@
  * The JSON Schema of a machine file (machine.json: {@link MachineConfig} as data), published with
  * the package as `dmasim/machine.schema.json` for editors, and enforced by {@link parseMachineConfig}.
  */
+import { SWIOTLB_PARAM_SYNTAX } from '../dma/swiotlb/boot.ts';
 
 const SIZE_PATTERN = '^\\s*\\d+(\\.\\d+)?\\s*([KMGTPkmgtp](i?[Bb])?|[Bb])?\\s*$';
 
@@ -66,7 +67,7 @@ export const MACHINE_SCHEMA = {
       description: 'The swiotlb bounce pool; false for none (default: 64 MiB when RAM reaches above 4 GiB).',
       oneOf: [
         { const: false },
-        { type: 'string', pattern: '^\\s*((0x[0-9a-fA-F]+|\\d+)(,(0x[0-9a-fA-F]+|\\d+))?,?)?(force|noforce)?\\s*$', description: "The kernel's swiotlb= parameter: '<slots>[,<areas>][,force|noforce]'." },
+        { type: 'string', pattern: `^\\s*${SWIOTLB_PARAM_SYNTAX}\\s*$`, description: "The kernel's swiotlb= parameter: '<slots>[,<areas>][,force|noforce]'." },
         {
           type: 'object', additionalProperties: false,
           properties: { size, at: { ...size, description: 'Place the pool at this physical address (free RAM), as a reserved-memory region would.' }, force: { type: 'boolean', description: 'swiotlb=force: bounce every streaming mapping.' }, areas: { type: 'integer', minimum: 0, description: 'Areas (0 → 1, else rounded up to a power of two); default the CPU count.' } },

@@ -33,11 +33,8 @@ import { iommuTranslator, type IommuTranslator } from '../dma/iommu/translator.t
 import { auditIommu } from '../iommu/audit.ts';
 import { ARCH_ARM64, ARCH_X86_64, type DmaDebug, type DmaDebugOptions } from '../dma/debug/index.ts';
 import { SwiotlbPool } from '../dma/swiotlb/pool.ts';
-import { parseSwiotlbParam, swiotlbBootGeometry } from '../dma/swiotlb/boot.ts';
+import { parseSwiotlbParam, placeSwiotlb, swiotlbBootGeometry } from '../dma/swiotlb/boot.ts';
 import { IO_TLB_SIZE } from '../dma/swiotlb/constants.ts';
-
-/** IO_TLB_MIN_SLABS: boot gives up halving the pool below 1 MiB. */
-const IO_TLB_MIN_SLABS = (1 << 20) / IO_TLB_SIZE;
 import { checkInt } from '../core/args.ts';
 import { parseSize } from '../core/size.ts';
 import { EINVAL } from '../core/errno.ts';
@@ -330,30 +327,22 @@ export class Machine implements KernelContext {
     });
     if (geo === null) return { pool: null, force: false };
     const force = geo.force;
-    let size = geo.nslabs * IO_TLB_SIZE;
-    let nareas = geo.nareas;
-    let start: number;
+    let placed: { start: number; nslabs: number; nareas: number } | null;
     if (obj?.at !== undefined) {
       // A pool at a given address (a firmware reserved-memory region): it must be free RAM.
-      start = parseSize(obj.at, 'Machine', 'swiotlb.at');
-      if (!this.mm.memblockReserve(start, size, 'swiotlb')) {
-        throw new KernelError(EINVAL, 'Machine', `[0x${start.toString(16)}, 0x${(start + size).toString(16)}) is not free, page-aligned RAM in one zone`, 'swiotlb.at');
+      const at = parseSize(obj.at, 'Machine', 'swiotlb.at');
+      const bytes = geo.nslabs * IO_TLB_SIZE;
+      if (!this.mm.memblockReserve(at, bytes, 'swiotlb')) {
+        throw new KernelError(EINVAL, 'Machine', `[0x${at.toString(16)}, 0x${(at + bytes).toString(16)}) is not free, page-aligned RAM in one zone`, 'swiotlb.at');
       }
+      placed = { start: at, nslabs: geo.nslabs, nareas: geo.nareas };
     } else {
-      // swiotlb_init_remap: below 4 GiB; on failure halve (whole segments) down to 1 MiB, then give up.
-      for (;;) {
-        start = this.mm.memblockAllocLow(size, ZONE_DMA32_LIMIT, 'swiotlb');
-        if (start >= 0) break;
-        this.klog.printk('warn', 'swiotlb_memblock_alloc', `software IO TLB: swiotlb_memblock_alloc: Failed to allocate ${size} bytes tlb structure\n`);
-        if (size / IO_TLB_SIZE <= IO_TLB_MIN_SLABS) return { pool: null, force: false };
-        size = Math.ceil(size / IO_TLB_SIZE / 2 / 128) * 128 * IO_TLB_SIZE;
-        nareas = size / IO_TLB_SIZE < nareas * 128 ? Math.max(1, Math.floor(size / IO_TLB_SIZE / 128)) : nareas;
-      }
-      if (size !== geo.nslabs * IO_TLB_SIZE) {
-        this.klog.printk('info', 'swiotlb_init_remap', `software IO TLB: SWIOTLB bounce buffer size adjusted ${geo.nslabs} -> ${size / IO_TLB_SIZE} slabs`);
-      }
+      placed = placeSwiotlb(geo, (bytes) => this.mm.memblockAllocLow(bytes, ZONE_DMA32_LIMIT, 'swiotlb'), this.klog);
     }
-    const pool = new SwiotlbPool({ start, size, areas: nareas, memory: this.mm.kernelMemory, klog: this.klog, faults: this.faults });
+    if (placed === null) return { pool: null, force: false };
+    const { start } = placed;
+    const size = placed.nslabs * IO_TLB_SIZE;
+    const pool = new SwiotlbPool({ start, size, areas: placed.nareas, memory: this.mm.kernelMemory, klog: this.klog, faults: this.faults });
     const trace = this.trace;
     this.dma.bouncer = swiotlbBouncer(pool, {
       force, cpu: () => this.currentCpu,

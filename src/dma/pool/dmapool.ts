@@ -169,28 +169,25 @@ function vaddrOf(page: PoolPage, dma: number): number {
   return page.buf.cpu_addr + (dma - page.buf.dma_handle);
 }
 
-/** Fill `len` bytes at a pool address with `byte` (the allocator's own writes, unchecked). */
-function fill(pool: DmaPool, page: PoolPage, dma: number, len: number, byte: number): void {
-  const sys = dmaSystemOf(pool.dev.host.ctx);
-  const bytes = new Uint8Array(len).fill(byte);
+/**
+ * Move `bytes` to (write) or from a pool address, through the physical ranges behind its CPU address
+ * (the allocator's own accesses: unchecked, as the kernel's memset on its own blocks).
+ */
+function copy(pool: DmaPool, page: PoolPage, dma: number, bytes: Uint8Array, write: boolean): Uint8Array {
+  const mem = pool.dev.host.memory;
   let at = 0;
-  for (const r of sys.virtRanges(vaddrOf(page, dma), len)) {
-    pool.dev.host.memory.writePhys(r.start, bytes, at, r.end - r.start);
+  for (const r of dmaSystemOf(pool.dev.host.ctx).virtRanges(vaddrOf(page, dma), bytes.length)) {
+    if (write) mem.writePhys(r.start, bytes, at, r.end - r.start);
+    else mem.readPhysInto(r.start, bytes, at, r.end - r.start);
     at += r.end - r.start;
   }
+  return bytes;
 }
 
-/** Read `len` bytes at a pool address (the allocator's own read, unchecked). */
-function read(pool: DmaPool, page: PoolPage, dma: number, len: number): Uint8Array {
-  const sys = dmaSystemOf(pool.dev.host.ctx);
-  const out = new Uint8Array(len);
-  let at = 0;
-  for (const r of sys.virtRanges(vaddrOf(page, dma), len)) {
-    pool.dev.host.memory.readPhysInto(r.start, out, at, r.end - r.start);
-    at += r.end - r.start;
-  }
-  return out;
-}
+const fill = (pool: DmaPool, page: PoolPage, dma: number, len: number, byte: number): void => {
+  copy(pool, page, dma, new Uint8Array(len).fill(byte), true);
+};
+const read = (pool: DmaPool, page: PoolPage, dma: number, len: number): Uint8Array => copy(pool, page, dma, new Uint8Array(len), false);
 
 function checkPool(pool: unknown, fn: string): asserts pool is DmaPool {
   if (!(pool instanceof DmaPool)) throw notInstance(pool, DmaPool, fn, 'pool');

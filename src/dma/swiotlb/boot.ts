@@ -20,6 +20,8 @@ import { SWIOTLB_PR_PREFIX } from './geometry.ts';
 
 /** The default pool: 64 MiB (IO_TLB_DEFAULT_SIZE), 32768 slots. */
 export const IO_TLB_DEFAULT_SLABS = 32768;
+/** IO_TLB_MIN_SLABS: boot gives up halving the pool below 1 MiB. */
+export const IO_TLB_MIN_SLABS = (1 << 20) / IO_TLB_SIZE;
 
 /** What boot decided: the pool's slots and areas and whether every mapping bounces; null: no pool. */
 export interface SwiotlbBootGeometry {
@@ -69,6 +71,13 @@ function limitNareas(nareas: number, nslabs: number): number {
 }
 
 /**
+ * The text of `swiotlb=` as a regular-expression source: slots, an optional area count (decimal or
+ * 0x hex), then force or noforce. One source for the parser and the machine-file schema.
+ */
+export const SWIOTLB_PARAM_SYNTAX = '(?:(0x[0-9a-fA-F]+|\\d+)(?:,(0x[0-9a-fA-F]+|\\d+))?,?)?(force|noforce)?';
+const SWIOTLB_PARAM_RE = new RegExp(`^${SWIOTLB_PARAM_SYNTAX}$`, 'i');
+
+/**
  * Parse `swiotlb=<slots>[,<areas>][,force|noforce]` as setup_io_tlb_npages reads it: a number
  * (decimal, or 0x hex), then an optional second number, then the flag.
  * @throws KernelError EINVAL naming `swiotlb` for text the kernel would not read.
@@ -76,7 +85,7 @@ function limitNareas(nareas: number, nslabs: number): number {
  */
 export function parseSwiotlbParam(text: string): SwiotlbParam {
   if (typeof text !== 'string') throw new KernelError(EINVAL, 'setup_io_tlb_npages', `expected the swiotlb= text, got ${typeof text}`, 'swiotlb');
-  const m = /^(?:(0x[0-9a-f]+|\d+)(?:,(0x[0-9a-f]+|\d+))?,?)?(force|noforce)?$/i.exec(text.trim());
+  const m = SWIOTLB_PARAM_RE.exec(text.trim());
   if (m === null || text.trim() === '') {
     throw new KernelError(EINVAL, 'setup_io_tlb_npages', `cannot read swiotlb=${text} (swiotlb=<slots>[,<areas>][,force|noforce])`, 'swiotlb');
   }
@@ -124,4 +133,25 @@ export function swiotlbBootGeometry(opts: {
   // swiotlb_init_remap: the CPU count when nothing set the areas, then as many as the slots fill.
   if (st.nareas === 0) adjustNareas(st, cpus, klog);
   return { nslabs: st.nslabs, nareas: Math.max(1, limitNareas(st.nareas, st.nslabs)), force };
+}
+
+/**
+ * swiotlb_init_remap's placement: `alloc` (memblock below 4 GiB) the pool, halving it in whole
+ * segments (and its areas with it, limit_nareas) after each failure down to IO_TLB_MIN_SLABS, with
+ * the kernel's messages; null when even that fails.
+ * @example placeSwiotlb(geo, (bytes) => mm.memblockAllocLow(bytes, 2 ** 32, 'swiotlb'), klog)
+ */
+export function placeSwiotlb(geo: SwiotlbBootGeometry, alloc: (bytes: number) => number, klog: KernelLog): { start: number; nslabs: number; nareas: number } | null {
+  let { nslabs, nareas } = geo;
+  for (;;) {
+    const start = alloc(nslabs * IO_TLB_SIZE);
+    if (start >= 0) {
+      if (nslabs !== geo.nslabs) klog.printk('info', 'swiotlb_init_remap', `${SWIOTLB_PR_PREFIX}SWIOTLB bounce buffer size adjusted ${geo.nslabs} -> ${nslabs} slabs`);
+      return { start, nslabs, nareas };
+    }
+    klog.printk('warn', 'swiotlb_memblock_alloc', `${SWIOTLB_PR_PREFIX}swiotlb_memblock_alloc: Failed to allocate ${nslabs * IO_TLB_SIZE} bytes tlb structure\n`);
+    if (nslabs <= IO_TLB_MIN_SLABS) return null;
+    nslabs = Math.ceil(nslabs / 2 / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE;
+    nareas = Math.max(1, limitNareas(nareas, nslabs));
+  }
 }
