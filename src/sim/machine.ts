@@ -102,7 +102,6 @@ let machineCount = 0;
 //   its machines seen; see judgeMachine in findings.ts).
 const creationObservers: Set<(m: Machine) => void> = sharedSet('dmasim.machineCreated');
 
-
 /**
  * Be told of every Machine constructed from now on (until the returned function is called): how the
  * CLI finds the machines a scenario made, to check their findings.
@@ -143,7 +142,9 @@ export class Machine implements KernelContext {
   /** The swiotlb pool, if any. */
   readonly swiotlb: SwiotlbPool | null;
   /** swiotlb=force: every streaming mapping bounces (confidential guests). */
-  readonly swiotlbForce: boolean;
+  get swiotlbForce(): boolean {
+    return this.dma.bouncer?.force ?? false;
+  }
   /** The DMA state: backends, bouncer, debug hooks. */
   readonly dma: DmaSystem;
   /** The IOMMU, if the machine has one. */
@@ -204,9 +205,7 @@ export class Machine implements KernelContext {
       this.faults.onFault((kind, n) => tr.emit('inject', `failed ${kind} allocation #${n}`, 'faults', { kind, n }));
       this.klog.onMessage((msg) => { if (msg.kind === 'WARN') tr.emit('warn', msg.fn, 'kernel', { message: msg.message }); });
     }
-    const sw = this.#setupSwiotlb(opts.swiotlb);
-    this.swiotlb = sw.pool;
-    this.swiotlbForce = sw.force;
+    this.swiotlb = this.#setupSwiotlb(opts.swiotlb);
     this.bootFragment = opts.fragment === undefined ? undefined : fragment(this.mm, { seed: this.seed, ...opts.fragment });
     let onUnbound: ((dev: Device) => void) | undefined;
     if (opts.dmaDebug === false) {
@@ -304,16 +303,14 @@ export class Machine implements KernelContext {
 
   #auditDevres(): string[] {
     const out: string[] = [];
-    for (const bus of this.buses) {
-      for (const dev of bus.devices.values()) {
-        if (!dev.isBound && dev.devres.size > 0) out.push(`${dev.name} is unbound but holds devres: ${dev.devres.names().join(', ')}`);
-      }
+    for (const dev of this.devices()) {
+      if (!dev.isBound && dev.devres.size > 0) out.push(`${dev.name} is unbound but holds devres: ${dev.devres.names().join(', ')}`);
     }
     return out;
   }
 
-  #setupSwiotlb(cfg: MachineOptions['swiotlb']): { pool: SwiotlbPool | null; force: boolean } {
-    if (cfg === false) return { pool: null, force: false };
+  #setupSwiotlb(cfg: MachineOptions['swiotlb']): SwiotlbPool | null {
+    if (cfg === false) return null;
     const obj = typeof cfg === 'object' ? cfg : undefined;
     const geo = swiotlbBootGeometry({
       param: typeof cfg === 'string' ? parseSwiotlbParam(cfg) : null,
@@ -325,7 +322,7 @@ export class Machine implements KernelContext {
       needed: obj !== undefined || this.mm.maxPfn * PAGE_SIZE > ZONE_DMA32_LIMIT,
       klog: this.klog,
     });
-    if (geo === null) return { pool: null, force: false };
+    if (geo === null) return null;
     const force = geo.force;
     let placed: { start: number; nslabs: number; nareas: number } | null;
     if (obj?.at !== undefined) {
@@ -339,7 +336,7 @@ export class Machine implements KernelContext {
     } else {
       placed = placeSwiotlb(geo, (bytes) => this.mm.memblockAllocLow(bytes, ZONE_DMA32_LIMIT, 'swiotlb'), this.klog);
     }
-    if (placed === null) return { pool: null, force: false };
+    if (placed === null) return null;
     const { start } = placed;
     const size = placed.nslabs * IO_TLB_SIZE;
     const pool = new SwiotlbPool({ start, size, areas: placed.nareas, memory: this.mm.kernelMemory, klog: this.klog, faults: this.faults });
@@ -349,7 +346,7 @@ export class Machine implements KernelContext {
       // swiotlb:swiotlb_bounced, with the tracepoint's fields (force prints as FORCE or NORMAL).
       ...(trace.enabled ? { onBounced: (dev: Device, devAddr: number, size: number) => trace.emit('bounce', 'swiotlb_bounced', dev.name, { dma_mask: dev.dma_mask ?? 0, dev_addr: devAddr, size, force: force ? 'FORCE' : 'NORMAL' }) } : {}),
     });
-    return { pool, force };
+    return pool;
   }
 }
 

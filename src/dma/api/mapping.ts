@@ -211,9 +211,8 @@ export function dma_need_sync(dev: Device, addr: number): boolean {
  */
 export function dma_get_required_mask(dev: Device): number {
   if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_get_required_mask', 'dev');
-  const ops = dmaOpsOf(dev);
-  if (ops.name === 'iommu') return DMA_BIT_MASK(32);
-  return ops.get_required_mask?.(dev) ?? DMA_BIT_MASK(32);
+  // dma-iommu has no rule of its own: the kernel's 32-bit default.
+  return dmaOpsOf(dev).get_required_mask?.(dev) ?? DMA_BIT_MASK(32);
 }
 
 function unmapPhys(dev: Device, addr: number, size: number, dir: number, attrs: number, api: string): void {
