@@ -246,14 +246,11 @@ async function runCommand(args: string[]): Promise<number> {
     return 0;
   }
   const file = positionals[0];
+  // Every output path is checked before anything runs: a typo should not cost a long run.
+  await checkOutputPaths(values);
   if (file !== undefined) return runScenarioFile(file, values);
   const r = defaultScenario();
-  const { writeFileSync } = await import('node:fs');
-  const { htmlReport } = await import('../sim/html-report.ts');
-  const { chromeTrace, traceJsonLines } = await import('../core/trace.ts');
-  if (values.html !== undefined) writeFileSync(values.html, htmlReport(r.machine, { title: 'dmasim: the default scenario', entryLengths: r.entryLengths, segmentLengths: r.segmentLengths, iovaRanges: r.iovaRanges, text: r.report }));
-  if (values.trace !== undefined) writeFileSync(values.trace, JSON.stringify(chromeTrace(r.machine.trace, { process: `machine ${r.machine.name}` })));
-  if (values.jsonl !== undefined) writeFileSync(values.jsonl, `${traceJsonLines(r.machine.trace)}\n`);
+  await writeOutputs(r.machine, values, { title: 'dmasim: the default scenario', entryLengths: r.entryLengths, segmentLengths: r.segmentLengths, iovaRanges: r.iovaRanges, text: r.report });
   if (values.json === true) {
     const { machine: _m, report: _r, entryLengths: _e, segmentLengths: _s, iovaRanges: _i, ...nums } = r;
     process.stdout.write(`${JSON.stringify(nums, null, 2)}\n`);
@@ -261,6 +258,32 @@ async function runCommand(args: string[]): Promise<number> {
     process.stdout.write(`${r.report}\n`);
   }
   return r.leaks === 0 && r.accessViolations === 0 && r.bytesVerified ? 0 : 1;
+}
+
+type RunOutputs = { html?: string | undefined; trace?: string | undefined; jsonl?: string | undefined };
+
+/** Bad usage (2) when an output path's directory does not exist. */
+async function checkOutputPaths(opts: RunOutputs): Promise<void> {
+  const { dirname, resolve } = await import('node:path');
+  const { existsSync, statSync } = await import('node:fs');
+  for (const [flag, out] of [['--html', opts.html], ['--trace', opts.trace], ['--jsonl', opts.jsonl]] as const) {
+    if (out === undefined) continue;
+    const dir = dirname(resolve(out));
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${flag} ${out}: no directory ${dir}`, RUN_USAGE);
+  }
+}
+
+/** Write the pictures and traces --html, --trace and --jsonl ask for, of one machine. */
+async function writeOutputs(machine: InstanceType<typeof import('../sim/machine.ts').Machine>, opts: RunOutputs, data: Parameters<typeof import('../sim/html-report.ts').htmlReport>[1]): Promise<void> {
+  const { writeFileSync } = await import('node:fs');
+  const { htmlReport } = await import('../sim/html-report.ts');
+  const { chromeTrace, traceJsonLines } = await import('../core/trace.ts');
+  if (opts.html !== undefined) writeFileSync(opts.html, htmlReport(machine, data));
+  if ((opts.trace !== undefined || opts.jsonl !== undefined) && !machine.trace.enabled) {
+    process.stderr.write(`dmasim: machine ${machine.name} was built without trace: true; its trace is empty\n`);
+  }
+  if (opts.trace !== undefined) writeFileSync(opts.trace, JSON.stringify(chromeTrace(machine.trace, { process: `machine ${machine.name}` })));
+  if (opts.jsonl !== undefined) writeFileSync(opts.jsonl, `${traceJsonLines(machine.trace)}\n`);
 }
 
 /**
@@ -286,20 +309,14 @@ let tsxRegistered = false;
  */
 async function runScenarioFile(file: string, opts: { html?: string | undefined; trace?: string | undefined; jsonl?: string | undefined; json?: boolean | undefined; 'allow-findings'?: boolean | undefined }): Promise<number> {
   const { pathToFileURL } = await import('node:url');
-  const { resolve, dirname, extname } = await import('node:path');
-  const { existsSync, statSync, writeFileSync } = await import('node:fs');
+  const { resolve, extname } = await import('node:path');
+  const { existsSync, statSync } = await import('node:fs');
   const { onMachineCreated, Machine } = await import('../sim/machine.ts');
   const { judgeMachine } = await import('../sim/findings.ts');
   const path = resolve(file);
   if (!existsSync(path)) throw new UsageError(`no scenario file ${file}`, RUN_USAGE);
   if (!statSync(path).isFile() || !/^\.[cm]?[jt]s$/.test(extname(path))) {
     throw new UsageError(`${file} is not a scenario module (a .ts, .mts, .js or .mjs file)`, RUN_USAGE);
-  }
-  // Every output path is checked before the scenario runs: a typo should not cost a long run.
-  for (const [flag, out] of [['--html', opts.html], ['--trace', opts.trace], ['--jsonl', opts.jsonl]] as const) {
-    if (out === undefined) continue;
-    const dir = dirname(resolve(out));
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${flag} ${out}: no directory ${dir}`, RUN_USAGE);
   }
   const made: object[] = [];
   const stop = onMachineCreated((m) => { made.push(m); });
@@ -326,16 +343,9 @@ async function runScenarioFile(file: string, opts: { html?: string | undefined; 
   if (opts.html !== undefined || opts.trace !== undefined || opts.jsonl !== undefined) {
     if (pictured === undefined) throw new UsageError('--html, --trace and --jsonl need a scenario that makes a Machine', RUN_USAGE);
     if (!(pictured instanceof Machine)) throw new UsageError(`${file} made its machines with another copy of dmasim (it imports dmasim from elsewhere); import 'dmasim' so they can be pictured`, RUN_USAGE);
-    const { htmlReport } = await import('../sim/html-report.ts');
-    const { chromeTrace, traceJsonLines } = await import('../core/trace.ts');
     const judged = verdicts.find((v) => v.m === pictured)?.verdict;
     const findingsText = judged === undefined || judged === null || judged.findings.length === 0 ? '' : `\n\nfindings (${judged.findings.length}):\n${judged.text}`;
-    if (opts.html !== undefined) writeFileSync(opts.html, htmlReport(pictured, { title: `dmasim: ${file}`, text: `${report ?? ''}${findingsText}` }));
-    if ((opts.trace !== undefined || opts.jsonl !== undefined) && !pictured.trace.enabled) {
-      process.stderr.write(`dmasim: machine ${pictured.name} was built without trace: true; its trace is empty\n`);
-    }
-    if (opts.trace !== undefined) writeFileSync(opts.trace, JSON.stringify(chromeTrace(pictured.trace, { process: `machine ${pictured.name}` })));
-    if (opts.jsonl !== undefined) writeFileSync(opts.jsonl, `${traceJsonLines(pictured.trace)}\n`);
+    await writeOutputs(pictured, opts, { title: `dmasim: ${file}`, text: `${report ?? ''}${findingsText}` });
   }
   let bad = 0;
   for (const { m, verdict } of verdicts) {
