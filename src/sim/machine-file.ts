@@ -21,15 +21,16 @@ function validate(): ValidateFunction {
   return validator;
 }
 
+/** The keys of a JSON Pointer (`/devices/0/name` → devices, 0, name), unescaped. */
+function pointerKeys(instancePath: string): string[] {
+  return instancePath === '' ? [] : instancePath.slice(1).split('/').map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
 /** `/devices/0/maxSegmentSize` as `devices[0].maxSegmentSize`; the root as `machine`. */
 function jsonPathOf(instancePath: string): string {
-  if (instancePath === '') return 'machine';
   let out = '';
-  for (const raw of instancePath.slice(1).split('/')) {
-    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    out += /^\d+$/.test(part) ? `[${part}]` : out === '' ? part : `.${part}`;
-  }
-  return out;
+  for (const part of pointerKeys(instancePath)) out += /^\d+$/.test(part) ? `[${part}]` : out === '' ? part : `.${part}`;
+  return out === '' ? 'machine' : out;
 }
 
 /** What one schema error asks for, in words. */
@@ -83,11 +84,7 @@ function describeErrors(errors: readonly ErrorObject[], json: unknown): Array<{ 
 
 function valueAt(json: unknown, instancePath: string): unknown {
   let v = json;
-  if (instancePath === '') return v;
-  for (const raw of instancePath.slice(1).split('/')) {
-    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    v = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[part] : undefined;
-  }
+  for (const part of pointerKeys(instancePath)) v = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[part] : undefined;
   return v;
 }
 
