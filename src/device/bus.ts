@@ -47,7 +47,8 @@ export const PLATFORM_DMA_DEFAULTS: BusDmaDefaults = { maxSegmentSize: 65536, se
 export interface BusHost {
   readonly ctx: KernelContext;
   /** RAM for device DMA: byte access and a RAM check. */
-  readonly memory: PhysMemory & { isRam(phys: number, len?: number): boolean };
+  /** `answers`: is [phys, phys+len) RAM or device memory, something a bus access reaches? */
+  readonly memory: PhysMemory & { answers(phys: number, len?: number): boolean };
   /**
    * dma_supported(dev, mask): can the device's DMA path reach memory with this mask? (dma-iommu:
    * always; dma-direct: the mask covers ZONE_DMA or all of RAM.) Absent: x86's direct rule.

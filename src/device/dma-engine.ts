@@ -20,6 +20,7 @@ export interface DmaFault {
   readonly iova: number;
   readonly length: number;
   readonly access: 'read' | 'write';
+  /** not-ram: neither RAM nor device memory answers at the address (a PCIe Unsupported Request). */
   readonly reason: 'beyond-mask' | 'not-ram' | 'unmapped' | 'permission' | 'stale';
   readonly detail?: string;
 }
@@ -59,7 +60,7 @@ export const directTranslator: DmaTranslator = {
     if (dev.dma_mask === null || last > limit) {
       return { ok: false, fault: { device: dev.name, iova: addr, length, access, reason: 'beyond-mask' } };
     }
-    if (!dev.host.memory.isRam(addr, length)) return { ok: false, fault: { device: dev.name, iova: addr, length, access, reason: 'not-ram' } };
+    if (!dev.host.memory.answers(addr, length)) return { ok: false, fault: { device: dev.name, iova: addr, length, access, reason: 'not-ram' } };
     return { ok: true, ranges: [{ phys: addr, length }] };
   },
 };

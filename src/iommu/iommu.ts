@@ -54,6 +54,12 @@ export interface IommuOptions {
   readonly faultLogSize?: number;
   /** iommu.forcedac: skip the PCI 32-bit-first IOVA policy. */
   readonly forcedac?: boolean;
+  /**
+   * Output (physical) address width of the page tables, 32..52 bits (the SMMU's OAS, VT-d's MGAW):
+   * a leaf cannot point at or past 2^outputWidth. Default: arm-lpae 48, or 52 when the machine has
+   * RAM or device memory past 2^48; vtd 52.
+   */
+  readonly outputWidth?: number;
 }
 
 /** One recorded translation fault. */
@@ -168,6 +174,8 @@ export class Iommu {
   readonly mm: Mm;
   readonly mode: IommuMode;
   readonly addressWidth: number;
+  /** Output (physical) address width of the page tables (see IommuOptions.outputWidth). */
+  readonly outputWidth: number;
   /** The page-table format of its paging domains. */
   readonly format: IommuPgtableFormat;
   readonly granule: number;
@@ -200,6 +208,9 @@ export class Iommu {
   constructor(ctx: KernelContext, mm: Mm, opts: IommuOptions = {}) {
     checkContext(ctx, 'Iommu', 'ctx');
     checkObject(opts, 'Iommu', 'opts');
+    if (typeof mm !== 'object' || mm === null || typeof (mm as { alloc_pages?: unknown }).alloc_pages !== 'function') {
+      throw new KernelError(EINVAL, 'Iommu', 'expected the machine\'s memory (an Mm)', 'mm');
+    }
     this.ctx = ctx;
     this.mm = mm;
     this.mode = opts.mode ?? 'lazy';
@@ -207,19 +218,25 @@ export class Iommu {
     this.addressWidth = opts.addressWidth ?? 48;
     this.granule = opts.granule ?? 4096;
     this.format = opts.format ?? 'arm-lpae';
+    // What the page tables must reach: the top of RAM or of device memory, whichever is higher.
+    const physTop = Math.max(mm.maxPfn * PAGE_SIZE, ...(mm.deviceMemory ?? []).map((d) => d.end));
+    this.outputWidth = opts.outputWidth ?? (this.format === 'vtd' || physTop > 2 ** 48 ? 52 : 48);
+    if (!Number.isInteger(this.outputWidth) || this.outputWidth < 32 || this.outputWidth > 52) {
+      throw new KernelError(EINVAL, 'Iommu', `outputWidth must be a whole number of bits in 32..52, got ${String(this.outputWidth)}`, 'outputWidth');
+    }
     // The page-table maker is chosen once, here, and checks the width and granule now, not at the
     // first domain.
     const world = { faults: ctx.faults, klog: ctx.klog };
     if (this.format === 'vtd') {
       if (this.granule !== 4096) throw new KernelError(EINVAL, 'Iommu', `VT-d tables have a 4 KiB granule, got ${String(this.granule)}`, 'granule');
-      const config = { addressWidth: this.addressWidth };
+      const config = { addressWidth: this.addressWidth, oas: this.outputWidth };
       vtdGeometry(config);
       // 5-level (57-bit) tables work on their own (test/iommu/pgtable-vtd), but dma-iommu would hand
       // out IOVAs above 2^53, beyond the exact range of a JS number: refused until addresses are 64-bit.
       if (this.addressWidth > 48) throw new KernelError(EINVAL, 'Iommu', `a VT-d IOMMU here is 39 or 48 bits wide (57-bit IOVAs exceed 2^53), got ${this.addressWidth}`, 'addressWidth');
       this.#newPgtable = () => new VtdPageTable(config, this.tableAlloc, world);
     } else if (this.format === 'arm-lpae') {
-      const geometry = pgtableGeometry({ ias: this.addressWidth, granule: this.granule });
+      const geometry = pgtableGeometry({ ias: this.addressWidth, oas: this.outputWidth, granule: this.granule });
       this.#newPgtable = () => new IoPageTable(geometry, this.tableAlloc, world);
     } else {
       throw new KernelError(EINVAL, 'Iommu', `format must be arm-lpae or vtd, got ${String(this.format)}`, 'format');

@@ -15,16 +15,20 @@ import { notInstance } from '../core/args.ts';
 export function auditMm(mm: Mm): string[] {
   if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'auditMm', 'mm');
   const out: string[] = [];
-  const { state, owner } = mm.meta;
-  const freeMark = new Uint8Array(mm.maxPfn);
+  const meta = mm.meta;
+  const { state, owner } = meta;
+  // Indexed like the metadata: RAM pages only.
+  const freeMark = new Uint8Array(state.length);
   let freeSeen = 0;
   for (const zone of mm.zones) {
     let zoneFree = 0;
     for (const [pfn, o] of zone.blocks()) {
       for (let p = pfn; p < pfn + 2 ** o; p++) {
-        if (freeMark[p] !== 0) out.push(`pfn 0x${p.toString(16)} is in two free blocks`);
-        freeMark[p] = 1;
-        if (((state[p] as number) & (PG_ALLOCATED | PG_RESERVED)) !== 0) out.push(`pfn 0x${p.toString(16)} is free in the buddy allocator but marked ${(state[p] as number) & PG_RESERVED ? 'reserved' : 'allocated'}`);
+        const i = meta.index(p);
+        if (i < 0) { out.push(`pfn 0x${p.toString(16)} is free in the buddy allocator but is not RAM`); continue; }
+        if (freeMark[i] !== 0) out.push(`pfn 0x${p.toString(16)} is in two free blocks`);
+        freeMark[i] = 1;
+        if (((state[i] as number) & (PG_ALLOCATED | PG_RESERVED)) !== 0) out.push(`pfn 0x${p.toString(16)} is free in the buddy allocator but marked ${(state[i] as number) & PG_RESERVED ? 'reserved' : 'allocated'}`);
       }
       zoneFree += 2 ** o;
       if (o > MAX_PAGE_ORDER) out.push(`free block of order ${o}`);
@@ -35,12 +39,13 @@ export function auditMm(mm: Mm): string[] {
   let allocated = 0;
   let ownerless = 0;
   for (const r of mm.ram) {
+    const at = meta.index(r.startPfn) - r.startPfn;
     for (let p = r.startPfn; p < r.endPfn; p++) {
-      const s = state[p] as number;
+      const s = state[p + at] as number;
       if ((s & PG_ALLOCATED) !== 0) {
         allocated++;
-        if (owner[p] === 0) ownerless++;
-      } else if ((s & PG_RESERVED) === 0 && freeMark[p] === 0) {
+        if (owner[p + at] === 0) ownerless++;
+      } else if ((s & PG_RESERVED) === 0 && freeMark[p + at] === 0) {
         out.push(`pfn 0x${p.toString(16)} is neither free nor allocated (lost)`);
         if (out.length > 20) return out;
       }

@@ -18,8 +18,13 @@ function ctz32(x: number): number {
  */
 export class FreeArea {
   readonly span: ZoneSpan;
-  // INVARIANT: bit b of bitmaps[o] is set ⇔ the block of 2^o pages starting at pfn
-  //   ((span.startPfn >>> o) + b) * 2^o is free and is not part of a larger free block.
+  // Bitmaps cover the zone's RAM, not its span: each RAM range k is packed at a "compact" pfn
+  // c = pfn - delta[k], where delta[k] is a multiple of MAX_ORDER_NR_PAGES (so buddy alignment is
+  // the same in both spaces) and each range starts a fresh max-order block (so no compact buddy
+  // pair straddles two ranges). A zone spanning a hole up to 2^40 pages pays only for its RAM.
+  // INVARIANT: bit b of bitmaps[o] is set ⇔ the block of 2^o pages starting at compact pfn
+  //   (b + base[o]) * 2^o is free and is not part of a larger free block.
+  // INVARIANT: windows are sorted by pfn and by compact pfn alike, disjoint in both.
   // INVARIANT: nrFree[o] === number of set bits in bitmaps[o]; freePages === Σ nrFree[o] * 2^o.
   // INVARIANT: hint[o] <= index of the lowest non-zero word of bitmaps[o].
   readonly bitmaps: Uint32Array[] = [];
@@ -27,15 +32,45 @@ export class FreeArea {
   readonly hint = new Float64Array(MAX_PAGE_ORDER + 1);
   #freePages = 0;
   readonly #base: number[] = [];
+  readonly #winStart: number[] = [];
+  readonly #winEnd: number[] = [];
+  readonly #winDelta: number[] = [];
 
   constructor(span: ZoneSpan) {
     this.span = span;
+    const maxBlock = 2 ** MAX_PAGE_ORDER;
+    let cursor = 0;
+    for (const r of span.ram) {
+      const cStart = Math.ceil(cursor / maxBlock) * maxBlock + (r.startPfn % maxBlock);
+      this.#winStart.push(r.startPfn);
+      this.#winEnd.push(r.endPfn);
+      this.#winDelta.push(r.startPfn - cStart);
+      cursor = cStart + (r.endPfn - r.startPfn);
+    }
+    const cFirst = span.ram.length === 0 ? 0 : (span.ram[0] as { startPfn: number }).startPfn - (this.#winDelta[0] as number);
     for (let o = 0; o <= MAX_PAGE_ORDER; o++) {
-      const first = Math.floor(span.startPfn / 2 ** o);
-      const last = Math.ceil(span.endPfn / 2 ** o);
+      const first = Math.floor(cFirst / 2 ** o);
+      const last = Math.ceil(cursor / 2 ** o);
       this.#base.push(first);
       this.bitmaps.push(new Uint32Array(Math.max(1, Math.ceil((last - first) / 32))));
     }
+  }
+
+  /** Compact pfn of a RAM pfn of this zone, or -1 (a hole or outside the zone). */
+  #compact(pfn: number): number {
+    for (let k = 0; k < this.#winStart.length; k++) {
+      if (pfn >= (this.#winStart[k] as number) && pfn < (this.#winEnd[k] as number)) return pfn - (this.#winDelta[k] as number);
+    }
+    return -1;
+  }
+
+  /** The pfn of compact pfn `c`. */
+  #expand(c: number): number {
+    for (let k = 0; k < this.#winStart.length; k++) {
+      const p = c + (this.#winDelta[k] as number);
+      if (p >= (this.#winStart[k] as number) && p < (this.#winEnd[k] as number)) return p;
+    }
+    return -1;
   }
 
   /** Pages free in this zone. */
@@ -45,13 +80,14 @@ export class FreeArea {
 
   /** Is the block of order `o` at `pfn` a free block of exactly that order? */
   isFree(pfn: number, o: number): boolean {
-    if (pfn < this.span.startPfn || pfn >= this.span.endPfn) return false;
-    const b = pfn / 2 ** o - (this.#base[o] as number);
+    const c = this.#compact(pfn);
+    if (c < 0) return false;
+    const b = c / 2 ** o - (this.#base[o] as number);
     return (((this.bitmaps[o] as Uint32Array)[b >>> 5] as number) & (1 << (b & 31))) !== 0;
   }
 
   #set(pfn: number, o: number): void {
-    const b = pfn / 2 ** o - (this.#base[o] as number);
+    const b = this.#compact(pfn) / 2 ** o - (this.#base[o] as number);
     const w = b >>> 5;
     (this.bitmaps[o] as Uint32Array)[w] = ((this.bitmaps[o] as Uint32Array)[w] as number) | (1 << (b & 31));
     this.nrFree[o] = (this.nrFree[o] as number) + 1;
@@ -60,7 +96,7 @@ export class FreeArea {
   }
 
   #clear(pfn: number, o: number): void {
-    const b = pfn / 2 ** o - (this.#base[o] as number);
+    const b = this.#compact(pfn) / 2 ** o - (this.#base[o] as number);
     const w = b >>> 5;
     (this.bitmaps[o] as Uint32Array)[w] = ((this.bitmaps[o] as Uint32Array)[w] as number) & ~(1 << (b & 31));
     this.nrFree[o] = (this.nrFree[o] as number) - 1;
@@ -74,7 +110,7 @@ export class FreeArea {
       const bits = words[w] as number;
       if (bits !== 0) {
         this.hint[o] = w;
-        return ((this.#base[o] as number) + w * 32 + ctz32(bits)) * 2 ** o;
+        return this.#expand(((this.#base[o] as number) + w * 32 + ctz32(bits)) * 2 ** o);
       }
     }
     this.hint[o] = words.length;
@@ -131,7 +167,7 @@ export class FreeArea {
         while (bits !== 0) {
           const bit = ctz32(bits);
           bits &= bits - 1;
-          yield [((this.#base[o] as number) + w * 32 + bit) * 2 ** o, o];
+          yield [this.#expand(((this.#base[o] as number) + w * 32 + bit) * 2 ** o), o];
         }
       }
     }

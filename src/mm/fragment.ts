@@ -111,14 +111,12 @@ export function unfragment(mm: Mm): number {
   if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'unfragment', 'mm');
   const { state, owner } = mm.meta;
   const fragmenter = OWNER_ID.fragmenter;
-  let n = 0;
-  for (let pfn = 0; pfn < mm.maxPfn; pfn++) {
-    if (owner[pfn] === fragmenter && ((state[pfn] as number) & PG_ALLOCATED) !== 0) {
-      mm.__free_pages(pfn, 0);
-      n++;
-    }
-  }
-  return n;
+  const held: number[] = [];
+  mm.meta.forEachRamPage((pfn, i) => {
+    if (owner[i] === fragmenter && ((state[i] as number) & PG_ALLOCATED) !== 0) held.push(pfn);
+  });
+  for (const pfn of held) mm.__free_pages(pfn, 0);
+  return held.length;
 }
 
 /** Run-length statistics of a page sequence. */

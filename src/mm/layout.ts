@@ -6,10 +6,43 @@ import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import { parseSize, type Size } from '../core/size.ts';
 import { PAGE_SIZE, ZONE_DMA32_LIMIT, ZONE_DMA_LIMIT } from './constants.ts';
+import { MAX_PFN_LIMIT } from '../core/page.ts';
 import { ZONE_NAMES, type ZoneName } from './gfp.ts';
 
 /** A RAM range as the user writes it. */
 export interface RamRangeSpec { readonly start: Size; readonly size: Size }
+
+/** A device-memory range as the user writes it: a PCI BAR or other MMIO a peer device can reach. */
+export interface DeviceMemorySpec { readonly start: Size; readonly size: Size; readonly name?: string }
+
+/** A device-memory range in bytes: [start, end). */
+export interface DeviceMemoryRange { readonly name: string; readonly start: number; readonly end: number }
+
+/**
+ * Check device-memory ranges: page-aligned, non-empty, below 2^52, disjoint from RAM and each other.
+ * @throws KernelError EINVAL naming `deviceMemory[i]`.
+ * @example parseDeviceMemory([{ start: 2 ** 46, size: '256M', name: 'gpu-bar0' }], parseRam('4G'))
+ */
+export function parseDeviceMemory(specs: readonly DeviceMemorySpec[] | undefined, ram: readonly PfnRange[]): DeviceMemoryRange[] {
+  if (!Array.isArray(ram)) throw new KernelError(EINVAL, 'parseDeviceMemory', 'expected the RAM ranges parseRam returns', 'ram');
+  if (specs === undefined) return [];
+  if (!Array.isArray(specs)) throw new KernelError(EINVAL, 'Machine', 'expected an array of { start, size, name? }', 'deviceMemory');
+  const out = specs.map((r: DeviceMemorySpec, i) => {
+    const arg = `deviceMemory[${i}]`;
+    if (typeof r !== 'object' || r === null) throw new KernelError(EINVAL, 'Machine', 'expected { start, size, name? }', arg);
+    const start = parseSize(r.start, 'Machine', `${arg}.start`);
+    const size = parseSize(r.size, 'Machine', `${arg}.size`);
+    if (start % PAGE_SIZE !== 0 || size % PAGE_SIZE !== 0 || size === 0) throw new KernelError(EINVAL, 'Machine', `device memory must be non-empty and page-aligned (start ${start}, size ${size})`, arg);
+    if (start + size > MAX_PFN_LIMIT * PAGE_SIZE) throw new KernelError(EINVAL, 'Machine', 'device memory must end at or below 2^52', arg);
+    if (r.name !== undefined && (typeof r.name !== 'string' || r.name === '')) throw new KernelError(EINVAL, 'Machine', 'a name is a non-empty string', `${arg}.name`);
+    if (ram.some((m) => start < m.endPfn * PAGE_SIZE && m.startPfn * PAGE_SIZE < start + size)) throw new KernelError(EINVAL, 'Machine', 'device memory overlaps RAM', arg);
+    return { name: r.name ?? `mmio${i}`, start, end: start + size };
+  }).sort((a, b) => a.start - b.start);
+  for (let i = 1; i < out.length; i++) {
+    if ((out[i] as DeviceMemoryRange).start < (out[i - 1] as DeviceMemoryRange).end) throw new KernelError(EINVAL, 'Machine', 'device-memory ranges overlap', 'deviceMemory');
+  }
+  return out;
+}
 
 /** A RAM range in page frames: [startPfn, endPfn). */
 export interface PfnRange { readonly startPfn: number; readonly endPfn: number }
@@ -27,8 +60,6 @@ export interface ZoneSpan {
   readonly presentPages: number;
 }
 
-/** Largest simulated pfn count: pfns must fit in a uint32 (16 TiB). */
-export const MAX_PFN_LIMIT = 2 ** 32;
 
 /**
  * Normalise RAM ranges: page-aligned, sorted, non-overlapping.
@@ -52,8 +83,16 @@ export function parseRam(memory: Size | readonly RamRangeSpec[]): PfnRange[] {
     }
   }
   const last = ranges[ranges.length - 1] as PfnRange;
-  if (last.endPfn > MAX_PFN_LIMIT) throw new KernelError(EINVAL, 'Machine', 'RAM must end below 16 TiB', 'memory');
-  return ranges;
+  if (last.endPfn > MAX_PFN_LIMIT) throw new KernelError(EINVAL, 'Machine', `RAM must end at or below 2^52 (52-bit physical addresses), got an end at 0x${(last.endPfn * PAGE_SIZE).toString(16)}`, 'memory');
+  // Ranges that touch are one range, as memblock merges adjacent regions: the buddy allocator
+  // then merges blocks across the seam as the kernel's does.
+  const merged: PfnRange[] = [];
+  for (const r of ranges) {
+    const prev = merged[merged.length - 1];
+    if (prev !== undefined && prev.endPfn === r.startPfn) merged[merged.length - 1] = { startPfn: prev.startPfn, endPfn: r.endPfn };
+    else merged.push(r);
+  }
+  return merged;
 }
 
 /**

@@ -10,8 +10,9 @@ import { checkInt } from '../core/args.ts';
 import { MAX_PAGE_ORDER, PAGE_OFFSET, PAGE_SIZE, ZONE_DMA_LIMIT, getOrder, pageAlign } from './constants.ts';
 import { carveRange, FreeArea, freeRange } from './buddy.ts';
 import { PhysContents, type PhysMemory } from '../core/sparse-memory.ts';
+import { pfnArray, type PfnArray } from '../core/page.ts';
 import { formatGfp, gfpZone, GFP_KERNEL, __GFP_NOFAIL, __GFP_NOWARN, __GFP_ZERO } from './gfp.ts';
-import { parseRam, zoneSpans, type PfnRange, type RamRangeSpec } from './layout.ts';
+import { parseDeviceMemory, parseRam, zoneSpans, type DeviceMemoryRange, type DeviceMemorySpec, type PfnRange, type RamRangeSpec } from './layout.ts';
 import { OWNER_ID, PageMeta, PG_ALLOCATED, PG_RESERVED, type Owner } from './page-meta.ts';
 import { VmapSpace, VmArea } from './vmalloc.ts';
 import { Kmalloc } from './slab.ts';
@@ -25,6 +26,8 @@ export interface MmOptions {
   readonly lowReserve?: Size;
   /** Where ZONE_DMA ends, in bytes: 16 MiB (x86, the default) or 4 GiB (arm64 without a firmware limit). */
   readonly zoneDmaLimit?: number;
+  /** Device memory (PCI BARs, other MMIO) that devices and the CPU can reach but the page allocator never hands out. */
+  readonly deviceMemory?: readonly DeviceMemorySpec[];
 }
 
 /** Per-zone numbers for reports. */
@@ -51,6 +54,8 @@ function checkBuffer(buf: unknown, off: unknown, len: unknown, fn: string, arg: 
  */
 export class Mm implements PhysMemory {
   readonly ram: readonly PfnRange[];
+  /** Device memory ranges (no page metadata, never allocated), sorted. */
+  readonly deviceMemory: readonly DeviceMemoryRange[];
   /** One past the highest RAM pfn. */
   readonly maxPfn: number;
   /** zone_dma_limit + 1: where ZONE_DMA ends, in bytes (x86 16 MiB, arm64 4 GiB). */
@@ -76,14 +81,11 @@ export class Mm implements PhysMemory {
     this.#ctx = ctx;
     this.ram = parseRam(opts.memory);
     this.maxPfn = (this.ram[this.ram.length - 1] as PfnRange).endPfn;
-    this.meta = new PageMeta(this.maxPfn);
+    this.deviceMemory = parseDeviceMemory(opts.deviceMemory, this.ram);
+    this.meta = new PageMeta(this.ram);
     const reserve = Math.ceil(parseSize(opts.lowReserve ?? 2 ** 20, 'Machine', 'lowReserve') / PAGE_SIZE);
-    let prev = 0;
-    for (const r of this.ram) {
-      this.meta.state.fill(PG_RESERVED, prev, r.startPfn);
-      prev = r.endPfn;
-    }
-    this.meta.state.fill(PG_RESERVED, 0, Math.min(reserve, this.maxPfn));
+    // Holes have no metadata (they read as PG_RESERVED); the low reservation is marked.
+    this.meta.fill(this.meta.state, PG_RESERVED, 0, Math.min(reserve, this.maxPfn));
     this.slab = new Kmalloc(this, ctx);
     this.zoneDmaLimit = opts.zoneDmaLimit ?? ZONE_DMA_LIMIT;
     this.zones = zoneSpans(this.ram, this.zoneDmaLimit).map((span) => {
@@ -101,6 +103,18 @@ export class Mm implements PhysMemory {
     const first = Math.floor(phys / PAGE_SIZE);
     const last = Math.floor((phys + Math.max(len, 1) - 1) / PAGE_SIZE);
     return this.ram.some((r) => first >= r.startPfn && last < r.endPfn);
+  }
+
+  /** Is [phys, phys+len) entirely inside one device-memory range? */
+  isDeviceMemory(phys: number, len = 1): boolean {
+    if (!(phys >= 0) || !(len >= 0) || !Number.isFinite(phys + len)) return false;
+    const end = phys + Math.max(len, 1);
+    return this.deviceMemory.some((r) => phys >= r.start && end <= r.end);
+  }
+
+  /** Does something answer at [phys, phys+len): RAM, or one device-memory range? (What a bus access reaches.) */
+  answers(phys: number, len = 1): boolean {
+    return this.isRam(phys, len) || this.isDeviceMemory(phys, len);
   }
 
   /** Pages of RAM in all zones. */
@@ -178,8 +192,8 @@ export class Mm implements PhysMemory {
     const have = this.meta.headOrder(pfn);
     if (have < 0) throw new KernelBug('__free_pages', `Bad page state: pfn:0x${pfn.toString(16)} is not an allocated page (double free?)`);
     if (have !== order) throw new KernelBug('__free_pages', `Bad page state: pfn:0x${pfn.toString(16)} freed with order ${order}, allocated with order ${have}`);
-    const rc = (this.meta.refcount[pfn] as number) - 1;
-    this.meta.refcount[pfn] = rc;
+    const rc = this.meta.refcountOf(pfn) - 1;
+    this.meta.setRefcount(pfn, rc);
     if (rc > 0) return;
     this.#release(pfn, order);
   }
@@ -188,9 +202,9 @@ export class Mm implements PhysMemory {
   get_page(pfn: number): void {
     checkInt(pfn, 'get_page', 'pfn', 0, this.maxPfn - 1);
     if (this.meta.headOrder(pfn) < 0) throw new KernelBug('get_page', `page 0x${pfn.toString(16)} is not allocated`);
-    const rc = this.meta.refcount[pfn] as number;
+    const rc = this.meta.refcountOf(pfn);
     if (rc === 255) throw new KernelError(EINVAL, 'get_page', 'dmasim keeps page refcounts below 256', 'pfn');
-    this.meta.refcount[pfn] = rc + 1;
+    this.meta.setRefcount(pfn, rc + 1);
   }
 
   /** Physical address of a page frame. */
@@ -264,9 +278,10 @@ export class Mm implements PhysMemory {
   #memblockTake(start: number, pages: number, owner: Owner): boolean {
     const zone = this.zones.find((z) => start >= z.span.startPfn && start + pages <= z.span.endPfn);
     if (zone === undefined || !carveRange(zone, start, start + pages)) return false;
-    this.meta.state.fill(PG_ALLOCATED | 0x2, start, start + pages);
-    this.meta.refcount.fill(1, start, start + pages);
-    this.meta.owner.fill(OWNER_ID[owner], start, start + pages);
+    const meta = this.meta;
+    meta.fill(meta.state, PG_ALLOCATED | 0x2, start, start + pages);
+    meta.fill(meta.refcount, 1, start, start + pages);
+    meta.fill(meta.owner, OWNER_ID[owner], start, start + pages);
     this.#allocatedPages += pages;
     return true;
   }
@@ -379,7 +394,7 @@ export class Mm implements PhysMemory {
       this.#vmallocError(gfp, `size ${pageAlign(size)}, vm_struct allocation failed`);
       return null;
     }
-    const pages = new Uint32Array(nrPages);
+    const pages = pfnArray(nrPages, this.maxPfn);
     const got = this.#bulkAllocOrder0(gfp, pages, OWNER_ID.vmalloc);
     if (got < nrPages) {
       for (let i = 0; i < got; i++) this.__free_pages(pages[i] as number, 0);
@@ -431,10 +446,10 @@ export class Mm implements PhysMemory {
    * Fill `out` with order-0 pages (alloc_pages_bulk). Whole free blocks are handed out page by page
    * in ascending order, exactly what repeated alloc_pages(order 0) would return. Returns the count.
    */
-  #bulkAllocOrder0(gfp: number, out: Uint32Array, owner: number): number {
+  #bulkAllocOrder0(gfp: number, out: PfnArray, owner: number): number {
     let got = 0;
     const want = out.length;
-    const { state, refcount } = this.meta;
+    const meta = this.meta;
     while (got < want) {
       if (this.#ctx.faults.shouldFail('page') && !(gfp & __GFP_NOFAIL)) break;
       const zone = this.#zoneFor(gfp, 0);
@@ -444,9 +459,10 @@ export class Mm implements PhysMemory {
       if (o > 0 && block <= want - got && !this.#ctx.faults.armed) {
         const pfn = zone.take(o);
         // Whole block: mark each page an order-0 allocation (what split pages look like).
-        state.fill(PG_ALLOCATED | 0x2, pfn, pfn + block);
-        refcount.fill(1, pfn, pfn + block);
-        this.meta.owner.fill(owner, pfn, pfn + block);
+        const i = meta.index(pfn);
+        meta.state.fill(PG_ALLOCATED | 0x2, i, i + block);
+        meta.refcount.fill(1, i, i + block);
+        meta.owner.fill(owner, i, i + block);
         for (let i = 0; i < block; i++) out[got++] = pfn + i;
         this.#allocatedPages += block;
         this.#ctx.faults.count('page', block - 1);
@@ -467,28 +483,31 @@ export class Mm implements PhysMemory {
    * freeing a set of pages does not depend on the order; measured: vmalloc+vfree of 4 GiB went
    * from 155 to 14 ns/page (bench/vmalloc).
    */
-  #bulkFreeOrder0(pages: Uint32Array, fn: string): void {
-    const { state, refcount, owner } = this.meta;
+  #bulkFreeOrder0(pages: PfnArray, fn: string): void {
+    const meta = this.meta;
+    const { state, refcount, owner } = meta;
     const head0 = PG_ALLOCATED | 0x2;
     for (let i = 0; i < pages.length; i++) {
       const pfn = pages[i] as number;
-      if (state[pfn] !== head0) throw new KernelBug(fn, `Bad page state: pfn:0x${pfn.toString(16)} is not an allocated order-0 page`);
+      if (meta.stateOf(pfn) !== head0) throw new KernelBug(fn, `Bad page state: pfn:0x${pfn.toString(16)} is not an allocated order-0 page`);
     }
     let i = 0;
     while (i < pages.length) {
       const start = pages[i] as number;
       let end = start;
-      // Extend the run while pages are consecutive and each drops its last reference.
+      // Extend the run while pages are consecutive and each drops its last reference. A run of
+      // pfn-consecutive pages lies in one RAM range, so its indices are consecutive too.
+      const at = meta.index(start) - start;
       while (i < pages.length && pages[i] === end) {
-        const rc = (refcount[end] as number) - 1;
-        refcount[end] = rc;
+        const rc = (refcount[end + at] as number) - 1;
+        refcount[end + at] = rc;
         if (rc > 0) break;
         end++;
         i++;
       }
       if (end === start) { i++; continue; }
-      state.fill(0, start, end);
-      owner.fill(0, start, end);
+      state.fill(0, start + at, end + at);
+      owner.fill(0, start + at, end + at);
       this.#allocatedPages -= end - start;
       for (let lo = start; lo < end;) {
         const zone = this.#zoneOf(lo);
@@ -538,7 +557,7 @@ export class Mm implements PhysMemory {
   #checkRam(phys: number, len: number, fn: string): void {
     if (!Number.isSafeInteger(phys) || phys < 0) throw new KernelError(EINVAL, fn, `expected a physical address, got ${phys}`, 'phys');
     if (!Number.isSafeInteger(len) || len < 0) throw new KernelError(EINVAL, fn, `expected a length, got ${len}`, 'len');
-    if (len > 0 && !this.isRam(phys, len)) throw new KernelError(EFAULT, fn, `[0x${phys.toString(16)}, +0x${len.toString(16)}) is not RAM`, 'phys');
+    if (len > 0 && !this.answers(phys, len)) throw new KernelError(EFAULT, fn, `[0x${phys.toString(16)}, +0x${len.toString(16)}) is neither RAM nor device memory`, 'phys');
   }
 }
 

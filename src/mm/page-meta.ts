@@ -1,8 +1,27 @@
 /**
  * @module mm/page-meta
- * Per-page metadata in typed arrays indexed by pfn: 3 bytes a page frame (state+order, owner,
- * refcount). Untouched entries cost nothing: the OS commits typed-array pages on first write.
+ * Per-page metadata in typed arrays: 3 bytes a page frame of RAM (state+order, owner, refcount).
+ * Only RAM has entries: the RAM ranges are packed one after another (the idea of the kernel's
+ * SPARSEMEM, at range granularity), so a machine with RAM at 0 and at 2^50 pays for its RAM, not
+ * for the hole. Untouched entries cost nothing: the OS commits typed-array pages on first write.
  */
+import type { PfnRange } from './layout.ts';
+import { EINVAL } from '../core/errno.ts';
+import { KernelError } from '../core/errors.ts';
+import { MAX_PFN_LIMIT } from '../core/page.ts';
+
+/** Are these sorted, disjoint, non-empty pfn ranges below 2^40? */
+function validRanges(ram: unknown): ram is readonly PfnRange[] {
+  if (!Array.isArray(ram)) return false;
+  let prevEnd = 0;
+  for (const r of ram as unknown[]) {
+    const { startPfn, endPfn } = (r ?? {}) as { startPfn?: unknown; endPfn?: unknown };
+    if (!Number.isSafeInteger(startPfn) || !Number.isSafeInteger(endPfn)) return false;
+    if ((startPfn as number) < prevEnd || (endPfn as number) <= (startPfn as number) || (endPfn as number) > MAX_PFN_LIMIT) return false;
+    prevEnd = endPfn as number;
+  }
+  return true;
+}
 
 /** Page state bits (low nibble of `state`); the high nibble holds the order of an allocated head. */
 export const PG_ALLOCATED = 0x1;
@@ -16,44 +35,120 @@ export type Owner = (typeof OWNERS)[number];
 export const OWNER_ID: Readonly<Record<Owner, number>> = Object.fromEntries(OWNERS.map((o, i) => [o, i])) as Record<Owner, number>;
 
 /**
- * The page metadata arrays of one machine.
- * @example meta.state[pfn] & PG_ALLOCATED
+ * The page metadata arrays of one machine, indexed by {@link PageMeta.index}.
+ * @example meta.stateOf(pfn) & PG_ALLOCATED
  */
 export class PageMeta {
-  // INVARIANT: state[pfn] is 0 for a free RAM page; PG_RESERVED for holes and boot reservations;
+  // INVARIANT: RAM range k (sorted, disjoint) occupies indices [bases[k], bases[k] + ends[k] - starts[k]);
+  //   bases[0] = 0 and each range follows the previous one, so index(pfn) is dense over RAM.
+  // INVARIANT: state[i] is 0 for a free RAM page; PG_RESERVED for boot reservations;
   //   PG_ALLOCATED|PG_HEAD|(order<<4) for the first page of an allocated block, PG_ALLOCATED for its others.
-  // INVARIANT: owner[pfn] and refcount[pfn] are meaningful only while PG_ALLOCATED is set
+  // INVARIANT: owner[i] and refcount[i] are meaningful only while PG_ALLOCATED is set
   //   (refcount on the head page only).
   readonly state: Uint8Array;
   readonly owner: Uint8Array;
   readonly refcount: Uint8Array;
+  readonly #starts: number[];
+  readonly #ends: number[];
+  readonly #bases: number[];
+  /** Start of the first range (pfn - first = index in the first range: the common one-range machine). */
+  readonly #first: number;
+  readonly #firstEnd: number;
 
-  constructor(maxPfn: number) {
-    this.state = new Uint8Array(maxPfn);
-    this.owner = new Uint8Array(maxPfn);
-    this.refcount = new Uint8Array(maxPfn);
+  /** `ram`: sorted, disjoint RAM ranges (what parseRam returns). */
+  constructor(ram: readonly PfnRange[]) {
+    if (!validRanges(ram)) throw new KernelError(EINVAL, 'PageMeta', 'expected sorted, disjoint RAM ranges ({ startPfn, endPfn }) below pfn 2^40, as parseRam returns', 'ram');
+    this.#starts = ram.map((r) => r.startPfn);
+    this.#ends = ram.map((r) => r.endPfn);
+    this.#bases = [];
+    let n = 0;
+    for (const r of ram) {
+      this.#bases.push(n);
+      n += r.endPfn - r.startPfn;
+    }
+    this.#first = this.#starts[0] ?? 0;
+    this.#firstEnd = this.#ends[0] ?? 0;
+    this.state = new Uint8Array(n);
+    this.owner = new Uint8Array(n);
+    this.refcount = new Uint8Array(n);
   }
 
-  /** Mark [pfn, pfn + 2^order) allocated as one block owned by `owner`. */
+  /** Index of `pfn` in the arrays, or -1 when it is not RAM. */
+  index(pfn: number): number {
+    // One compare pair for the first range: most machines have one.
+    if (pfn >= this.#first && pfn < this.#firstEnd) return pfn - this.#first;
+    for (let k = 1; k < this.#starts.length; k++) {
+      const s = this.#starts[k] as number;
+      if (pfn >= s && pfn < (this.#ends[k] as number)) return pfn - s + (this.#bases[k] as number);
+    }
+    return -1;
+  }
+
+  /** The state byte of `pfn`; PG_RESERVED for a pfn that is not RAM. */
+  stateOf(pfn: number): number {
+    const i = this.index(pfn);
+    return i < 0 ? PG_RESERVED : (this.state[i] as number);
+  }
+
+  /** The owner id of `pfn` (0 for a pfn that is not RAM). */
+  ownerOf(pfn: number): number {
+    const i = this.index(pfn);
+    return i < 0 ? 0 : (this.owner[i] as number);
+  }
+
+  /** The reference count kept on the head page `pfn`. */
+  refcountOf(pfn: number): number {
+    const i = this.index(pfn);
+    return i < 0 ? 0 : (this.refcount[i] as number);
+  }
+
+  /** Set the reference count of the allocated head page `pfn` (a RAM page). */
+  setRefcount(pfn: number, rc: number): void {
+    this.refcount[this.index(pfn)] = rc;
+  }
+
+  /** Set `array`'s entries for the RAM pages of [startPfn, endPfn) to `value` (pages that are not RAM are skipped). */
+  fill(array: Uint8Array, value: number, startPfn: number, endPfn: number): void {
+    for (let k = 0; k < this.#starts.length; k++) {
+      const lo = Math.max(startPfn, this.#starts[k] as number);
+      const hi = Math.min(endPfn, this.#ends[k] as number);
+      if (lo >= hi) continue;
+      const base = (this.#bases[k] as number) - (this.#starts[k] as number);
+      array.fill(value, lo + base, hi + base);
+    }
+  }
+
+  /** Mark [pfn, pfn + 2^order) allocated as one block owned by `owner` (a block never leaves its RAM range). */
   markAllocated(pfn: number, order: number, owner: number): void {
     const n = 2 ** order;
-    this.state[pfn] = PG_ALLOCATED | PG_HEAD | (order << 4);
-    this.refcount[pfn] = 1;
-    this.owner.fill(owner, pfn, pfn + n);
-    if (n > 1) this.state.fill(PG_ALLOCATED, pfn + 1, pfn + n);
+    const i = this.index(pfn);
+    this.state[i] = PG_ALLOCATED | PG_HEAD | (order << 4);
+    this.refcount[i] = 1;
+    this.owner.fill(owner, i, i + n);
+    if (n > 1) this.state.fill(PG_ALLOCATED, i + 1, i + n);
   }
 
   /** Mark [pfn, pfn + 2^order) free. */
   markFree(pfn: number, order: number): void {
     const n = 2 ** order;
-    this.state.fill(0, pfn, pfn + n);
-    this.owner.fill(0, pfn, pfn + n);
-    this.refcount[pfn] = 0;
+    const i = this.index(pfn);
+    this.state.fill(0, i, i + n);
+    this.owner.fill(0, i, i + n);
+    this.refcount[i] = 0;
   }
 
   /** Order of the allocated block headed at `pfn`, or -1 when `pfn` is not an allocated head. */
   headOrder(pfn: number): number {
-    const s = this.state[pfn] ?? 0;
+    const s = this.stateOf(pfn);
     return (s & (PG_ALLOCATED | PG_HEAD)) === (PG_ALLOCATED | PG_HEAD) ? s >> 4 : -1;
+  }
+
+  /** Visit every RAM page as (pfn, index): ranges in address order. */
+  forEachRamPage(visit: (pfn: number, index: number) => void): void {
+    for (let k = 0; k < this.#starts.length; k++) {
+      const s = this.#starts[k] as number;
+      const base = this.#bases[k] as number;
+      for (let p = s; p < (this.#ends[k] as number); p++) visit(p, p - s + base);
+    }
   }
 }

@@ -6,7 +6,7 @@
 import { EINVAL, EFAULT } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import { PAGE_SIZE, VMALLOC_END, VMALLOC_START } from './constants.ts';
-import { forEachPageSpan } from '../core/page.ts';
+import { forEachPageSpan, type PfnArray } from '../core/page.ts';
 
 import type { PhysMemory } from '../core/sparse-memory.ts';
 import type { KernelContext } from '../core/context.ts';
@@ -18,11 +18,11 @@ import type { KernelContext } from '../core/context.ts';
  * @example for (const pfn of area.pageIter()) use(pfn);
  */
 export class VmallocPageIter implements Iterable<number> {
-  readonly #pfns: Uint32Array;
+  readonly #pfns: PfnArray;
   /** Bytes covered by the pages. */
   readonly size: number;
 
-  constructor(pfns: Uint32Array, size: number) {
+  constructor(pfns: PfnArray, size: number) {
     this.#pfns = pfns;
     this.size = size;
   }
@@ -32,8 +32,8 @@ export class VmallocPageIter implements Iterable<number> {
     return Math.ceil(this.size / PAGE_SIZE);
   }
 
-  /** The pfns as a typed array (the form the scatterlist hot path consumes). No copy. */
-  pfns(): Uint32Array {
+  /** The pfns as a typed array (the form the scatterlist hot path consumes; a Float64Array on a machine with RAM past pfn 2^32). No copy. */
+  pfns(): PfnArray {
     return this.#pfns.subarray(0, this.pageCount);
   }
 
@@ -54,14 +54,15 @@ export class VmArea {
   /** Bytes requested (the area spans nrPages whole pages). */
   readonly size: number;
   // INVARIANT: pages[i] is the pfn backing virtual page i; length === nrPages; each is an allocated
-  //   order-0 page owned by 'vmalloc' while the area is live.
-  readonly pages: Uint32Array;
+  //   order-0 page owned by 'vmalloc' while the area is live. A Float64Array when the machine has
+  //   RAM past pfn 2^32.
+  readonly pages: PfnArray;
   #live = true;
   readonly #mem: PhysMemory;
   /** The machine whose memory backs the area (undefined for an area made outside a machine). */
   readonly ctx: KernelContext | undefined;
 
-  constructor(addr: number, size: number, pages: Uint32Array, mem: PhysMemory, ctx?: KernelContext) {
+  constructor(addr: number, size: number, pages: PfnArray, mem: PhysMemory, ctx?: KernelContext) {
     this.addr = addr;
     this.size = size;
     this.pages = pages;

@@ -6,8 +6,9 @@
 import { EINVAL } from '../core/errno.ts';
 import { KernelBug, KernelError } from '../core/errors.ts';
 import { PAGE_SIZE } from '../mm/constants.ts';
+import { MAX_PFN_LIMIT } from '../core/page.ts';
 import {
-  DMA_FLAGS_SHIFT, SEG_MASK, SEG_SHIFT, SG_CHAIN, SG_END, SLOT_WORDS, type SlotArena,
+  DMA_FLAGS_MASK, DMA_FLAGS_SHIFT, FLAGS_LOW_MASK, PFN_HI_SHIFT, SEG_MASK, SEG_SHIFT, SG_CHAIN, SG_END, SLOT_WORDS, type SlotArena,
   W_DMA_HI, W_DMA_LEN, W_DMA_LO, W_FLAGS, W_LENGTH, W_OFFSET, W_PAGE,
 } from './slots.ts';
 import { notInstance } from '../core/args.ts';
@@ -53,7 +54,7 @@ export class Scatterlist {
   }
 
   /** Page frame of the entry (sg_page), or the chain target slot for a chain link. */
-  get page(): number { return this.#get(W_PAGE); }
+  get page(): number { return this.#get(W_PAGE) + (this.#get(W_FLAGS) >>> PFN_HI_SHIFT) * TWO32; }
   /** SG_CHAIN | SG_END bits. */
   get link_flags(): number { return this.#get(W_FLAGS) & (SG_CHAIN | SG_END); }
   get offset(): number { return this.#get(W_OFFSET); }
@@ -72,14 +73,23 @@ export class Scatterlist {
   }
   get dma_length(): number { return this.#get(W_DMA_LEN); }
   set dma_length(v: number) { this.#set(W_DMA_LEN, v >>> 0); }
-  get dma_flags(): number { return this.#get(W_FLAGS) >>> DMA_FLAGS_SHIFT; }
-  set dma_flags(v: number) { this.#set(W_FLAGS, (this.#get(W_FLAGS) & 0xff) | ((v & 0xffffff) << DMA_FLAGS_SHIFT)); }
+  get dma_flags(): number { return (this.#get(W_FLAGS) >>> DMA_FLAGS_SHIFT) & DMA_FLAGS_MASK; }
+  set dma_flags(v: number) {
+    const keep = this.#get(W_FLAGS) & ~(DMA_FLAGS_MASK << DMA_FLAGS_SHIFT);
+    this.#set(W_FLAGS, (keep | ((v & DMA_FLAGS_MASK) << DMA_FLAGS_SHIFT)) >>> 0);
+  }
 
   /** @internal raw flags word */
   get flagsWord(): number { return this.#get(W_FLAGS); }
   set flagsWord(v: number) { this.#set(W_FLAGS, v >>> 0); }
-  /** @internal raw page word */
+  /** @internal raw page word: the low 32 bits of the pfn, or a chain link's target slot */
+  get pageWord(): number { return this.#get(W_PAGE); }
   set pageWord(v: number) { this.#set(W_PAGE, v); }
+  /** @internal write a page frame: its low word, and bits 32..39 into the flags word */
+  setPfn(pfn: number): void {
+    this.#set(W_PAGE, pfn >>> 0);
+    this.#set(W_FLAGS, ((this.#get(W_FLAGS) & FLAGS_LOW_MASK) | (Math.floor(pfn / TWO32) << PFN_HI_SHIFT)) >>> 0);
+  }
 
   /** The entry `n` slots further in the same array (pointer arithmetic, `&sg[n]`). */
   at(n: number): Scatterlist {
@@ -88,14 +98,16 @@ export class Scatterlist {
 }
 
 function checkPfn(fn: string, pfn: number): void {
-  if ((pfn >>> 0) !== pfn) throw new KernelError(EINVAL, fn, `expected a page frame number in [0, 2^32), got ${String(pfn)}`, 'page');
+  if (typeof pfn !== 'number' || !Number.isInteger(pfn) || pfn < 0 || pfn >= MAX_PFN_LIMIT) {
+    throw new KernelError(EINVAL, fn, `expected a page frame number in [0, 2^40), got ${String(pfn)}`, 'page');
+  }
 }
 
 /** sg_assign_page: set the page, keeping the CHAIN/END bits. */
 export function sg_assign_page(sg: Scatterlist, page: number): void {
   if (!(sg instanceof Scatterlist)) throw notInstance(sg, Scatterlist, 'sg_assign_page', 'sg');
   checkPfn('sg_assign_page', page);
-  sg.pageWord = page;
+  sg.setPfn(page);
 }
 
 /** sg_set_page: assign the page, then set offset and length. */
@@ -127,7 +139,7 @@ export function sg_is_last(sg: Scatterlist): boolean {
 /** sg_chain_ptr: where a chain slot points. */
 export function sg_chain_ptr(sg: Scatterlist): Scatterlist {
   if (!(sg instanceof Scatterlist)) throw notInstance(sg, Scatterlist, 'sg_chain_ptr', 'sg');
-  return new Scatterlist(sg.arena, sg.page);
+  return new Scatterlist(sg.arena, sg.pageWord);
 }
 
 /** sg_mark_end: set END and clear CHAIN. */
@@ -196,7 +208,8 @@ export function __sg_chain(chain_sg: Scatterlist, next: Scatterlist): void {
   chain_sg.offset = 0;
   chain_sg.length = 0;
   chain_sg.pageWord = next.slot;
-  chain_sg.flagsWord = (chain_sg.flagsWord & ~(SG_CHAIN | SG_END)) | SG_CHAIN;
+  // The link replaces page_link whole: no pfn bits survive in it.
+  chain_sg.flagsWord = (chain_sg.flagsWord & FLAGS_LOW_MASK & ~(SG_CHAIN | SG_END)) | SG_CHAIN;
 }
 
 /** sg_chain: link slot prv[prv_nents - 1] to `sgl`; that slot stops being data. */

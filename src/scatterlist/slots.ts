@@ -3,8 +3,9 @@
  * Storage for `struct scatterlist` slots: one arena per machine, struct-of-arrays in typed arrays,
  * handing out chunks the way sg_kmalloc does (a page of 128 slots, or a smaller kmalloc'd array).
  *
- * A slot is 7 uint32 words (28 bytes, under the kernel's 32): page frame (or chain target), flags,
- * offset, length, dma_address low and high halves, dma_length. Slots live in fixed segments of
+ * A slot is 7 uint32 words (28 bytes, under the kernel's 32): page frame low 32 bits (or chain
+ * target), flags (link bits, dma_flags, page frame bits 32..39), offset, length, dma_address low
+ * and high halves, dma_length. Slots live in fixed segments of
  * 8192; a chunk never crosses a segment, so a hot loop looks its segment up once per chunk.
  */
 import type { KernelContext } from '../core/context.ts';
@@ -25,8 +26,18 @@ export const W_DMA_LEN = 6;
 export const SG_CHAIN = 0x1;
 /** page_link bit 1: this slot is the last entry. */
 export const SG_END = 0x2;
-/** dma_flags live in the flags word from this bit on. */
+/** dma_flags live in the flags word from this bit on (16 bits: 8..23). */
 export const DMA_FLAGS_SHIFT = 8;
+/** Mask of dma_flags after shifting down. */
+export const DMA_FLAGS_MASK = 0xffff;
+/**
+ * Bits 32..39 of the page frame live in the flags word from this bit on (pfns below 2^40, 52-bit
+ * physical addresses). Chain links keep them 0. A slot stays 28 bytes: a wider page word would
+ * cost every slot 4 bytes for pages most machines never have.
+ */
+export const PFN_HI_SHIFT = 24;
+/** The flags-word bits that are not the pfn's high byte. */
+export const FLAGS_LOW_MASK = 0x00ffffff;
 
 /** log2 of slots per segment. */
 export const SEG_SHIFT = 13;

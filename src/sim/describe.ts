@@ -49,6 +49,7 @@ export function describeMachine(m: Machine): string {
   if (!(m instanceof Machine)) throw notInstance(m, Machine, 'describeMachine', 'm');
   const lines = [`machine ${m.name}: ${m.arch}, ${formatBytes(m.mm.totalPages * PAGE_SIZE)} RAM, ${m.cpus} CPUs, seed ${m.seed}`];
   for (const r of m.mm.ram) lines.push(`  RAM [${hex(r.startPfn * PAGE_SIZE)}, ${hex(r.endPfn * PAGE_SIZE)})`);
+  for (const d of m.mm.deviceMemory) lines.push(`  device memory ${d.name} [${hex(d.start)}, ${hex(d.end)})`);
   for (const z of m.mm.zones) {
     if (z.span.presentPages === 0) {
       lines.push(`  zone ${z.span.name.padEnd(7)} empty`);
@@ -59,7 +60,7 @@ export function describeMachine(m: Machine): string {
   const io = m.iommu;
   lines.push(io === null
     ? 'iommu: none (every device uses dma-direct)'
-    : `iommu: ${io.mode} (default domain ${io.mode === 'passthrough' ? 'identity' : io.mode === 'lazy' ? 'DMA-FQ' : 'DMA'}), ${io.format} page tables, ${io.addressWidth}-bit input addresses, granule ${formatBytes(io.granule)}, IOTLB ${io.iotlb.capacity} entries${io.forcedac ? ', forcedac' : ''}${io.singleQueue ? ', single flush queue' : ''}`);
+    : `iommu: ${io.mode} (default domain ${io.mode === 'passthrough' ? 'identity' : io.mode === 'lazy' ? 'DMA-FQ' : 'DMA'}), ${io.format} page tables, ${io.addressWidth}-bit input and ${io.outputWidth}-bit output addresses, granule ${formatBytes(io.granule)}, IOTLB ${io.iotlb.capacity} entries${io.forcedac ? ', forcedac' : ''}${io.singleQueue ? ', single flush queue' : ''}`);
   const sw = m.swiotlb;
   lines.push(sw === null
     ? 'swiotlb: none'

@@ -10,7 +10,7 @@ import type { MachineOptions } from './machine.ts';
 import { parseSwiotlbParam } from '../dma/swiotlb/boot.ts';
 
 const MACHINE_KEYS: ReadonlySet<string> = new Set<keyof MachineOptions>([
-  'memory', 'seed', 'name', 'cpus', 'lowReserve', 'fragment', 'swiotlb', 'arch', 'dmaDebug', 'iommu', 'trace', 'accessChecks',
+  'memory', 'deviceMemory', 'seed', 'name', 'cpus', 'lowReserve', 'fragment', 'swiotlb', 'arch', 'dmaDebug', 'iommu', 'trace', 'accessChecks',
 ]);
 
 /**
@@ -43,7 +43,7 @@ export function checkMachineOptions(opts: MachineOptions): void {
   const io = o['iommu'];
   if (io !== undefined && io !== false) {
     if (!isObject(io)) bad('iommu', `expected false or { mode, addressWidth, ... }, got ${String(io)}`);
-    keysOf('iommu', io as Record<string, unknown>, ['mode', 'format', 'addressWidth', 'granule', 'iotlbSize', 'singleQueue', 'faultLogSize', 'forcedac']);
+    keysOf('iommu', io as Record<string, unknown>, ['mode', 'format', 'addressWidth', 'granule', 'iotlbSize', 'singleQueue', 'faultLogSize', 'forcedac', 'outputWidth']);
   }
   const dbg = o['dmaDebug'];
   if (dbg !== undefined && typeof dbg !== 'boolean' && !isObject(dbg)) bad('dmaDebug', `expected true, false or options, got ${String(dbg)}`);

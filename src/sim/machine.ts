@@ -14,7 +14,7 @@ import { createTrace, type Trace } from '../core/trace.ts';
 import type { Size } from '../core/size.ts';
 import type { Logger } from 'pino';
 import { fragment, type FragmentOptions, type FragmentResult } from '../mm/fragment.ts';
-import type { RamRangeSpec } from '../mm/layout.ts';
+import type { DeviceMemorySpec, RamRangeSpec } from '../mm/layout.ts';
 import { Mm } from '../mm/mm.ts';
 import { auditMm } from '../mm/audit.ts';
 import { swiotlbAudit } from '../dma/swiotlb/audit.ts';
@@ -49,6 +49,12 @@ import { cpuOwnershipChecker, deviceAccessChecker, type AddrRange } from '../dma
 export interface MachineOptions {
   /** RAM: a size from address 0 (`'16G'`) or explicit ranges with holes between them. */
   readonly memory: Size | readonly RamRangeSpec[];
+  /**
+   * Device memory: physical ranges that are not RAM but answer bus accesses (PCI BARs for
+   * peer-to-peer DMA through `dma_map_resource`, doorbells), e.g.
+   * `[{ start: 2 ** 46, size: '256M', name: 'gpu-bar0' }]`. Anywhere below 2^52 outside RAM.
+   */
+  readonly deviceMemory?: readonly DeviceMemorySpec[];
   /** Seed for every random choice. Default 1. */
   readonly seed?: number;
   /** Name used in logs. Default `m<N>`. */
@@ -194,6 +200,7 @@ export class Machine implements KernelContext {
     this.mm = new Mm(this, {
       memory: opts.memory, zoneDmaLimit: this.arch === 'arm64' ? ARM64_ZONE_DMA_LIMIT : ZONE_DMA_LIMIT,
       ...(opts.lowReserve === undefined ? {} : { lowReserve: opts.lowReserve }),
+      ...(opts.deviceMemory === undefined ? {} : { deviceMemory: opts.deviceMemory }),
     });
     this.dma = initDmaSystem(this, directOps(this.mm), (virt, size) => virtToPhysRanges(this.mm, virt, size));
     this.accessChecks = opts.accessChecks ?? true;
@@ -236,7 +243,7 @@ export class Machine implements KernelContext {
     const ledger = this.dma.ledger;
     const host: BusHost = {
       ctx: this,
-      memory: { ...this.mm.kernelMemory, isRam: (phys, len) => this.mm.isRam(phys, len) },
+      memory: { ...this.mm.kernelMemory, answers: (phys, len) => this.mm.answers(phys, len) },
       notifyUnbound: (dev) => {
         ledger.deviceUnbound(dev);
         onUnbound?.(dev);

@@ -220,6 +220,19 @@ describe('append', () => {
     }
   });
 
+  it('pfns past 2^32 merge like any other: 0xFFFFFFFF, 2^32, 2^32 + 1 is one entry, and sg_page gives the whole pfn back', () => {
+    const top = 0xffffffff;
+    expect(build([top, top + 1, top + 2], 3 * P, UINT_MAX).entries).toEqual([[top, 0, 3 * P]]);
+    expect(build([5, 2 ** 36, 2 ** 36 + 1, 2 ** 40 - 1], 4 * P, UINT_MAX).entries).toEqual([[5, 0, P], [2 ** 36, 0, 2 * P], [2 ** 40 - 1, 0, P]]);
+    // A continuation merges across 2^32 too; a chain link in a wide table still points at a slot.
+    const r = appendCalls([[[top - 1], 3], [[top, top + 1, top + 2], 0]]);
+    expect(r.entries).toEqual([[top - 1, 0, 4 * P]]);
+    const many = Array.from({ length: 300 }, (_, i) => 2 ** 38 + 2 * i);
+    const big = build(many, 300 * P, UINT_MAX);
+    expect(big.entries.map((e) => e[0])).toEqual(many);
+    expect(big.layout).toContain('L');
+  });
+
   it('nothing follows pfn 0xFFFFFFFF: pfn 0 after it starts a new entry (pfns are not 32-bit wrapping)', () => {
     const top = 0xffffffff;
     const r = appendCalls([[[top - 1], 3], [[top, 0, 1], 0]]);
@@ -232,13 +245,13 @@ describe('append', () => {
     expect(build([3, 2 ** 31 - 1, 2 ** 31, 5], 4 * P, UINT_MAX).entries).toEqual([[3, 0, P], [2 ** 31 - 1, 0, 2 * P], [5, 0, P]]);
   });
 
-  it('pages that are not pfns in [0, 2^32) are -EINVAL naming pages, before any merge; the table is unchanged', () => {
-    for (const bad of [2 ** 32 + 3, 2.5, -1, Number.NaN, '2' as unknown as number]) {
+  it('pages that are not pfns in [0, 2^40) are -EINVAL naming pages, before any merge; the table is unchanged', () => {
+    for (const bad of [2 ** 40 + 3, 2 ** 40, 2.5, -1, Number.NaN, 2 ** 52, '2' as unknown as number]) {
       const ctx = fresh();
       const app = new SgAppendTable(ctx);
       sg_alloc_append_table_from_pages(app, [0, 1], 2, 0, 2 * P, UINT_MAX, 3, GFP_KERNEL);
       const before = { ...walk(app.sgt), nents: app.sgt.nents, total: app.total_nents, live: arenaOf(ctx).liveSlots };
-      // The first page would merge into prv; the second is 3 + 2^32 (the low 32 bits of the pfn that would follow) or no pfn at all.
+      // The first page would merge into prv; the second is 3 + 2^40 (the low 40 bits of the pfn that would follow) or no pfn at all.
       let err: unknown;
       try {
         sg_alloc_append_table_from_pages(app, [2, bad, 3], 3, 0, 3 * P, UINT_MAX, 0, GFP_KERNEL);
@@ -332,10 +345,17 @@ describe('-ENOMEM part-way (fault injection on sg chunks)', () => {
   });
 });
 
-describe('property: the fast builder equals the reference model', () => {
+// Pfns near 0, across 2^32 (where the 32-bit scan hands over to the wide one, and 0xFFFFFFFF is
+// followed by 0x100000000), near 2^36, and just below 2^40, the top of the physical space.
+describe.each([
+  ['low pfns', 0],
+  ['pfns across 2^32', 2 ** 32 - 2000],
+  ['pfns near 2^36', 2 ** 36 - 1000],
+  ['pfns just below 2^40', 2 ** 40 - 40_000],
+])('property: the fast builder equals the reference model (%s)', (_name, base) => {
   const pagesArb = fc.array(fc.oneof(fc.constant(1), fc.constant(2), fc.integer({ min: 3, max: 40 })), { minLength: 1, maxLength: 700 })
     .map((steps) => { let p = 100; return steps.map((d) => (p += d === 1 ? 1 : d === 2 ? -1 : d)); })
-    .map((ps) => ps.map((p) => Math.abs(p)));
+    .map((ps) => ps.map((p) => base + Math.abs(p)));
   const maxSegArb = fc.oneof(fc.constant(UINT_MAX), fc.integer({ min: 0, max: 40 * P }));
 
   it('oneshot builds: entries, counts, layout', () => {

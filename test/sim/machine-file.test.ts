@@ -125,7 +125,7 @@ describe('describeMachine and dmasim describe', () => {
     expect(cvm).toMatch(/^machine m\d+: x86_64, 8 GiB RAM, 2 CPUs, seed 1/);
     expect(cvm).toMatch(/swiotlb: 64 MiB at \[0xfc000000, 0x100000000\), 32768 slots in \d+ areas, force \(every streaming mapping bounces\)/);
     const laptop = describeMachine(buildMachine(preset('laptop-nvme-vtd')).machine);
-    expect(laptop).toContain('iommu: lazy (default domain DMA-FQ), vtd page tables, 39-bit input addresses, granule 4 KiB');
+    expect(laptop).toContain('iommu: lazy (default domain DMA-FQ), vtd page tables, 39-bit input and 52-bit output addresses, granule 4 KiB');
     expect(describeMachine(new Machine({ memory: '1G', iommu: { mode: 'strict', format: 'vtd' } }))).toContain('iommu: strict (default domain DMA), vtd page tables, 48-bit');
     expect(laptop).toMatch(/pci 0000:05:00\.0: .*untrusted, iommu group 1 \(DMA\)/);
     const arm = describeMachine(buildMachine(preset('embedded-32bit')).machine);

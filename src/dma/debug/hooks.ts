@@ -20,7 +20,7 @@ import type { DmaDebugHooks } from '../api/ops.ts';
 export function attachDmaDebug(ctx: KernelContext, mm: Mm, opts: DmaDebugOptions, swiotlbActive: () => boolean): { debug: DmaDebug; hooks: DmaDebugHooks; onUnbound: (dev: Device) => void } {
   const memory = linearDebugMemory({
     ram: mm.ram,
-    reserved: (pfn) => ((mm.meta.state[pfn] ?? 0) & PG_RESERVED) !== 0,
+    reserved: (pfn) => (mm.meta.stateOf(pfn) & PG_RESERVED) !== 0,
     vmallocToPhys: (v) => {
       const a = mm.findVmArea(v);
       if (a === undefined) return undefined;

@@ -72,7 +72,7 @@ export interface LinearMemoryOptions {
 /**
  * A {@link DebugMemory} with a linear map at `pageOffset` over the given RAM.
  * @example
- * linearDebugMemory({ ram: m.mm.ram, reserved: (pfn) => (m.mm.meta.state[pfn]! & PG_RESERVED) !== 0,
+ * linearDebugMemory({ ram: m.mm.ram, reserved: (pfn) => (m.mm.meta.stateOf(pfn) & PG_RESERVED) !== 0,
  *   vmallocToPhys: (v) => { const a = m.mm.findVmArea(v); return a && a.pages[Math.floor((v - a.addr) / 4096)]! * 4096 + (v % 4096); } })
  */
 export function linearDebugMemory(opts: LinearMemoryOptions = {}): DebugMemory {

@@ -78,7 +78,14 @@ export function iommuTranslator(iommu: Iommu): IommuTranslator {
         iommu.ctx.logger.warn({ event: 'use_after_unmap', device: dev.name, iova: r.staleIova, access, unmap }, 'device used a stale IOTLB entry');
       }
       const ranges = [];
-      for (let i = 0; i < r.nranges; i++) ranges.push({ phys: r.phys[i] as number, length: r.len[i] as number });
+      for (let i = 0; i < r.nranges; i++) {
+        const phys = r.phys[i] as number;
+        const len = r.len[i] as number;
+        // A mapping can point anywhere (dma_map_resource takes any address): where nothing answers,
+        // the access fails on the bus after translation.
+        if (!dev.host.memory.answers(phys, len)) return fault(dev, addr, length, access, 'not-ram', `the IOMMU translates it to 0x${phys.toString(16)}, where neither RAM nor device memory answers`);
+        ranges.push({ phys, length: len });
+      }
       return { ok: true, ranges };
     },
   };

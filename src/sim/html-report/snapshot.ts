@@ -71,13 +71,29 @@ export class MemorySnapshot {
     const K = OWNER_KEYS.length;
     const counts = new Uint32Array(this.cells * K);
     const { state, owner } = m.mm.meta;
-    // CHECKED: pfns are below 2^32 (maxPfn of a 16 TiB machine is 2^32), so `>>>` divides exactly.
-    for (let p = 0; p < maxPfn; p++) {
-      const s = state[p] as number;
-      const o = owner[p] as number;
-      const k = (s & PG_RESERVED) !== 0 ? RESERVED : (s & PG_ALLOCATED) === 0 ? FREE : o < FREE ? o : 0;
-      const i = (p >>> shift) * K + k;
-      counts[i] = (counts[i] as number) + 1;
+    const ppc = this.pagesPerCell;
+    // Holes count as reserved, cell by cell, without a walk over them (they can span 2^40 pfns).
+    const countHole = (lo: number, hi: number): void => {
+      for (let p = lo; p < hi;) {
+        const cell = Math.floor(p / ppc);
+        const next = Math.min(hi, (cell + 1) * ppc);
+        const i = cell * K + RESERVED;
+        counts[i] = (counts[i] as number) + (next - p);
+        p = next;
+      }
+    };
+    let prevEnd = 0;
+    for (const r of m.mm.ram) {
+      countHole(prevEnd, r.startPfn);
+      prevEnd = r.endPfn;
+      const at = m.mm.meta.index(r.startPfn) - r.startPfn;
+      for (let p = r.startPfn; p < r.endPfn; p++) {
+        const s = state[p + at] as number;
+        const o = owner[p + at] as number;
+        const k = (s & PG_RESERVED) !== 0 ? RESERVED : (s & PG_ALLOCATED) === 0 ? FREE : o < FREE ? o : 0;
+        const i = Math.floor(p / ppc) * K + k;
+        counts[i] = (counts[i] as number) + 1;
+      }
     }
     const totals = new Float64Array(K);
     for (let i = 0; i < counts.length; i++) totals[i % K] = (totals[i % K] as number) + (counts[i] as number);
