@@ -11,4 +11,5 @@ export * from './log.ts';
 export * from './args.ts';
 export * from './sparse-memory.ts';
 export * from './page.ts';
+export * from './bits.ts';
 export * from './trace.ts';

@@ -9,6 +9,7 @@ import { minNotZero } from './mask.ts';
 import { pushBounded } from '../core/bounded.ts';
 import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
+import { getLe, putLe } from '../core/bits.ts';
 
 /** Faults a device's engine keeps. */
 export const DMA_FAULTS_MAX = 1024;
@@ -125,6 +126,38 @@ export class DmaEngine {
     }
     this.bytesRead += length;
     return { ok: true, value: out };
+  }
+
+  /**
+   * Read a little-endian 16/32/64-bit value at DMA address `addr`, as a device fetching a
+   * descriptor does (a PRP entry, an SGL descriptor, a doorbell record).
+   * @example const prp = dev.dma.readLe64(listDma + 8 * i); if (prp.ok) use(prp.value);
+   */
+  readLe16(addr: number): DmaResult<number> { return this.#readLe(addr, 2); }
+  /** @see readLe16 */
+  readLe32(addr: number): DmaResult<number> { return this.#readLe(addr, 4); }
+  /** @see readLe16; a value of 2^53 or more is EINVAL (read two 32-bit halves). */
+  readLe64(addr: number): DmaResult<number> { return this.#readLe(addr, 8); }
+
+  /** Write a little-endian 16/32/64-bit value at DMA address `addr` (a completion entry, a status word). @example dev.dma.writeLe32(cqDma + 12, status) */
+  writeLe16(addr: number, v: number): DmaResult<number> { return this.#writeLe(addr, v, 2, 'writeLe16'); }
+  /** @see writeLe16 */
+  writeLe32(addr: number, v: number): DmaResult<number> { return this.#writeLe(addr, v, 4, 'writeLe32'); }
+  /** @see writeLe16 */
+  writeLe64(addr: number, v: number): DmaResult<number> { return this.#writeLe(addr, v, 8, 'writeLe64'); }
+
+  #readLe(addr: number, bytes: 2 | 4 | 8): DmaResult<number> {
+    const r = this.read(addr, bytes);
+    return r.ok ? { ok: true, value: getLe(r.value, 0, bytes) } : r;
+  }
+
+  #writeLe(addr: number, v: number, bytes: 2 | 4 | 8, fn: string): DmaResult<number> {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || (bytes < 8 && v >= 2 ** (8 * bytes))) {
+      throw new KernelError(EINVAL, `DmaEngine.${fn}`, `expected a whole number that fits in ${8 * bytes} bits, got ${String(v)}`, 'v');
+    }
+    const buf = new Uint8Array(bytes);
+    putLe(buf, 0, v, bytes);
+    return this.write(addr, buf);
   }
 
   /** Write `bytes` at DMA address `addr` (device writes memory: a FROM_DEVICE transfer). */

@@ -11,6 +11,7 @@ import { MAX_PAGE_ORDER, PAGE_OFFSET, PAGE_SIZE, ZONE_DMA_LIMIT, getOrder, pageA
 import { carveRange, FreeArea, freeRange } from './buddy.ts';
 import { PhysContents, type PhysMemory } from '../core/sparse-memory.ts';
 import { pfnArray, type PfnArray } from '../core/page.ts';
+import { getLe, putLe } from '../core/bits.ts';
 import { formatGfp, gfpZone, GFP_KERNEL, __GFP_NOFAIL, __GFP_NOWARN, __GFP_ZERO } from './gfp.ts';
 import { parseDeviceMemory, parseRam, zoneSpans, type DeviceMemoryRange, type DeviceMemorySpec, type PfnRange, type RamRangeSpec } from './layout.ts';
 import { OWNER_ID, PageMeta, PG_ALLOCATED, PG_RESERVED, type Owner } from './page-meta.ts';
@@ -296,6 +297,54 @@ export class Mm implements PhysMemory {
     const start = phys / PAGE_SIZE;
     const pages = Math.ceil(bytes / PAGE_SIZE);
     return this.isRam(phys, pages * PAGE_SIZE) && this.#memblockTake(start, pages, owner);
+  }
+
+  /**
+   * Read a little-endian 16/32/64-bit value at kernel virtual address `virt` (direct map or
+   * vmalloc) as the CPU does (`le32_to_cpu(*p)`): checked against DMA ownership like readPhys.
+   * @example const status = machine.mm.readLe32(cqe + 12);
+   */
+  readLe16(virt: number): number { return getLe(this.#readVirt(virt, 2, 'readLe16'), 0, 2); }
+  /** @see readLe16 */
+  readLe32(virt: number): number { return getLe(this.#readVirt(virt, 4, 'readLe32'), 0, 4); }
+  /** @see readLe16; a value of 2^53 or more is EINVAL (read two 32-bit halves). */
+  readLe64(virt: number): number { return getLe(this.#readVirt(virt, 8, 'readLe64'), 0, 8); }
+
+  /**
+   * Write a little-endian 16/32/64-bit value at kernel virtual address `virt` (`*p = cpu_to_le64(v)`).
+   * @example machine.mm.writeLe64(prpList + 8 * i, dmaAddr);
+   */
+  writeLe16(virt: number, v: number): void { this.#writeLe(virt, v, 2, 'writeLe16'); }
+  /** @see writeLe16 */
+  writeLe32(virt: number, v: number): void { this.#writeLe(virt, v, 4, 'writeLe32'); }
+  /** @see writeLe16 */
+  writeLe64(virt: number, v: number): void { this.#writeLe(virt, v, 8, 'writeLe64'); }
+
+  #readVirt(virt: number, len: number, fn: string): Uint8Array {
+    const out = new Uint8Array(len);
+    this.#virtSpans(virt, len, fn, (phys, at, n) => this.readPhysInto(phys, out, at, n));
+    return out;
+  }
+
+  #writeLe(virt: number, v: number, bytes: 2 | 4 | 8, fn: string): void {
+    const buf = new Uint8Array(bytes);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || (bytes < 8 && v >= 2 ** (8 * bytes))) {
+      throw new KernelError(EINVAL, fn, `expected a whole number that fits in ${8 * bytes} bits, got ${String(v)}`, 'v');
+    }
+    putLe(buf, 0, v, bytes);
+    this.#virtSpans(virt, bytes, fn, (phys, at, n) => this.writePhys(phys, buf, at, n));
+  }
+
+  /** Visit the physical spans behind [virt, virt + len), page by page (a vmalloc value may straddle two pages). */
+  #virtSpans(virt: number, len: number, fn: string, visit: (phys: number, at: number, n: number) => void): void {
+    if (typeof virt !== 'number' || !Number.isSafeInteger(virt)) throw new KernelError(EINVAL, fn, `expected a kernel virtual address, got ${String(virt)}`, 'virt');
+    let at = 0;
+    while (at < len) {
+      const phys = this.virt_to_phys(virt + at);
+      const n = Math.min(len - at, PAGE_SIZE - (phys % PAGE_SIZE));
+      visit(phys, at, n);
+      at += n;
+    }
   }
 
   /** kmalloc: a physically contiguous object; its direct-map address or null. */

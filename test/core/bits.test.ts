@@ -1,0 +1,90 @@
+/** Bit helpers exact above 2^32, and little-endian register-style access from the CPU and the device. */
+import { describe, expect, it } from 'vitest';
+import {
+  BIT_ULL, DMA_BIDIRECTIONAL, EINVAL, GENMASK_ULL, GFP_KERNEL, KernelError, Machine, and64, dma_alloc_coherent, dma_map_single,
+  dma_pool_alloc, dma_pool_create, dma_unmap_single, getLe, lower_32_bits, or64, putLe, upper_32_bits,
+} from '../../src/index.ts';
+
+describe('64-bit values as exact numbers', () => {
+  it('the operators cut to 32 bits; the helpers do not', () => {
+    const addr = 0x7fff_dead_b123; // a 47-bit IOVA
+    // What the README warns about: & on a 47-bit address loses the top bits without a word.
+    expect(addr & ~0xfff).not.toBe(0x7fff_dead_b000);
+    expect(and64(addr, GENMASK_ULL(47, 12))).toBe(0x7fff_dead_b000);
+    expect(or64(2 ** 40, 0x123)).toBe(2 ** 40 + 0x123);
+    expect(upper_32_bits(addr)).toBe(0x7fff);
+    expect(lower_32_bits(addr)).toBe(0xdeadb123);
+    expect(upper_32_bits(0xffffffff)).toBe(0);
+    expect(BIT_ULL(40)).toBe(1099511627776);
+    expect(GENMASK_ULL(52, 0)).toBe(2 ** 53 - 1);
+    expect(GENMASK_ULL(3, 3)).toBe(8);
+  });
+
+  it('what no exact number holds is EINVAL naming the argument', () => {
+    const cases: Array<[() => unknown, string]> = [
+      [() => GENMASK_ULL(63, 0), 'h'], [() => GENMASK_ULL(3, 5), 'l'], [() => BIT_ULL(53), 'nr'],
+      [() => upper_32_bits(2 ** 53), 'n'], [() => lower_32_bits(-1), 'n'], [() => and64(1.5, 1), 'v'],
+      [() => putLe(new Uint8Array(2), 0, 0x10000, 2), 'v'],
+      [() => getLe(new Uint8Array(8).fill(0xff), 0, 8), 'bytes'],
+    ];
+    for (const [f, arg] of cases) {
+      let err: unknown;
+      try { f(); } catch (e) { err = e; }
+      expect(err).toBeInstanceOf(KernelError);
+      expect(err).toMatchObject({ errno: EINVAL, arg });
+    }
+  });
+
+  it('putLe / getLe are little-endian and exact up to 2^53', () => {
+    const b = new Uint8Array(8);
+    putLe(b, 0, 0x0102_0304_0506, 8);
+    expect(Array.from(b)).toEqual([6, 5, 4, 3, 2, 1, 0, 0]);
+    expect(getLe(b, 0, 8)).toBe(0x0102_0304_0506);
+    expect(getLe(b, 0, 2)).toBe(0x0506);
+  });
+});
+
+describe('little-endian access on coherent, kmalloc and pool memory', () => {
+  it('the CPU writes a 64-bit descriptor, the device reads it; the device writes a status, the CPU reads it', () => {
+    const m = new Machine({ memory: '64M', swiotlb: false });
+    const dev = m.pci.addDevice({ name: '0000:01:00.0', dmaMask: 64, coherentDmaMask: 64 });
+    const coh = dma_alloc_coherent(dev, 4096, GFP_KERNEL)!;
+    m.mm.writeLe64(coh.cpu_addr + 8, 0x1234_5678_9abc);
+    expect(dev.dma.readLe64(coh.dma_handle + 8)).toEqual({ ok: true, value: 0x1234_5678_9abc });
+    expect(dev.dma.readLe32(coh.dma_handle + 8)).toEqual({ ok: true, value: 0x5678_9abc });
+    expect(dev.dma.writeLe16(coh.dma_handle + 20, 0xbeef).ok).toBe(true);
+    expect(m.mm.readLe16(coh.cpu_addr + 20)).toBe(0xbeef);
+    expect(Array.from(m.mm.readPhys(m.mm.virt_to_phys(coh.cpu_addr) + 20, 2))).toEqual([0xef, 0xbe]);
+
+    const pool = dma_pool_create('desc', dev, 64, 64, 0)!;
+    const blk = dma_pool_alloc(pool, GFP_KERNEL)!;
+    m.mm.writeLe32(blk.vaddr + 4, 0xcafe_f00d);
+    expect(dev.dma.readLe32(blk.dma + 4)).toEqual({ ok: true, value: 0xcafe_f00d });
+
+    // kmalloc memory under a streaming mapping: the device writes, the CPU reads after unmap.
+    const buf = m.mm.kmalloc(256)!;
+    const addr = dma_map_single(dev, buf, 256, DMA_BIDIRECTIONAL);
+    expect(dev.dma.writeLe64(addr + 16, 2 ** 52 + 5).ok).toBe(true);
+    dma_unmap_single(dev, addr, 256, DMA_BIDIRECTIONAL);
+    expect(m.mm.readLe64(buf + 16)).toBe(2 ** 52 + 5);
+  });
+
+  it('a value straddling two vmalloc pages lands on both physical pages', () => {
+    const m = new Machine({ memory: '64M', fragment: { level: 1 } });
+    const area = m.mm.vmalloc(2 * 4096)!;
+    expect(area.pages[1]).not.toBe((area.pages[0] as number) + 1);
+    m.mm.writeLe32(area.addr + 4094, 0x4433_2211);
+    expect(Array.from(m.mm.readPhys((area.pages[0] as number) * 4096 + 4094, 2))).toEqual([0x11, 0x22]);
+    expect(Array.from(m.mm.readPhys((area.pages[1] as number) * 4096, 2))).toEqual([0x33, 0x44]);
+    expect(m.mm.readLe32(area.addr + 4094)).toBe(0x4433_2211);
+  });
+
+  it('values that do not fit are EINVAL naming v, and nothing is written', () => {
+    const m = new Machine({ memory: '64M' });
+    const dev = m.pci.addDevice({ name: '0000:01:00.0', dmaMask: 64, coherentDmaMask: 64 });
+    const coh = dma_alloc_coherent(dev, 4096, GFP_KERNEL)!;
+    expect(() => m.mm.writeLe16(coh.cpu_addr, 0x10000)).toThrow(expect.objectContaining({ errno: EINVAL, arg: 'v' }) as Error);
+    expect(() => dev.dma.writeLe32(coh.dma_handle, -1)).toThrow(expect.objectContaining({ errno: EINVAL, arg: 'v' }) as Error);
+    expect(m.mm.readLe32(coh.cpu_addr)).toBe(0);
+  });
+});
