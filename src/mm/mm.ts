@@ -237,9 +237,8 @@ export class Mm implements PhysMemory {
     const order = getOrder(size);
     const pfn = this.alloc_pages(gfp, order, 'pages-exact');
     if (pfn === null) return null;
-    // split_page: every page becomes its own order-0 allocation; the tail goes back.
-    const owner = OWNER_ID['pages-exact'];
-    for (let i = 0; i < 2 ** order; i++) this.meta.markAllocated(pfn + i, 0, owner);
+    // Every page becomes its own order-0 allocation; the tail goes back.
+    this.split_page(pfn, order);
     for (let i = pages; i < 2 ** order; i++) this.__free_pages(pfn + i, 0);
     return this.phys_to_virt(pfn * PAGE_SIZE);
   }
@@ -472,10 +471,61 @@ export class Mm implements PhysMemory {
     if (this.#areas.get(area.addr) !== area) {
       throw new KernelBug('vfree', `Trying to vfree() nonexistent vm area (0x${area.addr.toString(16)})`);
     }
+    if (area.mapped) throw new KernelBug('vfree', `Trying to vfree() a vmap() area (0x${area.addr.toString(16)}): its pages are not vmalloc's; vunmap() it`);
     this.#bulkFreeOrder0(area.pages, 'vfree');
     this.#areas.delete(area.addr);
     area.kill();
     this.#vmap.free(area.addr, (area.pages.length + 1) * PAGE_SIZE);
+  }
+
+  /**
+   * vmap: map `count` allocated pages (owned by the caller) virtually contiguously. The area's
+   * pages stay the caller's; vunmap releases the addresses. Returns null when the vmalloc space is full.
+   * @throws KernelBug for a page that is not allocated.
+   * @example const area = m.mm.vmap(pages, pages.length); m.mm.vunmap(area.addr);
+   */
+  vmap(pages: ArrayLike<number>, count: number): VmArea | null {
+    checkInt(count, 'vmap', 'count', 1, 2 ** 30);
+    if (pages === null || typeof pages !== 'object' || typeof pages.length !== 'number' || pages.length < count) {
+      throw new KernelError(EINVAL, 'vmap', `expected an array of at least ${count} page frame numbers`, 'pages');
+    }
+    const pfns = pfnArray(count, this.maxPfn);
+    for (let i = 0; i < count; i++) {
+      const pfn = pages[i] as number;
+      if (typeof pfn !== 'number' || !Number.isSafeInteger(pfn) || (this.meta.stateOf(pfn) & PG_ALLOCATED) === 0) {
+        throw new KernelBug('vmap', `page ${i} (pfn ${String(pfn)}) is not an allocated page`);
+      }
+      pfns[i] = pfn;
+    }
+    const addr = this.#vmap.alloc((count + 1) * PAGE_SIZE);
+    if (addr < 0) return null;
+    const area = new VmArea(addr, count * PAGE_SIZE, pfns, this, this.#ctx, true);
+    this.#areas.set(addr, area);
+    return area;
+  }
+
+  /**
+   * vunmap: release the addresses of a vmap() area (the pages stay allocated).
+   * @throws KernelBug for an address that is not a live vmap() area.
+   */
+  vunmap(addr: number): void {
+    const area = this.#areas.get(addr);
+    if (area === undefined || !area.mapped) throw new KernelBug('vunmap', `Trying to vunmap() nonexistent vm area (0x${typeof addr === 'number' ? addr.toString(16) : String(addr)})`);
+    this.#areas.delete(addr);
+    area.kill();
+    this.#vmap.free(addr, (area.nrPages + 1) * PAGE_SIZE);
+  }
+
+  /**
+   * split_page: make each page of an allocated order-`order` block its own order-0 allocation, so
+   * each can be freed alone.
+   * @throws KernelBug when `pfn` is not the head of an allocated block of that order.
+   */
+  split_page(pfn: number, order: number): void {
+    checkInt(order, 'split_page', 'order', 0, MAX_PAGE_ORDER);
+    if (this.meta.headOrder(pfn) !== order) throw new KernelBug('split_page', `pfn 0x${Number(pfn).toString(16)} is not the head of an allocated order-${order} block`);
+    const owner = this.meta.ownerOf(pfn);
+    for (let i = 0; i < 2 ** order; i++) this.meta.markAllocated(pfn + i, 0, owner);
   }
 
   /** The live vmalloc area containing virtual address `virt`. */

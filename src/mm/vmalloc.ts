@@ -58,11 +58,14 @@ export class VmArea {
   //   RAM past pfn 2^32.
   readonly pages: PfnArray;
   #live = true;
+  /** A vmap() of pages someone else owns: vunmap releases the addresses only, vfree refuses it. */
+  readonly mapped: boolean;
   readonly #mem: PhysMemory;
   /** The machine whose memory backs the area (undefined for an area made outside a machine). */
   readonly ctx: KernelContext | undefined;
 
-  constructor(addr: number, size: number, pages: PfnArray, mem: PhysMemory, ctx?: KernelContext) {
+  constructor(addr: number, size: number, pages: PfnArray, mem: PhysMemory, ctx?: KernelContext, mapped = false) {
+    this.mapped = mapped === true;
     this.addr = addr;
     this.size = size;
     this.pages = pages;

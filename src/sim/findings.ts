@@ -59,9 +59,9 @@ function leaks(m: Machine, live: boolean): DmaFinding[] {
     const why = e.orphanedAt !== null ? `still live after ${e.device.name} was unbound at t=${e.orphanedAt} ns`
       : leaked ? `still live and ${e.device.name} has no driver` : 'still live at the end of the test';
     out.push({
-      kind: e.type === 'coherent' ? 'leaked-coherent' : 'leaked-mapping',
+      kind: e.type === 'coherent' || e.type === 'noncoherent' ? 'leaked-coherent' : 'leaked-mapping',
       device: e.device.name, mapping: e, time: e.time,
-      message: `${e.type === 'coherent' ? 'coherent allocation' : 'mapping'} ${why}: ${e.describe()}`,
+      message: `${e.type === 'coherent' ? 'coherent allocation' : e.type === 'noncoherent' ? 'noncoherent allocation' : 'mapping'} ${why}: ${e.describe()}`,
     });
   }
   return out;

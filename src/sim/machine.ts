@@ -202,7 +202,7 @@ export class Machine implements KernelContext {
       ...(opts.lowReserve === undefined ? {} : { lowReserve: opts.lowReserve }),
       ...(opts.deviceMemory === undefined ? {} : { deviceMemory: opts.deviceMemory }),
     });
-    this.dma = initDmaSystem(this, directOps(this.mm), (virt, size) => virtToPhysRanges(this.mm, virt, size));
+    this.dma = initDmaSystem(this, directOps(this.mm), (virt, size) => virtToPhysRanges(this.mm, virt, size), this.mm);
     this.accessChecks = opts.accessChecks ?? true;
     if (this.accessChecks) this.mm.onCpuAccess = cpuOwnershipChecker(this.dma.ledger, () => this.clock.now);
     this.trace = createTrace(() => this.clock.now, opts.trace === true);

@@ -8,9 +8,6 @@ import { EINVAL, EIO, ENOMEM, EOPNOTSUPP, EREMOTEIO } from '../../core/errno.ts'
 import { DMA_ATTR_MMIO, DMA_ATTR_REQUIRE_COHERENT } from './attrs.ts';
 import { DMA_BIT_MASK } from '../../device/mask.ts';
 
-function checkAttrs(attrs: unknown, fn: string): void {
-  if (typeof attrs !== 'number' || !Number.isInteger(attrs) || attrs < 0 || attrs > 0xffffffff) throw new KernelError(EINVAL, fn, `expected DMA_ATTR_* flags, got ${String(attrs)}`, 'attrs');
-}
 import { KernelBug, KernelError } from '../../core/errors.ts';
 import type { Bound } from '../../device/context.ts';
 import { PAGE_OFFSET, PAGE_SIZE, VMALLOC_END, VMALLOC_START } from '../../mm/constants.ts';
@@ -24,74 +21,9 @@ import { dmaOpsOf, dmaSystemOf, type CoherentBuffer } from './ops.ts';
 import type { KernelContext } from '../../core/context.ts';
 import { ledgerAllocCoherent, ledgerFreeCoherent, ledgerMapSg, ledgerMapSingle, ledgerSyncSg, ledgerSyncSingle, ledgerUnmapSg, ledgerUnmapSingle } from '../ledger/record.ts';
 import { notInstance } from '../../core/args.ts';
+import { checkAddr, checkAttrs, checkDev, checkDir, checkIndex, checkNents, checkSg, checkSgt, checkSize, debug, ledger, trace } from './checks.ts';
 
 export { DMA_MAPPING_ERROR } from '../../scatterlist/entry.ts';
-
-function checkDir(dir: number, fn: string): void {
-  if (!valid_dma_direction(dir)) {
-    throw new KernelBug(fn, `BUG_ON(!valid_dma_direction(dir)): dir ${String(dir)}`);
-  }
-}
-
-function checkSize(size: unknown, fn: string): number {
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new KernelError(EINVAL, fn, `expected a size in bytes, got ${String(size)}`, 'size');
-  return size;
-}
-
-/** A DMA address argument: a number below 2^53, or DMA_MAPPING_ERROR. */
-function checkAddr(addr: unknown, fn: string): number {
-  if (typeof addr !== 'number' || !(addr === DMA_MAPPING_ERROR || (Number.isSafeInteger(addr) && addr >= 0))) {
-    throw new KernelError(EINVAL, fn, `expected a DMA address, got ${typeof addr === 'number' ? addr : typeof addr}`, 'addr');
-  }
-  return addr;
-}
-
-/** A device of this simulator (a plain object or null is no device). */
-function checkDev(dev: unknown, fn: string): void {
-  if (!(dev instanceof Device)) throw new KernelError(EINVAL, fn, `expected a device, got ${dev === null ? 'null' : typeof dev}`, 'dev');
-}
-
-/** `nents`: a count a C caller could pass (an int). */
-function checkNents(nents: unknown, fn: string): number {
-  if (typeof nents !== 'number' || !Number.isInteger(nents) || nents < 0 || nents > 0x7fffffff) throw new KernelError(EINVAL, fn, `expected an entry count, got ${String(nents)}`, 'nents');
-  return nents;
-}
-
-/**
- * The scatterlist must be one of the device's machine, and walkable for `nents` entries: another
- * machine's list would be mapped with this machine's memory.
- */
-function checkSg(dev: Device, sgl: unknown, nents: number, fn: string, arg = 'sgl'): void {
-  if (!(sgl instanceof Scatterlist)) throw new KernelError(EINVAL, fn, `expected a scatterlist, got ${sgl === null ? 'null' : typeof sgl}`, arg);
-  if (sgl.arena.ctx !== dev.host.ctx) throw new KernelError(EINVAL, fn, `the scatterlist belongs to machine ${sgl.arena.ctx.name}, ${dev.name} to ${dev.host.ctx.name}`, arg);
-  sg_check_walk(sgl, nents, fn);
-}
-
-/** An sg_table of the device's machine. */
-function checkSgt(dev: Device, sgt: unknown, fn: string): void {
-  checkDev(dev, fn);
-  if (!(sgt instanceof SgTable)) throw new KernelError(EINVAL, fn, `expected an sg_table, got ${sgt === null ? 'null' : typeof sgt}`, 'sgt');
-  if (sgt.ctx !== dev.host.ctx) throw new KernelError(EINVAL, fn, `the table belongs to machine ${sgt.ctx.name}, ${dev.name} to ${dev.host.ctx.name}`, 'sgt');
-}
-
-/** A page frame number or an offset: a non-negative integer. */
-function checkIndex(v: unknown, fn: string, arg: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new KernelError(EINVAL, fn, `expected a non-negative integer, got ${String(v)}`, arg);
-  return v;
-}
-
-function debug(dev: Device) {
-  return dmaSystemOf(dev.host.ctx).debug;
-}
-
-function ledger(dev: Device) {
-  return dmaSystemOf(dev.host.ctx).ledger;
-}
-
-function trace(dev: Device, kind: string, name: string, args: Record<string, unknown>): void {
-  const t = dmaSystemOf(dev.host.ctx).trace;
-  if (t !== null && t.enabled) t.emit(kind, name, dev.name, args);
-}
 
 function noMask(dev: Device, fn: string): boolean {
   if (dev.dma_mask !== null) return false;

@@ -9,6 +9,8 @@ import type { KernelContext } from '../../core/context.ts';
 import type { DeviceContext, Normal } from '../../device/context.ts';
 import { Device } from '../../device/device.ts';
 import type { Scatterlist } from '../../scatterlist/entry.ts';
+import type { SgTable } from '../../scatterlist/table.ts';
+import type { Mm } from '../../mm/mm.ts';
 import type { Trace } from '../../core/trace.ts';
 import { DmaLedger } from '../ledger/ledger.ts';
 import type { AddrRange } from '../ledger/entry.ts';
@@ -16,6 +18,12 @@ import { checkContext, notInstance } from '../../core/args.ts';
 
 /** A coherent allocation: the CPU's virtual address and the device's DMA handle. */
 export interface CoherentBuffer { readonly cpu_addr: number; readonly dma_handle: number }
+
+/** What dma_alloc_pages gives: the first page frame of the block and the device's DMA handle. */
+export interface DmaPages { readonly page: number; readonly dma_handle: number }
+
+/** A noncontiguous allocation as a backend made it: the table (entry 0 holds the DMA address) and its pages. */
+export interface NoncontiguousAlloc { readonly sgt: SgTable; readonly pages: ArrayLike<number> }
 
 /** One DMA backend (struct dma_map_ops, as dispatched by kernel/dma/mapping.c). */
 export interface DmaOps {
@@ -31,6 +39,20 @@ export interface DmaOps {
   sync_sg_for_device(dev: Device, sgl: Scatterlist, nents: number, dir: number): void;
   alloc(dev: Device, size: number, gfp: number, attrs: number): CoherentBuffer | null;
   free(dev: Device, size: number, buf: CoherentBuffer, attrs: number): void;
+  /**
+   * __dma_alloc_pages' backend part: `size` is PAGE_ALIGNed; zeroed pages mapped for `dir` without
+   * a CPU sync, or null. (dma-direct: pages the coherent mask reaches; dma-iommu: any pages, mapped.)
+   */
+  alloc_pages(dev: Device, size: number, dir: number, gfp: number): DmaPages | null;
+  /** __dma_free_pages' backend part (unmap without a CPU sync, free). */
+  free_pages(dev: Device, size: number, page: number, handle: number, dir: number): void;
+  /**
+   * dma-iommu's dma_alloc_noncontiguous: pages in the largest blocks the IOMMU page sizes allow,
+   * one IOVA range, mapped read-write. Absent: the API makes one contiguous entry from alloc_pages.
+   */
+  alloc_noncontiguous?(dev: Device, size: number, gfp: number, attrs: number): NoncontiguousAlloc | null;
+  /** Undo alloc_noncontiguous: unmap the IOVA range, free the pages and the table. */
+  free_noncontiguous?(dev: Device, size: number, a: NoncontiguousAlloc): void;
   max_mapping_size(dev: Device): number;
   opt_mapping_size(dev: Device): number;
   /** dma_get_merge_boundary: 0 means cannot merge. */
@@ -74,6 +96,8 @@ export interface DmaDebugHooks {
   allocCoherent(dev: Device, size: number, buf: CoherentBuffer, attrs: number): void;
   freeCoherent(dev: Device, size: number, buf: CoherentBuffer): void;
   mapSingle(dev: Device, cpuAddr: number, size: number): void;
+  allocPages(dev: Device, page: number, size: number, dir: number, handle: number): void;
+  freePages(dev: Device, page: number, size: number, dir: number, handle: number): void;
 }
 
 /** The DMA state of one machine. */
@@ -88,6 +112,8 @@ export interface DmaSystem {
   readonly ledger: DmaLedger;
   /** The physical ranges behind a kernel virtual address (coherent buffers' CPU side). */
   readonly virtRanges: (virt: number, size: number) => AddrRange[];
+  /** The machine's memory (page_address, virt_to_page, vmap for the allocation APIs); null for a bare context. */
+  readonly mm: Mm | null;
 }
 
 // The DMA layer's state lives on the objects it belongs to, declared here (the layer that owns it)
@@ -112,9 +138,9 @@ declare module '../../device/device.ts' {
  * for the machine to hold as its `dma`. `virtRanges` turns a kernel virtual address into physical
  * ranges (the machine's mm knows how).
  */
-export function initDmaSystem(ctx: KernelContext, direct: DmaOps, virtRanges: DmaSystem['virtRanges']): DmaSystem {
+export function initDmaSystem(ctx: KernelContext, direct: DmaOps, virtRanges: DmaSystem['virtRanges'], mm: Mm | null = null): DmaSystem {
   const s: DmaSystem = {
-    direct, bouncer: null, debug: null, trace: null, virtRanges,
+    direct, bouncer: null, debug: null, trace: null, virtRanges, mm,
     ledger: new DmaLedger({ clock: ctx.clock, isBounceSlot: (phys) => s.bouncer?.isBuffer(phys) ?? false }),
   };
   return s;

@@ -43,6 +43,8 @@ export function attachDmaDebug(ctx: KernelContext, mm: Mm, opts: DmaDebugOptions
     allocCoherent: (dev, size, buf, attrs) => debug.debug_dma_alloc_coherent(dev, size, buf.dma_handle, buf.cpu_addr, attrs),
     freeCoherent: (dev, size, buf) => debug.debug_dma_free_coherent(dev, size, buf.cpu_addr, buf.dma_handle),
     mapSingle: (dev, cpuAddr, size) => debug.debug_dma_map_single(dev, cpuAddr, size),
+    allocPages: (dev, page, size, dir, handle) => debug.debug_dma_alloc_pages(dev, page, size, dir, handle),
+    freePages: (dev, page, size, dir, handle) => debug.debug_dma_free_pages(dev, page, size, dir, handle),
   };
   return { debug, hooks, onUnbound: (dev) => { debug.dma_debug_device_change(dev, BUS_NOTIFY_UNBOUND_DRIVER); } };
 }

@@ -13,7 +13,7 @@ import { DMA_MAPPING_ERROR, Scatterlist, sg_next, sg_phys } from '../../scatterl
 import { visitSg } from '../../scatterlist/iter.ts';
 import { hexA } from '../debug/u64.ts';
 import { DMA_ATTR_MMIO, DMA_ATTR_REQUIRE_COHERENT, DMA_ATTR_SKIP_CPU_SYNC } from '../api/attrs.ts';
-import { dmaSystemOf, type Bouncer, type CoherentBuffer, type DmaOps } from '../api/ops.ts';
+import { dmaSystemOf, type Bouncer, type CoherentBuffer, type DmaOps, type DmaPages } from '../api/ops.ts';
 import { DMA_BIT_MASK } from '../../device/mask.ts';
 import { Mm } from '../../mm/mm.ts';
 import { notInstance } from '../../core/args.ts';
@@ -162,6 +162,15 @@ export function dma_direct_free(mm: Mm, size: number, buf: CoherentBuffer): void
   mm.__free_pages(Math.floor(mm.virt_to_phys(buf.cpu_addr) / PAGE_SIZE), getOrder(size));
 }
 
+/**
+ * dma_direct_alloc_pages: zeroed pages the coherent mask reaches (the same zone choice as
+ * dma_direct_alloc); the handle is the bus address. No cache maintenance: the CPU owns them.
+ */
+export function dma_direct_alloc_pages(dev: Device, mm: Mm, size: number, gfp: number): DmaPages | null {
+  const buf = dma_direct_alloc(dev, mm, size, gfp);
+  return buf === null ? null : { page: mm.virt_to_phys(buf.cpu_addr) / PAGE_SIZE, dma_handle: buf.dma_handle };
+}
+
 /** The dma-direct backend of one machine. */
 export function directOps(mm: Mm): DmaOps {
   return {
@@ -181,6 +190,8 @@ export function directOps(mm: Mm): DmaOps {
     sync_sg_for_device: (dev, sgl, nents, dir) => visitSg(sgl, nents, (sg) => dma_direct_sync_single_for_device(dev, sg.dma_address, sg.dma_length, dir)),
     alloc: (dev, size, gfp) => dma_direct_alloc(dev, mm, size, gfp),
     free: (_dev, size, buf) => dma_direct_free(mm, size, buf),
+    alloc_pages: (dev, size, _dir, gfp) => dma_direct_alloc_pages(dev, mm, size, gfp),
+    free_pages: (_dev, size, page) => mm.__free_pages(page, getOrder(size)),
     max_mapping_size: (dev) => dma_direct_max_mapping_size(dev, mm),
     opt_mapping_size: () => SIZE_MAX,
     merge_boundary: () => 0,

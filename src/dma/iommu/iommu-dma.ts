@@ -18,11 +18,16 @@ import { alloc_iova_fast, free_iova_fast, iova_rcache_range } from '../../iommu/
 import { iommu_map, iommu_map_sg, iommu_unmap, iommu_unmap_fast } from '../../iommu/map.ts';
 import { IommuIotlbGather, iommu_iotlb_sync } from '../../iommu/gather.ts';
 import { IOMMU_CACHE, IOMMU_PRIV, IOMMU_READ, IOMMU_WRITE } from '../../iommu/pgtable-prot.ts';
-import { DMA_ATTR_MMIO, DMA_ATTR_PRIVILEGED, DMA_ATTR_REQUIRE_COHERENT, DMA_ATTR_SKIP_CPU_SYNC } from '../api/attrs.ts';
+import { DMA_ATTR_ALLOC_SINGLE_PAGES, DMA_ATTR_MMIO, DMA_ATTR_PRIVILEGED, DMA_ATTR_REQUIRE_COHERENT, DMA_ATTR_SKIP_CPU_SYNC } from '../api/attrs.ts';
 import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from '../api/direction.ts';
 import { SIZE_MAX } from '../direct/direct.ts';
-import { iommuDmaMapSg, unmapSgRange, type IommuSgDomain, type IommuSgReport } from './iommu-sg.ts';
-import { dmaSystemOf, type CoherentBuffer, type DmaOps } from '../api/ops.ts';
+import { iommuDmaMapSg, scatterlistAccessor, unmapSgRange, type IommuSgDomain, type IommuSgReport } from './iommu-sg.ts';
+import { dmaSystemOf, type CoherentBuffer, type DmaOps, type DmaPages, type NoncontiguousAlloc } from '../api/ops.ts';
+import { MAX_PAGE_ORDER, getOrder } from '../../mm/constants.ts';
+import { GFP_DMA, GFP_DMA32, __GFP_COMP, __GFP_HIGHMEM, __GFP_NOWARN, __GFP_ZERO } from '../../mm/gfp.ts';
+import { pfnArray, type PfnArray } from '../../core/page.ts';
+import { SgTable, sg_free_table } from '../../scatterlist/table.ts';
+import { sg_alloc_table_from_pages } from '../../scatterlist/from-pages.ts';
 import { dma_get_mask, dma_get_max_seg_size, dma_get_min_align_mask, dma_get_seg_boundary } from '../api/params.ts';
 
 /** dma_info_to_prot: the IOMMU permission a direction needs. */
@@ -158,6 +163,31 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
 
   const useSwiotlb = (dev: Device): boolean => dev.untrusted;
 
+  /**
+   * __iommu_dma_alloc_pages: `count` pages, each block as large as `orders` (highest first) and the
+   * pages left allow, split so every page is freed alone; null (nothing kept) when a page cannot be had.
+   */
+  function allocPageBlocks(count: number, orders: readonly number[], gfp: number): PfnArray | null {
+    const pages = pfnArray(count, mm.maxPfn);
+    let got = 0;
+    while (got < count) {
+      let pfn: number | null = null;
+      let order = 0;
+      for (const o of orders) {
+        if (2 ** o > count - got) continue;
+        pfn = mm.alloc_pages(gfp | __GFP_NOWARN, o, 'pages');
+        if (pfn !== null) { order = o; break; }
+      }
+      if (pfn === null) {
+        for (let i = 0; i < got; i++) mm.__free_pages(pages[i] as number, 0);
+        return null;
+      }
+      mm.split_page(pfn, order);
+      for (let i = 0; i < 2 ** order; i++) pages[got++] = pfn + i;
+    }
+    return pages;
+  }
+
   function mapPhys(dev: Device, physIn: number, size: number, dir: number, attrs: number): number {
     let phys = physIn;
     if (useSwiotlb(dev) && (ioffset(phys) !== 0 || ioffset(size) !== 0)) {
@@ -271,6 +301,74 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
       dmaUnmap(dev, buf.dma_handle, size, 'dma_free_coherent');
       const area = mm.findVmArea(buf.cpu_addr);
       mm.vfree(area ?? null);
+    },
+    alloc_pages(dev, size, dir, gfp): DmaPages | null {
+      // dma_common_alloc_pages: pages from anywhere, mapped for dir without a CPU sync, then zeroed.
+      if (dev.host.ctx.faults.shouldFail('coherent')) return null;
+      const order = getOrder(size);
+      const pfn = mm.alloc_pages(gfp | __GFP_ZERO, order, 'pages');
+      if (pfn === null) return null;
+      const handle = mapPhys(dev, pfn * PAGE_SIZE, size, dir, DMA_ATTR_SKIP_CPU_SYNC);
+      if (handle === DMA_MAPPING_ERROR) {
+        mm.__free_pages(pfn, order);
+        return null;
+      }
+      return { page: pfn, dma_handle: handle };
+    },
+    free_pages(dev, size, page, handle) {
+      dmaUnmap(dev, handle, size, 'dma_free_pages');
+      mm.__free_pages(page, getOrder(size));
+    },
+    alloc_noncontiguous(dev, sizeIn, gfp, attrs): NoncontiguousAlloc | null {
+      const domain = domainOf(dev);
+      const paging = domain.paging;
+      if (paging === null) return null;
+      // The smallest IOMMU page, and the block orders the IOMMU's page sizes allow (bits tested by
+      // arithmetic: a pgsize bitmap can pass 2^32).
+      const bitmap = paging.pgsize_bitmap;
+      let minSize = granule;
+      let size = sizeIn;
+      if (minSize < PAGE_SIZE) minSize = PAGE_SIZE;
+      else size = Math.ceil(size / minSize) * minSize;
+      const orders: number[] = [];
+      for (let o = MAX_PAGE_ORDER; o >= 0; o--) {
+        const bytes = PAGE_SIZE * 2 ** o;
+        if ((attrs & DMA_ATTR_ALLOC_SINGLE_PAGES) ? bytes === minSize : bytes === PAGE_SIZE || Math.floor(bitmap / bytes) % 2 === 1) orders.push(o);
+      }
+      const count = Math.ceil(size / PAGE_SIZE);
+      const pages = allocPageBlocks(count, orders, gfp);
+      if (pages === null) return null;
+      const freePages = (): void => { for (let i = 0; i < count; i++) mm.__free_pages(pages[i] as number, 0); };
+      const iovaSize = ialign(size);
+      const iova = allocIova(dev, domain, iovaSize, dev.coherent_dma_mask);
+      if (iova === 0) {
+        freePages();
+        return null;
+      }
+      const sgt = new SgTable(dev.host.ctx);
+      if (sg_alloc_table_from_pages(sgt, pages, count, 0, iovaSize, gfp & ~(GFP_DMA | GFP_DMA32 | __GFP_HIGHMEM | __GFP_COMP)) !== 0) {
+        freeIova(domain, iova, iovaSize);
+        freePages();
+        return null;
+      }
+      // The mapping is read-write whatever the direction (dma_info_to_prot(DMA_BIDIRECTIONAL, ...)).
+      const prot = dma_info_to_prot(DMA_BIDIRECTIONAL, dev.dma_coherent, attrs);
+      const mapped = iommu_map_sg(paging, iova, scatterlistAccessor(sgt.sgl as Scatterlist), sgt.orig_nents, prot, gfp);
+      if (mapped < iovaSize) {
+        sg_free_table(sgt);
+        freeIova(domain, iova, iovaSize);
+        freePages();
+        return null;
+      }
+      const first = sgt.sgl as Scatterlist;
+      first.dma_address = iova;
+      first.dma_length = iovaSize;
+      return { sgt, pages };
+    },
+    free_noncontiguous(dev, size, a) {
+      dmaUnmap(dev, (a.sgt.sgl as Scatterlist).dma_address, size, 'dma_free_noncontiguous');
+      for (let i = 0; i < a.pages.length; i++) mm.__free_pages(a.pages[i] as number, 0);
+      sg_free_table(a.sgt);
     },
     max_mapping_size: (dev) => {
       if (!dev.untrusted) return SIZE_MAX;

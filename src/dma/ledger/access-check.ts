@@ -164,8 +164,9 @@ export function deviceAccessChecker(ledger: DmaLedger, dev: Device, now: () => n
       // (synced for the CPU and not handed back), or the hardware refused the access anyway.
       const owned = cpuOwnedOver(d, addr, end);
       if (owned !== undefined) {
-        add('access-unmapped', access, addr, length,
-          `the bytes belong to ${owned.describe()}, which the driver gave to the CPU (dma_sync_*_for_cpu) and has not given back (dma_sync_*_for_device)`,
+        add('access-unmapped', access, addr, length, owned.type === 'noncoherent'
+          ? `the bytes belong to ${owned.describe()}, which the CPU owns (noncoherent memory starts with the CPU; dma_sync_*_for_cpu gives it back to the CPU) until dma_sync_*_for_device hands it to the device`
+          : `the bytes belong to ${owned.describe()}, which the driver gave to the CPU (dma_sync_*_for_cpu) and has not given back (dma_sync_*_for_device)`,
           { mapping: owned }, fault);
         return;
       }

@@ -13,8 +13,12 @@ export interface AddrRange {
   readonly end: number;
 }
 
-/** What kind of DMA memory an entry is. */
-export type LedgerEntryType = 'single' | 'sg' | 'coherent';
+/**
+ * What kind of DMA memory an entry is. `noncoherent`: dma_alloc_pages / dma_alloc_noncoherent /
+ * dma_alloc_noncontiguous memory, allocated but owned like a streaming mapping (it starts with the
+ * CPU; dma_sync_*_for_device hands it to the device).
+ */
+export type LedgerEntryType = 'single' | 'sg' | 'coherent' | 'noncoherent';
 
 /** What ended an entry (an unmap or free), for use-after-unmap findings. */
 export interface LedgerRelease {

@@ -215,6 +215,11 @@ export class DmaLedger {
     return this.#findIndexed(dev, handle, 'coherent');
   }
 
+  /** The live noncoherent allocation of `dev` whose handle is `handle` (dma_alloc_pages and friends). */
+  findNoncoherent(dev: Device, handle: number): LedgerEntry | undefined {
+    return this.#findIndexed(dev, handle, 'noncoherent');
+  }
+
   /**
    * The live streaming mappings of `dev` whose DMA ranges hold `addr` (a sync_single on part of a
    * mapping; several when one buffer is mapped twice at one bus address).

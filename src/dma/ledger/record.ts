@@ -63,7 +63,8 @@ export function ledgerSyncSingle(ledger: DmaLedger, dev: Device, addr: number, s
 
 /** dma_sync_sg_*: a whole scatterlist mapping changes hands. */
 export function ledgerSyncSg(ledger: DmaLedger, dev: Device, sgl: Scatterlist, toCpu: boolean): void {
-  const e = ledger.findSg(dev, sgl);
+  // A dma_alloc_noncontiguous table is recorded by its handle (entry 0's DMA address).
+  const e = ledger.findSg(dev, sgl) ?? ledger.findNoncoherent(dev, sgl.dma_address);
   if (e === undefined) return;
   if (toCpu) e.giveCpu('all');
   else e.giveDevice('all');
@@ -72,6 +73,21 @@ export function ledgerSyncSg(ledger: DmaLedger, dev: Device, sgl: Scatterlist, t
 /** A coherent allocation succeeded (its CPU side, physically, is `cpu`). */
 export function ledgerAllocCoherent(ledger: DmaLedger, dev: Device, api: string, size: number, handle: number, cpu: AddrRange[]): void {
   ledger.record('coherent', dev, api, DMA_BIDIRECTIONAL, size, [{ start: handle, end: handle + size }], cpu, handle);
+}
+
+/**
+ * A noncoherent allocation succeeded (dma_alloc_pages, _noncoherent, _noncontiguous): DMA ranges
+ * `dma`, CPU side `cpu`. It starts owned by the CPU, which zeroed it: the device may touch it only
+ * after dma_sync_*_for_device.
+ */
+export function ledgerAllocNoncoherent(ledger: DmaLedger, dev: Device, api: string, dir: number, size: number, dma: AddrRange[], cpu: AddrRange[], handle: number): void {
+  ledger.record('noncoherent', dev, api, dir, size, dma, mergeAdjacent(cpu), handle).giveCpu('all');
+}
+
+/** A noncoherent free (of the allocation whose handle is `handle`). */
+export function ledgerFreeNoncoherent(ledger: DmaLedger, dev: Device, api: string, handle: number): void {
+  const e = ledger.findNoncoherent(dev, handle);
+  if (e !== undefined) ledger.release(e, api);
 }
 
 /** A coherent free. */

@@ -94,6 +94,10 @@ const OVERRIDE: Record<string, Record<string, (r: Rig) => unknown>> = {
   dma_free_coherent: { buf: (r) => rigCoherent(r), size: () => 8192 }, dma_free_attrs: { buf: (r) => rigCoherent(r), size: () => 8192 },
   dmam_free_coherent: { buf: (r) => rigCoherent(r), size: () => 8192 },
   sg_chain: { prv_nents: () => 2 },
+  dma_free_pages: { page: (r) => rigPages(r).page, dma_handle: (r) => rigPages(r).dma_handle, dir: () => DMA_TO_DEVICE },
+  dma_free_noncoherent: { vaddr: (r) => r.m.mm.phys_to_virt(rigPages(r).page * 4096), dma_handle: (r) => rigPages(r).dma_handle, dir: () => DMA_TO_DEVICE },
+  dma_free_noncontiguous: { sgt: (r) => rigNoncontig(r) }, dma_vmap_noncontiguous: { sgt: (r) => rigNoncontig(r) },
+  'mm.vunmap': { addr: (r) => r.m.mm.vmap([r.pfn], 1)!.addr },
   GENMASK_ULL: { h: () => 7 }, and64: { mask: () => 0xfff }, getLe: { bytes: () => 4 }, putLe: { bytes: () => 4 },
   iommu_map_sg: { sg: (r) => [{ phys: r.pfn * 4096, length: 4096 }], nents: () => 1, iova: () => 0x40000000 },
   iommu_pgsize: { count: () => ({ value: 0 }) },
@@ -128,6 +132,18 @@ function rigCoherent(r: Rig): unknown {
   let b = coherentOf.get(r);
   if (b === undefined) { b = dmasim.dma_alloc_coherent(r.dev, 8192, GFP_KERNEL); coherentOf.set(r, b); }
   return b;
+}
+const pagesOf = new WeakMap<Rig, { page: number; dma_handle: number }>();
+function rigPages(r: Rig): { page: number; dma_handle: number } {
+  let p = pagesOf.get(r);
+  if (p === undefined) { p = dmasim.dma_alloc_pages(r.dev, 4096, DMA_TO_DEVICE, GFP_KERNEL)!; pagesOf.set(r, p); }
+  return p;
+}
+const noncontigOf = new WeakMap<Rig, unknown>();
+function rigNoncontig(r: Rig): unknown {
+  let t = noncontigOf.get(r);
+  if (t === undefined) { t = dmasim.dma_alloc_noncontiguous(r.dev, 4096, DMA_TO_DEVICE, GFP_KERNEL, 0); noncontigOf.set(r, t); }
+  return t;
 }
 function mapSg(r: Rig): unknown {
   dmasim.dma_map_sgtable(r.dev, r.sgt, DMA_TO_DEVICE, 0);

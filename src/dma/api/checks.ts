@@ -1,0 +1,81 @@
+/**
+ * @module dma/api/checks
+ * Argument checks and the per-machine hooks (dma-debug, ledger, trace) the DMA API entry points share.
+ */
+import { EINVAL } from '../../core/errno.ts';
+import { KernelBug, KernelError } from '../../core/errors.ts';
+import { DMA_MAPPING_ERROR, Scatterlist, sg_check_walk } from '../../scatterlist/entry.ts';
+import { Device } from '../../device/device.ts';
+import { SgTable } from '../../scatterlist/table.ts';
+import { valid_dma_direction } from './direction.ts';
+import { dmaSystemOf } from './ops.ts';
+
+export function checkAttrs(attrs: unknown, fn: string): void {
+  if (typeof attrs !== 'number' || !Number.isInteger(attrs) || attrs < 0 || attrs > 0xffffffff) throw new KernelError(EINVAL, fn, `expected DMA_ATTR_* flags, got ${String(attrs)}`, 'attrs');
+}
+
+export function checkDir(dir: number, fn: string): void {
+  if (!valid_dma_direction(dir)) {
+    throw new KernelBug(fn, `BUG_ON(!valid_dma_direction(dir)): dir ${String(dir)}`);
+  }
+}
+
+export function checkSize(size: unknown, fn: string): number {
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new KernelError(EINVAL, fn, `expected a size in bytes, got ${String(size)}`, 'size');
+  return size;
+}
+
+/** A DMA address argument: a number below 2^53, or DMA_MAPPING_ERROR. */
+export function checkAddr(addr: unknown, fn: string): number {
+  if (typeof addr !== 'number' || !(addr === DMA_MAPPING_ERROR || (Number.isSafeInteger(addr) && addr >= 0))) {
+    throw new KernelError(EINVAL, fn, `expected a DMA address, got ${typeof addr === 'number' ? addr : typeof addr}`, 'addr');
+  }
+  return addr;
+}
+
+/** A device of this simulator (a plain object or null is no device). */
+export function checkDev(dev: unknown, fn: string): void {
+  if (!(dev instanceof Device)) throw new KernelError(EINVAL, fn, `expected a device, got ${dev === null ? 'null' : typeof dev}`, 'dev');
+}
+
+/** `nents`: a count a C caller could pass (an int). */
+export function checkNents(nents: unknown, fn: string): number {
+  if (typeof nents !== 'number' || !Number.isInteger(nents) || nents < 0 || nents > 0x7fffffff) throw new KernelError(EINVAL, fn, `expected an entry count, got ${String(nents)}`, 'nents');
+  return nents;
+}
+
+/**
+ * The scatterlist must be one of the device's machine, and walkable for `nents` entries: another
+ * machine's list would be mapped with this machine's memory.
+ */
+export function checkSg(dev: Device, sgl: unknown, nents: number, fn: string, arg = 'sgl'): void {
+  if (!(sgl instanceof Scatterlist)) throw new KernelError(EINVAL, fn, `expected a scatterlist, got ${sgl === null ? 'null' : typeof sgl}`, arg);
+  if (sgl.arena.ctx !== dev.host.ctx) throw new KernelError(EINVAL, fn, `the scatterlist belongs to machine ${sgl.arena.ctx.name}, ${dev.name} to ${dev.host.ctx.name}`, arg);
+  sg_check_walk(sgl, nents, fn);
+}
+
+/** An sg_table of the device's machine. */
+export function checkSgt(dev: Device, sgt: unknown, fn: string): void {
+  checkDev(dev, fn);
+  if (!(sgt instanceof SgTable)) throw new KernelError(EINVAL, fn, `expected an sg_table, got ${sgt === null ? 'null' : typeof sgt}`, 'sgt');
+  if (sgt.ctx !== dev.host.ctx) throw new KernelError(EINVAL, fn, `the table belongs to machine ${sgt.ctx.name}, ${dev.name} to ${dev.host.ctx.name}`, 'sgt');
+}
+
+/** A page frame number or an offset: a non-negative integer. */
+export function checkIndex(v: unknown, fn: string, arg: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new KernelError(EINVAL, fn, `expected a non-negative integer, got ${String(v)}`, arg);
+  return v;
+}
+
+export function debug(dev: Device) {
+  return dmaSystemOf(dev.host.ctx).debug;
+}
+
+export function ledger(dev: Device) {
+  return dmaSystemOf(dev.host.ctx).ledger;
+}
+
+export function trace(dev: Device, kind: string, name: string, args: Record<string, unknown>): void {
+  const t = dmaSystemOf(dev.host.ctx).trace;
+  if (t !== null && t.enabled) t.emit(kind, name, dev.name, args);
+}
