@@ -6,6 +6,7 @@ export * from './api/params.ts';
 export * from './direct/direct.ts';
 export * from './api/mapping.ts';
 export * from './api/alloc-pages.ts';
+export * from './api/iova.ts';
 export * from './iommu/iommu-sg.ts';
 export * from './debug/hooks.ts';
 export { DmaDebug, ARCH_ARM64, ARCH_X86_64, BUS_NOTIFY_UNBOUND_DRIVER, type DmaDebugOptions, type DebugArch } from './debug/index.ts';

@@ -53,12 +53,33 @@ export interface DmaOps {
   alloc_noncontiguous?(dev: Device, size: number, gfp: number, attrs: number): NoncontiguousAlloc | null;
   /** Undo alloc_noncontiguous: unmap the IOVA range, free the pages and the table. */
   free_noncontiguous?(dev: Device, size: number, a: NoncontiguousAlloc): void;
+  /** The two-step IOVA API (dma-iommu only; absent: dma_iova_try_alloc returns false). */
+  readonly iova?: IovaOps;
   max_mapping_size(dev: Device): number;
   opt_mapping_size(dev: Device): number;
   /** dma_get_merge_boundary: 0 means cannot merge. */
   merge_boundary(dev: Device): number;
   /** ops->get_required_mask (dma-direct's own rule); absent: DMA_BIT_MASK(32). */
   get_required_mask?(dev: Device): number;
+}
+
+/**
+ * dma-iommu's side of the two-step IOVA API (drivers/iommu/dma-iommu.c). `addr` arguments are the
+ * state's address (the IOVA plus the first phys's offset in a granule); sizes are the caller's.
+ */
+export interface IovaOps {
+  /** The IOVA granule. */
+  readonly granule: number;
+  /** Allocate IOVA space for `size` bytes starting at `phys`'s offset: the state address, or 0. */
+  alloc(dev: Device, phys: number, size: number): number;
+  /** Map [phys, phys+size) at addr+offset without an IOTLB sync; bounced through swiotlb where the kernel bounces. */
+  link(dev: Device, addr: number, phys: number, offset: number, size: number, dir: number, attrs: number): { readonly ret: number; readonly bounced: boolean };
+  /** iommu_sync_map over the linked range. */
+  sync(dev: Device, addr: number, offset: number, size: number): number;
+  /** Unmap [addr+offset, +size); `slow`: look up and release bounce slots granule by granule; `free`: give the IOVA back too (destroy). */
+  unlink(dev: Device, addr: number, offset: number, size: number, dir: number, attrs: number, slow: boolean, free: boolean): void;
+  /** Give back the IOVA space of a state of `size` bytes, at once, unmapping nothing. */
+  free(dev: Device, addr: number, size: number): void;
 }
 
 /** What dma-direct needs from swiotlb (satisfied by the machine's swiotlb pool). */

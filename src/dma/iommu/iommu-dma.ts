@@ -15,9 +15,10 @@ import { visitSg } from '../../scatterlist/iter.ts';
 import { Iommu, type IommuDomain } from '../../iommu/iommu.ts';
 import { checkObject, notInstance } from '../../core/args.ts';
 import { alloc_iova_fast, free_iova_fast, iova_rcache_range } from '../../iommu/iova-rcache.ts';
-import { iommu_map, iommu_map_sg, iommu_unmap, iommu_unmap_fast } from '../../iommu/map.ts';
+import { iommu_map, iommu_map_nosync, iommu_map_sg, iommu_sync_map, iommu_unmap, iommu_unmap_fast } from '../../iommu/map.ts';
+import { EINVAL, EIO, ENOMEM, EPERM } from '../../core/errno.ts';
 import { IommuIotlbGather, iommu_iotlb_sync } from '../../iommu/gather.ts';
-import { IOMMU_CACHE, IOMMU_PRIV, IOMMU_READ, IOMMU_WRITE } from '../../iommu/pgtable-prot.ts';
+import { IOMMU_CACHE, IOMMU_MMIO, IOMMU_PRIV, IOMMU_READ, IOMMU_WRITE } from '../../iommu/pgtable-prot.ts';
 import { DMA_ATTR_ALLOC_SINGLE_PAGES, DMA_ATTR_MMIO, DMA_ATTR_PRIVILEGED, DMA_ATTR_REQUIRE_COHERENT, DMA_ATTR_SKIP_CPU_SYNC } from '../api/attrs.ts';
 import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from '../api/direction.ts';
 import { SIZE_MAX } from '../direct/direct.ts';
@@ -162,6 +163,104 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
   }
 
   const useSwiotlb = (dev: Device): boolean => dev.untrusted;
+
+  /** __dma_iova_link: map aligned [phys, phys+size) at aligned addr, no IOTLB sync. */
+  function iovaLinkAligned(dev: Device, addr: number, phys: number, size: number, dir: number, attrs: number): number {
+    const paging = domainOf(dev).paging;
+    if (paging === null) return -EINVAL;
+    const prot = (attrs & DMA_ATTR_MMIO ? (dma_info_to_prot(dir, false, attrs) | IOMMU_MMIO) : dma_info_to_prot(dir, dev.dma_coherent, attrs));
+    return iommu_map_nosync(paging, addr, phys, size, prot, GFP_KERNEL);
+  }
+
+  /** iommu_dma_iova_bounce_and_link: bounce [phys, +len) into a slot keeping phys's granule offset, link the slot. */
+  function bounceAndLink(dev: Device, addr: number, phys: number, len: number, dir: number, attrs: number, pad: number): number {
+    const slot = mapSwiotlb(dev, phys, len, dir, attrs);
+    if (slot === DMA_MAPPING_ERROR) return -ENOMEM;
+    const ret = iovaLinkAligned(dev, addr - pad, slot - pad, ialign(len), dir, attrs);
+    if (ret !== 0) bouncer(dev)?.unmap(dev, slot, len, dir, attrs);
+    return ret;
+  }
+
+  /** dma_iova_link's body (the kernel's checks, the bounce decision, the link). */
+  function iovaLink(dev: Device, stateAddr: number, phys: number, offset: number, size: number, dir: number, attrs: number): { ret: number; bounced: boolean } {
+    const pad = ioffset(phys);
+    if (pad !== 0 && offset > 0) {
+      dev.host.ctx.klog.warnOnce(`dma_iova_link:pad:${dev.name}`, 'dma_iova_link', 'WARN_ON_ONCE(iova_start_pad && offset > 0)');
+      return { ret: -EIO, bounced: false };
+    }
+    if (useSwiotlb(dev) && (ioffset(phys) !== 0 || ioffset(size) !== 0)) {
+      if (attrs & (DMA_ATTR_MMIO | DMA_ATTR_REQUIRE_COHERENT)) return { ret: -EPERM, bounced: false };
+      return iovaLinkSwiotlb(dev, stateAddr, phys, offset, size, dir, attrs);
+    }
+    return { ret: iovaLinkAligned(dev, stateAddr + offset - pad, phys - pad, ialign(size + pad), dir, attrs), bounced: false };
+  }
+
+  /** iommu_dma_iova_link_swiotlb: bounce the unaligned head and tail, link the aligned middle in place. */
+  function iovaLinkSwiotlb(dev: Device, stateAddr: number, phys: number, offset: number, sizeIn: number, dir: number, attrs: number): { ret: number; bounced: boolean } {
+    const startPad = ioffset(phys);
+    const endPad = ioffset(phys + sizeIn);
+    const addr = stateAddr + offset;
+    let size = sizeIn;
+    let mapped = 0;
+    let bounced = false;
+    if (startPad !== 0) {
+      const len = Math.min(size, granule - startPad);
+      const ret = bounceAndLink(dev, addr, phys, len, dir, attrs, startPad);
+      if (ret !== 0) return { ret, bounced };
+      bounced = true;
+      mapped += len;
+      size -= len;
+      if (size === 0) return { ret: 0, bounced };
+    }
+    size -= endPad;
+    let ret = iovaLinkAligned(dev, addr + mapped, phys + mapped, size, dir, attrs);
+    if (ret === 0) {
+      mapped += size;
+      if (endPad !== 0) {
+        ret = bounceAndLink(dev, addr + mapped, phys + mapped, endPad, dir, attrs, 0);
+        if (ret === 0) bounced = true;
+      }
+    }
+    if (ret === 0) return { ret: 0, bounced };
+    // The kernel unwinds with dma_iova_unlink(dev, state, 0, mapped, ...): from offset 0 of the
+    // state, not from this link's offset (a quirk kept as written).
+    iovaUnlink(dev, stateAddr, 0, mapped, dir, attrs, true, false);
+    return { ret, bounced };
+  }
+
+  /** __iommu_dma_iova_unlink: release bounce slots (slow), unmap, sync now or queue, free the IOVA if asked. */
+  function iovaUnlink(dev: Device, stateAddr: number, offset: number, sizeIn: number, dir: number, attrs: number, slow: boolean, free: boolean): void {
+    const domain = domainOf(dev);
+    const paging = domain.paging;
+    if (paging === null) return;
+    let addr = stateAddr + offset;
+    const pad = ioffset(addr);
+    if (slow) {
+      const b = bouncer(dev);
+      for (let a = addr, end = addr + sizeIn; a < end;) {
+        const len = Math.min(granule - ioffset(a), end - a);
+        const phys = paging.pgtable.iova_to_phys(a);
+        if (phys === 0) {
+          dev.host.ctx.klog.warn('iommu_dma_iova_unlink_range_slow', `WARN_ON(!phys): 0x${a.toString(16)} has no translation`);
+          break;
+        }
+        if (b !== null && b.isBuffer(phys)) b.unmap(dev, phys, len, dir, attrs);
+        a += len;
+      }
+    }
+    const gather = new IommuIotlbGather();
+    gather.queued = free && domain.fq !== null;
+    const size = ialign(sizeIn + pad);
+    addr -= pad;
+    const unmapped = iommu_unmap_fast(paging, addr, size, gather);
+    if (unmapped !== size) dev.host.ctx.klog.warn('__iommu_dma_iova_unlink', `WARN_ON(unmapped != size): unmapped ${unmapped} of ${size} at 0x${addr.toString(16)}`);
+    iommu.recordUnmap({ device: dev.name, domain: domain.id, iova: addr, size, time: dev.host.ctx.clock.now, via: free ? 'dma_iova_destroy' : 'dma_iova_unlink', lazy: gather.queued });
+    if (!gather.queued) iommu_iotlb_sync(paging, gather);
+    if (free) {
+      if (gather.queued && domain.fq !== null) domain.fq.queue(addr / granule, size / granule, gather.freelist.splice(0), cpu());
+      else freeIova(domain, addr, size);
+    }
+  }
 
   /**
    * __iommu_dma_alloc_pages: `count` pages, each block as large as `orders` (highest first) and the
@@ -369,6 +468,29 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
       dmaUnmap(dev, (a.sgt.sgl as Scatterlist).dma_address, size, 'dma_free_noncontiguous');
       for (let i = 0; i < a.pages.length; i++) mm.__free_pages(a.pages[i] as number, 0);
       sg_free_table(a.sgt);
+    },
+    iova: {
+      granule,
+      alloc(dev, phys, size) {
+        const domain = domainOf(dev);
+        if (domain.paging === null) return 0;
+        const off = ioffset(phys);
+        const iova = allocIova(dev, domain, ialign(size + off), dma_get_mask(dev));
+        return iova === 0 ? 0 : iova + off;
+      },
+      link: iovaLink,
+      sync(dev, addr, offset, size) {
+        const paging = domainOf(dev).paging;
+        if (paging === null) return -EINVAL;
+        const a = addr + offset;
+        const pad = ioffset(a);
+        return iommu_sync_map(paging, a - pad, ialign(size + pad));
+      },
+      unlink: iovaUnlink,
+      free(dev, addr, size) {
+        const pad = ioffset(addr);
+        freeIova(domainOf(dev), addr - pad, ialign(size + pad));
+      },
     },
     max_mapping_size: (dev) => {
       if (!dev.untrusted) return SIZE_MAX;

@@ -115,13 +115,13 @@ export function deviceAccessChecker(ledger: DmaLedger, dev: Device, now: () => n
   return {
     check(_dev, addr, length, access, t) {
       const end = addr + (length > 0 ? length : 1);
-      if (t.ok && last !== null && addr >= lastStart && end <= lastEnd && last.releasedApi === null && !last.cpuOwnsAll && last.cpuOwned === null
+      if (t.ok && last !== null && addr >= lastStart && end <= lastEnd && last.releasedApi === null && !last.cpuOwnsAll && last.cpuOwned === null && !last.awaitingSync
         && (access === 'read' ? readable(last) : writable(last))) return;
       ledger.flush();
       // The common case: one live mapping holds the whole access, allows it, and the device owns it.
       if (t.ok) {
         const r = d.dma.covering(addr, end, access === 'read' ? readable : writable);
-        if (r !== undefined && !r.value.cpuOwnsAnyDma(addr, end)) {
+        if (r !== undefined && !r.value.cpuOwnsAnyDma(addr, end) && !r.value.awaitingSync) {
           last = r.value;
           lastStart = r.start;
           lastEnd = r.end;
@@ -162,6 +162,13 @@ export function deviceAccessChecker(ledger: DmaLedger, dev: Device, now: () => n
       if (refused !== undefined) return;
       // Every byte lies in a live mapping that allows the access. Either the CPU owns some of them
       // (synced for the CPU and not handed back), or the hardware refused the access anyway.
+      const unsynced = unsyncedOver(d, addr, end);
+      if (unsynced !== undefined) {
+        add('access-unmapped', access, addr, length,
+          `the bytes belong to ${unsynced.describe()}, linked by dma_iova_link but not yet made visible to the device: dma_iova_sync must come first (an IOMMU that caches misses, or needs iotlb_sync_map, faults here)`,
+          { mapping: unsynced }, fault);
+        return;
+      }
       const owned = cpuOwnedOver(d, addr, end);
       if (owned !== undefined) {
         add('access-unmapped', access, addr, length, owned.type === 'noncoherent'
@@ -183,6 +190,13 @@ function cpuOwnedOver(d: DeviceLedger, a: number, b: number): LedgerEntry | unde
   const found: IndexedRange<LedgerEntry>[] = [];
   d.dma.collect(a, b, found);
   return found.find((r) => r.value.cpuOwnsAnyDma(Math.max(a, r.start), Math.min(b, r.end)))?.value;
+}
+
+/** A live IOVA link of the device over [a, b) that dma_iova_sync has not covered yet. */
+function unsyncedOver(d: DeviceLedger, a: number, b: number): LedgerEntry | undefined {
+  const found: IndexedRange<LedgerEntry>[] = [];
+  d.dma.collect(a, b, found);
+  return found.find((r) => r.value.awaitingSync)?.value;
 }
 
 /** A live mapping of the device overlapping [a, b) (the one an overrun ran out of). */

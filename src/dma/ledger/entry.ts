@@ -41,6 +41,8 @@ export class LedgerEntry {
   cpuOwned: AddrRange[] | null = null;
   /** The CPU owns the whole mapping (after sync_for_cpu of all of it). */
   cpuOwnsAll = false;
+  /** Linked by dma_iova_link and not yet made visible to the device by dma_iova_sync. */
+  awaitingSync = false;
   /** The unbind that left this entry behind (the leak moment), or null. */
   orphanedAt: number | null = null;
   /** The call that unmapped or freed it, or null while live. */

@@ -215,6 +215,17 @@ export class DmaLedger {
     return this.#findIndexed(dev, handle, 'coherent');
   }
 
+  /** The live entries of `dev` recorded by `api` whose DMA range starts in [a, b) (the links of an IOVA range). */
+  liveStartingIn(dev: Device, a: number, b: number, api: string): LedgerEntry[] {
+    this.flush();
+    const hits: LedgerEntry[] = [];
+    this.#devices.get(dev)?.dma.query(a, b, (r) => {
+      const e = r.value;
+      if (e.api === api && e.dmaStart >= a && e.dmaStart < b && !hits.includes(e)) hits.push(e);
+    });
+    return hits;
+  }
+
   /** The live noncoherent allocation of `dev` whose handle is `handle` (dma_alloc_pages and friends). */
   findNoncoherent(dev: Device, handle: number): LedgerEntry | undefined {
     return this.#findIndexed(dev, handle, 'noncoherent');
