@@ -18,6 +18,8 @@ export const ERANGE = 34;
 export const ENOSYS = 38;
 export const EOPNOTSUPP = 95;
 export const EREMOTEIO = 121;
+/** Value too large for defined data type: an address range that wraps (gup). */
+export const EOVERFLOW = 75;
 /** Address already in use: generic_pt's map over a present entry (the VT-d tables). */
 export const EADDRINUSE = 98;
 
@@ -25,7 +27,7 @@ const NAMES: Readonly<Record<number, string>> = {
   [EPERM]: 'EPERM', [ENOENT]: 'ENOENT', [EIO]: 'EIO', [E2BIG]: 'E2BIG', [EAGAIN]: 'EAGAIN',
   [ENOMEM]: 'ENOMEM', [EFAULT]: 'EFAULT', [EBUSY]: 'EBUSY', [EEXIST]: 'EEXIST', [ENODEV]: 'ENODEV',
   [EINVAL]: 'EINVAL', [ENOSPC]: 'ENOSPC', [ERANGE]: 'ERANGE', [ENOSYS]: 'ENOSYS',
-  [EOPNOTSUPP]: 'EOPNOTSUPP', [EREMOTEIO]: 'EREMOTEIO', [EADDRINUSE]: 'EADDRINUSE',
+  [EOPNOTSUPP]: 'EOPNOTSUPP', [EREMOTEIO]: 'EREMOTEIO', [EADDRINUSE]: 'EADDRINUSE', [EOVERFLOW]: 'EOVERFLOW',
 };
 
 /**

@@ -5,6 +5,7 @@ export * from './layout.ts';
 export * from './page-meta.ts';
 export { FreeArea } from './buddy.ts';
 export * from './vmalloc.ts';
+export * from './user.ts';
 export * from './mm.ts';
 export * from './fragment.ts';
 export * from './slab.ts';

@@ -74,6 +74,12 @@ export class Mm implements PhysMemory {
   readonly #areas = new Map<number, VmArea>();
   /** Pages handed out by the page allocator and not yet freed. */
   #allocatedPages = 0;
+  // INVARIANT: #pins maps a pfn to its pin count (> 0) while pinned (pin_user_pages*); #deferred
+  //   holds pinned pages whose mapping went away: the last unpin frees them.
+  readonly #pins = new Map<number, number>();
+  readonly #deferred = new Set<number>();
+  /** Pages marked dirty by an unpin with make_dirty (the device wrote them). */
+  readonly dirtyPages = new Set<number>();
   /** kmalloc / kfree for small physically contiguous objects. */
   readonly slab: Kmalloc;
 
@@ -190,6 +196,7 @@ export class Mm implements PhysMemory {
   __free_pages(pfn: number, order: number): void {
     checkInt(pfn, '__free_pages', 'pfn', 0, this.maxPfn - 1);
     checkInt(order, '__free_pages', 'order', 0, MAX_PAGE_ORDER);
+    if (this.#pins.size > 0) this.#checkNotPinned(pfn, 2 ** order, '__free_pages');
     const have = this.meta.headOrder(pfn);
     if (have < 0) throw new KernelBug('__free_pages', `Bad page state: pfn:0x${pfn.toString(16)} is not an allocated page (double free?)`);
     if (have !== order) throw new KernelBug('__free_pages', `Bad page state: pfn:0x${pfn.toString(16)} freed with order ${order}, allocated with order ${have}`);
@@ -197,6 +204,50 @@ export class Mm implements PhysMemory {
     this.meta.setRefcount(pfn, rc);
     if (rc > 0) return;
     this.#release(pfn, order);
+  }
+
+  /** Pins held on page `pfn` (pin_user_pages*). */
+  pinsOf(pfn: number): number {
+    return this.#pins.get(pfn) ?? 0;
+  }
+
+  /** Pages pinned now, with their pin counts. */
+  pinnedPages(): ReadonlyMap<number, number> {
+    return this.#pins;
+  }
+
+  /** @internal take one pin on an allocated page (try_grab_folio with FOLL_PIN). */
+  pin(pfn: number): void {
+    checkInt(pfn, 'try_grab_folio', 'pfn', 0, this.maxPfn - 1);
+    if ((this.meta.stateOf(pfn) & PG_ALLOCATED) === 0) throw new KernelBug('try_grab_folio', `page 0x${pfn.toString(16)} is not allocated`);
+    this.#pins.set(pfn, this.pinsOf(pfn) + 1);
+  }
+
+  /** @internal drop one pin; the last pin of a page whose mapping is gone frees it. */
+  unpin(pfn: number, fn: string): void {
+    checkInt(pfn, 'unpin_user_page', 'pfn', 0, this.maxPfn - 1);
+    const n = this.pinsOf(pfn);
+    if (n === 0) throw new KernelBug(fn, `page 0x${pfn.toString(16)} holds no pin: unpinning it underflows the refcount and frees a page still in use`);
+    if (n > 1) { this.#pins.set(pfn, n - 1); return; }
+    this.#pins.delete(pfn);
+    if (this.#deferred.delete(pfn)) this.__free_pages(pfn, 0);
+  }
+
+  /** @internal the page's mapping went away while pinned: free it at its last unpin. */
+  deferFreeUntilUnpinned(pfn: number): void {
+    this.#deferred.add(pfn);
+  }
+
+  /** @internal folio_mark_dirty from an unpin with make_dirty. */
+  markDirty(pfn: number): void {
+    this.dirtyPages.add(pfn);
+  }
+
+  #checkNotPinned(pfn: number, n: number, fn: string): void {
+    for (let i = 0; i < n; i++) {
+      const pins = this.#pins.get(pfn + i);
+      if (pins !== undefined) throw new KernelBug(fn, `Bad page state: pfn:0x${(pfn + i).toString(16)} is freed with ${pins} pin${pins === 1 ? '' : 's'} held (nonzero pincount): a device may still be writing it`);
+    }
   }
 
   /** Take an extra reference on an allocated block (get_page). */
@@ -589,6 +640,7 @@ export class Mm implements PhysMemory {
     for (let i = 0; i < pages.length; i++) {
       const pfn = pages[i] as number;
       if (meta.stateOf(pfn) !== head0) throw new KernelBug(fn, `Bad page state: pfn:0x${pfn.toString(16)} is not an allocated order-0 page`);
+      if (this.#pins.size > 0) this.#checkNotPinned(pfn, 1, fn);
     }
     let i = 0;
     while (i < pages.length) {

@@ -30,7 +30,7 @@ export const PG_HEAD = 0x2;
 export const PG_RESERVED = 0x4;
 
 /** Who owns an allocated page (for reports and the auditor). */
-export const OWNERS = ['none', 'pages', 'vmalloc', 'kmalloc', 'fragmenter', 'sg', 'pgtable', 'swiotlb', 'coherent', 'reserved', 'pages-exact'] as const;
+export const OWNERS = ['none', 'pages', 'vmalloc', 'kmalloc', 'fragmenter', 'sg', 'pgtable', 'swiotlb', 'coherent', 'reserved', 'pages-exact', 'user'] as const;
 export type Owner = (typeof OWNERS)[number];
 export const OWNER_ID: Readonly<Record<Owner, number>> = Object.fromEntries(OWNERS.map((o, i) => [o, i])) as Record<Owner, number>;
 

@@ -64,6 +64,33 @@ function leaks(m: Machine, live: boolean): DmaFinding[] {
       message: `${e.type === 'coherent' ? 'coherent allocation' : e.type === 'noncoherent' ? 'noncoherent allocation' : 'mapping'} ${why}: ${e.describe()}`,
     });
   }
+  out.push(...leakedPins(m, live));
+  return out;
+}
+
+/**
+ * Pinned user pages still held at the end of a test (`live`), or once no driver is bound (nothing
+ * left could unpin them): one finding per run of consecutive pfns.
+ */
+function leakedPins(m: Machine, live: boolean): DmaFinding[] {
+  const pins = m.mm.pinnedPages();
+  if (pins.size === 0) return [];
+  const anyBound = [...m.devices()].some((d) => d.isBound);
+  if (!live && anyBound) return [];
+  const why = live ? 'still pinned at the end of the test' : 'still pinned and no driver is bound to unpin them';
+  const pfns = [...pins.keys()].sort((a, b) => a - b);
+  const out: DmaFinding[] = [];
+  for (let i = 0; i < pfns.length;) {
+    let j = i + 1;
+    while (j < pfns.length && pfns[j] === (pfns[j - 1] as number) + 1) j++;
+    const first = pfns[i] as number;
+    const n = j - i;
+    out.push({
+      kind: 'leaked-pin', device: '',
+      message: `${n} user page${n === 1 ? '' : 's'} (pfn 0x${first.toString(16)}${n === 1 ? '' : `-0x${(first + n - 1).toString(16)}`}) ${why}: pin_user_pages*() without unpin_user_page*()`,
+    });
+    i = j;
+  }
   return out;
 }
 

@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import { fragment, type FragmentOptions, type FragmentResult } from '../mm/fragment.ts';
 import type { DeviceMemorySpec, RamRangeSpec } from '../mm/layout.ts';
 import { Mm } from '../mm/mm.ts';
+import { UserMm } from '../mm/user.ts';
 import { auditMm } from '../mm/audit.ts';
 import { swiotlbAudit } from '../dma/swiotlb/audit.ts';
 import { Auditor, type AuditViolation } from './audit.ts';
@@ -136,6 +137,16 @@ export class Machine implements KernelContext {
   readonly clock: Clock;
   readonly logger: Logger;
   /** Byte access to RAM (the memory model; holes are EFAULT). */
+  /**
+   * The user address space of the machine's process (current->mm), created on first use: mmap
+   * buffers, touch them, pin them with pin_user_pages_fast for a driver.
+   * @example const addr = machine.user.mmap(1 << 20); pin_user_pages_fast(machine.user, addr, 256, FOLL_WRITE, pages);
+   */
+  get user(): UserMm {
+    return (this.#user ??= new UserMm(this.mm));
+  }
+  #user: UserMm | undefined;
+
   get memory(): PhysMemory {
     return this.mm;
   }

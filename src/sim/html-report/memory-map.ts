@@ -12,7 +12,7 @@ import { byteTicks, esc, fmtBytes, fmtCount, hex, legend, spacedX, spacedY, svg,
 /** Each owner's colour; the map, its legend and the tests use these. */
 export const OWNER_COLORS: Readonly<Record<string, string>> = {
   free: '#e8eef3', reserved: '#9aa5b1', none: '#c0c0c0', pages: '#6c8ebf', vmalloc: '#2e7d32', kmalloc: '#8e24aa',
-  fragmenter: '#f4b183', sg: '#00838f', pgtable: '#d32f2f', swiotlb: '#fbc02d', coherent: '#5d4037', 'pages-exact': '#3949ab',
+  fragmenter: '#f4b183', sg: '#00838f', pgtable: '#d32f2f', swiotlb: '#fbc02d', coherent: '#5d4037', 'pages-exact': '#3949ab', user: '#ef6c00',
 };
 
 /** Owners below this share of all pages get dots. */

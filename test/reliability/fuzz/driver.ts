@@ -55,7 +55,7 @@ const VALID: Record<string, (r: Rig) => unknown> = {
   skip: () => 0, pgoffset: () => 0, addr: (r) => r.addr, phys: (r) => r.pfn * 4096, paddr: (r) => r.pfn * 4096,
   cpu_addr: (r) => r.virt, pages: (r) => r.area.pages, n_pages: (r) => r.area.nrPages, max_segment: () => 65536,
   left_pages: () => 0, mask: () => DMA_BIT_MASK(64), n: () => 32, visit: () => () => {}, observer: () => () => {}, align: () => 8, boundary: () => 0, allocation: () => 4096, api: () => 'fuzz', vaddr: () => 0x1000, dma: () => 0x1000, json: () => ({ memory: '64M' }), alloc: () => new SimpleTablePageAllocator(), addressWidth: () => 48, lo: () => 0x1003, hi: () => 1, source: () => 'machine.json', zoneDmaLimit: () => 2 ** 24, fn: () => 'fuzz', arg: () => 'x',
-  name: () => 'fuzz', seed: () => 1, memory: () => '64M', ram: () => parseRam('64M'), maxPfn: () => 2 ** 20, specs: () => [{ start: 2 ** 40, size: 4096 }], nr: () => 3, l: () => 0, state: (r) => { const st = new dmasim.DmaIovaState(); dmasim.dma_iova_try_alloc(r.dev, st, 0, 4096); return st; }, mapped_len: () => 0, v: () => 5, w: () => 1, buf: () => new Uint8Array(8), off: () => 0,
+  name: () => 'fuzz', seed: () => 1, memory: () => '64M', ram: () => parseRam('64M'), maxPfn: () => 2 ** 20, specs: () => [{ start: 2 ** 40, size: 4096 }], nr: () => 3, l: () => 0, user: (r) => r.m.user, inc: () => true, start: (r) => r.m.user.mmap(8192), nr_pages: () => 1, gup_flags: () => 0, npages: () => 1, make_dirty: () => false, state: (r) => { const st = new dmasim.DmaIovaState(); dmasim.dma_iova_try_alloc(r.dev, st, 0, 4096); return st; }, mapped_len: () => 0, v: () => 5, w: () => 1, buf: () => new Uint8Array(8), off: () => 0,
   iovad: (r) => domain(r).iovad, domain: (r) => domain(r).paging, iova: (r) => r.addr, cpu: () => 0, limit_pfn: () => 2 ** 20,
   size_aligned: () => true, flush_rcache: () => true, granule: () => 4096, start_pfn: () => 1, prot: () => IOMMU_READ,
   gather: () => new IommuIotlbGather(), out: () => new TranslateResult(), access: () => 'read', errno: () => 22,
@@ -98,6 +98,9 @@ const OVERRIDE: Record<string, Record<string, (r: Rig) => unknown>> = {
   dma_free_noncoherent: { vaddr: (r) => r.m.mm.phys_to_virt(rigPages(r).page * 4096), dma_handle: (r) => rigPages(r).dma_handle, dir: () => DMA_TO_DEVICE },
   dma_free_noncontiguous: { sgt: (r) => rigNoncontig(r) }, dma_vmap_noncontiguous: { sgt: (r) => rigNoncontig(r) },
   'mm.vunmap': { addr: (r) => r.m.mm.vmap([r.pfn], 1)!.addr },
+  unpin_user_page: { page: (r) => rigPinned(r) }, unpin_user_pages: { pages: (r) => [rigPinned(r)] },
+  unpin_user_pages_dirty_lock: { pages: (r) => [rigPinned(r)] }, unpin_user_page_range_dirty_lock: { page: (r) => rigPinned(r) },
+  'mm.unpin': { pfn: (r) => rigPinned(r) }, pin_user_pages_fast: { pages: () => [] }, account_locked_vm: { pages: () => 4 },
   GENMASK_ULL: { h: () => 7 }, and64: { mask: () => 0xfff }, getLe: { bytes: () => 4 }, putLe: { bytes: () => 4 },
   iommu_map_sg: { sg: (r) => [{ phys: r.pfn * 4096, length: 4096 }], nents: () => 1, iova: () => 0x40000000 },
   iommu_pgsize: { count: () => ({ value: 0 }) },
@@ -144,6 +147,18 @@ function rigNoncontig(r: Rig): unknown {
   let t = noncontigOf.get(r);
   if (t === undefined) { t = dmasim.dma_alloc_noncontiguous(r.dev, 4096, DMA_TO_DEVICE, GFP_KERNEL, 0); noncontigOf.set(r, t); }
   return t;
+}
+const pinnedOf = new WeakMap<Rig, number>();
+/** A page of the rig's user space, pinned once (each unpin call under test is a fresh rig). */
+function rigPinned(r: Rig): number {
+  let p = pinnedOf.get(r);
+  if (p === undefined) {
+    const pages: number[] = [];
+    dmasim.pin_user_pages_fast(r.m.user, r.m.user.mmap(4096), 1, 0, pages);
+    p = pages[0] as number;
+    pinnedOf.set(r, p);
+  }
+  return p;
 }
 function mapSg(r: Rig): unknown {
   dmasim.dma_map_sgtable(r.dev, r.sgt, DMA_TO_DEVICE, 0);
