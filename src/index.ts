@@ -10,3 +10,4 @@ export * from './dma/index.ts';
 export * from './iommu/index.ts';
 export * from './safe/index.ts';
 export * from './sim/index.ts';
+export * from './block/index.ts';

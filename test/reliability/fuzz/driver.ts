@@ -55,7 +55,10 @@ const VALID: Record<string, (r: Rig) => unknown> = {
   skip: () => 0, pgoffset: () => 0, addr: (r) => r.addr, phys: (r) => r.pfn * 4096, paddr: (r) => r.pfn * 4096,
   cpu_addr: (r) => r.virt, pages: (r) => r.area.pages, n_pages: (r) => r.area.nrPages, max_segment: () => 65536,
   left_pages: () => 0, mask: () => DMA_BIT_MASK(64), n: () => 32, visit: () => () => {}, observer: () => () => {}, align: () => 8, boundary: () => 0, allocation: () => 4096, api: () => 'fuzz', vaddr: () => 0x1000, dma: () => 0x1000, json: () => ({ memory: '64M' }), alloc: () => new SimpleTablePageAllocator(), addressWidth: () => 48, lo: () => 0x1003, hi: () => 1, source: () => 'machine.json', zoneDmaLimit: () => 2 ** 24, fn: () => 'fuzz', arg: () => 'x',
-  name: () => 'fuzz', seed: () => 1, memory: () => '64M', ram: () => parseRam('64M'), maxPfn: () => 2 ** 20, specs: () => [{ start: 2 ** 40, size: 4096 }], nr: () => 3, l: () => 0, user: (r) => r.m.user, inc: () => true, start: (r) => r.m.user.mmap(8192), nr_pages: () => 1, gup_flags: () => 0, npages: () => 1, make_dirty: () => false, state: (r) => { const st = new dmasim.DmaIovaState(); dmasim.dma_iova_try_alloc(r.dev, st, 0, 4096); return st; }, mapped_len: () => 0, v: () => 5, w: () => 1, buf: () => new Uint8Array(8), off: () => 0,
+  name: () => 'fuzz', seed: () => 1, memory: () => '64M', ram: () => parseRam('64M'), maxPfn: () => 2 ** 20, specs: () => [{ start: 2 ** 40, size: 4096 }], nr: () => 3, l: () => 0,
+  op: () => dmasim.REQ_OP_WRITE, maxVecs: () => 16, limits: () => dmasim.blankLimits(), lim: () => { const l = dmasim.blankLimits(); return l; },
+  bio: (r) => rigBio(r), q: (r) => rigQueue(r), rq: (r) => rigRequest(r), sglist: (r) => r.sgt.sgl, nrPhysSegments: () => 1,
+  bv: () => ({ page: 10, offset: 0, len: 4096 }), max_bytes: () => 65536, mark_dirty: () => false, user: (r) => r.m.user, inc: () => true, start: (r) => r.m.user.mmap(8192), nr_pages: () => 1, gup_flags: () => 0, npages: () => 1, make_dirty: () => false, state: (r) => { const st = new dmasim.DmaIovaState(); dmasim.dma_iova_try_alloc(r.dev, st, 0, 4096); return st; }, mapped_len: () => 0, v: () => 5, w: () => 1, buf: () => new Uint8Array(8), off: () => 0,
   iovad: (r) => domain(r).iovad, domain: (r) => domain(r).paging, iova: (r) => r.addr, cpu: () => 0, limit_pfn: () => 2 ** 20,
   size_aligned: () => true, flush_rcache: () => true, granule: () => 4096, start_pfn: () => 1, prot: () => IOMMU_READ,
   gather: () => new IommuIotlbGather(), out: () => new TranslateResult(), access: () => 'read', errno: () => 22,
@@ -159,6 +162,17 @@ function rigPinned(r: Rig): number {
     pinnedOf.set(r, p);
   }
   return p;
+}
+function rigQueue(r: Rig): dmasim.RequestQueue {
+  return dmasim.blk_alloc_queue(r.m, dmasim.blankLimits()) as dmasim.RequestQueue;
+}
+function rigBio(r: Rig): dmasim.Bio {
+  const bio = new dmasim.Bio(r.m, dmasim.REQ_OP_WRITE);
+  dmasim.bio_add_page(bio, r.pfn, 4096, 0);
+  return bio;
+}
+function rigRequest(r: Rig): dmasim.Request {
+  return (dmasim.blk_submit_bio(rigQueue(r), rigBio(r)) as dmasim.Request[])[0] as dmasim.Request;
 }
 function mapSg(r: Rig): unknown {
   dmasim.dma_map_sgtable(r.dev, r.sgt, DMA_TO_DEVICE, 0);
