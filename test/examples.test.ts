@@ -5,6 +5,7 @@ import rustSgtableFlow from '../examples/rust-sgtable-flow.ts';
 import virtiofsSwiotlb from '../examples/virtiofs-swiotlb.ts';
 import lazyUseAfterUnmap from '../examples/lazy-use-after-unmap.ts';
 import bounce32bit from '../examples/bounce-32bit.ts';
+import nvmePci, { runNvmeRead } from '../examples/nvme-pci.ts';
 import { PRESETS, buildMachine } from '../src/index.ts';
 
 describe('examples and the default scenario', () => {
@@ -53,6 +54,33 @@ describe('examples and the default scenario', () => {
     expect(out).toContain('a swiotlb bounce slot');
     expect(out).toContain('device read 42');
     expect(out).toContain('CPU sees 42 before unmap, 7 after');
+  });
+
+  describe('nvme-pci: the data path port over blk_rq_map_sg, dma_map_sgtable and dma pools', () => {
+    const backends = [
+      ['dma-direct', {}], ['IOMMU strict', { iommu: { mode: 'strict' as const } }], ['IOMMU lazy', { iommu: { mode: 'lazy' as const } }],
+      ['swiotlb=force', { swiotlb: { size: '16M', force: true } }],
+    ] as const;
+    for (const [name, opts] of backends) {
+      it(`${name}: the correct driver reads the right bytes with PRPs and with an SGL, no findings`, () => {
+        for (const sgl of [false, true]) {
+          const r = runNvmeRead(opts, {}, sgl);
+          expect(r.status).toBe(0);
+          expect(r.dataCorrect).toBe(true);
+          expect(r.findings).toEqual([]);
+        }
+      });
+      it(`${name}: planted b8f6446b6853 (metadata unmapped with rq_data_dir) is dma-debug's direction report`, () => {
+        const r = runNvmeRead(opts, { metadataUnmapDir: true });
+        expect(r.findings.map((f) => f.message).join('\n')).toContain('frees DMA memory with different direction');
+      });
+    }
+    it('planted 3d2d861eb03e (no dma_set_min_align_mask) under swiotlb=force: wrong data and a device write outside the mapping', () => {
+      const r = runNvmeRead({ swiotlb: { size: '16M', force: true } }, { noMinAlignMask: true });
+      expect(r.dataCorrect).toBe(false);
+      expect(r.findings.map((f) => f.kind)).toContain('access-unmapped');
+      expect(nvmePci()).toContain('without it (the bug)');
+    });
   });
 
   it('every preset builds and audits clean', () => {
