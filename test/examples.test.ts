@@ -6,6 +6,7 @@ import virtiofsSwiotlb from '../examples/virtiofs-swiotlb.ts';
 import lazyUseAfterUnmap from '../examples/lazy-use-after-unmap.ts';
 import bounce32bit from '../examples/bounce-32bit.ts';
 import nvmePci, { runNvmeRead } from '../examples/nvme-pci.ts';
+import rdmaUmem, { runUmem } from '../examples/rdma-umem.ts';
 import { PRESETS, buildMachine } from '../src/index.ts';
 
 describe('examples and the default scenario', () => {
@@ -80,6 +81,42 @@ describe('examples and the default scenario', () => {
       expect(r.dataCorrect).toBe(false);
       expect(r.findings.map((f) => f.kind)).toContain('access-unmapped');
       expect(nvmePci()).toContain('without it (the bug)');
+    });
+  });
+
+  describe('rdma-umem: ib_umem_get on pinned user pages with the chunked append builder', () => {
+    const backends = [
+      ['dma-direct', {}], ['IOMMU strict', { iommu: { mode: 'strict' as const } }], ['IOMMU lazy', { iommu: { mode: 'lazy' as const } }],
+      ['swiotlb=force', { swiotlb: { size: '16M', force: true } }],
+    ] as const;
+    for (const [name, opts] of backends) {
+      it(`${name}: the correct driver registers and releases 4 MiB of huge pages clean, and its error path leaks nothing`, () => {
+        const r = runUmem(opts);
+        expect(r.ret).toBe(0);
+        expect(r.entries).toBe(64); // 64 KiB segments over 2 MiB folios
+        expect(r.findings).toEqual([]);
+        expect(r.pinnedVm).toBe(0);
+        const failed = runUmem(opts, {}, { failAppend: 3, size: 8 << 20, maxSeg: 4096 });
+        expect(failed.ret).toBe(-12);
+        expect(failed.findings).toEqual([]);
+        expect(failed.pinnedVm).toBe(0);
+      });
+      it(`${name}: planted, the error path forgets the chunk it pinned: leaked-pin`, () => {
+        const r = runUmem(opts, { leakPinsOnError: true }, { failAppend: 3, size: 8 << 20, maxSeg: 4096 });
+        expect(r.findings.map((f) => f.kind)).toContain('leaked-pin');
+      });
+      it(`${name}: planted, UINT_MAX segments for a 64 KiB device: dma-debug's report, or a registration that fails`, () => {
+        const r = runUmem(opts, { uintMaxSegment: true });
+        const reported = r.findings.some((f) => f.message.includes('mapping sg segment longer than device claims to support'));
+        expect(reported || r.ret !== 0).toBe(true);
+      });
+    }
+    it('past RLIMIT_MEMLOCK: -ENOMEM with pinned_vm rolled back; ib_umem_find_best_pgsz picks 2 MiB for an aligned huge buffer', () => {
+      const r = runUmem({}, {}, { rlimit: 1 << 20 });
+      expect(r.ret).toBe(-12);
+      expect(r.pinnedVm).toBe(0);
+      expect(runUmem({ iommu: { mode: 'strict' } }).bestPgsz).toBe(2 << 20);
+      expect(rdmaUmem()).toContain('leaked-pin finding(s)');
     });
   });
 
