@@ -6,7 +6,8 @@
  */
 import { EINVAL, EIO, ENOMEM, EOPNOTSUPP, EREMOTEIO } from '../../core/errno.ts';
 import { DMA_ATTR_MMIO, DMA_ATTR_REQUIRE_COHERENT } from './attrs.ts';
-import { DMA_BIT_MASK } from '../../device/mask.ts';
+import { DMA_BIT_MASK, minNotZero } from '../../device/mask.ts';
+import { dma_direct_all_ram_mapped } from '../direct/direct.ts';
 
 import { KernelBug, KernelError } from '../../core/errors.ts';
 import type { Bound } from '../../device/context.ts';
@@ -145,6 +146,21 @@ export function dma_get_required_mask(dev: Device): number {
   if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_get_required_mask', 'dev');
   // dma-iommu has no rule of its own: the kernel's 32-bit default.
   return dmaOpsOf(dev).get_required_mask?.(dev) ?? DMA_BIT_MASK(32);
+}
+
+/**
+ * dma_addressing_limited: does the device need bouncing or an IOMMU to reach all memory? True
+ * when its mask (and bus limit) is below dma_get_required_mask; otherwise false behind dma-iommu,
+ * and through dma-direct true when some RAM range ends beyond its reach.
+ * @example if (dma_addressing_limited(dev)) dev_info(...'using bounce buffers')
+ */
+export function dma_addressing_limited(dev: Device): boolean {
+  checkDev(dev, 'dma_addressing_limited');
+  const reach = minNotZero(dev.dma_mask ?? DMA_BIT_MASK(32), dev.bus_dma_limit);
+  if (reach < dma_get_required_mask(dev)) return true;
+  if (dmaOpsOf(dev).name === 'iommu') return false;
+  const mm = dmaSystemOf(dev.host.ctx).mm;
+  return mm !== null && !dma_direct_all_ram_mapped(dev, mm);
 }
 
 function unmapPhys(dev: Device, addr: number, size: number, dir: number, attrs: number, api: string): void {

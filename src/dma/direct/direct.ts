@@ -121,16 +121,16 @@ export function dma_direct_max_mapping_size(dev: Device, mm: Mm): number {
   if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_direct_max_mapping_size', 'dev');
   if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'dma_direct_max_mapping_size', 'mm');
   const b = bouncer(dev);
-  if (b !== null && b.active && (b.force || dma_addressing_limited(dev, mm))) return b.maxMappingSize(dev);
+  if (b !== null && b.active && (b.force || !dma_direct_all_ram_mapped(dev, mm))) return b.maxMappingSize(dev);
   return SIZE_MAX;
 }
 
-/** dma_addressing_limited: the device's reach is below the top of RAM. */
-export function dma_addressing_limited(dev: Device, mm: Mm): boolean {
-  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_addressing_limited', 'dev');
-  if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'dma_addressing_limited', 'mm');
+/** dma_direct_all_ram_mapped: can the device reach the last byte of every RAM range? */
+export function dma_direct_all_ram_mapped(dev: Device, mm: Mm): boolean {
+  if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_direct_all_ram_mapped', 'dev');
+  if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'dma_direct_all_ram_mapped', 'mm');
   const reach = minNotZero(dev.dma_mask ?? 0, dev.bus_dma_limit);
-  return reach < mm.maxPfn * PAGE_SIZE - 1;
+  return mm.ram.every((r) => r.endPfn * PAGE_SIZE - 1 <= reach);
 }
 
 /**

@@ -158,3 +158,18 @@ it('through an IOMMU with 2 MiB blocks, a 4 MiB noncontiguous allocation takes t
   dma_free_noncontiguous(dev, 4 << 20, sgt, DMA_TO_DEVICE);
   expect(m.audit()).toEqual([]);
 });
+
+describe('dma_addressing_limited', () => {
+  it('true for a 32-bit device on a machine with RAM above 4 GiB through dma-direct; false behind an IOMMU or with a 64-bit mask', async () => {
+    const { dma_addressing_limited } = await import('../../../src/index.ts');
+    const m = new Machine({ memory: '8G' });
+    const narrow = m.pci.addDevice({ name: '0000:01:00.0', dmaMask: 32, coherentDmaMask: 32 });
+    const wide = m.pci.addDevice({ name: '0000:02:00.0', dmaMask: 64, coherentDmaMask: 64 });
+    expect(dma_addressing_limited(narrow)).toBe(true);
+    expect(dma_addressing_limited(wide)).toBe(false);
+    const small = new Machine({ memory: '1G' });
+    expect(dma_addressing_limited(small.pci.addDevice({ name: '0000:01:00.0', dmaMask: 32, coherentDmaMask: 32 }))).toBe(false);
+    const io = new Machine({ memory: '8G', iommu: { mode: 'strict' } });
+    expect(dma_addressing_limited(io.pci.addDevice({ name: '0000:01:00.0', dmaMask: 32, coherentDmaMask: 32 }))).toBe(false);
+  });
+});
