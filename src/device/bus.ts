@@ -48,7 +48,11 @@ export interface BusHost {
   readonly ctx: KernelContext;
   /** RAM for device DMA: byte access and a RAM check. */
   /** `answers`: is [phys, phys+len) RAM or device memory, something a bus access reaches? */
-  readonly memory: PhysMemory & { answers(phys: number, len?: number): boolean };
+  readonly memory: PhysMemory & {
+    answers(phys: number, len?: number): boolean;
+    /** The same bytes without the RAM check, for a device access the translation already checked. */
+    readonly raw: PhysMemory;
+  };
   /**
    * dma_supported(dev, mask): can the device's DMA path reach memory with this mask? (dma-iommu:
    * always; dma-direct: the mask covers ZONE_DMA or all of RAM.) Absent: x86's direct rule.

@@ -115,17 +115,40 @@ export class DmaEngine {
    */
   read(addr: number, length: number): DmaResult<Uint8Array> {
     checkAccess(addr, length, 'read');
+    const out = new Uint8Array(length);
+    const r = this.#readInto(addr, out, 0, length);
+    return r === null ? { ok: true, value: out } : r;
+  }
+
+  /**
+   * Read `dst.length - dstOff` bytes at DMA address `addr` into the caller's buffer (no allocation:
+   * what a device streaming into its own FIFO does). The result's value is the bytes read.
+   * @example const r = dev.dma.readInto(addr, frame); if (!r.ok) console.log(r.fault.reason);
+   */
+  readInto(addr: number, dst: Uint8Array, dstOff = 0): DmaResult<number> {
+    if (!(dst instanceof Uint8Array)) throw new KernelError(EINVAL, 'DmaEngine.readInto', `expected a Uint8Array, got ${dst === null ? 'null' : typeof dst}`, 'dst');
+    if (typeof dstOff !== 'number' || !Number.isSafeInteger(dstOff) || dstOff < 0 || dstOff > dst.length) throw new KernelError(EINVAL, 'DmaEngine.readInto', `offset ${String(dstOff)} outside the buffer`, 'dstOff');
+    const length = dst.length - dstOff;
+    checkAccess(addr, length, 'readInto');
+    const r = this.#readInto(addr, dst, dstOff, length);
+    return r === null ? { ok: true, value: length } : r;
+  }
+
+  /** The read itself, after the checks: null on success, else the fault result. */
+  #readInto(addr: number, dst: Uint8Array, dstOff: number, length: number): DmaResult<never> | null {
     const t = this.#translate(addr, length, 'read');
     this.checker?.check(this.#dev, addr, length, 'read', t);
     if (!t.ok) return this.#fault(t.fault);
-    const out = new Uint8Array(length);
-    let at = 0;
+    // The translation found RAM or device memory behind every range: the unchecked copy (the
+    // checked one re-walked the RAM ranges per call).
+    const mem = this.#dev.host.memory.raw;
+    let at = dstOff;
     for (const r of t.ranges) {
-      this.#dev.host.memory.readPhysInto(r.phys, out, at, r.length);
+      mem.readPhysInto(r.phys, dst, at, r.length);
       at += r.length;
     }
     this.bytesRead += length;
-    return { ok: true, value: out };
+    return null;
   }
 
   /**
@@ -167,9 +190,10 @@ export class DmaEngine {
     const t = this.#translate(addr, bytes.length, 'write');
     this.checker?.check(this.#dev, addr, bytes.length, 'write', t);
     if (!t.ok) return this.#fault(t.fault);
+    const mem = this.#dev.host.memory.raw;
     let at = 0;
     for (const r of t.ranges) {
-      this.#dev.host.memory.writePhys(r.phys, bytes, at, r.length);
+      mem.writePhys(r.phys, bytes, at, r.length);
       at += r.length;
     }
     this.bytesWritten += bytes.length;
@@ -194,6 +218,26 @@ export class DmaEngine {
     let at = 0;
     for (const p of parts) { out.set(p, at); at += p.length; }
     return { ok: true, value: out };
+  }
+
+  /**
+   * Gather into the caller's buffer: read the segments in order into `dst` (up to its length),
+   * stopping at the first fault. The value is the bytes read.
+   * @example dev.dma.readSegmentsInto(segs, buf)
+   */
+  readSegmentsInto(segments: Iterable<{ readonly addr: number; readonly length: number }>, dst: Uint8Array): DmaResult<number> {
+    checkSegments(segments, 'readSegmentsInto');
+    if (!(dst instanceof Uint8Array)) throw new KernelError(EINVAL, 'DmaEngine.readSegmentsInto', `expected a Uint8Array, got ${dst === null ? 'null' : typeof dst}`, 'dst');
+    let at = 0;
+    for (const s of segments) {
+      if (at >= dst.length) break;
+      const n = Math.min(s.length, dst.length - at);
+      checkAccess(s.addr, n, 'readSegmentsInto');
+      const r = this.#readInto(s.addr, dst, at, n);
+      if (r !== null) return r;
+      at += n;
+    }
+    return { ok: true, value: at };
   }
 
   /** Scatter: write `bytes` across a list of DMA segments in order, stopping at the first fault. */

@@ -109,7 +109,13 @@ export class Mm implements PhysMemory {
     if (!(phys >= 0) || !(len >= 0) || !Number.isFinite(phys + len)) return false;
     const first = Math.floor(phys / PAGE_SIZE);
     const last = Math.floor((phys + Math.max(len, 1) - 1) / PAGE_SIZE);
-    return this.ram.some((r) => first >= r.startPfn && last < r.endPfn);
+    // A loop, not ram.some's closure: it runs on every device access and CPU copy.
+    const ram = this.ram;
+    for (let i = 0; i < ram.length; i++) {
+      const r = ram[i] as PfnRange;
+      if (first >= r.startPfn && last < r.endPfn) return true;
+    }
+    return false;
   }
 
   /** Is [phys, phys+len) entirely inside one device-memory range? */

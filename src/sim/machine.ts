@@ -254,7 +254,7 @@ export class Machine implements KernelContext {
     const ledger = this.dma.ledger;
     const host: BusHost = {
       ctx: this,
-      memory: { ...this.mm.kernelMemory, answers: (phys, len) => this.mm.answers(phys, len) },
+      memory: { ...this.mm.kernelMemory, answers: (phys, len) => this.mm.answers(phys, len), raw: this.mm.contents },
       notifyUnbound: (dev) => {
         ledger.deviceUnbound(dev);
         onUnbound?.(dev);
