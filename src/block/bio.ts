@@ -85,7 +85,8 @@ export function bio_add_page(bio: Bio, page: number, len: number, off: number): 
  * bio_iov_iter_get_pages for a user buffer: pin the pages of [addr, addr + len) in `user` (with
  * FOLL_WRITE for a read: the device writes them) and add them. The bio owns the pins
  * (BIO_PAGE_PINNED) until bio_release_pages.
- * @returns 0, -EFAULT when not every page could be pinned (nothing stays pinned), or -EINVAL.
+ * @returns 0; -EFAULT when not every page could be pinned, or -EINVAL when the bio fills up first
+ *   (the bio is then as it was and nothing stays pinned: split the buffer over several bios).
  * @example bio_add_user_buffer(bio, machine.user, buf, 65536)
  */
 export function bio_add_user_buffer(bio: Bio, user: UserMm, addr: number, len: number): number {
@@ -99,13 +100,20 @@ export function bio_add_user_buffer(bio: Bio, user: UserMm, addr: number, len: n
     if (got > 0) unpin_user_pages_dirty_lock(user, pages, got, false);
     return got < 0 ? got : -EFAULT;
   }
+  // All or nothing: a bio that fills up is put back as it was, its new pins dropped.
+  const before = { vecs: bio.vecs.length, lastLen: bio.vecs[bio.vecs.length - 1]?.len ?? 0, size: bio.size, pinned: bio.pinnedFrom };
   bio.pinnedFrom = user;
   let at = addr;
   for (let i = 0; i < n; i++) {
     const off = at % PAGE_SIZE;
     const chunk = Math.min(PAGE_SIZE - off, addr + len - at);
     if (bio_add_page(bio, pages[i] as number, chunk, off) !== chunk) {
-      unpin_user_pages_dirty_lock(user, pages.slice(i), n - i, false);
+      bio.vecs.length = before.vecs;
+      const last = bio.vecs[before.vecs - 1];
+      if (last !== undefined) last.len = before.lastLen;
+      bio.size = before.size;
+      bio.pinnedFrom = before.pinned;
+      unpin_user_pages_dirty_lock(user, pages, n, false);
       return -EINVAL;
     }
     at += chunk;

@@ -117,7 +117,3 @@ export function get_max_segment_size(lim: QueueLimits, paddr: number, len: numbe
   return Math.min(len, Math.min(mask - inWindow, lim.max_segment_size - 1) + 1);
 }
 
-/** (a & mask) !== 0 for masks below 2^32 (the boundary masks), exact for any address below 2^53. */
-export function maskedNonZero(a: number, mask: number): boolean {
-  return mask !== 0 && (a % 2 ** 32 & mask) !== 0;
-}

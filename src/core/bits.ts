@@ -107,6 +107,6 @@ export function getLe(buf: Uint8Array, off: number, bytes: 2 | 4 | 8): number {
   checkBuf(buf, off, bytes, 'getLe');
   let v = 0;
   for (let i = bytes - 1; i >= 0; i--) v = v * 256 + (buf[off + i] as number);
-  if (!Number.isSafeInteger(v)) throw new KernelError(EINVAL, 'getLe', `the 64-bit value at offset ${off} is 2^53 or more: read it as two 32-bit halves`, 'bytes');
+  if (!Number.isSafeInteger(v)) throw new KernelError(EINVAL, 'getLe', `the 64-bit value at offset ${off} is 2^53 or more, past an exact JavaScript number: read it as two 32-bit halves`, 'bytes');
   return v;
 }

@@ -364,7 +364,11 @@ export class Mm implements PhysMemory {
   /** @see readLe16 */
   readLe32(virt: number): number { return getLe(this.#readVirt(virt, 4, 'readLe32'), 0, 4); }
   /** @see readLe16; a value of 2^53 or more is EINVAL (read two 32-bit halves). */
-  readLe64(virt: number): number { return getLe(this.#readVirt(virt, 8, 'readLe64'), 0, 8); }
+  readLe64(virt: number): number {
+    const b = this.#readVirt(virt, 8, 'readLe64');
+    if ((b[7] as number) >= 0x20) throw new KernelError(EINVAL, 'readLe64', `the 64-bit value at 0x${virt.toString(16)} is 2^53 or more, past an exact JavaScript number: read it with two readLe32 calls`, 'virt');
+    return getLe(b, 0, 8);
+  }
 
   /**
    * Write a little-endian 16/32/64-bit value at kernel virtual address `virt` (`*p = cpu_to_le64(v)`).
@@ -385,7 +389,7 @@ export class Mm implements PhysMemory {
   #writeLe(virt: number, v: number, bytes: 2 | 4 | 8, fn: string): void {
     const buf = new Uint8Array(bytes);
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || (bytes < 8 && v >= 2 ** (8 * bytes))) {
-      throw new KernelError(EINVAL, fn, `expected a whole number that fits in ${8 * bytes} bits, got ${String(v)}`, 'v');
+      throw new KernelError(EINVAL, fn, bytes === 8 ? `expected a whole number below 2^53 (write larger 64-bit values as two 32-bit halves), got ${String(v)}` : `expected a whole number that fits in ${8 * bytes} bits, got ${String(v)}`, 'v');
     }
     putLe(buf, 0, v, bytes);
     this.#virtSpans(virt, bytes, fn, (phys, at, n) => this.writePhys(phys, buf, at, n));

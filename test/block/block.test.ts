@@ -173,3 +173,14 @@ describe('splitting and mapping', () => {
     }
   });
 });
+
+it('bio_add_user_buffer on a bio that fills up: -EINVAL, the bio as it was, nothing left pinned', () => {
+  const m = new Machine({ memory: '256M', fragment: { level: 1 } });
+  const buf = m.user.mmap(2 << 20, { populate: true });
+  const bio = new Bio(m, REQ_OP_READ, 4);
+  bio_add_page(bio, 7, 512, 0);
+  expect(bio_add_user_buffer(bio, m.user, buf, 64 * 1024)).toBe(-EINVAL);
+  expect(bio.vecs).toEqual([{ page: 7, offset: 0, len: 512 }]);
+  expect(bio.size).toBe(512);
+  expect(m.mm.pinnedPages().size).toBe(0);
+});

@@ -88,3 +88,16 @@ describe('little-endian access on coherent, kmalloc and pool memory', () => {
     expect(m.mm.readLe32(coh.cpu_addr)).toBe(0);
   });
 });
+
+describe('review fixes', () => {
+  it('a 64-bit descriptor of 2^53 or more is EINVAL naming the reader and the address, from the CPU and the device', () => {
+    const m = new Machine({ memory: '64M' });
+    const dev = m.pci.addDevice({ name: '0000:01:00.0', dmaMask: 64, coherentDmaMask: 64 });
+    const coh = dma_alloc_coherent(dev, 4096, GFP_KERNEL)!;
+    m.mm.writeLe32(coh.cpu_addr, 0xffffffff);
+    m.mm.writeLe32(coh.cpu_addr + 4, 0xffffffff);
+    expect(() => dev.dma.readLe64(coh.dma_handle)).toThrow(expect.objectContaining({ fn: 'DmaEngine.readLe64', arg: 'addr' }) as Error);
+    expect(() => m.mm.readLe64(coh.cpu_addr)).toThrow(expect.objectContaining({ fn: 'readLe64', arg: 'virt' }) as Error);
+    expect(dev.dma.readLe32(coh.dma_handle + 4)).toEqual({ ok: true, value: 0xffffffff });
+  });
+});

@@ -223,3 +223,15 @@ describe('device memory above RAM (peer-to-peer through dma_map_resource)', () =
     }
   });
 });
+
+describe('review fixes: MMIO has no buffer ownership', () => {
+  it('the CPU rings a peer\'s doorbell while it is mapped for a device: no finding (a RAM buffer would be one)', () => {
+    const m = new Machine({ memory: '1G', deviceMemory: [{ start: 2 ** 46, size: '1M', name: 'peer-bar' }] });
+    const dev = m.pci.addDevice({ name: '0000:01:00.0', dmaMask: 64 });
+    const addr = dma_map_resource(dev, 2 ** 46, P, DMA_TO_DEVICE, 0);
+    m.mm.writePhys(2 ** 46 + 0x10, new Uint8Array([1]));
+    expect(Array.from(m.mm.readPhys(2 ** 46 + 0x10, 1))).toEqual([1]);
+    expect(m.dma.ledger.findings.list()).toEqual([]);
+    dma_unmap_resource(dev, addr, P, DMA_TO_DEVICE, 0);
+  });
+});

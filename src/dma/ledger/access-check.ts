@@ -222,7 +222,8 @@ export function cpuOwnershipChecker(ledger: DmaLedger, now: () => number): (phys
     ledger.phys.collect(phys, end, found);
     for (const r of found) {
       const e = r.value;
-      if (e.type === 'coherent' || (!write && e.dir === DMA_TO_DEVICE)) continue;
+      // MMIO mapped for a peer (dma_map_resource) has no buffer ownership: registers, doorbells.
+      if (e.type === 'coherent' || e.api === 'dma_map_resource' || (!write && e.dir === DMA_TO_DEVICE)) continue;
       if (!e.deviceOwnsAny(Math.max(phys, r.start), Math.min(end, r.end))) continue;
       const access: Access = write ? 'write' : 'read';
       const t = now();
