@@ -47,6 +47,7 @@ commands:
   run [scenario.ts]   run a scenario (default: the built-in one) and print its report
   bench coalesce      benchmark segment coalescing (see: dmasim bench coalesce --help)
   sweep <scenario.ts> run a scenario across seeds and parameters on all cores (see: dmasim sweep --help)
+  merge <part>...     merge the outputs of a sharded sweep, reporting missing jobs
   describe <preset|machine.json>
                       build a machine from a preset or a JSON description and describe it
   schema              print the JSON Schema of a machine file
@@ -97,22 +98,63 @@ options:
   --seeds A..B        seeds A to B (default 1..8)
   --param k=v1,v2     a parameter and its values; repeatable (numbers are parsed)
   --shard i/n         run only shard i of n (0-based), to split a sweep across machines
+  --shard auto        the shard a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, JOB_COMPLETIONS)
+                      or a Slurm job array (SLURM_ARRAY_TASK_ID, _MIN/_MAX/_COUNT) assigned
   --workers N         worker threads (default: one per core)
+  --timeout MS        a job running longer fails (its worker is stopped and replaced)
+  --retries N         run a failed job (error, crash, out of memory, timeout) up to N more times
   --format F          jsonl (default) or csv
-  --out FILE          write there instead of stdout
+  --out FILE          write there instead of stdout (each row as it completes)
+  --resume            skip the jobs whose successful rows are already in --out, and append
   --no-progress       no progress bar
   --allow-findings    exit 0 even when a job's machines end with findings
 
 Each row carries \`findings\`: how many findings (leaks, dma-debug errors, access violations, audit
-problems, WARNs) the machines the job made ended with. Exit codes: 0 every job ran clean; 1 a job
-threw or ended with findings; 2 bad usage.
+problems, WARNs) the machines the job made ended with, and \`of\`: the jobs in the whole sweep.
+A job whose worker exits, crashes or runs out of memory is an error row; the sweep goes on.
+Exit codes: 0 every job ran clean; 1 a job failed or ended with findings; 2 bad usage.
 `;
+
+const MERGE_USAGE = `usage: dmasim merge <part.jsonl>... [--out FILE] [--format jsonl|csv]
+
+Merges the JSON-lines outputs of a sharded sweep: one row per job (a successful row wins over an
+error row), in job order; reports duplicates and the jobs no part holds. Exit codes: 0 complete;
+1 jobs are missing or failed; 2 bad usage.
+`;
+
+async function mergeCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs(args, {
+    out: { type: 'string' }, format: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  }, MERGE_USAGE);
+  if (values.help === true) {
+    process.stdout.write(MERGE_USAGE);
+    return 0;
+  }
+  const bad = (message: string): never => { throw new UsageError(message, MERGE_USAGE); };
+  if (positionals.length === 0) bad('merge needs at least one part file');
+  const format = values.format ?? 'jsonl';
+  if (format !== 'jsonl' && format !== 'csv') bad(`--format must be jsonl or csv, got '${format}'`);
+  const { existsSync, statSync } = await import('node:fs');
+  for (const p of positionals) if (!existsSync(p)) bad(`no part file ${p}`);
+  if (values.out !== undefined) {
+    const { dirname, resolve } = await import('node:path');
+    const dir = dirname(resolve(values.out));
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) bad(`--out ${values.out}: no directory ${dir}`);
+  }
+  const { mergeParts, writeMerged } = await import('./sweep.ts');
+  const r = mergeParts(positionals);
+  writeMerged(r.rows, format as 'jsonl' | 'csv', values.out);
+  const failed = r.rows.filter((x) => x.error !== undefined).length;
+  process.stderr.write(`dmasim merge: ${r.rows.length} job(s) from ${positionals.length} part(s)${r.duplicates > 0 ? `, ${r.duplicates} duplicate row(s) dropped` : ''}${failed > 0 ? `, ${failed} failed` : ''}${r.missing.length > 0 ? `; missing ${r.missing.length}: ${r.missing.slice(0, 20).join(', ')}${r.missing.length > 20 ? ', ...' : ''}` : ''}\n`);
+  return r.missing.length > 0 || failed > 0 ? 1 : 0;
+}
 
 async function sweepCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(args, {
     seeds: { type: 'string' }, param: { type: 'string', multiple: true }, shard: { type: 'string' },
     workers: { type: 'string' }, format: { type: 'string' }, out: { type: 'string' }, 'no-progress': { type: 'boolean' },
-    'allow-findings': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    'allow-findings': { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, timeout: { type: 'string' },
+    retries: { type: 'string' }, resume: { type: 'boolean' },
   }, SWEEP_USAGE);
   const bad = (message: string): never => { throw new UsageError(message, SWEEP_USAGE); };
   if (values.help === true) {
@@ -135,7 +177,14 @@ async function sweepCommand(args: string[]): Promise<number> {
     grid[p.slice(0, eq)] = p.slice(eq + 1).split(',').map((v) => (v !== '' && !Number.isNaN(Number(v)) ? Number(v) : v));
   }
   let shard: { index: number; count: number } | undefined;
-  if (values.shard !== undefined) {
+  if (values.timeout !== undefined && !/^[1-9]\d{0,9}$/.test(values.timeout)) bad(`--timeout must be a whole number of milliseconds, got '${values.timeout}'`);
+  if (values.retries !== undefined && !/^\d{1,3}$/.test(values.retries)) bad(`--retries must be a whole number in [0, 999], got '${values.retries}'`);
+  if (values.resume === true && values.out === undefined) bad('--resume needs --out: the file whose rows to keep');
+  if (values.shard === 'auto') {
+    const { detectShard } = await import('./sweep.ts');
+    shard = detectShard(process.env);
+    if (shard === undefined) bad('--shard auto: no batch-system index in the environment (JOB_COMPLETION_INDEX with JOB_COMPLETIONS, or SLURM_ARRAY_TASK_ID with SLURM_ARRAY_TASK_COUNT or _MIN/_MAX)');
+  } else if (values.shard !== undefined) {
     const sm = /^(\d+)\/(\d+)$/.exec(values.shard);
     if (sm === null || Number(sm[1]) >= Number(sm[2])) return bad(`--shard must be i/n with 0 <= i < n, got '${values.shard}'`);
     shard = { index: Number(sm[1]), count: Number(sm[2]) };
@@ -156,6 +205,9 @@ async function sweepCommand(args: string[]): Promise<number> {
     ...(shard === undefined ? {} : { shard }),
     ...(values.workers === undefined ? {} : { workers: Number(values.workers) }),
     ...(values.out === undefined ? {} : { out: values.out }),
+    ...(values.timeout === undefined ? {} : { timeout: Number(values.timeout) }),
+    ...(values.retries === undefined ? {} : { retries: Number(values.retries) }),
+    ...(values.resume === true ? { resume: true } : {}),
     // The bar only on a terminal: piped stderr (CI logs) gets no redraw noise.
     progress: values['no-progress'] !== true && process.stderr.isTTY === true,
   });
@@ -442,6 +494,8 @@ async function main(argv: string[]): Promise<number> {
       throw new UsageError(`unknown benchmark '${rest[0] ?? ''}' (available: coalesce)`, BENCH_USAGE);
     case 'sweep':
       return sweepCommand(rest);
+    case 'merge':
+      return mergeCommand(rest);
     case 'describe':
       return describeCommand(rest);
     case 'schema':
@@ -456,8 +510,8 @@ async function main(argv: string[]): Promise<number> {
     case '-h': {
       // `dmasim help <command>`: that command's usage.
       const topic = rest[0];
-      const usage = topic === undefined ? USAGE : ({ run: RUN_USAGE, bench: BENCH_USAGE, sweep: SWEEP_USAGE, describe: DESCRIBE_USAGE } as Record<string, string>)[topic];
-      if (usage === undefined) throw new UsageError(`no help for '${topic}' (commands: run, bench, sweep, describe, schema)`);
+      const usage = topic === undefined ? USAGE : ({ run: RUN_USAGE, bench: BENCH_USAGE, sweep: SWEEP_USAGE, merge: MERGE_USAGE, describe: DESCRIBE_USAGE } as Record<string, string>)[topic];
+      if (usage === undefined) throw new UsageError(`no help for '${topic}' (commands: run, bench, sweep, merge, describe, schema)`);
       process.stdout.write(usage);
       return 0;
     }

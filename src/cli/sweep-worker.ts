@@ -11,7 +11,7 @@ import { judgeMachine } from '../sim/findings.ts';
 interface Job { readonly index: number; readonly params: Record<string, unknown> }
 
 const { file } = workerData as { file: string };
-const mod = (await import(pathToFileURL(file).href)) as { default?: (params: Record<string, unknown>) => unknown };
+const mod = (await import(pathToFileURL(file).href)) as { default?: (params: Record<string, unknown>) => unknown; columns?: unknown };
 if (typeof mod.default !== 'function') throw new Error(`${file} has no default export to sweep`);
 const run = mod.default;
 parentPort?.on('message', async (job: Job | null) => {
@@ -33,7 +33,10 @@ parentPort?.on('message', async (job: Job | null) => {
     parentPort?.postMessage({ index: job.index, params: job.params, error: e instanceof Error ? e.message : String(e), findings: findings() });
   }
 });
-parentPort?.postMessage({ ready: true });
+// A scenario may declare its result columns (`export const columns = ['pages', ...]`): CSV output
+// then has one header for every shard, whatever each shard's first row holds.
+const columns = Array.isArray(mod.columns) && mod.columns.every((c) => typeof c === 'string') ? mod.columns : null;
+parentPort?.postMessage({ ready: true, columns });
 
 /** Keep numbers, strings and booleans; drop long texts (reports) and nested objects. */
 function flatten(o: Record<string, unknown>): Record<string, unknown> {

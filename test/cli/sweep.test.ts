@@ -81,3 +81,98 @@ describe('dmasim sweep: the progress bar', () => {
     expect(r.stdout.trim().split('\n').length).toBe(2);
   }, 60_000);
 });
+
+describe('dmasim sweep: a pool that survives its jobs, streamed and resumable rows, shards and merge', () => {
+  async function scenarioDir(body: string): Promise<{ dir: string; file: string }> {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'dmasim-sweep2-'));
+    const file = join(dir, 's.ts');
+    writeFileSync(file, body);
+    return { dir, file };
+  }
+  const cli = async (args: string[], env: Record<string, string> = {}) => {
+    const { spawnSync } = await import('node:child_process');
+    return spawnSync(process.execPath, ['bin/dmasim.mjs', ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+  };
+  const parse = (text: string) => text.trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { index: number; params: { seed: number }; error?: string; result?: { v: number }; of: number });
+
+  it('a job that exits the process or hangs becomes an error row; the other jobs still run; exit 1', async () => {
+    const { file } = await scenarioDir(`export default ({ seed }: { seed: number }) => {
+  if (seed === 2) process.exit(3);
+  if (seed === 3) { for (;;) { /* a hung job */ } }
+  return { v: seed * 10 };
+};
+`);
+    const r = await cli(['sweep', file, '--seeds', '1..4', '--workers', '2', '--timeout', '3000']);
+    expect(r.status).toBe(1);
+    const rows = parse(r.stdout).sort((a, b) => a.index - b.index);
+    expect(rows.map((x) => x.params.seed)).toEqual([1, 2, 3, 4]);
+    expect(rows[0]?.result).toEqual({ v: 10 });
+    expect(rows[1]?.error).toMatch(/exited with code 3/);
+    expect(rows[2]?.error).toMatch(/timed out after 3000 ms/);
+    expect(rows[3]?.result).toEqual({ v: 40 });
+    expect(rows.every((x) => x.of === 4)).toBe(true);
+  }, 60_000);
+
+  it('--retries runs a failed job again; a job that keeps failing keeps its error row', async () => {
+    const { dir, file } = await scenarioDir('');
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(file, `import { existsSync, writeFileSync } from 'node:fs';
+export default ({ seed }: { seed: number }) => {
+  const mark = ${JSON.stringify(dir)} + '/tried-' + seed;
+  if (seed === 1 && !existsSync(mark)) { writeFileSync(mark, ''); throw new Error('transient'); }
+  if (seed === 2) throw new Error('always');
+  return { v: seed };
+};
+`);
+    const r = await cli(['sweep', file, '--seeds', '1..2', '--workers', '1', '--retries', '2']);
+    const rows = parse(r.stdout).sort((a, b) => a.index - b.index);
+    expect(rows[0]?.result).toEqual({ v: 1 });
+    expect(rows[1]?.error).toBe('always');
+    expect(r.status).toBe(1);
+  }, 60_000);
+
+  it('--resume runs only what the output file lacks (a cut-off last line runs again) and appends', async () => {
+    const { dir, file } = await scenarioDir(`export default ({ seed }: { seed: number }) => ({ v: seed });\n`);
+    const { writeFileSync, readFileSync } = await import('node:fs');
+    const out = `${dir}/out.jsonl`;
+    writeFileSync(out, `${JSON.stringify({ index: 0, params: { seed: 1 }, result: { v: 1 }, findings: 0, of: 4 })}\n{"index":2,"par`);
+    const r = await cli(['sweep', file, '--seeds', '1..4', '--workers', '1', '--out', out, '--resume']);
+    expect(r.status).toBe(0);
+    const rows = parse(readFileSync(out, 'utf8').split('\n').filter((l) => l.startsWith('{') && l.endsWith('}')).join('\n'));
+    expect([...new Set(rows.map((x) => x.index))].sort()).toEqual([0, 1, 2, 3]);
+    expect(rows.filter((x) => x.index === 0)).toHaveLength(1);
+  }, 60_000);
+
+  it('--shard auto from a Kubernetes Indexed Job and a 1-based Slurm array; merge makes the whole sweep and names what is missing', async () => {
+    const { dir, file } = await scenarioDir(`export default ({ seed }: { seed: number }) => ({ v: seed * 2 });\n`);
+    const parts: string[] = [];
+    for (const i of [0, 1]) {
+      const out = `${dir}/k8s-${i}.jsonl`;
+      expect((await cli(['sweep', file, '--seeds', '1..5', '--workers', '1', '--shard', 'auto', '--out', out], { JOB_COMPLETION_INDEX: String(i), JOB_COMPLETIONS: '3' })).status).toBe(0);
+      parts.push(out);
+    }
+    const slurm = `${dir}/slurm-3.jsonl`;
+    expect((await cli(['sweep', file, '--seeds', '1..5', '--workers', '1', '--shard', 'auto', '--out', slurm], { SLURM_ARRAY_TASK_ID: '3', SLURM_ARRAY_TASK_MIN: '1', SLURM_ARRAY_TASK_MAX: '3' })).status).toBe(0);
+    const partial = await cli(['merge', ...parts]);
+    expect(partial.status).toBe(1);
+    expect(partial.stderr).toMatch(/missing 1: 2/);
+    const whole = await cli(['merge', ...parts, slurm, '--format', 'csv']);
+    expect(whole.status).toBe(0);
+    expect(whole.stdout.trim().split('\n')).toEqual(['index,seed,v,findings,error', '0,1,2,0,', '1,2,4,0,', '2,3,6,0,', '3,4,8,0,', '4,5,10,0,']);
+    expect((await cli(['sweep', file, '--shard', 'auto'], {})).status).toBe(2);
+  }, 120_000);
+
+  it('CSV has one header from the declared columns, even when the first row is an error', async () => {
+    const { file } = await scenarioDir(`export const columns = ['pages', 'runs'];
+export default ({ seed }: { seed: number }) => { if (seed === 1) throw new Error('boom'); return { pages: seed, runs: 1 }; };
+`);
+    const r = await cli(['sweep', file, '--seeds', '1..2', '--workers', '1', '--format', 'csv']);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toBe('index,seed,pages,runs,findings,error');
+    expect(lines).toContain('0,1,,,0,boom');
+    expect(lines).toContain('1,2,2,1,0,');
+  }, 60_000);
+});
