@@ -107,6 +107,9 @@ options:
   --out FILE          write there instead of stdout (each row as it completes)
   --resume            skip the jobs whose successful rows are already in --out, and append
   --no-progress       no progress bar
+  --summary           print a table to stderr: per swept parameter, each numeric field's median
+                      and [min..max]
+  --html FILE         an HTML page with one chart per numeric field against the swept parameter
   --allow-findings    exit 0 even when a job's machines end with findings
 
 Each row carries \`findings\`: how many findings (leaks, dma-debug errors, access violations, audit
@@ -154,7 +157,7 @@ async function sweepCommand(args: string[]): Promise<number> {
     seeds: { type: 'string' }, param: { type: 'string', multiple: true }, shard: { type: 'string' },
     workers: { type: 'string' }, format: { type: 'string' }, out: { type: 'string' }, 'no-progress': { type: 'boolean' },
     'allow-findings': { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, timeout: { type: 'string' },
-    retries: { type: 'string' }, resume: { type: 'boolean' },
+    retries: { type: 'string' }, resume: { type: 'boolean' }, summary: { type: 'boolean' }, html: { type: 'string' },
   }, SWEEP_USAGE);
   const bad = (message: string): never => { throw new UsageError(message, SWEEP_USAGE); };
   if (values.help === true) {
@@ -199,6 +202,11 @@ async function sweepCommand(args: string[]): Promise<number> {
     const dir = dirname(resolve(values.out));
     if (!existsSync(dir) || !statSync(dir).isDirectory()) bad(`--out ${values.out}: no directory ${dir}`);
   }
+  if (values.html !== undefined) {
+    const { dirname, resolve } = await import('node:path');
+    const dir = dirname(resolve(values.html));
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) bad(`--html ${values.html}: no directory ${dir}`);
+  }
   const { sweep } = await import('./sweep.ts');
   const rows = await sweep({
     file: file as string, grid, format: format as 'jsonl' | 'csv',
@@ -211,6 +219,16 @@ async function sweepCommand(args: string[]): Promise<number> {
     // The bar only on a terminal: piped stderr (CI logs) gets no redraw noise.
     progress: values['no-progress'] !== true && process.stderr.isTTY === true,
   });
+  if (values.summary === true || values.html !== undefined) {
+    const { summarizeSweep, formatSweepSummary, sweepSummaryHtml } = await import('./sweep-summary.ts');
+    const groups = summarizeSweep(rows);
+    if (values.summary === true) process.stderr.write(formatSweepSummary(groups));
+    if (values.html !== undefined) {
+      const { writeFileSync } = await import('node:fs');
+      const { basename } = await import('node:path');
+      writeFileSync(values.html, sweepSummaryHtml(groups, `dmasim sweep ${basename(file as string)}`));
+    }
+  }
   const withFindings = rows.filter((r) => (r.findings ?? 0) > 0).length;
   if (withFindings > 0) process.stderr.write(`dmasim: ${withFindings} of ${rows.length} job(s) ended with findings (the findings column); run one with dmasim run to see them\n`);
   return rows.some((r) => r.error !== undefined) || (withFindings > 0 && values['allow-findings'] !== true) ? 1 : 0;

@@ -176,3 +176,38 @@ export default ({ seed }: { seed: number }) => { if (seed === 1) throw new Error
     expect(lines).toContain('1,2,2,1,0,');
   }, 60_000);
 });
+
+describe('dmasim sweep --summary and --html', () => {
+  it('groups by the swept parameters (not the seed): median, quartiles and range per numeric field; failures counted', async () => {
+    const { summarizeSweep, formatSweepSummary, sweepSummaryHtml } = await import('../../src/cli/sweep-summary.ts');
+    const rows = [1, 2, 3, 4, 5].flatMap((seed) => [0.2, 0.8].map((level, k) => ({ index: seed * 2 + k, params: { seed, level }, result: { pages: level * 10 + seed, note: 'x' } })));
+    rows.push({ index: 99, params: { seed: 6, level: 0.8 }, error: 'boom' } as never);
+    const g = summarizeSweep(rows);
+    expect(g.map((x) => x.params)).toEqual([{ level: 0.2 }, { level: 0.8 }]);
+    expect(g[0]?.fields['pages']).toEqual({ min: 3, q1: 4, median: 5, q3: 6, max: 7 });
+    expect(g[1]).toMatchObject({ jobs: 5, failed: 1 });
+    expect(g[0]?.fields['note']).toBeUndefined();
+    const text = formatSweepSummary(g);
+    expect(text.split('\n')[0]).toMatch(/^level\s+jobs\s+failed\s+pages median \[min\.\.max\]$/);
+    expect(text).toContain('5 [3..7]');
+    const html = sweepSummaryHtml(g, 't');
+    expect(html.match(/<figure>/g)).toHaveLength(1);
+    expect(html).not.toMatch(/NaN|Infinity|undefined/);
+    // The y axis reaches the largest value (the planted bug: ticks that stopped short of it).
+    const ticks = [...html.matchAll(/>(\d+)<\/text>/g)].map((m) => Number(m[1]));
+    expect(Math.max(...ticks)).toBeGreaterThanOrEqual(15);
+  });
+
+  it('the command prints the table to stderr and writes the page', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { mkdtempSync, readFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const out = join(mkdtempSync(join(tmpdir(), 'dmasim-sum-')), 's.html');
+    const r = spawnSync(process.execPath, ['bin/dmasim.mjs', 'sweep', 'examples/fragmentation-sweep.ts', '--seeds', '1..2', '--param', 'level=0.2,1', '--workers', '2', '--summary', '--html', out], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/^level\s+jobs\s+failed/m);
+    expect(readFileSync(out, 'utf8')).toContain('<figcaption>runs by level');
+    expect(spawnSync(process.execPath, ['bin/dmasim.mjs', 'sweep', 'examples/fragmentation-sweep.ts', '--html', '/nonexistent/x.html'], { encoding: 'utf8' }).status).toBe(2);
+  }, 60_000);
+});
