@@ -103,6 +103,7 @@ options:
   --workers N         worker threads (default: one per core)
   --timeout MS        a job running longer fails (its worker is stopped and replaced)
   --retries N         run a failed job (error, crash, out of memory, timeout) up to N more times
+  --max-memory MB     heap limit of each worker (default 2048): a job past it fails, out of memory
   --format F          jsonl (default) or csv
   --out FILE          write there instead of stdout (each row as it completes)
   --resume            skip the jobs whose successful rows are already in --out, and append
@@ -158,6 +159,7 @@ async function sweepCommand(args: string[]): Promise<number> {
     workers: { type: 'string' }, format: { type: 'string' }, out: { type: 'string' }, 'no-progress': { type: 'boolean' },
     'allow-findings': { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, timeout: { type: 'string' },
     retries: { type: 'string' }, resume: { type: 'boolean' }, summary: { type: 'boolean' }, html: { type: 'string' },
+    'max-memory': { type: 'string' },
   }, SWEEP_USAGE);
   const bad = (message: string): never => { throw new UsageError(message, SWEEP_USAGE); };
   if (values.help === true) {
@@ -183,6 +185,7 @@ async function sweepCommand(args: string[]): Promise<number> {
   if (values.timeout !== undefined && !/^[1-9]\d{0,9}$/.test(values.timeout)) bad(`--timeout must be a whole number of milliseconds, got '${values.timeout}'`);
   if (values.retries !== undefined && !/^\d{1,3}$/.test(values.retries)) bad(`--retries must be a whole number in [0, 999], got '${values.retries}'`);
   if (values.resume === true && values.out === undefined) bad('--resume needs --out: the file whose rows to keep');
+  if (values['max-memory'] !== undefined && !/^[1-9]\d{1,5}$/.test(values['max-memory'])) bad(`--max-memory must be a whole number of MiB in [10, 999999], got '${values['max-memory']}'`);
   if (values.shard === 'auto') {
     const { detectShard } = await import('./sweep.ts');
     shard = detectShard(process.env);
@@ -216,6 +219,7 @@ async function sweepCommand(args: string[]): Promise<number> {
     ...(values.timeout === undefined ? {} : { timeout: Number(values.timeout) }),
     ...(values.retries === undefined ? {} : { retries: Number(values.retries) }),
     ...(values.resume === true ? { resume: true } : {}),
+    ...(values['max-memory'] === undefined ? {} : { maxMemoryMb: Number(values['max-memory']) }),
     // The bar only on a terminal: piped stderr (CI logs) gets no redraw noise.
     progress: values['no-progress'] !== true && process.stderr.isTTY === true,
   });

@@ -30,6 +30,8 @@ export interface SweepOptions {
   readonly retries?: number;
   /** Skip the jobs whose successful rows are already in `out`, and append. */
   readonly resume?: boolean;
+  /** Heap limit of each worker, MiB (default 2048): a job past it fails as out of memory. */
+  readonly maxMemoryMb?: number;
 }
 
 /** One job's row: its parameters, what it returned (or its error), the findings its machines ended with. */
@@ -199,7 +201,7 @@ export async function sweep(opts: SweepOptions): Promise<SweepRow[]> {
     let current: Job | null = null;
     let timer: NodeJS.Timeout | null = null;
     const start = (): void => {
-      const worker = new Worker(workerUrl, { workerData: { file }, resourceLimits: { maxOldGenerationSizeMb: 2048 } });
+      const worker = new Worker(workerUrl, { workerData: { file }, resourceLimits: { maxOldGenerationSizeMb: opts.maxMemoryMb ?? 2048 } });
       live.add(worker);
       let settled = false;
       let ready = false;

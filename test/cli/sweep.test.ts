@@ -116,6 +116,18 @@ describe('dmasim sweep: a pool that survives its jobs, streamed and resumable ro
     expect(rows.every((x) => x.of === 4)).toBe(true);
   }, 60_000);
 
+  it('a job that runs out of memory is an error row; the finished rows are kept', async () => {
+    const { file } = await scenarioDir(`export default ({ seed }: { seed: number }) => {
+  if (seed === 2) { const hog: number[][] = []; for (;;) hog.push(new Array(1e6).fill(seed)); }
+  return { v: seed };
+};
+`);
+    const r = await cli(['sweep', file, '--seeds', '1..3', '--workers', '1', '--max-memory', '64']);
+    expect(r.status).toBe(1);
+    const rows = parse(r.stdout).sort((a, b) => a.index - b.index);
+    expect(rows.map((x) => x.result?.v ?? x.error)).toEqual([1, expect.stringMatching(/out of memory|crashed|exited/i), 3]);
+  }, 60_000);
+
   it('--retries runs a failed job again; a job that keeps failing keeps its error row', async () => {
     const { dir, file } = await scenarioDir('');
     const { writeFileSync } = await import('node:fs');
