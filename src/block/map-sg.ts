@@ -12,7 +12,7 @@ import { PAGE_SIZE } from '../mm/constants.ts';
 import { Scatterlist, sg_mark_end, sg_next, sg_set_page, sg_unmark_end } from '../scatterlist/entry.ts';
 import { bvec_phys, type Bio, type Bvec } from './bio.ts';
 import { get_max_segment_size, type QueueLimits } from './limits.ts';
-import { blk_rq_nr_phys_segments, Request } from './request.ts';
+import { blk_rq_nr_phys_segments, Request, RequestQueue } from './request.ts';
 
 /** biovec_phys_mergeable: contiguous, and the start of the first and the end of the second in one boundary window. */
 function physMergeable(lim: QueueLimits, a: number, aLen: number, b: number, bLen: number): boolean {
@@ -56,7 +56,19 @@ function* physRanges(rq: Request): Generator<{ paddr: number; len: number }> {
  * sg_alloc_table(sgt, blk_rq_nr_phys_segments(rq), GFP_ATOMIC);
  * const nents = blk_rq_map_sg(rq, sgt.sgl!);
  */
-export function blk_rq_map_sg(rq: Request, sglist: Scatterlist): number {
+export function blk_rq_map_sg(rq: Request, sglist: Scatterlist): number;
+/** The pre-6.15 form, blk_rq_map_sg(q, rq, sglist): the same mapping (the queue is the request's). */
+export function blk_rq_map_sg(q: RequestQueue, rq: Request, sglist: Scatterlist): number;
+export function blk_rq_map_sg(a: Request | RequestQueue, b: Scatterlist | Request, c?: Scatterlist): number {
+  if (a instanceof RequestQueue) {
+    if (!(b instanceof Request)) throw new KernelError(EINVAL, 'blk_rq_map_sg', 'expected a Request', 'rq');
+    if (b.q !== a) throw new KernelError(EINVAL, 'blk_rq_map_sg', 'the request belongs to another queue', 'q');
+    return mapSg(b, c as Scatterlist);
+  }
+  return mapSg(a, b as Scatterlist);
+}
+
+function mapSg(rq: Request, sglist: Scatterlist): number {
   if (!(rq instanceof Request)) throw new KernelError(EINVAL, 'blk_rq_map_sg', 'expected a Request', 'rq');
   if (!(sglist instanceof Scatterlist)) throw new KernelError(EINVAL, 'blk_rq_map_sg', 'expected a scatterlist', 'sglist');
   if (sglist.arena.ctx !== rq.q.ctx) throw new KernelError(EINVAL, 'blk_rq_map_sg', 'the scatterlist belongs to another machine than the request', 'sglist');

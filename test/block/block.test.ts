@@ -184,3 +184,13 @@ it('bio_add_user_buffer on a bio that fills up: -EINVAL, the bio as it was, noth
   expect(bio.size).toBe(512);
   expect(m.mm.pinnedPages().size).toBe(0);
 });
+
+it('blk_rq_map_sg also takes the pre-6.15 (q, rq, sglist) form; another queue is EINVAL', () => {
+  const m = machine();
+  const q = queue(m);
+  const rq = submitOne(q, bioOf(m, [[10, 0, P], [11, 0, P]]));
+  const sgt = new SgTable(m);
+  sg_alloc_table(sgt, 2, GFP_KERNEL);
+  expect(blk_rq_map_sg(q, rq, sgt.sgl as Scatterlist)).toBe(1);
+  expect(() => blk_rq_map_sg(queue(m), rq, sgt.sgl as Scatterlist)).toThrow(expect.objectContaining({ errno: EINVAL, arg: 'q' }) as Error);
+});
