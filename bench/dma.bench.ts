@@ -8,7 +8,7 @@
  *   (IOVA allocation, page-table writes, merging).
  */
 import {
-  DMA_BIDIRECTIONAL, DMA_TO_DEVICE, GFP_KERNEL, Machine, SGTable, SgTable, VVec, dma_map_page_attrs, dma_map_sgtable, dma_sync_sgtable_for_cpu, dma_unmap_page_attrs,
+  DMA_BIDIRECTIONAL, DMA_TO_DEVICE, GFP_KERNEL, Machine, SGTable, SgTable, VVec, dma_map_page_attrs, dma_mapping_error, dma_map_sgtable, dma_sync_sgtable_for_cpu, dma_unmap_page_attrs,
   dma_unmap_sgtable, for_each_sgtable_dma_sg, sg_alloc_table_from_pages_segment, sg_free_table, type Core, type Device,
 } from '../src/index.ts';
 import { median, type BenchResult } from './util.ts';
@@ -114,8 +114,9 @@ function sgtableEndToEnd(mode: 'strict' | 'lazy'): BenchResult[] {
 }
 
 /** The same 100,000 map+unmap pairs of one page through dma-iommu, strict vs lazy: time and IOTLB work. */
-function strictVsLazy(mode: 'strict' | 'lazy'): BenchResult[] {
-  const m = new Machine({ memory: '8G', iommu: { mode }, dmaDebug: false });
+function strictVsLazy(mode: 'strict' | 'lazy', checks: boolean): BenchResult[] {
+  // With checks: dma-debug and the driver-test ledger with its access checks; without: neither.
+  const m = new Machine({ memory: '8G', iommu: { mode }, dmaDebug: checks, accessChecks: checks });
   const dev = boundDevice(m);
   const n = 100_000;
   const pfn = m.mm.alloc_pages(GFP_KERNEL, 0)!;
@@ -123,6 +124,7 @@ function strictVsLazy(mode: 'strict' | 'lazy'): BenchResult[] {
   for (let i = 0; i < 20_000; i++) {
     // Warm-up: the JIT needs tens of thousands of calls before this path is compiled.
     const a = dma_map_page_attrs(dev, pfn, 0, 4096, DMA_TO_DEVICE, 0);
+    dma_mapping_error(dev, a);
     dma_unmap_page_attrs(dev, a, 4096, DMA_TO_DEVICE, 0);
     m.clock.advance(1000);
   }
@@ -131,6 +133,7 @@ function strictVsLazy(mode: 'strict' | 'lazy'): BenchResult[] {
   const t0 = now();
   for (let i = 0; i < n; i++) {
     const a = dma_map_page_attrs(dev, pfn, 0, 4096, DMA_TO_DEVICE, 0);
+    dma_mapping_error(dev, a); // as a driver must (dma-debug reports an unchecked mapping)
     dma_unmap_page_attrs(dev, a, 4096, DMA_TO_DEVICE, 0);
     m.clock.advance(1000); // 1 µs between I/Os
   }
@@ -138,7 +141,7 @@ function strictVsLazy(mode: 'strict' | 'lazy'): BenchResult[] {
   m.clock.advance(20e6);
   const syncs = domain.paging!.syncs - syncs0;
   const flushes = domain.paging!.flushAlls - flushes0;
-  return [{ name: `dma_map_page + dma_unmap_page, IOMMU ${mode}`, value: t, unit: 'ns/pair', note: `${n} pairs: ${syncs} IOTLB range syncs, ${flushes} full flushes` }];
+  return [{ name: `dma_map_page + dma_mapping_error + dma_unmap_page, IOMMU ${mode}, checks ${checks ? 'on' : 'off'}`, value: t, unit: 'ns/pair', target: checks ? 150 : 80, note: `${n} pairs: ${syncs} IOTLB range syncs, ${flushes} full flushes` }];
 }
 
 /**
@@ -183,7 +186,9 @@ export function benchDma(): BenchResult[] {
   out.push(...streaming('swiotlb=force', { memory: '8G', swiotlb: { force: true } }, 256));
   out.push(...sgtableEndToEnd('lazy'));
   out.push(...sgtableEndToEnd('strict'));
-  out.push(...strictVsLazy('strict'));
-  out.push(...strictVsLazy('lazy'));
+  for (const checks of [true, false]) {
+    out.push(...strictVsLazy('strict', checks));
+    out.push(...strictVsLazy('lazy', checks));
+  }
   return out;
 }
