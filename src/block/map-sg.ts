@@ -59,13 +59,13 @@ function* physRanges(rq: Request): Generator<{ paddr: number; len: number }> {
 export function blk_rq_map_sg(rq: Request, sglist: Scatterlist): number;
 /** The pre-6.15 form, blk_rq_map_sg(q, rq, sglist): the same mapping (the queue is the request's). */
 export function blk_rq_map_sg(q: RequestQueue, rq: Request, sglist: Scatterlist): number;
-export function blk_rq_map_sg(a: Request | RequestQueue, b: Scatterlist | Request, c?: Scatterlist): number {
-  if (a instanceof RequestQueue) {
-    if (!(b instanceof Request)) throw new KernelError(EINVAL, 'blk_rq_map_sg', 'expected a Request', 'rq');
-    if (b.q !== a) throw new KernelError(EINVAL, 'blk_rq_map_sg', 'the request belongs to another queue', 'q');
-    return mapSg(b, c as Scatterlist);
+export function blk_rq_map_sg(rq: Request | RequestQueue, sglist: Scatterlist | Request, sglistOfOldForm?: Scatterlist): number {
+  if (rq instanceof RequestQueue) {
+    if (!(sglist instanceof Request)) throw new KernelError(EINVAL, 'blk_rq_map_sg', 'expected a Request', 'rq');
+    if (sglist.q !== rq) throw new KernelError(EINVAL, 'blk_rq_map_sg', 'the request belongs to another queue', 'q');
+    return mapSg(sglist, sglistOfOldForm as Scatterlist);
   }
-  return mapSg(a, b as Scatterlist);
+  return mapSg(rq, sglist as Scatterlist);
 }
 
 function mapSg(rq: Request, sglist: Scatterlist): number {
