@@ -23,6 +23,8 @@ export interface PhysMemory {
   readPhysInto(phys: number, dst: Uint8Array, dstOff: number, len: number): void;
   writePhys(phys: number, src: Uint8Array, srcOff: number, len: number): void;
   fillPhys(phys: number, len: number, value: number): void;
+  /** Copy between two disjoint physical ranges without a buffer in between (optional). */
+  copyPhys?(dst: number, src: number, len: number): void;
 }
 
 /**
@@ -149,9 +151,36 @@ export class PhysContents implements PhysMemory {
     this.fill(phys, len, value);
   }
 
-  /** Copy `len` bytes from physical `src` to physical `dst` (memmove semantics for disjoint ranges). */
+  /**
+   * Copy `len` bytes from physical `src` to physical `dst` (disjoint ranges), page piece to page
+   * piece with no intermediate buffer (a swiotlb bounce was a read into scratch and a write back).
+   */
   copy(dst: number, src: number, len: number): void {
-    const tmp = this.read(src, len);
-    this.write(dst, tmp);
+    checkSpan(dst, len, 'PhysContents.copy');
+    checkSpan(src, len, 'PhysContents.copy');
+    const pages = this.#pages;
+    let done = 0;
+    while (done < len) {
+      const s = src + done;
+      const d = dst + done;
+      const sPfn = Math.floor(s / PAGE_SIZE);
+      const dPfn = Math.floor(d / PAGE_SIZE);
+      const sOff = s - sPfn * PAGE_SIZE;
+      const dOff = d - dPfn * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - sOff, PAGE_SIZE - dOff, len - done);
+      const from = pages.get(sPfn);
+      if (from === undefined) {
+        // Zeros: nothing to write where nothing was written.
+        const to = pages.get(dPfn);
+        if (to !== undefined) to.fill(0, dOff, dOff + n);
+      } else {
+        this.pageForWrite(dPfn).set(n === PAGE_SIZE ? from : from.subarray(sOff, sOff + n), dOff);
+      }
+      done += n;
+    }
+  }
+
+  copyPhys(dst: number, src: number, len: number): void {
+    this.copy(dst, src, len);
   }
 }

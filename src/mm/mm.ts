@@ -448,6 +448,11 @@ export class Mm implements PhysMemory {
       this.#checkRam(phys, len, 'fillPhys');
       this.contents.fill(phys, len, value);
     },
+    copyPhys: (dst, src, len) => {
+      this.#checkRam(src, len, 'copyPhys');
+      this.#checkRam(dst, len, 'copyPhys');
+      this.contents.copy(dst, src, len);
+    },
   };
 
   /** Read bytes at a physical address (crossing pages is fine). Holes are EFAULT. A CPU access. */

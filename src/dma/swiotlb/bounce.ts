@@ -17,6 +17,8 @@ export interface SwiotlbMemory {
   readPhysInto(phys: number, dst: Uint8Array, dstOff: number, len: number): void;
   writePhys(phys: number, src: Uint8Array, srcOff: number, len: number): void;
   fillPhys?(phys: number, len: number, value: number): void;
+  /** With it, a bounce is one copy, not a read into scratch and a write back. */
+  copyPhys?(dst: number, src: number, len: number): void;
 }
 
 /** Largest piece copied at once: a huge misuse copy fails in the memory model, not in a host allocation. */
@@ -70,6 +72,11 @@ export function swiotlbBounce(ctx: BounceContext, tlbAddr: number, size: number,
   }
   const src = toDevice ? origAddr : tlbAddr;
   const dst = toDevice ? tlbAddr : origAddr;
+  const memory = ctx.memory;
+  if (memory.copyPhys !== undefined) {
+    if (len > 0) memory.copyPhys(dst, src, len);
+    return;
+  }
   const buf = ctx.scratch;
   for (let done = 0; done < len;) {
     const n = Math.min(CHUNK, len - done);
