@@ -192,10 +192,19 @@ export class Iommu {
   //   groups of the devices probed under it (one entry unless two buses reuse a name).
   readonly #groupOf = new WeakMap<IommuClient, IommuGroup>();
   readonly #byName = new Map<string, IommuGroup[]>();
-  // INVARIANT: #unmaps is a ring of the last UNMAP_HISTORY unmaps; #unmapNext is where the next one
-  //   goes (a splice of the array on every unmap cost ~2.5 us per dma_unmap_page, bench/dma).
-  readonly #unmaps: Array<UnmapRecord | undefined> = new Array<UnmapRecord | undefined>(UNMAP_HISTORY).fill(undefined);
+  // INVARIANT: the #u* arrays are a ring of the last UNMAP_HISTORY unmaps, one field per array
+  //   (no object per unmap: it was garbage on every dma_unmap_*; map+unmap pair, standalone loop:
+  //   559 -> 537 ns with checks, 424 -> 388 without); #unmapNext is where the next one goes,
+  //   #unmapCount how many are held.
+  readonly #uDevice: string[] = new Array<string>(UNMAP_HISTORY).fill('');
+  readonly #uVia: string[] = new Array<string>(UNMAP_HISTORY).fill('');
+  readonly #uDomain = new Float64Array(UNMAP_HISTORY);
+  readonly #uIova = new Float64Array(UNMAP_HISTORY);
+  readonly #uSize = new Float64Array(UNMAP_HISTORY);
+  readonly #uTime = new Float64Array(UNMAP_HISTORY);
+  readonly #uLazy = new Uint8Array(UNMAP_HISTORY);
   #unmapNext = 0;
+  #unmapCount = 0;
   readonly tableAlloc: TablePageAllocator;
   /** The machine's event trace, if it records one. */
   trace: Trace | null = null;
@@ -412,26 +421,42 @@ export class Iommu {
 
   /** Remember an unmap for the use-after-unmap detector. */
   recordUnmap(rec: UnmapRecord): void {
-    this.#unmaps[this.#unmapNext] = rec;
-    this.#unmapNext = (this.#unmapNext + 1) % UNMAP_HISTORY;
+    this.noteUnmap(rec.device, rec.domain, rec.iova, rec.size, rec.time, rec.via, rec.lazy);
+  }
+
+  /** @internal recordUnmap without a record object (the DMA API's unmap paths). */
+  noteUnmap(device: string, domain: number, iova: number, size: number, time: number, via: string, lazy: boolean): void {
+    const k = this.#unmapNext;
+    this.#uDevice[k] = device;
+    this.#uDomain[k] = domain;
+    this.#uIova[k] = iova;
+    this.#uSize[k] = size;
+    this.#uTime[k] = time;
+    this.#uVia[k] = via;
+    this.#uLazy[k] = lazy ? 1 : 0;
+    this.#unmapNext = (k + 1) % UNMAP_HISTORY;
+    if (this.#unmapCount < UNMAP_HISTORY) this.#unmapCount++;
+  }
+
+  #unmapAt(k: number): UnmapRecord {
+    return {
+      device: this.#uDevice[k] as string, domain: this.#uDomain[k] as number, iova: this.#uIova[k] as number, size: this.#uSize[k] as number,
+      time: this.#uTime[k] as number, via: this.#uVia[k] as string, lazy: this.#uLazy[k] === 1,
+    };
   }
 
   /** The remembered unmaps, oldest first. */
   get unmaps(): UnmapRecord[] {
     const out: UnmapRecord[] = [];
-    for (let k = 0; k < UNMAP_HISTORY; k++) {
-      const u = this.#unmaps[(this.#unmapNext + k) % UNMAP_HISTORY];
-      if (u !== undefined) out.push(u);
-    }
+    for (let k = this.#unmapCount; k >= 1; k--) out.push(this.#unmapAt((this.#unmapNext - k + UNMAP_HISTORY) % UNMAP_HISTORY));
     return out;
   }
 
   /** The most recent unmap of `domain` covering `iova`, if remembered. */
   unmapCovering(domain: number, iova: number): UnmapRecord | undefined {
-    for (let k = 1; k <= UNMAP_HISTORY; k++) {
-      const u = this.#unmaps[(this.#unmapNext - k + UNMAP_HISTORY) % UNMAP_HISTORY];
-      if (u === undefined) return undefined;
-      if (u.domain === domain && iova >= u.iova && iova < u.iova + u.size) return u;
+    for (let k = 1; k <= this.#unmapCount; k++) {
+      const i = (this.#unmapNext - k + UNMAP_HISTORY) % UNMAP_HISTORY;
+      if (this.#uDomain[i] === domain && iova >= (this.#uIova[i] as number) && iova < (this.#uIova[i] as number) + (this.#uSize[i] as number)) return this.#unmapAt(i);
     }
     return undefined;
   }

@@ -144,7 +144,7 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
     gather.queued = domain.fq !== null;
     const unmapped = iommu_unmap_fast(paging, start, len, gather);
     if (unmapped !== len) dev.host.ctx.klog.warn('__iommu_dma_unmap', `WARN_ON(unmapped != size): unmapped ${unmapped} of ${len} at 0x${start.toString(16)}`);
-    iommu.recordUnmap({ device: dev.name, domain: domain.id, iova: start, size: len, time: dev.host.ctx.clock.now, via, lazy: domain.fq !== null });
+    iommu.noteUnmap(dev.name, domain.id, start, len, dev.host.ctx.clock.now, via, domain.fq !== null);
     if (domain.fq !== null) {
       domain.fq.queue(start / granule, len / granule, gather.freelist.length === 0 ? NO_PAGES : gather.freelist.splice(0), cpu());
     } else {
