@@ -16,7 +16,7 @@ export const REQ_OP_READ = 0;
 /** REQ_OP_WRITE: the device reads memory. */
 export const REQ_OP_WRITE = 1;
 
-/** struct bio_vec: `len` bytes at byte `offset` of page frame `page` (offset < PAGE_SIZE; len may span pages). */
+/** struct bio_vec: `len` bytes at byte `offset` from page frame `page` (the offset may pass PAGE_SIZE, as bv_offset may; len may span pages). */
 export interface Bvec { page: number; offset: number; len: number }
 
 /** Physical address of a bvec's first byte (bvec_phys). */
@@ -66,9 +66,9 @@ export function bio_add_page(bio: Bio, page: number, len: number, off: number): 
   }
   if (len === 0 || off + len > 2 ** 32) throw new KernelError(EINVAL, 'bio_add_page', `a piece of ${len} bytes at offset ${off}`, 'len');
   if (bio.size > 0xffffffff - len) return 0;
-  // bio_add_folio style normalisation: the offset stays inside the first page.
-  const pg = page + Math.floor(off / PAGE_SIZE);
-  const o = off % PAGE_SIZE;
+  // The offset is kept as given, as bv_offset is (dma_alignment and the fast path see it raw).
+  const pg = page;
+  const o = off;
   const last = bio.vecs[bio.vecs.length - 1];
   if (last !== undefined && bvec_phys(last) + last.len === pg * PAGE_SIZE + o) {
     last.len += len;
@@ -92,6 +92,8 @@ export function bio_add_page(bio: Bio, page: number, len: number, off: number): 
 export function bio_add_user_buffer(bio: Bio, user: UserMm, addr: number, len: number): number {
   if (!(bio instanceof Bio)) throw new KernelError(EINVAL, 'bio_add_user_buffer', 'expected a Bio', 'bio');
   if (bio.pinnedFrom !== null && bio.pinnedFrom !== user) return -EINVAL;
+  if (typeof len !== 'number' || !Number.isSafeInteger(len) || len < 0) throw new KernelError(EINVAL, 'bio_add_user_buffer', `expected a length, got ${String(len)}`, 'len');
+  if (len === 0) return 0;
   const first = Math.floor(addr / PAGE_SIZE);
   const n = Math.ceil((addr + len) / PAGE_SIZE) - first;
   const pages: number[] = [];
@@ -107,6 +109,7 @@ export function bio_add_user_buffer(bio: Bio, user: UserMm, addr: number, len: n
   for (let i = 0; i < n; i++) {
     const off = at % PAGE_SIZE;
     const chunk = Math.min(PAGE_SIZE - off, addr + len - at);
+    const vecsBefore = bio.vecs.length;
     if (bio_add_page(bio, pages[i] as number, chunk, off) !== chunk) {
       bio.vecs.length = before.vecs;
       const last = bio.vecs[before.vecs - 1];
@@ -116,6 +119,9 @@ export function bio_add_user_buffer(bio: Bio, user: UserMm, addr: number, len: n
       unpin_user_pages_dirty_lock(user, pages, n, false);
       return -EINVAL;
     }
+    // The first page, entered mid-page, merged into the bvec that already holds it: that page is
+    // pinned once for the bio already (the kernel's unpin_user_folio(folio, 1) here).
+    if (i === 0 && off !== 0 && bio.vecs.length === vecsBefore) unpin_user_pages_dirty_lock(user, [pages[0] as number], 1, false);
     at += chunk;
   }
   return 0;
@@ -131,8 +137,9 @@ export function bio_release_pages(bio: Bio, mark_dirty: boolean): void {
   if (user === null) return;
   const pages: number[] = [];
   for (const v of bio.vecs) {
-    const n = Math.ceil((v.offset + v.len) / PAGE_SIZE);
-    for (let i = 0; i < n; i++) pages.push(v.page + i);
+    const first = v.page + Math.floor(v.offset / PAGE_SIZE);
+    const last = v.page + Math.ceil((v.offset + v.len) / PAGE_SIZE) - 1;
+    for (let p = first; p <= last; p++) pages.push(p);
   }
   unpin_user_pages_dirty_lock(user, pages, pages.length, mark_dirty);
   bio.pinnedFrom = null;

@@ -9,7 +9,7 @@ import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import { checkContext, checkObject } from '../core/args.ts';
 import { Bio, bvec_phys, type Bvec } from './bio.ts';
-import { blk_validate_limits, get_max_segment_size, SECTOR_SHIFT, type QueueLimits } from './limits.ts';
+import { blk_validate_limits, get_max_segment_size, SECTOR_SIZE, type QueueLimits } from './limits.ts';
 
 /**
  * A request queue: validated limits on one machine.
@@ -68,11 +68,17 @@ export function blk_rq_nr_phys_segments(rq: Request): number {
   return rq.special !== null ? 1 : rq.nr_phys_segments;
 }
 
+/** `v & mask` for a bvec offset or length (below 2^33) and a mask up to ULONG_MAX (2^64 here). */
+function andMask(v: number, mask: number): number {
+  if (mask >= 2 ** 32 - 1) return mask >= 2 ** 53 - 1 ? v : v % (mask + 1);
+  return (v & mask) >>> 0;
+}
+
 /** __bvec_gap_to_prev: would `next` (starting at offset) leave a gap at a virt boundary after `prv`? */
 function gapToPrev(lim: QueueLimits, prv: Bvec, offset: number): boolean {
   const m = lim.virt_boundary_mask;
   if (m === 0) return false;
-  return (offset & m) !== 0 || ((prv.offset + prv.len) & m) !== 0;
+  return andMask(offset, m) !== 0 || andMask(prv.offset + prv.len, m) !== 0;
 }
 
 /** bvec_split_segs: count segments of `bv` (cut at boundaries and max_segment_size) within the budgets; true: must split in or before it. */
@@ -85,7 +91,7 @@ function splitSegs(lim: QueueLimits, bv: Bvec, st: { nsegs: number; bytes: numbe
     st.nsegs++;
     total += seg;
     len -= seg;
-    if (lim.virt_boundary_mask !== 0 && ((bv.offset + total) & lim.virt_boundary_mask) !== 0) break;
+    if (lim.virt_boundary_mask !== 0 && andMask(bv.offset + total, lim.virt_boundary_mask) !== 0) break;
   }
   st.bytes += total;
   return len > 0 || bv.len > maxLen;
@@ -110,7 +116,7 @@ export function bio_split_rw_at(bio: Bio, lim: QueueLimits, max_bytes: number): 
   let prev: Bvec | null = null;
   let split = false;
   for (const bv of bio.vecs) {
-    if ((bv.offset & lim.dma_alignment) !== 0 || (bv.len & lim.dma_alignment) !== 0) return { sectors: -EINVAL, nsegs: 0 };
+    if (andMask(bv.offset, lim.dma_alignment) !== 0 || andMask(bv.len, lim.dma_alignment) !== 0) return { sectors: -EINVAL, nsegs: 0 };
     if (prev !== null && gapToPrev(lim, prev, bv.offset)) { split = true; break; }
     if (st.nsegs < lim.max_segments && st.bytes + bv.len <= max_bytes && bv.offset + bv.len <= lim.max_fast_segment_size) {
       st.nsegs++;
@@ -124,7 +130,7 @@ export function bio_split_rw_at(bio: Bio, lim: QueueLimits, max_bytes: number): 
   if (!split) return { sectors: 0, nsegs: st.nsegs };
   const bytes = Math.floor(st.bytes / lim.logical_block_size) * lim.logical_block_size;
   if (bytes === 0) return { sectors: -EINVAL, nsegs: st.nsegs };
-  return { sectors: bytes >> SECTOR_SHIFT, nsegs: st.nsegs };
+  return { sectors: Math.floor(bytes / SECTOR_SIZE), nsegs: st.nsegs };
 }
 
 /** bio_may_need_split: false for a single bvec the fast path takes whole (no checks at all, as the kernel). */
@@ -146,15 +152,29 @@ function splitFront(bio: Bio, bytes: number): Bio {
       left -= v.len;
     } else {
       front.vecs.push({ page: v.page, offset: v.offset, len: left });
-      const at = v.offset + left;
-      bio.vecs[0] = { page: v.page + Math.floor(at / 4096), offset: at % 4096, len: v.len - left };
+      // The remainder keeps the raw bvec's page with the offset advanced (bv_offset + bi_bvec_done),
+      // so the fast path and the alignment check see it as the kernel does.
+      bio.vecs[0] = { page: v.page, offset: v.offset + left, len: v.len - left };
       left = 0;
     }
   }
   front.size = bytes;
   bio.size -= bytes;
-  bio.sector += bytes >> SECTOR_SHIFT;
+  bio.sector += Math.floor(bytes / SECTOR_SIZE);
   return front;
+}
+
+/**
+ * get_max_io_size: the most sectors a request from `sector` may hold: max_sectors, ending on a
+ * physical-block boundary when that leaves something, else max_sectors rounded down to the
+ * logical block.
+ */
+function maxIoSectors(sector: number, lim: QueueLimits): number {
+  const pbs = lim.physical_block_size / SECTOR_SIZE;
+  const lbs = lim.logical_block_size / SECTOR_SIZE;
+  const start = sector % pbs;
+  const end = Math.floor((start + lim.max_sectors) / pbs) * pbs;
+  return end > start ? end - start : Math.floor(lim.max_sectors / lbs) * lbs;
 }
 
 /**
@@ -180,13 +200,13 @@ export function blk_submit_bio(q: RequestQueue, bio: Bio): Request[] | number {
       out.push(new Request(q, rest, 1));
       return out;
     }
-    const { sectors, nsegs } = bio_split_rw_at(rest, lim, lim.max_sectors << SECTOR_SHIFT);
+    const { sectors, nsegs } = bio_split_rw_at(rest, lim, maxIoSectors(rest.sector, lim) * SECTOR_SIZE);
     if (sectors < 0) return sectors;
     if (sectors === 0) {
       out.push(new Request(q, rest, nsegs));
       return out;
     }
-    const front = splitFront(rest, sectors << SECTOR_SHIFT);
+    const front = splitFront(rest, sectors * SECTOR_SIZE);
     out.push(new Request(q, front, nsegs));
   }
 }

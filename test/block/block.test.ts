@@ -194,3 +194,51 @@ it('blk_rq_map_sg also takes the pre-6.15 (q, rq, sglist) form; another queue is
   expect(blk_rq_map_sg(q, rq, sgt.sgl as Scatterlist)).toBe(1);
   expect(() => blk_rq_map_sg(queue(m), rq, sgt.sgl as Scatterlist)).toThrow(expect.objectContaining({ errno: EINVAL, arg: 'q' }) as Error);
 });
+
+describe('review fixes (each case a planted difference from the kernel)', () => {
+  it('get_max_io_size: a request ends on a physical-block boundary', () => {
+    const m = machine();
+    const q = queue(m, { physical_block_size: 4096 });
+    const pieces = Array.from({ length: 32 }, (_, i) => [2000 + i, 0, P] as [number, number, number]);
+    expect((blk_submit_bio(q, bioOf(m, pieces)) as Request[]).map((r) => r.bytes)).toEqual([126976, 4096]);
+  });
+
+  it('a split remainder goes through the slow path: its advanced offset fails dma_alignment', () => {
+    const m = machine();
+    const q = queue(m, { dma_alignment: 4095 });
+    const pieces = Array.from({ length: 32 }, (_, i) => [2000 + i, 0, P] as [number, number, number]);
+    expect(blk_submit_bio(q, bioOf(m, pieces))).toBe(-EINVAL);
+  });
+
+  it('bv_offset is kept raw: 512 bytes at offset 4097 fail dma_alignment, as in the kernel', () => {
+    const m = machine();
+    const bio = new Bio(m, REQ_OP_WRITE);
+    bio_add_page(bio, 10, 512, 4097);
+    expect(blk_submit_bio(queue(m), bio)).toBe(-EINVAL);
+  });
+
+  it('split points past 2 GiB and a ULONG_MAX virt boundary are exact (no 32-bit cut)', () => {
+    const m = machine();
+    const lim = { ...blankLimits(), virt_boundary_mask: 4095, max_segments: 1 };
+    blk_validate_limits(m, lim);
+    const bio = new Bio(m, REQ_OP_WRITE);
+    bio_add_page(bio, 0, 3 * 2 ** 30, 0);
+    bio_add_page(bio, 2 ** 20, P, 0);
+    expect(bio_split_rw_at(bio, lim, 0xffffffff).sectors).toBe(6291456);
+    const q = queue(m, { virt_boundary_mask: 2 ** 64 });
+    expect((blk_submit_bio(q, bioOf(m, [[10, 512, 512], [20, 0, 512]])) as Request[]).length).toBe(2);
+  });
+
+  it('two user buffers sharing a page: one pin per page for the bio, none left after release', () => {
+    const m = machine();
+    const buf = m.user.mmap(P, { populate: true });
+    const bio = new Bio(m, REQ_OP_READ);
+    expect(bio_add_user_buffer(bio, m.user, buf, 512)).toBe(0);
+    expect(bio_add_user_buffer(bio, m.user, buf + 512, 512)).toBe(0);
+    expect(bio.vecs).toHaveLength(1);
+    bio_release_pages(bio, false);
+    expect(m.mm.pinnedPages().size).toBe(0);
+    expect(bio_add_user_buffer(bio, m.user, buf + 100, 0)).toBe(0);
+    expect(m.mm.pinnedPages().size).toBe(0);
+  });
+});
