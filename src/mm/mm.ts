@@ -202,11 +202,13 @@ export class Mm implements PhysMemory {
   __free_pages(pfn: number, order: number): void {
     checkInt(pfn, '__free_pages', 'pfn', 0, this.maxPfn - 1);
     checkInt(order, '__free_pages', 'order', 0, MAX_PAGE_ORDER);
-    if (this.#pins.size > 0) this.#checkNotPinned(pfn, 2 ** order, '__free_pages');
     const have = this.meta.headOrder(pfn);
     if (have < 0) throw new KernelBug('__free_pages', `Bad page state: pfn:0x${pfn.toString(16)} is not an allocated page (double free?)`);
     if (have !== order) throw new KernelBug('__free_pages', `Bad page state: pfn:0x${pfn.toString(16)} freed with order ${order}, allocated with order ${have}`);
     const rc = this.meta.refcountOf(pfn) - 1;
+    // A pin holds references of its own (GUP_PIN_COUNTING_BIAS): dropping another reference is
+    // fine; the page may not go back to the allocator while pinned.
+    if (rc === 0 && this.#pins.size > 0) this.#checkNotPinned(pfn, 2 ** order, '__free_pages');
     this.meta.setRefcount(pfn, rc);
     if (rc > 0) return;
     this.#release(pfn, order);

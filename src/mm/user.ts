@@ -168,6 +168,13 @@ export class UserMm {
     return this.#fault(vma, addr);
   }
 
+  /** The pfn already backing `addr` (no fault), or -EFAULT: unmapped, not yet touched, or not writable for a write. */
+  presentPfn(addr: number, write: boolean, force = false): number {
+    const vma = this.#vmas.find((v) => addr >= v.start && addr < v.end);
+    if (vma === undefined || (write && !vma.write && !force)) return -EFAULT;
+    return vma.pfn.get(Math.floor((addr - vma.start) / PAGE_SIZE)) ?? -EFAULT;
+  }
+
   /** The mapping holding `addr`, as [start, end), or undefined. */
   mappingAt(addr: number): { readonly start: number; readonly end: number; readonly huge: boolean } | undefined {
     const v = this.#vmas.find((x) => addr >= x.start && addr < x.end);
@@ -245,7 +252,6 @@ export function pin_user_pages_fast(user: UserMm, start: number, nr_pages: numbe
   checkNum(start, fn, 'start');
   checkNum(nr_pages, fn, 'nr_pages');
   if (typeof gup_flags !== 'number' || !Number.isInteger(gup_flags) || gup_flags < 0 || gup_flags > 0xffffffff) throw new KernelError(EINVAL, fn, `expected FOLL_* flags, got ${String(gup_flags)}`, 'gup_flags');
-  const out = checkPages(pages, fn);
   const klog = user.mm.ctx.klog;
   // is_valid_gup_args
   if (gup_flags & INTERNAL_GUP_FLAGS) { klog.warnOnce('gup:internal', 'is_valid_gup_args', 'WARN_ON_ONCE(to_set & INTERNAL_GUP_FLAGS)'); return -EINVAL; }
@@ -253,7 +259,9 @@ export function pin_user_pages_fast(user: UserMm, start: number, nr_pages: numbe
   if (flags & FOLL_GET) { klog.warnOnce('gup:pinget', 'is_valid_gup_args', 'WARN_ON_ONCE((gup_flags & (FOLL_PIN | FOLL_GET)) == (FOLL_PIN | FOLL_GET))'); return -EINVAL; }
   if ((flags & FOLL_LONGTERM) && (flags & FOLL_PCI_P2PDMA)) { klog.warnOnce('gup:p2p', 'is_valid_gup_args', 'WARN_ON_ONCE((gup_flags & FOLL_LONGTERM) && (gup_flags & FOLL_PCI_P2PDMA))'); return -EINVAL; }
   // gup_fast_fallback
+  if (pages === null || pages === undefined) { klog.warnOnce('gup:nopages', 'is_valid_gup_args', 'WARN_ON_ONCE((gup_flags & (FOLL_GET | FOLL_PIN)) && !pages)'); return -EINVAL; }
   if (flags & ~FAST_FLAGS) { klog.warnOnce('gup:fastflags', 'gup_fast_fallback', 'WARN_ON_ONCE(gup_flags & ~(FOLL_WRITE | FOLL_LONGTERM | FOLL_FORCE | FOLL_PIN | FOLL_GET | FOLL_FAST_ONLY | FOLL_NOFAULT | FOLL_PCI_P2PDMA | FOLL_HONOR_NUMA_FAULT))'); return -EINVAL; }
+  const out = checkPages(pages, fn);
   if (nr_pages === 0) return 0;
   user.hasPinned = true;
   const base = Math.floor(start / PAGE_SIZE) * PAGE_SIZE;
@@ -264,8 +272,8 @@ export function pin_user_pages_fast(user: UserMm, start: number, nr_pages: numbe
   const write = (flags & FOLL_WRITE) !== 0;
   let got = 0;
   for (; got < nr_pages; got++) {
-    if ((flags & FOLL_NOFAULT) && user.mappingAt(base + got * PAGE_SIZE) === undefined) break;
-    const pfn = user.faultIn(base + got * PAGE_SIZE, write, (flags & FOLL_FORCE) !== 0);
+    // FOLL_NOFAULT: only pages already present; faulting one in is refused (-EFAULT).
+    const pfn = (flags & FOLL_NOFAULT) !== 0 ? user.presentPfn(base + got * PAGE_SIZE, write, (flags & FOLL_FORCE) !== 0) : user.faultIn(base + got * PAGE_SIZE, write, (flags & FOLL_FORCE) !== 0);
     if (pfn < 0) {
       if (got === 0) return pfn;
       break;
@@ -301,17 +309,25 @@ export function unpin_user_pages_dirty_lock(user: UserMm, pages: ArrayLike<numbe
   const fn = make_dirty ? 'unpin_user_pages_dirty_lock' : 'unpin_user_pages';
   checkUser(user, fn);
   const arr = checkPages(pages, fn);
+  // A driver's error path passing pin_user_pages_fast's -errno: the kernel WARNs and does nothing.
+  if (typeof npages === 'number' && Number.isInteger(npages) && npages < 0) {
+    user.mm.ctx.klog.warn(fn, 'WARN_ON(IS_ERR_VALUE(npages))');
+    return;
+  }
   checkNum(npages, fn, 'npages');
   if (npages > arr.length) throw new KernelError(EINVAL, fn, `npages ${npages} exceeds the ${arr.length} entries`, 'npages');
   const want = new Map<number, number>();
   for (let i = 0; i < npages; i++) {
-    const p = arr[i] as number;
+    const p = arr[i] as number | null | undefined;
+    if (p === null || p === undefined) continue; // NULL entries are skipped
     want.set(p, (want.get(p) ?? 0) + 1);
   }
   for (const [p, n] of want) if (user.mm.pinsOf(p) < n) throw new KernelBug(fn, `page 0x${Number(p).toString(16)} is unpinned ${n} times but holds ${user.mm.pinsOf(p)} pins (refcount underflow)`);
   for (let i = 0; i < npages; i++) {
-    if (make_dirty) user.mm.markDirty(arr[i] as number);
-    user.mm.unpin(arr[i] as number, fn);
+    const p = arr[i] as number | null | undefined;
+    if (p === null || p === undefined) continue;
+    if (make_dirty) user.mm.markDirty(p);
+    user.mm.unpin(p, fn);
   }
 }
 

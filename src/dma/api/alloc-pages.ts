@@ -101,9 +101,11 @@ function freePages(dev: Device, size: number, page: number, dma_handle: number, 
   if (typeof dma_handle !== 'number' || !Number.isSafeInteger(dma_handle) || dma_handle < 0) throw new KernelError(EINVAL, api, `expected a DMA handle, got ${String(dma_handle)}`, 'dma_handle');
   const mm = mmOf(dev);
   const order = Math.ceil(Math.log2(Math.max(1, pageAlign(size) / PAGE_SIZE)));
-  if (mm.meta.headOrder(page) !== order) throw new KernelBug(api, `Bad page state: pfn:0x${page.toString(16)} is not a block of ${pageAlign(size)} bytes from dma_alloc_pages`);
   trace(dev, 'free', 'dma_free_pages', { size, dir, handle: dma_handle });
+  // dma-debug reports a wrong size first, as the kernel's does; freeing a block of another order
+  // would then corrupt the page allocator: nothing is freed.
   debug(dev)?.freePages(dev, page, size, dir, dma_handle);
+  if (mm.meta.headOrder(page) !== order) throw new KernelBug(api, `Bad page state: pfn:0x${page.toString(16)} is not a block of ${pageAlign(size)} bytes from dma_alloc_pages`);
   dmaOpsOf(dev).free_pages(dev, pageAlign(size), page, dma_handle, dir);
   ledgerFreeNoncoherent(ledger(dev), dev, api, dma_handle);
 }

@@ -10,10 +10,10 @@
  * link: device accesses through a linked range are checked like any mapping, an access before
  * dma_iova_sync is a finding, and links still live at unbind or at the end of a test are leaks.
  */
-import { EINVAL } from '../../core/errno.ts';
+import { EINVAL, EOPNOTSUPP } from '../../core/errno.ts';
 import { KernelBug, KernelError } from '../../core/errors.ts';
 import { Device } from '../../device/device.ts';
-import { DMA_ATTR_SKIP_CPU_SYNC } from './attrs.ts';
+import { DMA_ATTR_REQUIRE_COHERENT, DMA_ATTR_SKIP_CPU_SYNC } from './attrs.ts';
 import { checkAttrs, checkDev, checkDir, ledger, trace } from './checks.ts';
 import { dmaOpsOf, type IovaOps } from './ops.ts';
 
@@ -121,6 +121,14 @@ export function dma_iova_link(dev: Device, state: DmaIovaState, phys: number, of
   checkDir(dir, fn);
   checkAttrs(attrs, fn);
   const ops = iovaOps(dev, fn);
+  // A mapping that must stay coherent: not into a range that bounced, not for a non-coherent device.
+  if (attrs & DMA_ATTR_REQUIRE_COHERENT) {
+    if (state.usesSwiotlb) {
+      dev.host.ctx.klog.warnOnce(`dma_iova_link:coherent:${dev.name}`, fn, 'WARN_ON_ONCE(state->__size & DMA_IOVA_USE_SWIOTLB && attrs & DMA_ATTR_REQUIRE_COHERENT)');
+      return -EOPNOTSUPP;
+    }
+    if (!dev.dma_coherent) return -EOPNOTSUPP;
+  }
   const { ret, bounced } = ops.link(dev, state.addr, phys, offset, size, dir, attrs);
   if (bounced) state.usesSwiotlb = true;
   trace(dev, 'iova', fn, { addr: state.addr + offset, phys, size, dir, ret });

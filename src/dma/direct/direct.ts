@@ -140,19 +140,25 @@ export function dma_direct_all_ram_mapped(dev: Device, mm: Mm): boolean {
 export function dma_direct_alloc(dev: Device, mm: Mm, size: number, gfp: number): CoherentBuffer | null {
   if (!(dev instanceof Device)) throw notInstance(dev, Device, 'dma_direct_alloc', 'dev');
   if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'dma_direct_alloc', 'mm');
-  const mask = dev.coherent_dma_mask;
-  // dma_direct_optimal_gfp_mask: the smallest zone whose end the mask covers (zone_dma_limit is per arch).
-  const zoneGfp = mask <= mm.zoneDmaLimit - 1 ? GFP_DMA : mask <= DMA_BIT_MASK(32) ? GFP_DMA32 : 0;
+  // The device's reach: its coherent mask and the bus's limit (min_not_zero), as
+  // dma_direct_optimal_gfp_mask and dma_coherent_ok take it.
+  const mask = minNotZero(dev.coherent_dma_mask, dev.bus_dma_limit);
+  // The smallest zone whose end the reach covers (zone_dma_limit is per arch).
+  let zoneGfp = mask <= mm.zoneDmaLimit - 1 ? GFP_DMA : mask <= DMA_BIT_MASK(32) ? GFP_DMA32 : 0;
   const order = getOrder(size);
   if (dev.host.ctx.faults.shouldFail('coherent')) return null;
-  const pfn = mm.alloc_pages((gfp & ~(GFP_DMA | GFP_DMA32)) | zoneGfp | __GFP_ZERO, order, 'coherent');
-  if (pfn === null) return null;
-  const phys = pfn * PAGE_SIZE;
-  if (phys + size - 1 > mask) {
+  // __dma_direct_alloc_pages: a block the device cannot reach goes back, and the allocation is
+  // retried from ZONE_DMA32, then ZONE_DMA.
+  for (;;) {
+    const pfn = mm.alloc_pages((gfp & ~(GFP_DMA | GFP_DMA32)) | zoneGfp | __GFP_ZERO, order, 'coherent');
+    if (pfn === null) return null;
+    const phys = pfn * PAGE_SIZE;
+    if (phys + size - 1 <= mask) return { cpu_addr: mm.phys_to_virt(phys), dma_handle: phys };
     mm.__free_pages(pfn, order);
-    return null;
+    if (zoneGfp === 0 && mask < DMA_BIT_MASK(64)) zoneGfp = GFP_DMA32;
+    else if (zoneGfp === GFP_DMA32) zoneGfp = GFP_DMA;
+    else return null;
   }
-  return { cpu_addr: mm.phys_to_virt(phys), dma_handle: phys };
 }
 
 /** dma_direct_free. */

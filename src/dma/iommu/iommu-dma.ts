@@ -222,7 +222,8 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
       if (size === 0) return { ret: 0, bounced };
     }
     size -= endPad;
-    let ret = iovaLinkAligned(dev, addr + mapped, phys + mapped, size, dir, attrs);
+    // A zero-length middle maps nothing (upstream 6ec91df8aff7: no iommu_map of a 0-length region).
+    let ret = size > 0 ? iovaLinkAligned(dev, addr + mapped, phys + mapped, size, dir, attrs) : 0;
     if (ret === 0) {
       mapped += size;
       if (endPad !== 0) {
@@ -231,9 +232,9 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
       }
     }
     if (ret === 0) return { ret: 0, bounced };
-    // The kernel unwinds with dma_iova_unlink(dev, state, 0, mapped, ...): from offset 0 of the
-    // state, not from this link's offset (a quirk kept as written).
-    iovaUnlink(dev, stateAddr, 0, mapped, dir, attrs, true, false);
+    // Undo what this link mapped, from its own offset, and only if it mapped something (upstream
+    // 6ec91df8aff7 fixed an unwind from offset 0 of the state).
+    if (mapped > 0) iovaUnlink(dev, stateAddr, offset, mapped, dir, attrs, true, false);
     return { ret, bounced };
   }
 
@@ -461,7 +462,7 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
       }
       // The mapping is read-write whatever the direction (dma_info_to_prot(DMA_BIDIRECTIONAL, ...)).
       const prot = dma_info_to_prot(DMA_BIDIRECTIONAL, dev.dma_coherent, attrs);
-      const mapped = iommu_map_sg(paging, iova, scatterlistAccessor(sgt.sgl as Scatterlist), sgt.orig_nents, prot, gfp);
+      const mapped = iommu_map_sg(paging, iova, scatterlistAccessor(sgt.sgl as Scatterlist), sgt.orig_nents, prot, gfp & ~(GFP_DMA | GFP_DMA32 | __GFP_HIGHMEM | __GFP_COMP));
       if (mapped < iovaSize) {
         sg_free_table(sgt);
         freeIova(domain, iova, iovaSize);
