@@ -253,6 +253,7 @@ export function dma_vmap_noncontiguous(dev: Device, size: number, sgt: SgTable):
   const mm = mmOf(dev);
   if (st.alloc === null) return mm.phys_to_virt(st.page * PAGE_SIZE);
   const count = pageAlign(size) / PAGE_SIZE;
+  if (count === 0) return null; // vmap of no pages: NULL
   if (count > st.alloc.pages.length) throw new KernelError(EINVAL, api, `size ${size} is larger than the allocation`, 'size');
   const area = mm.vmap(st.alloc.pages, count);
   if (area === null) return null;
@@ -268,7 +269,12 @@ export function dma_vunmap_noncontiguous(dev: Device, vaddr: number): void {
   checkDev(dev, 'dma_vunmap_noncontiguous');
   if (typeof vaddr !== 'number' || !Number.isSafeInteger(vaddr)) throw new KernelError(EINVAL, 'dma_vunmap_noncontiguous', `expected the address dma_vmap_noncontiguous gave, got ${String(vaddr)}`, 'vaddr');
   const mm = mmOf(dev);
+  // dma-direct's vmap made no mapping (a direct-map address): nothing to undo.
+  if (dmaOpsOf(dev).alloc_noncontiguous === undefined) return;
   const area = mm.findVmArea(vaddr);
-  if (area === undefined) return; // a direct-map address: dma-direct's vmap made no mapping
+  if (area === undefined || !area.mapped || area.addr !== vaddr) {
+    dev.host.ctx.klog.warn('vunmap', `Trying to vunmap() nonexistent vm area (0x${vaddr.toString(16)})`);
+    return;
+  }
   mm.vunmap(vaddr);
 }

@@ -278,14 +278,18 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
    */
   function allocPageBlocks(count: number, orders: readonly number[], gfp: number): PfnArray | null {
     const pages = pfnArray(count, mm.maxPfn);
+    // An order that fails is not tried again in this call (order_mask &= ~order_size).
+    const left = [...orders];
     let got = 0;
     while (got < count) {
       let pfn: number | null = null;
       let order = 0;
-      for (const o of orders) {
-        if (2 ** o > count - got) continue;
+      for (let k = 0; k < left.length;) {
+        const o = left[k] as number;
+        if (2 ** o > count - got) { k++; continue; }
         pfn = mm.alloc_pages(gfp | __GFP_NOWARN, o, 'pages');
         if (pfn !== null) { order = o; break; }
+        left.splice(k, 1);
       }
       if (pfn === null) {
         for (let i = 0; i < got; i++) mm.__free_pages(pages[i] as number, 0);

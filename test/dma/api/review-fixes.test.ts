@@ -80,3 +80,17 @@ describe('review fixes', () => {
     dma_iova_destroy(dev, st, P, DMA_TO_DEVICE, 0);
   });
 });
+
+describe('review fixes: vmap edges', () => {
+  it('dma_vmap_noncontiguous of size 0 is null; vunmap of an address never vmapped WARNs (IOMMU) and does nothing', async () => {
+    const { dma_vmap_noncontiguous, dma_vunmap_noncontiguous } = await import('../../../src/index.ts');
+    const m = new Machine({ memory: '256M', iommu: { mode: 'strict' } });
+    const dev = m.pci.addDevice({ name: '0000:01:00.0', dmaMask: 64, coherentDmaMask: 64 });
+    const sgt = dma_alloc_noncontiguous(dev, 4 * P, DMA_TO_DEVICE, GFP_KERNEL, 0)!;
+    expect(dma_vmap_noncontiguous(dev, 0, sgt)).toBeNull();
+    dma_vunmap_noncontiguous(dev, 0x1234000);
+    expect(m.klog.messages.some((k) => k.message.includes('Trying to vunmap() nonexistent vm area'))).toBe(true);
+    dma_free_noncontiguous(dev, 4 * P, sgt, DMA_TO_DEVICE);
+    expect(m.audit()).toEqual([]);
+  });
+});
