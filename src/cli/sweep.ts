@@ -112,12 +112,14 @@ class RowWriter {
     this.#format = format;
     this.#params = params;
     this.#columns = columns;
-    const had = append && out !== undefined && existsSync(out) && readFileSync(out, 'utf8').trim() !== '';
+    // What an earlier run left, read once: whether to append, its CSV header, a cut-off last line.
+    const previous = append && out !== undefined && existsSync(out) ? readFileSync(out, 'utf8') : '';
+    const had = previous.trim() !== '';
     this.#fd = out === undefined ? null : openSync(out, append ? 'a' : 'w');
     // An interrupted run can leave its last line cut short: the next row starts on a line of its own.
-    if (had && out !== undefined && !readFileSync(out, 'utf8').endsWith('\n')) this.#emit('\n');
+    if (had && !previous.endsWith('\n')) this.#emit('\n');
     this.#headerDone = format === 'jsonl' || had;
-    if (had && format === 'csv' && out !== undefined) this.#columns = (readFileSync(out, 'utf8').split('\n')[0] ?? '').split(',').filter((c) => c !== 'index' && c !== 'findings' && c !== 'error' && !params.includes(c));
+    if (had && format === 'csv') this.#columns = (previous.split('\n')[0] ?? '').split(',').filter((c) => c !== 'index' && c !== 'findings' && c !== 'error' && !params.includes(c));
   }
 
   /** The columns the scenario declared (`export const columns = [...]`), when it does. */

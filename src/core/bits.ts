@@ -110,3 +110,30 @@ export function getLe(buf: Uint8Array, off: number, bytes: 2 | 4 | 8): number {
   if (!Number.isSafeInteger(v)) throw new KernelError(EINVAL, 'getLe', `the 64-bit value at offset ${off} is 2^53 or more, past an exact JavaScript number: read it as two 32-bit halves`, 'bytes');
   return v;
 }
+
+/**
+ * The little-endian bytes of a register-style write of `v` (`bytes` = 2, 4 or 8): the CPU's and
+ * the device's writeLe* share it. EINVAL naming `fn` and `v` when it does not fit (64-bit: below 2^53).
+ * @example leBytes(0x1234, 2, 'writeLe16') // Uint8Array [0x34, 0x12]
+ */
+export function leBytes(v: number, bytes: 2 | 4 | 8, fn: string): Uint8Array {
+  if (bytes !== 2 && bytes !== 4 && bytes !== 8) throw new KernelError(EINVAL, 'leBytes', `expected 2, 4 or 8 bytes, got ${String(bytes)}`, 'bytes');
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || (bytes < 8 && v >= 2 ** (8 * bytes))) {
+    throw new KernelError(EINVAL, fn, bytes === 8 ? `expected a whole number below 2^53 (write larger 64-bit values as two 32-bit halves), got ${String(v)}` : `expected a whole number that fits in ${8 * bytes} bits, got ${String(v)}`, 'v');
+  }
+  const buf = new Uint8Array(bytes);
+  putLe(buf, 0, v, bytes);
+  return buf;
+}
+
+/**
+ * The value of a register-style read of `buf` (2, 4 or 8 little-endian bytes): a 64-bit value of
+ * 2^53 or more is EINVAL naming `fn` and `arg`, `where` saying which address.
+ * @example leValue(bytes, 8, 'readLe64', 'virt', '0x1000')
+ */
+export function leValue(buf: Uint8Array, bytes: 2 | 4 | 8, fn: string, arg: string, where: string): number {
+  if (bytes === 8 && (buf[7] as number) >= 0x20) {
+    throw new KernelError(EINVAL, fn, `the 64-bit value at ${where} is 2^53 or more, past an exact JavaScript number: read it with two readLe32 calls`, arg);
+  }
+  return getLe(buf, 0, bytes);
+}

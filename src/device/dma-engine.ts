@@ -9,7 +9,7 @@ import { minNotZero } from './mask.ts';
 import { pushBounded } from '../core/bounded.ts';
 import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
-import { getLe, putLe } from '../core/bits.ts';
+import { leBytes, leValue } from '../core/bits.ts';
 
 /** Faults a device's engine keeps. */
 export const DMA_FAULTS_MAX = 1024;
@@ -171,20 +171,11 @@ export class DmaEngine {
 
   #readLe(addr: number, bytes: 2 | 4 | 8): DmaResult<number> {
     const r = this.read(addr, bytes);
-    if (!r.ok) return r;
-    if (bytes === 8 && (r.value[7] as number) >= 0x20) {
-      throw new KernelError(EINVAL, 'DmaEngine.readLe64', `the 64-bit value at DMA 0x${addr.toString(16)} is 2^53 or more, past an exact JavaScript number: read it with two readLe32 calls`, 'addr');
-    }
-    return { ok: true, value: getLe(r.value, 0, bytes) };
+    return r.ok ? { ok: true, value: leValue(r.value, bytes, `DmaEngine.readLe${8 * bytes}`, 'addr', `DMA 0x${addr.toString(16)}`) } : r;
   }
 
   #writeLe(addr: number, v: number, bytes: 2 | 4 | 8, fn: string): DmaResult<number> {
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || (bytes < 8 && v >= 2 ** (8 * bytes))) {
-      throw new KernelError(EINVAL, `DmaEngine.${fn}`, bytes === 8 ? `expected a whole number below 2^53 (write larger 64-bit values as two 32-bit halves), got ${String(v)}` : `expected a whole number that fits in ${8 * bytes} bits, got ${String(v)}`, 'v');
-    }
-    const buf = new Uint8Array(bytes);
-    putLe(buf, 0, v, bytes);
-    return this.write(addr, buf);
+    return this.write(addr, leBytes(v, bytes, `DmaEngine.${fn}`));
   }
 
   /** Write `bytes` at DMA address `addr` (device writes memory: a FROM_DEVICE transfer). */

@@ -6,12 +6,12 @@
 import type { KernelContext } from '../core/context.ts';
 import { EFAULT, EINVAL } from '../core/errno.ts';
 import { KernelBug, KernelError } from '../core/errors.ts';
-import { checkInt } from '../core/args.ts';
+import { checkFunction, checkInt } from '../core/args.ts';
 import { MAX_PAGE_ORDER, PAGE_OFFSET, PAGE_SIZE, ZONE_DMA_LIMIT, getOrder, pageAlign } from './constants.ts';
 import { carveRange, FreeArea, freeRange } from './buddy.ts';
 import { PhysContents, type PhysMemory } from '../core/sparse-memory.ts';
 import { pfnArray, type PfnArray } from '../core/page.ts';
-import { getLe, putLe } from '../core/bits.ts';
+import { leBytes, leValue } from '../core/bits.ts';
 import { formatGfp, gfpZone, GFP_KERNEL, __GFP_NOFAIL, __GFP_NOWARN, __GFP_ZERO } from './gfp.ts';
 import { parseDeviceMemory, parseRam, zoneSpans, type DeviceMemoryRange, type DeviceMemorySpec, type PfnRange, type RamRangeSpec } from './layout.ts';
 import { OWNER_ID, PageMeta, PG_ALLOCATED, PG_RESERVED, type Owner } from './page-meta.ts';
@@ -362,14 +362,12 @@ export class Mm implements PhysMemory {
    * vmalloc) as the CPU does (`le32_to_cpu(*p)`): checked against DMA ownership like readPhys.
    * @example const status = machine.mm.readLe32(cqe + 12);
    */
-  readLe16(virt: number): number { return getLe(this.#readVirt(virt, 2, 'readLe16'), 0, 2); }
+  readLe16(virt: number): number { return leValue(this.#readVirt(virt, 2, 'readLe16'), 2, 'readLe16', 'virt', ''); }
   /** @see readLe16 */
-  readLe32(virt: number): number { return getLe(this.#readVirt(virt, 4, 'readLe32'), 0, 4); }
+  readLe32(virt: number): number { return leValue(this.#readVirt(virt, 4, 'readLe32'), 4, 'readLe32', 'virt', ''); }
   /** @see readLe16; a value of 2^53 or more is EINVAL (read two 32-bit halves). */
   readLe64(virt: number): number {
-    const b = this.#readVirt(virt, 8, 'readLe64');
-    if ((b[7] as number) >= 0x20) throw new KernelError(EINVAL, 'readLe64', `the 64-bit value at 0x${virt.toString(16)} is 2^53 or more, past an exact JavaScript number: read it with two readLe32 calls`, 'virt');
-    return getLe(b, 0, 8);
+    return leValue(this.#readVirt(virt, 8, 'readLe64'), 8, 'readLe64', 'virt', `0x${virt.toString(16)}`);
   }
 
   /**
@@ -384,25 +382,33 @@ export class Mm implements PhysMemory {
 
   #readVirt(virt: number, len: number, fn: string): Uint8Array {
     const out = new Uint8Array(len);
-    this.#virtSpans(virt, len, fn, (phys, at, n) => this.readPhysInto(phys, out, at, n));
+    this.forEachVirtSpan(virt, len, fn, (phys, at, n) => this.readPhysInto(phys, out, at, n));
     return out;
   }
 
   #writeLe(virt: number, v: number, bytes: 2 | 4 | 8, fn: string): void {
-    const buf = new Uint8Array(bytes);
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || (bytes < 8 && v >= 2 ** (8 * bytes))) {
-      throw new KernelError(EINVAL, fn, bytes === 8 ? `expected a whole number below 2^53 (write larger 64-bit values as two 32-bit halves), got ${String(v)}` : `expected a whole number that fits in ${8 * bytes} bits, got ${String(v)}`, 'v');
-    }
-    putLe(buf, 0, v, bytes);
-    this.#virtSpans(virt, bytes, fn, (phys, at, n) => this.writePhys(phys, buf, at, n));
+    const buf = leBytes(v, bytes, fn);
+    this.forEachVirtSpan(virt, bytes, fn, (phys, at, n) => this.writePhys(phys, buf, at, n));
   }
 
-  /** Visit the physical spans behind [virt, virt + len), page by page (a vmalloc value may straddle two pages). */
-  #virtSpans(virt: number, len: number, fn: string, visit: (phys: number, at: number, n: number) => void): void {
+  /**
+   * Visit the physical spans behind the kernel virtual range [virt, virt + len): one span for the
+   * direct map, page pieces for a vmalloc (or vmap) area, whose pages lie anywhere.
+   * @throws KernelError EINVAL naming `fn` for a non-address, EFAULT for an address neither mapping holds.
+   * @example mm.forEachVirtSpan(area.addr, 8192, 'probe', (phys, at, n) => ...)
+   */
+  forEachVirtSpan(virt: number, len: number, fn: string, visit: (phys: number, at: number, n: number) => void): void {
     if (typeof virt !== 'number' || !Number.isSafeInteger(virt)) throw new KernelError(EINVAL, fn, `expected a kernel virtual address, got ${String(virt)}`, 'virt');
-    let at = 0;
-    while (at < len) {
-      const phys = this.virt_to_phys(virt + at);
+    checkInt(len, fn, 'len', 0);
+    checkFunction(visit, fn, 'visit');
+    if (len === 0) return;
+    const area = virt >= PAGE_OFFSET && virt < PAGE_OFFSET + this.maxPfn * PAGE_SIZE ? undefined : this.findVmArea(virt);
+    if (area === undefined) {
+      visit(this.virt_to_phys(virt), 0, len);
+      return;
+    }
+    for (let at = 0; at < len;) {
+      const phys = area.physOf(virt - area.addr + at);
       const n = Math.min(len - at, PAGE_SIZE - (phys % PAGE_SIZE));
       visit(phys, at, n);
       at += n;

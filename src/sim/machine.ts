@@ -370,19 +370,11 @@ export class Machine implements KernelContext {
 
 /** The physical ranges behind a kernel virtual address: the direct map, or a vmalloc area's pages. */
 function virtToPhysRanges(mm: Mm, virt: number, size: number): AddrRange[] {
-  const area = mm.findVmArea(virt);
-  if (area === undefined) {
-    const phys = mm.virt_to_phys(virt);
-    return [{ start: phys, end: phys + size }];
-  }
   const out: AddrRange[] = [];
-  for (let off = 0; off < size;) {
-    const phys = area.physOf(virt - area.addr + off);
-    const n = Math.min(PAGE_SIZE - (phys % PAGE_SIZE), size - off);
+  mm.forEachVirtSpan(virt, size, 'virtToPhysRanges', (phys, _at, n) => {
     const last = out[out.length - 1];
     if (last !== undefined && last.end === phys) out[out.length - 1] = { start: last.start, end: phys + n };
     else out.push({ start: phys, end: phys + n });
-    off += n;
-  }
+  });
   return out;
 }

@@ -105,6 +105,7 @@ const OVERRIDE: Record<string, Record<string, (r: Rig) => unknown>> = {
   unpin_user_pages_dirty_lock: { pages: (r) => [rigPinned(r)] }, unpin_user_page_range_dirty_lock: { page: (r) => rigPinned(r) },
   'mm.unpin': { pfn: (r) => rigPinned(r) }, pin_user_pages_fast: { pages: () => [] }, account_locked_vm: { pages: () => 4 },
   blk_rq_map_sg: { sglistOfOldForm: () => undefined },
+  leBytes: { bytes: () => 4 }, leValue: { bytes: () => 4, where: () => '0x0' },
   GENMASK_ULL: { h: () => 7 }, and64: { mask: () => 0xfff }, getLe: { bytes: () => 4 }, putLe: { bytes: () => 4 },
   iommu_map_sg: { sg: (r) => [{ phys: r.pfn * 4096, length: 4096 }], nents: () => 1, iova: () => 0x40000000 },
   iommu_pgsize: { count: () => ({ value: 0 }) },
