@@ -1,5 +1,5 @@
 /**
- * Benchmark runner: `npm run bench [name...]`. Names: coalesce, vmalloc, memory, iova, dma, iommu, checks. Prints Markdown tables.
+ * Benchmark runner: `npm run bench [name...]`. Names: coalesce, vmalloc, memory, iova, dma, iommu, checks, snapshot. Prints Markdown tables.
  * Run with `node --expose-gc` (npm run bench does) so memory figures are settled.
  */
 import { benchMemoryCost, benchVmalloc } from './vmalloc.bench.ts';
@@ -9,6 +9,7 @@ import { benchIova } from './iova.bench.ts';
 import { benchDma } from './dma.bench.ts';
 import { benchIommu } from './iommu.bench.ts';
 import { benchChecks } from './checks.bench.ts';
+import { benchSnapshot } from './snapshot.bench.ts';
 
 const suites: Record<string, () => BenchResult[] | string | Promise<BenchResult[] | string>> = {
   coalesce: async () => coalesceTable(await benchCoalesce()),
@@ -18,6 +19,7 @@ const suites: Record<string, () => BenchResult[] | string | Promise<BenchResult[
   dma: () => benchDma(),
   iommu: () => benchIommu(),
   checks: () => benchChecks(),
+  snapshot: () => benchSnapshot(),
 };
 
 const wanted = process.argv.slice(2);

@@ -38,12 +38,12 @@ export class FaultInjector {
   // INVARIANT: counts[k] is the number of allocations of kind k attempted since construction.
   readonly counts: Record<FaultKind, number>;
   readonly injected: Record<FaultKind, number>;
-  readonly #rules = new Map<FaultKind, ArmedRule>();
-  readonly #rng: Rng;
-  #listener: FaultListener | undefined;
+  private readonly _rules = new Map<FaultKind, ArmedRule>();
+  private readonly _rng: Rng;
+  private _listener: FaultListener | undefined;
 
   constructor(seed: number) {
-    this.#rng = new Rng(seed ^ 0x5a5a5a5a);
+    this._rng = new Rng(seed ^ 0x5a5a5a5a);
     this.counts = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
     this.injected = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
   }
@@ -58,23 +58,23 @@ export class FaultInjector {
     }
     const p = rule.probability;
     if (p !== undefined && !(p >= 0 && p <= 1)) throw new KernelError(EINVAL, 'FaultInjector.inject', `must be in [0, 1], got ${p}`, 'probability');
-    this.#rules.set(kind, { rule, seen: 0, failed: 0 });
+    this._rules.set(kind, { rule, seen: 0, failed: 0 });
   }
 
   /** Disarm `kind`, or every kind. */
   clear(kind?: FaultKind): void {
-    if (kind === undefined) this.#rules.clear();
-    else this.#rules.delete(kind);
+    if (kind === undefined) this._rules.clear();
+    else this._rules.delete(kind);
   }
 
   /** True when any rule is armed. */
   get armed(): boolean {
-    return this.#rules.size > 0;
+    return this._rules.size > 0;
   }
 
   /** Register the listener told of each injected failure. */
   onFault(listener: FaultListener | undefined): void {
-    this.#listener = listener;
+    this._listener = listener;
   }
 
   /** Count `n` allocations of `kind` that no rule is watching (bulk paths; only valid while unarmed). */
@@ -85,7 +85,7 @@ export class FaultInjector {
   /** Count one allocation of `kind`; true means the allocator must fail it. */
   shouldFail(kind: FaultKind): boolean {
     this.counts[kind]++;
-    const armed = this.#rules.get(kind);
+    const armed = this._rules.get(kind);
     if (armed === undefined) return false;
     const { rule } = armed;
     const n = ++armed.seen;
@@ -93,11 +93,11 @@ export class FaultInjector {
     let fail = false;
     if (rule.nth !== undefined && n === rule.nth) fail = true;
     if (rule.after !== undefined && n >= rule.after) fail = true;
-    if (rule.probability !== undefined && this.#rng.float() < rule.probability) fail = true;
+    if (rule.probability !== undefined && this._rng.float() < rule.probability) fail = true;
     if (!fail) return false;
     armed.failed++;
     this.injected[kind]++;
-    this.#listener?.(kind, n);
+    this._listener?.(kind, n);
     return true;
   }
 }

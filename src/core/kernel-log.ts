@@ -42,39 +42,39 @@ export class KernelLog {
   dropped = 0;
   /** WARNs among them. */
   droppedWarnings = 0;
-  #warnCount = 0;
-  readonly #logger: Logger;
-  readonly #time: TimeSource;
+  private _warnCount = 0;
+  private readonly _logger: Logger;
+  private readonly _time: TimeSource;
   /** WARN_ON_ONCE sites that fired already. */
-  readonly #once = new Set<string>();
+  private readonly _once = new Set<string>();
 
   constructor(logger: Logger, time: TimeSource) {
-    this.#logger = logger;
-    this.#time = time;
+    this._logger = logger;
+    this._time = time;
   }
 
   /** Record a kernel `WARN_ON`/`WARN` splat from `fn`. */
   warn(fn: string, message: string): void {
-    this.#warnCount++;
-    this.#push({ kind: 'WARN', level: 'warn', fn, message, time: this.#time.now });
+    this._warnCount++;
+    this._push({ kind: 'WARN', level: 'warn', fn, message, time: this._time.now });
   }
 
   /** `WARN_ON_ONCE` / `WARN_ONCE`: only the first hit per `site` is recorded. Returns true when it fired. */
   warnOnce(site: string, fn: string, message: string): boolean {
-    if (this.#once.has(site)) return false;
-    this.#once.add(site);
+    if (this._once.has(site)) return false;
+    this._once.add(site);
     this.warn(fn, message);
     return true;
   }
 
   /** A printk line (`pr_err`, `dev_info`, ...). */
   printk(level: KernelLevel, fn: string, message: string): void {
-    this.#push({ kind: 'printk', level, fn, message, time: this.#time.now });
+    this._push({ kind: 'printk', level, fn, message, time: this._time.now });
   }
 
   /** Number of WARN splats so far. */
   get warnCount(): number {
-    return this.#warnCount;
+    return this._warnCount;
   }
 
   /** The WARN splats, optionally only those from `fn`. */
@@ -87,18 +87,18 @@ export class KernelLog {
     this.messages.length = 0;
     this.dropped = 0;
     this.droppedWarnings = 0;
-    this.#warnCount = 0;
-    this.#once.clear();
+    this._warnCount = 0;
+    this._once.clear();
   }
 
-  #listener: ((m: KernelMessage) => void) | undefined;
+  private _listener: ((m: KernelMessage) => void) | undefined;
 
   /** Be told of every message (the machine's trace). */
   onMessage(listener: ((m: KernelMessage) => void) | undefined): void {
-    this.#listener = listener;
+    this._listener = listener;
   }
 
-  #push(m: KernelMessage): void {
+  private _push(m: KernelMessage): void {
     if (this.messages.length >= KLOG_MAX) {
       const cut = this.messages.length - KLOG_MAX / 2;
       for (let i = 0; i < cut; i++) if ((this.messages[i] as KernelMessage).kind === 'WARN') this.droppedWarnings++;
@@ -106,9 +106,9 @@ export class KernelLog {
       this.messages.splice(0, cut);
     }
     this.messages.push(m);
-    this.#listener?.(m);
+    this._listener?.(m);
     const line = { kernel: m.kind, fn: m.fn, t: m.time };
-    if (m.level === 'info' || m.level === 'notice') this.#logger.info(line, m.message);
-    else this.#logger.warn(line, m.message);
+    if (m.level === 'info' || m.level === 'notice') this._logger.info(line, m.message);
+    else this._logger.warn(line, m.message);
   }
 }

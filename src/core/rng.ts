@@ -7,10 +7,10 @@
 /** A deterministic random stream. */
 export class Rng {
   // INVARIANT: a, b, c, d are uint32 state words; the stream is a pure function of the seed.
-  #a: number;
-  #b: number;
-  #c: number;
-  #d: number;
+  private _a: number;
+  private _b: number;
+  private _c: number;
+  private _d: number;
 
   /** @example new Rng(42).int(6) // a whole number in [0, 6) */
   constructor(seed: number) {
@@ -22,21 +22,21 @@ export class Rng {
       z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
       return (z ^ (z >>> 16)) >>> 0;
     };
-    this.#a = next();
-    this.#b = next();
-    this.#c = next();
-    this.#d = next();
+    this._a = next();
+    this._b = next();
+    this._c = next();
+    this._d = next();
     for (let i = 0; i < 12; i++) this.u32();
   }
 
   /** Next uint32. */
   u32(): number {
-    const t = (((this.#a + this.#b) >>> 0) + this.#d) >>> 0;
-    this.#d = (this.#d + 1) >>> 0;
-    this.#a = this.#b ^ (this.#b >>> 9);
-    this.#b = (this.#c + (this.#c << 3)) >>> 0;
-    this.#c = ((this.#c << 21) | (this.#c >>> 11)) >>> 0;
-    this.#c = (this.#c + t) >>> 0;
+    const t = (((this._a + this._b) >>> 0) + this._d) >>> 0;
+    this._d = (this._d + 1) >>> 0;
+    this._a = this._b ^ (this._b >>> 9);
+    this._b = (this._c + (this._c << 3)) >>> 0;
+    this._c = ((this._c << 21) | (this._c >>> 11)) >>> 0;
+    this._c = (this._c + t) >>> 0;
     return t;
   }
 

@@ -85,9 +85,9 @@ export class Bus {
   // INVARIANT: devices holds every device added, by name; a device's driver is non-null exactly
   //   while bound through this bus.
   readonly devices = new Map<string, Device>();
-  // INVARIANT: #busy holds the devices whose probe or remove is running (the kernel holds
+  // INVARIANT: _busy holds the devices whose probe or remove is running (the kernel holds
   //   device_lock then: binding or unbinding the same device from inside would deadlock).
-  readonly #busy = new Set<Device>();
+  private readonly _busy = new Set<Device>();
 
   constructor(name: string, host: BusHost, parmsDefaults: BusDmaDefaults = PLATFORM_DMA_DEFAULTS) {
     this.name = name;
@@ -117,27 +117,27 @@ export class Bus {
     if (!(dev instanceof Device)) throw new KernelError(EINVAL, 'Bus.bind', 'expected a device', 'dev');
     if (typeof driver !== 'object' || driver === null || typeof driver.probe !== 'function') throw new KernelError(EINVAL, 'Bus.bind', 'expected a driver with a probe()', 'driver');
     if (dev.bus !== this) throw new KernelError(EINVAL, 'Bus.bind', `${dev.name} is not on bus ${this.name}`, 'dev');
-    this.#notBusy(dev, 'Bus.bind');
+    this._notBusy(dev, 'Bus.bind');
     if (dev.driver !== null) return -EBUSY;
     dev.driver = driver;
     let ret = 0;
-    this.#busy.add(dev);
+    this._busy.add(dev);
     try {
       this.host.dmaConfigure?.(dev);
       const r = driver.probe(dev as unknown as Device<Core>);
       ret = typeof r === 'number' ? r : 0;
     } catch (e) {
       if (!(e instanceof KernelError)) {
-        this.#busy.delete(dev);
-        this.#probeFailed(dev);
+        this._busy.delete(dev);
+        this._probeFailed(dev);
         throw e;
       }
       ret = -e.errno;
     } finally {
-      this.#busy.delete(dev);
+      this._busy.delete(dev);
     }
     if (ret !== 0) {
-      this.#probeFailed(dev);
+      this._probeFailed(dev);
       this.host.ctx.klog.printk('warn', 'really_probe', `${driver.name} ${dev.name}: probe with driver ${driver.name} failed with error ${ret}`);
     }
     return ret;
@@ -147,14 +147,14 @@ export class Bus {
   unbind(dev: Device): void {
     if (!(dev instanceof Device)) throw new KernelError(EINVAL, 'Bus.unbind', 'expected a device', 'dev');
     if (dev.bus !== this) throw new KernelError(EINVAL, 'Bus.unbind', `${dev.name} is not on bus ${this.name}`, 'dev');
-    this.#notBusy(dev, 'Bus.unbind');
+    this._notBusy(dev, 'Bus.unbind');
     const driver = dev.driver;
     if (driver === null) return;
-    this.#busy.add(dev);
+    this._busy.add(dev);
     try {
       driver.remove?.(dev as unknown as Device<Core>);
     } finally {
-      this.#busy.delete(dev);
+      this._busy.delete(dev);
       this.host.dmaCleanup?.(dev);
       dev.devres.releaseAll();
       dev.driver = null;
@@ -173,11 +173,11 @@ export class Bus {
    * Binding or unbinding a device from its own probe or remove: the kernel would deadlock on
    * device_lock. Refused with a KernelBug; the outer call still finishes its work.
    */
-  #notBusy(dev: Device, fn: string): void {
-    if (this.#busy.has(dev)) throw new KernelBug(fn, `${dev.name}: bind or unbind from the device's own probe() or remove() (device_lock is held: a deadlock)`);
+  private _notBusy(dev: Device, fn: string): void {
+    if (this._busy.has(dev)) throw new KernelBug(fn, `${dev.name}: bind or unbind from the device's own probe() or remove() (device_lock is held: a deadlock)`);
   }
 
-  #probeFailed(dev: Device): void {
+  private _probeFailed(dev: Device): void {
     this.host.dmaCleanup?.(dev);
     dev.devres.releaseAll();
     dev.driver = null;

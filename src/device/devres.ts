@@ -20,33 +20,33 @@ export interface DevresAction {
  */
 export class DevresList {
   // INVARIANT: actions are in registration order; release runs them newest first.
-  readonly #actions: DevresAction[] = [];
+  private readonly _actions: DevresAction[] = [];
 
   /** devm_add_action. */
   add(action: DevresAction): void {
-    this.#actions.push(action);
+    this._actions.push(action);
   }
 
   /** devm_remove_action(_nowarn): forget an action without running it; false when absent. */
   remove(action: DevresAction): boolean {
-    const i = this.#actions.lastIndexOf(action);
+    const i = this._actions.lastIndexOf(action);
     if (i < 0) return false;
-    this.#actions.splice(i, 1);
+    this._actions.splice(i, 1);
     return true;
   }
 
   /** devres_release_all: run every action, newest first (LIFO). */
   releaseAll(): void {
-    while (this.#actions.length > 0) (this.#actions.pop() as DevresAction).release();
+    while (this._actions.length > 0) (this._actions.pop() as DevresAction).release();
   }
 
   /** Registered actions, oldest first. */
   get size(): number {
-    return this.#actions.length;
+    return this._actions.length;
   }
 
   /** Names of the registered actions, oldest first. */
   names(): string[] {
-    return this.#actions.map((a) => a.name);
+    return this._actions.map((a) => a.name);
   }
 }

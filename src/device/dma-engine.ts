@@ -89,7 +89,7 @@ function checkSegments(segments: unknown, fn: string): void {
  * const r = dev.dma.write(dmaAddr, bytes); if (!r.ok) console.log(r.fault.reason);
  */
 export class DmaEngine {
-  readonly #dev: Device;
+  private readonly _dev: Device;
   /** The translation in force (set by the IOMMU layer when the device sits behind one). */
   translator: DmaTranslator = directTranslator;
   /** Faults this device has taken, oldest first: the newest DMA_FAULTS_MAX (older ones are counted in faultsDropped). */
@@ -105,7 +105,7 @@ export class DmaEngine {
   onFault: ((fault: DmaFault) => void) | undefined;
 
   constructor(dev: Device) {
-    this.#dev = dev;
+    this._dev = dev;
   }
 
   /**
@@ -116,7 +116,7 @@ export class DmaEngine {
   read(addr: number, length: number): DmaResult<Uint8Array> {
     checkAccess(addr, length, 'read');
     const out = new Uint8Array(length);
-    const r = this.#readInto(addr, out, 0, length);
+    const r = this._readInto(addr, out, 0, length);
     return r === null ? { ok: true, value: out } : r;
   }
 
@@ -130,18 +130,18 @@ export class DmaEngine {
     if (typeof dstOff !== 'number' || !Number.isSafeInteger(dstOff) || dstOff < 0 || dstOff > dst.length) throw new KernelError(EINVAL, 'DmaEngine.readInto', `offset ${String(dstOff)} outside the buffer`, 'dstOff');
     const length = dst.length - dstOff;
     checkAccess(addr, length, 'readInto');
-    const r = this.#readInto(addr, dst, dstOff, length);
+    const r = this._readInto(addr, dst, dstOff, length);
     return r === null ? { ok: true, value: length } : r;
   }
 
   /** The read itself, after the checks: null on success, else the fault result. */
-  #readInto(addr: number, dst: Uint8Array, dstOff: number, length: number): DmaResult<never> | null {
-    const t = this.#translate(addr, length, 'read');
-    this.checker?.check(this.#dev, addr, length, 'read', t);
-    if (!t.ok) return this.#fault(t.fault);
+  private _readInto(addr: number, dst: Uint8Array, dstOff: number, length: number): DmaResult<never> | null {
+    const t = this._translate(addr, length, 'read');
+    this.checker?.check(this._dev, addr, length, 'read', t);
+    if (!t.ok) return this._fault(t.fault);
     // The translation found RAM or device memory behind every range: the unchecked copy (the
     // checked one re-walked the RAM ranges per call).
-    const mem = this.#dev.host.memory.raw;
+    const mem = this._dev.host.memory.raw;
     let at = dstOff;
     for (const r of t.ranges) {
       mem.readPhysInto(r.phys, dst, at, r.length);
@@ -156,25 +156,25 @@ export class DmaEngine {
    * descriptor does (a PRP entry, an SGL descriptor, a doorbell record).
    * @example const prp = dev.dma.readLe64(listDma + 8 * i); if (prp.ok) use(prp.value);
    */
-  readLe16(addr: number): DmaResult<number> { return this.#readLe(addr, 2); }
+  readLe16(addr: number): DmaResult<number> { return this._readLe(addr, 2); }
   /** @see readLe16 */
-  readLe32(addr: number): DmaResult<number> { return this.#readLe(addr, 4); }
+  readLe32(addr: number): DmaResult<number> { return this._readLe(addr, 4); }
   /** @see readLe16; a value of 2^53 or more is EINVAL (read two 32-bit halves). */
-  readLe64(addr: number): DmaResult<number> { return this.#readLe(addr, 8); }
+  readLe64(addr: number): DmaResult<number> { return this._readLe(addr, 8); }
 
   /** Write a little-endian 16/32/64-bit value at DMA address `addr` (a completion entry, a status word). @example dev.dma.writeLe32(cqDma + 12, status) */
-  writeLe16(addr: number, v: number): DmaResult<number> { return this.#writeLe(addr, v, 2, 'writeLe16'); }
+  writeLe16(addr: number, v: number): DmaResult<number> { return this._writeLe(addr, v, 2, 'writeLe16'); }
   /** @see writeLe16 */
-  writeLe32(addr: number, v: number): DmaResult<number> { return this.#writeLe(addr, v, 4, 'writeLe32'); }
+  writeLe32(addr: number, v: number): DmaResult<number> { return this._writeLe(addr, v, 4, 'writeLe32'); }
   /** @see writeLe16 */
-  writeLe64(addr: number, v: number): DmaResult<number> { return this.#writeLe(addr, v, 8, 'writeLe64'); }
+  writeLe64(addr: number, v: number): DmaResult<number> { return this._writeLe(addr, v, 8, 'writeLe64'); }
 
-  #readLe(addr: number, bytes: 2 | 4 | 8): DmaResult<number> {
+  private _readLe(addr: number, bytes: 2 | 4 | 8): DmaResult<number> {
     const r = this.read(addr, bytes);
     return r.ok ? { ok: true, value: leValue(r.value, bytes, `DmaEngine.readLe${8 * bytes}`, 'addr', `DMA 0x${addr.toString(16)}`) } : r;
   }
 
-  #writeLe(addr: number, v: number, bytes: 2 | 4 | 8, fn: string): DmaResult<number> {
+  private _writeLe(addr: number, v: number, bytes: 2 | 4 | 8, fn: string): DmaResult<number> {
     return this.write(addr, leBytes(v, bytes, `DmaEngine.${fn}`));
   }
 
@@ -182,10 +182,10 @@ export class DmaEngine {
   write(addr: number, bytes: Uint8Array): DmaResult<number> {
     if (!(bytes instanceof Uint8Array)) throw new KernelError(EINVAL, 'DmaEngine.write', `expected a Uint8Array, got ${bytes === null ? 'null' : typeof bytes}`, 'bytes');
     checkAccess(addr, bytes.length, 'write');
-    const t = this.#translate(addr, bytes.length, 'write');
-    this.checker?.check(this.#dev, addr, bytes.length, 'write', t);
-    if (!t.ok) return this.#fault(t.fault);
-    const mem = this.#dev.host.memory.raw;
+    const t = this._translate(addr, bytes.length, 'write');
+    this.checker?.check(this._dev, addr, bytes.length, 'write', t);
+    if (!t.ok) return this._fault(t.fault);
+    const mem = this._dev.host.memory.raw;
     let at = 0;
     for (const r of t.ranges) {
       mem.writePhys(r.phys, bytes, at, r.length);
@@ -228,7 +228,7 @@ export class DmaEngine {
       if (at >= dst.length) break;
       const n = Math.min(s.length, dst.length - at);
       checkAccess(s.addr, n, 'readSegmentsInto');
-      const r = this.#readInto(s.addr, dst, at, n);
+      const r = this._readInto(s.addr, dst, at, n);
       if (r !== null) return r;
       at += n;
     }
@@ -251,12 +251,12 @@ export class DmaEngine {
   }
 
   /** DMA_MAPPING_ERROR (all ones) is above every mask: the bus refuses it before any translation. */
-  #translate(addr: number, length: number, access: 'read' | 'write'): Translation {
-    if (addr === -1) return { ok: false, fault: { device: this.#dev.name, iova: addr, length, access, reason: 'beyond-mask', detail: 'DMA_MAPPING_ERROR (all address bits set)' } };
-    return this.translator.translate(this.#dev, addr, length, access);
+  private _translate(addr: number, length: number, access: 'read' | 'write'): Translation {
+    if (addr === -1) return { ok: false, fault: { device: this._dev.name, iova: addr, length, access, reason: 'beyond-mask', detail: 'DMA_MAPPING_ERROR (all address bits set)' } };
+    return this.translator.translate(this._dev, addr, length, access);
   }
 
-  #fault(fault: DmaFault): DmaResult<never> {
+  private _fault(fault: DmaFault): DmaResult<never> {
     this.faultsDropped += pushBounded(this.faults, fault, DMA_FAULTS_MAX);
     this.onFault?.(fault);
     return { ok: false, fault };

@@ -71,15 +71,15 @@ class Ring {
  * @example fq.queue(pfn, pages, freedTablePages, cpu); clock.advance(10e6) // flushed and released
  */
 export class FlushQueue {
-  readonly #rings: Ring[];
-  readonly #hooks: FlushQueueHooks;
-  readonly #clock: Clock;
+  private readonly _rings: Ring[];
+  private readonly _hooks: FlushQueueHooks;
+  private readonly _clock: Clock;
   readonly timeoutNs: number;
   readonly single: boolean;
   // INVARIANT: flushFinish <= flushStart; an entry may be released once entry.counter < flushFinish.
   flushStart = 0;
   flushFinish = 0;
-  #timerOn = false;
+  private _timerOn = false;
   /** Full flushes done (timer, full ring, or explicit). */
   flushes = 0;
   /** Longest time an entry waited before release, ns (the lazy window actually seen). */
@@ -88,20 +88,20 @@ export class FlushQueue {
   constructor(clock: Clock, hooks: FlushQueueHooks, opts: FlushQueueOptions) {
     this.single = opts.single === true;
     const size = opts.size ?? (this.single ? IOVA_SINGLE_FQ_SIZE : IOVA_DEFAULT_FQ_SIZE);
-    this.#rings = Array.from({ length: this.single ? 1 : opts.cpus }, () => new Ring(size));
-    this.#hooks = hooks;
-    this.#clock = clock;
+    this._rings = Array.from({ length: this.single ? 1 : opts.cpus }, () => new Ring(size));
+    this._hooks = hooks;
+    this._clock = clock;
     this.timeoutNs = (opts.timeoutMs ?? (this.single ? IOVA_SINGLE_FQ_TIMEOUT : IOVA_DEFAULT_FQ_TIMEOUT)) * 1e6;
   }
 
   /** Entries waiting, over all rings. */
   get pending(): number {
-    return this.#rings.reduce((n, r) => n + r.length, 0);
+    return this._rings.reduce((n, r) => n + r.length, 0);
   }
 
   /** Every waiting entry (for auditors and reports). */
   *entries(): Generator<FqEntry> {
-    for (const r of this.#rings) {
+    for (const r of this._rings) {
       for (let i = r.head; i !== r.tail; i = (i + 1) & r.mask) yield r.entries[i] as FqEntry;
     }
   }
@@ -115,24 +115,24 @@ export class FlushQueue {
   /** queue_iova: release what is already flushed, flush synchronously if still full, append, arm the timer. */
   queue(iovaPfn: number, pages: number, freelist: readonly number[], cpu: number): void {
     const ringIdx = this.single ? 0 : cpu;
-    const ring = this.#rings[ringIdx] as Ring;
-    this.#releaseFlushed(ring, ringIdx);
+    const ring = this._rings[ringIdx] as Ring;
+    this._releaseFlushed(ring, ringIdx);
     if (ring.full) {
       this.flushIotlb();
-      this.#releaseFlushed(ring, ringIdx);
+      this._releaseFlushed(ring, ringIdx);
     }
-    ring.entries[ring.tail] = { iovaPfn, pages, freelist, counter: this.flushStart, queuedAt: this.#clock.now };
+    ring.entries[ring.tail] = { iovaPfn, pages, freelist, counter: this.flushStart, queuedAt: this._clock.now };
     ring.tail = (ring.tail + 1) & ring.mask;
-    if (!this.#timerOn) {
-      this.#timerOn = true;
-      this.#clock.setTimeout(this.timeoutNs, () => this.#timeout());
+    if (!this._timerOn) {
+      this._timerOn = true;
+      this._clock.setTimeout(this.timeoutNs, () => this._timeout());
     }
   }
 
   /** fq_flush_iotlb: start count, flush_iotlb_all, finish count. */
   flushIotlb(): void {
     this.flushStart++;
-    this.#hooks.flushIotlbAll();
+    this._hooks.flushIotlbAll();
     this.flushFinish++;
     this.flushes++;
   }
@@ -140,23 +140,23 @@ export class FlushQueue {
   /** Flush now and release everything (domain teardown, or a test that wants the window closed). */
   drain(): void {
     this.flushIotlb();
-    this.#rings.forEach((r, i) => this.#releaseFlushed(r, i));
+    this._rings.forEach((r, i) => this._releaseFlushed(r, i));
   }
 
-  #timeout(): void {
-    this.#timerOn = false;
+  private _timeout(): void {
+    this._timerOn = false;
     this.flushIotlb();
-    this.#rings.forEach((r, i) => this.#releaseFlushed(r, i));
+    this._rings.forEach((r, i) => this._releaseFlushed(r, i));
   }
 
   /** fq_ring_free_locked. */
-  #releaseFlushed(ring: Ring, ringIdx: number): void {
+  private _releaseFlushed(ring: Ring, ringIdx: number): void {
     const finish = this.flushFinish;
     while (ring.head !== ring.tail) {
       const e = ring.entries[ring.head] as FqEntry;
       if (e.counter >= finish) break;
-      this.longestWaitNs = Math.max(this.longestWaitNs, this.#clock.now - e.queuedAt);
-      this.#hooks.release(e, ringIdx);
+      this.longestWaitNs = Math.max(this.longestWaitNs, this._clock.now - e.queuedAt);
+      this._hooks.release(e, ringIdx);
       ring.entries[ring.head] = undefined;
       ring.head = (ring.head + 1) & ring.mask;
     }

@@ -4,7 +4,7 @@
  * groups with default domains chosen by policy, a bounded fault log (with VT-d's overflow flag),
  * report_iommu_fault, and the record of recent unmaps that the use-after-unmap detector reads.
  */
-import { checkContext, checkObject } from '../core/args.ts';
+import { checkContext, checkFunction, checkObject } from '../core/args.ts';
 import type { KernelContext } from '../core/context.ts';
 import type { Trace } from '../core/trace.ts';
 import { EBUSY, EINVAL, ENODEV, ENOSYS } from '../core/errno.ts';
@@ -188,31 +188,34 @@ export class Iommu {
   faultOverflow = false;
   readonly groups: IommuGroup[] = [];
   readonly domains: IommuDomain[] = [];
-  // INVARIANT: #groupOf maps every probed device object to its group; #byName maps each name to the
+  // INVARIANT: _groupOf maps every probed device object to its group; _byName maps each name to the
   //   groups of the devices probed under it (one entry unless two buses reuse a name).
-  readonly #groupOf = new WeakMap<IommuClient, IommuGroup>();
-  readonly #byName = new Map<string, IommuGroup[]>();
-  // INVARIANT: the #u* arrays are a ring of the last UNMAP_HISTORY unmaps, one field per array
+  private readonly _groupOf = new Map<IommuClient, IommuGroup>();
+  private readonly _byName = new Map<string, IommuGroup[]>();
+  // INVARIANT: _devIommu holds, per device, what the DMA layer keeps in dev->iommu (made on first
+  //   use by devIommu); a Map, so machine snapshots restore it.
+  private readonly _devIommu = new Map<IommuClient, unknown>();
+  // INVARIANT: the _u* arrays are a ring of the last UNMAP_HISTORY unmaps, one field per array
   //   (no object per unmap: it was garbage on every dma_unmap_*; map+unmap pair, standalone loop:
-  //   559 -> 537 ns with checks, 424 -> 388 without); #unmapNext is where the next one goes,
-  //   #unmapCount how many are held.
-  readonly #uDevice: string[] = new Array<string>(UNMAP_HISTORY).fill('');
-  readonly #uVia: string[] = new Array<string>(UNMAP_HISTORY).fill('');
-  readonly #uDomain = new Float64Array(UNMAP_HISTORY);
-  readonly #uIova = new Float64Array(UNMAP_HISTORY);
-  readonly #uSize = new Float64Array(UNMAP_HISTORY);
-  readonly #uTime = new Float64Array(UNMAP_HISTORY);
-  readonly #uLazy = new Uint8Array(UNMAP_HISTORY);
-  #unmapNext = 0;
-  #unmapCount = 0;
+  //   559 -> 537 ns with checks, 424 -> 388 without); _unmapNext is where the next one goes,
+  //   _unmapCount how many are held.
+  private readonly _uDevice: string[] = new Array<string>(UNMAP_HISTORY).fill('');
+  private readonly _uVia: string[] = new Array<string>(UNMAP_HISTORY).fill('');
+  private readonly _uDomain = new Float64Array(UNMAP_HISTORY);
+  private readonly _uIova = new Float64Array(UNMAP_HISTORY);
+  private readonly _uSize = new Float64Array(UNMAP_HISTORY);
+  private readonly _uTime = new Float64Array(UNMAP_HISTORY);
+  private readonly _uLazy = new Uint8Array(UNMAP_HISTORY);
+  private _unmapNext = 0;
+  private _unmapCount = 0;
   readonly tableAlloc: TablePageAllocator;
   /** The machine's event trace, if it records one. */
   trace: Trace | null = null;
   /** Pages the IOMMU took from the machine for page tables and not yet returned. */
   tablePagesInUse = 0;
-  #nextDomain = 1;
+  private _nextDomain = 1;
   /** A new page table of the IOMMU's format (chosen in the constructor). */
-  readonly #newPgtable: () => IoPgtableOps;
+  private readonly _newPgtable: () => IoPgtableOps;
 
   constructor(ctx: KernelContext, mm: Mm, opts: IommuOptions = {}) {
     checkContext(ctx, 'Iommu', 'ctx');
@@ -243,10 +246,10 @@ export class Iommu {
       // 5-level (57-bit) tables work on their own (test/iommu/pgtable-vtd), but dma-iommu would hand
       // out IOVAs above 2^53, beyond the exact range of a JS number: refused until addresses are 64-bit.
       if (this.addressWidth > 48) throw new KernelError(EINVAL, 'Iommu', `a VT-d IOMMU here is 39 or 48 bits wide (57-bit IOVAs exceed 2^53), got ${this.addressWidth}`, 'addressWidth');
-      this.#newPgtable = () => new VtdPageTable(config, this.tableAlloc, world);
+      this._newPgtable = () => new VtdPageTable(config, this.tableAlloc, world);
     } else if (this.format === 'arm-lpae') {
       const geometry = pgtableGeometry({ ias: this.addressWidth, oas: this.outputWidth, granule: this.granule });
-      this.#newPgtable = () => new IoPageTable(geometry, this.tableAlloc, world);
+      this._newPgtable = () => new IoPageTable(geometry, this.tableAlloc, world);
     } else {
       throw new KernelError(EINVAL, 'Iommu', `format must be arm-lpae or vtd, got ${String(this.format)}`, 'format');
     }
@@ -276,12 +279,12 @@ export class Iommu {
    * domain with range caches (iommu_dma_init_domain); DMA_FQ a flush queue.
    */
   allocDomain(type: number): IommuDomain {
-    const id = this.#nextDomain++;
+    const id = this._nextDomain++;
     let paging: PagingDomain | null = null;
     let iovad: IovaDomain | null = null;
     let fq: FlushQueue | null = null;
     if (type & __IOMMU_DOMAIN_PAGING) {
-      paging = new PagingDomain({ pgtable: this.#newPgtable(), iotlb: this.iotlb, asid: id, type, klog: this.ctx.klog });
+      paging = new PagingDomain({ pgtable: this._newPgtable(), iotlb: this.iotlb, asid: id, type, klog: this.ctx.klog });
       const trace = this.trace;
       if (trace?.enabled === true) {
         paging.onFlush = (what, start, end) => {
@@ -341,12 +344,27 @@ export class Iommu {
       this.ctx.klog.printk('warn', 'iommu_get_default_domain_type', `${name}: Device is not trusted, but driver is overriding group ${group.id} to ${group.defaultDomain.typeName}, refusing to probe.`);
     }
     group.devices.push(name);
-    this.#groupOf.set(dev, group);
-    const named = this.#byName.get(name);
-    if (named === undefined) this.#byName.set(name, [group]);
+    this._groupOf.set(dev, group);
+    const named = this._byName.get(name);
+    if (named === undefined) this._byName.set(name, [group]);
     else named.push(group);
     this.ctx.klog.printk('info', 'iommu_group_add_device', `${name}: Adding to iommu group ${group.id}`);
     return group;
+  }
+
+  /**
+   * The per-device record the DMA layer keeps (the kernel's dev->iommu), made by `init` on first use.
+   * @example const st = iommu.devIommu(dev, () => ({ pci32bitWorkaround: true }));
+   */
+  devIommu<T>(dev: IommuClient, init: () => T): T {
+    let s = this._devIommu.get(dev) as T | undefined;
+    if (s === undefined) {
+      if (this._groupOf.get(dev) === undefined) throw new KernelError(EINVAL, 'Iommu.devIommu', 'expected a device probed behind this IOMMU', 'dev');
+      checkFunction(init, 'Iommu.devIommu', 'init');
+      s = init();
+      this._devIommu.set(dev, s);
+    }
+    return s;
   }
 
   /**
@@ -355,8 +373,8 @@ export class Iommu {
    * @throws KernelError EINVAL for a name two devices share (pass the device).
    */
   groupOf(dev: IommuDeviceRef): IommuGroup | undefined {
-    if (typeof dev !== 'string') return typeof dev === 'object' && dev !== null ? this.#groupOf.get(dev) : undefined;
-    const named = this.#byName.get(dev);
+    if (typeof dev !== 'string') return typeof dev === 'object' && dev !== null ? this._groupOf.get(dev) : undefined;
+    const named = this._byName.get(dev);
     if (named !== undefined && named.length > 1) throw new KernelError(EINVAL, 'Iommu.groupOf', `${named.length} devices are named ${dev}: pass the device, not its name`, 'dev');
     return named?.[0];
   }
@@ -372,7 +390,7 @@ export class Iommu {
     if (group === undefined) return -ENODEV;
     if (group.devices.length !== 1) return -EINVAL;
     if (group.domain !== group.defaultDomain && group.domain.type !== IOMMU_DOMAIN_BLOCKED && group.domain !== domain) return -EBUSY;
-    if (group.domain !== domain) this.#switch(group, domain);
+    if (group.domain !== domain) this._switch(group, domain);
     return 0;
   }
 
@@ -385,7 +403,7 @@ export class Iommu {
       this.ctx.klog.warn('iommu_detach_device', `WARN_ON(${typeof dev === 'string' ? dev : dev.name} is not attached to domain ${domain.id})`);
       return;
     }
-    this.#switch(group, group.defaultDomain);
+    this._switch(group, group.defaultDomain);
   }
 
   /** iommu_get_domain_for_dev: the domain the device's group is attached to now. */
@@ -401,7 +419,7 @@ export class Iommu {
     return this.groupOf(dev)?.defaultDomain;
   }
 
-  #switch(group: IommuGroup, domain: IommuDomain): void {
+  private _switch(group: IommuGroup, domain: IommuDomain): void {
     // The old domain's translations must not outlive the attach: invalidate them.
     group.domain.paging?.flush_iotlb_all();
     group.domain = domain;
@@ -426,37 +444,37 @@ export class Iommu {
 
   /** @internal recordUnmap without a record object (the DMA API's unmap paths). */
   noteUnmap(device: string, domain: number, iova: number, size: number, time: number, via: string, lazy: boolean): void {
-    const k = this.#unmapNext;
-    this.#uDevice[k] = device;
-    this.#uDomain[k] = domain;
-    this.#uIova[k] = iova;
-    this.#uSize[k] = size;
-    this.#uTime[k] = time;
-    this.#uVia[k] = via;
-    this.#uLazy[k] = lazy ? 1 : 0;
-    this.#unmapNext = (k + 1) % UNMAP_HISTORY;
-    if (this.#unmapCount < UNMAP_HISTORY) this.#unmapCount++;
+    const k = this._unmapNext;
+    this._uDevice[k] = device;
+    this._uDomain[k] = domain;
+    this._uIova[k] = iova;
+    this._uSize[k] = size;
+    this._uTime[k] = time;
+    this._uVia[k] = via;
+    this._uLazy[k] = lazy ? 1 : 0;
+    this._unmapNext = (k + 1) % UNMAP_HISTORY;
+    if (this._unmapCount < UNMAP_HISTORY) this._unmapCount++;
   }
 
-  #unmapAt(k: number): UnmapRecord {
+  private _unmapAt(k: number): UnmapRecord {
     return {
-      device: this.#uDevice[k] as string, domain: this.#uDomain[k] as number, iova: this.#uIova[k] as number, size: this.#uSize[k] as number,
-      time: this.#uTime[k] as number, via: this.#uVia[k] as string, lazy: this.#uLazy[k] === 1,
+      device: this._uDevice[k] as string, domain: this._uDomain[k] as number, iova: this._uIova[k] as number, size: this._uSize[k] as number,
+      time: this._uTime[k] as number, via: this._uVia[k] as string, lazy: this._uLazy[k] === 1,
     };
   }
 
   /** The remembered unmaps, oldest first. */
   get unmaps(): UnmapRecord[] {
     const out: UnmapRecord[] = [];
-    for (let k = this.#unmapCount; k >= 1; k--) out.push(this.#unmapAt((this.#unmapNext - k + UNMAP_HISTORY) % UNMAP_HISTORY));
+    for (let k = this._unmapCount; k >= 1; k--) out.push(this._unmapAt((this._unmapNext - k + UNMAP_HISTORY) % UNMAP_HISTORY));
     return out;
   }
 
   /** The most recent unmap of `domain` covering `iova`, if remembered. */
   unmapCovering(domain: number, iova: number): UnmapRecord | undefined {
-    for (let k = 1; k <= this.#unmapCount; k++) {
-      const i = (this.#unmapNext - k + UNMAP_HISTORY) % UNMAP_HISTORY;
-      if (this.#uDomain[i] === domain && iova >= (this.#uIova[i] as number) && iova < (this.#uIova[i] as number) + (this.#uSize[i] as number)) return this.#unmapAt(i);
+    for (let k = 1; k <= this._unmapCount; k++) {
+      const i = (this._unmapNext - k + UNMAP_HISTORY) % UNMAP_HISTORY;
+      if (this._uDomain[i] === domain && iova >= (this._uIova[i] as number) && iova < (this._uIova[i] as number) + (this._uSize[i] as number)) return this._unmapAt(i);
     }
     return undefined;
   }

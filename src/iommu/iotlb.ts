@@ -106,8 +106,8 @@ export class Iotlb {
   entriesInvalidated = 0;
   /** iotlb_sync calls that reached this IOTLB. */
   syncs = 0;
-  readonly #mask: number;
-  readonly #hashShift: number;
+  private readonly _mask: number;
+  private readonly _hashShift: number;
   readonly shiftList = new Uint8Array(64);
   nShifts = 0;
 
@@ -121,8 +121,8 @@ export class Iotlb {
     let slots = 8;
     while (slots < cap * 2) slots *= 2;
     this.slots = slots;
-    this.#mask = slots - 1;
-    this.#hashShift = 32 - Math.log2(slots);
+    this._mask = slots - 1;
+    this._hashShift = 32 - Math.log2(slots);
     this.keyAsid = new Int32Array(slots).fill(EMPTY);
     this.keyGfn = new Float64Array(slots);
     this.keyShift = new Uint8Array(slots);
@@ -133,7 +133,7 @@ export class Iotlb {
     this.epoch = new Float64Array(slots);
   }
 
-  #home(asid: number, gfn: number, shift: number): number {
+  private _home(asid: number, gfn: number, shift: number): number {
     let lo = gfn;
     let hi = 0;
     if (gfn >= TWO32) {
@@ -141,14 +141,14 @@ export class Iotlb {
       lo = gfn - hi * TWO32;
     }
     // Multiplicative (Fibonacci) hashing: the top bits of the product index the table.
-    return Math.imul(lo ^ Math.imul(hi ^ asid ^ (shift << 24), 0x85ebca6b), 0x9e3779b1) >>> this.#hashShift;
+    return Math.imul(lo ^ Math.imul(hi ^ asid ^ (shift << 24), 0x85ebca6b), 0x9e3779b1) >>> this._hashShift;
   }
 
   /** The slot holding the key, or -(e + 1) where e is the empty slot the probe stopped at. */
-  #probe(asid: number, gfn: number, shift: number): number {
+  private _probe(asid: number, gfn: number, shift: number): number {
     const ka = this.keyAsid;
-    const mask = this.#mask;
-    let i = this.#home(asid, gfn, shift);
+    const mask = this._mask;
+    let i = this._home(asid, gfn, shift);
     for (;;) {
       const a = ka[i] as number;
       if (a === EMPTY) return -(i + 1);
@@ -180,7 +180,7 @@ export class Iotlb {
     const shifts = this.shiftList;
     for (let k = 0; k < n; k++) {
       const s = shifts[k] as number;
-      const slot = this.#probe(asid, Math.floor(iova * (P2_INV[s] as number)), s);
+      const slot = this._probe(asid, Math.floor(iova * (P2_INV[s] as number)), s);
       if (slot >= 0) return slot;
     }
     return -1;
@@ -205,12 +205,12 @@ export class Iotlb {
     if (!Number.isInteger(asid) || asid < 0 || asid > 0x7fffffff) throw new KernelError(EINVAL, 'Iotlb.insert', `expected a whole number in [0, 2^31), got ${String(asid)}`, 'asid');
     if (!Number.isInteger(shift) || shift < 0 || shift > 52) throw new KernelError(EINVAL, 'Iotlb.insert', `expected a page shift in [0, 52], got ${String(shift)}`, 'shift');
     const gfn = Math.floor(iova / (P2[shift] as number));
-    let slot = this.#probe(asid, gfn, shift);
+    let slot = this._probe(asid, gfn, shift);
     if (slot < 0) {
       if (this.count >= this.capacity) {
         this.resets++;
-        this.#clear();
-        slot = this.#home(asid, gfn, shift); // the table is empty now
+        this._clear();
+        slot = this._home(asid, gfn, shift); // the table is empty now
       } else {
         slot = -slot - 1; // the empty slot where the probe stopped
       }
@@ -220,7 +220,7 @@ export class Iotlb {
       this.pageSize[slot] = P2[shift] as number;
       this.pageIova[slot] = gfn * (P2[shift] as number);
       this.count++;
-      this.#noteShift(shift);
+      this._noteShift(shift);
     }
     this.pagePhys[slot] = pagePhys;
     this.perm[slot] = perm;
@@ -229,7 +229,7 @@ export class Iotlb {
     return slot;
   }
 
-  #noteShift(shift: number): void {
+  private _noteShift(shift: number): void {
     const list = this.shiftList;
     let n = this.nShifts;
     for (let k = 0; k < n; k++) if (list[k] === shift) return;
@@ -242,9 +242,9 @@ export class Iotlb {
     this.nShifts = ++n;
   }
 
-  #removeAt(slot: number): void {
+  private _removeAt(slot: number): void {
     const ka = this.keyAsid;
-    const mask = this.#mask;
+    const mask = this._mask;
     ka[slot] = EMPTY;
     this.count--;
     let hole = slot;
@@ -253,7 +253,7 @@ export class Iotlb {
       j = (j + 1) & mask;
       const a = ka[j] as number;
       if (a === EMPTY) return;
-      const home = this.#home(a, this.keyGfn[j] as number, this.keyShift[j] as number);
+      const home = this._home(a, this.keyGfn[j] as number, this.keyShift[j] as number);
       // The entry at j may fill the hole unless its home lies cyclically in (hole, j].
       const stays = hole <= j ? home > hole && home <= j : home > hole || home <= j;
       if (stays) continue;
@@ -291,15 +291,15 @@ export class Iotlb {
         const ps = P2[s] as number;
         const lastGfn = Math.floor(last / ps);
         for (let gfn = Math.floor(start / ps); gfn <= lastGfn; gfn++) {
-          const slot = this.#probe(asid, gfn, s);
+          const slot = this._probe(asid, gfn, s);
           if (slot >= 0) {
-            this.#removeAt(slot);
+            this._removeAt(slot);
             removed++;
           }
         }
       }
     } else {
-      removed = this.#rebuild((a, gfn, s) => {
+      removed = this._rebuild((a, gfn, s) => {
         if (a !== asid) return false;
         const ps = P2[s] as number;
         const pageStart = gfn * ps;
@@ -332,7 +332,7 @@ export class Iotlb {
   invalidateAsid(asid: number): number {
     this.domainFlushes++;
     if (this.count === 0) return 0;
-    const removed = this.#rebuild((a) => a === asid);
+    const removed = this._rebuild((a) => a === asid);
     this.entriesInvalidated += removed;
     return removed;
   }
@@ -345,18 +345,18 @@ export class Iotlb {
     this.globalFlushes++;
     const removed = this.count;
     this.entriesInvalidated += removed;
-    this.#clear();
+    this._clear();
     return removed;
   }
 
-  #clear(): void {
+  private _clear(): void {
     this.keyAsid.fill(EMPTY);
     this.count = 0;
     this.nShifts = 0;
   }
 
   /** Remove entries `drop` selects by re-inserting the others into an emptied table. */
-  #rebuild(drop: (asid: number, gfn: number, shift: number) => boolean): number {
+  private _rebuild(drop: (asid: number, gfn: number, shift: number) => boolean): number {
     const keep: number[] = [];
     for (let i = 0; i < this.slots; i++) {
       const a = this.keyAsid[i] as number;
@@ -369,8 +369,8 @@ export class Iotlb {
     this.keyAsid.fill(EMPTY);
     this.count = 0;
     for (const [a, gfn, s, phys, perm, epoch] of saved as Array<[number, number, number, number, number, number]>) {
-      let slot = this.#home(a, gfn, s);
-      while ((this.keyAsid[slot] as number) !== EMPTY) slot = (slot + 1) & this.#mask;
+      let slot = this._home(a, gfn, s);
+      while ((this.keyAsid[slot] as number) !== EMPTY) slot = (slot + 1) & this._mask;
       this.keyAsid[slot] = a;
       this.keyGfn[slot] = gfn;
       this.keyShift[slot] = s;

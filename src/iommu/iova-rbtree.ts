@@ -141,7 +141,7 @@ export class IovaRbTree {
         return false;
       }
     }
-    this.#link(node, parent, left);
+    this._link(node, parent, left);
     return true;
   }
 
@@ -152,14 +152,14 @@ export class IovaRbTree {
   insertBefore(succ: Iova, node: Iova): void {
     let n = succ._left;
     if (n === null) {
-      this.#link(node, succ, true);
+      this._link(node, succ, true);
       return;
     }
     while (n._right !== null) n = n._right;
-    this.#link(node, n, false);
+    this._link(node, n, false);
   }
 
-  #link(node: Iova, parent: Iova | null, left: boolean): void {
+  private _link(node: Iova, parent: Iova | null, left: boolean): void {
     node._left = null;
     node._right = null;
     node._parent = parent;
@@ -169,10 +169,10 @@ export class IovaRbTree {
     else if (left) parent._left = node;
     else parent._right = node;
     this.count++;
-    this.#insertFixup(node);
+    this._insertFixup(node);
   }
 
-  #rotateLeft(x: Iova): void {
+  private _rotateLeft(x: Iova): void {
     const y = x._right as Iova;
     x._right = y._left;
     if (y._left !== null) y._left._parent = x;
@@ -185,7 +185,7 @@ export class IovaRbTree {
     x._parent = y;
   }
 
-  #rotateRight(x: Iova): void {
+  private _rotateRight(x: Iova): void {
     const y = x._left as Iova;
     x._left = y._right;
     if (y._right !== null) y._right._parent = x;
@@ -198,7 +198,7 @@ export class IovaRbTree {
     x._parent = y;
   }
 
-  #insertFixup(node: Iova): void {
+  private _insertFixup(node: Iova): void {
     let z = node;
     let p = z._parent;
     while (p !== null && p._red) {
@@ -214,11 +214,11 @@ export class IovaRbTree {
         } else {
           if (z === p._right) {
             z = p;
-            this.#rotateLeft(z);
+            this._rotateLeft(z);
           }
           (z._parent as Iova)._red = false;
           g._red = true;
-          this.#rotateRight(g);
+          this._rotateRight(g);
         }
       } else {
         const u = g._left;
@@ -230,11 +230,11 @@ export class IovaRbTree {
         } else {
           if (z === p._left) {
             z = p;
-            this.#rotateRight(z);
+            this._rotateRight(z);
           }
           (z._parent as Iova)._red = false;
           g._red = true;
-          this.#rotateLeft(g);
+          this._rotateLeft(g);
         }
       }
       p = z._parent;
@@ -243,7 +243,7 @@ export class IovaRbTree {
   }
 
   /** Replace the subtree at `u` by the one at `v` in u's parent. */
-  #transplant(u: Iova, v: Iova | null): void {
+  private _transplant(u: Iova, v: Iova | null): void {
     const p = u._parent;
     if (p === null) this.root = v;
     else if (u === p._left) p._left = v;
@@ -259,11 +259,11 @@ export class IovaRbTree {
     if (node._left === null) {
       x = node._right;
       xParent = node._parent;
-      this.#transplant(node, x);
+      this._transplant(node, x);
     } else if (node._right === null) {
       x = node._left;
       xParent = node._parent;
-      this.#transplant(node, x);
+      this._transplant(node, x);
     } else {
       let y = node._right;
       while (y._left !== null) y = y._left;
@@ -273,11 +273,11 @@ export class IovaRbTree {
         xParent = y;
       } else {
         xParent = y._parent;
-        this.#transplant(y, x);
+        this._transplant(y, x);
         y._right = node._right;
         y._right._parent = y;
       }
-      this.#transplant(node, y);
+      this._transplant(node, y);
       y._left = node._left;
       y._left._parent = y;
       y._red = node._red;
@@ -287,10 +287,10 @@ export class IovaRbTree {
     node._parent = null;
     node._tree = null;
     this.count--;
-    if (!removedRed) this.#eraseFixup(x, xParent);
+    if (!removedRed) this._eraseFixup(x, xParent);
   }
 
-  #eraseFixup(start: Iova | null, startParent: Iova | null): void {
+  private _eraseFixup(start: Iova | null, startParent: Iova | null): void {
     let x = start;
     let parent = startParent;
     while (x !== this.root && (x === null || !x._red)) {
@@ -302,7 +302,7 @@ export class IovaRbTree {
         if (w._red) {
           w._red = false;
           p._red = true;
-          this.#rotateLeft(p);
+          this._rotateLeft(p);
           w = p._right as Iova;
         }
         if ((w._left === null || !w._left._red) && (w._right === null || !w._right._red)) {
@@ -313,13 +313,13 @@ export class IovaRbTree {
           if (w._right === null || !w._right._red) {
             (w._left as Iova)._red = false;
             w._red = true;
-            this.#rotateRight(w);
+            this._rotateRight(w);
             w = p._right as Iova;
           }
           w._red = p._red;
           p._red = false;
           if (w._right !== null) w._right._red = false;
-          this.#rotateLeft(p);
+          this._rotateLeft(p);
           x = this.root;
           break;
         }
@@ -328,7 +328,7 @@ export class IovaRbTree {
         if (w._red) {
           w._red = false;
           p._red = true;
-          this.#rotateRight(p);
+          this._rotateRight(p);
           w = p._left as Iova;
         }
         if ((w._left === null || !w._left._red) && (w._right === null || !w._right._red)) {
@@ -339,13 +339,13 @@ export class IovaRbTree {
           if (w._left === null || !w._left._red) {
             (w._right as Iova)._red = false;
             w._red = true;
-            this.#rotateLeft(w);
+            this._rotateLeft(w);
             w = p._left as Iova;
           }
           w._red = p._red;
           p._red = false;
           if (w._left !== null) w._left._red = false;
-          this.#rotateRight(p);
+          this._rotateRight(p);
           x = this.root;
           break;
         }

@@ -60,18 +60,18 @@ export class IovaRcaches {
   readonly online: Uint8Array;
   nrOnline: number;
   readonly workDue = new Float64Array(IOVA_RANGE_CACHE_MAX_SIZE).fill(-1);
-  readonly #workSeq = new Float64Array(IOVA_RANGE_CACHE_MAX_SIZE);
-  readonly #cancel: Array<(() => void) | undefined> = new Array<(() => void) | undefined>(IOVA_RANGE_CACHE_MAX_SIZE).fill(undefined);
-  #seq = 0;
+  private readonly _workSeq = new Float64Array(IOVA_RANGE_CACHE_MAX_SIZE);
+  private readonly _cancel: Array<(() => void) | undefined> = new Array<(() => void) | undefined>(IOVA_RANGE_CACHE_MAX_SIZE).fill(undefined);
+  private _seq = 0;
   /** Time at which the running trim work was due, or -1 outside one: re-arming counts from it. */
-  #runningAt = -1;
-  #spare: IovaMagazine[] = [];
-  readonly #iovad: IovaDomain;
-  #dead = false;
+  private _runningAt = -1;
+  private _spare: IovaMagazine[] = [];
+  private readonly _iovad: IovaDomain;
+  private _dead = false;
 
   constructor(iovad: IovaDomain) {
     if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'IovaRcaches', 'iovad');
-    this.#iovad = iovad;
+    this._iovad = iovad;
     this.nrCpus = iovad.nrCpus;
     this.online = new Uint8Array(this.nrCpus).fill(1);
     this.nrOnline = this.nrCpus;
@@ -112,27 +112,27 @@ export class IovaRcaches {
 
   /** @internal A magazine for the kernel's iova_magazine_alloc; empty. */
   newMagazine(): IovaMagazine {
-    const m = this.#spare.pop() ?? new IovaMagazine();
+    const m = this._spare.pop() ?? new IovaMagazine();
     m.size = 0;
     return m;
   }
 
   /** @internal iova_magazine_free. */
   releaseMagazine(m: IovaMagazine): void {
-    this.#spare.push(m);
+    this._spare.push(m);
   }
 
   /** @internal schedule_delayed_work(&rcache->work, IOVA_DEPOT_DELAY): nothing if already armed. */
   scheduleWork(order: number): void {
     if ((this.workDue[order] as number) >= 0) return;
-    const clock = this.#iovad.clock;
-    const base = this.#runningAt >= 0 ? this.#runningAt : clock.now;
+    const clock = this._iovad.clock;
+    const base = this._runningAt >= 0 ? this._runningAt : clock.now;
     const due = base + IOVA_DEPOT_DELAY_NS;
     this.workDue[order] = due;
-    this.#workSeq[order] = this.#seq++;
+    this._workSeq[order] = this._seq++;
     if (clock.setTimeout !== undefined) {
-      this.#cancel[order] = clock.setTimeout(due - clock.now, () => {
-        this.#cancel[order] = undefined;
+      this._cancel[order] = clock.setTimeout(due - clock.now, () => {
+        this._cancel[order] = undefined;
         if ((this.workDue[order] as number) >= 0) this.runWork(order);
       });
     }
@@ -147,7 +147,7 @@ export class IovaRcaches {
       if (best < 0) best = o;
       else {
         const bd = this.workDue[best] as number;
-        if (due < bd || (due === bd && (this.#workSeq[o] as number) < (this.#workSeq[best] as number))) best = o;
+        if (due < bd || (due === bd && (this._workSeq[o] as number) < (this._workSeq[best] as number))) best = o;
       }
     }
     return best;
@@ -157,33 +157,33 @@ export class IovaRcaches {
   runWork(order: number): number {
     const at = this.workDue[order] as number;
     this.workDue[order] = -1;
-    const cancel = this.#cancel[order];
-    this.#cancel[order] = undefined;
+    const cancel = this._cancel[order];
+    this._cancel[order] = undefined;
     cancel?.();
-    if (this.#dead) return 0;
+    if (this._dead) return 0;
     const d = this.depot[order] as IovaMagazine[];
     if (d.length <= this.nrOnline) return 0;
     const mag = d.pop() as IovaMagazine;
-    magazineFreePfns(this.#iovad, mag);
+    magazineFreePfns(this._iovad, mag);
     this.releaseMagazine(mag);
-    this.#runningAt = at;
+    this._runningAt = at;
     this.scheduleWork(order);
-    this.#runningAt = -1;
+    this._runningAt = -1;
     return 1;
   }
 
   /** @internal free_iova_rcaches: drop every magazine (their pfns stay in the tree) and cancel the work. */
   destroy(): void {
-    this.#dead = true;
+    this._dead = true;
     for (let o = 0; o < IOVA_RANGE_CACHE_MAX_SIZE; o++) {
       this.workDue[o] = -1;
-      this.#cancel[o]?.();
-      this.#cancel[o] = undefined;
+      this._cancel[o]?.();
+      this._cancel[o] = undefined;
       (this.depot[o] as IovaMagazine[]).length = 0;
     }
     for (const m of this.loaded) m.size = 0;
     for (const m of this.prev) m.size = 0;
-    this.#spare = [];
+    this._spare = [];
   }
 }
 

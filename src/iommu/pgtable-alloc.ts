@@ -41,16 +41,16 @@ export function checkTableAllocator(alloc: unknown, fn: string): asserts alloc i
  * a.allocTablePage(4096) // 0x100000 (first pfn), ...; the 4th call returns null
  */
 export class SimpleTablePageAllocator implements TablePageAllocator {
-  // INVARIANT: inUse === allocs - frees; every pfn in #free was handed out before and came back;
-  //   #live holds exactly the pfns handed out and not yet freed.
+  // INVARIANT: inUse === allocs - frees; every pfn in _free was handed out before and came back;
+  //   _live holds exactly the pfns handed out and not yet freed.
   readonly basePfn: number;
   readonly limit: number;
   allocs = 0;
   frees = 0;
-  #next: number;
-  readonly #free: number[] = [];
-  readonly #live = new Set<number>();
-  readonly #track: boolean;
+  private _next: number;
+  private readonly _free: number[] = [];
+  private readonly _live = new Set<number>();
+  private readonly _track: boolean;
 
   /**
    * @param opts.basePfn first pfn handed out (default 0x100000, i.e. 4 GiB).
@@ -61,8 +61,8 @@ export class SimpleTablePageAllocator implements TablePageAllocator {
     checkObject(opts, 'SimpleTablePageAllocator', 'opts');
     this.basePfn = opts.basePfn ?? 0x100000;
     this.limit = opts.limit ?? Number.POSITIVE_INFINITY;
-    this.#next = this.basePfn;
-    this.#track = opts.track ?? true;
+    this._next = this.basePfn;
+    this._track = opts.track ?? true;
   }
 
   /**
@@ -81,14 +81,14 @@ export class SimpleTablePageAllocator implements TablePageAllocator {
     if (this.inUse >= this.limit) return null;
     const pages = Math.max(1, bytes / 4096);
     let pfn: number;
-    if (this.#free.length > 0) {
-      pfn = this.#free.pop() as number;
+    if (this._free.length > 0) {
+      pfn = this._free.pop() as number;
     } else {
-      pfn = this.#next;
-      this.#next += pages;
+      pfn = this._next;
+      this._next += pages;
     }
     this.allocs++;
-    if (this.#track) this.#live.add(pfn);
+    if (this._track) this._live.add(pfn);
     return pfn;
   }
 
@@ -97,12 +97,12 @@ export class SimpleTablePageAllocator implements TablePageAllocator {
    * @example alloc.freeTablePage(pfn, 4096)
    */
   freeTablePage(pfn: number, _bytes: number): void {
-    if (this.#track) {
-      if (!this.#live.has(pfn)) throw new Error(`SimpleTablePageAllocator: freeing pfn ${pfn}, which is not a live table page`);
-      this.#live.delete(pfn);
+    if (this._track) {
+      if (!this._live.has(pfn)) throw new Error(`SimpleTablePageAllocator: freeing pfn ${pfn}, which is not a live table page`);
+      this._live.delete(pfn);
     }
     this.frees++;
-    this.#free.push(pfn);
+    this._free.push(pfn);
   }
 
   /**
@@ -110,6 +110,6 @@ export class SimpleTablePageAllocator implements TablePageAllocator {
    * @example alloc.isLive(pt.tablePfns()[0]) // true
    */
   isLive(pfn: number): boolean {
-    return this.#live.has(pfn);
+    return this._live.has(pfn);
   }
 }

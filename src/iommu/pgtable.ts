@@ -124,30 +124,30 @@ export class IoPageTable implements IoPgtableOps {
   //   handed out on gather freelists and not yet given to free_table_pages.
   // INVARIANT: mappedBytes === sum of the sizes of all leaves.
   // INVARIANT: leaves at level l only where cfg.levelLeaf[l]; every leaf's phys is a multiple of 4096.
-  #pte: Float64Array;
-  #used: Uint32Array;
-  #pfn: Float64Array;
-  #level: Int8Array;
-  #parent: Float64Array;
-  #cap: number;
-  #hwm = 0;
-  readonly #freeIds: number[] = [];
-  readonly #epl: number;
-  readonly #levels: number;
-  readonly #lsize: Float64Array;
-  readonly #lents: Float64Array;
+  private _pte: Float64Array;
+  private _used: Uint32Array;
+  private _pfn: Float64Array;
+  private _level: Int8Array;
+  private _parent: Float64Array;
+  private _cap: number;
+  private _hwm = 0;
+  private readonly _freeIds: number[] = [];
+  private readonly _epl: number;
+  private readonly _levels: number;
+  private readonly _lsize: Float64Array;
+  private readonly _lents: Float64Array;
   /** 1 / levelSize[l]. */
-  readonly #linv: Float64Array;
-  readonly #stack: number[] = [];
-  #dead = false;
+  private readonly _linv: Float64Array;
+  private readonly _stack: number[] = [];
+  private _dead = false;
   // INVARIANT: walk cache: when cacheLevel >= 1, table cacheTable is live at level cacheLevel and is
   //   the table covering every IOVA with floor(iova / levelSize[cacheLevel - 1]) === cacheKey. Any
   //   table release resets cacheLevel to -1.
-  #cacheLevel = -1;
-  #cacheKey = -1;
-  #cacheTable = 0;
+  private _cacheLevel = -1;
+  private _cacheKey = -1;
+  private _cacheTable = 0;
   // INVARIANT: seq[t] is the value tableAllocs had when live table t was allocated (1-based, unique).
-  #seq: Float64Array;
+  private _seq: Float64Array;
 
   /** Live table pages (the pgd included). */
   tablePages = 0;
@@ -186,19 +186,19 @@ export class IoPageTable implements IoPgtableOps {
     this.klog = opts.klog ?? defaultContext().klog;
     this.faults = opts.faults;
     this.quirkNoWarn = opts.quirkNoWarn === true;
-    this.#epl = this.cfg.entriesPerTable;
-    this.#levels = this.cfg.levels;
-    this.#lsize = Float64Array.from(this.cfg.levelSize);
-    this.#lents = Float64Array.from(this.cfg.levelEntries);
-    this.#linv = Float64Array.from(this.cfg.levelSize, (x) => 1 / x);
-    this.#cap = 16;
-    this.#pte = new Float64Array(this.#cap * this.#epl);
-    this.#used = new Uint32Array(this.#cap);
-    this.#pfn = new Float64Array(this.#cap);
-    this.#level = new Int8Array(this.#cap).fill(-1);
-    this.#parent = new Float64Array(this.#cap).fill(-1);
-    this.#seq = new Float64Array(this.#cap);
-    if (this.#newTable(0, -1) < 0) throw new KernelError(ENOMEM, 'alloc_io_pgtable_ops', 'cannot allocate the top-level table');
+    this._epl = this.cfg.entriesPerTable;
+    this._levels = this.cfg.levels;
+    this._lsize = Float64Array.from(this.cfg.levelSize);
+    this._lents = Float64Array.from(this.cfg.levelEntries);
+    this._linv = Float64Array.from(this.cfg.levelSize, (x) => 1 / x);
+    this._cap = 16;
+    this._pte = new Float64Array(this._cap * this._epl);
+    this._used = new Uint32Array(this._cap);
+    this._pfn = new Float64Array(this._cap);
+    this._level = new Int8Array(this._cap).fill(-1);
+    this._parent = new Float64Array(this._cap).fill(-1);
+    this._seq = new Float64Array(this._cap);
+    if (this._newTable(0, -1) < 0) throw new KernelError(ENOMEM, 'alloc_io_pgtable_ops', 'cannot allocate the top-level table');
   }
 
   /**
@@ -222,50 +222,50 @@ export class IoPageTable implements IoPgtableOps {
    * @example pt.free(); pt.freed // true
    */
   get freed(): boolean {
-    return this.#dead;
+    return this._dead;
   }
 
-  #grow(): void {
-    const cap = this.#cap * 2;
-    const pte = new Float64Array(cap * this.#epl);
-    pte.set(this.#pte);
-    this.#pte = pte;
+  private _grow(): void {
+    const cap = this._cap * 2;
+    const pte = new Float64Array(cap * this._epl);
+    pte.set(this._pte);
+    this._pte = pte;
     const used = new Uint32Array(cap);
-    used.set(this.#used);
-    this.#used = used;
+    used.set(this._used);
+    this._used = used;
     const pfn = new Float64Array(cap);
-    pfn.set(this.#pfn);
-    this.#pfn = pfn;
+    pfn.set(this._pfn);
+    this._pfn = pfn;
     const level = new Int8Array(cap).fill(-1);
-    level.set(this.#level);
-    this.#level = level;
+    level.set(this._level);
+    this._level = level;
     const parent = new Float64Array(cap).fill(-1);
-    parent.set(this.#parent);
-    this.#parent = parent;
+    parent.set(this._parent);
+    this._parent = parent;
     const seq = new Float64Array(cap);
-    seq.set(this.#seq);
-    this.#seq = seq;
-    this.#cap = cap;
+    seq.set(this._seq);
+    this._seq = seq;
+    this._cap = cap;
   }
 
   /** Allocate a table page for a table at `level` hooked at entry `parent`: its id, or -1. */
-  #newTable(level: number, parent: number): number {
+  private _newTable(level: number, parent: number): number {
     if (this.faults !== undefined && this.faults.shouldFail('pgtable')) return -1;
     const pfn = this.alloc.allocTablePage(this.cfg.granule);
     if (pfn === null) return -1;
     let t: number;
-    if (this.#freeIds.length > 0) {
-      t = this.#freeIds.pop() as number;
+    if (this._freeIds.length > 0) {
+      t = this._freeIds.pop() as number;
     } else {
-      if (this.#hwm === this.#cap) this.#grow();
-      t = this.#hwm++;
+      if (this._hwm === this._cap) this._grow();
+      t = this._hwm++;
     }
-    this.#pfn[t] = pfn;
-    this.#level[t] = level;
-    this.#parent[t] = parent;
-    this.#used[t] = 0;
+    this._pfn[t] = pfn;
+    this._level[t] = level;
+    this._parent[t] = parent;
+    this._used[t] = 0;
     if (++this.tablePages > this.peakTablePages) this.peakTablePages = this.tablePages;
-    this.#seq[t] = ++this.tableAllocs;
+    this._seq[t] = ++this.tableAllocs;
     return t;
   }
 
@@ -273,25 +273,25 @@ export class IoPageTable implements IoPgtableOps {
    * Release table `root` and every table under it (their leaves leave mappedBytes): the pages go on
    * `deferTo`, or straight back to the allocator. The caller has already cleared the entry to `root`.
    */
-  #releaseSubtree(root: number, deferTo: number[] | null): void {
-    this.#cacheLevel = -1;
-    const stack = this.#stack;
+  private _releaseSubtree(root: number, deferTo: number[] | null): void {
+    this._cacheLevel = -1;
+    const stack = this._stack;
     stack.push(root);
-    const epl = this.#epl;
-    const last = this.#levels - 1;
+    const epl = this._epl;
+    const last = this._levels - 1;
     const granule = this.cfg.granule;
     while (stack.length > 0) {
       const t = stack.pop() as number;
-      const level = this.#level[t] as number;
-      const used = this.#used[t] as number;
-      const pte = this.#pte;
+      const level = this._level[t] as number;
+      const used = this._used[t] as number;
+      const pte = this._pte;
       const base = t * epl;
       if (used > 0) {
         if (level === last) {
           this.mappedBytes -= used * granule;
         } else {
-          const size = this.#lsize[level] as number;
-          const n = this.#lents[level] as number;
+          const size = this._lsize[level] as number;
+          const n = this._lents[level] as number;
           for (let i = 0; i < n; i++) {
             const v = pte[base + i] as number;
             if (v < 0) stack.push(-v - 1);
@@ -300,12 +300,12 @@ export class IoPageTable implements IoPgtableOps {
         }
         pte.fill(0, base, base + epl);
       }
-      this.#used[t] = 0;
-      this.#level[t] = -1;
-      this.#parent[t] = -1;
-      this.#freeIds.push(t);
+      this._used[t] = 0;
+      this._level[t] = -1;
+      this._parent[t] = -1;
+      this._freeIds.push(t);
       this.tablePages--;
-      const pfn = this.#pfn[t] as number;
+      const pfn = this._pfn[t] as number;
       if (deferTo !== null) {
         deferTo.push(pfn);
         this.deferredPages++;
@@ -316,18 +316,18 @@ export class IoPageTable implements IoPgtableOps {
   }
 
   /** The walk cache's table for `level` at `iova` (the leaf table a map/unmap needs), or -1. */
-  #cachedTable(level: number, iova: number): number {
-    if (level === 0 || this.#cacheLevel !== level) return -1;
-    return Math.floor(iova * (this.#linv[level - 1] as number)) === this.#cacheKey ? this.#cacheTable : -1;
+  private _cachedTable(level: number, iova: number): number {
+    if (level === 0 || this._cacheLevel !== level) return -1;
+    return Math.floor(iova * (this._linv[level - 1] as number)) === this._cacheKey ? this._cacheTable : -1;
   }
 
-  #setCache(level: number, iova: number, t: number): void {
-    this.#cacheLevel = level;
-    this.#cacheKey = Math.floor(iova * (this.#linv[level - 1] as number));
-    this.#cacheTable = t;
+  private _setCache(level: number, iova: number, t: number): void {
+    this._cacheLevel = level;
+    this._cacheKey = Math.floor(iova * (this._linv[level - 1] as number));
+    this._cacheTable = t;
   }
 
-  #useAfterFree(fn: string): never {
+  private _useAfterFree(fn: string): never {
     throw new KernelBug(fn, 'page table used after free_io_pgtable_ops');
   }
 
@@ -338,7 +338,7 @@ export class IoPageTable implements IoPgtableOps {
    * @example pt.map_pages(0x1000, 0x5000, 4096, 2, IOMMU_READ, GFP_KERNEL) // 8192
    */
   map_pages(iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, _gfp: number): number {
-    if (this.#dead) this.#useAfterFree('arm_lpae_map_pages');
+    if (this._dead) this._useAfterFree('arm_lpae_map_pages');
     const cfg = this.cfg;
     const target = leafLevel(cfg, pgsize);
     if (target < 0) {
@@ -351,33 +351,33 @@ export class IoPageTable implements IoPgtableOps {
     }
     if ((prot & RW) === 0) return -EINVAL;
     if (!(pgcount >= 1)) return 0;
-    const epl = this.#epl;
-    const linv = this.#linv;
-    const lents = this.#lents;
-    const cached = this.#cachedTable(target, iova);
+    const epl = this._epl;
+    const linv = this._linv;
+    const lents = this._lents;
+    const cached = this._cachedTable(target, iova);
     let t = cached < 0 ? 0 : cached;
     let l = cached < 0 ? 0 : target;
     for (; l < target; l++) {
       const e = t * epl + indexOf(iova, linv[l] as number, lents[l] as number);
-      let v = this.#pte[e] as number;
+      let v = this._pte[e] as number;
       if (v === 0) {
-        const nt = this.#newTable(l + 1, e);
+        const nt = this._newTable(l + 1, e);
         if (nt < 0) return -ENOMEM;
         v = -(nt + 1);
-        this.#pte[e] = v;
-        this.#used[t] = (this.#used[t] as number) + 1;
+        this._pte[e] = v;
+        this._used[t] = (this._used[t] as number) + 1;
       } else if (v > 0) {
         if (!this.quirkNoWarn) this.klog.warn('__arm_lpae_map', WARN_NO_QUIRK_CFG);
         return -EEXIST;
       }
       t = -v - 1;
-      if (l + 1 === target) this.#setCache(target, iova, t);
+      if (l + 1 === target) this._setCache(target, iova, t);
     }
     const idx = indexOf(iova, linv[target] as number, lents[target] as number);
     const room = (lents[target] as number) - idx;
     const num = pgcount < room ? pgcount : room;
     const e0 = t * epl + idx;
-    const pte = this.#pte;
+    const pte = this._pte;
     for (let i = 0; i < num; i++) {
       const v = pte[e0 + i] as number;
       if (v > 0) {
@@ -387,16 +387,16 @@ export class IoPageTable implements IoPgtableOps {
       if (v < 0) {
         // A table where the block goes: unhook it, flush the walk, free it with what it maps.
         pte[e0 + i] = 0;
-        this.#used[t] = (this.#used[t] as number) - 1;
+        this._used[t] = (this._used[t] as number) - 1;
         this.epoch++;
         this.tlb?.tlb_flush_walk(iova + i * pgsize, pgsize, cfg.granule);
-        this.#releaseSubtree(-v - 1, null);
+        this._releaseSubtree(-v - 1, null);
       }
     }
     const step = pgsize * PHYS_UNIT_INV * PROT_MUL;
     const enc0 = Math.floor(paddr * PHYS_UNIT_INV) * PROT_MUL + prot;
     for (let i = 0; i < num; i++) pte[e0 + i] = enc0 + i * step;
-    this.#used[t] = (this.#used[t] as number) + num;
+    this._used[t] = (this._used[t] as number) + num;
     const bytes = num * pgsize;
     this.mappedBytes += bytes;
     return bytes;
@@ -409,7 +409,7 @@ export class IoPageTable implements IoPgtableOps {
    * @example pt.unmap_pages(0x1000, 4096, 2, gather) // 8192
    */
   unmap_pages(iova: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number {
-    if (this.#dead) this.#useAfterFree('arm_lpae_unmap_pages');
+    if (this._dead) this._useAfterFree('arm_lpae_unmap_pages');
     const cfg = this.cfg;
     const target = leafLevel(cfg, pgsize);
     if (target < 0 || !(pgcount >= 1)) {
@@ -420,11 +420,11 @@ export class IoPageTable implements IoPgtableOps {
       this.klog.warn('arm_lpae_unmap_pages', 'WARN_ON(iaext)');
       return 0;
     }
-    const epl = this.#epl;
-    const linv = this.#linv;
-    const lents = this.#lents;
-    const pte = this.#pte;
-    const cached = this.#cachedTable(target, iova);
+    const epl = this._epl;
+    const linv = this._linv;
+    const lents = this._lents;
+    const pte = this._pte;
+    const cached = this._cachedTable(target, iova);
     let t = cached < 0 ? 0 : cached;
     let l = cached < 0 ? 0 : target;
     for (; l < target; l++) {
@@ -438,7 +438,7 @@ export class IoPageTable implements IoPgtableOps {
         return 0;
       }
       t = -v - 1;
-      if (l + 1 === target) this.#setCache(target, iova, t);
+      if (l + 1 === target) this._setCache(target, iova, t);
     }
     const idx = indexOf(iova, linv[target] as number, lents[target] as number);
     const room = (lents[target] as number) - idx;
@@ -458,14 +458,14 @@ export class IoPageTable implements IoPgtableOps {
       } else if (gather === null) {
         // A whole table under this entry: flush the walk, then free it (io-pgtable-arm).
         this.tlb?.tlb_flush_walk(iova + i * pgsize, pgsize, cfg.granule);
-        this.#releaseSubtree(-v - 1, null);
+        this._releaseSubtree(-v - 1, null);
       } else {
         // With a gather, its pages wait on the freelist until the sync (VT-d's freelist).
-        this.#releaseSubtree(-v - 1, gather.freelist);
+        this._releaseSubtree(-v - 1, gather.freelist);
       }
     }
     if (i === 0) return 0;
-    this.#used[t] = (this.#used[t] as number) - i;
+    this._used[t] = (this._used[t] as number) - i;
     this.mappedBytes -= leafBytes;
     this.epoch++;
     const tlb = this.tlb;
@@ -481,18 +481,18 @@ export class IoPageTable implements IoPgtableOps {
    * @example if (pt.lookup(iova)) pt.walkPhys + (iova - pt.walkIova)
    */
   lookup(iova: number): boolean {
-    if (this.#dead || !(iova >= 0) || iova >= this.cfg.iovaLimit) return false;
-    const epl = this.#epl;
-    const lsize = this.#lsize;
-    const linv = this.#linv;
-    const lents = this.#lents;
-    const pte = this.#pte;
-    const levels = this.#levels;
+    if (this._dead || !(iova >= 0) || iova >= this.cfg.iovaLimit) return false;
+    const epl = this._epl;
+    const lsize = this._lsize;
+    const linv = this._linv;
+    const lents = this._lents;
+    const pte = this._pte;
+    const levels = this._levels;
     let t = 0;
     let l = 0;
-    const cl = this.#cacheLevel;
-    if (cl > 0 && Math.floor(iova * (linv[cl - 1] as number)) === this.#cacheKey) {
-      t = this.#cacheTable;
+    const cl = this._cacheLevel;
+    if (cl > 0 && Math.floor(iova * (linv[cl - 1] as number)) === this._cacheKey) {
+      t = this._cacheTable;
       l = cl;
     }
     for (; l < levels; l++) {
@@ -538,9 +538,9 @@ export class IoPageTable implements IoPgtableOps {
    * @example pt.free(); pt.tablePages // 0
    */
   free(): void {
-    if (this.#dead) return;
-    this.#releaseSubtree(0, null);
-    this.#dead = true;
+    if (this._dead) return;
+    this._releaseSubtree(0, null);
+    this._dead = true;
     this.epoch++;
   }
 
@@ -553,21 +553,21 @@ export class IoPageTable implements IoPgtableOps {
    * if (mapFailed) { unmapWhatWasMapped(); pt.rollbackTablesSince(since); }
    */
   rollbackTablesSince(since: number): number {
-    if (this.#dead || this.tableAllocs === since) return 0;
+    if (this._dead || this.tableAllocs === since) return 0;
     const found: number[] = [];
-    for (let t = 1; t < this.#hwm; t++) {
-      if ((this.#level[t] as number) >= 0 && (this.#seq[t] as number) > since) found.push(t);
+    for (let t = 1; t < this._hwm; t++) {
+      if ((this._level[t] as number) >= 0 && (this._seq[t] as number) > since) found.push(t);
     }
     // Children were allocated after their parents: newest first frees leaves of the tree first.
-    found.sort((a, b) => (this.#seq[b] as number) - (this.#seq[a] as number));
+    found.sort((a, b) => (this._seq[b] as number) - (this._seq[a] as number));
     let freed = 0;
     for (const t of found) {
-      if (this.#used[t] !== 0) continue;
-      const parent = this.#parent[t] as number;
-      this.#pte[parent] = 0;
-      const pt = Math.floor(parent / this.#epl);
-      this.#used[pt] = (this.#used[pt] as number) - 1;
-      this.#releaseSubtree(t, null);
+      if (this._used[t] !== 0) continue;
+      const parent = this._parent[t] as number;
+      this._pte[parent] = 0;
+      const pt = Math.floor(parent / this._epl);
+      this._used[pt] = (this._used[pt] as number) - 1;
+      this._releaseSubtree(t, null);
       freed++;
     }
     return freed;
@@ -578,20 +578,20 @@ export class IoPageTable implements IoPgtableOps {
    * @example pt.forEachLeaf((iova, size, phys, prot) => console.log(iova, size, phys, prot))
    */
   forEachLeaf(visit: LeafVisitor): void {
-    if (this.#dead) return;
-    this.#visit(0, 0, 0, visit);
+    if (this._dead) return;
+    this._visit(0, 0, 0, visit);
   }
 
-  #visit(t: number, level: number, base: number, visit: LeafVisitor): void {
-    const size = this.#lsize[level] as number;
-    const n = this.#lents[level] as number;
-    const off = t * this.#epl;
+  private _visit(t: number, level: number, base: number, visit: LeafVisitor): void {
+    const size = this._lsize[level] as number;
+    const n = this._lents[level] as number;
+    const off = t * this._epl;
     for (let i = 0; i < n; i++) {
-      const v = this.#pte[off + i] as number;
+      const v = this._pte[off + i] as number;
       if (v === 0) continue;
       const iova = base + i * size;
       if (v < 0) {
-        this.#visit(-v - 1, level + 1, iova, visit);
+        this._visit(-v - 1, level + 1, iova, visit);
       } else {
         const q = Math.floor(v / PROT_MUL);
         visit(iova, size, q * PHYS_UNIT, v - q * PROT_MUL);
@@ -605,7 +605,7 @@ export class IoPageTable implements IoPgtableOps {
    */
   tablePfns(): number[] {
     const out: number[] = [];
-    for (let t = 0; t < this.#hwm; t++) if ((this.#level[t] as number) >= 0) out.push(this.#pfn[t] as number);
+    for (let t = 0; t < this._hwm; t++) if ((this._level[t] as number) >= 0) out.push(this._pfn[t] as number);
     return out;
   }
 
@@ -616,7 +616,7 @@ export class IoPageTable implements IoPgtableOps {
    */
   emptyTables(): number {
     let n = 0;
-    for (let t = 1; t < this.#hwm; t++) if ((this.#level[t] as number) >= 0 && this.#used[t] === 0) n++;
+    for (let t = 1; t < this._hwm; t++) if ((this._level[t] as number) >= 0 && this._used[t] === 0) n++;
     return n;
   }
 
@@ -627,41 +627,41 @@ export class IoPageTable implements IoPgtableOps {
    */
   audit(): string[] {
     const problems: string[] = [];
-    if (this.#dead) {
+    if (this._dead) {
       if (this.tablePages !== 0) problems.push(`freed page table still counts ${this.tablePages} table pages`);
       return problems;
     }
     let reachable = 0;
     let bytes = 0;
-    const epl = this.#epl;
+    const epl = this._epl;
     const seen = new Set<number>();
     const walk = (t: number, level: number): void => {
       reachable++;
       seen.add(t);
-      if (this.#level[t] !== level) problems.push(`table ${t} at level ${level} records level ${String(this.#level[t])}`);
+      if (this._level[t] !== level) problems.push(`table ${t} at level ${level} records level ${String(this._level[t])}`);
       let nonzero = 0;
       for (let i = 0; i < epl; i++) {
-        const v = this.#pte[t * epl + i] as number;
+        const v = this._pte[t * epl + i] as number;
         if (v === 0) continue;
         nonzero++;
-        if (i >= (this.#lents[level] as number)) problems.push(`table ${t}: entry ${i} beyond the level's ${String(this.#lents[level])} entries`);
+        if (i >= (this._lents[level] as number)) problems.push(`table ${t}: entry ${i} beyond the level's ${String(this._lents[level])} entries`);
         if (v < 0) {
           const c = -v - 1;
-          if (level === this.#levels - 1) problems.push(`table ${t}: table pointer at the last level`);
-          else if (this.#parent[c] !== t * epl + i) problems.push(`table ${c}: parent link ${String(this.#parent[c])} != ${t * epl + i}`);
+          if (level === this._levels - 1) problems.push(`table ${t}: table pointer at the last level`);
+          else if (this._parent[c] !== t * epl + i) problems.push(`table ${c}: parent link ${String(this._parent[c])} != ${t * epl + i}`);
           else walk(c, level + 1);
         } else {
           if (!this.cfg.levelLeaf[level]) problems.push(`table ${t}: leaf at level ${level}, where no page size is supported`);
           if ((v % PROT_MUL & RW) === 0) problems.push(`table ${t}: leaf ${i} without READ or WRITE`);
-          bytes += this.#lsize[level] as number;
+          bytes += this._lsize[level] as number;
         }
       }
-      if (this.#used[t] !== nonzero) problems.push(`table ${t}: used ${String(this.#used[t])} != ${nonzero} entries`);
+      if (this._used[t] !== nonzero) problems.push(`table ${t}: used ${String(this._used[t])} != ${nonzero} entries`);
     };
     walk(0, 0);
     if (reachable !== this.tablePages) problems.push(`tablePages ${this.tablePages} != ${reachable} reachable tables`);
-    for (let t = 0; t < this.#hwm; t++) {
-      if ((this.#level[t] as number) >= 0 && !seen.has(t)) problems.push(`table ${t} is live but unreachable (leaked)`);
+    for (let t = 0; t < this._hwm; t++) {
+      if ((this._level[t] as number) >= 0 && !seen.has(t)) problems.push(`table ${t} is live but unreachable (leaked)`);
     }
     if (bytes !== this.mappedBytes) problems.push(`mappedBytes ${this.mappedBytes} != ${bytes} mapped by leaves`);
     if (this.deferredPages < 0) problems.push(`deferredPages ${this.deferredPages} < 0`);

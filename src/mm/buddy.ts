@@ -30,11 +30,11 @@ export class FreeArea {
   readonly bitmaps: Uint32Array[] = [];
   readonly nrFree = new Float64Array(MAX_PAGE_ORDER + 1);
   readonly hint = new Float64Array(MAX_PAGE_ORDER + 1);
-  #freePages = 0;
-  readonly #base: number[] = [];
-  readonly #winStart: number[] = [];
-  readonly #winEnd: number[] = [];
-  readonly #winDelta: number[] = [];
+  private _freePages = 0;
+  private readonly _base: number[] = [];
+  private readonly _winStart: number[] = [];
+  private readonly _winEnd: number[] = [];
+  private readonly _winDelta: number[] = [];
 
   constructor(span: ZoneSpan) {
     this.span = span;
@@ -42,75 +42,75 @@ export class FreeArea {
     let cursor = 0;
     for (const r of span.ram) {
       const cStart = Math.ceil(cursor / maxBlock) * maxBlock + (r.startPfn % maxBlock);
-      this.#winStart.push(r.startPfn);
-      this.#winEnd.push(r.endPfn);
-      this.#winDelta.push(r.startPfn - cStart);
+      this._winStart.push(r.startPfn);
+      this._winEnd.push(r.endPfn);
+      this._winDelta.push(r.startPfn - cStart);
       cursor = cStart + (r.endPfn - r.startPfn);
     }
-    const cFirst = span.ram.length === 0 ? 0 : (span.ram[0] as { startPfn: number }).startPfn - (this.#winDelta[0] as number);
+    const cFirst = span.ram.length === 0 ? 0 : (span.ram[0] as { startPfn: number }).startPfn - (this._winDelta[0] as number);
     for (let o = 0; o <= MAX_PAGE_ORDER; o++) {
       const first = Math.floor(cFirst / 2 ** o);
       const last = Math.ceil(cursor / 2 ** o);
-      this.#base.push(first);
+      this._base.push(first);
       this.bitmaps.push(new Uint32Array(Math.max(1, Math.ceil((last - first) / 32))));
     }
   }
 
   /** Compact pfn of a RAM pfn of this zone, or -1 (a hole or outside the zone). */
-  #compact(pfn: number): number {
-    for (let k = 0; k < this.#winStart.length; k++) {
-      if (pfn >= (this.#winStart[k] as number) && pfn < (this.#winEnd[k] as number)) return pfn - (this.#winDelta[k] as number);
+  private _compact(pfn: number): number {
+    for (let k = 0; k < this._winStart.length; k++) {
+      if (pfn >= (this._winStart[k] as number) && pfn < (this._winEnd[k] as number)) return pfn - (this._winDelta[k] as number);
     }
     return -1;
   }
 
   /** The pfn of compact pfn `c`. */
-  #expand(c: number): number {
-    for (let k = 0; k < this.#winStart.length; k++) {
-      const p = c + (this.#winDelta[k] as number);
-      if (p >= (this.#winStart[k] as number) && p < (this.#winEnd[k] as number)) return p;
+  private _expand(c: number): number {
+    for (let k = 0; k < this._winStart.length; k++) {
+      const p = c + (this._winDelta[k] as number);
+      if (p >= (this._winStart[k] as number) && p < (this._winEnd[k] as number)) return p;
     }
     return -1;
   }
 
   /** Pages free in this zone. */
   get freePages(): number {
-    return this.#freePages;
+    return this._freePages;
   }
 
   /** Is the block of order `o` at `pfn` a free block of exactly that order? */
   isFree(pfn: number, o: number): boolean {
-    const c = this.#compact(pfn);
+    const c = this._compact(pfn);
     if (c < 0) return false;
-    const b = c / 2 ** o - (this.#base[o] as number);
+    const b = c / 2 ** o - (this._base[o] as number);
     return (((this.bitmaps[o] as Uint32Array)[b >>> 5] as number) & (1 << (b & 31))) !== 0;
   }
 
-  #set(pfn: number, o: number): void {
-    const b = this.#compact(pfn) / 2 ** o - (this.#base[o] as number);
+  private _set(pfn: number, o: number): void {
+    const b = this._compact(pfn) / 2 ** o - (this._base[o] as number);
     const w = b >>> 5;
     (this.bitmaps[o] as Uint32Array)[w] = ((this.bitmaps[o] as Uint32Array)[w] as number) | (1 << (b & 31));
     this.nrFree[o] = (this.nrFree[o] as number) + 1;
     if (w < (this.hint[o] as number)) this.hint[o] = w;
-    this.#freePages += 2 ** o;
+    this._freePages += 2 ** o;
   }
 
-  #clear(pfn: number, o: number): void {
-    const b = this.#compact(pfn) / 2 ** o - (this.#base[o] as number);
+  private _clear(pfn: number, o: number): void {
+    const b = this._compact(pfn) / 2 ** o - (this._base[o] as number);
     const w = b >>> 5;
     (this.bitmaps[o] as Uint32Array)[w] = ((this.bitmaps[o] as Uint32Array)[w] as number) & ~(1 << (b & 31));
     this.nrFree[o] = (this.nrFree[o] as number) - 1;
-    this.#freePages -= 2 ** o;
+    this._freePages -= 2 ** o;
   }
 
   /** Lowest free block of exactly order `o`, or -1. */
-  #lowest(o: number): number {
+  private _lowest(o: number): number {
     const words = this.bitmaps[o] as Uint32Array;
     for (let w = this.hint[o] as number; w < words.length; w++) {
       const bits = words[w] as number;
       if (bits !== 0) {
         this.hint[o] = w;
-        return this.#expand(((this.#base[o] as number) + w * 32 + ctz32(bits)) * 2 ** o);
+        return this._expand(((this._base[o] as number) + w * 32 + ctz32(bits)) * 2 ** o);
       }
     }
     this.hint[o] = words.length;
@@ -124,9 +124,9 @@ export class FreeArea {
   take(order: number): number {
     for (let o = order; o <= MAX_PAGE_ORDER; o++) {
       if ((this.nrFree[o] as number) === 0) continue;
-      const pfn = this.#lowest(o);
-      this.#clear(pfn, o);
-      for (let k = o - 1; k >= order; k--) this.#set(pfn + 2 ** k, k);
+      const pfn = this._lowest(o);
+      this._clear(pfn, o);
+      for (let k = o - 1; k >= order; k--) this._set(pfn + 2 ** k, k);
       return pfn;
     }
     return -1;
@@ -146,16 +146,16 @@ export class FreeArea {
       const size = 2 ** o;
       const buddy = Math.floor(p / size) % 2 === 0 ? p + size : p - size;
       if (!this.isFree(buddy, o)) break;
-      this.#clear(buddy, o);
+      this._clear(buddy, o);
       p = Math.min(p, buddy);
       o++;
     }
-    this.#set(p, o);
+    this._set(p, o);
   }
 
   /** Remove a specific free block (used when carving reservations). */
   remove(pfn: number, order: number): void {
-    this.#clear(pfn, order);
+    this._clear(pfn, order);
   }
 
   /** Every free block as [pfn, order], lowest order first then by address. */
@@ -167,7 +167,7 @@ export class FreeArea {
         while (bits !== 0) {
           const bit = ctz32(bits);
           bits &= bits - 1;
-          yield [this.#expand(((this.#base[o] as number) + w * 32 + bit) * 2 ** o), o];
+          yield [this._expand(((this._base[o] as number) + w * 32 + bit) * 2 ** o), o];
         }
       }
     }

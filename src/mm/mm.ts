@@ -64,20 +64,20 @@ export class Mm implements PhysMemory {
   readonly zones: readonly FreeArea[];
   readonly meta: PageMeta;
   readonly contents = new PhysContents();
-  readonly #ctx: KernelContext;
+  private readonly _ctx: KernelContext;
   /** The machine (kernel context) this memory belongs to. */
   get ctx(): KernelContext {
-    return this.#ctx;
+    return this._ctx;
   }
-  readonly #vmap = new VmapSpace();
+  private readonly _vmap = new VmapSpace();
   // INVARIANT: areas holds exactly the live vmalloc areas, keyed by start address.
-  readonly #areas = new Map<number, VmArea>();
+  private readonly _areas = new Map<number, VmArea>();
   /** Pages handed out by the page allocator and not yet freed. */
-  #allocatedPages = 0;
-  // INVARIANT: #pins maps a pfn to its pin count (> 0) while pinned (pin_user_pages*); #deferred
+  private _allocatedPages = 0;
+  // INVARIANT: _pins maps a pfn to its pin count (> 0) while pinned (pin_user_pages*); _deferred
   //   holds pinned pages whose mapping went away: the last unpin frees them.
-  readonly #pins = new Map<number, number>();
-  readonly #deferred = new Set<number>();
+  private readonly _pins = new Map<number, number>();
+  private readonly _deferred = new Set<number>();
   /** Pages marked dirty by an unpin with make_dirty (the device wrote them). */
   readonly dirtyPages = new Set<number>();
   /** kmalloc / kfree for small physically contiguous objects. */
@@ -85,7 +85,7 @@ export class Mm implements PhysMemory {
 
   constructor(ctx: KernelContext, opts: MmOptions) {
     if (typeof opts !== 'object' || opts === null) throw new KernelError(EINVAL, 'Mm', 'expected options ({ memory, ... })', 'opts');
-    this.#ctx = ctx;
+    this._ctx = ctx;
     this.ram = parseRam(opts.memory);
     this.maxPfn = (this.ram[this.ram.length - 1] as PfnRange).endPfn;
     this.deviceMemory = parseDeviceMemory(opts.deviceMemory, this.ram);
@@ -142,13 +142,13 @@ export class Mm implements PhysMemory {
 
   /** Pages currently allocated through the page allocator. */
   get allocatedPages(): number {
-    return this.#allocatedPages;
+    return this._allocatedPages;
   }
 
   /** @internal the fragmenter marks pages held without going through alloc_pages. */
   adjustAllocated(pages: number): void {
-    checkInt(pages, 'adjustAllocated', 'pages', -this.#allocatedPages, this.maxPfn);
-    this.#allocatedPages += pages;
+    checkInt(pages, 'adjustAllocated', 'pages', -this._allocatedPages, this.maxPfn);
+    this._allocatedPages += pages;
   }
 
   /** Per-zone statistics. */
@@ -180,16 +180,16 @@ export class Mm implements PhysMemory {
     if (typeof owner !== 'string' || !Object.hasOwn(OWNER_ID, owner)) throw new KernelError(EINVAL, 'alloc_pages', `unknown page owner ${String(owner)}`, 'owner');
     if (order > MAX_PAGE_ORDER) {
       // Kernel: WARN_ON_ONCE_GFP(order > MAX_PAGE_ORDER, gfp), then NULL.
-      if (!(gfp & __GFP_NOWARN)) this.#ctx.klog.warnOnce('alloc_pages:order', '__alloc_pages', `WARN_ON_ONCE(order > MAX_PAGE_ORDER) order:${order}`);
+      if (!(gfp & __GFP_NOWARN)) this._ctx.klog.warnOnce('alloc_pages:order', '__alloc_pages', `WARN_ON_ONCE(order > MAX_PAGE_ORDER) order:${order}`);
       return null;
     }
-    const pfn = this.#take(gfp, order);
+    const pfn = this._take(gfp, order);
     if (pfn < 0) {
-      this.#warnAlloc(gfp, order);
+      this._warnAlloc(gfp, order);
       return null;
     }
     this.meta.markAllocated(pfn, order, OWNER_ID[owner]);
-    this.#allocatedPages += 2 ** order;
+    this._allocatedPages += 2 ** order;
     if (gfp & __GFP_ZERO) this.contents.fill(pfn * PAGE_SIZE, PAGE_SIZE * 2 ** order, 0);
     return pfn;
   }
@@ -208,27 +208,27 @@ export class Mm implements PhysMemory {
     const rc = this.meta.refcountOf(pfn) - 1;
     // A pin holds references of its own (GUP_PIN_COUNTING_BIAS): dropping another reference is
     // fine; the page may not go back to the allocator while pinned.
-    if (rc === 0 && this.#pins.size > 0) this.#checkNotPinned(pfn, 2 ** order, '__free_pages');
+    if (rc === 0 && this._pins.size > 0) this._checkNotPinned(pfn, 2 ** order, '__free_pages');
     this.meta.setRefcount(pfn, rc);
     if (rc > 0) return;
-    this.#release(pfn, order);
+    this._release(pfn, order);
   }
 
   /** Pins held on page `pfn` (pin_user_pages*). */
   pinsOf(pfn: number): number {
-    return this.#pins.get(pfn) ?? 0;
+    return this._pins.get(pfn) ?? 0;
   }
 
   /** Pages pinned now, with their pin counts. */
   pinnedPages(): ReadonlyMap<number, number> {
-    return this.#pins;
+    return this._pins;
   }
 
   /** @internal take one pin on an allocated page (try_grab_folio with FOLL_PIN). */
   pin(pfn: number): void {
     checkInt(pfn, 'try_grab_folio', 'pfn', 0, this.maxPfn - 1);
     if ((this.meta.stateOf(pfn) & PG_ALLOCATED) === 0) throw new KernelBug('try_grab_folio', `page 0x${pfn.toString(16)} is not allocated`);
-    this.#pins.set(pfn, this.pinsOf(pfn) + 1);
+    this._pins.set(pfn, this.pinsOf(pfn) + 1);
   }
 
   /** @internal drop one pin; the last pin of a page whose mapping is gone frees it. */
@@ -236,14 +236,14 @@ export class Mm implements PhysMemory {
     checkInt(pfn, 'unpin_user_page', 'pfn', 0, this.maxPfn - 1);
     const n = this.pinsOf(pfn);
     if (n === 0) throw new KernelBug(fn, `page 0x${pfn.toString(16)} holds no pin: unpinning it underflows the refcount and frees a page still in use`);
-    if (n > 1) { this.#pins.set(pfn, n - 1); return; }
-    this.#pins.delete(pfn);
-    if (this.#deferred.delete(pfn)) this.__free_pages(pfn, 0);
+    if (n > 1) { this._pins.set(pfn, n - 1); return; }
+    this._pins.delete(pfn);
+    if (this._deferred.delete(pfn)) this.__free_pages(pfn, 0);
   }
 
   /** @internal the page's mapping went away while pinned: free it at its last unpin. */
   deferFreeUntilUnpinned(pfn: number): void {
-    this.#deferred.add(pfn);
+    this._deferred.add(pfn);
   }
 
   /** @internal folio_mark_dirty from an unpin with make_dirty. */
@@ -251,9 +251,9 @@ export class Mm implements PhysMemory {
     this.dirtyPages.add(pfn);
   }
 
-  #checkNotPinned(pfn: number, n: number, fn: string): void {
+  private _checkNotPinned(pfn: number, n: number, fn: string): void {
     for (let i = 0; i < n; i++) {
-      const pins = this.#pins.get(pfn + i);
+      const pins = this._pins.get(pfn + i);
       if (pins !== undefined) throw new KernelBug(fn, `Bad page state: pfn:0x${(pfn + i).toString(16)} is freed with ${pins} pin${pins === 1 ? '' : 's'} held (nonzero pincount): a device may still be writing it`);
     }
   }
@@ -327,21 +327,21 @@ export class Mm implements PhysMemory {
       const range = this.ram[r] as PfnRange;
       const top = Math.min(range.endPfn, Math.floor(limit / PAGE_SIZE));
       for (let start = top - pages; start >= range.startPfn; start -= 1024) {
-        if (this.#memblockTake(start, pages, owner)) return start * PAGE_SIZE;
+        if (this._memblockTake(start, pages, owner)) return start * PAGE_SIZE;
       }
     }
     return -1;
   }
 
   /** Take [start, start + pages) out of its zone's free lists for `owner`, for good; false when it is not all free in one zone. */
-  #memblockTake(start: number, pages: number, owner: Owner): boolean {
+  private _memblockTake(start: number, pages: number, owner: Owner): boolean {
     const zone = this.zones.find((z) => start >= z.span.startPfn && start + pages <= z.span.endPfn);
     if (zone === undefined || !carveRange(zone, start, start + pages)) return false;
     const meta = this.meta;
     meta.fill(meta.state, PG_ALLOCATED | 0x2, start, start + pages);
     meta.fill(meta.refcount, 1, start, start + pages);
     meta.fill(meta.owner, OWNER_ID[owner], start, start + pages);
-    this.#allocatedPages += pages;
+    this._allocatedPages += pages;
     return true;
   }
 
@@ -354,7 +354,7 @@ export class Mm implements PhysMemory {
     if (!Number.isSafeInteger(phys) || phys < 0 || phys % PAGE_SIZE !== 0 || !Number.isSafeInteger(bytes) || bytes <= 0) return false;
     const start = phys / PAGE_SIZE;
     const pages = Math.ceil(bytes / PAGE_SIZE);
-    return this.isRam(phys, pages * PAGE_SIZE) && this.#memblockTake(start, pages, owner);
+    return this.isRam(phys, pages * PAGE_SIZE) && this._memblockTake(start, pages, owner);
   }
 
   /**
@@ -362,31 +362,31 @@ export class Mm implements PhysMemory {
    * vmalloc) as the CPU does (`le32_to_cpu(*p)`): checked against DMA ownership like readPhys.
    * @example const status = machine.mm.readLe32(cqe + 12);
    */
-  readLe16(virt: number): number { return leValue(this.#readVirt(virt, 2, 'readLe16'), 2, 'readLe16', 'virt', ''); }
+  readLe16(virt: number): number { return leValue(this._readVirt(virt, 2, 'readLe16'), 2, 'readLe16', 'virt', ''); }
   /** @see readLe16 */
-  readLe32(virt: number): number { return leValue(this.#readVirt(virt, 4, 'readLe32'), 4, 'readLe32', 'virt', ''); }
+  readLe32(virt: number): number { return leValue(this._readVirt(virt, 4, 'readLe32'), 4, 'readLe32', 'virt', ''); }
   /** @see readLe16; a value of 2^53 or more is EINVAL (read two 32-bit halves). */
   readLe64(virt: number): number {
-    return leValue(this.#readVirt(virt, 8, 'readLe64'), 8, 'readLe64', 'virt', `0x${virt.toString(16)}`);
+    return leValue(this._readVirt(virt, 8, 'readLe64'), 8, 'readLe64', 'virt', `0x${virt.toString(16)}`);
   }
 
   /**
    * Write a little-endian 16/32/64-bit value at kernel virtual address `virt` (`*p = cpu_to_le64(v)`).
    * @example machine.mm.writeLe64(prpList + 8 * i, dmaAddr);
    */
-  writeLe16(virt: number, v: number): void { this.#writeLe(virt, v, 2, 'writeLe16'); }
+  writeLe16(virt: number, v: number): void { this._writeLe(virt, v, 2, 'writeLe16'); }
   /** @see writeLe16 */
-  writeLe32(virt: number, v: number): void { this.#writeLe(virt, v, 4, 'writeLe32'); }
+  writeLe32(virt: number, v: number): void { this._writeLe(virt, v, 4, 'writeLe32'); }
   /** @see writeLe16 */
-  writeLe64(virt: number, v: number): void { this.#writeLe(virt, v, 8, 'writeLe64'); }
+  writeLe64(virt: number, v: number): void { this._writeLe(virt, v, 8, 'writeLe64'); }
 
-  #readVirt(virt: number, len: number, fn: string): Uint8Array {
+  private _readVirt(virt: number, len: number, fn: string): Uint8Array {
     const out = new Uint8Array(len);
     this.forEachVirtSpan(virt, len, fn, (phys, at, n) => this.readPhysInto(phys, out, at, n));
     return out;
   }
 
-  #writeLe(virt: number, v: number, bytes: 2 | 4 | 8, fn: string): void {
+  private _writeLe(virt: number, v: number, bytes: 2 | 4 | 8, fn: string): void {
     const buf = leBytes(v, bytes, fn);
     this.forEachVirtSpan(virt, bytes, fn, (phys, at, n) => this.writePhys(phys, buf, at, n));
   }
@@ -445,27 +445,27 @@ export class Mm implements PhysMemory {
    */
   readonly kernelMemory: PhysMemory = {
     readPhysInto: (phys, dst, dstOff, len) => {
-      this.#checkRam(phys, len, 'readPhysInto');
+      this._checkRam(phys, len, 'readPhysInto');
       this.contents.readInto(phys, dst, dstOff, len);
     },
     writePhys: (phys, src, srcOff, len) => {
-      this.#checkRam(phys, len, 'writePhys');
+      this._checkRam(phys, len, 'writePhys');
       this.contents.write(phys, src, srcOff, len);
     },
     fillPhys: (phys, len, value) => {
-      this.#checkRam(phys, len, 'fillPhys');
+      this._checkRam(phys, len, 'fillPhys');
       this.contents.fill(phys, len, value);
     },
     copyPhys: (dst, src, len) => {
-      this.#checkRam(src, len, 'copyPhys');
-      this.#checkRam(dst, len, 'copyPhys');
+      this._checkRam(src, len, 'copyPhys');
+      this._checkRam(dst, len, 'copyPhys');
       this.contents.copy(dst, src, len);
     },
   };
 
   /** Read bytes at a physical address (crossing pages is fine). Holes are EFAULT. A CPU access. */
   readPhys(phys: number, len: number): Uint8Array {
-    this.#checkRam(phys, len, 'readPhys');
+    this._checkRam(phys, len, 'readPhys');
     if (this.onCpuAccess !== null && len > 0) this.onCpuAccess(phys, len, false);
     return this.contents.read(phys, len);
   }
@@ -473,7 +473,7 @@ export class Mm implements PhysMemory {
   /** Copy bytes at a physical address into `dst`. A CPU access. */
   readPhysInto(phys: number, dst: Uint8Array, dstOff = 0, len = dst?.length - dstOff): void {
     checkBuffer(dst, dstOff, len, 'readPhysInto', 'dst');
-    this.#checkRam(phys, len, 'readPhysInto');
+    this._checkRam(phys, len, 'readPhysInto');
     if (this.onCpuAccess !== null && len > 0) this.onCpuAccess(phys, len, false);
     this.contents.readInto(phys, dst, dstOff, len);
   }
@@ -481,14 +481,14 @@ export class Mm implements PhysMemory {
   /** Write bytes at a physical address. A CPU access. */
   writePhys(phys: number, src: Uint8Array, srcOff = 0, len = src?.length - srcOff): void {
     checkBuffer(src, srcOff, len, 'writePhys', 'src');
-    this.#checkRam(phys, len, 'writePhys');
+    this._checkRam(phys, len, 'writePhys');
     if (this.onCpuAccess !== null && len > 0) this.onCpuAccess(phys, len, true);
     this.contents.write(phys, src, srcOff, len);
   }
 
   /** Fill bytes at a physical address with `value`. A CPU access. */
   fillPhys(phys: number, len: number, value: number = 0): void {
-    this.#checkRam(phys, len, 'fillPhys');
+    this._checkRam(phys, len, 'fillPhys');
     if (this.onCpuAccess !== null && len > 0) this.onCpuAccess(phys, len, true);
     this.contents.fill(phys, len, value);
   }
@@ -503,30 +503,30 @@ export class Mm implements PhysMemory {
   vmalloc(size: number, gfp: number = GFP_KERNEL): VmArea | null {
     checkInt(size, 'vmalloc', 'size');
     if (size === 0) {
-      this.#ctx.klog.warnOnce('vmalloc:size0', '__vmalloc_node_range', 'WARN_ON_ONCE(!size)');
+      this._ctx.klog.warnOnce('vmalloc:size0', '__vmalloc_node_range', 'WARN_ON_ONCE(!size)');
       return null;
     }
     const nrPages = pageAlign(size) / PAGE_SIZE;
     if (nrPages > this.totalPages) {
-      this.#vmallocError(gfp, `size ${pageAlign(size)}, exceeds total pages`);
+      this._vmallocError(gfp, `size ${pageAlign(size)}, exceeds total pages`);
       return null;
     }
-    const addr = this.#vmap.alloc((nrPages + 1) * PAGE_SIZE);
+    const addr = this._vmap.alloc((nrPages + 1) * PAGE_SIZE);
     if (addr < 0) {
-      this.#vmallocError(gfp, `size ${pageAlign(size)}, vm_struct allocation failed`);
+      this._vmallocError(gfp, `size ${pageAlign(size)}, vm_struct allocation failed`);
       return null;
     }
     const pages = pfnArray(nrPages, this.maxPfn);
-    const got = this.#bulkAllocOrder0(gfp, pages, OWNER_ID.vmalloc);
+    const got = this._bulkAllocOrder0(gfp, pages, OWNER_ID.vmalloc);
     if (got < nrPages) {
       for (let i = 0; i < got; i++) this.__free_pages(pages[i] as number, 0);
-      this.#vmap.free(addr, (nrPages + 1) * PAGE_SIZE);
-      this.#vmallocError(gfp, `size ${pageAlign(size)}, failed to allocate pages`);
+      this._vmap.free(addr, (nrPages + 1) * PAGE_SIZE);
+      this._vmallocError(gfp, `size ${pageAlign(size)}, failed to allocate pages`);
       return null;
     }
     if (gfp & __GFP_ZERO) for (let i = 0; i < nrPages; i++) this.contents.fill((pages[i] as number) * PAGE_SIZE, PAGE_SIZE, 0);
-    const area = new VmArea(addr, size, pages, this, this.#ctx);
-    this.#areas.set(addr, area);
+    const area = new VmArea(addr, size, pages, this, this._ctx);
+    this._areas.set(addr, area);
     return area;
   }
 
@@ -542,14 +542,14 @@ export class Mm implements PhysMemory {
   vfree(area: VmArea | null): void {
     if (area === null) return;
     if (!(area instanceof VmArea)) throw new KernelError(EINVAL, 'vfree', `expected a vmalloc area or null, got ${typeof area}`, 'area');
-    if (this.#areas.get(area.addr) !== area) {
+    if (this._areas.get(area.addr) !== area) {
       throw new KernelBug('vfree', `Trying to vfree() nonexistent vm area (0x${area.addr.toString(16)})`);
     }
     if (area.mapped) throw new KernelBug('vfree', `Trying to vfree() a vmap() area (0x${area.addr.toString(16)}): its pages are not vmalloc's; vunmap() it`);
-    this.#bulkFreeOrder0(area.pages, 'vfree');
-    this.#areas.delete(area.addr);
+    this._bulkFreeOrder0(area.pages, 'vfree');
+    this._areas.delete(area.addr);
     area.kill();
-    this.#vmap.free(area.addr, (area.pages.length + 1) * PAGE_SIZE);
+    this._vmap.free(area.addr, (area.pages.length + 1) * PAGE_SIZE);
   }
 
   /**
@@ -571,10 +571,10 @@ export class Mm implements PhysMemory {
       }
       pfns[i] = pfn;
     }
-    const addr = this.#vmap.alloc((count + 1) * PAGE_SIZE);
+    const addr = this._vmap.alloc((count + 1) * PAGE_SIZE);
     if (addr < 0) return null;
-    const area = new VmArea(addr, count * PAGE_SIZE, pfns, this, this.#ctx, true);
-    this.#areas.set(addr, area);
+    const area = new VmArea(addr, count * PAGE_SIZE, pfns, this, this._ctx, true);
+    this._areas.set(addr, area);
     return area;
   }
 
@@ -583,11 +583,11 @@ export class Mm implements PhysMemory {
    * @throws KernelBug for an address that is not a live vmap() area.
    */
   vunmap(addr: number): void {
-    const area = this.#areas.get(addr);
+    const area = this._areas.get(addr);
     if (area === undefined || !area.mapped) throw new KernelBug('vunmap', `Trying to vunmap() nonexistent vm area (0x${typeof addr === 'number' ? addr.toString(16) : String(addr)})`);
-    this.#areas.delete(addr);
+    this._areas.delete(addr);
     area.kill();
-    this.#vmap.free(addr, (area.nrPages + 1) * PAGE_SIZE);
+    this._vmap.free(addr, (area.nrPages + 1) * PAGE_SIZE);
   }
 
   /**
@@ -604,13 +604,13 @@ export class Mm implements PhysMemory {
 
   /** The live vmalloc area containing virtual address `virt`. */
   findVmArea(virt: number): VmArea | undefined {
-    for (const a of this.#areas.values()) if (virt >= a.addr && virt < a.addr + a.nrPages * PAGE_SIZE) return a;
+    for (const a of this._areas.values()) if (virt >= a.addr && virt < a.addr + a.nrPages * PAGE_SIZE) return a;
     return undefined;
   }
 
   /** Live vmalloc areas. */
   vmAreas(): IterableIterator<VmArea> {
-    return this.#areas.values();
+    return this._areas.values();
   }
 
   // ---------------------------------------------------------------- internals
@@ -619,17 +619,17 @@ export class Mm implements PhysMemory {
    * Fill `out` with order-0 pages (alloc_pages_bulk). Whole free blocks are handed out page by page
    * in ascending order, exactly what repeated alloc_pages(order 0) would return. Returns the count.
    */
-  #bulkAllocOrder0(gfp: number, out: PfnArray, owner: number): number {
+  private _bulkAllocOrder0(gfp: number, out: PfnArray, owner: number): number {
     let got = 0;
     const want = out.length;
     const meta = this.meta;
     while (got < want) {
-      if (this.#ctx.faults.shouldFail('page') && !(gfp & __GFP_NOFAIL)) break;
-      const zone = this.#zoneFor(gfp, 0);
+      if (this._ctx.faults.shouldFail('page') && !(gfp & __GFP_NOFAIL)) break;
+      const zone = this._zoneFor(gfp, 0);
       if (zone === undefined) break;
       const o = zone.smallestAvailable(0);
       const block = 2 ** o;
-      if (o > 0 && block <= want - got && !this.#ctx.faults.armed) {
+      if (o > 0 && block <= want - got && !this._ctx.faults.armed) {
         const pfn = zone.take(o);
         // Whole block: mark each page an order-0 allocation (what split pages look like).
         const i = meta.index(pfn);
@@ -637,16 +637,16 @@ export class Mm implements PhysMemory {
         meta.refcount.fill(1, i, i + block);
         meta.owner.fill(owner, i, i + block);
         for (let i = 0; i < block; i++) out[got++] = pfn + i;
-        this.#allocatedPages += block;
-        this.#ctx.faults.count('page', block - 1);
+        this._allocatedPages += block;
+        this._ctx.faults.count('page', block - 1);
         continue;
       }
       const pfn = zone.take(0);
       this.meta.markAllocated(pfn, 0, owner);
-      this.#allocatedPages++;
+      this._allocatedPages++;
       out[got++] = pfn;
     }
-    if (got < want) this.#warnAlloc(gfp, 0);
+    if (got < want) this._warnAlloc(gfp, 0);
     return got;
   }
 
@@ -656,14 +656,14 @@ export class Mm implements PhysMemory {
    * freeing a set of pages does not depend on the order; measured: vmalloc+vfree of 4 GiB went
    * from 155 to 14 ns/page (bench/vmalloc).
    */
-  #bulkFreeOrder0(pages: PfnArray, fn: string): void {
+  private _bulkFreeOrder0(pages: PfnArray, fn: string): void {
     const meta = this.meta;
     const { state, refcount, owner } = meta;
     const head0 = PG_ALLOCATED | 0x2;
     for (let i = 0; i < pages.length; i++) {
       const pfn = pages[i] as number;
       if (meta.stateOf(pfn) !== head0) throw new KernelBug(fn, `Bad page state: pfn:0x${pfn.toString(16)} is not an allocated order-0 page`);
-      if (this.#pins.size > 0) this.#checkNotPinned(pfn, 1, fn);
+      if (this._pins.size > 0) this._checkNotPinned(pfn, 1, fn);
     }
     let i = 0;
     while (i < pages.length) {
@@ -682,9 +682,9 @@ export class Mm implements PhysMemory {
       if (end === start) { i++; continue; }
       state.fill(0, start + at, end + at);
       owner.fill(0, start + at, end + at);
-      this.#allocatedPages -= end - start;
+      this._allocatedPages -= end - start;
       for (let lo = start; lo < end;) {
-        const zone = this.#zoneOf(lo);
+        const zone = this._zoneOf(lo);
         const hi = Math.min(end, zone.span.endPfn);
         freeRange(zone, lo, hi);
         lo = hi;
@@ -693,7 +693,7 @@ export class Mm implements PhysMemory {
   }
 
   /** The first zone in the fallback list of `gfp` with a free block of `order`. */
-  #zoneFor(gfp: number, order: number): FreeArea | undefined {
+  private _zoneFor(gfp: number, order: number): FreeArea | undefined {
     for (let z = gfpZone(gfp); z >= 0; z--) {
       const zone = this.zones[z] as FreeArea;
       if (zone.smallestAvailable(order) >= 0) return zone;
@@ -701,34 +701,34 @@ export class Mm implements PhysMemory {
     return undefined;
   }
 
-  #take(gfp: number, order: number): number {
-    if (this.#ctx.faults.shouldFail('page') && !(gfp & __GFP_NOFAIL)) return -1;
-    const zone = this.#zoneFor(gfp, order);
+  private _take(gfp: number, order: number): number {
+    if (this._ctx.faults.shouldFail('page') && !(gfp & __GFP_NOFAIL)) return -1;
+    const zone = this._zoneFor(gfp, order);
     return zone === undefined ? -1 : zone.take(order);
   }
 
-  #release(pfn: number, order: number): void {
+  private _release(pfn: number, order: number): void {
     this.meta.markFree(pfn, order);
-    this.#allocatedPages -= 2 ** order;
-    this.#zoneOf(pfn).give(pfn, order);
+    this._allocatedPages -= 2 ** order;
+    this._zoneOf(pfn).give(pfn, order);
   }
 
-  #zoneOf(pfn: number): FreeArea {
+  private _zoneOf(pfn: number): FreeArea {
     for (const z of this.zones) if (pfn >= z.span.startPfn && pfn < z.span.endPfn) return z;
     throw new KernelBug('page_zone', `pfn 0x${pfn.toString(16)} outside every zone`);
   }
 
-  #warnAlloc(gfp: number, order: number): void {
+  private _warnAlloc(gfp: number, order: number): void {
     if (gfp & __GFP_NOWARN) return;
-    this.#ctx.klog.printk('warn', 'warn_alloc', `dmasim: page allocation failure: order:${order}, mode:0x${gfp.toString(16)}(${formatGfp(gfp)}), nodemask=(null)`);
+    this._ctx.klog.printk('warn', 'warn_alloc', `dmasim: page allocation failure: order:${order}, mode:0x${gfp.toString(16)}(${formatGfp(gfp)}), nodemask=(null)`);
   }
 
-  #vmallocError(gfp: number, what: string): void {
+  private _vmallocError(gfp: number, what: string): void {
     if (gfp & __GFP_NOWARN) return;
-    this.#ctx.klog.printk('warn', 'warn_alloc', `dmasim: vmalloc error: ${what}, mode:0x${gfp.toString(16)}(${formatGfp(gfp)}), nodemask=(null)`);
+    this._ctx.klog.printk('warn', 'warn_alloc', `dmasim: vmalloc error: ${what}, mode:0x${gfp.toString(16)}(${formatGfp(gfp)}), nodemask=(null)`);
   }
 
-  #checkRam(phys: number, len: number, fn: string): void {
+  private _checkRam(phys: number, len: number, fn: string): void {
     if (!Number.isSafeInteger(phys) || phys < 0) throw new KernelError(EINVAL, fn, `expected a physical address, got ${phys}`, 'phys');
     if (!Number.isSafeInteger(len) || len < 0) throw new KernelError(EINVAL, fn, `expected a length, got ${len}`, 'len');
     if (len > 0 && !this.answers(phys, len)) throw new KernelError(EFAULT, fn, `[0x${phys.toString(16)}, +0x${len.toString(16)}) is neither RAM nor device memory`, 'phys');

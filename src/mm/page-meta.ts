@@ -48,26 +48,26 @@ export class PageMeta {
   readonly state: Uint8Array;
   readonly owner: Uint8Array;
   readonly refcount: Uint8Array;
-  readonly #starts: number[];
-  readonly #ends: number[];
-  readonly #bases: number[];
+  private readonly _starts: number[];
+  private readonly _ends: number[];
+  private readonly _bases: number[];
   /** Start of the first range (pfn - first = index in the first range: the common one-range machine). */
-  readonly #first: number;
-  readonly #firstEnd: number;
+  private readonly _first: number;
+  private readonly _firstEnd: number;
 
   /** `ram`: sorted, disjoint RAM ranges (what parseRam returns). */
   constructor(ram: readonly PfnRange[]) {
     if (!validRanges(ram)) throw new KernelError(EINVAL, 'PageMeta', 'expected sorted, disjoint RAM ranges ({ startPfn, endPfn }) below pfn 2^40, as parseRam returns', 'ram');
-    this.#starts = ram.map((r) => r.startPfn);
-    this.#ends = ram.map((r) => r.endPfn);
-    this.#bases = [];
+    this._starts = ram.map((r) => r.startPfn);
+    this._ends = ram.map((r) => r.endPfn);
+    this._bases = [];
     let n = 0;
     for (const r of ram) {
-      this.#bases.push(n);
+      this._bases.push(n);
       n += r.endPfn - r.startPfn;
     }
-    this.#first = this.#starts[0] ?? 0;
-    this.#firstEnd = this.#ends[0] ?? 0;
+    this._first = this._starts[0] ?? 0;
+    this._firstEnd = this._ends[0] ?? 0;
     this.state = new Uint8Array(n);
     this.owner = new Uint8Array(n);
     this.refcount = new Uint8Array(n);
@@ -76,10 +76,10 @@ export class PageMeta {
   /** Index of `pfn` in the arrays, or -1 when it is not RAM. */
   index(pfn: number): number {
     // One compare pair for the first range: most machines have one.
-    if (pfn >= this.#first && pfn < this.#firstEnd) return pfn - this.#first;
-    for (let k = 1; k < this.#starts.length; k++) {
-      const s = this.#starts[k] as number;
-      if (pfn >= s && pfn < (this.#ends[k] as number)) return pfn - s + (this.#bases[k] as number);
+    if (pfn >= this._first && pfn < this._firstEnd) return pfn - this._first;
+    for (let k = 1; k < this._starts.length; k++) {
+      const s = this._starts[k] as number;
+      if (pfn >= s && pfn < (this._ends[k] as number)) return pfn - s + (this._bases[k] as number);
     }
     return -1;
   }
@@ -109,11 +109,11 @@ export class PageMeta {
 
   /** Set `array`'s entries for the RAM pages of [startPfn, endPfn) to `value` (pages that are not RAM are skipped). */
   fill(array: Uint8Array, value: number, startPfn: number, endPfn: number): void {
-    for (let k = 0; k < this.#starts.length; k++) {
-      const lo = Math.max(startPfn, this.#starts[k] as number);
-      const hi = Math.min(endPfn, this.#ends[k] as number);
+    for (let k = 0; k < this._starts.length; k++) {
+      const lo = Math.max(startPfn, this._starts[k] as number);
+      const hi = Math.min(endPfn, this._ends[k] as number);
       if (lo >= hi) continue;
-      const base = (this.#bases[k] as number) - (this.#starts[k] as number);
+      const base = (this._bases[k] as number) - (this._starts[k] as number);
       array.fill(value, lo + base, hi + base);
     }
   }
@@ -145,10 +145,10 @@ export class PageMeta {
 
   /** Visit every RAM page as (pfn, index): ranges in address order. */
   forEachRamPage(visit: (pfn: number, index: number) => void): void {
-    for (let k = 0; k < this.#starts.length; k++) {
-      const s = this.#starts[k] as number;
-      const base = this.#bases[k] as number;
-      for (let p = s; p < (this.#ends[k] as number); p++) visit(p, p - s + base);
+    for (let k = 0; k < this._starts.length; k++) {
+      const s = this._starts[k] as number;
+      const base = this._bases[k] as number;
+      for (let p = s; p < (this._ends[k] as number); p++) visit(p, p - s + base);
     }
   }
 }

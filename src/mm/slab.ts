@@ -22,22 +22,22 @@ interface Slab { readonly pfn: number; readonly order: number; inUse: number }
  * @example const p = slab.kmalloc(64, GFP_KERNEL); slab.kfree(p);
  */
 export class Kmalloc {
-  readonly #mm: Mm;
-  readonly #ctx: KernelContext;
+  private readonly _mm: Mm;
+  private readonly _ctx: KernelContext;
   // INVARIANT: objects maps every live object's address to its size class (or -order-1 for a
   //   kmalloc_large block); free[c] holds free object addresses of class c in slabs with inUse < capacity.
-  readonly #objects = new Map<number, number>();
-  readonly #free = new Map<number, number[]>();
-  readonly #slabs = new Map<number, Slab>();
+  private readonly _objects = new Map<number, number>();
+  private readonly _free = new Map<number, number[]>();
+  private readonly _slabs = new Map<number, Slab>();
 
   constructor(mm: Mm, ctx: KernelContext) {
-    this.#mm = mm;
-    this.#ctx = ctx;
+    this._mm = mm;
+    this._ctx = ctx;
   }
 
   /** Live objects. */
   get liveObjects(): number {
-    return this.#objects.size;
+    return this._objects.size;
   }
 
   /**
@@ -51,30 +51,30 @@ export class Kmalloc {
     if (size === 0) return null;
     if (size > KMALLOC_MAX_CACHE_SIZE) {
       const order = getOrder(size);
-      const pfn = this.#mm.alloc_pages(gfp, order, 'kmalloc');
+      const pfn = this._mm.alloc_pages(gfp, order, 'kmalloc');
       if (pfn === null) return null;
-      const addr = this.#mm.phys_to_virt(pfn * PAGE_SIZE);
-      this.#objects.set(addr, -order - 1);
+      const addr = this._mm.phys_to_virt(pfn * PAGE_SIZE);
+      this._objects.set(addr, -order - 1);
       return addr;
     }
-    if (this.#ctx.faults.shouldFail('kmalloc')) return null;
+    if (this._ctx.faults.shouldFail('kmalloc')) return null;
     let cls = KMALLOC_MIN_SIZE;
     while (cls < size) cls *= 2;
-    let list = this.#free.get(cls);
+    let list = this._free.get(cls);
     if (list === undefined || list.length === 0) {
       const order = cls > PAGE_SIZE ? 1 : 0;
-      const pfn = this.#mm.alloc_pages(gfp | __GFP_NOWARN, order, 'kmalloc');
+      const pfn = this._mm.alloc_pages(gfp | __GFP_NOWARN, order, 'kmalloc');
       if (pfn === null) return null;
-      const base = this.#mm.phys_to_virt(pfn * PAGE_SIZE);
+      const base = this._mm.phys_to_virt(pfn * PAGE_SIZE);
       list = [];
       for (let off = (PAGE_SIZE << order) - cls; off >= 0; off -= cls) list.push(base + off);
-      this.#free.set(cls, list);
-      this.#slabs.set(pfn, { pfn, order, inUse: 0 });
+      this._free.set(cls, list);
+      this._slabs.set(pfn, { pfn, order, inUse: 0 });
     }
     const addr = list.pop() as number;
-    this.#objects.set(addr, cls);
-    this.#slabOf(addr, cls).inUse++;
-    if (gfp & __GFP_ZERO) this.#mm.fillPhys(this.#mm.virt_to_phys(addr), cls, 0);
+    this._objects.set(addr, cls);
+    this._slabOf(addr, cls).inUse++;
+    if (gfp & __GFP_ZERO) this._mm.fillPhys(this._mm.virt_to_phys(addr), cls, 0);
     return addr;
   }
 
@@ -85,7 +85,7 @@ export class Kmalloc {
 
   /** ksize: the usable size of an object. */
   ksize(addr: number): number {
-    const c = this.#objects.get(addr);
+    const c = this._objects.get(addr);
     if (c === undefined) throw new KernelBug('ksize', `0x${addr.toString(16)} is not a kmalloc object`);
     return c < 0 ? PAGE_SIZE << (-c - 1) : c;
   }
@@ -97,30 +97,30 @@ export class Kmalloc {
   kfree(addr: number | null): void {
     if (addr === null) return;
     if (typeof addr !== 'number' || !Number.isSafeInteger(addr)) throw new KernelError(EINVAL, 'kfree', `expected a kmalloc address or null, got ${typeof addr === 'number' ? String(addr) : typeof addr}`, 'addr');
-    const c = this.#objects.get(addr);
+    const c = this._objects.get(addr);
     if (c === undefined) throw new KernelBug('kfree', `invalid or double free of 0x${addr.toString(16)}`);
-    this.#objects.delete(addr);
+    this._objects.delete(addr);
     if (c < 0) {
-      this.#mm.__free_pages(Math.floor(this.#mm.virt_to_phys(addr) / PAGE_SIZE), -c - 1);
+      this._mm.__free_pages(Math.floor(this._mm.virt_to_phys(addr) / PAGE_SIZE), -c - 1);
       return;
     }
-    const slab = this.#slabOf(addr, c);
+    const slab = this._slabOf(addr, c);
     slab.inUse--;
-    const list = this.#free.get(c) as number[];
+    const list = this._free.get(c) as number[];
     list.push(addr);
     if (slab.inUse === 0) {
-      const base = this.#mm.phys_to_virt(slab.pfn * PAGE_SIZE);
+      const base = this._mm.phys_to_virt(slab.pfn * PAGE_SIZE);
       const end = base + (PAGE_SIZE << slab.order);
-      this.#free.set(c, list.filter((a) => a < base || a >= end));
-      this.#slabs.delete(slab.pfn);
-      this.#mm.__free_pages(slab.pfn, slab.order);
+      this._free.set(c, list.filter((a) => a < base || a >= end));
+      this._slabs.delete(slab.pfn);
+      this._mm.__free_pages(slab.pfn, slab.order);
     }
   }
 
-  #slabOf(addr: number, cls: number): Slab {
-    const pfn = Math.floor(this.#mm.virt_to_phys(addr) / PAGE_SIZE);
+  private _slabOf(addr: number, cls: number): Slab {
+    const pfn = Math.floor(this._mm.virt_to_phys(addr) / PAGE_SIZE);
     const aligned = cls > PAGE_SIZE ? pfn - (pfn % 2) : pfn;
-    const slab = this.#slabs.get(aligned) ?? this.#slabs.get(pfn);
+    const slab = this._slabs.get(aligned) ?? this._slabs.get(pfn);
     if (slab === undefined) throw new KernelBug('kmalloc', `no slab for 0x${addr.toString(16)}`);
     return slab;
   }

@@ -91,9 +91,9 @@ export class UserMm {
   /** The mapping set had a pin taken (MMF_HAS_PINNED). */
   hasPinned = false;
   // INVARIANT: vmas are sorted by start and disjoint, all inside (0, TASK_SIZE_MAX].
-  readonly #vmas: Vma[] = [];
+  private readonly _vmas: Vma[] = [];
   /** Next top-down mmap address. */
-  #top = 0x7f00_0000_0000;
+  private _top = 0x7f00_0000_0000;
 
   constructor(mm: Mm) {
     if (typeof mm !== 'object' || mm === null || typeof (mm as { alloc_pages?: unknown }).alloc_pages !== 'function') {
@@ -114,14 +114,14 @@ export class UserMm {
     const huge = opts.huge === true;
     const align = huge ? HPAGE_SIZE : PAGE_SIZE;
     const len = Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
-    const start = Math.floor((this.#top - len) / align) * align;
+    const start = Math.floor((this._top - len) / align) * align;
     if (start <= 0) return -ENOMEM;
-    this.#top = start - PAGE_SIZE; // a guard gap
+    this._top = start - PAGE_SIZE; // a guard gap
     const vma = new Vma(start, start + len, opts.write !== false, huge);
-    this.#vmas.push(vma);
-    this.#vmas.sort((a, b) => a.start - b.start);
+    this._vmas.push(vma);
+    this._vmas.sort((a, b) => a.start - b.start);
     if (opts.populate === true) {
-      for (let a = start; a < vma.end; a += PAGE_SIZE) if (this.#fault(vma, a) < 0) break;
+      for (let a = start; a < vma.end; a += PAGE_SIZE) if (this._fault(vma, a) < 0) break;
     }
     return start;
   }
@@ -135,11 +135,11 @@ export class UserMm {
     checkNum(addr, 'munmap', 'addr');
     checkNum(length, 'munmap', 'length');
     const end = addr + Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
-    const hit = this.#vmas.filter((v) => v.start >= addr && v.end <= end);
+    const hit = this._vmas.filter((v) => v.start >= addr && v.end <= end);
     if (hit.length === 0 || hit.some((v) => v.start < addr)) return -EINVAL;
     for (const v of hit) {
-      for (const pfn of new Set(v.pfn.values())) this.#dropMapping(pfn, v);
-      this.#vmas.splice(this.#vmas.indexOf(v), 1);
+      for (const pfn of new Set(v.pfn.values())) this._dropMapping(pfn, v);
+      this._vmas.splice(this._vmas.indexOf(v), 1);
     }
     return 0;
   }
@@ -148,7 +148,7 @@ export class UserMm {
   write(addr: number, bytes: Uint8Array): void {
     checkNum(addr, 'UserMm.write', 'addr');
     if (!(bytes instanceof Uint8Array)) throw new KernelError(EINVAL, 'UserMm.write', 'expected a Uint8Array', 'bytes');
-    this.#each(addr, bytes.length, true, 'UserMm.write', (phys, at, n) => this.mm.writePhys(phys, bytes, at, n));
+    this._each(addr, bytes.length, true, 'UserMm.write', (phys, at, n) => this.mm.writePhys(phys, bytes, at, n));
   }
 
   /** Read user memory. @throws KernelError EFAULT outside a mapping. */
@@ -156,32 +156,32 @@ export class UserMm {
     checkNum(addr, 'UserMm.read', 'addr');
     checkNum(length, 'UserMm.read', 'length');
     const out = new Uint8Array(length);
-    this.#each(addr, length, false, 'UserMm.read', (phys, at, n) => this.mm.readPhysInto(phys, out, at, n));
+    this._each(addr, length, false, 'UserMm.read', (phys, at, n) => this.mm.readPhysInto(phys, out, at, n));
     return out;
   }
 
   /** The pfn behind user address `addr` (faulting it in), or a negative errno: -EFAULT unmapped or not writable for a write, -ENOMEM. */
   faultIn(addr: number, write: boolean, force = false): number {
-    const vma = this.#vmas.find((v) => addr >= v.start && addr < v.end);
+    const vma = this._vmas.find((v) => addr >= v.start && addr < v.end);
     if (vma === undefined) return -EFAULT;
     if (write && !vma.write && !force) return -EFAULT;
-    return this.#fault(vma, addr);
+    return this._fault(vma, addr);
   }
 
   /** The pfn already backing `addr` (no fault), or -EFAULT: unmapped, not yet touched, or not writable for a write. */
   presentPfn(addr: number, write: boolean, force = false): number {
-    const vma = this.#vmas.find((v) => addr >= v.start && addr < v.end);
+    const vma = this._vmas.find((v) => addr >= v.start && addr < v.end);
     if (vma === undefined || (write && !vma.write && !force)) return -EFAULT;
     return vma.pfn.get(Math.floor((addr - vma.start) / PAGE_SIZE)) ?? -EFAULT;
   }
 
   /** The mapping holding `addr`, as [start, end), or undefined. */
   mappingAt(addr: number): { readonly start: number; readonly end: number; readonly huge: boolean } | undefined {
-    const v = this.#vmas.find((x) => addr >= x.start && addr < x.end);
+    const v = this._vmas.find((x) => addr >= x.start && addr < x.end);
     return v === undefined ? undefined : { start: v.start, end: v.end, huge: v.huge };
   }
 
-  #each(addr: number, len: number, write: boolean, fn: string, visit: (phys: number, at: number, n: number) => void): void {
+  private _each(addr: number, len: number, write: boolean, fn: string, visit: (phys: number, at: number, n: number) => void): void {
     let at = 0;
     while (at < len) {
       const a = addr + at;
@@ -195,7 +195,7 @@ export class UserMm {
   }
 
   /** Fault in the page of `vma` holding `addr`: a 2 MiB folio for a huge mapping when the aligned range fits and memory allows. */
-  #fault(vma: Vma, addr: number): number {
+  private _fault(vma: Vma, addr: number): number {
     const idx = Math.floor((addr - vma.start) / PAGE_SIZE);
     const have = vma.pfn.get(idx);
     if (have !== undefined) return have;
@@ -219,7 +219,7 @@ export class UserMm {
   }
 
   /** The mapping goes away: free the page unless a pin still holds it. */
-  #dropMapping(pfn: number, _vma: Vma): void {
+  private _dropMapping(pfn: number, _vma: Vma): void {
     if (this.mm.pinsOf(pfn) > 0) this.mm.deferFreeUntilUnpinned(pfn);
     else this.mm.__free_pages(pfn, 0);
   }

@@ -18,12 +18,12 @@ import type { KernelContext } from '../core/context.ts';
  * @example for (const pfn of area.pageIter()) use(pfn);
  */
 export class VmallocPageIter implements Iterable<number> {
-  readonly #pfns: PfnArray;
+  private readonly _pfns: PfnArray;
   /** Bytes covered by the pages. */
   readonly size: number;
 
   constructor(pfns: PfnArray, size: number) {
-    this.#pfns = pfns;
+    this._pfns = pfns;
     this.size = size;
   }
 
@@ -34,12 +34,12 @@ export class VmallocPageIter implements Iterable<number> {
 
   /** The pfns as a typed array (the form the scatterlist hot path consumes; a Float64Array on a machine with RAM past pfn 2^32). No copy. */
   pfns(): PfnArray {
-    return this.#pfns.subarray(0, this.pageCount);
+    return this._pfns.subarray(0, this.pageCount);
   }
 
   *[Symbol.iterator](): Iterator<number> {
     const n = this.pageCount;
-    for (let i = 0; i < n; i++) yield this.#pfns[i] as number;
+    for (let i = 0; i < n; i++) yield this._pfns[i] as number;
   }
 }
 
@@ -57,10 +57,10 @@ export class VmArea {
   //   order-0 page owned by 'vmalloc' while the area is live. A Float64Array when the machine has
   //   RAM past pfn 2^32.
   readonly pages: PfnArray;
-  #live = true;
+  private _live = true;
   /** A vmap() of pages someone else owns: vunmap releases the addresses only, vfree refuses it. */
   readonly mapped: boolean;
-  readonly #mem: PhysMemory;
+  private readonly _mem: PhysMemory;
   /** The machine whose memory backs the area (undefined for an area made outside a machine). */
   readonly ctx: KernelContext | undefined;
 
@@ -69,7 +69,7 @@ export class VmArea {
     this.addr = addr;
     this.size = size;
     this.pages = pages;
-    this.#mem = mem;
+    this._mem = mem;
     this.ctx = ctx;
   }
 
@@ -80,12 +80,12 @@ export class VmArea {
 
   /** False once vfree'd. */
   get live(): boolean {
-    return this.#live;
+    return this._live;
   }
 
   /** @internal called by vfree */
   kill(): void {
-    this.#live = false;
+    this._live = false;
   }
 
   /** Page iterator with `VmallocPageIter` semantics over `size` bytes. */
@@ -95,35 +95,35 @@ export class VmArea {
 
   /** Physical address of byte `offset` of the area (vmalloc_to_page + offset). */
   physOf(offset: number): number {
-    this.#check(offset, 0, 'physOf');
+    this._check(offset, 0, 'physOf');
     const page = Math.floor(offset / PAGE_SIZE);
     return (this.pages[page] as number) * PAGE_SIZE + (offset - page * PAGE_SIZE);
   }
 
   /** Read `len` bytes from `offset` through the virtual mapping. */
   read(offset: number, len: number): Uint8Array {
-    this.#check(offset, len, 'read');
+    this._check(offset, len, 'read');
     const out = new Uint8Array(len);
-    this.#walk(offset, len, 'read', (phys, at, n) => this.#mem.readPhysInto(phys, out, at, n));
+    this._walk(offset, len, 'read', (phys, at, n) => this._mem.readPhysInto(phys, out, at, n));
     return out;
   }
 
   /** Write `bytes` at `offset` through the virtual mapping. */
   write(offset: number, bytes: Uint8Array): void {
     if (!(bytes instanceof Uint8Array)) throw new KernelError(EINVAL, 'VmArea.write', `expected a Uint8Array, got ${bytes === null ? 'null' : typeof bytes}`, 'bytes');
-    this.#walk(offset, bytes.length, 'write', (phys, at, n) => this.#mem.writePhys(phys, bytes, at, n));
+    this._walk(offset, bytes.length, 'write', (phys, at, n) => this._mem.writePhys(phys, bytes, at, n));
   }
 
-  #check(offset: number, len: number, fn: string): void {
-    if (!this.#live) throw new KernelError(EFAULT, `VmArea.${fn}`, 'area was vfree()d');
+  private _check(offset: number, len: number, fn: string): void {
+    if (!this._live) throw new KernelError(EFAULT, `VmArea.${fn}`, 'area was vfree()d');
     if (!Number.isSafeInteger(len) || len < 0) throw new KernelError(EINVAL, `VmArea.${fn}`, `expected a length, got ${String(len)}`, 'len');
     if (!Number.isSafeInteger(offset) || offset < 0 || offset + len > this.nrPages * PAGE_SIZE) {
       throw new KernelError(EINVAL, `VmArea.${fn}`, `range [${String(offset)}, +${len}) outside the area of ${this.nrPages * PAGE_SIZE} bytes`, 'offset');
     }
   }
 
-  #walk(offset: number, len: number, fn: string, step: (phys: number, at: number, n: number) => void): void {
-    this.#check(offset, len, fn);
+  private _walk(offset: number, len: number, fn: string, step: (phys: number, at: number, n: number) => void): void {
+    this._check(offset, len, fn);
     forEachPageSpan(offset, len, (page, inPage, done, n) => step((this.pages[page] as number) * PAGE_SIZE + inPage, done, n));
   }
 }
@@ -133,15 +133,15 @@ export class VmArea {
  */
 export class VmapSpace {
   // INVARIANT: free holds disjoint [start, end) ranges sorted by start, inside [VMALLOC_START, VMALLOC_END).
-  #free: Array<[number, number]> = [[VMALLOC_START, VMALLOC_END]];
+  private _free: Array<[number, number]> = [[VMALLOC_START, VMALLOC_END]];
 
   /** Reserve `bytes` (already page-aligned, guard included); returns the start or -1. */
   alloc(bytes: number): number {
-    for (let i = 0; i < this.#free.length; i++) {
-      const r = this.#free[i] as [number, number];
+    for (let i = 0; i < this._free.length; i++) {
+      const r = this._free[i] as [number, number];
       if (r[1] - r[0] >= bytes) {
         const start = r[0];
-        if (r[1] - r[0] === bytes) this.#free.splice(i, 1);
+        if (r[1] - r[0] === bytes) this._free.splice(i, 1);
         else r[0] += bytes;
         return start;
       }
@@ -153,12 +153,12 @@ export class VmapSpace {
   free(start: number, bytes: number): void {
     const end = start + bytes;
     let i = 0;
-    while (i < this.#free.length && (this.#free[i] as [number, number])[0] < start) i++;
-    this.#free.splice(i, 0, [start, end]);
+    while (i < this._free.length && (this._free[i] as [number, number])[0] < start) i++;
+    this._free.splice(i, 0, [start, end]);
     const merge = (k: number): void => {
-      const a = this.#free[k];
-      const b = this.#free[k + 1];
-      if (a !== undefined && b !== undefined && a[1] === b[0]) { a[1] = b[1]; this.#free.splice(k + 1, 1); }
+      const a = this._free[k];
+      const b = this._free[k + 1];
+      if (a !== undefined && b !== undefined && a[1] === b[0]) { a[1] = b[1]; this._free.splice(k + 1, 1); }
     };
     merge(i);
     if (i > 0) merge(i - 1);

@@ -19,9 +19,9 @@ import { Revocable } from './revocable.ts';
  * res.tryAccess()              // undefined after unbind
  */
 export class Devres<T> implements Disposable {
-  readonly #dev: Device;
-  readonly #inner: Revocable<T>;
-  readonly #action: DevresAction;
+  private readonly _dev: Device;
+  private readonly _inner: Revocable<T>;
+  private readonly _action: DevresAction;
 
   /**
    * Register `data` with the bound device `dev`; `teardown` runs at unbind or dispose.
@@ -29,15 +29,15 @@ export class Devres<T> implements Disposable {
    */
   constructor(dev: Device<Bound>, data: T, teardown: (data: T) => void, name = 'Devres') {
     dev.assertBound('Devres::new');
-    this.#dev = dev;
-    this.#inner = new Revocable(data, teardown);
-    this.#action = { name, release: () => { this.#inner.revoke(); } };
-    dev.devres.add(this.#action);
+    this._dev = dev;
+    this._inner = new Revocable(data, teardown);
+    this._action = { name, release: () => { this._inner.revoke(); } };
+    dev.devres.add(this._action);
   }
 
   /** The data if not revoked. */
   tryAccess(): T | undefined {
-    return this.#inner.tryAccess();
+    return this._inner.tryAccess();
   }
 
   /**
@@ -45,21 +45,21 @@ export class Devres<T> implements Disposable {
    * @throws KernelError EINVAL when `dev` is not the device this resource belongs to (as Rust).
    */
   access(dev: Device<Bound>): T {
-    if (dev !== this.#dev) throw new KernelError(EINVAL, 'Devres::access', `resource belongs to ${this.#dev.name}, not ${dev.name}`, 'dev');
+    if (dev !== this._dev) throw new KernelError(EINVAL, 'Devres::access', `resource belongs to ${this._dev.name}, not ${dev.name}`, 'dev');
     dev.assertBound('Devres::access');
-    const d = this.#inner.tryAccess();
+    const d = this._inner.tryAccess();
     if (d === undefined) throw new KernelError(EINVAL, 'Devres::access', 'resource was revoked');
     return d;
   }
 
   /** The device this resource belongs to. */
   device(): Device {
-    return this.#dev;
+    return this._dev;
   }
 
   /** True once revoked (by unbind or dispose). */
   get revoked(): boolean {
-    return this.#inner.revoked;
+    return this._inner.revoked;
   }
 
   /**
@@ -68,8 +68,8 @@ export class Devres<T> implements Disposable {
    */
   dispose(then?: () => void): void {
     if (then !== undefined && typeof then !== 'function') throw new KernelError(EINVAL, 'Devres.dispose', `expected a function, got ${typeof then}`, 'then');
-    if (this.#inner.revoke()) this.#dev.devres.remove(this.#action);
-    this.#inner.whenRevoked(then ?? (() => {}));
+    if (this._inner.revoke()) this._dev.devres.remove(this._action);
+    this._inner.whenRevoked(then ?? (() => {}));
   }
 
   [Symbol.dispose](): void {

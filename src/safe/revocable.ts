@@ -13,21 +13,21 @@ type State = 'available' | 'revoking' | 'revoked';
  * r.tryAccess()?.use(); r.revoke(); r.tryAccess() // undefined
  */
 export class Revocable<T> {
-  // INVARIANT: #data is defined only while #state is 'available' or 'revoking'; #teardown runs at
-  //   most once, during the revoke() call that moved #state from 'available'.
-  #state: State = 'available';
-  #data: T | undefined;
-  readonly #teardown: (data: T) => void;
-  #waiters: Array<() => void> = [];
+  // INVARIANT: _data is defined only while _state is 'available' or 'revoking'; _teardown runs at
+  //   most once, during the revoke() call that moved _state from 'available'.
+  private _state: State = 'available';
+  private _data: T | undefined;
+  private readonly _teardown: (data: T) => void;
+  private _waiters: Array<() => void> = [];
 
   constructor(data: T, teardown: (data: T) => void) {
-    this.#data = data;
-    this.#teardown = teardown;
+    this._data = data;
+    this._teardown = teardown;
   }
 
   /** The data, or undefined once revocation started. */
   tryAccess(): T | undefined {
-    return this.#state === 'available' ? this.#data : undefined;
+    return this._state === 'available' ? this._data : undefined;
   }
 
   /** Run `f` on the data if still available; returns its result or undefined. */
@@ -38,12 +38,12 @@ export class Revocable<T> {
 
   /** True once revoke() has finished tearing the data down. */
   get revoked(): boolean {
-    return this.#state === 'revoked';
+    return this._state === 'revoked';
   }
 
   /** True from the start of revocation. */
   get revoking(): boolean {
-    return this.#state !== 'available';
+    return this._state !== 'available';
   }
 
   /**
@@ -51,16 +51,16 @@ export class Revocable<T> {
    * revoked (the winner does the teardown).
    */
   revoke(): boolean {
-    if (this.#state !== 'available') return false;
-    this.#state = 'revoking';
-    const data = this.#data as T;
+    if (this._state !== 'available') return false;
+    this._state = 'revoking';
+    const data = this._data as T;
     try {
-      this.#teardown(data);
+      this._teardown(data);
     } finally {
-      this.#data = undefined;
-      this.#state = 'revoked';
-      const waiters = this.#waiters;
-      this.#waiters = [];
+      this._data = undefined;
+      this._state = 'revoked';
+      const waiters = this._waiters;
+      this._waiters = [];
       for (const w of waiters) w();
     }
     return true;
@@ -71,7 +71,7 @@ export class Revocable<T> {
    * the revoking call finishes (the Completion the Rust code waits on).
    */
   whenRevoked(then: () => void): void {
-    if (this.#state === 'revoking') this.#waiters.push(then);
+    if (this._state === 'revoking') this._waiters.push(then);
     else then();
   }
 }

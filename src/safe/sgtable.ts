@@ -37,36 +37,36 @@ export interface Owned<P> { readonly [STATE]: 'owned'; readonly pages: P }
  * @example for (const e of table.iter()) console.log(e.dmaAddress(), e.dmaLen());
  */
 export class SGEntry {
-  readonly #sg: Scatterlist;
+  private readonly _sg: Scatterlist;
 
   /** @internal */
   constructor(sg: Scatterlist) {
-    this.#sg = sg;
+    this._sg = sg;
   }
 
   /** DMA address of the segment (valid on mapped tables). */
   dmaAddress(): number {
-    return this.#sg.dma_address;
+    return this._sg.dma_address;
   }
 
   /** Length of the DMA segment in bytes. */
   dmaLen(): number {
-    return this.#sg.dma_length;
+    return this._sg.dma_length;
   }
 
   /** Page frame of the CPU entry. */
   page(): number {
-    return this.#sg.page;
+    return this._sg.page;
   }
 
   /** Offset into the first page. */
   offset(): number {
-    return this.#sg.offset;
+    return this._sg.offset;
   }
 
   /** CPU length in bytes. */
   length(): number {
-    return this.#sg.length;
+    return this._sg.length;
   }
 }
 
@@ -117,15 +117,15 @@ export class SGTable<S = Borrowed> {
 
   /** The DMA segments, bounded by nents (for_each_sgtable_dma_sg). */
   *iter(): Generator<SGEntry, void, undefined> {
-    yield* this.#walk(this.raw.nents, 'iter');
+    yield* this._walk(this.raw.nents, 'iter');
   }
 
   /** The CPU entries, bounded by orig_nents (for_each_sgtable_sg). */
   *entries(): Generator<SGEntry, void, undefined> {
-    yield* this.#walk(this.raw.orig_nents, 'entries');
+    yield* this._walk(this.raw.orig_nents, 'entries');
   }
 
-  *#walk(count: number, fn: string): Generator<SGEntry, void, undefined> {
+  private *_walk(count: number, fn: string): Generator<SGEntry, void, undefined> {
     let sg = this.raw.sgl;
     for (let i = 0; i < count; i++) {
       if (sg === null) throw new KernelError(EINVAL, `SGTable.${fn}`, `the table ends after ${i} of ${count} entries (freed, or its counts are wrong)`);
@@ -158,16 +158,16 @@ function disposeIfDisposable(p: unknown): void {
  * for (const seg of table.iter()) program(seg.dmaAddress(), seg.dmaLen());
  */
 export class OwnedSGTable<P extends PageProvider> extends SGTable<Owned<P>> implements Disposable {
-  readonly #mapping: Devres<SgTable>;
-  readonly #pages: P;
-  readonly #dir: DmaDirection;
-  #disposed = false;
+  private readonly _mapping: Devres<SgTable>;
+  private readonly _pages: P;
+  private readonly _dir: DmaDirection;
+  private _disposed = false;
 
   private constructor(raw: SgTable, mapping: Devres<SgTable>, pages: P, dir: DmaDirection) {
     super(raw);
-    this.#mapping = mapping;
-    this.#pages = pages;
-    this.#dir = dir;
+    this._mapping = mapping;
+    this._pages = pages;
+    this._dir = dir;
   }
 
   /**
@@ -201,7 +201,7 @@ export class OwnedSGTable<P extends PageProvider> extends SGTable<Owned<P>> impl
 
   /** False once unbind revoked the mapping (or the table was disposed). */
   get mapped(): boolean {
-    return this.#mapping.tryAccess() !== undefined;
+    return this._mapping.tryAccess() !== undefined;
   }
 
   /**
@@ -210,7 +210,7 @@ export class OwnedSGTable<P extends PageProvider> extends SGTable<Owned<P>> impl
    *   the addresses would be stale.
    */
   override *iter(): Generator<SGEntry, void, undefined> {
-    const raw = this.#live('SGTable::iter');
+    const raw = this._live('SGTable::iter');
     let sg = raw.sgl;
     for (let i = 0; i < raw.nents && sg !== null; i++) {
       yield new SGEntry(sg);
@@ -225,7 +225,7 @@ export class OwnedSGTable<P extends PageProvider> extends SGTable<Owned<P>> impl
    * @example table.syncForCpu(); const bytes = buf.read(0, 512);
    */
   syncForCpu(): void {
-    dma_sync_sgtable_for_cpu(this.#mapping.device(), this.#live('SGTable::sync_for_cpu'), this.#dir);
+    dma_sync_sgtable_for_cpu(this._mapping.device(), this._live('SGTable::sync_for_cpu'), this._dir);
   }
 
   /**
@@ -235,17 +235,17 @@ export class OwnedSGTable<P extends PageProvider> extends SGTable<Owned<P>> impl
    * @example buf.write(0, header); table.syncForDevice(); ring.kick();
    */
   syncForDevice(): void {
-    dma_sync_sgtable_for_device(this.#mapping.device(), this.#live('SGTable::sync_for_device'), this.#dir);
+    dma_sync_sgtable_for_device(this._mapping.device(), this._live('SGTable::sync_for_device'), this._dir);
   }
 
   /** The DMA direction the table was mapped with. */
   get direction(): DmaDirection {
-    return this.#dir;
+    return this._dir;
   }
 
-  #live(fn: string): SgTable {
-    const raw = this.#mapping.tryAccess();
-    if (raw === undefined || this.#disposed) throw new KernelError(EINVAL, fn, this.#disposed ? 'the table was disposed' : 'the DMA mapping was revoked when the device was unbound');
+  private _live(fn: string): SgTable {
+    const raw = this._mapping.tryAccess();
+    if (raw === undefined || this._disposed) throw new KernelError(EINVAL, fn, this._disposed ? 'the table was disposed' : 'the DMA mapping was revoked when the device was unbound');
     return raw;
   }
 
@@ -255,11 +255,11 @@ export class OwnedSGTable<P extends PageProvider> extends SGTable<Owned<P>> impl
    * the pages), then dispose the pages. A second call does nothing.
    */
   [Symbol.dispose](): void {
-    if (this.#disposed) return;
-    this.#disposed = true;
-    this.#mapping.dispose(() => {
+    if (this._disposed) return;
+    this._disposed = true;
+    this._mapping.dispose(() => {
       sg_free_table(this.raw);
-      disposeIfDisposable(this.#pages);
+      disposeIfDisposable(this._pages);
     });
   }
 }

@@ -18,11 +18,11 @@ import type { VmallocPageIter, VmArea } from '../mm/vmalloc.ts';
  * buf.write(0, bytes); buf.pageIter().pageCount // 16384
  */
 export class VVec implements Disposable {
-  readonly #mm: Mm;
+  private readonly _mm: Mm;
   readonly area: VmArea;
 
   private constructor(mm: Mm, area: VmArea) {
-    this.#mm = mm;
+    this._mm = mm;
     this.area = area;
   }
 
@@ -43,7 +43,7 @@ export class VVec implements Disposable {
 
   /** The machine whose memory holds the buffer. */
   get ctx(): KernelContext {
-    return this.#mm.ctx;
+    return this._mm.ctx;
   }
 
   /** The page iterator (VmallocPageIter semantics). */
@@ -66,7 +66,7 @@ export class VVec implements Disposable {
 
   /** vfree the buffer (once; later calls do nothing). */
   [Symbol.dispose](): void {
-    if (this.area.live) this.#mm.vfree(this.area);
+    if (this.area.live) this._mm.vfree(this.area);
   }
 }
 
@@ -75,13 +75,13 @@ export class VVec implements Disposable {
  * @example using p = Pages.alloc(machine.mm, 2); p.pfn
  */
 export class Pages implements Disposable {
-  readonly #mm: Mm;
+  private readonly _mm: Mm;
   readonly pfn: number;
   readonly order: number;
-  #live = true;
+  private _live = true;
 
   private constructor(mm: Mm, pfn: number, order: number) {
-    this.#mm = mm;
+    this._mm = mm;
     this.pfn = pfn;
     this.order = order;
   }
@@ -96,8 +96,8 @@ export class Pages implements Disposable {
   }
 
   [Symbol.dispose](): void {
-    if (!this.#live) return;
-    this.#live = false;
-    this.#mm.__free_pages(this.pfn, this.order);
+    if (!this._live) return;
+    this._live = false;
+    this._mm.__free_pages(this.pfn, this.order);
   }
 }

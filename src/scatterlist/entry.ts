@@ -41,54 +41,54 @@ export class Scatterlist {
     this.slot = slot;
   }
 
-  #w(field: number): number {
+  private _w(field: number): number {
     return (this.slot & SEG_MASK) * SLOT_WORDS + field;
   }
 
-  #get(field: number): number {
-    return this.arena.segs[this.slot >>> SEG_SHIFT]?.[this.#w(field)] ?? 0;
+  private _get(field: number): number {
+    return this.arena.segs[this.slot >>> SEG_SHIFT]?.[this._w(field)] ?? 0;
   }
 
-  #set(field: number, v: number): void {
-    (this.arena.segs[this.slot >>> SEG_SHIFT] as Uint32Array)[this.#w(field)] = v;
+  private _set(field: number, v: number): void {
+    (this.arena.segs[this.slot >>> SEG_SHIFT] as Uint32Array)[this._w(field)] = v;
   }
 
   /** Page frame of the entry (sg_page), or the chain target slot for a chain link. */
-  get page(): number { return this.#get(W_PAGE) + (this.#get(W_FLAGS) >>> PFN_HI_SHIFT) * TWO32; }
+  get page(): number { return this._get(W_PAGE) + (this._get(W_FLAGS) >>> PFN_HI_SHIFT) * TWO32; }
   /** SG_CHAIN | SG_END bits. */
-  get link_flags(): number { return this.#get(W_FLAGS) & (SG_CHAIN | SG_END); }
-  get offset(): number { return this.#get(W_OFFSET); }
-  set offset(v: number) { this.#set(W_OFFSET, v >>> 0); }
-  get length(): number { return this.#get(W_LENGTH); }
-  set length(v: number) { this.#set(W_LENGTH, v >>> 0); }
+  get link_flags(): number { return this._get(W_FLAGS) & (SG_CHAIN | SG_END); }
+  get offset(): number { return this._get(W_OFFSET); }
+  set offset(v: number) { this._set(W_OFFSET, v >>> 0); }
+  get length(): number { return this._get(W_LENGTH); }
+  set length(v: number) { this._set(W_LENGTH, v >>> 0); }
   get dma_address(): number {
-    const lo = this.#get(W_DMA_LO);
-    const hi = this.#get(W_DMA_HI);
+    const lo = this._get(W_DMA_LO);
+    const hi = this._get(W_DMA_HI);
     return hi === 0xffffffff && lo === 0xffffffff ? DMA_MAPPING_ERROR : hi * TWO32 + lo;
   }
   set dma_address(v: number) {
-    if (v === DMA_MAPPING_ERROR) { this.#set(W_DMA_LO, 0xffffffff); this.#set(W_DMA_HI, 0xffffffff); return; }
-    this.#set(W_DMA_LO, v % TWO32);
-    this.#set(W_DMA_HI, Math.floor(v / TWO32));
+    if (v === DMA_MAPPING_ERROR) { this._set(W_DMA_LO, 0xffffffff); this._set(W_DMA_HI, 0xffffffff); return; }
+    this._set(W_DMA_LO, v % TWO32);
+    this._set(W_DMA_HI, Math.floor(v / TWO32));
   }
-  get dma_length(): number { return this.#get(W_DMA_LEN); }
-  set dma_length(v: number) { this.#set(W_DMA_LEN, v >>> 0); }
-  get dma_flags(): number { return (this.#get(W_FLAGS) >>> DMA_FLAGS_SHIFT) & DMA_FLAGS_MASK; }
+  get dma_length(): number { return this._get(W_DMA_LEN); }
+  set dma_length(v: number) { this._set(W_DMA_LEN, v >>> 0); }
+  get dma_flags(): number { return (this._get(W_FLAGS) >>> DMA_FLAGS_SHIFT) & DMA_FLAGS_MASK; }
   set dma_flags(v: number) {
-    const keep = this.#get(W_FLAGS) & ~(DMA_FLAGS_MASK << DMA_FLAGS_SHIFT);
-    this.#set(W_FLAGS, (keep | ((v & DMA_FLAGS_MASK) << DMA_FLAGS_SHIFT)) >>> 0);
+    const keep = this._get(W_FLAGS) & ~(DMA_FLAGS_MASK << DMA_FLAGS_SHIFT);
+    this._set(W_FLAGS, (keep | ((v & DMA_FLAGS_MASK) << DMA_FLAGS_SHIFT)) >>> 0);
   }
 
   /** @internal raw flags word */
-  get flagsWord(): number { return this.#get(W_FLAGS); }
-  set flagsWord(v: number) { this.#set(W_FLAGS, v >>> 0); }
+  get flagsWord(): number { return this._get(W_FLAGS); }
+  set flagsWord(v: number) { this._set(W_FLAGS, v >>> 0); }
   /** @internal raw page word: the low 32 bits of the pfn, or a chain link's target slot */
-  get pageWord(): number { return this.#get(W_PAGE); }
-  set pageWord(v: number) { this.#set(W_PAGE, v); }
+  get pageWord(): number { return this._get(W_PAGE); }
+  set pageWord(v: number) { this._set(W_PAGE, v); }
   /** @internal write a page frame: its low word, and bits 32..39 into the flags word */
   setPfn(pfn: number): void {
-    this.#set(W_PAGE, pfn >>> 0);
-    this.#set(W_FLAGS, ((this.#get(W_FLAGS) & FLAGS_LOW_MASK) | (Math.floor(pfn / TWO32) << PFN_HI_SHIFT)) >>> 0);
+    this._set(W_PAGE, pfn >>> 0);
+    this._set(W_FLAGS, ((this._get(W_FLAGS) & FLAGS_LOW_MASK) | (Math.floor(pfn / TWO32) << PFN_HI_SHIFT)) >>> 0);
   }
 
   /** The entry `n` slots further in the same array (pointer arithmetic, `&sg[n]`). */

@@ -68,11 +68,11 @@ export class SlotArena {
   // INVARIANT: chunkClass[seg][s & SEG_MASK] = class + 1 (+ AS_PAGE when it was allocated as a
   //   full page of SG_MAX_SINGLE_ALLOC slots) at the first slot of every live chunk (1 << class
   //   slots), 0 elsewhere; live chunks never overlap and never cross a segment.
-  readonly #chunkClass: Uint8Array[] = [];
+  private readonly _chunkClass: Uint8Array[] = [];
   // INVARIANT: freeLists[c] holds first slots of free, class-aligned runs of 1 << c slots.
-  readonly #freeLists: number[][] = Array.from({ length: CLASSES }, () => []);
+  private readonly _freeLists: number[][] = Array.from({ length: CLASSES }, () => []);
   /** Next never-used slot; the tail of the last segment. */
-  #bump = 0;
+  private _bump = 0;
   /** Live chunks and the slots they span (for leak checks). */
   liveChunks = 0;
   liveSlots = 0;
@@ -95,14 +95,14 @@ export class SlotArena {
     if (injectable && this.ctx.faults.shouldFail('sg-chunk')) return -1;
     const c = classOf(n);
     const size = 1 << c;
-    let base = this.#freeLists[c]?.pop();
-    if (base === undefined) base = this.#carve(c);
+    let base = this._freeLists[c]?.pop();
+    if (base === undefined) base = this._carve(c);
     const seg = this.seg(base);
     const w = (base & SEG_MASK) * SLOT_WORDS;
     // Zero what sg_init_table zeroes: reused chunks hold old entries.
     seg.fill(0, w, w + n * SLOT_WORDS);
     seg[w + (n - 1) * SLOT_WORDS + W_FLAGS] = SG_END;
-    (this.#chunkClass[base >>> SEG_SHIFT] as Uint8Array)[base & SEG_MASK] = c + 1 + (n === SG_MAX_SINGLE_ALLOC ? AS_PAGE : 0);
+    (this._chunkClass[base >>> SEG_SHIFT] as Uint8Array)[base & SEG_MASK] = c + 1 + (n === SG_MAX_SINGLE_ALLOC ? AS_PAGE : 0);
     this.liveChunks++;
     this.liveSlots += size;
     return base;
@@ -117,12 +117,12 @@ export class SlotArena {
   freeChunk(base: number, n: number): void {
     const c = this.chunkClassOf(base);
     if (c < 0) throw new KernelBug('sg_kfree', `slot ${base} is not a live scatterlist chunk (double free?)`);
-    const asPage = (((this.#chunkClass[base >>> SEG_SHIFT] as Uint8Array)[base & SEG_MASK] as number) & AS_PAGE) !== 0;
+    const asPage = (((this._chunkClass[base >>> SEG_SHIFT] as Uint8Array)[base & SEG_MASK] as number) & AS_PAGE) !== 0;
     if ((n === SG_MAX_SINGLE_ALLOC) !== asPage) {
       throw new KernelBug('sg_kfree', `chunk of ${1 << c} slots freed as ${n} slots: ${n === SG_MAX_SINGLE_ALLOC ? 'free_page on kmalloc memory' : 'kfree on a page'}`);
     }
-    (this.#chunkClass[base >>> SEG_SHIFT] as Uint8Array)[base & SEG_MASK] = 0;
-    (this.#freeLists[c] as number[]).push(base);
+    (this._chunkClass[base >>> SEG_SHIFT] as Uint8Array)[base & SEG_MASK] = 0;
+    (this._freeLists[c] as number[]).push(base);
     this.liveChunks--;
     this.liveSlots -= 1 << c;
   }
@@ -138,34 +138,34 @@ export class SlotArena {
 
   /** Class of the live chunk starting at `base`, or -1. */
   chunkClassOf(base: number): number {
-    const cls = this.#chunkClass[base >>> SEG_SHIFT];
+    const cls = this._chunkClass[base >>> SEG_SHIFT];
     if (cls === undefined || !Number.isInteger(base) || base < 0) return -1;
     return ((cls[base & SEG_MASK] ?? 0) & ~AS_PAGE) - 1;
   }
 
   /** Take a class-aligned run of 1 << c slots from the bump region, opening a segment if needed. */
-  #carve(c: number): number {
+  private _carve(c: number): number {
     const size = 1 << c;
-    let base = Math.ceil(this.#bump / size) * size;
+    let base = Math.ceil(this._bump / size) * size;
     if (base + size > this.segs.length * SEG_SLOTS) {
-      this.#spill(this.#bump, this.segs.length * SEG_SLOTS);
+      this._spill(this._bump, this.segs.length * SEG_SLOTS);
       this.segs.push(new Uint32Array(SEG_SLOTS * SLOT_WORDS));
-      this.#chunkClass.push(new Uint8Array(SEG_SLOTS));
+      this._chunkClass.push(new Uint8Array(SEG_SLOTS));
       base = (this.segs.length - 1) * SEG_SLOTS;
     } else {
-      this.#spill(this.#bump, base);
+      this._spill(this._bump, base);
     }
-    this.#bump = base + size;
+    this._bump = base + size;
     return base;
   }
 
   /** Put the unused slots [from, to) on the free lists as aligned power-of-two runs. */
-  #spill(from: number, to: number): void {
+  private _spill(from: number, to: number): void {
     let s = from;
     while (s < to) {
       let c = CLASSES - 1;
       while (c > 0 && (s % (1 << c) !== 0 || s + (1 << c) > to)) c--;
-      (this.#freeLists[c] as number[]).push(s);
+      (this._freeLists[c] as number[]).push(s);
       s += 1 << c;
     }
   }

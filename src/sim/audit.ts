@@ -21,21 +21,21 @@ export interface AuditViolation {
  * @example machine.auditor.add({ name: 'mm', run: () => auditMm(machine.mm) })
  */
 export class Auditor {
-  readonly #checks: AuditCheck[] = [];
+  private readonly _checks: AuditCheck[] = [];
 
   add(check: AuditCheck): void {
-    this.#checks.push(check);
+    this._checks.push(check);
   }
 
   /** Run every check; empty when the machine is sound. */
   run(): AuditViolation[] {
     const out: AuditViolation[] = [];
-    for (const c of this.#checks) for (const m of c.run()) out.push({ check: c.name, message: m });
+    for (const c of this._checks) for (const m of c.run()) out.push({ check: c.name, message: m });
     return out;
   }
 
   /** Names of the registered checks. */
   names(): string[] {
-    return this.#checks.map((c) => c.name);
+    return this._checks.map((c) => c.name);
   }
 }

@@ -9,3 +9,4 @@ export * from './findings.ts';
 export * from './describe.ts';
 export * from './machine-schema.ts';
 export * from './machine-file.ts';
+export { MachineSnapshot } from './snapshot.ts';

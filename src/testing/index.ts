@@ -51,21 +51,52 @@ export interface FailurePointResult<T> {
   readonly violations: ReturnType<Machine['audit']>;
 }
 
+/** How forEachFailurePoint runs. */
+export interface FailurePointOptions {
+  /** Give up after this many failure points (default 10,000). */
+  readonly limit?: number;
+  /**
+   * Start each run from a snapshot of the one machine `make` built (default), restored before every
+   * failure point: the machine and everything reachable from `make`'s result come back exactly.
+   * `false`: call `make` once per failure point (for driver state kept in closures, which a snapshot
+   * cannot see).
+   */
+  readonly snapshot?: boolean;
+}
+
 /**
- * Run `op` on a fresh machine once per allocation point of `kind`: fail allocation k for k = 1, 2,
- * ... until the operation succeeds with nothing injected. `cleanup` undoes a success; then the
- * machine is audited. Returns one record per failure point (the last one is the success).
+ * Run `op` once per allocation point of `kind`, each time from the state `make` built: fail
+ * allocation k for k = 1, 2, ... until the operation succeeds with nothing injected. `cleanup`
+ * undoes a success; then the machine is audited. Returns one record per failure point (the last one
+ * is the success). `make` runs once and each point starts from a machine snapshot (see
+ * {@link FailurePointOptions.snapshot}); a number for `opts` is the old `limit` argument.
  * @example
  * const runs = forEachFailurePoint('page', () => testMachine(), ({ machine }) => machine.mm.vmalloc(8192));
  * for (const r of runs) expect(r.violations).toEqual([]);
  */
 export function forEachFailurePoint<T, M extends { machine: Machine }>(
-  kind: FaultKind, make: () => M, op: (m: M) => T, cleanup?: (m: M, result: T) => void, limit = 10_000,
+  kind: FaultKind, make: () => M, op: (m: M) => T, cleanup?: (m: M, result: T) => void, opts: number | FailurePointOptions = {},
 ): FailurePointResult<T>[] {
+  const o: FailurePointOptions = typeof opts === 'number' ? { limit: opts } : opts;
+  if (typeof o !== 'object' || o === null) throw new KernelError(EINVAL, 'forEachFailurePoint', 'expected a limit or options ({ limit, snapshot })', 'opts');
+  const limit = o.limit ?? 10_000;
   const out: FailurePointResult<T>[] = [];
+  let made: M | undefined;
+  let snap: ReturnType<Machine['snapshot']> | undefined;
+  let before: Set<unknown> | undefined;
   for (let k = 1; k <= limit; k++) {
-    const m = make();
-    const before = new Set(m.machine.dma.ledger.entries());
+    let m: M;
+    if (o.snapshot === false || made === undefined) {
+      m = make();
+      before = new Set(m.machine.dma.ledger.entries());
+      if (o.snapshot !== false) {
+        made = m;
+        snap = m.machine.snapshot({ include: [m] });
+      }
+    } else {
+      m = made;
+      m.machine.restore(snap as NonNullable<typeof snap>);
+    }
     m.machine.faults.inject(kind, { nth: k });
     let result: T | undefined;
     let error: unknown;
@@ -77,7 +108,7 @@ export function forEachFailurePoint<T, M extends { machine: Machine }>(
     const injected = m.machine.faults.injected[kind] > 0;
     if (!injected && error === undefined && cleanup !== undefined) cleanup(m, result as T);
     // A mapping the operation made and neither its failure path nor `cleanup` undid is left behind.
-    const left = m.machine.dma.ledger.entries().filter((e) => !before.has(e)).map((e) => ({ check: 'ledger', message: `left live: ${e.describe()}` }));
+    const left = m.machine.dma.ledger.entries().filter((e) => !(before as Set<unknown>).has(e)).map((e) => ({ check: 'ledger', message: `left live: ${e.describe()}` }));
     out.push({ k, result, error, violations: [...m.machine.audit(), ...left] });
     if (!injected) return out;
   }

@@ -79,7 +79,7 @@ describe('every export with typed garbage, under a watchdog', () => {
       'iova_rcache_range', 'ledger.findCoherent', 'ledger.findNoncoherent', 'ledger.mapSingle', 'ledger.record', 'ledger.recordOne',
       'ledger.release', 'ledger.unmapSingle', 'mm.adjustAllocated', 'mm.memblockAllocLow', 'new Bus', 'new Device',
       'new Devres', 'new DmaLedger', 'new FlushQueue', 'new FreeArea', 'new IommuDomain', 'new IommuGroup',
-      'new KernelLog', 'new LedgerEntry', 'new OwnedSGTable', 'new PagingDomain', 'new Revocable', 'new SGTable',
+      'new KernelLog', 'new LedgerEntry', 'new MachineSnapshot', 'new OwnedSGTable', 'new PagingDomain', 'new Revocable', 'new SGTable',
       'new Scatterlist', 'new SwiotlbPool', 'new VmArea', 'new VmallocPageIter', 'notInstance', 'oops',
       'rootLogger', 'runHistogram', 'setRootLogger', 'sg_check_walk', 'swiotlb.io_tlb_hiwater_set',
       'swiotlb.swiotlb_release_slots', 'swiotlb.swiotlb_sync_single_for_cpu', 'swiotlb.swiotlb_sync_single_for_device',

@@ -134,7 +134,8 @@ export function dma_free_noncoherent(dev: Device, size: number, vaddr: number, d
 
 /** What a noncontiguous allocation keeps besides its table: its pages (for vmap) and its vmap. */
 interface NoncontigState { readonly dev: Device; readonly alloc: NoncontiguousAlloc | null; readonly page: number; vmap: VmArea | null }
-const noncontig = new WeakMap<SgTable, NoncontigState>();
+/** The machine's live noncontiguous tables (DmaSystem.noncontig), typed. */
+const noncontigOf = (dev: Device): Map<SgTable, NoncontigState> => dmaSystemOf(dev.host.ctx).noncontig as Map<SgTable, NoncontigState>;
 
 /**
  * dma_alloc_noncontiguous: memory for `size` bytes that need not be physically contiguous, as an
@@ -197,7 +198,7 @@ export function dma_alloc_noncontiguous(dev: Device, size: number, dir: number, 
     return null;
   }
   sgt.nents = 1;
-  noncontig.set(sgt, state);
+  noncontigOf(dev).set(sgt, state);
   const sgl = sgt.sgl as Scatterlist;
   trace(dev, 'alloc', 'dma_alloc_sgt', { size, dir, attrs, handle: sgl.dma_address, orig_nents: sgt.orig_nents });
   debug(dev)?.mapSg(dev, sgl, sgt.orig_nents, 1, dir, attrs);
@@ -209,7 +210,7 @@ export function dma_alloc_noncontiguous(dev: Device, size: number, dir: number, 
 
 function checkNoncontig(dev: Device, sgt: SgTable, fn: string): NoncontigState {
   checkSgt(dev, sgt, fn);
-  const st = noncontig.get(sgt);
+  const st = noncontigOf(dev).get(sgt);
   if (st === undefined) throw new KernelBug(fn, 'the sg_table is not a live dma_alloc_noncontiguous allocation (double free, or another allocator\'s table?)');
   if (st.dev !== dev) throw new KernelError(EINVAL, fn, `the table was allocated for ${st.dev.name}, not ${dev.name}`, 'dev');
   return st;
@@ -236,7 +237,7 @@ export function dma_free_noncontiguous(dev: Device, size: number, sgt: SgTable, 
     ops.free_pages(dev, pageAlign(size), st.page, handle, dir);
     sg_free_table(sgt);
   }
-  noncontig.delete(sgt);
+  noncontigOf(dev).delete(sgt);
   ledgerFreeNoncoherent(ledger(dev), dev, api, handle);
 }
 

@@ -135,6 +135,11 @@ export interface DmaSystem {
   readonly virtRanges: (virt: number, size: number) => AddrRange[];
   /** The machine's memory (page_address, virt_to_page, vmap for the allocation APIs); null for a bare context. */
   readonly mm: Mm | null;
+  /**
+   * The live dma_alloc_noncontiguous tables and what freeing each needs (a Map on the machine, not a
+   * module WeakMap: machine snapshots must see it).
+   */
+  readonly noncontig: Map<SgTable, unknown>;
 }
 
 // The DMA layer's state lives on the objects it belongs to, declared here (the layer that owns it)
@@ -161,7 +166,7 @@ declare module '../../device/device.ts' {
  */
 export function initDmaSystem(ctx: KernelContext, direct: DmaOps, virtRanges: DmaSystem['virtRanges'], mm: Mm | null = null): DmaSystem {
   const s: DmaSystem = {
-    direct, bouncer: null, debug: null, trace: null, virtRanges, mm,
+    direct, bouncer: null, debug: null, trace: null, virtRanges, mm, noncontig: new Map(),
     ledger: new DmaLedger({ clock: ctx.clock, isBounceSlot: (phys) => s.bouncer?.isBuffer(phys) ?? false }),
   };
   return s;

@@ -20,15 +20,15 @@ export const CLAIM_ENOMEM = -1;
  * t.owner(0x40)                   // 3
  */
 export class CachelineTable {
-  // INVARIANT: every key is a claimed cacheline number; #slot maps it to the entry slot that first
-  //   claimed it (kept after that entry is freed, until the line is released), #overlap to the
+  // INVARIANT: every key is a claimed cacheline number; _slot maps it to the entry slot that first
+  //   claimed it (kept after that entry is freed, until the line is released), _overlap to the
   //   count of further claims, in [0, ACTIVE_CACHELINE_MAX_OVERLAP]; both maps have the same keys.
-  readonly #slot = new Map<number, number>();
-  readonly #overlap = new Map<number, number>();
+  private readonly _slot = new Map<number, number>();
+  private readonly _overlap = new Map<number, number>();
 
   /** Claimed lines. */
   get size(): number {
-    return this.#slot.size;
+    return this._slot.size;
   }
 
   /**
@@ -39,39 +39,39 @@ export class CachelineTable {
    *   the counter overflowed and stayed at 7)
    */
   insert(cln: number, slot: number, allocFails: () => boolean): number {
-    const held = this.#overlap.get(cln);
+    const held = this._overlap.get(cln);
     if (held === undefined) {
       if (allocFails()) return CLAIM_ENOMEM;
-      this.#slot.set(cln, slot);
-      this.#overlap.set(cln, 0);
+      this._slot.set(cln, slot);
+      this._overlap.set(cln, 0);
       return CLAIMED;
     }
     const n = held + 1;
-    if (n <= ACTIVE_CACHELINE_MAX_OVERLAP) this.#overlap.set(cln, n);
+    if (n <= ACTIVE_CACHELINE_MAX_OVERLAP) this._overlap.set(cln, n);
     return n;
   }
 
   /** `active_cacheline_remove`: one claim fewer; a line whose count would go below 0 is released. */
   remove(cln: number): void {
-    const n = (this.#overlap.get(cln) ?? 0) - 1;
+    const n = (this._overlap.get(cln) ?? 0) - 1;
     if (n < 0) {
-      this.#slot.delete(cln);
-      this.#overlap.delete(cln);
-    } else this.#overlap.set(cln, n);
+      this._slot.delete(cln);
+      this._overlap.delete(cln);
+    } else this._overlap.set(cln, n);
   }
 
   /** The slot stored for a held line (the first claimant's, possibly reused since), or undefined. */
   owner(cln: number): number | undefined {
-    return this.#slot.get(cln);
+    return this._slot.get(cln);
   }
 
   /** The overlap count of a held line, or undefined. */
   overlap(cln: number): number | undefined {
-    return this.#overlap.get(cln);
+    return this._overlap.get(cln);
   }
 
   /** Every held line with its stored slot and overlap count, in claim order. */
   *lines(): Generator<{ cln: number; slot: number; overlap: number }, void, undefined> {
-    for (const [cln, slot] of this.#slot) yield { cln, slot, overlap: this.#overlap.get(cln) ?? 0 };
+    for (const [cln, slot] of this._slot) yield { cln, slot, overlap: this._overlap.get(cln) ?? 0 };
   }
 }

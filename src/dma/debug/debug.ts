@@ -49,7 +49,7 @@ export interface DmaDebugOptions extends DebugPlatformOptions {
  * // 'DMA-API: e1000 0000:00:04.0: device driver failed to check map error[device address=0x0000000000100000] [size=4096 bytes] [mapped as phy]'
  */
 export class DmaDebug {
-  readonly #st: DebugState;
+  private readonly _st: DebugState;
 
   constructor(ctx: DmaDebugContext, opts: DmaDebugOptions = {}) {
     checkObject(ctx, 'DmaDebug', 'ctx');
@@ -63,7 +63,7 @@ export class DmaDebug {
     const off = opts.off === true;
     const total = off ? 0 : Math.ceil(n / DMA_DEBUG_DYNAMIC_ENTRIES) * DMA_DEBUG_DYNAMIC_ENTRIES;
     const st = new DebugState(ctx.klog, ctx.faults, platform, n, total);
-    this.#st = st;
+    this._st = st;
     const r = st.reporter;
     if (off) {
       r.printk('info', 'dma_debug_cmdline', 'debugging disabled on kernel command line\n');
@@ -90,7 +90,7 @@ export class DmaDebug {
   debug_dma_map_single(dev: DebugDevice, addr: number, len: number): void {
     if (typeof dev !== 'object' || dev === null) throw new KernelError(EINVAL, 'debug_dma_map_single', 'expected a device', 'dev');
     if (typeof addr !== 'number' || !Number.isSafeInteger(addr)) throw new KernelError(EINVAL, 'debug_dma_map_single', `expected an address, got ${String(addr)}`, 'addr');
-    mapSingle(this.#st, dev, addr, len);
+    mapSingle(this._st, dev, addr, len);
   }
 
   /**
@@ -100,7 +100,7 @@ export class DmaDebug {
    * @example dbg.debug_dma_map_phys(dev, phys, 4096, DMA_FROM_DEVICE, handle, 0)
    */
   debug_dma_map_phys(dev: DebugDevice, phys: number, size: number, direction: number, dma_addr: number, attrs = 0): void {
-    mapPhys(this.#st, dev, phys, size, direction, dma_addr, attrs);
+    mapPhys(this._st, dev, phys, size, direction, dma_addr, attrs);
   }
 
   /**
@@ -120,7 +120,7 @@ export class DmaDebug {
    * return handle === DMA_MAPPING_ERROR;
    */
   debug_dma_mapping_error(dev: DebugDevice, dma_addr: number): void {
-    this.#st.markMappingChecked(dev, dma_addr);
+    this._st.markMappingChecked(dev, dma_addr);
   }
 
   /**
@@ -128,7 +128,7 @@ export class DmaDebug {
    * @example dbg.debug_dma_unmap_phys(dev, handle, 4096, DMA_TO_DEVICE)
    */
   debug_dma_unmap_phys(dev: DebugDevice, dma_addr: number, size: number, direction: number): void {
-    unmapPhys(this.#st, dev, dma_addr, size, direction);
+    unmapPhys(this._st, dev, dma_addr, size, direction);
   }
 
   /**
@@ -148,7 +148,7 @@ export class DmaDebug {
    * @example dbg.debug_dma_map_sg(dev, { first: sgt.sgl, next: sg_next }, sgt.orig_nents, sgt.nents, DMA_FROM_DEVICE)
    */
   debug_dma_map_sg(dev: DebugDevice, sg: DebugSgList, nents: number, mapped_ents: number, direction: number, attrs = 0): void {
-    mapSg(this.#st, dev, sg, nents, mapped_ents, direction, attrs);
+    mapSg(this._st, dev, sg, nents, mapped_ents, direction, attrs);
   }
 
   /**
@@ -157,7 +157,7 @@ export class DmaDebug {
    * @example dbg.debug_dma_unmap_sg(dev, { first: sgt.sgl, next: sg_next }, sgt.orig_nents, DMA_FROM_DEVICE)
    */
   debug_dma_unmap_sg(dev: DebugDevice, sglist: DebugSgList, nelems: number, dir: number): void {
-    unmapSg(this.#st, dev, sglist, nelems, dir);
+    unmapSg(this._st, dev, sglist, nelems, dir);
   }
 
   // ------------------------------------------------------------------ coherent and noncoherent allocations
@@ -169,7 +169,7 @@ export class DmaDebug {
    * @example dbg.debug_dma_alloc_coherent(dev, 8192, handle, cpuAddr)
    */
   debug_dma_alloc_coherent(dev: DebugDevice, size: number, dma_addr: number, virt: number | null, attrs = 0): void {
-    allocCoherent(this.#st, dev, size, dma_addr, virt, attrs);
+    allocCoherent(this._st, dev, size, dma_addr, virt, attrs);
   }
 
   /**
@@ -177,7 +177,7 @@ export class DmaDebug {
    * @example dbg.debug_dma_free_coherent(dev, 8192, cpuAddr, handle)
    */
   debug_dma_free_coherent(dev: DebugDevice, size: number, virt: number | null, dma_addr: number): void {
-    freeCoherent(this.#st, dev, size, virt, dma_addr);
+    freeCoherent(this._st, dev, size, virt, dma_addr);
   }
 
   /**
@@ -185,7 +185,7 @@ export class DmaDebug {
    * @example dbg.debug_dma_alloc_pages(dev, pfn, 16384, DMA_FROM_DEVICE, handle)
    */
   debug_dma_alloc_pages(dev: DebugDevice, page: number, size: number, direction: number, dma_addr: number, attrs = 0): void {
-    allocPages(this.#st, dev, page, size, direction, dma_addr, attrs);
+    allocPages(this._st, dev, page, size, direction, dma_addr, attrs);
   }
 
   /**
@@ -193,7 +193,7 @@ export class DmaDebug {
    * @example dbg.debug_dma_free_pages(dev, pfn, 16384, DMA_FROM_DEVICE, handle)
    */
   debug_dma_free_pages(dev: DebugDevice, page: number, size: number, direction: number, dma_addr: number): void {
-    freePages(this.#st, dev, page, size, direction, dma_addr);
+    freePages(this._st, dev, page, size, direction, dma_addr);
   }
 
   // ------------------------------------------------------------------ sync
@@ -203,7 +203,7 @@ export class DmaDebug {
    * @example dbg.debug_dma_sync_single_for_cpu(dev, handle, 512, DMA_FROM_DEVICE)
    */
   debug_dma_sync_single_for_cpu(dev: DebugDevice, dma_handle: number, size: number, direction: number): void {
-    syncSingle(this.#st, dev, dma_handle, size, direction, true);
+    syncSingle(this._st, dev, dma_handle, size, direction, true);
   }
 
   /**
@@ -211,7 +211,7 @@ export class DmaDebug {
    * @example dbg.debug_dma_sync_single_for_device(dev, handle, 512, DMA_TO_DEVICE)
    */
   debug_dma_sync_single_for_device(dev: DebugDevice, dma_handle: number, size: number, direction: number): void {
-    syncSingle(this.#st, dev, dma_handle, size, direction, false);
+    syncSingle(this._st, dev, dma_handle, size, direction, false);
   }
 
   /**
@@ -219,7 +219,7 @@ export class DmaDebug {
    * @example dbg.debug_dma_sync_sg_for_cpu(dev, sgl, nents, DMA_FROM_DEVICE)
    */
   debug_dma_sync_sg_for_cpu(dev: DebugDevice, sg: DebugSgList, nelems: number, direction: number): void {
-    syncSg(this.#st, dev, sg, nelems, direction, true);
+    syncSg(this._st, dev, sg, nelems, direction, true);
   }
 
   /**
@@ -227,7 +227,7 @@ export class DmaDebug {
    * @example dbg.debug_dma_sync_sg_for_device(dev, sgl, nents, DMA_TO_DEVICE)
    */
   debug_dma_sync_sg_for_device(dev: DebugDevice, sg: DebugSgList, nelems: number, direction: number): void {
-    syncSg(this.#st, dev, sg, nelems, direction, false);
+    syncSg(this._st, dev, sg, nelems, direction, false);
   }
 
   // ------------------------------------------------------------------ unbind
@@ -241,57 +241,57 @@ export class DmaDebug {
    * @example bus.notifyUnbound = (dev) => dbg.dma_debug_device_change(dev, BUS_NOTIFY_UNBOUND_DRIVER);
    */
   dma_debug_device_change(dev: DebugDevice, action: number): number {
-    return deviceChange(this.#st, dev, action);
+    return deviceChange(this._st, dev, action);
   }
 
   // ------------------------------------------------------------------ debugfs (dma-api/)
 
   /** `disabled`: dma_debug=off, or switched off after running out of memory. */
   get disabled(): boolean {
-    return this.#st.disabled();
+    return this._st.disabled();
   }
 
   /** `error_count`: every error found, printed or not (u32). */
   get error_count(): number {
-    return this.#st.reporter.error_count;
+    return this._st.reporter.error_count;
   }
 
   /** `num_errors`: how many more errors will be printed; writing it re-arms printing. */
   get num_errors(): number {
-    return this.#st.reporter.num_errors;
+    return this._st.reporter.num_errors;
   }
 
   set num_errors(n: number) {
-    this.#st.reporter.num_errors = u32(n, 'num_errors');
+    this._st.reporter.num_errors = u32(n, 'num_errors');
   }
 
   /** `all_errors`: non-zero prints every error and leaves num_errors alone. */
   get all_errors(): number {
-    return this.#st.reporter.all_errors;
+    return this._st.reporter.all_errors;
   }
 
   set all_errors(n: number) {
-    this.#st.reporter.all_errors = u32(n, 'all_errors');
+    this._st.reporter.all_errors = u32(n, 'all_errors');
   }
 
   /** `num_free_entries`. */
   get num_free_entries(): number {
-    return this.#st.table.numFree;
+    return this._st.table.numFree;
   }
 
   /** `min_free_entries`. */
   get min_free_entries(): number {
-    return this.#st.table.minFree;
+    return this._st.table.minFree;
   }
 
   /** `nr_total_entries`. */
   get nr_total_entries(): number {
-    return this.#st.table.total;
+    return this._st.table.total;
   }
 
   /** `driver_filter`: the name filtered on ('' when off). */
   get driver_filter(): string {
-    return this.#st.filter.name;
+    return this._st.filter.name;
   }
 
   /**
@@ -299,25 +299,25 @@ export class DmaDebug {
    * token; anything else switches the filter off.
    */
   set driver_filter(text: string) {
-    const line = this.#st.filter.write(text);
-    if (line !== undefined) this.#st.reporter.printk('info', 'filter_write', line);
+    const line = this._st.filter.write(text);
+    if (line !== undefined) this._st.reporter.printk('info', 'filter_write', line);
   }
 
   // ------------------------------------------------------------------ what tests and auditors read
 
   /** Every line dma-debug printed, in order (errors, the WARN_ONCE, info and error lines). */
   get reports(): readonly DmaDebugReport[] {
-    return this.#st.reporter.reports;
+    return this._st.reporter.reports;
   }
 
   /** Every error found (err_printk), printed or hidden by the filter or the quota. */
   get errors(): readonly DmaDebugError[] {
-    return this.#st.reporter.errors;
+    return this._st.reporter.errors;
   }
 
   /** The platform facts in use. */
   get platform(): DebugPlatform {
-    return this.#st.platform;
+    return this._st.platform;
   }
 
   /**
@@ -325,7 +325,7 @@ export class DmaDebug {
    * @example expect(dbg.entries(dev)).toHaveLength(liveMappings(dev))
    */
   entries(dev?: DebugDevice): DmaDebugEntryInfo[] {
-    const st = this.#st;
+    const st = this._st;
     const out: DmaDebugEntryInfo[] = [];
     for (const s of st.table.liveSlots()) if (dev === undefined || st.table.dev[s] === dev) out.push(entryInfo(st, s));
     return out;
@@ -336,7 +336,7 @@ export class DmaDebug {
    * @example dbg.entryCount() // 0 after a clean run
    */
   entryCount(dev?: DebugDevice): number {
-    const st = this.#st;
+    const st = this._st;
     if (dev === undefined) return st.table.liveCount;
     let n = 0;
     for (const s of st.table.liveSlots()) if (st.table.dev[s] === dev) n++;
@@ -348,7 +348,7 @@ export class DmaDebug {
    * @example dbg.cachelines() // [{ cln: 0x4000, overlap: 1, slot: 0 }]
    */
   cachelines(): { cln: number; overlap: number; slot: number }[] {
-    return [...this.#st.lines.lines()];
+    return [...this._st.lines.lines()];
   }
 
   /**
@@ -356,7 +356,7 @@ export class DmaDebug {
    * @example expect(dbg.audit()).toEqual([])
    */
   audit(): string[] {
-    return auditState(this.#st);
+    return auditState(this._st);
   }
 }
 

@@ -52,9 +52,9 @@ export class EntryTable {
   prev = new Int32Array(0);
   readonly head = new Int32Array(HASH_SIZE).fill(NIL);
   readonly tail = new Int32Array(HASH_SIZE).fill(NIL);
-  #freeStack = new Int32Array(0);
-  #freeTop = 0;
-  #fresh = 0;
+  private _freeStack = new Int32Array(0);
+  private _freeTop = 0;
+  private _fresh = 0;
   /** `nr_total_entries`. */
   total = 0;
   /** `min_free_entries`. */
@@ -70,7 +70,7 @@ export class EntryTable {
 
   /** `num_free_entries`. */
   get numFree(): number {
-    return this.#freeTop + this.total - this.#fresh;
+    return this._freeTop + this.total - this._fresh;
   }
 
   /** Add one page of entries at the tail of the (empty) free list; returns the new total. */
@@ -85,10 +85,10 @@ export class EntryTable {
    */
   alloc(): number {
     let s: number;
-    if (this.#freeTop > 0) s = this.#freeStack[--this.#freeTop] as number;
+    if (this._freeTop > 0) s = this._freeStack[--this._freeTop] as number;
     else {
-      s = this.#fresh++;
-      if (s >= this.devAddr.length) this.#reserve(s + 1);
+      s = this._fresh++;
+      if (s >= this.devAddr.length) this._reserve(s + 1);
     }
     this.dev[s] = undefined;
     this.devAddr[s] = 0;
@@ -120,12 +120,12 @@ export class EntryTable {
 
   /** Put a slot (already out of its hash list) back at the head of the free list. */
   free(s: number): void {
-    if (this.#freeTop >= this.#freeStack.length) {
-      const bigger = new Int32Array(Math.max(64, this.#freeStack.length * 2));
-      bigger.set(this.#freeStack);
-      this.#freeStack = bigger;
+    if (this._freeTop >= this._freeStack.length) {
+      const bigger = new Int32Array(Math.max(64, this._freeStack.length * 2));
+      bigger.set(this._freeStack);
+      this._freeStack = bigger;
     }
-    this.#freeStack[this.#freeTop++] = s;
+    this._freeStack[this._freeTop++] = s;
   }
 
   /** Append a slot to the tail of its bucket's list. */
@@ -191,7 +191,7 @@ export class EntryTable {
     }
   }
 
-  #reserve(n: number): void {
+  private _reserve(n: number): void {
     const cap = Math.max(64, this.devAddr.length * 2, n);
     const f64 = (a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> => { const b = new Float64Array(cap); b.set(a); return b; };
     const i32 = (a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> => { const b = new Int32Array(cap); b.set(a); return b; };

@@ -21,17 +21,17 @@ const SPACE = /[ \t\n\v\f\r\u00a0]/;
 export class DriverFilter {
   // INVARIANT: name is '' (filter off) or at most DRIVER_NAME_MAX characters; current is null
   //   whenever name changes, and afterwards the first driver object that matched name.
-  #name = '';
-  #current: DebugDriver | null = null;
+  private _name = '';
+  private _current: DebugDriver | null = null;
 
   /** The name filtered on, '' when the filter is off. */
   get name(): string {
-    return this.#name;
+    return this._name;
   }
 
   /** The driver object remembered after the first match, or null. */
   get current(): DebugDriver | null {
-    return this.#current;
+    return this._current;
   }
 
   /**
@@ -39,9 +39,9 @@ export class DriverFilter {
    * @returns the pr_info line to print (without the `DMA-API: ` prefix), or undefined for an empty name
    */
   setFromBoot(name: string): string | undefined {
-    this.#name = name.slice(0, DRIVER_NAME_MAX);
-    this.#current = null;
-    return this.#name === '' ? undefined : `enable driver filter for driver [${this.#name}]\n`;
+    this._name = name.slice(0, DRIVER_NAME_MAX);
+    this._current = null;
+    return this._name === '' ? undefined : `enable driver filter for driver [${this._name}]\n`;
   }
 
   /**
@@ -53,16 +53,16 @@ export class DriverFilter {
   write(text: string): string | undefined {
     const buf = text.slice(0, DRIVER_NAME_MAX);
     if (!ALNUM.test(buf)) {
-      const wasOn = this.#name !== '';
-      this.#name = '';
-      this.#current = null;
+      const wasOn = this._name !== '';
+      this._name = '';
+      this._current = null;
       return wasOn ? 'switching off dma-debug driver filter\n' : undefined;
     }
     let end = 0;
     while (end < buf.length && !SPACE.test(buf[end] as string) && buf[end] !== '\0') end++;
-    this.#name = buf.slice(0, end);
-    this.#current = null;
-    return `enable driver filter for driver [${this.#name}]\n`;
+    this._name = buf.slice(0, end);
+    this._current = null;
+    return `enable driver filter for driver [${this._name}]\n`;
   }
 
   /**
@@ -71,12 +71,12 @@ export class DriverFilter {
    * it the remembered one. A device with no driver never passes a set filter.
    */
   passes(driver: DebugDriver | null | undefined): boolean {
-    if (this.#name === '') return true;
-    if (this.#current !== null && driver === this.#current) return true;
-    if (this.#current !== null) return false;
+    if (this._name === '') return true;
+    if (this._current !== null && driver === this._current) return true;
+    if (this._current !== null) return false;
     if (driver === null || driver === undefined) return false;
-    if (this.#name === driver.name.slice(0, DRIVER_NAME_MAX)) {
-      this.#current = driver;
+    if (this._name === driver.name.slice(0, DRIVER_NAME_MAX)) {
+      this._current = driver;
       return true;
     }
     return false;

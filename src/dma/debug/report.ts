@@ -69,13 +69,13 @@ export class Reporter {
   /** Older reports and errors dropped to keep the lists bounded (error_count still counts them). */
   reportsDropped = 0;
   errorsDropped = 0;
-  readonly #klog: KernelLog;
-  readonly #filter: DriverFilter;
-  readonly #once = new Set<string>();
+  private readonly _klog: KernelLog;
+  private readonly _filter: DriverFilter;
+  private readonly _once = new Set<string>();
 
   constructor(klog: KernelLog, filter: DriverFilter) {
-    this.#klog = klog;
-    this.#filter = filter;
+    this._klog = klog;
+    this._filter = filter;
   }
 
   /**
@@ -87,9 +87,9 @@ export class Reporter {
     this.error_count = (this.error_count + 1) % 2 ** 32;
     const label = devDriverString(dev, driver);
     const text = `${DMA_API_PREFIX}${label} ${dev.name}: ${message}`;
-    const printed = this.#filter.passes(driver) && (this.all_errors !== 0 || this.num_errors > 0);
+    const printed = this._filter.passes(driver) && (this.all_errors !== 0 || this.num_errors > 0);
     if (printed) {
-      this.#klog.warn(fn, text);
+      this._klog.warn(fn, text);
       this.reportsDropped += pushBounded(this.reports, { kind: 'error', fn, text }, REPORTS_MAX);
     }
     if (this.all_errors === 0 && this.num_errors > 0) this.num_errors--;
@@ -99,23 +99,23 @@ export class Reporter {
   /** A `pr_info` / `pr_warn` / `pr_err` line (the prefix is added here). */
   printk(kind: 'info' | 'warning' | 'err', fn: string, message: string): void {
     const text = DMA_API_PREFIX + message;
-    this.#klog.printk(kind === 'warning' ? 'warn' : kind, fn, text);
+    this._klog.printk(kind === 'warning' ? 'warn' : kind, fn, text);
     this.reportsDropped += pushBounded(this.reports, { kind, fn, text }, REPORTS_MAX);
   }
 
   /** `pr_err_once`: a `pr_err` line printed the first time `site` is reached. */
   errOnce(site: string, fn: string, message: string): void {
-    if (this.#once.has(site)) return;
-    this.#once.add(site);
+    if (this._once.has(site)) return;
+    this._once.add(site);
     this.printk('err', fn, message);
   }
 
   /** `WARN_ONCE` outside the error path: printed the first time `site` is reached, never counted. */
   warnOnce(site: string, fn: string, message: string): void {
-    if (this.#once.has(site)) return;
-    this.#once.add(site);
+    if (this._once.has(site)) return;
+    this._once.add(site);
     const text = DMA_API_PREFIX + message;
-    this.#klog.warn(fn, text);
+    this._klog.warn(fn, text);
     this.reportsDropped += pushBounded(this.reports, { kind: 'warn-once', fn, text }, REPORTS_MAX);
   }
 }

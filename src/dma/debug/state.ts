@@ -38,7 +38,7 @@ export class DebugState {
   readonly nrPrealloc: number;
   globalDisable = false;
   initialized = false;
-  readonly #allocFails: () => boolean;
+  private readonly _allocFails: () => boolean;
 
   constructor(klog: KernelLog, faults: FaultInjector | undefined, platform: DebugPlatform, nrPrealloc: number, total: number) {
     this.reporter = new Reporter(klog, this.filter);
@@ -46,7 +46,7 @@ export class DebugState {
     this.faults = faults;
     this.nrPrealloc = nrPrealloc;
     this.table = new EntryTable(total);
-    this.#allocFails = faults === undefined ? () => false : () => faults.shouldFail('kmalloc');
+    this._allocFails = faults === undefined ? () => false : () => faults.shouldFail('kmalloc');
   }
 
   /** `dma_debug_disabled()`. */
@@ -99,7 +99,7 @@ export class DebugState {
     t.hashAdd(s);
     if (t.dir[s] === DMA_TO_DEVICE) return;
     const cln = this.cacheline(t.paddr[s] as number);
-    const rc = this.lines.insert(cln, s, this.#allocFails);
+    const rc = this.lines.insert(cln, s, this._allocFails);
     if (rc === CLAIMED) return;
     if (rc === CLAIM_ENOMEM) {
       this.reporter.errOnce('cacheline-enomem', 'add_dma_entry', 'cacheline tracking ENOMEM, dma-debug disabled\n');

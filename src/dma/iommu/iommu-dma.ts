@@ -60,16 +60,9 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
   if (!(iommu instanceof Iommu)) throw notInstance(iommu, Iommu, 'iommuDmaOps', 'iommu');
   if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'iommuDmaOps', 'mm');
   checkObject(observer, 'iommuDmaOps', 'observer');
-  const devState = new WeakMap<Device, DevState>();
   const cpu = (): number => iommu.ctx.currentCpu ?? 0;
-  const state = (dev: Device): DevState => {
-    let s = devState.get(dev);
-    if (s === undefined) {
-      s = { pci32bitWorkaround: dev.bus.name === 'pci' && !iommu.forcedac };
-      devState.set(dev, s);
-    }
-    return s;
-  };
+  // dev->iommu: kept by the IOMMU per device (a Map machine snapshots see, not a WeakMap here).
+  const state = (dev: Device): DevState => iommu.devIommu(dev, () => ({ pci32bitWorkaround: dev.bus.name === 'pci' && !iommu.forcedac }));
   // iommu_get_dma_domain: the DMA API maps in the group's default domain, even while a driver has
   // attached the group to a domain of its own (the mappings then wait there for the detach).
   const domainOf = (dev: Device): IommuDomain => {

@@ -43,14 +43,17 @@ export const USE_AFTER_UNMAP_MAX = 1024;
 export function iommuTranslator(iommu: Iommu): IommuTranslator {
   const scratch = new TranslateResult();
   const useAfterUnmap: UseAfterUnmap[] = [];
-  let dropped = 0;
-  const record = (u: UseAfterUnmap): void => { dropped += pushBounded(useAfterUnmap, u, USE_AFTER_UNMAP_MAX); };
+  // The dropped count is a field of the translator object (not a closure variable): machine
+  // snapshots restore it.
+  const counts = { useAfterUnmapDropped: 0 };
+  const record = (u: UseAfterUnmap): void => { counts.useAfterUnmapDropped += pushBounded(useAfterUnmap, u, USE_AFTER_UNMAP_MAX); };
   const fault = (dev: Device, iova: number, length: number, access: 'read' | 'write', reason: DmaFault['reason'], detail?: string): Translation =>
     ({ ok: false, fault: { device: dev.name, iova, length, access, reason, ...(detail === undefined ? {} : { detail }) } });
-  return {
+  const t: IommuTranslator & { counts: typeof counts } = {
     kind: 'iommu',
     useAfterUnmap,
-    get useAfterUnmapDropped() { return dropped; },
+    counts,
+    get useAfterUnmapDropped() { return counts.useAfterUnmapDropped; },
     translate(dev, addr, length, access): Translation {
       const group = iommu.groupOf(dev);
       if (group === undefined) return directTranslator.translate(dev, addr, length, access);
@@ -89,4 +92,5 @@ export function iommuTranslator(iommu: Iommu): IommuTranslator {
       return { ok: true, ranges };
     },
   };
+  return t;
 }

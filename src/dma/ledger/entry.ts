@@ -76,11 +76,11 @@ export class LedgerEntry {
   /** The first physical range of the buffer. */
   readonly cpuStart: number;
   readonly cpuEnd: number;
-  readonly #moreDma: readonly AddrRange[] | null;
-  readonly #moreCpu: readonly AddrRange[] | null;
+  private readonly _moreDma: readonly AddrRange[] | null;
+  private readonly _moreCpu: readonly AddrRange[] | null;
   // INVARIANT: for a scatterlist mapped one segment per CPU entry, (dma, phys, len) triples of its
   //   entries; null otherwise (merged segments, or not a scatterlist).
-  readonly #segMap: Float64Array | null;
+  private readonly _segMap: Float64Array | null;
 
   constructor(id: number, type: LedgerEntryType, device: Device, dir: number, size: number, api: string, time: number, key: number | Scatterlist,
     dmaStart: number, dmaEnd: number, cpuStart: number, cpuEnd: number, moreDma: readonly AddrRange[] | null, moreCpu: readonly AddrRange[] | null,
@@ -97,24 +97,24 @@ export class LedgerEntry {
     this.dmaEnd = dmaEnd;
     this.cpuStart = cpuStart;
     this.cpuEnd = cpuEnd;
-    this.#moreDma = moreDma;
-    this.#moreCpu = moreCpu;
-    this.#segMap = segMap;
+    this._moreDma = moreDma;
+    this._moreCpu = moreCpu;
+    this._segMap = segMap;
   }
 
   /** What the device addresses: the DMA segments. */
   get dma(): readonly AddrRange[] {
-    return [{ start: this.dmaStart, end: this.dmaEnd }, ...(this.#moreDma ?? [])];
+    return [{ start: this.dmaStart, end: this.dmaEnd }, ...(this._moreDma ?? [])];
   }
 
   /** What the CPU addresses: physical ranges of the buffer. */
   get cpu(): readonly AddrRange[] {
-    return [{ start: this.cpuStart, end: this.cpuEnd }, ...(this.#moreCpu ?? [])];
+    return [{ start: this.cpuStart, end: this.cpuEnd }, ...(this._moreCpu ?? [])];
   }
 
   /** More than one DMA or CPU range? */
   get multiRange(): boolean {
-    return this.#moreDma !== null || this.#moreCpu !== null;
+    return this._moreDma !== null || this._moreCpu !== null;
   }
 
   /** The unmap or free that ended it, or null while live. */
@@ -132,7 +132,7 @@ export class LedgerEntry {
       const hi = Math.min(b, this.dmaEnd);
       return hi > lo ? [{ start: this.cpuStart + (lo - this.dmaStart), end: this.cpuStart + (hi - this.dmaStart) }] : [];
     }
-    const m = this.#segMap;
+    const m = this._segMap;
     if (m === null) return null;
     const out: AddrRange[] = [];
     for (let i = 0; i < m.length; i += 3) {
@@ -192,7 +192,7 @@ export class LedgerEntry {
     const dir = this.type === 'coherent' ? '' : `(${dmaDirectionName(this.dir)})`;
     const at = ` at DMA 0x${this.dmaStart.toString(16)}`;
     const p = ` (phys 0x${this.cpuStart.toString(16)})`;
-    const n = 1 + (this.#moreDma?.length ?? 0);
+    const n = 1 + (this._moreDma?.length ?? 0);
     const segs = n > 1 ? `, ${n} segments` : '';
     return `${this.api}${dir} of ${this.size} bytes${at}${p}${segs} by ${this.device.name} (mapping #${this.id}, t=${this.time} ns)`;
   }

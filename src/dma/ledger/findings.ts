@@ -40,36 +40,36 @@ export const FINDINGS_MAX = 4096;
  * @example log.add(finding); log.list(); log.dropped
  */
 export class FindingLog {
-  // INVARIANT: #items holds at most FINDINGS_MAX findings in time order; #dropped counts, per kind,
+  // INVARIANT: _items holds at most FINDINGS_MAX findings in time order; _dropped counts, per kind,
   //   the older ones removed to keep it so.
-  #items: AccessFinding[] = [];
-  readonly #dropped = new Map<AccessFindingKind, number>();
+  private _items: AccessFinding[] = [];
+  private readonly _dropped = new Map<AccessFindingKind, number>();
 
   add(f: AccessFinding): void {
-    if (this.#items.length >= FINDINGS_MAX) {
-      const cut = this.#items.length - FINDINGS_MAX / 2;
+    if (this._items.length >= FINDINGS_MAX) {
+      const cut = this._items.length - FINDINGS_MAX / 2;
       for (let i = 0; i < cut; i++) {
-        const k = (this.#items[i] as AccessFinding).kind;
-        this.#dropped.set(k, (this.#dropped.get(k) ?? 0) + 1);
+        const k = (this._items[i] as AccessFinding).kind;
+        this._dropped.set(k, (this._dropped.get(k) ?? 0) + 1);
       }
-      this.#items = this.#items.slice(cut);
+      this._items = this._items.slice(cut);
     }
-    this.#items.push(f);
+    this._items.push(f);
   }
 
   /** The findings kept, oldest first. */
   list(): readonly AccessFinding[] {
-    return this.#items;
+    return this._items;
   }
 
   /** Findings dropped to keep the log bounded, per kind. */
   get dropped(): ReadonlyMap<AccessFindingKind, number> {
-    return this.#dropped;
+    return this._dropped;
   }
 
   /** Forget everything (a test that checked its findings and goes on). */
   clear(): void {
-    this.#items = [];
-    this.#dropped.clear();
+    this._items = [];
+    this._dropped.clear();
   }
 }

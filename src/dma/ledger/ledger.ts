@@ -37,158 +37,158 @@ export class DeviceLedger {
  * machine.dma.ledger.findings.list();             // bad device and CPU accesses seen
  */
 export class DmaLedger {
-  readonly #host: LedgerHost;
-  readonly #devices = new Map<Device, DeviceLedger>();
+  private readonly _host: LedgerHost;
+  private readonly _devices = new Map<Device, DeviceLedger>();
   /** The CPU-side physical ranges of every indexed live entry. */
   readonly phys = new RangeIndex<LedgerEntry>();
   /** The swiotlb slots live streaming mappings of direct-translated devices bounce through. */
   readonly bounce = new RangeIndex<LedgerEntry>();
   /** Bad accesses seen (the access checks add to it). */
   readonly findings = new FindingLog();
-  // INVARIANT: the live list (#head, linked through prev/next) holds exactly the entries made and
+  // INVARIANT: the live list (_head, linked through prev/next) holds exactly the entries made and
   //   not yet released. Each is either indexed (its ranges in its device's index, `phys` and,
-  //   for bounced direct mappings, `bounce`) or in #pending, never both: indexing waits until a
+  //   for bounced direct mappings, `bounce`) or in _pending, never both: indexing waits until a
   //   lookup needs it, so a map quickly followed by its unmap never touches an index (measured:
   //   map+unmap pairs 570 -> ~90 ns against ~80 without a ledger).
-  #head: LedgerEntry | null = null;
-  #tail: LedgerEntry | null = null;
-  #pending: LedgerEntry[] = [];
-  // INVARIANT: single mappings start in the fast lane, slots [0, #laneLen) of these parallel arrays
+  private _head: LedgerEntry | null = null;
+  private _tail: LedgerEntry | null = null;
+  private _pending: LedgerEntry[] = [];
+  // INVARIANT: single mappings start in the fast lane, slots [0, _laneLen) of these parallel arrays
   //   in mapping order, with no object made: an unmap that finds its mapping there releases it into
   //   the ring below, so a map+unmap pair allocates nothing (measured: pair 105 -> ~85 ns, against
   //   ~80 without a ledger). Any lookup by address first turns the lane into entries (flush).
-  readonly #laneDev: Device[] = [];
-  readonly #laneApi: string[] = [];
-  readonly #laneDir: number[] = [];
-  readonly #laneSize: number[] = [];
-  readonly #laneDma: number[] = [];
-  readonly #lanePhys: number[] = [];
-  readonly #laneTime: number[] = [];
-  readonly #laneId: number[] = [];
-  #laneLen = 0;
-  // INVARIANT: #history holds the last LEDGER_HISTORY released entries, oldest first; #ring holds
+  private readonly _laneDev: Device[] = [];
+  private readonly _laneApi: string[] = [];
+  private readonly _laneDir: number[] = [];
+  private readonly _laneSize: number[] = [];
+  private readonly _laneDma: number[] = [];
+  private readonly _lanePhys: number[] = [];
+  private readonly _laneTime: number[] = [];
+  private readonly _laneId: number[] = [];
+  private _laneLen = 0;
+  // INVARIANT: _history holds the last LEDGER_HISTORY released entries, oldest first; _ring holds
   //   the last LEDGER_HISTORY fast-lane singles released without becoming entries.
-  #history: LedgerEntry[] = [];
-  readonly #ring = new ReleasedRing(LEDGER_HISTORY);
-  #nextId = 1;
+  private _history: LedgerEntry[] = [];
+  private readonly _ring = new ReleasedRing(LEDGER_HISTORY);
+  private _nextId = 1;
   /** Live streaming (non-coherent) entries: the CPU check has nothing to do while it is 0. */
-  #liveStreaming = 0;
+  private _liveStreaming = 0;
 
   constructor(host: LedgerHost) {
-    this.#host = host;
+    this._host = host;
   }
 
   /** Are there live streaming mappings anywhere on the machine? */
   get hasStreaming(): boolean {
-    return this.#liveStreaming > 0;
+    return this._liveStreaming > 0;
   }
 
   /** The ledger of one device (created on first use). */
   deviceLedger(dev: Device): DeviceLedger {
-    let d = this.#devices.get(dev);
+    let d = this._devices.get(dev);
     if (d === undefined) {
       d = new DeviceLedger();
-      this.#devices.set(dev, d);
+      this._devices.set(dev, d);
     }
     return d;
   }
 
   /** A streaming single mapping of [phys, phys+size) at bus address `addr` succeeded. */
   mapSingle(dev: Device, api: string, dir: number, size: number, addr: number, phys: number): void {
-    const i = this.#laneLen++;
-    this.#laneDev[i] = dev;
-    this.#laneApi[i] = api;
-    this.#laneDir[i] = dir;
-    this.#laneSize[i] = size;
-    this.#laneDma[i] = addr;
-    this.#lanePhys[i] = phys;
-    this.#laneTime[i] = this.#host.clock.now;
-    this.#laneId[i] = this.#nextId++;
-    this.#liveStreaming++;
+    const i = this._laneLen++;
+    this._laneDev[i] = dev;
+    this._laneApi[i] = api;
+    this._laneDir[i] = dir;
+    this._laneSize[i] = size;
+    this._laneDma[i] = addr;
+    this._lanePhys[i] = phys;
+    this._laneTime[i] = this._host.clock.now;
+    this._laneId[i] = this._nextId++;
+    this._liveStreaming++;
   }
 
   /** Unmap of the single mapping of `dev` at `addr` by `api` (an unknown one is dma-debug's to report). */
   unmapSingle(dev: Device, addr: number, api: string): void {
-    for (let i = this.#laneLen - 1; i >= 0; i--) {
-      if (this.#laneDma[i] !== addr || this.#laneDev[i] !== dev) continue;
-      this.#ring.push(dev, this.#laneApi[i] as string, api, this.#laneDir[i] as number, this.#laneSize[i] as number, addr,
-        this.#lanePhys[i] as number, this.#laneTime[i] as number, this.#host.clock.now, this.#laneId[i] as number);
-      this.#laneRemove(i);
-      this.#liveStreaming--;
+    for (let i = this._laneLen - 1; i >= 0; i--) {
+      if (this._laneDma[i] !== addr || this._laneDev[i] !== dev) continue;
+      this._ring.push(dev, this._laneApi[i] as string, api, this._laneDir[i] as number, this._laneSize[i] as number, addr,
+        this._lanePhys[i] as number, this._laneTime[i] as number, this._host.clock.now, this._laneId[i] as number);
+      this._laneRemove(i);
+      this._liveStreaming--;
       return;
     }
-    const e = this.#findIndexed(dev, addr, 'single');
+    const e = this._findIndexed(dev, addr, 'single');
     if (e !== undefined) this.release(e, api);
   }
 
-  #laneRemove(i: number): void {
-    const last = --this.#laneLen;
+  private _laneRemove(i: number): void {
+    const last = --this._laneLen;
     for (let j = i; j < last; j++) {
-      this.#laneDev[j] = this.#laneDev[j + 1] as Device;
-      this.#laneApi[j] = this.#laneApi[j + 1] as string;
-      this.#laneDir[j] = this.#laneDir[j + 1] as number;
-      this.#laneSize[j] = this.#laneSize[j + 1] as number;
-      this.#laneDma[j] = this.#laneDma[j + 1] as number;
-      this.#lanePhys[j] = this.#lanePhys[j + 1] as number;
-      this.#laneTime[j] = this.#laneTime[j + 1] as number;
-      this.#laneId[j] = this.#laneId[j + 1] as number;
+      this._laneDev[j] = this._laneDev[j + 1] as Device;
+      this._laneApi[j] = this._laneApi[j + 1] as string;
+      this._laneDir[j] = this._laneDir[j + 1] as number;
+      this._laneSize[j] = this._laneSize[j + 1] as number;
+      this._laneDma[j] = this._laneDma[j + 1] as number;
+      this._lanePhys[j] = this._lanePhys[j + 1] as number;
+      this._laneTime[j] = this._laneTime[j + 1] as number;
+      this._laneId[j] = this._laneId[j + 1] as number;
     }
-    this.#laneDev[last] = undefined as unknown as Device; // let an unbound device's object go
+    this._laneDev[last] = undefined as unknown as Device; // let an unbound device's object go
   }
 
   /** Record a single-range allocation that just succeeded. */
   recordOne(type: LedgerEntryType, dev: Device, api: string, dir: number, size: number, dmaStart: number, cpuStart: number, key: number | Scatterlist): LedgerEntry {
-    return this.#add(new LedgerEntry(this.#nextId++, type, dev, dir, size, api, this.#host.clock.now, key, dmaStart, dmaStart + size, cpuStart, cpuStart + size, null, null));
+    return this._add(new LedgerEntry(this._nextId++, type, dev, dir, size, api, this._host.clock.now, key, dmaStart, dmaStart + size, cpuStart, cpuStart + size, null, null));
   }
 
   /** Record a mapping or allocation of several ranges (a scatterlist; a coherent buffer in pieces). */
   record(type: LedgerEntryType, dev: Device, api: string, dir: number, size: number, dma: readonly AddrRange[], cpu: readonly AddrRange[], key: number | Scatterlist, segMap: Float64Array | null = null): LedgerEntry {
     const d0 = dma[0] ?? { start: 0, end: 0 };
     const c0 = cpu[0] ?? { start: 0, end: 0 };
-    const e = new LedgerEntry(this.#nextId++, type, dev, dir, size, api, this.#host.clock.now, key, d0.start, d0.end, c0.start, c0.end,
+    const e = new LedgerEntry(this._nextId++, type, dev, dir, size, api, this._host.clock.now, key, d0.start, d0.end, c0.start, c0.end,
       dma.length > 1 ? dma.slice(1) : null, cpu.length > 1 ? cpu.slice(1) : null, segMap);
     if (type === 'sg') this.deviceLedger(dev).sgs.set(key as Scatterlist, e);
-    return this.#add(e);
+    return this._add(e);
   }
 
-  #add(e: LedgerEntry): LedgerEntry {
-    this.#link(e);
-    this.#pending.push(e);
-    if (e.type !== 'coherent') this.#liveStreaming++;
+  private _add(e: LedgerEntry): LedgerEntry {
+    this._link(e);
+    this._pending.push(e);
+    if (e.type !== 'coherent') this._liveStreaming++;
     return e;
   }
 
-  #link(e: LedgerEntry): void {
-    e.prev = this.#tail;
-    if (this.#tail === null) this.#head = e;
-    else this.#tail.next = e;
-    this.#tail = e;
+  private _link(e: LedgerEntry): void {
+    e.prev = this._tail;
+    if (this._tail === null) this._head = e;
+    else this._tail.next = e;
+    this._tail = e;
   }
 
   /** Turn the fast lane into entries (kept in mapping order with the others by id). */
-  #drainLane(): void {
-    const n = this.#laneLen;
+  private _drainLane(): void {
+    const n = this._laneLen;
     if (n === 0) return;
     const lane: LedgerEntry[] = [];
     for (let i = 0; i < n; i++) {
-      const size = this.#laneSize[i] as number;
-      const dma = this.#laneDma[i] as number;
-      const phys = this.#lanePhys[i] as number;
-      lane.push(new LedgerEntry(this.#laneId[i] as number, 'single', this.#laneDev[i] as Device, this.#laneDir[i] as number, size,
-        this.#laneApi[i] as string, this.#laneTime[i] as number, dma, dma, dma + size, phys, phys + size, null, null));
-      this.#laneDev[i] = undefined as unknown as Device;
+      const size = this._laneSize[i] as number;
+      const dma = this._laneDma[i] as number;
+      const phys = this._lanePhys[i] as number;
+      lane.push(new LedgerEntry(this._laneId[i] as number, 'single', this._laneDev[i] as Device, this._laneDir[i] as number, size,
+        this._laneApi[i] as string, this._laneTime[i] as number, dma, dma, dma + size, phys, phys + size, null, null));
+      this._laneDev[i] = undefined as unknown as Device;
     }
-    this.#laneLen = 0;
-    for (const e of lane) this.#link(e);
-    this.#pending.push(...lane);
+    this._laneLen = 0;
+    for (const e of lane) this._link(e);
+    this._pending.push(...lane);
   }
 
   /** Put every pending entry's ranges in the indexes (before any lookup by address). */
   flush(): void {
-    if (this.#laneLen > 0) this.#drainLane();
-    const pending = this.#pending;
+    if (this._laneLen > 0) this._drainLane();
+    const pending = this._pending;
     if (pending.length === 0) return;
-    this.#pending = [];
+    this._pending = [];
     for (const e of pending) {
       e.indexed = true;
       const d = this.deviceLedger(e.device);
@@ -199,27 +199,27 @@ export class DmaLedger {
         d.dma.insert(e.dmaStart, e.dmaEnd, e);
         this.phys.insert(e.cpuStart, e.cpuEnd, e);
       }
-      const slots = this.#bounceSlots(e);
+      const slots = this._bounceSlots(e);
       if (slots.length > 0) this.bounce.insertAll(slots, e);
     }
   }
 
   /** The live scatterlist mapping of `dev` whose first entry is `sgl`. */
   findSg(dev: Device, sgl: Scatterlist): LedgerEntry | undefined {
-    return this.#devices.get(dev)?.sgs.get(sgl);
+    return this._devices.get(dev)?.sgs.get(sgl);
   }
 
   /** The live coherent allocation of `dev` with handle `handle`. */
   findCoherent(dev: Device, handle: number): LedgerEntry | undefined {
     this.flush();
-    return this.#findIndexed(dev, handle, 'coherent');
+    return this._findIndexed(dev, handle, 'coherent');
   }
 
   /** The live entries of `dev` recorded by `api` whose DMA range starts in [a, b) (the links of an IOVA range). */
   liveStartingIn(dev: Device, a: number, b: number, api: string): LedgerEntry[] {
     this.flush();
     const hits: LedgerEntry[] = [];
-    this.#devices.get(dev)?.dma.query(a, b, (r) => {
+    this._devices.get(dev)?.dma.query(a, b, (r) => {
       const e = r.value;
       if (e.api === api && e.dmaStart >= a && e.dmaStart < b && !hits.includes(e)) hits.push(e);
     });
@@ -228,7 +228,7 @@ export class DmaLedger {
 
   /** The live noncoherent allocation of `dev` whose handle is `handle` (dma_alloc_pages and friends). */
   findNoncoherent(dev: Device, handle: number): LedgerEntry | undefined {
-    return this.#findIndexed(dev, handle, 'noncoherent');
+    return this._findIndexed(dev, handle, 'noncoherent');
   }
 
   /**
@@ -238,16 +238,16 @@ export class DmaLedger {
   findContaining(dev: Device, addr: number): LedgerEntry[] {
     this.flush();
     const hits: LedgerEntry[] = [];
-    this.#devices.get(dev)?.dma.query(addr, addr + 1, (r) => {
+    this._devices.get(dev)?.dma.query(addr, addr + 1, (r) => {
       if (r.value.type !== 'coherent' && !hits.includes(r.value)) hits.push(r.value);
     });
     return hits;
   }
 
-  #findIndexed(dev: Device, start: number, type: LedgerEntryType): LedgerEntry | undefined {
+  private _findIndexed(dev: Device, start: number, type: LedgerEntryType): LedgerEntry | undefined {
     this.flush();
     let hit: LedgerEntry | undefined;
-    this.#devices.get(dev)?.dma.query(start, start + 1, (r) => {
+    this._devices.get(dev)?.dma.query(start, start + 1, (r) => {
       if (r.start === start && r.value.type === type && (hit === undefined || r.value.id > hit.id)) hit = r.value;
       return false;
     });
@@ -266,39 +266,39 @@ export class DmaLedger {
         d.dma.remove(e.dmaStart, e);
         this.phys.remove(e.cpuStart, e);
       }
-      const slots = this.#bounceSlots(e);
+      const slots = this._bounceSlots(e);
       if (slots.length > 0) this.bounce.removeAll(slots, e);
     } else {
-      const pending = this.#pending;
+      const pending = this._pending;
       const i = pending.lastIndexOf(e);
       if (i === pending.length - 1) pending.pop();
       else pending.splice(i, 1);
     }
-    if (e.type === 'sg') this.#devices.get(e.device)?.sgs.delete(e.key as Scatterlist);
-    if (e.prev === null) this.#head = e.next;
+    if (e.type === 'sg') this._devices.get(e.device)?.sgs.delete(e.key as Scatterlist);
+    if (e.prev === null) this._head = e.next;
     else e.prev.next = e.next;
-    if (e.next === null) this.#tail = e.prev;
+    if (e.next === null) this._tail = e.prev;
     else e.next.prev = e.prev;
     e.prev = e.next = null;
-    if (e.type !== 'coherent') this.#liveStreaming--;
+    if (e.type !== 'coherent') this._liveStreaming--;
     e.releasedApi = api;
-    e.releasedTime = this.#host.clock.now;
-    this.#history.push(e);
-    if (this.#history.length > LEDGER_HISTORY) this.#history = this.#history.slice(LEDGER_HISTORY / 2);
+    e.releasedTime = this._host.clock.now;
+    this._history.push(e);
+    if (this._history.length > LEDGER_HISTORY) this._history = this._history.slice(LEDGER_HISTORY / 2);
   }
 
   /** BUS_NOTIFY_UNBOUND_DRIVER: whatever `dev` still holds is leaked from now on. */
   deviceUnbound(dev: Device): void {
     this.flush();
-    const now = this.#host.clock.now;
-    for (let e = this.#head; e !== null; e = e.next) if (e.device === dev) e.orphanedAt ??= now;
+    const now = this._host.clock.now;
+    for (let e = this._head; e !== null; e = e.next) if (e.device === dev) e.orphanedAt ??= now;
   }
 
   /** Live entries, of one device or of all, oldest first. */
   entries(dev?: Device): LedgerEntry[] {
     this.flush();
     const out: LedgerEntry[] = [];
-    for (let e = this.#head; e !== null; e = e.next) if (dev === undefined || e.device === dev) out.push(e);
+    for (let e = this._head; e !== null; e = e.next) if (dev === undefined || e.device === dev) out.push(e);
     // The live list is in the order entries were made; lane entries join it late, so sort by id.
     return out.sort((a, b) => a.id - b.id);
   }
@@ -306,23 +306,23 @@ export class DmaLedger {
   /** The newest released entry of `dev` whose DMA ranges overlapped [a, b). */
   releasedCovering(dev: Device, a: number, b: number): LedgerEntry | undefined {
     let hit: LedgerEntry | undefined;
-    for (let i = this.#history.length - 1; i >= 0; i--) {
-      const e = this.#history[i] as LedgerEntry;
+    for (let i = this._history.length - 1; i >= 0; i--) {
+      const e = this._history[i] as LedgerEntry;
       if (e.device !== dev) continue;
       if (e.multiRange ? e.dma.some((r) => r.start < b && r.end > a) : e.dmaStart < b && e.dmaEnd > a) {
         hit = e;
         break;
       }
     }
-    const fromRing = this.#ring.find(dev, a, b);
+    const fromRing = this._ring.find(dev, a, b);
     return fromRing !== undefined && (hit === undefined || fromRing.releasedTime >= hit.releasedTime) ? fromRing : hit;
   }
 
   /** Bounce slots a direct-translated device addresses for this entry: its DMA ranges inside the pool. */
-  #bounceSlots(e: LedgerEntry): readonly AddrRange[] {
+  private _bounceSlots(e: LedgerEntry): readonly AddrRange[] {
     if (e.type === 'coherent' || e.device.dma.translator.kind !== 'direct') return [];
-    if (!e.multiRange) return this.#host.isBounceSlot(e.dmaStart) ? [{ start: e.dmaStart, end: e.dmaEnd }] : [];
-    return e.dma.filter((r) => this.#host.isBounceSlot(r.start));
+    if (!e.multiRange) return this._host.isBounceSlot(e.dmaStart) ? [{ start: e.dmaStart, end: e.dmaEnd }] : [];
+    return e.dma.filter((r) => this._host.isBounceSlot(r.start));
   }
 }
 
@@ -331,54 +331,54 @@ export class DmaLedger {
  * arrays; `find` makes the entry a finding names.
  */
 class ReleasedRing {
-  // INVARIANT: slots [0, #n) hold released mappings; #at is where the next one goes (the oldest
+  // INVARIANT: slots [0, _n) hold released mappings; _at is where the next one goes (the oldest
   //   once the ring is full).
-  readonly #cap: number;
-  readonly #dev: Device[] = [];
-  readonly #api: string[] = [];
-  readonly #unmapApi: string[] = [];
-  readonly #dir: number[] = [];
-  readonly #size: number[] = [];
-  readonly #dma: number[] = [];
-  readonly #phys: number[] = [];
-  readonly #time: number[] = [];
-  readonly #unmapTime: number[] = [];
-  readonly #id: number[] = [];
-  #at = 0;
-  #n = 0;
+  private readonly _cap: number;
+  private readonly _dev: Device[] = [];
+  private readonly _api: string[] = [];
+  private readonly _unmapApi: string[] = [];
+  private readonly _dir: number[] = [];
+  private readonly _size: number[] = [];
+  private readonly _dma: number[] = [];
+  private readonly _phys: number[] = [];
+  private readonly _time: number[] = [];
+  private readonly _unmapTime: number[] = [];
+  private readonly _id: number[] = [];
+  private _at = 0;
+  private _n = 0;
 
   constructor(cap: number) {
-    this.#cap = cap;
+    this._cap = cap;
   }
 
   push(dev: Device, api: string, unmapApi: string, dir: number, size: number, dma: number, phys: number, time: number, unmapTime: number, id: number): void {
-    const i = this.#at;
-    this.#dev[i] = dev;
-    this.#api[i] = api;
-    this.#unmapApi[i] = unmapApi;
-    this.#dir[i] = dir;
-    this.#size[i] = size;
-    this.#dma[i] = dma;
-    this.#phys[i] = phys;
-    this.#time[i] = time;
-    this.#unmapTime[i] = unmapTime;
-    this.#id[i] = id;
-    this.#at = i + 1 === this.#cap ? 0 : i + 1;
-    if (this.#n < this.#cap) this.#n++;
+    const i = this._at;
+    this._dev[i] = dev;
+    this._api[i] = api;
+    this._unmapApi[i] = unmapApi;
+    this._dir[i] = dir;
+    this._size[i] = size;
+    this._dma[i] = dma;
+    this._phys[i] = phys;
+    this._time[i] = time;
+    this._unmapTime[i] = unmapTime;
+    this._id[i] = id;
+    this._at = i + 1 === this._cap ? 0 : i + 1;
+    if (this._n < this._cap) this._n++;
   }
 
   /** The newest released mapping of `dev` overlapping [a, b), as an entry. */
   find(dev: Device, a: number, b: number): LedgerEntry | undefined {
-    for (let k = 1; k <= this.#n; k++) {
-      const i = (this.#at - k + this.#cap) % this.#cap;
-      const dma = this.#dma[i] as number;
-      const size = this.#size[i] as number;
-      if (this.#dev[i] !== dev || !(dma < b && dma + size > a)) continue;
-      const phys = this.#phys[i] as number;
-      const e = new LedgerEntry(this.#id[i] as number, 'single', dev, this.#dir[i] as number, size, this.#api[i] as string, this.#time[i] as number, dma,
+    for (let k = 1; k <= this._n; k++) {
+      const i = (this._at - k + this._cap) % this._cap;
+      const dma = this._dma[i] as number;
+      const size = this._size[i] as number;
+      if (this._dev[i] !== dev || !(dma < b && dma + size > a)) continue;
+      const phys = this._phys[i] as number;
+      const e = new LedgerEntry(this._id[i] as number, 'single', dev, this._dir[i] as number, size, this._api[i] as string, this._time[i] as number, dma,
         dma, dma + size, phys, phys + size, null, null);
-      e.releasedApi = this.#unmapApi[i] as string;
-      e.releasedTime = this.#unmapTime[i] as number;
+      e.releasedApi = this._unmapApi[i] as string;
+      e.releasedTime = this._unmapTime[i] as number;
       return e;
     }
     return undefined;

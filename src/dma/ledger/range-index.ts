@@ -16,29 +16,29 @@ const BATCH = 16;
 
 /**
  * Ranges sorted by start. A query walks back from the last range starting below its end, and stops
- * once a range starting there could no longer reach its start (no range is longer than `#maxLen`).
+ * once a range starting there could no longer reach its start (no range is longer than `_maxLen`).
  * @example
  * const ix = new RangeIndex<string>();
  * ix.insert(0x1000, 0x2000, 'a');
  * ix.query(0x1800, 0x1801, (r) => console.log(r.value)); // 'a'
  */
 export class RangeIndex<T> {
-  // INVARIANT: #ranges is sorted by start; every range has end > start; #maxLen >= every range's
+  // INVARIANT: _ranges is sorted by start; every range has end > start; _maxLen >= every range's
   //   length (it only shrinks when the index empties).
-  #ranges: IndexedRange<T>[] = [];
-  #maxLen = 0;
+  private _ranges: IndexedRange<T>[] = [];
+  private _maxLen = 0;
 
   /** Number of ranges held. */
   get size(): number {
-    return this.#ranges.length;
+    return this._ranges.length;
   }
 
   /** Add [start, end) for `value` (an empty range is not indexed). */
   insert(start: number, end: number, value: T): void {
     if (end <= start) return;
     const r = { start, end, value };
-    this.#ranges.splice(this.#upper(start), 0, r);
-    if (end - start > this.#maxLen) this.#maxLen = end - start;
+    this._ranges.splice(this._upper(start), 0, r);
+    if (end - start > this._maxLen) this._maxLen = end - start;
   }
 
   /** Add many ranges for one value. */
@@ -49,29 +49,29 @@ export class RangeIndex<T> {
     }
     for (const r of ranges) {
       if (r.end <= r.start) continue;
-      this.#ranges.push({ start: r.start, end: r.end, value });
-      if (r.end - r.start > this.#maxLen) this.#maxLen = r.end - r.start;
+      this._ranges.push({ start: r.start, end: r.end, value });
+      if (r.end - r.start > this._maxLen) this._maxLen = r.end - r.start;
     }
-    this.#ranges.sort((a, b) => a.start - b.start);
+    this._ranges.sort((a, b) => a.start - b.start);
   }
 
   /** Remove the range starting at `start` inserted for `value` (nothing if there is none). */
   remove(start: number, value: T): void {
-    // Equal starts sit together just below #upper(start); find this value's among them.
-    for (let i = this.#upper(start) - 1; i >= 0 && (this.#ranges[i] as IndexedRange<T>).start === start; i--) {
-      if ((this.#ranges[i] as IndexedRange<T>).value === value) {
-        this.#ranges.splice(i, 1);
+    // Equal starts sit together just below _upper(start); find this value's among them.
+    for (let i = this._upper(start) - 1; i >= 0 && (this._ranges[i] as IndexedRange<T>).start === start; i--) {
+      if ((this._ranges[i] as IndexedRange<T>).value === value) {
+        this._ranges.splice(i, 1);
         break;
       }
     }
-    if (this.#ranges.length === 0) this.#maxLen = 0;
+    if (this._ranges.length === 0) this._maxLen = 0;
   }
 
   /** Remove every range of `value` among `ranges` (the ranges it was inserted with). */
   removeAll(ranges: readonly { readonly start: number; readonly end: number }[], value: T): void {
     if (ranges.length > BATCH) {
-      this.#ranges = this.#ranges.filter((r) => r.value !== value);
-      if (this.#ranges.length === 0) this.#maxLen = 0;
+      this._ranges = this._ranges.filter((r) => r.value !== value);
+      if (this._ranges.length === 0) this._maxLen = 0;
     } else {
       for (const x of ranges) if (x.end > x.start) this.remove(x.start, value);
     }
@@ -82,9 +82,9 @@ export class RangeIndex<T> {
    * check (no closure is made per call by the caller when `accept` is a stored function).
    */
   covering(a: number, b: number, accept: (value: T) => boolean): IndexedRange<T> | undefined {
-    const ranges = this.#ranges;
-    const floor = b - this.#maxLen;
-    for (let i = this.#upper(a) - 1; i >= 0; i--) {
+    const ranges = this._ranges;
+    const floor = b - this._maxLen;
+    for (let i = this._upper(a) - 1; i >= 0; i--) {
       const r = ranges[i] as IndexedRange<T>;
       if (r.start < floor) break;
       if (r.end >= b && accept(r.value)) return r;
@@ -97,9 +97,9 @@ export class RangeIndex<T> {
    * returns true.
    */
   query(a: number, b: number, visit: (r: IndexedRange<T>) => boolean | void): void {
-    const ranges = this.#ranges;
-    const floor = a - this.#maxLen;
-    for (let i = this.#upper(b - 1) - 1; i >= 0; i--) {
+    const ranges = this._ranges;
+    const floor = a - this._maxLen;
+    for (let i = this._upper(b - 1) - 1; i >= 0; i--) {
       const r = ranges[i] as IndexedRange<T>;
       if (r.start <= floor) break;
       if (r.end > a && visit(r) === true) return;
@@ -108,9 +108,9 @@ export class RangeIndex<T> {
 
   /** Does any range overlap [a, b)? (The quick "no" of a CPU access to unmapped memory.) */
   overlaps(a: number, b: number): boolean {
-    const ranges = this.#ranges;
-    const floor = a - this.#maxLen;
-    for (let i = this.#upper(b - 1) - 1; i >= 0; i--) {
+    const ranges = this._ranges;
+    const floor = a - this._maxLen;
+    for (let i = this._upper(b - 1) - 1; i >= 0; i--) {
       const r = ranges[i] as IndexedRange<T>;
       if (r.start <= floor) return false;
       if (r.end > a) return true;
@@ -120,10 +120,10 @@ export class RangeIndex<T> {
 
   /** Append to `out` every range overlapping [a, b) (descending start order); returns how many. */
   collect(a: number, b: number, out: IndexedRange<T>[]): number {
-    const ranges = this.#ranges;
-    const floor = a - this.#maxLen;
+    const ranges = this._ranges;
+    const floor = a - this._maxLen;
     let n = 0;
-    for (let i = this.#upper(b - 1) - 1; i >= 0; i--) {
+    for (let i = this._upper(b - 1) - 1; i >= 0; i--) {
       const r = ranges[i] as IndexedRange<T>;
       if (r.start <= floor) break;
       if (r.end > a) {
@@ -135,8 +135,8 @@ export class RangeIndex<T> {
   }
 
   /** Index of the first range whose start is > `x`. */
-  #upper(x: number): number {
-    const ranges = this.#ranges;
+  private _upper(x: number): number {
+    const ranges = this._ranges;
     let lo = 0;
     let hi = ranges.length;
     while (lo < hi) {

@@ -79,13 +79,13 @@ export class DmaPool {
   // INVARIANT: free holds the DMA handles of the free blocks, the next to hand out last (a stack
   //   popped from the end: the kernel's next_block list, head at the end); no handle twice;
   //   freeSet holds the same handles.
-  readonly #free: number[] = [];
-  readonly #freeSet = new Set<number>();
+  private readonly _free: number[] = [];
+  private readonly _freeSet = new Set<number>();
   /** Blocks handed out and not freed (nr_active). */
   nrActive = 0;
   /** Blocks carved so far (nr_blocks). */
   nrBlocks = 0;
-  #destroyed = false;
+  private _destroyed = false;
 
   /** @internal use {@link dma_pool_create} */
   constructor(name: string, dev: Device, size: number, allocation: number, boundary: number) {
@@ -98,7 +98,7 @@ export class DmaPool {
 
   /** True after dma_pool_destroy. */
   get destroyed(): boolean {
-    return this.#destroyed;
+    return this._destroyed;
   }
 
   /** The page holding `dma`, or undefined (pool_find_page). */
@@ -123,33 +123,33 @@ export class DmaPool {
     }
     // The first block must come out first: the stack's end is its head.
     for (let i = blocks.length - 1; i >= 0; i--) {
-      this.#free.push(blocks[i] as number);
-      this.#freeSet.add(blocks[i] as number);
+      this._free.push(blocks[i] as number);
+      this._freeSet.add(blocks[i] as number);
     }
     this.pages.unshift(page);
   }
 
   /** @internal pool_block_pop. */
   pop(): number | undefined {
-    const dma = this.#free.pop();
-    if (dma !== undefined) this.#freeSet.delete(dma);
+    const dma = this._free.pop();
+    if (dma !== undefined) this._freeSet.delete(dma);
     return dma;
   }
 
   /** @internal pool_block_push. */
   push(dma: number): void {
-    this.#free.push(dma);
-    this.#freeSet.add(dma);
+    this._free.push(dma);
+    this._freeSet.add(dma);
   }
 
   /** Is the block at `dma` on the free list? */
   isFree(dma: number): boolean {
-    return this.#freeSet.has(dma);
+    return this._freeSet.has(dma);
   }
 
   /** @internal */
   markDestroyed(): void {
-    this.#destroyed = true;
+    this._destroyed = true;
   }
 }
 

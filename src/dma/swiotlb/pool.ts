@@ -50,20 +50,20 @@ export class SwiotlbPool {
   readonly areaNslabs: number;
   /** Per-slot state; read-only for everyone but the pool. */
   readonly slots: SlotTable;
-  readonly #klog: KernelLog;
-  readonly #faults: FaultInjector | undefined;
-  readonly #bounce: BounceContext;
+  private readonly _klog: KernelLog;
+  private readonly _faults: FaultInjector | undefined;
+  private readonly _bounce: BounceContext;
   // INVARIANT: areaIndex[a] < areaNslabs; areaUsed[a] = allocated slots charged to area a;
   //   used = sum of areaUsed = slots with list === 0; hiwater >= every value used has had since the
   //   last reset. (Misusing release can push the counters below zero, as the kernel's unsigned
   //   counters wrap; they are never clamped.)
-  readonly #areaIndex: Uint32Array;
-  readonly #areaUsed: Float64Array;
-  #used = 0;
-  #hiwater = 0;
+  private readonly _areaIndex: Uint32Array;
+  private readonly _areaUsed: Float64Array;
+  private _used = 0;
+  private _hiwater = 0;
   // INVARIANT: one entry per successful map not yet released, keyed by its first slot (padding
   //   included); entries are pairwise disjoint and their slots sum to `used` (without misuse).
-  readonly #live = new Map<number, SwiotlbMapping>();
+  private readonly _live = new Map<number, SwiotlbMapping>();
 
   constructor(opts: SwiotlbPoolOptions) {
     const fn = 'SwiotlbPool';
@@ -82,14 +82,14 @@ export class SwiotlbPool {
     this.nareas = nareas;
     this.areaNslabs = nslabs / nareas;
     this.slots = new SlotTable(nslabs);
-    this.#klog = opts.klog;
-    this.#faults = opts.faults;
-    this.#areaIndex = new Uint32Array(nareas);
-    this.#areaUsed = new Float64Array(nareas);
-    this.#bounce = { slots: this.slots, start, memory: opts.memory, klog: opts.klog, scratch: bounceScratch() };
+    this._klog = opts.klog;
+    this._faults = opts.faults;
+    this._areaIndex = new Uint32Array(nareas);
+    this._areaUsed = new Float64Array(nareas);
+    this._bounce = { slots: this.slots, start, memory: opts.memory, klog: opts.klog, scratch: bounceScratch() };
     if (nslabs > 0 && (opts.clear ?? true)) clearRange(opts.memory, start, bytes);
     if (nslabs > 0 && (opts.verbose ?? true)) {
-      this.#klog.printk('info', 'swiotlb_print_info', `${SWIOTLB_PR_PREFIX}mapped [mem 0x${hex16(start)}-0x${hex16(this.end)}] (${Math.floor(bytes / 2 ** 20)}MB)\n`);
+      this._klog.printk('info', 'swiotlb_print_info', `${SWIOTLB_PR_PREFIX}mapped [mem 0x${hex16(start)}-0x${hex16(this.end)}] (${Math.floor(bytes / 2 ** 20)}MB)\n`);
     }
   }
 
@@ -124,7 +124,7 @@ export class SwiotlbPool {
    * @example pool.io_tlb_used // 0 on a fresh pool
    */
   get io_tlb_used(): number {
-    return this.#used;
+    return this._used;
   }
 
   /**
@@ -132,7 +132,7 @@ export class SwiotlbPool {
    * @example pool.io_tlb_used_hiwater >= pool.io_tlb_used // true
    */
   get io_tlb_used_hiwater(): number {
-    return this.#hiwater;
+    return this._hiwater;
   }
 
   /**
@@ -141,7 +141,7 @@ export class SwiotlbPool {
    */
   io_tlb_hiwater_set(val: number): number {
     if (val !== 0) return -EINVAL;
-    this.#hiwater = 0;
+    this._hiwater = 0;
     return 0;
   }
 
@@ -150,7 +150,7 @@ export class SwiotlbPool {
    * @example pool.slotsInUse === pool.liveMappings().reduce((n, m) => n + m.nslots, 0) // true
    */
   get slotsInUse(): number {
-    return this.#used;
+    return this._used;
   }
 
   /**
@@ -159,7 +159,7 @@ export class SwiotlbPool {
    */
   areaState(a: number): SwiotlbAreaState {
     checkInt(a, 'SwiotlbPool.areaState', 'a', 0, this.nareas - 1);
-    return { index: this.#areaIndex[a] as number, used: this.#areaUsed[a] as number };
+    return { index: this._areaIndex[a] as number, used: this._areaUsed[a] as number };
   }
 
   /**
@@ -167,7 +167,7 @@ export class SwiotlbPool {
    * @example pool.liveMappings()[0]?.tlbAddr
    */
   liveMappings(): SwiotlbMapping[] {
-    return [...this.#live.values()].sort((x, y) => x.firstSlot - y.firstSlot);
+    return [...this._live.values()].sort((x, y) => x.firstSlot - y.firstSlot);
   }
 
   /**
@@ -177,7 +177,7 @@ export class SwiotlbPool {
   findMapping(phys: number): SwiotlbMapping | undefined {
     if (!this.is_swiotlb_buffer(phys)) return undefined;
     const slot = Math.floor((phys - this.start) / IO_TLB_SIZE);
-    for (const m of this.#live.values()) if (slot >= m.firstSlot && slot < m.firstSlot + m.nslots) return m;
+    for (const m of this._live.values()) if (slot >= m.firstSlot && slot < m.firstSlot + m.nslots) return m;
     return undefined;
   }
 
@@ -203,47 +203,47 @@ export class SwiotlbPool {
     checkU32(attrs, fn, 'attrs');
     checkInt(cpu, fn, 'cpu', 0, 2 ** 31 - 1);
     if (this.nslabs === 0) {
-      this.#klog.printk('warn', fn, "Can not allocate SWIOTLB buffer earlier and can't now provide you with the DMA bounce buffer");
+      this._klog.printk('warn', fn, "Can not allocate SWIOTLB buffer earlier and can't now provide you with the DMA bounce buffer");
       return DMA_MAPPING_ERROR;
     }
-    if (alloc_align_mask > 0xfff) this.#klog.warnOnce('swiotlb_tbl_map_single:align', fn, 'Alloc alignment may prevent fulfilling requests with max mapping_size\n');
+    if (alloc_align_mask > 0xfff) this._klog.warnOnce('swiotlb_tbl_map_single:align', fn, 'Alloc alignment may prevent fulfilling requests with max mapping_size\n');
     const offset = (low32(orig_addr) & p.keep & (alloc_align_mask | (IO_TLB_SIZE - 1))) >>> 0;
     const size = alignUp(mapping_size + offset, alloc_align_mask);
     const need = Math.ceil(size / IO_TLB_SIZE);
     if (need === 0) throw new KernelBug('swiotlb_search_pool_area', 'BUG_ON(!nslots)');
-    const first = this.#faults?.shouldFail('swiotlb') === true ? -1 : findSlots({
-      list: this.slots.list, areaIndex: this.#areaIndex, areaUsed: this.#areaUsed, areaNslabs: this.areaNslabs,
+    const first = this._faults?.shouldFail('swiotlb') === true ? -1 : findSlots({
+      list: this.slots.list, areaIndex: this._areaIndex, areaUsed: this._areaUsed, areaNslabs: this.areaNslabs,
       start: this.start, boundary: p.boundary, keep: p.keep, orig: orig_addr, size, need, align: alloc_align_mask, cpu,
     });
     if (first < 0) {
       if ((attrs & DMA_ATTR_NO_WARN) === 0) {
-        this.#klog.printk('warn', fn, `swiotlb buffer is full (sz: ${size} bytes), total ${this.nslabs} (slots), used ${this.#used} (slots)\n`);
+        this._klog.printk('warn', fn, `swiotlb buffer is full (sz: ${size} bytes), total ${this.nslabs} (slots), used ${this._used} (slots)\n`);
       }
       return DMA_MAPPING_ERROR;
     }
     const area = Math.floor(first / this.areaNslabs);
-    const savedIndex = this.#areaIndex[area] as number;
-    const savedHiwater = this.#hiwater;
+    const savedIndex = this._areaIndex[area] as number;
+    const savedHiwater = this._hiwater;
     const inSlot = offset % IO_TLB_SIZE;
     this.slots.claim(first, need, size, inSlot);
     const local = first - area * this.areaNslabs;
-    this.#areaIndex[area] = local + need >= this.areaNslabs ? 0 : local + need;
-    this.#areaUsed[area] = (this.#areaUsed[area] as number) + need;
-    this.#used += need;
-    if (this.#used > this.#hiwater) this.#hiwater = this.#used;
+    this._areaIndex[area] = local + need >= this.areaNslabs ? 0 : local + need;
+    this._areaUsed[area] = (this._areaUsed[area] as number) + need;
+    this._used += need;
+    if (this._used > this._hiwater) this._hiwater = this._used;
     const pad = Math.floor(offset / IO_TLB_SIZE);
     const index = first + pad;
     this.slots.pad[index] = pad;
     for (let i = 0; i < need - pad; i++) this.slots.orig[index + i] = orig_addr + i * IO_TLB_SIZE;
     const tlbAddr = this.start + index * IO_TLB_SIZE + inSlot;
-    this.#live.set(first, { orig: orig_addr, tlbAddr, mappingSize: mapping_size, allocSize: size, firstSlot: first, nslots: need, padSlots: pad, area });
+    this._live.set(first, { orig: orig_addr, tlbAddr, mappingSize: mapping_size, allocSize: size, firstSlot: first, nslots: need, padSlots: pad, area });
     try {
-      swiotlbBounce(this.#bounce, tlbAddr, mapping_size, true, p.keep);
+      swiotlbBounce(this._bounce, tlbAddr, mapping_size, true, p.keep);
     } catch (e) {
       // The original is not readable memory: undo everything so the pool is exactly as before.
-      this.#free(first, need);
-      this.#areaIndex[area] = savedIndex;
-      this.#hiwater = savedHiwater;
+      this._free(first, need);
+      this._areaIndex[area] = savedIndex;
+      this._hiwater = savedHiwater;
       throw e;
     }
     return tlbAddr;
@@ -264,7 +264,7 @@ export class SwiotlbPool {
     const limit = p.dmaMask === 0 ? p.busLimit : p.busLimit === 0 ? p.dmaMask : Math.min(p.dmaMask, p.busLimit);
     if (!(tlb + size - 1 <= limit)) {
       this.swiotlb_tbl_unmap_single(dev, tlb, size, dir, (attrs | DMA_ATTR_SKIP_CPU_SYNC) >>> 0);
-      this.#klog.warnOnce('swiotlb_map:overflow', fn, `swiotlb addr 0x${hex16(tlb)}+${size} overflow (mask ${hexMask(p.dmaMask)}, bus limit ${hexMask(p.busLimit)}).\n`);
+      this._klog.warnOnce('swiotlb_map:overflow', fn, `swiotlb addr 0x${hex16(tlb)}+${size} overflow (mask ${hexMask(p.dmaMask)}, bus limit ${hexMask(p.busLimit)}).\n`);
       return DMA_MAPPING_ERROR;
     }
     return tlb;
@@ -287,9 +287,9 @@ export class SwiotlbPool {
     checkU32(attrs, fn, 'attrs');
     if (!this.is_swiotlb_buffer(tlb_addr)) return;
     if ((attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0 && (dir === DMA_FROM_DEVICE || dir === DMA_BIDIRECTIONAL)) {
-      swiotlbBounce(this.#bounce, tlb_addr, mapping_size, false, p.keep);
+      swiotlbBounce(this._bounce, tlb_addr, mapping_size, false, p.keep);
     }
-    this.#release(p, tlb_addr);
+    this._release(p, tlb_addr);
   }
 
   /**
@@ -304,7 +304,7 @@ export class SwiotlbPool {
     const p = swiotlbDeviceParams(dev, fn);
     checkInt(tlb_addr, fn, 'tlb_addr');
     if (!this.is_swiotlb_buffer(tlb_addr)) throw new KernelError(EINVAL, fn, `0x${tlb_addr.toString(16)} is not in the pool`, 'tlb_addr');
-    this.#release(p, tlb_addr);
+    this._release(p, tlb_addr);
   }
 
   /**
@@ -315,9 +315,9 @@ export class SwiotlbPool {
    */
   swiotlb_sync_single_for_device(dev: SwiotlbDevice, tlb_addr: number, size: number, dir: DmaDirection): void {
     const fn = 'swiotlb_sync_single_for_device';
-    const p = this.#checkSync(dev, tlb_addr, size, dir, fn);
+    const p = this._checkSync(dev, tlb_addr, size, dir, fn);
     if (p === undefined) return;
-    if (dir === DMA_TO_DEVICE || dir === DMA_BIDIRECTIONAL) swiotlbBounce(this.#bounce, tlb_addr, size, true, p.keep);
+    if (dir === DMA_TO_DEVICE || dir === DMA_BIDIRECTIONAL) swiotlbBounce(this._bounce, tlb_addr, size, true, p.keep);
     else if (dir !== DMA_FROM_DEVICE) throw new KernelBug(fn, 'BUG_ON(dir != DMA_FROM_DEVICE)');
   }
 
@@ -329,15 +329,15 @@ export class SwiotlbPool {
    */
   swiotlb_sync_single_for_cpu(dev: SwiotlbDevice, tlb_addr: number, size: number, dir: DmaDirection): void {
     const fn = 'swiotlb_sync_single_for_cpu';
-    const p = this.#checkSync(dev, tlb_addr, size, dir, fn);
+    const p = this._checkSync(dev, tlb_addr, size, dir, fn);
     if (p === undefined) return;
-    if (dir === DMA_FROM_DEVICE || dir === DMA_BIDIRECTIONAL) swiotlbBounce(this.#bounce, tlb_addr, size, false, p.keep);
+    if (dir === DMA_FROM_DEVICE || dir === DMA_BIDIRECTIONAL) swiotlbBounce(this._bounce, tlb_addr, size, false, p.keep);
     else if (dir !== DMA_TO_DEVICE) throw new KernelBug(fn, 'BUG_ON(dir != DMA_TO_DEVICE)');
   }
 
   // ---------------------------------------------------------------- internals
 
-  #checkSync(dev: SwiotlbDevice, tlb_addr: number, size: number, dir: DmaDirection, fn: string): SwiotlbDeviceParams | undefined {
+  private _checkSync(dev: SwiotlbDevice, tlb_addr: number, size: number, dir: DmaDirection, fn: string): SwiotlbDeviceParams | undefined {
     const p = swiotlbDeviceParams(dev, fn);
     checkInt(tlb_addr, fn, 'tlb_addr');
     checkInt(size, fn, 'size', 0, MAX_SIZE);
@@ -345,21 +345,21 @@ export class SwiotlbPool {
     return this.is_swiotlb_buffer(tlb_addr) ? p : undefined;
   }
 
-  #release(p: SwiotlbDeviceParams, tlb_addr: number): void {
+  private _release(p: SwiotlbDeviceParams, tlb_addr: number): void {
     const off = (low32(tlb_addr) & p.keep & (IO_TLB_SIZE - 1)) >>> 0;
     let index = Math.floor((tlb_addr - off - this.start) / IO_TLB_SIZE);
     index -= this.slots.pad[index] as number;
     // nr_slots(alloc_size + offset) on a u64: a slightly negative sum rounds to 0 slots.
     const nslots = Math.max(0, Math.floor(((this.slots.room[index] as number) + off + IO_TLB_SIZE - 1) / IO_TLB_SIZE));
-    this.#free(index, nslots);
+    this._free(index, nslots);
   }
 
-  #free(first: number, nslots: number): void {
+  private _free(first: number, nslots: number): void {
     const area = Math.floor(first / this.areaNslabs);
     this.slots.release(first, nslots);
-    this.#areaUsed[area] = (this.#areaUsed[area] as number) - nslots;
-    this.#used -= nslots;
-    this.#live.delete(first);
+    this._areaUsed[area] = (this._areaUsed[area] as number) - nslots;
+    this._used -= nslots;
+    this._live.delete(first);
   }
 
 }

@@ -53,7 +53,7 @@ export class VtdTables {
   /** One past the highest table id ever handed out. */
   hwm = 0;
   readonly freeIds: number[] = [];
-  readonly #stack: number[] = [];
+  private readonly _stack: number[] = [];
   readonly alloc: TablePageAllocator;
   readonly faults: FaultInjector | undefined;
 
@@ -107,7 +107,7 @@ export class VtdTables {
     if (this.freeIds.length > 0) {
       t = this.freeIds.pop() as number;
     } else {
-      if (this.hwm === this.cap) this.#grow();
+      if (this.hwm === this.cap) this._grow();
       t = this.hwm++;
     }
     this.pfn[t] = pfn;
@@ -148,7 +148,7 @@ export class VtdTables {
    */
   release(root: number, deferTo: number[] | null): void {
     this.cacheKey = -1;
-    const stack = this.#stack;
+    const stack = this._stack;
     stack.push(root);
     while (stack.length > 0) {
       const t = stack.pop() as number;
@@ -186,7 +186,7 @@ export class VtdTables {
    * @example if (tables.subtreeMaps(c)) return -EADDRINUSE;
    */
   subtreeMaps(root: number): boolean {
-    const stack = this.#stack;
+    const stack = this._stack;
     stack.push(root);
     let found = false;
     while (stack.length > 0 && !found) {
@@ -260,7 +260,7 @@ export class VtdTables {
     return n;
   }
 
-  #grow(): void {
+  private _grow(): void {
     const cap = this.cap * 2;
     const widen = <T extends Uint32Array | Int32Array | Uint8Array | Uint16Array | Float64Array | Int8Array>(old: T, out: T): T => {
       out.set(old as never);

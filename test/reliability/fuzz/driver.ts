@@ -55,6 +55,7 @@ const VALID: Record<string, (r: Rig) => unknown> = {
   skip: () => 0, pgoffset: () => 0, addr: (r) => r.addr, phys: (r) => r.pfn * 4096, paddr: (r) => r.pfn * 4096,
   cpu_addr: (r) => r.virt, pages: (r) => r.area.pages, n_pages: (r) => r.area.nrPages, max_segment: () => 65536,
   left_pages: () => 0, mask: () => DMA_BIT_MASK(64), n: () => 32, visit: () => () => {}, observer: () => () => {}, align: () => 8, boundary: () => 0, allocation: () => 4096, api: () => 'fuzz', vaddr: () => 0x1000, dma: () => 0x1000, json: () => ({ memory: '64M' }), alloc: () => new SimpleTablePageAllocator(), addressWidth: () => 48, lo: () => 0x1003, hi: () => 1, source: () => 'machine.json', zoneDmaLimit: () => 2 ** 24, fn: () => 'fuzz', arg: () => 'x',
+  snap: (r) => r.m.snapshot(), init: () => () => ({}),
   name: () => 'fuzz', seed: () => 1, memory: () => '64M', ram: () => parseRam('64M'), maxPfn: () => 2 ** 20, specs: () => [{ start: 2 ** 40, size: 4096 }], nr: () => 3, l: () => 0,
   op: () => dmasim.REQ_OP_WRITE, maxVecs: () => 16, limits: () => dmasim.blankLimits(), lim: () => { const l = dmasim.blankLimits(); return l; },
   bio: (r) => rigBio(r), q: (r) => rigQueue(r), rq: (r) => rigRequest(r), sglist: (r) => r.sgt.sgl, nrPhysSegments: () => 1,
@@ -271,7 +272,8 @@ function methodNames(o: object): string[] {
   for (let p = Object.getPrototypeOf(o); p !== null && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
     for (const k of Object.getOwnPropertyNames(p)) {
       const d = Object.getOwnPropertyDescriptor(p, k);
-      if (k === 'constructor' || d === undefined || typeof d.value !== 'function' || out.includes(k)) continue;
+      // `_name` methods are TypeScript-private (the snapshot rule keeps state out of #private fields).
+      if (k === 'constructor' || k.startsWith('_') || d === undefined || typeof d.value !== 'function' || out.includes(k)) continue;
       out.push(k);
     }
   }

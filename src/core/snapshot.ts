@@ -1,0 +1,228 @@
+/**
+ * @module core/snapshot
+ * Object-graph snapshots restored in place: `captureGraph(root)` records, for every object reachable
+ * from `root`, a shallow copy of its state (fields, array elements, Map and Set entries, typed-array
+ * bytes) whose references still point at the original objects; `restore()` writes those states back
+ * into the same objects. Every object that existed at the capture gets back exactly the state it had,
+ * so every reference anyone holds (a Device, an SGTable, a closure that captured an object) sees the
+ * old world again; objects made after the capture simply drop out of the graph.
+ *
+ * The rule this puts on the code it captures (see the machine's INVARIANT in sim/machine.ts): state
+ * lives in own properties, arrays, Maps, Sets and typed arrays, never in `#private` fields, WeakMaps
+ * or variables a closure captured (closures are shared, not copied). A class whose state is better
+ * captured another way (memory contents: copy-on-write) implements {@link SNAPSHOT_STATE} and
+ * {@link RESTORE_STATE}; an object that must never be copied (a logger, a stream) is marked with
+ * {@link markShared}.
+ *
+ * @example
+ * const snap = captureGraph(world);
+ * world.counter++; world.list.push(x);
+ * snap.restore(); // counter and list as they were; restore again as often as you like
+ */
+import { EINVAL } from './errno.ts';
+import { KernelError } from './errors.ts';
+
+/** A class with its own capture: returns an opaque state {@link RESTORE_STATE} takes back. */
+export const SNAPSHOT_STATE: unique symbol = Symbol.for('dmasim.snapshotState');
+/** Restore what {@link SNAPSHOT_STATE} returned (possibly many times). */
+export const RESTORE_STATE: unique symbol = Symbol.for('dmasim.restoreState');
+
+/** An object with its own capture and restore. */
+export interface SnapshotHooks {
+  [SNAPSHOT_STATE](): unknown;
+  [RESTORE_STATE](state: unknown): void;
+}
+
+// INVARIANT: sharedObjects holds objects no snapshot copies or restores (loggers, streams, caches
+//   shared by every machine); weak, so marking keeps nothing alive.
+const sharedObjects = new WeakSet<object>();
+
+/**
+ * Mark an object (and so everything only it reaches) as outside every snapshot: shared, never
+ * copied or restored.
+ * @example markShared(machine.logger)
+ */
+export function markShared<T extends object>(obj: T): T {
+  sharedObjects.add(obj);
+  return obj;
+}
+
+/** How a recorded object's state is kept. */
+const Kind = { Object: 0, Literal: 1, Array: 2, Map: 3, Set: 4, Typed: 5, Buffer: 6, Hooked: 7 } as const;
+type Kind = (typeof Kind)[keyof typeof Kind];
+
+/** What one capture recorded. */
+export interface GraphSnapshot {
+  /** Objects recorded (the graph's size). */
+  readonly objects: number;
+  /** Bytes of typed-array and buffer contents copied. */
+  readonly bytes: number;
+  /** Put every recorded object back as it was at the capture. Repeatable. */
+  restore(): void;
+}
+
+function isPlainLiteral(o: object): boolean {
+  const p = Object.getPrototypeOf(o) as unknown;
+  return p === Object.prototype || p === null;
+}
+
+/**
+ * Capture the state of everything reachable from `root` (see the module doc).
+ * @throws KernelError EINVAL when the graph holds state a snapshot cannot restore (a WeakMap,
+ *   WeakSet or WeakRef, a non-writable data property), naming where it was found.
+ * @example const snap = captureGraph(machine); ...; snap.restore();
+ */
+export function captureGraph(root: object): GraphSnapshot {
+  if (typeof root !== 'object' || root === null) throw new KernelError(EINVAL, 'captureGraph', 'expected an object', 'root');
+  // INVARIANT: objs[i], kinds[i], states[i] and keys[i] describe one recorded object; keys[i] is
+  //   the own property names (Object/Literal) or undefined; seen holds every object visited.
+  const objs: object[] = [];
+  const kinds: Kind[] = [];
+  const states: unknown[] = [];
+  const keys: Array<string[] | undefined> = [];
+  const seen = new Set<object>();
+  const stack: object[] = [root];
+  let bytes = 0;
+  const visit = (v: unknown): void => {
+    // Functions are code, shared by every capture: only objects are walked.
+    if (typeof v === 'object' && v !== null && !seen.has(v)) stack.push(v);
+  };
+  while (stack.length > 0) {
+    const o = stack.pop() as object;
+    if (seen.has(o)) continue;
+    seen.add(o);
+    if (sharedObjects.has(o) || Object.isFrozen(o)) continue;
+    if (SNAPSHOT_STATE in o) {
+      objs.push(o); kinds.push(Kind.Hooked); keys.push(undefined);
+      states.push((o as SnapshotHooks)[SNAPSHOT_STATE]());
+      continue;
+    }
+    if (ArrayBuffer.isView(o)) {
+      const view = new Uint8Array(o.buffer, o.byteOffset, o.byteLength);
+      objs.push(view); kinds.push(Kind.Typed); keys.push(undefined); states.push(view.slice());
+      bytes += o.byteLength;
+      continue;
+    }
+    if (o instanceof ArrayBuffer) {
+      objs.push(o); kinds.push(Kind.Buffer); keys.push(undefined); states.push(o.slice(0));
+      bytes += o.byteLength;
+      continue;
+    }
+    if (Array.isArray(o)) {
+      const copy = o.slice();
+      objs.push(o); kinds.push(Kind.Array); keys.push(undefined); states.push(copy);
+      for (let i = 0; i < copy.length; i++) visit(copy[i]);
+      continue;
+    }
+    if (o instanceof Map) {
+      const flat: unknown[] = [];
+      for (const [k, v] of o) { flat.push(k, v); visit(k); visit(v); }
+      objs.push(o); kinds.push(Kind.Map); keys.push(undefined); states.push(flat);
+      continue;
+    }
+    if (o instanceof Set) {
+      const items = [...o];
+      for (const v of items) visit(v);
+      objs.push(o); kinds.push(Kind.Set); keys.push(undefined); states.push(items);
+      continue;
+    }
+    if (o instanceof WeakMap || o instanceof WeakSet || o instanceof WeakRef) {
+      throw new KernelError(EINVAL, 'captureGraph', `a ${o.constructor.name} holds state a snapshot cannot see (reached from ${describe(root)}); keep it in a Map, or mark its owner with markShared`, 'root');
+    }
+    // Errors, dates, promises and regular expressions never change once made: shared.
+    if (o instanceof Error || o instanceof Date || o instanceof Promise || o instanceof RegExp) continue;
+    if (isPlainLiteral(o)) {
+      // Object literals may carry accessors (`get active() {...}`): only data properties are state.
+      const names: string[] = [];
+      const vals: unknown[] = [];
+      const descs = Object.getOwnPropertyDescriptors(o);
+      let accessors = 0;
+      for (const k of Object.keys(descs)) {
+        const d = descs[k] as PropertyDescriptor;
+        if (!('value' in d)) { accessors++; continue; }
+        if (d.writable !== true) throw new KernelError(EINVAL, 'captureGraph', `property ${k} of an object is read-only at run time; a snapshot could not restore it`, 'root');
+        names.push(k); vals.push(d.value); visit(d.value);
+      }
+      // Accessors stay as they are; their names ride along (after a marker) for the shape check.
+      if (accessors > 0) for (const k of Object.keys(descs)) if (!('value' in (descs[k] as PropertyDescriptor))) names.push(k);
+      objs.push(o); kinds.push(Kind.Literal); keys.push(names); states.push(vals);
+      continue;
+    }
+    // Class instances: TypeScript class fields are writable own data properties.
+    const names = Object.keys(o);
+    const vals = new Array<unknown>(names.length);
+    for (let i = 0; i < names.length; i++) {
+      const v = (o as Record<string, unknown>)[names[i] as string];
+      vals[i] = v;
+      visit(v);
+    }
+    objs.push(o); kinds.push(Kind.Object); keys.push(names); states.push(vals);
+  }
+  return {
+    objects: objs.length,
+    bytes,
+    restore() {
+      // Hooked objects last: their hooks may read fields of objects restored before them.
+      for (let pass = 0; pass < 2; pass++) {
+        for (let i = 0; i < objs.length; i++) {
+          const kind = kinds[i] as Kind;
+          if ((kind === Kind.Hooked) !== (pass === 1)) continue;
+          restoreOne(objs[i] as object, kind, states[i], keys[i]);
+        }
+      }
+    },
+  };
+}
+
+function restoreOne(o: object, kind: Kind, state: unknown, names: string[] | undefined): void {
+  switch (kind) {
+    case Kind.Object:
+    case Kind.Literal: {
+      const rec = o as Record<string, unknown>;
+      const vals = state as unknown[];
+      const ks = names as string[];
+      // ks holds the data properties (vals.length of them), then any accessors of a literal.
+      for (let j = 0; j < vals.length; j++) rec[ks[j] as string] = vals[j];
+      // Properties added since the capture go (an object's shape is part of its state).
+      if (Object.keys(rec).length !== ks.length) {
+        const keep = new Set(ks);
+        for (const k of Object.keys(rec)) if (!keep.has(k)) delete rec[k];
+      }
+      return;
+    }
+    case Kind.Array: {
+      const a = o as unknown[];
+      const copy = state as unknown[];
+      a.length = copy.length;
+      for (let j = 0; j < copy.length; j++) a[j] = copy[j];
+      return;
+    }
+    case Kind.Map: {
+      const m = o as Map<unknown, unknown>;
+      const flat = state as unknown[];
+      m.clear();
+      for (let j = 0; j < flat.length; j += 2) m.set(flat[j], flat[j + 1]);
+      return;
+    }
+    case Kind.Set: {
+      const s = o as Set<unknown>;
+      s.clear();
+      for (const v of state as unknown[]) s.add(v);
+      return;
+    }
+    case Kind.Typed:
+      (o as Uint8Array).set(state as Uint8Array);
+      return;
+    case Kind.Buffer:
+      new Uint8Array(o as ArrayBuffer).set(new Uint8Array(state as ArrayBuffer));
+      return;
+    case Kind.Hooked:
+      (o as SnapshotHooks)[RESTORE_STATE](state);
+      return;
+  }
+}
+
+function describe(o: object): string {
+  const c = (o as { constructor?: { name?: string } }).constructor?.name;
+  return c === undefined || c === '' ? 'an object' : `a ${c}`;
+}
