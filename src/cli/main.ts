@@ -3,7 +3,8 @@
  * The `dmasim` command: `run` (a scenario), `bench coalesce`, `help`. Exit codes: 0 success,
  * 1 the work failed, 2 bad usage.
  */
-import { parseArgs } from 'node:util';
+import { UsageError, parseCommandArgs } from './usage.ts';
+import { REPLAY_USAGE, replayCommand } from './replay.ts';
 import { pino } from 'pino';
 import { Writable } from 'node:stream';
 import { LOG_LEVELS, logLevelFromEnv, setRootLogger } from '../core/log.ts';
@@ -51,6 +52,7 @@ commands:
   describe <preset|machine.json>
                       build a machine from a preset or a JSON description and describe it
   schema              print the JSON Schema of a machine file
+  replay <trace.txt>  check a kernel DMA trace (trace-cmd report) as dma-debug would
   help                this text
   --version           the package version
 `;
@@ -68,26 +70,6 @@ options:
   --no-native         skip the native C yardstick
   --json              JSON lines instead of a table
 `;
-
-/** Bad usage (exit 2): the message, then the usage of the command that was misused. */
-class UsageError extends Error {
-  readonly usage: string;
-  constructor(message: string, usage: string = USAGE) {
-    super(message);
-    this.usage = usage;
-  }
-}
-
-type ParseOptions = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
-
-/** parseArgs, with an unknown flag or a missing value reported as bad usage of this command. */
-function parseCommandArgs<O extends ParseOptions>(args: string[], options: O, usage: string) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new UsageError((e as Error).message, usage);
-  }
-}
 
 const SWEEP_USAGE = `usage: dmasim sweep <scenario.ts> [options]
 
@@ -522,6 +504,8 @@ async function main(argv: string[]): Promise<number> {
       return describeCommand(rest);
     case 'schema':
       return schemaCommand(rest);
+    case 'replay':
+      return replayCommand(rest);
     case '--version':
     case '-V':
     case 'version':
@@ -532,13 +516,13 @@ async function main(argv: string[]): Promise<number> {
     case '-h': {
       // `dmasim help <command>`: that command's usage.
       const topic = rest[0];
-      const usage = topic === undefined ? USAGE : ({ run: RUN_USAGE, bench: BENCH_USAGE, sweep: SWEEP_USAGE, merge: MERGE_USAGE, describe: DESCRIBE_USAGE } as Record<string, string>)[topic];
-      if (usage === undefined) throw new UsageError(`no help for '${topic}' (commands: run, bench, sweep, merge, describe, schema)`);
+      const usage = topic === undefined ? USAGE : ({ run: RUN_USAGE, bench: BENCH_USAGE, sweep: SWEEP_USAGE, merge: MERGE_USAGE, describe: DESCRIBE_USAGE, replay: REPLAY_USAGE } as Record<string, string>)[topic];
+      if (usage === undefined) throw new UsageError(`no help for '${topic}' (commands: run, bench, sweep, merge, describe, schema, replay)`, USAGE);
       process.stdout.write(usage);
       return 0;
     }
     default:
-      throw new UsageError(`unknown command '${cmd}'`);
+      throw new UsageError(`unknown command '${cmd}'`, USAGE);
   }
 }
 

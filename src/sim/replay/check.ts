@@ -1,0 +1,309 @@
+/**
+ * @module replay/check
+ * Check a kernel DMA trace offline as dma-debug would have: every dma:* event of the trace is fed to
+ * dmasim's dma-debug (the same engine, rules and messages as a CONFIG_DMA_API_DEBUG kernel), and
+ * whatever it reports becomes a finding with the trace lines of each party. Mappings still live at
+ * the end of the trace are leaks, per device.
+ *
+ * What a trace cannot tell, and so is never reported: whether the driver called dma_mapping_error
+ * (not traced: every mapping counts as checked). CPU pointers print hashed (`%p`): equal hashes are
+ * the same pointer, so an allocation and its free are still compared on their CPU side. dma_unmap_sg records physical addresses only: the unmap
+ * is matched to the live dma_map_sg of that device whose first entry has the same physical address.
+ */
+import { DmaDebug } from '../../dma/debug/debug.ts';
+import type { DebugDevice } from '../../dma/debug/device.ts';
+import type { DebugSgEntry } from '../../dma/debug/sg.ts';
+import { createServices } from '../../core/context.ts';
+import { PAGE_SIZE } from '../../core/page.ts';
+import { PAGE_OFFSET } from '../../mm/constants.ts';
+import { DMA_MAPPING_ERROR } from '../../dma/debug/state.ts';
+import type { DmaFindingKind } from '../findings.ts';
+import { DMA_DIRECTION_NAMES, type FtraceEvent } from './events.ts';
+
+/** One problem found in a trace. */
+export interface TraceFinding {
+  /** The same kinds as the driver-test checks' dmaFindings. */
+  readonly kind: DmaFindingKind;
+  /** The device's name as the trace gives it. */
+  readonly device: string;
+  /** dma-debug's words (`DMA-API: pci 0000:01:00.0: device driver frees DMA memory with different size ...`). */
+  readonly message: string;
+  /** The trace lines involved: the event at fault first, then the mapping it concerns, if known. */
+  readonly lines: readonly number[];
+}
+
+/** What checkTrace saw. */
+export interface TraceCheckStats {
+  events: number;
+  maps: number;
+  unmaps: number;
+  syncs: number;
+  allocs: number;
+  frees: number;
+  /** Mappings that failed in the traced kernel (DMA_MAPPING_ERROR, dma_map_sg_err, dma_alloc_sgt_err). */
+  failedMaps: number;
+  /** Events of other systems (swiotlb, iommu), counted only. */
+  other: number;
+  /** dma_map_sg events cut at 128 entries: checked on what the trace kept. */
+  truncated: number;
+  devices: string[];
+}
+
+interface SgLive { line: number; phys: number[]; dma: number[]; lengths: number[]; nents: number }
+
+// INVARIANT: a TraceChecker owns one DmaDebug whose entries are exactly the trace's live mappings
+//   (by device object and device address); lines maps `device\0dma address` to the line of the
+//   event that created the entry (the first entry of an sg mapping); sgLive maps `device\0first
+//   phys` to the live sg mappings with that first entry (newest last).
+/**
+ * The offline checker: feed it events in trace order, then `finish()`.
+ * @example
+ * const c = new TraceChecker();
+ * for await (const ev of parseFtrace('trace.txt')) c.add(ev);
+ * const findings = c.finish();
+ */
+export class TraceChecker {
+  readonly stats: TraceCheckStats = { events: 0, maps: 0, unmaps: 0, syncs: 0, allocs: 0, frees: 0, failedMaps: 0, other: 0, truncated: 0, devices: [] };
+  readonly findings: TraceFinding[] = [];
+  private readonly _debug: DmaDebug;
+  private readonly _devices = new Map<string, DebugDevice>();
+  private readonly _lines = new Map<string, number>();
+  private readonly _sgLive = new Map<string, SgLive[]>();
+  private readonly _unmappedAt = new Map<string, number>();
+  // INVARIANT: _virt maps each printed CPU pointer (hashed %p) to a stand-in page, the same one for
+  //   every event printing that pointer, so dma-debug can compare an allocation's and a free's CPU side.
+  private readonly _virt = new Map<string, number>();
+  private _errorsSeen = 0;
+  private _finished = false;
+
+  constructor() {
+    this._debug = new DmaDebug({ klog: createServices('trace-check', 0).klog }, { entries: 1 << 22 });
+    // Every error is wanted, not only the first per driver.
+    this._debug.all_errors = 1;
+  }
+
+  private _dev(name: string): DebugDevice {
+    let d = this._devices.get(name);
+    if (d === undefined) {
+      // The trace names devices, not drivers: dma-debug labels them by bus, as for an unbound device.
+      d = { name, bus: { name: /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/i.test(name) ? 'pci' : 'platform' } };
+      this._devices.set(name, d);
+      this.stats.devices.push(name);
+    }
+    return d;
+  }
+
+  private _note(dev: string, addr: number, line: number): void {
+    this._lines.set(`${dev}\0${addr}`, line);
+  }
+
+  /** The stand-in pfn of a printed CPU pointer (16 MiB apart, below 2^44: valid linear-map pages). */
+  private _pageOf(virt: string): number {
+    let n = this._virt.get(virt);
+    if (n === undefined) {
+      n = (this._virt.size % (1 << 20)) + 1;
+      this._virt.set(virt, n);
+    }
+    return n * 4096;
+  }
+
+  /** After a release at `line`: the mapping is gone; a second release names this line. */
+  private _released(dev: string, addr: number, line: number): void {
+    const key = `${dev}\0${addr}`;
+    if (this._lines.delete(key)) this._unmappedAt.set(key, line);
+  }
+
+  /** Findings for whatever dma-debug reported while handling the event at `line`. */
+  private _collect(line: number, dev: string, addr: number | undefined): void {
+    const count = this._debug.error_count;
+    const fresh = count - this._errorsSeen;
+    this._errorsSeen = count;
+    if (fresh <= 0) return;
+    const errs = this._debug.errors;
+    const key = `${dev}\0${addr}`;
+    const mapLine = addr === undefined ? undefined : this._lines.get(key) ?? this._unmappedAt.get(key);
+    for (const e of errs.slice(Math.max(0, errs.length - fresh))) {
+      this.findings.push({ kind: 'dma-debug', device: e.device, message: e.text.replace(/\n$/, ''), lines: mapLine === undefined || mapLine === line ? [line] : [line, mapLine] });
+    }
+  }
+
+  /** Handle one event (in trace order). */
+  add(ev: FtraceEvent): void {
+    if (this._finished) throw new Error('TraceChecker: add after finish');
+    this.stats.events++;
+    const dbg = this._debug;
+    switch (ev.event) {
+      case 'dma_map_phys': {
+        this.stats.maps++;
+        const dev = this._dev(ev.device);
+        if (ev.dma_addr === DMA_MAPPING_ERROR) { this.stats.failedMaps++; return; }
+        this._note(ev.device, ev.dma_addr, ev.line);
+        dbg.debug_dma_map_phys(dev, ev.phys_addr, ev.size, ev.dir, ev.dma_addr, ev.attrs);
+        dbg.debug_dma_mapping_error(dev, ev.dma_addr);
+        this._collect(ev.line, ev.device, ev.dma_addr);
+        return;
+      }
+      case 'dma_unmap_phys': {
+        this.stats.unmaps++;
+        dbg.debug_dma_unmap_phys(this._dev(ev.device), ev.addr, ev.size, ev.dir);
+        this._collect(ev.line, ev.device, ev.addr);
+        this._released(ev.device, ev.addr, ev.line);
+        return;
+      }
+      case 'dma_map_sg': {
+        this.stats.maps++;
+        if (ev.truncated) this.stats.truncated++;
+        const dev = this._dev(ev.device);
+        const n = Math.min(ev.phys_addrs.length, ev.full_nents);
+        const mapped = Math.min(ev.dma_addrs.length, ev.lengths.length, ev.full_ents);
+        const list = sgEntries(ev.phys_addrs.slice(0, n), ev.dma_addrs, ev.lengths);
+        if (ev.dma_addrs[0] !== undefined) this._note(ev.device, ev.dma_addrs[0], ev.line);
+        for (let i = 1; i < mapped; i++) this._note(ev.device, ev.dma_addrs[i] as number, ev.line);
+        dbg.debug_dma_map_sg(dev, list, n, mapped, ev.dir, ev.attrs);
+        const key = `${ev.device}\0${ev.phys_addrs[0] ?? -1}`;
+        const live = this._sgLive.get(key) ?? [];
+        live.push({ line: ev.line, phys: ev.phys_addrs.slice(0, n), dma: ev.dma_addrs.slice(0, mapped), lengths: ev.lengths.slice(0, mapped), nents: n });
+        this._sgLive.set(key, live);
+        this._collect(ev.line, ev.device, ev.dma_addrs[0]);
+        return;
+      }
+      case 'dma_map_sg_err':
+        this.stats.maps++;
+        this.stats.failedMaps++;
+        this._dev(ev.device);
+        return;
+      case 'dma_unmap_sg': {
+        this.stats.unmaps++;
+        const dev = this._dev(ev.device);
+        const key = `${ev.device}\0${ev.addrs[0] ?? -1}`;
+        const live = this._sgLive.get(key);
+        const m = live?.pop();
+        if (live !== undefined && live.length === 0) this._sgLive.delete(key);
+        if (m === undefined) {
+          const phys = ev.addrs[0] === undefined ? 'none' : `0x${ev.addrs[0].toString(16).padStart(16, '0')}`;
+          this.findings.push({ kind: 'dma-debug', device: ev.device, lines: [ev.line], message: `DMA-API: ${dev.bus?.name ?? ''} ${ev.device}: device driver tries to free DMA memory it has not allocated [physical address=${phys}] (dma_unmap_sg: no live dma_map_sg of this device starts there)` });
+          return;
+        }
+        // The unmap's entries as the driver passed them: its own count, the mapping's DMA side.
+        const list = sgEntries(ev.addrs, m.dma, m.lengths);
+        dbg.debug_dma_unmap_sg(dev, list, ev.addrs.length, ev.dir);
+        this._collect(ev.line, ev.device, m.dma[0]);
+        for (const a of m.dma) this._released(ev.device, a, ev.line);
+        return;
+      }
+      case 'dma_sync_single_for_cpu':
+      case 'dma_sync_single_for_device': {
+        this.stats.syncs++;
+        const dev = this._dev(ev.device);
+        if (ev.event === 'dma_sync_single_for_cpu') dbg.debug_dma_sync_single_for_cpu(dev, ev.dma_addr, ev.size, ev.dir);
+        else dbg.debug_dma_sync_single_for_device(dev, ev.dma_addr, ev.size, ev.dir);
+        this._collect(ev.line, ev.device, ev.dma_addr);
+        return;
+      }
+      case 'dma_sync_sg_for_cpu':
+      case 'dma_sync_sg_for_device': {
+        this.stats.syncs++;
+        const dev = this._dev(ev.device);
+        // The trace keeps the DMA side only; dma-debug matches syncs by device address.
+        const list = ev.dma_addrs.map((a, i) => ({ page: 0, offset: 0, length: ev.lengths[i] ?? 0, dma_address: a, dma_length: ev.lengths[i] ?? 0 }));
+        if (ev.event === 'dma_sync_sg_for_cpu') dbg.debug_dma_sync_sg_for_cpu(dev, list, list.length, ev.dir);
+        else dbg.debug_dma_sync_sg_for_device(dev, list, list.length, ev.dir);
+        this._collect(ev.line, ev.device, ev.dma_addrs[0]);
+        return;
+      }
+      case 'dma_alloc':
+      case 'dma_alloc_pages': {
+        this.stats.allocs++;
+        const dev = this._dev(ev.device);
+        if (ev.dma_addr === 0 && ev.virt_addr.replace(/^0x/, '').replace(/^0+/, '') === '') { this.stats.failedMaps++; return; }
+        this._note(ev.device, ev.dma_addr, ev.line);
+        // %p prints a hash: each distinct pointer gets a stand-in page of its own.
+        const page = this._pageOf(ev.virt_addr);
+        if (ev.event === 'dma_alloc') dbg.debug_dma_alloc_coherent(dev, ev.size, ev.dma_addr, PAGE_OFFSET + page * PAGE_SIZE, ev.attrs);
+        else dbg.debug_dma_alloc_pages(dev, page, ev.size, ev.dir, ev.dma_addr, ev.attrs);
+        this._collect(ev.line, ev.device, ev.dma_addr);
+        return;
+      }
+      case 'dma_free':
+      case 'dma_free_pages': {
+        this.stats.frees++;
+        const dev = this._dev(ev.device);
+        const page = this._pageOf(ev.virt_addr);
+        if (ev.event === 'dma_free') dbg.debug_dma_free_coherent(dev, ev.size, PAGE_OFFSET + page * PAGE_SIZE, ev.dma_addr);
+        else dbg.debug_dma_free_pages(dev, page, ev.size, ev.dir, ev.dma_addr);
+        this._collect(ev.line, ev.device, ev.dma_addr);
+        this._released(ev.device, ev.dma_addr, ev.line);
+        return;
+      }
+      case 'dma_alloc_sgt': {
+        this.stats.allocs++;
+        this._dev(ev.device);
+        this._note(ev.device, ev.dma_addr, ev.line);
+        const key = `${ev.device}\0sgt\0${ev.dma_addr}`;
+        this._sgLive.set(key, [{ line: ev.line, phys: ev.phys_addrs, dma: [ev.dma_addr], lengths: [ev.size], nents: ev.phys_addrs.length }]);
+        return;
+      }
+      case 'dma_alloc_sgt_err':
+        this.stats.allocs++;
+        this.stats.failedMaps++;
+        this._dev(ev.device);
+        return;
+      case 'dma_free_sgt': {
+        this.stats.frees++;
+        const key = `${ev.device}\0sgt\0${ev.dma_addr}`;
+        if (!this._sgLive.delete(key)) {
+          this.findings.push({ kind: 'dma-debug', device: ev.device, lines: [ev.line], message: `DMA-API: ${this._dev(ev.device).bus?.name ?? ''} ${ev.device}: device driver tries to free DMA memory it has not allocated [device address=0x${ev.dma_addr.toString(16).padStart(16, '0')}] [size=${ev.size} bytes] (dma_free_noncontiguous)` });
+        }
+        return;
+      }
+      default:
+        this.stats.other++;
+    }
+  }
+
+  /** End of trace: what is still mapped is a leak (per device). Returns every finding. */
+  finish(): TraceFinding[] {
+    if (this._finished) return this.findings;
+    this._finished = true;
+    const hex = (n: number) => `0x${n.toString(16).padStart(16, '0')}`;
+    for (const dev of this._devices.values()) {
+      for (const e of this._debug.entries(dev)) {
+        const line = this._lines.get(`${dev.name}\0${e.dev_addr}`);
+        const coherent = e.type === 'coherent';
+        this.findings.push({
+          kind: coherent ? 'leaked-coherent' : 'leaked-mapping',
+          device: dev.name,
+          lines: line === undefined ? [] : [line],
+          message: `${dev.name}: ${coherent ? 'coherent buffer' : `${e.type} mapping`} [device address=${hex(e.dev_addr)}] [size=${e.size} bytes]${coherent ? '' : ` [DMA_${DMA_DIRECTION_NAMES[e.direction as 0 | 1 | 2 | 3] ?? e.direction}]`} never ${coherent ? 'freed' : 'unmapped'} before the trace ended${line === undefined ? '' : ` (mapped at line ${line})`}`,
+        });
+      }
+    }
+    for (const [key, live] of this._sgLive) {
+      if (!key.includes('\0sgt\0')) continue;
+      const dev = key.slice(0, key.indexOf('\0'));
+      for (const m of live) {
+        this.findings.push({ kind: 'leaked-mapping', device: dev, lines: [m.line], message: `${dev}: noncontiguous allocation [device address=${hex(m.dma[0] ?? 0)}] [size=${m.lengths[0] ?? 0} bytes] never freed before the trace ended (allocated at line ${m.line})` });
+      }
+    }
+    return this.findings;
+  }
+}
+
+/** Scatterlist entries for dma-debug from a trace's arrays (CPU side by physical address). */
+function sgEntries(phys: readonly number[], dma: readonly number[], lengths: readonly number[]): DebugSgEntry[] {
+  return phys.map((p, i) => ({
+    page: Math.floor(p / PAGE_SIZE), offset: p % PAGE_SIZE,
+    // The CPU length is not traced; the DMA length stands in (dma-debug only reads it for overlap checks).
+    length: lengths[i] ?? 0, dma_address: dma[i] ?? 0, dma_length: lengths[i] ?? 0,
+  }));
+}
+
+/**
+ * Check a whole trace (any iterable of events, e.g. `parseFtrace(path)`).
+ * @example const { findings } = await checkTrace(parseFtrace('trace.txt'));
+ */
+export async function checkTrace(events: AsyncIterable<FtraceEvent> | Iterable<FtraceEvent>): Promise<{ findings: TraceFinding[]; stats: TraceCheckStats }> {
+  const c = new TraceChecker();
+  for await (const ev of events) c.add(ev);
+  return { findings: c.finish(), stats: c.stats };
+}
