@@ -283,6 +283,8 @@ options:
   --html FILE     also write a self-contained HTML report with pictures (built-in scenario)
   --trace FILE    also write the event trace in Chrome trace-event format (open in Perfetto)
   --jsonl FILE    also write the event trace as JSON lines
+  --ftrace FILE   also write the DMA events as the kernel's trace file prints them (dma:*,
+                  swiotlb:swiotlb_bounced), for dmasim replay or tools that read ftrace text
   --json          print the results as JSON instead of text
   --allow-findings  exit 0 even when a machine the scenario made ends with findings
 
@@ -293,7 +295,7 @@ printed; 2 bad usage.
 
 async function runCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(args, {
-    html: { type: 'string' }, trace: { type: 'string' }, jsonl: { type: 'string' }, json: { type: 'boolean' },
+    html: { type: 'string' }, trace: { type: 'string' }, jsonl: { type: 'string' }, ftrace: { type: 'string' }, json: { type: 'boolean' },
     'allow-findings': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   }, RUN_USAGE);
   if (positionals.length > 1) throw new UsageError(`one scenario file, got ${positionals.length} arguments`, RUN_USAGE);
@@ -316,13 +318,13 @@ async function runCommand(args: string[]): Promise<number> {
   return r.leaks === 0 && r.accessViolations === 0 && r.bytesVerified ? 0 : 1;
 }
 
-type RunOutputs = { html?: string | undefined; trace?: string | undefined; jsonl?: string | undefined };
+type RunOutputs = { html?: string | undefined; trace?: string | undefined; jsonl?: string | undefined; ftrace?: string | undefined };
 
 /** Bad usage (2) when an output path's directory does not exist. */
 async function checkOutputPaths(opts: RunOutputs): Promise<void> {
   const { dirname, resolve } = await import('node:path');
   const { existsSync, statSync } = await import('node:fs');
-  for (const [flag, out] of [['--html', opts.html], ['--trace', opts.trace], ['--jsonl', opts.jsonl]] as const) {
+  for (const [flag, out] of [['--html', opts.html], ['--trace', opts.trace], ['--jsonl', opts.jsonl], ['--ftrace', opts.ftrace]] as const) {
     if (out === undefined) continue;
     const dir = dirname(resolve(out));
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${flag} ${out}: no directory ${dir}`, RUN_USAGE);
@@ -335,11 +337,16 @@ async function writeOutputs(machine: InstanceType<typeof import('../sim/machine.
   const { htmlReport } = await import('../sim/html-report.ts');
   const { chromeTrace, traceJsonLines } = await import('../core/trace.ts');
   if (opts.html !== undefined) writeFileSync(opts.html, htmlReport(machine, data));
-  if ((opts.trace !== undefined || opts.jsonl !== undefined) && !machine.trace.enabled) {
+  if ((opts.trace !== undefined || opts.jsonl !== undefined || opts.ftrace !== undefined) && !machine.trace.enabled) {
     process.stderr.write(`dmasim: machine ${machine.name} was built without trace: true; its trace is empty\n`);
   }
   if (opts.trace !== undefined) writeFileSync(opts.trace, JSON.stringify(chromeTrace(machine.trace, { process: `machine ${machine.name}` })));
   if (opts.jsonl !== undefined) writeFileSync(opts.jsonl, `${traceJsonLines(machine.trace)}\n`);
+  if (opts.ftrace !== undefined) {
+    const { traceFtrace } = await import('../sim/replay/write.ts');
+    // An untraced machine gives the header alone (said above), as an empty kernel trace would.
+    writeFileSync(opts.ftrace, machine.trace.enabled ? traceFtrace(machine) : '# tracer: nop\n#\n');
+  }
 }
 
 /**

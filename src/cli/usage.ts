@@ -14,10 +14,13 @@ export class UsageError extends Error {
   }
 }
 
+
 type ParseOptions = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
+/** What parseCommandArgs gives for `options`. */
+export type ParsedCommand<O extends ParseOptions> = ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: true; strict: true }>>;
 
 /** parseArgs, with an unknown flag or a missing value reported as bad usage of this command. */
-export function parseCommandArgs<O extends ParseOptions>(args: string[], options: O, usage: string) {
+export function parseCommandArgs<O extends ParseOptions>(args: string[], options: O, usage: string): ParsedCommand<O> {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (e) {

@@ -10,3 +10,8 @@ export * from './describe.ts';
 export * from './machine-schema.ts';
 export * from './machine-file.ts';
 export { MachineSnapshot } from './snapshot.ts';
+export { parseFtrace, parseFtraceLine, type FtraceLineResult, type FtraceStats, type FtraceSource, type FtraceEventStream, type ParseFtraceOptions } from './replay/parse.ts';
+export { formatFtraceEvent, formatFtraceLine } from './replay/format.ts';
+export { checkTrace, TraceChecker, type TraceFinding, type TraceCheckStats } from './replay/check.ts';
+export { traceFtrace, toFtraceEvent } from './replay/write.ts';
+export type { FtraceEvent, FtraceEventName } from './replay/events.ts';

@@ -13,14 +13,14 @@
 import { EINVAL } from '../../core/errno.ts';
 import { KernelBug, KernelError } from '../../core/errors.ts';
 import { Device } from '../../device/device.ts';
-import { PAGE_SIZE, pageAlign } from '../../mm/constants.ts';
+import { PAGE_OFFSET, PAGE_SIZE, pageAlign } from '../../mm/constants.ts';
 import { GFP_DMA, GFP_DMA32, __GFP_COMP, __GFP_HIGHMEM } from '../../mm/gfp.ts';
 import type { VmArea } from '../../mm/vmalloc.ts';
 import type { Mm } from '../../mm/mm.ts';
 import { sg_dma_address, sg_dma_len, sg_next, sg_phys, sg_set_page, type Scatterlist } from '../../scatterlist/entry.ts';
 import { SgTable, sg_alloc_table, sg_free_table } from '../../scatterlist/table.ts';
 import { DMA_ATTR_ALLOC_SINGLE_PAGES } from './attrs.ts';
-import { checkAttrs, checkDev, checkDir, checkSize, checkSgt, debug, ledger, trace } from './checks.ts';
+import { checkAttrs, checkDev, checkDir, checkSize, checkSgt, debug, ledger, sgPhysAddrs, trace, tracing } from './checks.ts';
 import { dmaOpsOf, dmaSystemOf, type CoherentBuffer, type DmaPages, type NoncontiguousAlloc } from './ops.ts';
 import { ledgerAllocNoncoherent, ledgerFreeNoncoherent } from '../ledger/record.ts';
 import type { AddrRange } from '../ledger/entry.ts';
@@ -76,7 +76,7 @@ function allocPages(dev: Device, size: number, dir: number, gfp: number, api: st
   checkDir(dir, api);
   checkGfp(gfp, api);
   const p = allocPagesQuiet(dev, size, dir, gfp);
-  trace(dev, 'alloc', 'dma_alloc_pages', { size, dir, handle: p?.dma_handle ?? null });
+  trace(dev, 'alloc', 'dma_alloc_pages', { size, dir, handle: p?.dma_handle ?? null, virt: p === null ? 0 : PAGE_OFFSET + p.page * PAGE_SIZE, gfp });
   if (p === null) return null;
   debug(dev)?.allocPages(dev, p.page, size, dir, p.dma_handle);
   const phys = p.page * PAGE_SIZE;
@@ -101,7 +101,7 @@ function freePages(dev: Device, size: number, page: number, dma_handle: number, 
   if (typeof dma_handle !== 'number' || !Number.isSafeInteger(dma_handle) || dma_handle < 0) throw new KernelError(EINVAL, api, `expected a DMA handle, got ${String(dma_handle)}`, 'dma_handle');
   const mm = mmOf(dev);
   const order = Math.ceil(Math.log2(Math.max(1, pageAlign(size) / PAGE_SIZE)));
-  trace(dev, 'free', 'dma_free_pages', { size, dir, handle: dma_handle });
+  trace(dev, 'free', 'dma_free_pages', { size, dir, handle: dma_handle, virt: PAGE_OFFSET + page * PAGE_SIZE });
   // dma-debug reports a wrong size first, as the kernel's does; freeing a block of another order
   // would then corrupt the page allocator: nothing is freed.
   debug(dev)?.freePages(dev, page, size, dir, dma_handle);
@@ -194,13 +194,13 @@ export function dma_alloc_noncontiguous(dev: Device, size: number, dir: number, 
     }
   }
   if (sgt === null || state === null) {
-    trace(dev, 'alloc', 'dma_alloc_sgt_err', { size, dir, attrs });
+    trace(dev, 'alloc', 'dma_alloc_sgt_err', { size, dir, attrs, gfp });
     return null;
   }
   sgt.nents = 1;
   noncontigOf(dev).set(sgt, state);
   const sgl = sgt.sgl as Scatterlist;
-  trace(dev, 'alloc', 'dma_alloc_sgt', { size, dir, attrs, handle: sgl.dma_address, orig_nents: sgt.orig_nents });
+  trace(dev, 'alloc', 'dma_alloc_sgt', { size, dir, attrs, gfp, handle: sgl.dma_address, orig_nents: sgt.orig_nents, phys_addrs: tracing(dev) === null ? [] : sgPhysAddrs(sgl, sgt.orig_nents) });
   debug(dev)?.mapSg(dev, sgl, sgt.orig_nents, 1, dir, attrs);
   const cpu: AddrRange[] = [];
   for (let sg: Scatterlist | null = sgl, i = 0; sg !== null && i < sgt.orig_nents; sg = sg_next(sg), i++) cpu.push({ start: sg_phys(sg), end: sg_phys(sg) + sg.length });
@@ -228,7 +228,7 @@ export function dma_free_noncontiguous(dev: Device, size: number, sgt: SgTable, 
   const st = checkNoncontig(dev, sgt, api);
   const sgl = sgt.sgl as Scatterlist;
   const handle = sgl.dma_address;
-  trace(dev, 'free', 'dma_free_sgt', { size, dir, handle });
+  trace(dev, 'free', 'dma_free_sgt', { size, dir, handle, phys_addrs: tracing(dev) === null ? [] : sgPhysAddrs(sgl, sgt.orig_nents) });
   debug(dev)?.unmapSg(dev, sgl, sgt.orig_nents, dir);
   const ops = dmaOpsOf(dev);
   if (st.alloc !== null && ops.free_noncontiguous !== undefined) {

@@ -4,7 +4,8 @@
  */
 import { EINVAL } from '../../core/errno.ts';
 import { KernelBug, KernelError } from '../../core/errors.ts';
-import { DMA_MAPPING_ERROR, Scatterlist, sg_check_walk } from '../../scatterlist/entry.ts';
+import { DMA_MAPPING_ERROR, Scatterlist, sg_check_walk, sg_dma_address, sg_dma_len, sg_next, sg_phys } from '../../scatterlist/entry.ts';
+import type { Trace } from '../../core/trace.ts';
 import { Device } from '../../device/device.ts';
 import { SgTable } from '../../scatterlist/table.ts';
 import { valid_dma_direction } from './direction.ts';
@@ -78,4 +79,28 @@ export function ledger(dev: Device) {
 export function trace(dev: Device, kind: string, name: string, args: Record<string, unknown>): void {
   const t = dmaSystemOf(dev.host.ctx).trace;
   if (t !== null && t.enabled) t.emit(kind, name, dev.name, args);
+}
+
+/** The machine's trace when it records, else null: build costly event fields only then. */
+export function tracing(dev: Device): Trace | null {
+  const t = dmaSystemOf(dev.host.ctx).trace;
+  return t !== null && t.enabled ? t : null;
+}
+
+/** sg_phys of the first `n` entries (what the kernel's dma:* events record as phys_addrs). */
+export function sgPhysAddrs(sgl: Scatterlist | null, n: number): number[] {
+  const out: number[] = [];
+  for (let sg = sgl; sg !== null && out.length < n; sg = sg_next(sg)) out.push(sg_phys(sg));
+  return out;
+}
+
+/** sg_dma_address and sg_dma_len of the first `n` entries (dma_addrs and lengths). */
+export function sgDmaArrays(sgl: Scatterlist | null, n: number): { dma_addrs: number[]; lengths: number[] } {
+  const dma_addrs: number[] = [];
+  const lengths: number[] = [];
+  for (let sg = sgl; sg !== null && dma_addrs.length < n; sg = sg_next(sg)) {
+    dma_addrs.push(sg_dma_address(sg));
+    lengths.push(sg_dma_len(sg));
+  }
+  return { dma_addrs, lengths };
 }

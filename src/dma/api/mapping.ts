@@ -22,7 +22,7 @@ import { dmaOpsOf, dmaSystemOf, type CoherentBuffer } from './ops.ts';
 import type { KernelContext } from '../../core/context.ts';
 import { ledgerAllocCoherent, ledgerFreeCoherent, ledgerMapSg, ledgerMapSingle, ledgerSyncSg, ledgerSyncSingle, ledgerUnmapSg, ledgerUnmapSingle } from '../ledger/record.ts';
 import { notInstance } from '../../core/args.ts';
-import { checkAddr, checkAttrs, checkDev, checkDir, checkIndex, checkNents, checkSg, checkSgt, checkSize, debug, ledger, trace } from './checks.ts';
+import { checkAddr, checkAttrs, checkDev, checkDir, checkIndex, checkNents, checkSg, checkSgt, checkSize, debug, ledger, sgDmaArrays, sgPhysAddrs, trace, tracing } from './checks.ts';
 
 export { DMA_MAPPING_ERROR } from '../../scatterlist/entry.ts';
 
@@ -211,10 +211,12 @@ function __dma_map_sg_attrs(dev: Device, sgl: Scatterlist | null, nents: number,
   if (ents > 0) {
     debug(dev)?.mapSg(dev, sgl, nents, ents, dir, attrs);
     ledgerMapSg(ledger(dev), dev, api, sgl, nents, ents, dir);
-    trace(dev, 'map', 'dma_map_sg', { nents, ents, dir, attrs, addr: sgl.dma_address });
+    const t = tracing(dev);
+    if (t !== null) t.emit('map', 'dma_map_sg', dev.name, { nents, ents, dir, attrs, addr: sgl.dma_address, phys_addrs: sgPhysAddrs(sgl, nents), ...sgDmaArrays(sgl, ents) });
     return ents;
   }
-  trace(dev, 'map', 'dma_map_sg failed', { nents, ret: ents, dir, attrs });
+  const t = tracing(dev);
+  if (t !== null) t.emit('map', 'dma_map_sg failed', dev.name, { nents, ret: ents, dir, attrs, phys_addrs: sgPhysAddrs(sgl, nents) });
   if (ents !== -EINVAL && ents !== -ENOMEM && ents !== -EIO && ents !== -EREMOTEIO) {
     dev.host.ctx.klog.warnOnce('__dma_map_sg_attrs:errno', '__dma_map_sg_attrs', `WARN_ON_ONCE(ents != -EINVAL && ents != -ENOMEM && ents != -EIO && ents != -EREMOTEIO): ents ${ents}`);
     return -EIO;
@@ -251,7 +253,8 @@ function unmapSg(dev: Device, sgl: Scatterlist | null, nents: number, dir: numbe
   if (sgl === null) return;
   checkSg(dev, sgl, nents, api);
   debug(dev)?.unmapSg(dev, sgl, nents, dir);
-  trace(dev, 'unmap', 'dma_unmap_sg', { nents, dir, attrs, addr: sgl.dma_address });
+  const t = tracing(dev);
+  if (t !== null) t.emit('unmap', 'dma_unmap_sg', dev.name, { nents, dir, attrs, addr: sgl.dma_address, phys_addrs: sgPhysAddrs(sgl, nents) });
   dmaOpsOf(dev).unmap_sg(dev, sgl, nents, dir, attrs);
   ledgerUnmapSg(ledger(dev), dev, api, sgl);
 }
@@ -331,7 +334,8 @@ export function dma_sync_sg_for_cpu(dev: Device, sgl: Scatterlist, nents: number
   dmaOpsOf(dev).sync_sg_for_cpu(dev, sgl, nents, dir);
   debug(dev)?.syncSgForCpu(dev, sgl, nents, dir);
   ledgerSyncSg(ledger(dev), dev, sgl, true);
-  trace(dev, 'sync', 'dma_sync_sg_for_cpu', { nents, dir });
+  const t = tracing(dev);
+  if (t !== null) t.emit('sync', 'dma_sync_sg_for_cpu', dev.name, { nents, dir, ...sgDmaArrays(sgl, nents) });
 }
 
 /** dma_sync_sg_for_device. */
@@ -342,7 +346,8 @@ export function dma_sync_sg_for_device(dev: Device, sgl: Scatterlist, nents: num
   dmaOpsOf(dev).sync_sg_for_device(dev, sgl, nents, dir);
   debug(dev)?.syncSgForDevice(dev, sgl, nents, dir);
   ledgerSyncSg(ledger(dev), dev, sgl, false);
-  trace(dev, 'sync', 'dma_sync_sg_for_device', { nents, dir });
+  const t = tracing(dev);
+  if (t !== null) t.emit('sync', 'dma_sync_sg_for_device', dev.name, { nents, dir, ...sgDmaArrays(sgl, nents) });
 }
 
 /** dma_sync_sgtable_for_cpu (orig_nents). */
@@ -389,7 +394,7 @@ function allocAttrs(dev: Device, size: number, gfp: number, attrs: number, api: 
     const sys = dmaSystemOf(dev.host.ctx);
     ledgerAllocCoherent(sys.ledger, dev, api, size, buf.dma_handle, sys.virtRanges(buf.cpu_addr, size));
   }
-  trace(dev, 'alloc', 'dma_alloc_attrs', { size, handle: buf?.dma_handle ?? null });
+  trace(dev, 'alloc', 'dma_alloc_attrs', { size, handle: buf?.dma_handle ?? null, virt: buf?.cpu_addr ?? 0, gfp, attrs });
   return buf;
 }
 
@@ -412,7 +417,7 @@ function freeAttrs(dev: Device, size: number, buf: CoherentBuffer, attrs: number
   const home = coherentHome.get(buf);
   if (home !== undefined && home !== dev.host.ctx) throw new KernelError(EINVAL, api, `the buffer was allocated on machine ${home.name}, ${dev.name} is on ${dev.host.ctx.name}`, 'buf');
   debug(dev)?.freeCoherent(dev, size, buf);
-  trace(dev, 'free', 'dma_free_attrs', { size, handle: buf.dma_handle });
+  trace(dev, 'free', 'dma_free_attrs', { size, handle: buf.dma_handle, virt: buf.cpu_addr, attrs });
   dmaOpsOf(dev).free(dev, size, buf, attrs);
   ledgerFreeCoherent(ledger(dev), dev, api, buf.dma_handle);
 }

@@ -14,6 +14,8 @@ import { DmaDebug } from '../../dma/debug/debug.ts';
 import type { DebugDevice } from '../../dma/debug/device.ts';
 import type { DebugSgEntry } from '../../dma/debug/sg.ts';
 import { createServices } from '../../core/context.ts';
+import { EINVAL } from '../../core/errno.ts';
+import { KernelError } from '../../core/errors.ts';
 import { PAGE_SIZE } from '../../core/page.ts';
 import { PAGE_OFFSET } from '../../mm/constants.ts';
 import { DMA_MAPPING_ERROR } from '../../dma/debug/state.ts';
@@ -49,7 +51,7 @@ export interface TraceCheckStats {
   devices: string[];
 }
 
-interface SgLive { line: number; phys: number[]; dma: number[]; lengths: number[]; nents: number }
+interface SgLive { line: number; phys: number[]; dma: number[]; lengths: number[]; nents: number; truncated: boolean }
 
 // INVARIANT: a TraceChecker owns one DmaDebug whose entries are exactly the trace's live mappings
 //   (by device object and device address); lines maps `device\0dma address` to the line of the
@@ -70,6 +72,8 @@ export class TraceChecker {
   private readonly _lines = new Map<string, number>();
   private readonly _sgLive = new Map<string, SgLive[]>();
   private readonly _unmappedAt = new Map<string, number>();
+  /** Live dma_map_sg events cut at 128 entries, by `device\0first DMA address`. */
+  private readonly _truncated = new Map<string, SgLive>();
   // INVARIANT: _virt maps each printed CPU pointer (hashed %p) to a stand-in page, the same one for
   //   every event printing that pointer, so dma-debug can compare an allocation's and a free's CPU side.
   private readonly _virt = new Map<string, number>();
@@ -129,7 +133,11 @@ export class TraceChecker {
 
   /** Handle one event (in trace order). */
   add(ev: FtraceEvent): void {
-    if (this._finished) throw new Error('TraceChecker: add after finish');
+    if (typeof ev !== 'object' || ev === null || typeof (ev as { event?: unknown }).event !== 'string' || typeof (ev as { line?: unknown }).line !== 'number') {
+      throw new KernelError(EINVAL, 'TraceChecker.add', 'expected a parsed trace event (parseFtrace, parseFtraceLine)', 'ev');
+    }
+    if (this._finished) throw new KernelError(EINVAL, 'TraceChecker.add', 'the check is finished (finish() was called)', 'ev');
+    if ('device' in ev && typeof ev.device !== 'string') throw new KernelError(EINVAL, 'TraceChecker.add', 'expected the event\'s device name', 'ev');
     this.stats.events++;
     const dbg = this._debug;
     switch (ev.event) {
@@ -162,7 +170,9 @@ export class TraceChecker {
         dbg.debug_dma_map_sg(dev, list, n, mapped, ev.dir, ev.attrs);
         const key = `${ev.device}\0${ev.phys_addrs[0] ?? -1}`;
         const live = this._sgLive.get(key) ?? [];
-        live.push({ line: ev.line, phys: ev.phys_addrs.slice(0, n), dma: ev.dma_addrs.slice(0, mapped), lengths: ev.lengths.slice(0, mapped), nents: n });
+        const rec = { line: ev.line, phys: ev.phys_addrs.slice(0, n), dma: ev.dma_addrs.slice(0, mapped), lengths: ev.lengths.slice(0, mapped), nents: n, truncated: ev.truncated };
+        live.push(rec);
+        if (ev.truncated && ev.dma_addrs[0] !== undefined) this._truncated.set(`${ev.device}\0${ev.dma_addrs[0]}`, rec);
         this._sgLive.set(key, live);
         this._collect(ev.line, ev.device, ev.dma_addrs[0]);
         return;
@@ -184,9 +194,12 @@ export class TraceChecker {
           this.findings.push({ kind: 'dma-debug', device: ev.device, lines: [ev.line], message: `DMA-API: ${dev.bus?.name ?? ''} ${ev.device}: device driver tries to free DMA memory it has not allocated [physical address=${phys}] (dma_unmap_sg: no live dma_map_sg of this device starts there)` });
           return;
         }
-        // The unmap's entries as the driver passed them: its own count, the mapping's DMA side.
-        const list = sgEntries(ev.addrs, m.dma, m.lengths);
-        dbg.debug_dma_unmap_sg(dev, list, ev.addrs.length, ev.dir);
+        // The unmap's entries as the driver passed them: its own count, the mapping's DMA side (of a
+        // map cut at 128 entries, the part the trace kept).
+        const phys = m.truncated ? ev.addrs.slice(0, m.nents) : ev.addrs;
+        if (m.truncated && m.dma[0] !== undefined) this._truncated.delete(`${ev.device}\0${m.dma[0]}`);
+        const list = sgEntries(phys, m.dma, m.lengths);
+        dbg.debug_dma_unmap_sg(dev, list, phys.length, ev.dir);
         this._collect(ev.line, ev.device, m.dma[0]);
         for (const a of m.dma) this._released(ev.device, a, ev.line);
         return;
@@ -204,8 +217,11 @@ export class TraceChecker {
       case 'dma_sync_sg_for_device': {
         this.stats.syncs++;
         const dev = this._dev(ev.device);
-        // The trace keeps the DMA side only; dma-debug matches syncs by device address.
-        const list = ev.dma_addrs.map((a, i) => ({ page: 0, offset: 0, length: ev.lengths[i] ?? 0, dma_address: a, dma_length: ev.lengths[i] ?? 0 }));
+        // The trace keeps the DMA side only; dma-debug matches syncs by device address. A sync of a
+        // map cut at 128 entries is checked on the same part.
+        const cut = this._truncated.get(`${ev.device}\0${ev.dma_addrs[0] ?? -1}`);
+        const dmaAddrs = cut === undefined ? ev.dma_addrs : ev.dma_addrs.slice(0, cut.nents);
+        const list = dmaAddrs.map((a, i) => ({ page: 0, offset: 0, length: ev.lengths[i] ?? 0, dma_address: a, dma_length: ev.lengths[i] ?? 0 }));
         if (ev.event === 'dma_sync_sg_for_cpu') dbg.debug_dma_sync_sg_for_cpu(dev, list, list.length, ev.dir);
         else dbg.debug_dma_sync_sg_for_device(dev, list, list.length, ev.dir);
         this._collect(ev.line, ev.device, ev.dma_addrs[0]);
@@ -240,7 +256,7 @@ export class TraceChecker {
         this._dev(ev.device);
         this._note(ev.device, ev.dma_addr, ev.line);
         const key = `${ev.device}\0sgt\0${ev.dma_addr}`;
-        this._sgLive.set(key, [{ line: ev.line, phys: ev.phys_addrs, dma: [ev.dma_addr], lengths: [ev.size], nents: ev.phys_addrs.length }]);
+        this._sgLive.set(key, [{ line: ev.line, phys: ev.phys_addrs, dma: [ev.dma_addr], lengths: [ev.size], nents: ev.phys_addrs.length, truncated: false }]);
         return;
       }
       case 'dma_alloc_sgt_err':
@@ -303,6 +319,9 @@ function sgEntries(phys: readonly number[], dma: readonly number[], lengths: rea
  * @example const { findings } = await checkTrace(parseFtrace('trace.txt'));
  */
 export async function checkTrace(events: AsyncIterable<FtraceEvent> | Iterable<FtraceEvent>): Promise<{ findings: TraceFinding[]; stats: TraceCheckStats }> {
+  if (typeof events !== 'object' || events === null || (typeof (events as AsyncIterable<FtraceEvent>)[Symbol.asyncIterator] !== 'function' && typeof (events as Iterable<FtraceEvent>)[Symbol.iterator] !== 'function')) {
+    throw new KernelError(EINVAL, 'checkTrace', 'expected events (parseFtrace, or an array of parsed events)', 'events');
+  }
   const c = new TraceChecker();
   for await (const ev of events) c.add(ev);
   return { findings: c.finish(), stats: c.stats };
