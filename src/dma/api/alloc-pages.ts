@@ -200,7 +200,7 @@ export function dma_alloc_noncontiguous(dev: Device, size: number, dir: number, 
   sgt.nents = 1;
   noncontigOf(dev).set(sgt, state);
   const sgl = sgt.sgl as Scatterlist;
-  trace(dev, 'alloc', 'dma_alloc_sgt', { size, dir, attrs, gfp, handle: sgl.dma_address, orig_nents: sgt.orig_nents, phys_addrs: tracing(dev) === null ? [] : sgPhysAddrs(sgl, sgt.orig_nents) });
+  tracing(dev)?.emit('alloc', 'dma_alloc_sgt', dev.name, { size, dir, attrs, gfp, handle: sgl.dma_address, orig_nents: sgt.orig_nents, phys_addrs: sgPhysAddrs(sgl, sgt.orig_nents) });
   debug(dev)?.mapSg(dev, sgl, sgt.orig_nents, 1, dir, attrs);
   const cpu: AddrRange[] = [];
   for (let sg: Scatterlist | null = sgl, i = 0; sg !== null && i < sgt.orig_nents; sg = sg_next(sg), i++) cpu.push({ start: sg_phys(sg), end: sg_phys(sg) + sg.length });
@@ -228,7 +228,7 @@ export function dma_free_noncontiguous(dev: Device, size: number, sgt: SgTable, 
   const st = checkNoncontig(dev, sgt, api);
   const sgl = sgt.sgl as Scatterlist;
   const handle = sgl.dma_address;
-  trace(dev, 'free', 'dma_free_sgt', { size, dir, handle, phys_addrs: tracing(dev) === null ? [] : sgPhysAddrs(sgl, sgt.orig_nents) });
+  tracing(dev)?.emit('free', 'dma_free_sgt', dev.name, { size, dir, handle, phys_addrs: sgPhysAddrs(sgl, sgt.orig_nents) });
   debug(dev)?.unmapSg(dev, sgl, sgt.orig_nents, dir);
   const ops = dmaOpsOf(dev);
   if (st.alloc !== null && ops.free_noncontiguous !== undefined) {

@@ -56,7 +56,7 @@ interface SgLive { line: number; phys: number[]; dma: number[]; lengths: number[
 // INVARIANT: a TraceChecker owns one DmaDebug whose entries are exactly the trace's live mappings
 //   (by device object and device address); lines maps `device\0dma address` to the line of the
 //   event that created the entry (the first entry of an sg mapping); sgLive maps `device\0first
-//   phys` to the live sg mappings with that first entry (newest last).
+//   phys` to the live dma_map_sg mappings with that first entry (newest last).
 /**
  * The offline checker: feed it events in trace order, then `finish()`.
  * @example
@@ -72,6 +72,8 @@ export class TraceChecker {
   private readonly _lines = new Map<string, number>();
   private readonly _sgLive = new Map<string, SgLive[]>();
   private readonly _unmappedAt = new Map<string, number>();
+  /** Live dma_alloc_noncontiguous allocations (no dma-debug entry of their own here), by `device\0DMA address`. */
+  private readonly _sgtLive = new Map<string, { device: string; line: number; dma: number; size: number }>();
   /** Live dma_map_sg events cut at 128 entries, by `device\0first DMA address`. */
   private readonly _truncated = new Map<string, SgLive>();
   // INVARIANT: _virt maps each printed CPU pointer (hashed %p) to a stand-in page, the same one for
@@ -109,6 +111,11 @@ export class TraceChecker {
       this._virt.set(virt, n);
     }
     return n * 4096;
+  }
+
+  /** A release of something never allocated that dma-debug cannot see (it matches by device address). */
+  private _notAllocated(dev: DebugDevice, line: number, what: string): void {
+    this.findings.push({ kind: 'dma-debug', device: dev.name, lines: [line], message: `DMA-API: ${dev.bus?.name ?? ''} ${dev.name}: device driver tries to free DMA memory it has not allocated ${what}` });
   }
 
   /** After a release at `line`: the mapping is gone; a second release names this line. */
@@ -190,8 +197,8 @@ export class TraceChecker {
         const m = live?.pop();
         if (live !== undefined && live.length === 0) this._sgLive.delete(key);
         if (m === undefined) {
-          const phys = ev.addrs[0] === undefined ? 'none' : `0x${ev.addrs[0].toString(16).padStart(16, '0')}`;
-          this.findings.push({ kind: 'dma-debug', device: ev.device, lines: [ev.line], message: `DMA-API: ${dev.bus?.name ?? ''} ${ev.device}: device driver tries to free DMA memory it has not allocated [physical address=${phys}] (dma_unmap_sg: no live dma_map_sg of this device starts there)` });
+          const phys = ev.addrs[0] === undefined ? 'none' : hex16(ev.addrs[0]);
+          this._notAllocated(dev, ev.line, `[physical address=${phys}] (dma_unmap_sg: no live dma_map_sg of this device starts there)`);
           return;
         }
         // The unmap's entries as the driver passed them: its own count, the mapping's DMA side (of a
@@ -255,8 +262,7 @@ export class TraceChecker {
         this.stats.allocs++;
         this._dev(ev.device);
         this._note(ev.device, ev.dma_addr, ev.line);
-        const key = `${ev.device}\0sgt\0${ev.dma_addr}`;
-        this._sgLive.set(key, [{ line: ev.line, phys: ev.phys_addrs, dma: [ev.dma_addr], lengths: [ev.size], nents: ev.phys_addrs.length, truncated: false }]);
+        this._sgtLive.set(`${ev.device}\0${ev.dma_addr}`, { device: ev.device, line: ev.line, dma: ev.dma_addr, size: ev.size });
         return;
       }
       case 'dma_alloc_sgt_err':
@@ -266,9 +272,8 @@ export class TraceChecker {
         return;
       case 'dma_free_sgt': {
         this.stats.frees++;
-        const key = `${ev.device}\0sgt\0${ev.dma_addr}`;
-        if (!this._sgLive.delete(key)) {
-          this.findings.push({ kind: 'dma-debug', device: ev.device, lines: [ev.line], message: `DMA-API: ${this._dev(ev.device).bus?.name ?? ''} ${ev.device}: device driver tries to free DMA memory it has not allocated [device address=0x${ev.dma_addr.toString(16).padStart(16, '0')}] [size=${ev.size} bytes] (dma_free_noncontiguous)` });
+        if (!this._sgtLive.delete(`${ev.device}\0${ev.dma_addr}`)) {
+          this._notAllocated(this._dev(ev.device), ev.line, `[device address=${hex16(ev.dma_addr)}] [size=${ev.size} bytes] (dma_free_noncontiguous)`);
         }
         return;
       }
@@ -281,7 +286,6 @@ export class TraceChecker {
   finish(): TraceFinding[] {
     if (this._finished) return this.findings;
     this._finished = true;
-    const hex = (n: number) => `0x${n.toString(16).padStart(16, '0')}`;
     for (const dev of this._devices.values()) {
       for (const e of this._debug.entries(dev)) {
         const line = this._lines.get(`${dev.name}\0${e.dev_addr}`);
@@ -290,20 +294,19 @@ export class TraceChecker {
           kind: coherent ? 'leaked-coherent' : 'leaked-mapping',
           device: dev.name,
           lines: line === undefined ? [] : [line],
-          message: `${dev.name}: ${coherent ? 'coherent buffer' : `${e.type} mapping`} [device address=${hex(e.dev_addr)}] [size=${e.size} bytes]${coherent ? '' : ` [DMA_${DMA_DIRECTION_NAMES[e.direction as 0 | 1 | 2 | 3] ?? e.direction}]`} never ${coherent ? 'freed' : 'unmapped'} before the trace ended${line === undefined ? '' : ` (mapped at line ${line})`}`,
+          message: `${dev.name}: ${coherent ? 'coherent buffer' : `${e.type} mapping`} [device address=${hex16(e.dev_addr)}] [size=${e.size} bytes]${coherent ? '' : ` [DMA_${DMA_DIRECTION_NAMES[e.direction as 0 | 1 | 2 | 3] ?? e.direction}]`} never ${coherent ? 'freed' : 'unmapped'} before the trace ended${line === undefined ? '' : ` (mapped at line ${line})`}`,
         });
       }
     }
-    for (const [key, live] of this._sgLive) {
-      if (!key.includes('\0sgt\0')) continue;
-      const dev = key.slice(0, key.indexOf('\0'));
-      for (const m of live) {
-        this.findings.push({ kind: 'leaked-mapping', device: dev, lines: [m.line], message: `${dev}: noncontiguous allocation [device address=${hex(m.dma[0] ?? 0)}] [size=${m.lengths[0] ?? 0} bytes] never freed before the trace ended (allocated at line ${m.line})` });
-      }
+    for (const a of this._sgtLive.values()) {
+      this.findings.push({ kind: 'leaked-mapping', device: a.device, lines: [a.line], message: `${a.device}: noncontiguous allocation [device address=${hex16(a.dma)}] [size=${a.size} bytes] never freed before the trace ended (allocated at line ${a.line})` });
     }
     return this.findings;
   }
 }
+
+/** A u64 as dma-debug prints addresses: 0x and 16 hex digits. */
+const hex16 = (n: number): string => `0x${n.toString(16).padStart(16, '0')}`;
 
 /** Scatterlist entries for dma-debug from a trace's arrays (CPU side by physical address). */
 function sgEntries(phys: readonly number[], dma: readonly number[], lengths: readonly number[]): DebugSgEntry[] {
