@@ -52,7 +52,8 @@ commands:
   describe <preset|machine.json>
                       build a machine from a preset or a JSON description and describe it
   schema              print the JSON Schema of a machine file
-  replay <trace.txt>  check a kernel DMA trace (trace-cmd report) as dma-debug would
+  replay <trace.txt>  check a kernel DMA trace (trace-cmd report) as dma-debug would, and replay
+                      it on another machine (--iommu, --swiotlb force, --mask, --machine)
   help                this text
   --version           the package version
 `;

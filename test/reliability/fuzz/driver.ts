@@ -93,6 +93,12 @@ function freedTable(r: Rig): SgTable {
 /** Per-function overrides where a name means something else. */
 const FTRACE_LINE = '     kworker/0:1-42      [000] d..1.   100.000001: dma_map_phys: 0000:01:00.0 dir=TO_DEVICE dma_addr=fffff000 size=4096 phys_addr=1000000 attrs=';
 const ftraceEvent = () => (dmasim.parseFtraceLine(FTRACE_LINE, 1) as { event: unknown }).event;
+/** A replayTrace result with a replay machine, made once (formatReplaySummary and replayHtml take one). */
+let replayed: unknown = null;
+const replayResult = () => replayed;
+async function prepareReplayResult(): Promise<void> {
+  replayed ??= await dmasim.replayTrace((async function* () { yield FTRACE_LINE; })(), { iommu: 'strict' });
+}
 const OVERRIDE: Record<string, Record<string, (r: Rig) => unknown>> = {
   parseFtraceLine: { text: () => FTRACE_LINE, lineNo: () => 1 },
   parseFtrace: { source: () => (async function* () { yield FTRACE_LINE; })(), options: () => ({}) },
@@ -100,6 +106,13 @@ const OVERRIDE: Record<string, Record<string, (r: Rig) => unknown>> = {
   checkTrace: { events: () => [ftraceEvent()] }, 'traceChecker.add': { ev: ftraceEvent },
   toFtraceEvent: { e: () => ({ t: 0, kind: 'map', name: 'dma_map_phys', actor: '0000:01:00.0', args: { phys: 4096, size: 64, dir: 1, attrs: 0, addr: 4096 } }), line: () => 1 },
   traceFtrace: { machine: () => new dmasim.Machine({ memory: '64M', trace: true }) },
+  replayTrace: { source: () => (async function* () { yield FTRACE_LINE; })(), opts: () => ({ replay: true }) },
+  'traceReplayer.add': { ev: ftraceEvent, flagged: () => false }, 'traceScanner.add': { ev: ftraceEvent },
+  'new TraceReplayer': { machine: () => new dmasim.Machine({ memory: '64M' }), notes: () => [] },
+  claimPages: { machine: () => new dmasim.Machine({ memory: '64M' }), pages: () => new dmasim.PageSet() },
+  replayMachineConfig: { scan: () => null, opts: () => ({ replay: true }) },
+  formatReplaySummary: { r: replayResult, file: () => 'trace.txt', shown: () => 10 }, replayHtml: { r: replayResult, file: () => 'trace.txt' },
+  'pageSet.addRange': { phys: () => 4096, size: () => 4096 },
   sg_copy_buffer: { buf: () => new Uint8Array(4096) }, sg_copy_from_buffer: { buf: () => new Uint8Array(4096) },
   sg_copy_to_buffer: { buf: () => new Uint8Array(4096) }, sg_pcopy_from_buffer: { buf: () => new Uint8Array(4096) },
   sg_pcopy_to_buffer: { buf: () => new Uint8Array(4096) }, sg_init_one: { buf: (r) => r.virt }, sg_set_buf: { buf: (r) => r.virt },
@@ -439,4 +452,5 @@ function run(): void {
   out({ done: list.length });
 }
 
+await prepareReplayResult();
 run();
