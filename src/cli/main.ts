@@ -285,7 +285,8 @@ options:
   --trace FILE    also write the event trace in Chrome trace-event format (open in Perfetto)
   --jsonl FILE    also write the event trace as JSON lines
   --ftrace FILE   also write the DMA events as the kernel's trace file prints them (dma:*,
-                  swiotlb:swiotlb_bounced), for dmasim replay or tools that read ftrace text
+                  swiotlb:swiotlb_bounced, iommu:map/unmap/io_page_fault), for dmasim replay
+                  or tools that read ftrace text
   --json          print the results as JSON instead of text
   --allow-findings  exit 0 even when a machine the scenario made ends with findings
 

@@ -290,6 +290,8 @@ export class Iommu {
         paging.onFlush = (what, start, end) => {
           trace.emit('flush', what, 'iommu', what === 'flush_iotlb_all' ? { domain: id } : { domain: id, start, end });
         };
+        paging.onMap = (iova, paddr, size) => { trace.emit('iommu', 'iommu_map', 'iommu', { domain: id, iova, paddr, size }); };
+        paging.onUnmap = (iova, size, unmapped) => { trace.emit('iommu', 'iommu_unmap', 'iommu', { domain: id, iova, size, unmapped_size: unmapped }); };
       }
     }
     const cpus = this.ctx.cpus ?? 2;

@@ -51,6 +51,10 @@ export interface IommuDomainLike extends IotlbSyncDomain {
   readonly klog: KernelLog;
   /** ops->iotlb_sync_map (caching-mode IOMMUs): 0 or -errno. */
   iotlb_sync_map?(iova: number, size: number): number;
+  /** The iommu:map tracepoint: a successful iommu_map_nosync of [iova, iova + size) to paddr. */
+  readonly onMap?: ((iova: number, paddr: number, size: number) => void) | null;
+  /** The iommu:unmap tracepoint: an unmap of `size` bytes at iova that cleared `unmapped`. */
+  readonly onUnmap?: ((iova: number, size: number, unmapped: number) => void) | null;
 }
 
 /**
@@ -104,6 +108,9 @@ export class PagingDomain implements IommuDomainLike {
    * once when the domain is made, so an untraced domain pays one null check per flush.
    */
   onFlush: ((what: 'iommu_iotlb_sync' | 'flush_iotlb_all', start: number, end: number) => void) | null = null;
+  /** iommu:map and iommu:unmap, when the machine traces (see IommuDomainLike). */
+  onMap: ((iova: number, paddr: number, size: number) => void) | null = null;
+  onUnmap: ((iova: number, size: number, unmapped: number) => void) | null = null;
 
   constructor(opts: PagingDomainOptions) {
     this.pgtable = opts.pgtable;

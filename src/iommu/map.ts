@@ -141,7 +141,7 @@ export function iommu_map_nosync(domain: IommuDomainLike, iova: number, paddr: n
       iotlbSync(domain, gather);
     }
     pt.rollbackTablesSince(since);
-  }
+  } else if (domain.onMap != null) domain.onMap(origIova, origPaddr, origSize);
   return ret;
 }
 
@@ -211,6 +211,7 @@ function __iommu_unmap(domain: IommuDomainLike, iova: number, size: number, gath
     iova += done;
     unmapped += done;
   }
+  if (domain.onUnmap != null) domain.onUnmap(iova - unmapped, size, unmapped);
   return unmapped;
 }
 

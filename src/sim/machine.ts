@@ -272,7 +272,8 @@ export class Machine implements KernelContext {
         if (this.accessChecks) dev.dma.checker = deviceAccessChecker(this.dma.ledger, dev, () => this.clock.now);
         if (this.trace.enabled) {
           const tr = this.trace;
-          dev.dma.onFault = (f) => tr.emit('fault', `DMA fault: ${f.reason}`, f.device, { iova: f.iova, length: f.length, access: f.access });
+          // `iommu`: a translation fault the IOMMU reports (report_iommu_fault, iommu:io_page_fault).
+          dev.dma.onFault = (f) => tr.emit('fault', `DMA fault: ${f.reason}`, f.device, { iova: f.iova, length: f.length, access: f.access, iommu: iommu !== null && devOpts.iommu !== false, driver: dev.driver?.name ?? '' });
         }
         if (this.arch === 'arm64' && devOpts.coherent === undefined) dev.dma_coherent = false;
         if (iommu === null || translator === null || devOpts.iommu === false) return;

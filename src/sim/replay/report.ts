@@ -91,7 +91,7 @@ export function formatReplaySummary(r: ReplayTraceResult, file: string, shown = 
       '',
       `replay machine: ${describeReplayMachine(r.machine)}`,
       ...r.plan.notes.map((n) => `  ${n}`),
-      `replayed: ${s.replayed} of ${s.events} events${skipped.length === 0 ? '' : `; not replayed: ${skipped.map(([k, v]) => `${v} ${k}`).join(', ')}`}`,
+      `replayed: ${s.replayed} of ${s.events - s.iommuEvents} DMA events${s.iommuEvents === 0 ? '' : ` (and ${s.iommuEvents} iommu events, done by the replay machine's own IOMMU)`}${skipped.length === 0 ? '' : `; not replayed: ${skipped.map(([k, v]) => `${v} ${k}`).join(', ')}`}`,
       `mappings the traced kernel made that fail here: ${s.failed}`,
       ...(s.tracedFailures > 0 ? [`mappings that failed in the traced kernel and would succeed here: ${s.wouldSucceed} of ${s.tracedFailures}`] : []),
       `pressure: peak ${fmtCount(s.peakLive)} live mappings, peak IOVA space ${fmtBytes(s.peakIovaBytes)}, swiotlb peak ${fmtCount(s.swiotlbHiwater)} of ${fmtCount(s.swiotlbSlots)} slots, ${fmtCount(last?.iotlbInvalidations ?? 0)} IOTLB invalidations`,

@@ -1,7 +1,8 @@
 /**
  * @module sim/replay/write
  * A machine's DMA events in the kernel's trace format: what `cat /sys/kernel/tracing/trace` prints
- * on a 6.18 kernel with `dma:*` and `swiotlb:swiotlb_bounced` enabled (booted with
+ * on a 6.18 kernel with `dma:*`, `swiotlb:swiotlb_bounced` and `iommu:map` / `unmap` /
+ * `io_page_fault` enabled (booted with
  * no_hash_pointers, so CPU pointers print as themselves). Only dma_map_sg cuts its arrays at 128
  * entries, as the kernel's does. A simulation's trace can be replayed and
  * checked like a real one (`dmasim run --ftrace out.txt`, then `dmasim replay out.txt`).
@@ -36,7 +37,8 @@ const gfp = (v: unknown): string => (num(v) === 0 ? 'none' : formatGfp(num(v)));
 
 /**
  * The kernel trace event of one of dmasim's trace events, or null for events the kernel does not
- * trace in the dma/swiotlb systems (IOTLB flushes, faults, WARNs, injections, the IOVA API).
+ * trace in the dma/swiotlb/iommu systems (IOTLB flushes, device faults without an IOMMU, WARNs,
+ * injections, the IOVA API).
  * @example const ev = toFtraceEvent(machine.trace.events[0]);
  */
 export function toFtraceEvent(e: TraceEvent, line = 0): FtraceEvent | null {
@@ -47,6 +49,11 @@ export function toFtraceEvent(e: TraceEvent, line = 0): FtraceEvent | null {
   const a = typeof e.args === 'object' && e.args !== null ? e.args : {};
   const head = { line, task: 'dmasim', pid: 1, cpu: 0, latency: '.....', timestamp: e.t / 1e9 };
   const dma = { ...head, system: 'dma' as const, device: e.actor, dir: num(a['dir']) as DmaDirection };
+  // A translation fault the IOMMU reported (report_iommu_fault): flags IOMMU_FAULT_READ 0, WRITE 1.
+  if (e.kind === 'fault') {
+    if (a['iommu'] !== true) return null;
+    return { ...head, system: 'iommu', event: 'io_page_fault', device: e.actor, driver: typeof a['driver'] === 'string' ? a['driver'] : '', iova: num(a['iova']), flags: a['access'] === 'write' ? 1 : 0 };
+  }
   switch (e.name) {
     case 'dma_map_phys':
       return { ...dma, event: 'dma_map_phys', dma_addr: num(a['addr']), size: num(a['size']), phys_addr: num(a['phys']), attrs: num(a['attrs']) };
@@ -86,6 +93,10 @@ export function toFtraceEvent(e: TraceEvent, line = 0): FtraceEvent | null {
       return { ...dma, event: 'dma_free_sgt', phys_addrs: nums(a['phys_addrs']), dma_addr: num(a['handle']), size: num(a['size']) };
     case 'swiotlb_bounced':
       return { ...head, system: 'swiotlb', event: 'swiotlb_bounced', dev_name: e.actor, dma_mask: maskOf(a['dma_mask']), dev_addr: num(a['dev_addr']), size: num(a['size']), force: a['force'] === 'FORCE' };
+    case 'iommu_map':
+      return { ...head, system: 'iommu', event: 'map', iova: num(a['iova']), paddr: num(a['paddr']), size: num(a['size']) };
+    case 'iommu_unmap':
+      return { ...head, system: 'iommu', event: 'unmap', iova: num(a['iova']), size: num(a['size']), unmapped_size: num(a['unmapped_size']) };
     default:
       return null;
   }

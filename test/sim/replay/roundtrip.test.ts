@@ -109,3 +109,31 @@ describe('replay of scatterlists past the 128 entries a trace keeps', () => {
     });
   }
 });
+
+describe('iommu:map, iommu:unmap and iommu:io_page_fault in the written trace', () => {
+  it('a strict IOMMU run prints each page-table map and unmap and a device fault as the kernel does, and they parse back', async () => {
+    const m = new Machine({ memory: '1G', trace: true, iommu: { mode: 'strict' } });
+    const dev = m.pci.addDevice({ name: '0000:01:00.0', dmaMask: 64 });
+    m.pci.bind(dev, { name: 'rt', probe() {} });
+    const v = m.mm.kmalloc(8192) as number;
+    const a = dma_map_single(dev, v, 8192, DMA_TO_DEVICE);
+    expect(dma_mapping_error(dev, a)).toBe(0);
+    dma_unmap_single(dev, a, 8192, DMA_TO_DEVICE);
+    dev.dma.write(a, new Uint8Array(16)); // after the unmap: an IOMMU fault
+    const text = traceFtrace(m);
+    const phys = m.mm.virt_to_phys(v);
+    const hex16 = (n: number) => `0x${n.toString(16).padStart(16, '0')}`;
+    expect(text).toContain(`map: IOMMU: iova=${hex16(a)} - ${hex16(a + 8192)} paddr=${hex16(phys)} size=8192`);
+    expect(text).toContain(`unmap: IOMMU: iova=${hex16(a)} - ${hex16(a + 8192)} size=8192 unmapped_size=8192`);
+    expect(text).toMatch(new RegExp(`io_page_fault: IOMMU:rt 0000:01:00\\.0 iova=${hex16(a)} flags=0x0001`));
+    const got: string[] = [];
+    for await (const ev of parseFtrace((async function* () { yield text; })())) if (ev.system === 'iommu') got.push(ev.event);
+    expect(got).toEqual(['map', 'unmap', 'io_page_fault']);
+    // Without an IOMMU a bad device access is no io_page_fault.
+    const d = new Machine({ memory: '1G', trace: true, swiotlb: false });
+    const dd = d.pci.addDevice({ name: '0000:01:00.0', dmaMask: 64 });
+    d.pci.bind(dd, { name: 'rt', probe() {} });
+    try { dd.dma.write(0x7fff_0000_0000, new Uint8Array(16)); } catch { /* a fault either way */ }
+    expect(traceFtrace(d)).not.toContain('io_page_fault');
+  });
+});
