@@ -60,13 +60,18 @@ export function htmlReport(m: Machine, data: HtmlReportData = {}): string {
   const chosen = given ?? markedSnapshot(m);
   const snap = chosen ?? new MemorySnapshot(m, 'at the end of the run');
   const title = data.title ?? `dmasim: machine ${m.name}`;
-  const events = m.trace.events.length;
+  // The timeline shows the DMA-level events; the IOMMU's page-table maps and unmaps (kind `iommu`,
+  // one or more per DMA mapping) stay in the trace for --ftrace and --trace, not in the picture.
+  const all = m.trace.events;
+  const shown = all.some((e) => e.kind === 'iommu') ? all.filter((e) => e.kind !== 'iommu') : all;
+  const shownBefore = (i: number): number => (shown === all ? i : all.slice(0, i).reduce((n, e) => n + (e.kind === 'iommu' ? 0 : 1), 0));
+  const events = shown.length;
   const when = chosen === undefined
     ? `at the end of the run (t=${fmtNs(snap.t)}; no snapshot was taken: call markReportSnapshot(m) while the buffers are live)`
-    : `at the snapshot “${snap.label}” (t=${fmtNs(snap.t)}, after ${fmtCount(snap.eventIndex)} of ${fmtCount(events)} trace events)`;
+    : `at the snapshot “${snap.label}” (t=${fmtNs(snap.t)}, after ${fmtCount(shownBefore(snap.eventIndex))} of ${fmtCount(events)} trace events)`;
   const iova = data.iovaRanges === undefined ? snap.iova : viewsFromRanges(m, data.iovaRanges, snap.iova);
   const iovaWhen = data.iovaRanges === undefined ? when : 'when the scenario captured its IOVA ranges';
-  const mark = chosen === undefined ? undefined : { eventIndex: snap.eventIndex, t: snap.t, label: snap.label };
+  const mark = chosen === undefined ? undefined : { eventIndex: shownBefore(snap.eventIndex), t: snap.t, label: snap.label };
   return `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title><style>
 body{font:14px "DejaVu Sans",system-ui,sans-serif;margin:24px;color:#222;max-width:1000px}h1{font-size:20px}h2{font-size:16px;margin-top:28px}
 .cap{color:#555;font-size:12px;max-width:900px}.when{background:#f6f8fa;border-left:3px solid #00838f;padding:6px 10px;font-size:13px}
@@ -78,7 +83,7 @@ pre{background:#f6f8fa;padding:12px;font-size:12px;overflow:auto}svg{display:blo
 <h2>Segment lengths before and after IOMMU merging</h2>${histogramPicture(data.entryLengths ?? [], data.segmentLengths ?? [])}
 <h2>IOVA space</h2>${iovaPicture(iova, iovaWhen)}
 <h2>swiotlb occupancy</h2>${swiotlbPicture(snap.swiotlb, when)}
-<h2>Timeline: maps, unmaps, flushes, faults</h2>${timelinePicture(m.trace.events, mark)}
+<h2>Timeline: maps, unmaps, flushes, faults</h2>${timelinePicture(shown, mark)}
 ${data.text === undefined ? '' : `<h2>Report</h2><pre>${esc(data.text)}</pre>`}
 </body></html>`;
 }
