@@ -1,5 +1,5 @@
 /**
- * Benchmark runner: `npm run bench [name...]`. Names: coalesce, vmalloc, memory, iova, dma, iommu, checks, snapshot. Prints Markdown tables.
+ * Benchmark runner: `npm run bench [name...]`. Names: coalesce, vmalloc, memory, iova, dma, iommu, checks, snapshot, replay. Prints Markdown tables.
  * Run with `node --expose-gc` (npm run bench does) so memory figures are settled.
  */
 import { benchMemoryCost, benchVmalloc } from './vmalloc.bench.ts';
@@ -10,6 +10,7 @@ import { benchDma } from './dma.bench.ts';
 import { benchIommu } from './iommu.bench.ts';
 import { benchChecks } from './checks.bench.ts';
 import { benchSnapshot } from './snapshot.bench.ts';
+import { benchReplay } from './replay.bench.ts';
 
 const suites: Record<string, () => BenchResult[] | string | Promise<BenchResult[] | string>> = {
   coalesce: async () => coalesceTable(await benchCoalesce()),
@@ -20,6 +21,7 @@ const suites: Record<string, () => BenchResult[] | string | Promise<BenchResult[
   iommu: () => benchIommu(),
   checks: () => benchChecks(),
   snapshot: () => benchSnapshot(),
+  replay: () => benchReplay(),
 };
 
 const wanted = process.argv.slice(2);
