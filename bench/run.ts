@@ -1,5 +1,5 @@
 /**
- * Benchmark runner: `npm run bench [name...]`. Names: coalesce, vmalloc, memory, iova, dma, iommu, checks, snapshot, replay. Prints Markdown tables.
+ * Benchmark runner: `npm run bench [name...]`. Names: coalesce, vmalloc, memory, iova, dma, iommu, checks, snapshot, replay, sweep. Prints Markdown tables.
  * Run with `node --expose-gc` (npm run bench does) so memory figures are settled.
  */
 import { benchMemoryCost, benchVmalloc } from './vmalloc.bench.ts';
@@ -11,6 +11,7 @@ import { benchIommu } from './iommu.bench.ts';
 import { benchChecks } from './checks.bench.ts';
 import { benchSnapshot } from './snapshot.bench.ts';
 import { benchReplay } from './replay.bench.ts';
+import { benchSweep } from './sweep.bench.ts';
 
 const suites: Record<string, () => BenchResult[] | string | Promise<BenchResult[] | string>> = {
   coalesce: async () => coalesceTable(await benchCoalesce()),
@@ -22,6 +23,7 @@ const suites: Record<string, () => BenchResult[] | string | Promise<BenchResult[
   checks: () => benchChecks(),
   snapshot: () => benchSnapshot(),
   replay: () => benchReplay(),
+  sweep: () => benchSweep(),
 };
 
 const wanted = process.argv.slice(2);
