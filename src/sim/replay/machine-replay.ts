@@ -180,17 +180,22 @@ export class TraceReplayer {
   private readonly _devices = new Map<string, Device>();
   private readonly _granule: number;
   private readonly _reservedOwner = OWNER_ID['reserved'];
+  private readonly _mask: number | undefined;
 
   /**
    * @param machine the replay machine (see replayMachineConfig); devices the trace names that it
-   *   lacks are added on first sight as `inferDevice` makes them (64-bit, the kernel's defaults).
+   *   lacks are added on first sight as `inferDevice` makes them (64-bit unless `opts.mask`
+   *   says otherwise, the kernel's defaults).
    * @param notes where those devices' assumptions are written.
    */
   readonly notes: string[];
 
-  constructor(machine: Machine, notes: string[] = []) {
+  constructor(machine: Machine, notes: string[] = [], opts: { readonly mask?: number } = {}) {
     if (!(machine instanceof Machine)) throw new KernelError(EINVAL, 'TraceReplayer', `expected a dmasim Machine, got ${machine === null ? 'null' : typeof machine}`, 'machine');
     if (!Array.isArray(notes)) throw new KernelError(EINVAL, 'TraceReplayer', 'expected an array for the notes', 'notes');
+    if (typeof opts !== 'object' || opts === null) throw new KernelError(EINVAL, 'TraceReplayer', 'expected an options object', 'opts');
+    if (opts.mask !== undefined && (!Number.isInteger(opts.mask) || opts.mask < 1 || opts.mask > 64)) throw new KernelError(EINVAL, 'TraceReplayer', `mask is a number of bits from 1 to 64, got ${String(opts.mask)}`, 'opts.mask');
+    this._mask = opts.mask;
     this.machine = machine;
     this.notes = notes;
     this._granule = machine.iommu?.granule ?? PAGE_SIZE;
@@ -203,7 +208,7 @@ export class TraceReplayer {
     let d = this._devices.get(name);
     if (d === undefined) {
       const seen: TraceDeviceSeen = { name, bus: /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/i.test(name) ? 'pci' : 'platform', firstLine: line, dmaMask: undefined, maxSegment: 0, direct: 0, remapped: 0, bounced: 0 };
-      const { bus, ...opts } = inferDevice(seen, undefined, this.notes);
+      const { bus, ...opts } = inferDevice(seen, this._mask, this.notes);
       d = (this.machine.bus(bus ?? 'pci') ?? this.machine.pci).addDevice(opts);
       this._devices.set(name, d);
     }

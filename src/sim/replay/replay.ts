@@ -69,7 +69,7 @@ export async function replayTrace(source: FtraceSource, opts: ReplayTraceOptions
       if (target === undefined) throw new KernelError(EINVAL, 'replayTrace', `bus must be one of ${machine.buses.map((b) => b.name).join(', ')}, got ${String(bus)}`, 'opts.machine.devices[].bus');
       target.addDevice(d);
     }
-    replayer = new TraceReplayer(machine, plan.notes);
+    replayer = new TraceReplayer(machine, plan.notes, opts.mask === undefined ? {} : { mask: opts.mask });
   }
   const stream = parseFtrace(source);
   const checker = new TraceChecker();

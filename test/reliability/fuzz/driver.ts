@@ -108,7 +108,7 @@ const OVERRIDE: Record<string, Record<string, (r: Rig) => unknown>> = {
   traceFtrace: { machine: () => new dmasim.Machine({ memory: '64M', trace: true }) },
   replayTrace: { source: () => (async function* () { yield FTRACE_LINE; })(), opts: () => ({ replay: true }) },
   'traceReplayer.add': { ev: ftraceEvent, flagged: () => false }, 'traceScanner.add': { ev: ftraceEvent },
-  'new TraceReplayer': { machine: () => new dmasim.Machine({ memory: '64M' }), notes: () => [] },
+  'new TraceReplayer': { machine: () => new dmasim.Machine({ memory: '64M' }), notes: () => [], opts: () => ({}) },
   claimPages: { machine: () => new dmasim.Machine({ memory: '64M' }), pages: () => new dmasim.PageSet() },
   replayMachineConfig: { scan: () => null, opts: () => ({ replay: true }) },
   formatReplaySummary: { r: replayResult, file: () => 'trace.txt', shown: () => 10 }, replayHtml: { r: replayResult, file: () => 'trace.txt' },

@@ -186,6 +186,13 @@ describe('replay on a configured machine', () => {
     expect(r.replay!.stats.peakLive).toBe(0);
   });
 
+  it('a trace from a stream (no sizing pass) makes its devices on first sight, with --mask applied', async () => {
+    const text = ['# tracer: nop', `  k-1 [000] d..1.   1.000001: ${mapPhys('180000000', 8192, '180000000')}`].join('\n') + '\n';
+    const r = await replayTrace((async function* () { yield text; })(), { machine: { memory: '8G', swiotlb: false }, mask: 32 });
+    expect(r.plan!.notes.some((n) => n.startsWith(`${DEV}: pci, 32-bit DMA mask (as asked)`))).toBe(true);
+    expect(r.replay!.findings.map((f) => f.kind)).toEqual(['map-failed']);
+  });
+
   it('physical addresses the replay machine lacks are skipped and counted, not mapped', async () => {
     const t = traceFile(mapPhys('1000000000', 4096, '1000000000'), unmapPhys('1000000000', 4096));
     const r = await replayTrace(t, { machine: { memory: '4G' } });
