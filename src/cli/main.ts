@@ -372,11 +372,11 @@ let tsxRegistered = false;
  * Run a scenario module: its default export (a function, maybe async) is called and what it
  * returns is printed (a string, or an object's `report`); a module without one runs at import.
  */
-async function runScenarioFile(file: string, opts: { html?: string | undefined; trace?: string | undefined; jsonl?: string | undefined; json?: boolean | undefined; 'allow-findings'?: boolean | undefined }): Promise<number> {
+async function runScenarioFile(file: string, opts: RunOutputs & { json?: boolean | undefined; 'allow-findings'?: boolean | undefined }): Promise<number> {
   const { pathToFileURL } = await import('node:url');
   const { resolve, extname } = await import('node:path');
   const { existsSync, statSync } = await import('node:fs');
-  const { onMachineCreated, Machine } = await import('../sim/machine.ts');
+  const { onMachineCreated, traceMachinesByDefault, Machine } = await import('../sim/machine.ts');
   const { judgeMachine } = await import('../sim/findings.ts');
   const path = resolve(file);
   if (!existsSync(path)) throw new UsageError(`no scenario file ${file}`, RUN_USAGE);
@@ -385,6 +385,9 @@ async function runScenarioFile(file: string, opts: { html?: string | undefined; 
   }
   const made: object[] = [];
   const stop = onMachineCreated((m) => { made.push(m); });
+  // Outputs drawn from the trace: machines the scenario builds record one unless they say trace: false.
+  const wantsTrace = opts.html !== undefined || opts.trace !== undefined || opts.jsonl !== undefined || opts.ftrace !== undefined;
+  const stopTrace = wantsTrace ? traceMachinesByDefault() : (): void => {};
   let out: unknown;
   try {
     const mod = (await importScenario(pathToFileURL(path).href)) as { default?: unknown };
@@ -392,6 +395,7 @@ async function runScenarioFile(file: string, opts: { html?: string | undefined; 
     else if (mod.default !== undefined) throw new UsageError(`the default export of ${file} is ${typeof mod.default === 'object' ? 'an object' : `a ${typeof mod.default}`}; a scenario exports a function (or runs at import, with no default export)`, RUN_USAGE);
   } finally {
     stop();
+    stopTrace();
   }
   const report = typeof out === 'string' ? out : typeof out === 'object' && out !== null && 'report' in out ? String((out as { report: unknown }).report) : out === undefined ? '' : undefined;
   if (opts.json === true) {
@@ -405,8 +409,8 @@ async function runScenarioFile(file: string, opts: { html?: string | undefined; 
   // The pictures and traces of the machine the scenario returned, else of the last one it made.
   const returned = typeof out === 'object' && out !== null ? Object.values(out).find((v) => made.includes(v as object)) : undefined;
   const pictured = (returned ?? made.at(-1)) as InstanceType<typeof Machine> | undefined;
-  if (opts.html !== undefined || opts.trace !== undefined || opts.jsonl !== undefined) {
-    if (pictured === undefined) throw new UsageError('--html, --trace and --jsonl need a scenario that makes a Machine', RUN_USAGE);
+  if (wantsTrace) {
+    if (pictured === undefined) throw new UsageError('--html, --trace, --jsonl and --ftrace need a scenario that makes a Machine', RUN_USAGE);
     if (!(pictured instanceof Machine)) throw new UsageError(`${file} made its machines with another copy of dmasim (it imports dmasim from elsewhere); import 'dmasim' so they can be pictured`, RUN_USAGE);
     const judged = verdicts.find((v) => v.m === pictured)?.verdict;
     const findingsText = judged === undefined || judged === null || judged.findings.length === 0 ? '' : `\n\nfindings (${judged.findings.length}):\n${judged.text}`;

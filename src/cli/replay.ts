@@ -55,8 +55,23 @@ export async function replayCommand(args: string[]): Promise<number> {
   const opts = await machineOptions(values);
   const file = positionals[0] as string;
   if (file !== '-') {
+    const { existsSync, statSync, openSync, readSync, closeSync } = await import('node:fs');
+    if (!existsSync(file)) throw new UsageError(`${file}: no such file`, REPLAY_USAGE);
+    if (!statSync(file).isFile()) throw new UsageError(`${file}: not a file (a directory?)`, REPLAY_USAGE);
+    // trace-cmd's binary trace.dat: its text is what `trace-cmd report` prints.
+    const head = Buffer.alloc(10);
+    const fd = openSync(file, 'r');
+    const n = readSync(fd, head, 0, 10, 0);
+    closeSync(fd);
+    if (n === 10 && head[0] === 0x17 && head[1] === 0x08 && head[2] === 0x44 && head.subarray(3).toString('latin1') === 'tracing') {
+      throw new UsageError(`${file} is trace-cmd's binary trace.dat: give its text (trace-cmd report -i ${file} > trace.txt)`, REPLAY_USAGE);
+    }
+  }
+  if (values.html !== undefined) {
+    const { dirname, resolve } = await import('node:path');
     const { existsSync, statSync } = await import('node:fs');
-    if (!existsSync(file) || !statSync(file).isFile()) throw new UsageError(`${file}: no such file`, REPLAY_USAGE);
+    const d = dirname(resolve(values.html));
+    if (!existsSync(d) || !statSync(d).isDirectory()) throw new UsageError(`--html ${values.html}: no directory ${d}`, REPLAY_USAGE);
   }
   let r: ReplayTraceResult;
   try {
@@ -69,6 +84,11 @@ export async function replayCommand(args: string[]): Promise<number> {
   const st = r.parse;
   for (const m of st.malformedLines) process.stderr.write(`dmasim replay: ${m.message}\n`);
   if (st.malformed > st.malformedLines.length) process.stderr.write(`dmasim replay: ... and ${st.malformed - st.malformedLines.length} more malformed lines\n`);
+  if (st.events === 0) {
+    process.stderr.write(`dmasim replay: ${file} has no DMA events (${st.lines} lines, ${st.unknown} of other events, ${st.malformed} malformed): was it recorded with -e dma (trace-cmd record -e dma -e swiotlb -e iommu), on Linux 6.12 or later?\n`);
+    // Not one line read as a trace line: this is no trace at all (exit 2, an unreadable trace).
+    if (st.malformed > 0 && st.unknown === 0 && st.skipped === 0) return 2;
+  }
   const all = allFindings(r);
   if (values.json === true) {
     for (const f of all.slice(0, max)) process.stdout.write(`${JSON.stringify({ kind: f.kind, device: f.device, message: f.message, lines: f.lines, where: f.where })}\n`);

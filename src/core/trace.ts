@@ -19,6 +19,8 @@ export interface TraceEvent {
   /** Who: a device name, 'cpu', 'iommu', 'mm'. */
   readonly actor: string;
   readonly args?: Readonly<Record<string, unknown>>;
+  /** The CPU it happened on, when not CPU 0 (machine.currentCpu). */
+  readonly cpu?: number;
 }
 
 /** The recorder: `emit` is a no-op when tracing is off. */
@@ -36,17 +38,20 @@ function checkTrace(trace: unknown, fn: string): void {
 }
 
 /**
- * A trace recorder reading time from `now`; `max` bounds the events kept (oldest dropped).
- * @example const t = createTrace(() => clock.now); t.emit('map', 'dma_map_page', dev.name, { addr });
+ * A trace recorder reading time from `now` (and the CPU from `cpu`, when given); `max` bounds the
+ * events kept (oldest dropped).
+ * @example const t = createTrace(() => clock.now, true); t.emit('map', 'dma_map_page', dev.name, { addr });
  */
-export function createTrace(now: () => number, enabled: boolean, max = 1_000_000): Trace {
+export function createTrace(now: () => number, enabled: boolean, max = 1_000_000, cpu?: () => number): Trace {
   const events: TraceEvent[] = [];
   if (!enabled) return { enabled: false, emit: () => {}, events };
   return {
     enabled: true,
     events,
     emit(kind, name, actor, args) {
-      events.push(args === undefined ? { t: now(), kind, name, actor } : { t: now(), kind, name, actor, args });
+      const c = cpu === undefined ? 0 : cpu();
+      const e: TraceEvent = args === undefined ? { t: now(), kind, name, actor } : { t: now(), kind, name, actor, args };
+      events.push(c === 0 ? e : { ...e, cpu: c });
       if (events.length > max) events.splice(0, events.length - max);
     },
   };

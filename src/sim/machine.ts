@@ -122,6 +122,24 @@ export function onMachineCreated(observer: (m: Machine) => void): () => void {
   return () => { creationObservers.delete(observer); };
 }
 
+// INVARIANT: traceDefaults holds one entry per caller of traceMachinesByDefault that has not
+//   stopped; while it is non-empty, a Machine built without a `trace` option records its trace
+//   (the CLI's --ftrace, --trace, --jsonl and --html on a scenario that builds its own machines).
+//   Shared across copies of dmasim like creationObservers.
+const traceDefaults: Set<object> = sharedSet('dmasim.traceByDefault') as Set<object>;
+
+/**
+ * Until the returned function is called, Machines built without a `trace` option record their
+ * trace (`trace: false` still turns it off): how `dmasim run --ftrace` gets a trace from a
+ * scenario that never asked for one.
+ * @example const stop = traceMachinesByDefault(); await scenario(); stop();
+ */
+export function traceMachinesByDefault(): () => void {
+  const token = {};
+  traceDefaults.add(token);
+  return () => { traceDefaults.delete(token); };
+}
+
 /**
  * A simulated machine.
  *
@@ -223,7 +241,7 @@ export class Machine implements KernelContext {
     this.dma = initDmaSystem(this, directOps(this.mm), (virt, size) => virtToPhysRanges(this.mm, virt, size), this.mm);
     this.accessChecks = opts.accessChecks ?? true;
     if (this.accessChecks) this.mm.onCpuAccess = cpuOwnershipChecker(this.dma.ledger, () => this.clock.now);
-    this.trace = createTrace(() => this.clock.now, opts.trace === true);
+    this.trace = createTrace(() => this.clock.now, opts.trace ?? traceDefaults.size > 0, undefined, () => this.currentCpu);
     if (this.trace.enabled) {
       const tr = this.trace;
       this.dma.trace = tr;

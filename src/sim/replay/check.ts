@@ -11,6 +11,7 @@
  * is matched to the live dma_map_sg of that device whose first entry has the same physical address.
  */
 import { DmaDebug } from '../../dma/debug/debug.ts';
+import { linearDebugMemory } from '../../dma/debug/platform.ts';
 import type { DebugDevice } from '../../dma/debug/device.ts';
 import type { DebugSgEntry } from '../../dma/debug/sg.ts';
 import { createServices } from '../../core/context.ts';
@@ -72,18 +73,28 @@ export class TraceChecker {
   private readonly _lines = new Map<string, number>();
   private readonly _sgLive = new Map<string, SgLive[]>();
   private readonly _unmappedAt = new Map<string, number>();
+  /** The last RECENT_RELEASES released ranges per device, oldest first (for io_page_fault). */
+  private readonly _recent = new Map<string, Array<{ start: number; end: number; line: number }>>();
   /** Live dma_alloc_noncontiguous allocations (no dma-debug entry of their own here), by `device\0DMA address`. */
   private readonly _sgtLive = new Map<string, { device: string; line: number; dma: number; size: number }>();
+  /** Where the last dma_unmap_sg of `device\0first phys` and dma_free_sgt of `device\0DMA address` were (a second one names it). */
+  private readonly _sgUnmappedAt = new Map<string, number>();
+  private readonly _sgtFreedAt = new Map<string, number>();
   /** Live dma_map_sg events cut at 128 entries, by `device\0first DMA address`. */
   private readonly _truncated = new Map<string, SgLive>();
   // INVARIANT: _virt maps each printed CPU pointer (hashed %p) to a stand-in page, the same one for
   //   every event printing that pointer, so dma-debug can compare an allocation's and a free's CPU side.
   private readonly _virt = new Map<string, number>();
+  private readonly _virtOf = new Map<number, string>();
   private _errorsSeen = 0;
   private _finished = false;
 
   constructor() {
-    this._debug = new DmaDebug({ klog: createServices('trace-check', 0).klog }, { entries: 1 << 22 });
+    // Offline, nothing says which physical addresses are RAM: only the stand-in pages of CPU
+    // pointers are (so a traced MMIO mapping is never "dma_map_resource called for RAM address").
+    this._debug = new DmaDebug({ klog: createServices('trace-check', 0).klog }, {
+      entries: 1 << 22, memory: linearDebugMemory({ ram: [{ startPfn: STAND_IN_PFN, endPfn: STAND_IN_PFN + STAND_IN_PAGES + 1 }] }),
+    });
     // Every error is wanted, not only the first per driver.
     this._debug.all_errors = 1;
   }
@@ -92,7 +103,9 @@ export class TraceChecker {
     let d = this._devices.get(name);
     if (d === undefined) {
       // The trace names devices, not drivers: dma-debug labels them by bus, as for an unbound device.
-      d = { name, bus: { name: /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/i.test(name) ? 'pci' : 'platform' } };
+      // Nor its DMA parameters: no segment limit or boundary is checked here (a replay machine's
+      // devices have theirs, from a machine file or the trace).
+      d = { name, bus: { name: /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/i.test(name) ? 'pci' : 'platform' }, dma_parms: { max_segment_size: 0xffffffff, segment_boundary_mask: 2 ** 64 - 1 } };
       this._devices.set(name, d);
       this.stats.devices.push(name);
     }
@@ -103,25 +116,71 @@ export class TraceChecker {
     this._lines.set(`${dev}\0${addr}`, line);
   }
 
-  /** The stand-in pfn of a printed CPU pointer (16 MiB apart, below 2^44: valid linear-map pages). */
+  /** The stand-in pfn of a printed CPU pointer (pages at STAND_IN_PFN and up: the only RAM the check's dma-debug knows). */
   private _pageOf(virt: string): number {
     let n = this._virt.get(virt);
     if (n === undefined) {
-      n = (this._virt.size % (1 << 20)) + 1;
+      n = STAND_IN_PFN + (this._virt.size % STAND_IN_PAGES) + 1;
       this._virt.set(virt, n);
+      this._virtOf.set(n, virt);
     }
-    return n * 4096;
+    return n;
+  }
+
+  /** dma-debug's words with stand-in CPU addresses replaced by the pointers the trace printed. */
+  private _unStandIn(text: string): string {
+    return text.replace(/0x0x([0-9a-f]{16})/g, (all, hex: string) => {
+      const pfn = Math.floor(parseInt(hex, 16) / PAGE_SIZE);
+      const v = this._virtOf.get(pfn);
+      return v === undefined ? all : `0x${v}`;
+    });
   }
 
   /** A release of something never allocated that dma-debug cannot see (it matches by device address). */
-  private _notAllocated(dev: DebugDevice, line: number, what: string): void {
-    this.findings.push({ kind: 'dma-debug', device: dev.name, lines: [line], message: `DMA-API: ${dev.bus?.name ?? ''} ${dev.name}: device driver tries to free DMA memory it has not allocated ${what}` });
+  private _notAllocated(dev: DebugDevice, line: number, what: string, earlier?: number): void {
+    this.findings.push({ kind: 'dma-debug', device: dev.name, lines: earlier === undefined ? [line] : [line, earlier], message: `DMA-API: ${dev.bus?.name ?? ''} ${dev.name}: device driver tries to free DMA memory it has not allocated ${what}` });
   }
 
   /** After a release at `line`: the mapping is gone; a second release names this line. */
-  private _released(dev: string, addr: number, line: number): void {
+  private _released(dev: string, addr: number, line: number, size = 0): void {
     const key = `${dev}\0${addr}`;
     if (this._lines.delete(key)) this._unmappedAt.set(key, line);
+    if (size > 0) {
+      let ring = this._recent.get(dev);
+      if (ring === undefined) this._recent.set(dev, ring = []);
+      ring.push({ start: addr, end: addr + size, line });
+      if (ring.length > RECENT_RELEASES) ring.splice(0, ring.length - RECENT_RELEASES);
+    }
+  }
+
+  /**
+   * iommu:io_page_fault: the device touched an IOVA the IOMMU would not translate for it. Where
+   * that IOVA is in a live mapping of the device the access broke its direction; where the device
+   * released a mapping there lately, it used it after the unmap; else it was never mapped.
+   */
+  private _fault(ev: { device: string; driver: string; iova: number; flags: number; line: number }): void {
+    const dev = this._dev(ev.device);
+    const write = (ev.flags & 1) !== 0;
+    const what = `${ev.driver === '' ? '' : `${ev.driver} `}${ev.device}: IOMMU fault on a device ${write ? 'write' : 'read'} at iova ${hex16(ev.iova)}`;
+    for (const e of this._debug.entries(dev)) {
+      if (ev.iova >= e.dev_addr && ev.iova < e.dev_addr + e.size) {
+        const line = this._lines.get(`${ev.device}\0${e.dev_addr}`);
+        const dirName = DMA_DIRECTION_NAMES[e.direction as 0 | 1 | 2 | 3] ?? String(e.direction);
+        this.findings.push({ kind: 'access-direction', device: ev.device, lines: line === undefined ? [ev.line] : [ev.line, line],
+          message: `${what}, inside the live DMA_${dirName} mapping [device address=${hex16(e.dev_addr)}] [size=${e.size} bytes]${line === undefined ? '' : ` (mapped at line ${line})`}` });
+        return;
+      }
+    }
+    const ring = this._recent.get(ev.device) ?? [];
+    for (let i = ring.length - 1; i >= 0; i--) {
+      const r = ring[i] as { start: number; end: number; line: number };
+      if (ev.iova >= r.start && ev.iova < r.end) {
+        this.findings.push({ kind: 'access-after-unmap', device: ev.device, lines: [ev.line, r.line],
+          message: `${what}, which the driver unmapped at line ${r.line} ([device address=${hex16(r.start)}] [size=${r.end - r.start} bytes])` });
+        return;
+      }
+    }
+    this.findings.push({ kind: 'access-unmapped', device: ev.device, lines: [ev.line], message: `${what}: no mapping of ${ev.device} covers it, and none released lately did` });
   }
 
   /** Findings for whatever dma-debug reported while handling the event at `line`. */
@@ -134,7 +193,7 @@ export class TraceChecker {
     const key = `${dev}\0${addr}`;
     const mapLine = addr === undefined ? undefined : this._lines.get(key) ?? this._unmappedAt.get(key);
     for (const e of errs.slice(Math.max(0, errs.length - fresh))) {
-      this.findings.push({ kind: 'dma-debug', device: e.device, message: e.text.replace(/\n$/, ''), lines: mapLine === undefined || mapLine === line ? [line] : [line, mapLine] });
+      this.findings.push({ kind: 'dma-debug', device: e.device, message: this._unStandIn(e.text.replace(/\n$/, '')), lines: mapLine === undefined || mapLine === line ? [line] : [line, mapLine] });
     }
   }
 
@@ -162,7 +221,7 @@ export class TraceChecker {
         this.stats.unmaps++;
         dbg.debug_dma_unmap_phys(this._dev(ev.device), ev.addr, ev.size, ev.dir);
         this._collect(ev.line, ev.device, ev.addr);
-        this._released(ev.device, ev.addr, ev.line);
+        this._released(ev.device, ev.addr, ev.line, ev.size);
         return;
       }
       case 'dma_map_sg': {
@@ -198,9 +257,11 @@ export class TraceChecker {
         if (live !== undefined && live.length === 0) this._sgLive.delete(key);
         if (m === undefined) {
           const phys = ev.addrs[0] === undefined ? 'none' : hex16(ev.addrs[0]);
-          this._notAllocated(dev, ev.line, `[physical address=${phys}] (dma_unmap_sg: no live dma_map_sg of this device starts there)`);
+          const before = this._sgUnmappedAt.get(key);
+          this._notAllocated(dev, ev.line, `[physical address=${phys}] (dma_unmap_sg: no live dma_map_sg of this device starts there${before === undefined ? '' : `; one was unmapped at line ${before}`})`, before);
           return;
         }
+        this._sgUnmappedAt.set(key, ev.line);
         // The unmap's entries as the driver passed them: its own count, the mapping's DMA side (of a
         // map cut at 128 entries, the part the trace kept).
         const phys = m.truncated ? ev.addrs.slice(0, m.nents) : ev.addrs;
@@ -208,7 +269,7 @@ export class TraceChecker {
         const list = sgEntries(phys, m.dma, m.lengths);
         dbg.debug_dma_unmap_sg(dev, list, phys.length, ev.dir);
         this._collect(ev.line, ev.device, m.dma[0]);
-        for (const a of m.dma) this._released(ev.device, a, ev.line);
+        m.dma.forEach((a, i) => { this._released(ev.device, a, ev.line, m.lengths[i] ?? 0); });
         return;
       }
       case 'dma_sync_single_for_cpu':
@@ -238,7 +299,8 @@ export class TraceChecker {
       case 'dma_alloc_pages': {
         this.stats.allocs++;
         const dev = this._dev(ev.device);
-        if (ev.dma_addr === 0 && ev.virt_addr.replace(/^0x/, '').replace(/^0+/, '') === '') { this.stats.failedMaps++; return; }
+        // A failed allocation traces a NULL CPU pointer (and 0, or DMA_MAPPING_ERROR behind an IOMMU).
+        if (isNullPointer(ev.virt_addr)) { this.stats.failedMaps++; return; }
         this._note(ev.device, ev.dma_addr, ev.line);
         // %p prints a hash: each distinct pointer gets a stand-in page of its own.
         const page = this._pageOf(ev.virt_addr);
@@ -255,7 +317,7 @@ export class TraceChecker {
         if (ev.event === 'dma_free') dbg.debug_dma_free_coherent(dev, ev.size, PAGE_OFFSET + page * PAGE_SIZE, ev.dma_addr);
         else dbg.debug_dma_free_pages(dev, page, ev.size, ev.dir, ev.dma_addr);
         this._collect(ev.line, ev.device, ev.dma_addr);
-        this._released(ev.device, ev.dma_addr, ev.line);
+        this._released(ev.device, ev.dma_addr, ev.line, ev.size);
         return;
       }
       case 'dma_alloc_sgt': {
@@ -272,11 +334,17 @@ export class TraceChecker {
         return;
       case 'dma_free_sgt': {
         this.stats.frees++;
-        if (!this._sgtLive.delete(`${ev.device}\0${ev.dma_addr}`)) {
-          this._notAllocated(this._dev(ev.device), ev.line, `[device address=${hex16(ev.dma_addr)}] [size=${ev.size} bytes] (dma_free_noncontiguous)`);
-        }
+        const key = `${ev.device}\0${ev.dma_addr}`;
+        if (!this._sgtLive.delete(key)) {
+          const before = this._sgtFreedAt.get(key);
+          this._notAllocated(this._dev(ev.device), ev.line, `[device address=${hex16(ev.dma_addr)}] [size=${ev.size} bytes] (dma_free_noncontiguous${before === undefined ? '' : `; freed at line ${before}`})`, before);
+        } else this._sgtFreedAt.set(key, ev.line);
         return;
       }
+      case 'io_page_fault':
+        this.stats.other++;
+        this._fault(ev);
+        return;
       default:
         this.stats.other++;
     }
@@ -304,6 +372,18 @@ export class TraceChecker {
     return this.findings;
   }
 }
+
+/** A printed `%p` that is NULL (`0000000000000000`, `(null)`, `0x0`). */
+export function isNullPointer(p: string): boolean {
+  return p === '(null)' || p.replace(/^0x/, '').replace(/^0+/, '') === '';
+}
+
+/** Released ranges kept per device to name the unmap an io_page_fault follows. */
+const RECENT_RELEASES = 1024;
+
+/** Where the stand-in pages of CPU pointers start (32 TiB: above the physical addresses traces carry). */
+const STAND_IN_PFN = 2 ** 33;
+const STAND_IN_PAGES = 1 << 20;
 
 /** A u64 as dma-debug prints addresses: 0x and 16 hex digits. */
 const hex16 = (n: number): string => `0x${n.toString(16).padStart(16, '0')}`;

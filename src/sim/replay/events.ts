@@ -69,6 +69,11 @@ export interface FtraceHeader {
   readonly latency: string | undefined;
   readonly timestamp: number;
   readonly system: FtraceSystem;
+  /**
+   * The name a pre-6.18 kernel printed, when it differs (`dma_map_page`, `dma_unmap_page`,
+   * `dma_map_resource`, `dma_unmap_resource`): the record carries the 6.18 event it became.
+   */
+  readonly kernelName?: string;
 }
 
 /** Fields every `dma:` event has. */

@@ -24,6 +24,7 @@ import { EINVAL, errnoName } from '../../core/errno.ts';
 import { KernelError } from '../../core/errors.ts';
 import { PAGE_SIZE } from '../../core/page.ts';
 import { GFP_KERNEL } from '../../mm/gfp.ts';
+import { DMA_ATTR_MMIO } from '../../dma/api/attrs.ts';
 import { OWNERS, OWNER_ID, PG_ALLOCATED } from '../../mm/page-meta.ts';
 import type { Device } from '../../device/device.ts';
 import { DMA_MAPPING_ERROR } from '../../dma/debug/state.ts';
@@ -32,7 +33,7 @@ import {
   dma_sync_single_for_cpu, dma_sync_single_for_device, dma_unmap_phys, dma_unmap_sg_attrs,
 } from '../../dma/api/mapping.ts';
 import { dma_alloc_noncontiguous, dma_alloc_pages, dma_free_noncontiguous, dma_free_pages } from '../../dma/api/alloc-pages.ts';
-import type { CoherentBuffer, DmaPages } from '../../dma/api/ops.ts';
+import type { Bouncer, CoherentBuffer, DmaPages } from '../../dma/api/ops.ts';
 import { SgTable } from '../../scatterlist/table.ts';
 import { sg_alloc_table, sg_free_table } from '../../scatterlist/table.ts';
 import { sg_dma_address, sg_dma_len, sg_next, sg_set_page, type Scatterlist } from '../../scatterlist/entry.ts';
@@ -40,6 +41,7 @@ import { Machine } from '../machine.ts';
 import type { DmaFindingKind } from '../findings.ts';
 import type { FtraceEvent, DmaMapSgEvent } from './events.ts';
 import { PageSet, inferDevice, type TraceDeviceSeen } from './scan.ts';
+import { isNullPointer } from './check.ts';
 
 /** A finding of the replay machine: `map-failed` (a mapping the traced kernel made fails here) or a dmaFindings kind. */
 export type ReplayFindingKind = DmaFindingKind | 'map-failed';
@@ -127,6 +129,8 @@ export interface ReplayReport {
   readonly segmentLengths: number[];
 }
 
+const FRAGMENTER = OWNER_ID['fragmenter'];
+
 /** Samples kept: when full, every other one goes and the stride doubles. */
 const MAX_SAMPLES = 512;
 /** Examples of address differences kept for the report. */
@@ -202,6 +206,16 @@ export class TraceReplayer {
     // Every error dma-debug finds is wanted, not the first per driver.
     if (machine.dmaDebug !== null) machine.dmaDebug.all_errors = 1;
     for (const bus of machine.buses) for (const d of bus.devices.values()) this._devices.set(d.name, d);
+    // Count bounces as the kernel's swiotlb_bounced tracepoint does: one per attempt to bounce a
+    // buffer (each sg entry), before slots are searched.
+    const b = machine.dma.bouncer;
+    if (b !== null) {
+      const counted = Object.create(b) as Bouncer;
+      const fi = this.fidelity;
+      counted.map = (dev, phys, size, dir, attrs) => { fi.replayBounces++; return b.map(dev, phys, size, dir, attrs); };
+      counted.mapAligned = (dev, phys, size, mask, dir, attrs) => { fi.replayBounces++; return b.mapAligned(dev, phys, size, mask, dir, attrs); };
+      machine.dma.bouncer = counted;
+    }
   }
 
   private _dev(name: string, line: number): Device {
@@ -232,6 +246,9 @@ export class TraceReplayer {
     for (let pfn = first; pfn <= last; pfn++) {
       if ((meta.stateOf(pfn) & PG_ALLOCATED) === 0) {
         if (!mm.memblockReserve(pfn * PAGE_SIZE, PAGE_SIZE, 'reserved')) { this._skip('physical page not free on the replay machine'); return false; }
+      } else if (meta.ownerOf(pfn) === FRAGMENTER) {
+        // The fragmenter's pages stand for other kernel users' memory: the trace's buffer is one.
+        meta.fill(meta.owner, this._reservedOwner, pfn, pfn + 1);
       } else if (meta.ownerOf(pfn) !== this._reservedOwner) {
         this._skip(`physical page the replay machine uses itself (${OWNERS[meta.ownerOf(pfn)] ?? 'unknown'})`); return false;
       }
@@ -341,8 +358,8 @@ export class TraceReplayer {
       case 'dma_map_phys': {
         const dev = this._dev(ev.device, ev.line);
         const failedThere = ev.dma_addr === DMA_MAPPING_ERROR;
-        if (!this._claim(ev.phys_addr, ev.size)) return;
-        const used = this._swiotlbUsed();
+        // An MMIO mapping (dma_map_resource before 6.18) names device memory, not RAM: nothing to claim.
+        if ((ev.attrs & DMA_ATTR_MMIO) === 0 && !this._claim(ev.phys_addr, ev.size)) return;
         const a = dma_map_phys(dev, ev.phys_addr, ev.size, ev.dir, ev.attrs);
         const bad = dma_mapping_error(dev, a) !== 0;
         const logged = this._klogSince(mark);
@@ -353,7 +370,6 @@ export class TraceReplayer {
         }
         this.stats.replayed++;
         if (bad) { this._fail(ev.device, ev.line, `dma_map_phys of ${ev.size} bytes at phys 0x${ev.phys_addr.toString(16)}`, logged); return; }
-        if (this._swiotlbUsed() > used) this.fidelity.replayBounces++;
         this.fidelity.singleMaps++;
         if (a === ev.dma_addr) this.fidelity.sameAddress++;
         else this._example(ev.line, ev.device, `dma_addr=0x${ev.dma_addr.toString(16)}`, `dma_addr=0x${a.toString(16)}`);
@@ -427,7 +443,7 @@ export class TraceReplayer {
       case 'dma_alloc':
       case 'dma_alloc_pages': {
         const dev = this._dev(ev.device, ev.line);
-        const failedThere = ev.dma_addr === 0 && ev.virt_addr.replace(/^0x/, '').replace(/^0+/, '') === '';
+        const failedThere = isNullPointer(ev.virt_addr);
         const key = `${ev.device}\0${ev.dma_addr}`;
         if (ev.event === 'dma_alloc') {
           const buf = dma_alloc_attrs(dev, ev.size, GFP_KERNEL, ev.attrs);
@@ -544,7 +560,6 @@ export class TraceReplayer {
       sg_set_page(sg, Math.floor(p / PAGE_SIZE), lengths[i] as number, p % PAGE_SIZE);
       this._keepLength(this._entryLengths, lengths[i] as number);
     }
-    const used = this._swiotlbUsed();
     const count = dma_map_sg_attrs(dev, sgt.sgl, n, ev.dir, ev.attrs);
     const logged = this._klogSince(mark);
     this.stats.replayed++;
@@ -553,7 +568,6 @@ export class TraceReplayer {
       this._fail(ev.device, ev.line, `dma_map_sg of ${n} entries (${lengths.reduce((a, b) => a + b, 0)} bytes)`, logged);
       return;
     }
-    if (this._swiotlbUsed() > used) this.fidelity.replayBounces++;
     const f = this.fidelity;
     f.sgMaps++;
     if (ev.full_ents < n) f.sgLengthsInferred++;
@@ -636,7 +650,13 @@ export function claimPages(machine: Machine, pages: PageSet): void {
   const meta = mm.meta;
   for (const [start, end] of pages.runs()) {
     for (let pfn = start; pfn < end;) {
-      if (!mm.isRam(pfn * PAGE_SIZE, PAGE_SIZE) || (meta.stateOf(pfn) & PG_ALLOCATED) !== 0) { pfn++; continue; }
+      if (!mm.isRam(pfn * PAGE_SIZE, PAGE_SIZE)) { pfn++; continue; }
+      if ((meta.stateOf(pfn) & PG_ALLOCATED) !== 0) {
+        // The fragmenter's pages stand for other kernel users' memory: the trace's buffers are some.
+        if (meta.ownerOf(pfn) === FRAGMENTER) meta.fill(meta.owner, OWNER_ID['reserved'], pfn, pfn + 1);
+        pfn++;
+        continue;
+      }
       // The longest free stretch from pfn within the run, reserved in one carve (page by page when
       // it crosses a zone).
       let stop = pfn + 1;

@@ -309,11 +309,33 @@ function checkMapSg(o: Record<string, unknown>): void {
   }
 }
 
+/** The counts of a pre-6.18 dma_map_sg, from its arrays (nothing was cut then). */
+function legacyMapSgCounts(o: Record<string, unknown>): void {
+  const n = (o['phys_addrs'] as number[]).length;
+  const e = (o['dma_addrs'] as number[]).length;
+  if ((o['lengths'] as number[]).length !== e) fault('lengths', `${(o['lengths'] as number[]).length} sizes for ${e} dma_addrs`);
+  o['nents'] = n;
+  o['ents'] = e;
+  o['full_nents'] = n;
+  o['full_ents'] = e;
+  o['truncated'] = false;
+}
+
 function parseMapSg(text: string, o: Record<string, unknown>): void {
   const [device, t] = deviceAndTokens(text);
   o['device'] = device;
   o['dir'] = dirValue(labelled(t[0], 'dir', 'dir'), 'dir');
   let i = 1;
+  if (t[1]?.startsWith('dma_addrs=') === true) {
+    // Kernels before 6.18 printed no counts and kept every entry: the arrays' lengths are the counts.
+    o['dma_addrs'] = arrayValue(labelled(t[1], 'dma_addrs', 'dma_addrs'), 'dma_addrs', true);
+    o['lengths'] = arrayValue(labelled(t[2], 'sizes', 'lengths'), 'lengths', false);
+    o['phys_addrs'] = arrayValue(labelled(t[3], 'phys_addrs', 'phys_addrs'), 'phys_addrs', true);
+    o['attrs'] = attrsValue(labelled(t[4], 'attrs', 'attrs'), 'attrs');
+    endOfTokens(t, 5, 'attrs');
+    legacyMapSgCounts(o);
+    return;
+  }
   for (const which of ['nents', 'ents'] as const) {
     const v = labelled(t[i++], which, which);
     const slash = v.indexOf('/');
@@ -401,7 +423,9 @@ function parseIoPageFault(text: string, o: Record<string, unknown>): void {
 
 /** `name=value` pairs in struct order, as trace-cmd's `-R` prints them. */
 function parseRaw(name: FtraceEventName, layout: EventLayout, text: string, o: Record<string, unknown>): void {
-  const fields = layout.raw;
+  // A pre-6.18 dma_map_sg record has no count fields.
+  const legacySg = name === 'dma_map_sg' && !text.includes(' full_nents=');
+  const fields = legacySg ? layout.raw.filter((f) => !['full_nents', 'full_ents', 'truncated'].includes(f.name)) : layout.raw;
   let pos = 0;
   for (let i = 0; i < fields.length; i++) {
     const f = fields[i] as (typeof fields)[number];
@@ -415,7 +439,27 @@ function parseRaw(name: FtraceEventName, layout: EventLayout, text: string, o: R
     o[f.name] = rawValue(f.kind, v, f.name);
     pos = end + 1;
   }
-  if (name === 'dma_map_sg') checkMapSg(o);
+  if (legacySg) legacyMapSgCounts(o);
+  else if (name === 'dma_map_sg') checkMapSg(o);
+}
+
+/**
+ * The first (6.12) dma_alloc / dma_free print: `dma_addr= size= phys_addr= [flags=] attrs=`, no
+ * direction, and the CPU buffer's physical address where later kernels print its pointer: that
+ * address stands in for `virt_addr` (printed as 16 hex digits, it matches an allocation to its
+ * free the same way), and the direction is DMA_BIDIRECTIONAL, as coherent memory is.
+ */
+function parseLegacyAllocFree(name: 'dma_alloc' | 'dma_free', t: string[], o: Record<string, unknown>): void {
+  o['dir'] = 0;
+  o['dma_addr'] = hexU64(labelled(t[0], 'dma_addr', 'dma_addr'), 'dma_addr');
+  o['size'] = decU64(labelled(t[1], 'size', 'size'), 'size');
+  const phys = labelled(t[2], 'phys_addr', 'virt_addr');
+  hexU64(phys, 'phys_addr');
+  o['virt_addr'] = phys.padStart(16, '0');
+  let i = 3;
+  if (name === 'dma_alloc') o['flags'] = labelled(t[i++], 'flags', 'flags');
+  o['attrs'] = attrsValue(labelled(t[i++], 'attrs', 'attrs'), 'attrs');
+  endOfTokens(t, i, 'attrs');
 }
 
 /** Fills `o` with the fields of event `name` read from `text`. */
@@ -432,6 +476,13 @@ function parseText(name: FtraceEventName, text: string, o: Record<string, unknow
     default: break;
   }
   const spec = layout.print as NonNullable<EventLayout['print']>;
+  if ((name === 'dma_alloc' || name === 'dma_free') && !text.includes(' dir=') && !text.startsWith('dir=')) {
+    // The 6.12 print: the device, then dma_addr= (no direction).
+    const i = text.lastIndexOf(' dma_addr=');
+    if (i < 0) fault('dir', 'missing');
+    o['device'] = text.slice(0, i);
+    return parseLegacyAllocFree(name, text.slice(i + 1).split(' '), o);
+  }
   const [device, t] = deviceAndTokens(text);
   o['device'] = device;
   for (let i = 0; i < spec.length; i++) {
@@ -442,6 +493,19 @@ function parseText(name: FtraceEventName, text: string, o: Record<string, unknow
 }
 
 // ---- lines ---------------------------------------------------------------------------------------
+
+/** DMA_ATTR_MMIO, the attribute 6.18's dma_map_phys carries where older kernels traced dma_map_resource. */
+const DMA_ATTR_MMIO_BIT = 1 << 10;
+
+/**
+ * Events of 6.12-6.17 kernels under the 6.18 event they became (same fields and print format):
+ * dma_map_page / dma_unmap_page were renamed dma_map_phys / dma_unmap_phys, and dma_map_resource /
+ * dma_unmap_resource folded into them with DMA_ATTR_MMIO.
+ */
+const LEGACY_NAMES: Readonly<Record<string, { readonly as: FtraceEventName; readonly mmio?: boolean }>> = Object.freeze({
+  dma_map_page: { as: 'dma_map_phys' }, dma_unmap_page: { as: 'dma_unmap_phys' },
+  dma_map_resource: { as: 'dma_map_phys', mmio: true }, dma_unmap_resource: { as: 'dma_unmap_phys', mmio: true },
+});
 
 // What follows the dash before the pid: the kernel's `%-7d [(%7d) ][%03d] [<latency>] %5lu.%06lu: `,
 // trace-cmd's `%-5d [%03d] <latency> %5lu.%06lu:` (`-R`: `[%03d]-0x%x`; `-l`: `%-5d %3d<latency>`).
@@ -578,7 +642,9 @@ export function parseFtraceLine(text: string, lineNo: number): FtraceLineResult 
       return malformed(lineNo, 'header', `event name: expected '<event>: ' after the time, got '${clip(h.rest)}'`);
     }
     const sys = nm[2] === undefined ? undefined : (nm[1] as string);
-    const name = (nm[2] ?? nm[1]) as string;
+    const printed = (nm[2] ?? nm[1]) as string;
+    const legacy = LEGACY_NAMES[printed];
+    const name = legacy?.as ?? printed;
     if (!isFtraceEventName(name) || (sys !== undefined && EVENT_LAYOUTS[name].system !== sys)) {
       return { kind: 'unknown', name: sys === undefined ? name : `${sys}:${name}` };
     }
@@ -590,8 +656,13 @@ export function parseFtraceLine(text: string, lineNo: number): FtraceLineResult 
     try {
       parseText(name, nm[3] ?? '', o);
     } catch (e) {
-      if (e instanceof FieldFault) return malformed(lineNo, `${name}: ${e.field}`, e.message);
+      if (e instanceof FieldFault) return malformed(lineNo, `${printed}: ${e.field}`, e.message);
       throw e;
+    }
+    if (legacy !== undefined) {
+      o['kernelName'] = printed;
+      // dma_map_resource / dma_unmap_resource became dma_map_phys / dma_unmap_phys with DMA_ATTR_MMIO.
+      if (legacy.mmio === true) o['attrs'] = (o['attrs'] as number) | DMA_ATTR_MMIO_BIT;
     }
     return { kind: 'event', event: o as unknown as FtraceEvent };
   } catch (e) {

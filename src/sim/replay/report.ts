@@ -57,6 +57,9 @@ export function describeReplayMachine(m: Machine): string {
   ].join(', ');
 }
 
+/** `line 3, 2: ` or nothing when a finding has no line (a leak whose map the trace does not show). */
+const where = (lines: readonly number[]): string => (lines.length === 0 ? '' : `line ${lines.join(', ')}: `);
+
 const pct = (a: number, b: number): string => (b === 0 ? '-' : `${a}/${b} (${Math.round((100 * a) / b)}%)`);
 
 /**
@@ -80,7 +83,7 @@ export function formatReplaySummary(r: ReplayTraceResult, file: string, shown = 
   const all = allFindings(r);
   const list = all.slice(0, shown);
   const traceShown = list.filter((f) => f.where === 'trace');
-  lines.push(...traceShown.map((f) => `  line ${f.lines.join(', ')}: ${f.kind}: ${f.message}`));
+  lines.push(...traceShown.map((f) => `  ${where(f.lines)}${f.kind}: ${f.message}`));
   if (r.replay !== null && r.machine !== null && r.plan !== null) {
     const rp = r.replay;
     const s = rp.stats;
@@ -91,14 +94,14 @@ export function formatReplaySummary(r: ReplayTraceResult, file: string, shown = 
       '',
       `replay machine: ${describeReplayMachine(r.machine)}`,
       ...r.plan.notes.map((n) => `  ${n}`),
-      `replayed: ${s.replayed} of ${s.events - s.iommuEvents} DMA events${s.iommuEvents === 0 ? '' : ` (and ${s.iommuEvents} iommu events, done by the replay machine's own IOMMU)`}${skipped.length === 0 ? '' : `; not replayed: ${skipped.map(([k, v]) => `${v} ${k}`).join(', ')}`}`,
+      `replayed: ${s.replayed} of ${s.events - s.iommuEvents} DMA events${s.iommuEvents === 0 ? '' : r.machine.iommu === null ? ` (and ${s.iommuEvents} iommu events, not replayed: the replay machine has no IOMMU)` : ` (and ${s.iommuEvents} iommu events, done by the replay machine's own IOMMU)`}${skipped.length === 0 ? '' : `; not replayed: ${skipped.map(([k, v]) => `${v} ${k}`).join(', ')}`}`,
       `mappings the traced kernel made that fail here: ${s.failed}`,
       ...(s.tracedFailures > 0 ? [`mappings that failed in the traced kernel and would succeed here: ${s.wouldSucceed} of ${s.tracedFailures}`] : []),
       `pressure: peak ${fmtCount(s.peakLive)} live mappings, peak IOVA space ${fmtBytes(s.peakIovaBytes)}, swiotlb peak ${fmtCount(s.swiotlbHiwater)} of ${fmtCount(s.swiotlbSlots)} slots, ${fmtCount(last?.iotlbInvalidations ?? 0)} IOTLB invalidations`,
       `fidelity (meaningful when the replay machine is configured as the traced one): single maps at the traced DMA address ${pct(fi.sameAddress, fi.singleMaps)}; sg maps with the traced segment count ${pct(fi.sameSegmentCount, fi.sgMaps)}, lengths ${pct(fi.sameSegmentLengths, fi.sgMaps)}, addresses ${pct(fi.sameSegmentAddresses, fi.sgMaps)}${fi.sgLengthsInferred > 0 ? ` (${fi.sgLengthsInferred} with entry lengths inferred)` : ''}; swiotlb bounces traced ${fi.tracedBounces}, here ${fi.replayBounces}`,
       ...fi.examples.slice(0, 5).map((e) => `  line ${e.line} ${e.device}: traced ${e.traced}, here ${e.replay}`),
       `findings on the replay machine: ${rp.findings.length}${rp.findings.length === 0 ? '' : ` (${countKinds(rp.findings)})`}`,
-      ...list.filter((f) => f.where === 'replay').map((f) => `  line ${f.lines.join(', ')}: ${f.kind}: ${f.message}`),
+      ...list.filter((f) => f.where === 'replay').map((f) => `  ${where(f.lines)}${f.kind}: ${f.message}`),
     );
   }
   if (list.length < all.length) lines.push(`  ... and ${all.length - list.length} more findings`);

@@ -132,7 +132,8 @@ export class TraceScanner {
     switch (ev.event) {
       case 'dma_map_phys': {
         const d = this._dev(ev.device, ev.line);
-        this._phys(ev.phys_addr, ev.size);
+        // MMIO (DMA_ATTR_MMIO, dma_map_resource before 6.18) is device memory: the machine needs no RAM there.
+        if ((ev.attrs & (1 << 10)) === 0) this._phys(ev.phys_addr, ev.size);
         if (ev.dma_addr === DMA_MAPPING_ERROR) return;
         if (ev.dma_addr === ev.phys_addr) d.direct++;
         else d.remapped++;
@@ -228,12 +229,19 @@ export function replayMachineConfig(scan: TraceScan | null, opts: ReplayMachineO
   }
   let iommu = base.iommu;
   if (opts.iommu === 'off') iommu = false;
-  else if (opts.iommu !== undefined) iommu = { ...(typeof base.iommu === 'object' ? base.iommu : {}), mode: opts.iommu };
+  else if (opts.iommu !== undefined) {
+    const given = typeof base.iommu === 'object' ? base.iommu : {};
+    // An x86 machine's IOMMU is VT-d (or AMD-Vi, whose 4 KiB IOVA rules are the same here).
+    const format = given.format ?? (base.arch === 'arm64' ? undefined : 'vtd');
+    iommu = { ...given, mode: opts.iommu, ...(format === undefined ? {} : { format }) };
+    if (given.format === undefined && format !== undefined) notes.push(`IOMMU: ${format === 'vtd' ? 'VT-d second-stage page tables (an x86 machine; give a machine file with iommu.format for another)' : format}`);
+  }
   let swiotlb = base.swiotlb;
   if (opts.swiotlbForce === true) {
     swiotlb = typeof swiotlb === 'object' && swiotlb !== null ? { ...swiotlb, force: true } : typeof swiotlb === 'string' ? { size: swiotlb, force: true } : { force: true };
   }
-  const cpus = Math.min(1024, Math.max(base.cpus ?? 2, scan === null ? 64 : scan.maxCpu + 1));
+  // CPUs: the machine file's, or as many as the trace uses (64 for a stream, not measured).
+  const cpus = Math.min(1024, scan === null ? base.cpus ?? 64 : Math.max(base.cpus ?? 2, scan.maxCpu + 1));
   const devices: DeviceConfig[] = [];
   const fromFile = new Map((base.devices ?? []).map((d) => [d.name, d]));
   for (const d of base.devices ?? []) devices.push(opts.mask === undefined ? d : { ...d, dmaMask: opts.mask, coherentDmaMask: opts.mask });

@@ -47,7 +47,7 @@ export function toFtraceEvent(e: TraceEvent, line = 0): FtraceEvent | null {
   }
   if (!Number.isSafeInteger(line) || line < 0) throw new KernelError(EINVAL, 'toFtraceEvent', `expected a line number, got ${String(line)}`, 'line');
   const a = typeof e.args === 'object' && e.args !== null ? e.args : {};
-  const head = { line, task: 'dmasim', pid: 1, cpu: 0, latency: '.....', timestamp: e.t / 1e9 };
+  const head = { line, task: 'dmasim', pid: 1, cpu: typeof e.cpu === 'number' ? e.cpu : 0, latency: '.....', timestamp: e.t / 1e9 };
   const dma = { ...head, system: 'dma' as const, device: e.actor, dir: num(a['dir']) as DmaDirection };
   // A translation fault the IOMMU reported (report_iommu_fault): flags IOMMU_FAULT_READ 0, WRITE 1.
   if (e.kind === 'fault') {

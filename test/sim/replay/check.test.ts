@@ -121,4 +121,55 @@ describe('replay: the offline dma-debug check', () => {
     expect(cli(join(dir, 'missing.txt')).status).toBe(2);
     expect(cli(clean, '--max-findings', 'x').status).toBe(2);
   }, 30_000);
+
+  it('what a trace cannot tell is not reported: a device\'s segment limit, which addresses are RAM (MMIO mappings)', async () => {
+    const r = await check(trace(
+      `dma_map_sg: ${DEV} dir=TO_DEVICE nents=1/1 ents=1/1 dma_addrs={0x3000000} sizes={0x20000} phys_addrs={0x3000000} attrs=`,
+      `dma_unmap_sg: ${DEV} dir=TO_DEVICE phys_addrs={0x3000000} attrs=`,
+      mapPhys('f0000000', 4096, 'BIDIRECTIONAL', 'f0000000').replace('attrs=', 'attrs=MMIO'),
+      unmapPhys('f0000000', 4096, 'BIDIRECTIONAL').replace('attrs=', 'attrs=MMIO'),
+      `dma_map_resource: ${DEV} dir=BIDIRECTIONAL dma_addr=3800000000 size=4096 phys_addr=3800000000 attrs=`,
+      `dma_unmap_resource: ${DEV} dir=BIDIRECTIONAL dma_addr=3800000000 size=4096 attrs=`,
+    ));
+    expect(r.findings).toEqual([]);
+  });
+
+  it('a failed coherent allocation behind an IOMMU (DMA_MAPPING_ERROR, NULL pointer) is no allocation', async () => {
+    const r = await check(trace(`dma_alloc: ${DEV} dir=BIDIRECTIONAL dma_addr=ffffffffffffffff size=8192 virt_addr=0000000000000000 flags=GFP_KERNEL attrs=`));
+    expect(r.findings).toEqual([]);
+    expect(r.stats.failedMaps).toBe(1);
+  });
+
+  it('a free with another CPU pointer: dma-debug\'s words, with the pointers the trace printed', async () => {
+    const r = await check(trace(
+      `dma_alloc: ${DEV} dir=BIDIRECTIONAL dma_addr=fffe0000 size=8192 virt_addr=00000000a1b2c3d4 flags=GFP_KERNEL attrs=`,
+      `dma_free: ${DEV} dir=BIDIRECTIONAL dma_addr=fffe0000 size=8192 virt_addr=00000000deadbeef attrs=`,
+    ));
+    expect(r.findings.map((f) => f.message)).toEqual([expect.stringContaining('frees DMA memory with different CPU address [device address=0x00000000fffe0000] [size=8192 bytes] [cpu alloc address=0x00000000a1b2c3d4] [cpu free address=0x00000000deadbeef]')]);
+  });
+
+  it('iommu:io_page_fault: after an unmap, outside any mapping, or against a mapping\'s direction, each with its lines', async () => {
+    const r = await check(trace(
+      mapPhys('fffff000', 8192, 'TO_DEVICE'),
+      unmapPhys('fffff000', 8192, 'TO_DEVICE'),
+      'io_page_fault: IOMMU:nvme 0000:01:00.0 iova=0x00000000fffff800 flags=0x0000',
+      'io_page_fault: IOMMU:nvme 0000:01:00.0 iova=0x0000000012345000 flags=0x0001',
+      mapPhys('ffffe000', 4096, 'TO_DEVICE'),
+      'io_page_fault: IOMMU:nvme 0000:01:00.0 iova=0x00000000ffffe010 flags=0x0001',
+      unmapPhys('ffffe000', 4096, 'TO_DEVICE'),
+    ));
+    expect(r.findings.map((f) => [f.kind, f.lines])).toEqual([['access-after-unmap', [5, 4]], ['access-unmapped', [6]], ['access-direction', [8, 7]]]);
+    expect(r.findings[0]?.message).toBe('nvme 0000:01:00.0: IOMMU fault on a device read at iova 0x00000000fffff800, which the driver unmapped at line 4 ([device address=0x00000000fffff000] [size=8192 bytes])');
+    expect(r.findings[2]?.message).toContain('device write at iova 0x00000000ffffe010, inside the live DMA_TO_DEVICE mapping');
+  });
+
+  it('a second dma_unmap_sg or dma_free_sgt names the first one\'s line', async () => {
+    const sg = `dma_map_sg: ${DEV} dir=TO_DEVICE nents=1/1 ents=1/1 dma_addrs={0x3000000} sizes={0x1000} phys_addrs={0x3000000} attrs=`;
+    const unsg = `dma_unmap_sg: ${DEV} dir=TO_DEVICE phys_addrs={0x3000000} attrs=`;
+    const r = await check(trace(sg, unsg, unsg,
+      `dma_alloc_sgt: ${DEV} dir=FROM_DEVICE dma_addr=ffff0000 size=8192 phys_addrs={0x4000000,0x4001000} flags=GFP_KERNEL attrs=`,
+      `dma_free_sgt: ${DEV} dir=FROM_DEVICE dma_addr=ffff0000 size=8192 phys_addrs={0x4000000,0x4001000}`,
+      `dma_free_sgt: ${DEV} dir=FROM_DEVICE dma_addr=ffff0000 size=8192 phys_addrs={0x4000000,0x4001000}`));
+    expect(r.findings.map((f) => f.lines)).toEqual([[5, 4], [8, 7]]);
+  });
 });

@@ -244,11 +244,30 @@ describe('lines that are not events', () => {
     const u = (rest: string): FtraceLineResult => parseFtraceLine(`${SYS}${rest}`, 1);
     expect(u('sched_switch: prev_comm=a prev_pid=1 ==> next_comm=b next_pid=2')).toEqual({ kind: 'unknown', name: 'sched_switch' });
     expect(u('sched:sched_switch: prev_comm=a')).toEqual({ kind: 'unknown', name: 'sched:sched_switch' });
-    expect(u('dma_map_page: 0000:01:00.0 dir=TO_DEVICE dma_addr=1000 size=1 phys_addr=1 attrs=')).toEqual({ kind: 'unknown', name: 'dma_map_page' });
-    expect(u('dma:dma_map_resource: x')).toEqual({ kind: 'unknown', name: 'dma:dma_map_resource' });
+    expect(u('dma:dma_bounce: x')).toEqual({ kind: 'unknown', name: 'dma:dma_bounce' });
     expect(u('xen:map: IOMMU: iova=0x0 - 0x0 paddr=0x0 size=0')).toEqual({ kind: 'unknown', name: 'xen:map' });
     expect(u('<stack trace>')).toEqual({ kind: 'unknown', name: '<stack trace>' });
     expect(u('do_timer <-tick_do_update_jiffies64')).toEqual({ kind: 'unknown', name: '(function)' });
+  });
+
+  it('reads the 6.12-6.17 forms: dma_map_page / dma_unmap_page, dma_map_resource (MMIO), sg maps without counts, 6.12 alloc/free', () => {
+    const ev = (rest: string) => {
+      const r = parseFtraceLine(`${SYS}${rest}`, 1);
+      if (r.kind !== 'event') throw new Error(JSON.stringify(r));
+      return r.event as unknown as Record<string, unknown>;
+    };
+    expect(ev('dma_map_page: 0000:01:00.0 dir=TO_DEVICE dma_addr=fffff000 size=4096 phys_addr=1000000 attrs=')).toMatchObject({ event: 'dma_map_phys', kernelName: 'dma_map_page', dma_addr: 0xfffff000, phys_addr: 0x1000000, attrs: 0 });
+    expect(ev('dma_unmap_page: 0000:01:00.0 dir=TO_DEVICE dma_addr=fffff000 size=4096 attrs=')).toMatchObject({ event: 'dma_unmap_phys', kernelName: 'dma_unmap_page', addr: 0xfffff000 });
+    expect(ev('dma:dma_map_resource: 0000:01:00.0 dir=BIDIRECTIONAL dma_addr=f0000000 size=4096 phys_addr=f0000000 attrs=')).toMatchObject({ event: 'dma_map_phys', kernelName: 'dma_map_resource', attrs: 1 << 10 });
+    expect(ev('dma_unmap_resource: 0000:01:00.0 dir=BIDIRECTIONAL dma_addr=f0000000 size=4096 attrs=')).toMatchObject({ event: 'dma_unmap_phys', attrs: 1 << 10 });
+    expect(ev('dma_map_sg: 0000:01:00.0 dir=TO_DEVICE dma_addrs={0xffff0000} sizes={0x2000} phys_addrs={0x2000000,0x2001000} attrs=')).toMatchObject({
+      event: 'dma_map_sg', nents: 2, full_nents: 2, ents: 1, full_ents: 1, truncated: false, dma_addrs: [0xffff0000], lengths: [0x2000], phys_addrs: [0x2000000, 0x2001000],
+    });
+    expect(ev('dma_map_sg: device=0000:01:00.0 phys_addrs=ARRAY[00, 00, 00, 02, 00, 00, 00, 00] dma_addrs=ARRAY[00, 00, ff, ff, 00, 00, 00, 00] lengths=ARRAY[00, 10, 00, 00] dir=1 attrs=0')).toMatchObject({ event: 'dma_map_sg', full_nents: 1, full_ents: 1, truncated: false });
+    expect(ev('dma_alloc: 0000:01:00.0 dma_addr=fffe0000 size=8192 phys_addr=3a1b2000 flags=GFP_KERNEL attrs=')).toMatchObject({ event: 'dma_alloc', dir: 0, dma_addr: 0xfffe0000, size: 8192, virt_addr: '000000003a1b2000', flags: 'GFP_KERNEL' });
+    expect(ev('dma_free: 0000:01:00.0 dma_addr=fffe0000 size=8192 phys_addr=3a1b2000 attrs=')).toMatchObject({ event: 'dma_free', dir: 0, virt_addr: '000000003a1b2000' });
+    expect(malformedMessage(parseFtraceLine(`${SYS}dma_map_sg: d dir=TO_DEVICE dma_addrs={0x1} sizes={0x1,0x2} phys_addrs={0x1} attrs=`, 9))).toMatch(/^line 9: dma_map_sg: lengths: 2 sizes for 1 dma_addrs/);
+    expect(malformedMessage(parseFtraceLine(`${SYS}dma_map_page: d dir=TO_DEVICE dma_addr=zz size=1 phys_addr=1 attrs=`, 9))).toMatch(/^line 9: dma_map_page: dma_addr/);
   });
 
   it('malformed lines name the line number and the field', () => {
