@@ -5,7 +5,7 @@
  * marked and labelled. Used by the replay report for live mappings, IOVA space, swiotlb slots,
  * IOTLB invalidations and the flush queue.
  */
-import { byteTicks, decimalTicks, esc, fmtBytes, fmtCount, spacedX, spacedY, svg, xAxis, yAxis, yGrid, type Frame } from './svg.ts';
+import { byteTicks, decimalTicks, esc, fmtBytes, fmtCount, fmtNs, spacedX, spacedY, svg, xAxis, yAxis, yGrid, type Frame } from './svg.ts';
 
 /** One series: [time in seconds, value] points in time order. */
 export interface PressureSeries {
@@ -18,6 +18,11 @@ export interface PressureSeries {
 }
 
 const LINE = '#00838f';
+
+/** Seconds for a caption: '0 s', '12 µs', '3.5 ms', '1.25 s'. */
+function seconds(t: number): string {
+  return fmtNs(Math.round(t * 1e9));
+}
 
 /** Round ticks from 0 that reach at least `max`: 1-2-5 steps (whole ones for counts) or power-of-two byte steps. */
 function ticksUpTo(max: number, kind: 'time' | 'count' | 'bytes'): number[] {
@@ -52,8 +57,8 @@ export function pressurePicture(s: PressureSeries): string {
   const at = s.points.find((p) => p[1] === peak) as readonly [number, number];
   const body = yGrid(f, yTicks, y)
     + `<path d="${path}" fill="none" stroke="${LINE}" stroke-width="1.5"/>`
-    + `<circle cx="${x(at[0])}" cy="${y(at[1])}" r="3.5" fill="#d32f2f"><title>${esc(`peak ${fmt(peak)} at ${at[0]} s`)}</title></circle>`
+    + `<circle cx="${x(at[0])}" cy="${y(at[1])}" r="3.5" fill="#d32f2f"><title>${esc(`peak ${fmt(peak)} at ${seconds(at[0])}`)}</title></circle>`
     + xAxis(f, xTicks, x, 'time since the trace\'s first event (s)')
     + yAxis(f, yTicks, y, s.unit);
-  return `${svg(f.x + f.w + 30, f.y + f.h + 44, s.title, body)}<p class="cap">${esc(s.title)}: peak ${esc(fmt(peak))} at ${at[0]} s (red dot), ${fmtCount(s.points.length)} samples.</p>`;
+  return `${svg(f.x + f.w + 30, f.y + f.h + 44, s.title, body)}<p class="cap">${esc(s.title)}: peak ${esc(fmt(peak))} at ${seconds(at[0])} (red dot), ${fmtCount(s.points.length)} samples.</p>`;
 }

@@ -585,7 +585,7 @@ export class TraceReplayer {
     if (sameLengths) f.sameSegmentLengths++;
     if (sameAddrs) f.sameSegmentAddresses++;
     if (!sameLengths || !sameAddrs) {
-      const show = (as: readonly number[], ls: readonly number[]): string => `${ls.length} segments ${as.slice(0, 4).map((a, i) => `0x${a.toString(16)}+${ls[i]}`).join(' ')}${ls.length > 4 ? ' ...' : ''}`;
+      const show = (as: readonly number[], ls: readonly number[]): string => `${ls.length} segment${ls.length === 1 ? '' : 's'} ${as.slice(0, 4).map((a, i) => `0x${a.toString(16)}+${ls[i]}`).join(' ')}${ls.length > 4 ? ' ...' : ''}`;
       this._example(ev.line, ev.device, show(ev.dma_addrs, ev.lengths), show(dma, lens));
     }
     const iova = this.machine.iommu === null || this.machine.iommu.dmaDomainOf(dev)?.iovad == null ? 0 : lens.reduce((t, l, i) => t + this._iovaOf(dev, dma[i] as number, l), 0);

@@ -63,7 +63,8 @@ const where = (lines: readonly number[]): string => (lines.length === 0 ? '' : `
 const pct = (a: number, b: number): string => (b === 0 ? '-' : `${a}/${b} (${Math.round((100 * a) / b)}%)`);
 
 /**
- * The text summary. `shown` caps the findings listed (all are counted).
+ * The text summary. `shown` caps the findings listed (all are counted; 0 lists none and says nothing
+ * of them, as the HTML page does, which has its own table).
  * @example process.stdout.write(formatReplaySummary(result, 'trace.txt'))
  */
 export function formatReplaySummary(r: ReplayTraceResult, file: string, shown = Infinity): string {
@@ -104,7 +105,7 @@ export function formatReplaySummary(r: ReplayTraceResult, file: string, shown = 
       ...list.filter((f) => f.where === 'replay').map((f) => `  ${where(f.lines)}${f.kind}: ${f.message}`),
     );
   }
-  if (list.length < all.length) lines.push(`  ... and ${all.length - list.length} more findings`);
+  if (list.length < all.length && shown > 0) lines.push(`  ... and ${all.length - list.length} more findings`);
   return `${lines.join('\n')}\n`;
 }
 
