@@ -13,7 +13,7 @@ describe('pressure chart', () => {
     expect(ticks(p, 'y')).toEqual(['0', '1']);
     expect(p).toContain('live mappings: peak 1 at 1 µs (red dot), 3 samples.');
     const q = pressurePicture({ title: 'ranges', unit: 'ranges', points: [[0, 0], [1, 1024]] });
-    const y = ticks(q, 'y').map((t) => Number(t.replace(/,/g, '')));
+    const y = ticks(q, 'y').map((t) => Number((t ?? '').replace(/,/g, '')));
     expect(y.every(Number.isInteger)).toBe(true);
     expect(Math.max(...y)).toBeGreaterThanOrEqual(1024);
   });
