@@ -355,6 +355,14 @@ export class Iommu {
   }
 
   /**
+   * The per-device record if it was made, else undefined (no check: the hot path's look-up).
+   * @example iommu.peekDevIommu(dev) ?? iommu.devIommu(dev, makeRecord)
+   */
+  peekDevIommu<T>(dev: IommuClient): T | undefined {
+    return this._devIommu.get(dev) as T | undefined;
+  }
+
+  /**
    * The per-device record the DMA layer keeps (the kernel's dev->iommu), made by `init` on first use.
    * @example const st = iommu.devIommu(dev, () => ({ pci32bitWorkaround: true }));
    */
