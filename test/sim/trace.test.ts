@@ -94,3 +94,19 @@ describe('the trace as people read it: Perfetto metadata, directions and attribu
     }
   });
 });
+
+describe('a bounded trace', () => {
+  it('keeps the newest events, drops the oldest in batches and counts them; traceFtrace marks the loss as the kernel does', async () => {
+    const { createTrace: make } = await import('../../src/core/trace.ts');
+    const { traceFtrace } = await import('../../src/sim/replay/write.ts');
+    const t = make(() => 0, true, 8);
+    for (let i = 0; i < 100; i++) t.emit('map', 'dma_map_phys', 'd', { phys: i, size: 1, dir: 1, attrs: 0, addr: i });
+    expect(t.events.length).toBeGreaterThanOrEqual(8);
+    expect(t.events.length).toBeLessThanOrEqual(10);
+    expect(t.events[t.events.length - 1]?.args?.['addr']).toBe(99);
+    expect((t.dropped ?? 0) + t.events.length).toBe(100);
+    const text = traceFtrace({ trace: t });
+    expect(text).toContain(`CPU:0 [LOST ${t.dropped} EVENTS]`);
+    expect(traceFtrace({ trace: make(() => 0, true) })).not.toContain('LOST');
+  });
+});

@@ -73,6 +73,8 @@ export class TraceChecker {
   private readonly _lines = new Map<string, number>();
   private readonly _sgLive = new Map<string, SgLive[]>();
   private readonly _unmappedAt = new Map<string, number>();
+  /** The map line of each released `device\0DMA address` (a partial sg unmap leaves an entry behind). */
+  private readonly _mapLineGone = new Map<string, number>();
   /** The last RECENT_RELEASES released ranges per device, oldest first (for io_page_fault). */
   private readonly _recent = new Map<string, Array<{ start: number; end: number; line: number }>>();
   /** Live dma_alloc_noncontiguous allocations (no dma-debug entry of their own here), by `device\0DMA address`. */
@@ -132,7 +134,7 @@ export class TraceChecker {
     return text.replace(/0x0x([0-9a-f]{16})/g, (all, hex: string) => {
       const pfn = Math.floor(parseInt(hex, 16) / PAGE_SIZE);
       const v = this._virtOf.get(pfn);
-      return v === undefined ? all : `0x${v}`;
+      return v === undefined ? all : `0x0x${v}`;
     });
   }
 
@@ -144,7 +146,13 @@ export class TraceChecker {
   /** After a release at `line`: the mapping is gone; a second release names this line. */
   private _released(dev: string, addr: number, line: number, size = 0): void {
     const key = `${dev}\0${addr}`;
-    if (this._lines.delete(key)) this._unmappedAt.set(key, line);
+    const mapLine = this._lines.get(key);
+    if (mapLine !== undefined) {
+      this._lines.delete(key);
+      this._unmappedAt.set(key, line);
+      // Kept for a leak report whose release was partial (dma-debug may still hold the entry).
+      this._mapLineGone.set(key, mapLine);
+    }
     if (size > 0) {
       let ring = this._recent.get(dev);
       if (ring === undefined) this._recent.set(dev, ring = []);
@@ -166,8 +174,11 @@ export class TraceChecker {
       if (ev.iova >= e.dev_addr && ev.iova < e.dev_addr + e.size) {
         const line = this._lines.get(`${ev.device}\0${e.dev_addr}`);
         const dirName = DMA_DIRECTION_NAMES[e.direction as 0 | 1 | 2 | 3] ?? String(e.direction);
-        this.findings.push({ kind: 'access-direction', device: ev.device, lines: line === undefined ? [ev.line] : [ev.line, line],
-          message: `${what}, inside the live DMA_${dirName} mapping [device address=${hex16(e.dev_addr)}] [size=${e.size} bytes]${line === undefined ? '' : ` (mapped at line ${line})`}` });
+        // DMA_TO_DEVICE lets the device only read, DMA_FROM_DEVICE only write.
+        const refused = (write && e.direction === 1) || (!write && e.direction === 2);
+        const inside = `inside the live DMA_${dirName} mapping [device address=${hex16(e.dev_addr)}] [size=${e.size} bytes]${line === undefined ? '' : ` (mapped at line ${line})`}`;
+        this.findings.push({ kind: refused ? 'access-direction' : 'access-unmapped', device: ev.device, lines: line === undefined ? [ev.line] : [ev.line, line],
+          message: refused ? `${what}, ${inside}, which lets the device only ${write ? 'read' : 'write'}` : `${what}, ${inside}, which allows it: the IOMMU could not translate it all the same` });
         return;
       }
     }
@@ -322,9 +333,12 @@ export class TraceChecker {
       }
       case 'dma_alloc_sgt': {
         this.stats.allocs++;
-        this._dev(ev.device);
+        const dev = this._dev(ev.device);
         this._note(ev.device, ev.dma_addr, ev.line);
         this._sgtLive.set(`${ev.device}\0${ev.dma_addr}`, { device: ev.device, line: ev.line, dma: ev.dma_addr, size: ev.size });
+        // dma_alloc_noncontiguous: debug_dma_map_sg of the table's pages, mapped as one segment.
+        dbg.debug_dma_map_sg(dev, sgEntries(ev.phys_addrs, [ev.dma_addr], [ev.size]), ev.phys_addrs.length, 1, ev.dir, 0);
+        this._collect(ev.line, ev.device, ev.dma_addr);
         return;
       }
       case 'dma_alloc_sgt_err':
@@ -335,6 +349,13 @@ export class TraceChecker {
       case 'dma_free_sgt': {
         this.stats.frees++;
         const key = `${ev.device}\0${ev.dma_addr}`;
+        const live = this._sgtLive.get(key);
+        if (live !== undefined) {
+          // dma_free_noncontiguous: debug_dma_unmap_sg of the pages the free names.
+          dbg.debug_dma_unmap_sg(this._dev(ev.device), sgEntries(ev.phys_addrs, [ev.dma_addr], [live.size]), ev.phys_addrs.length, ev.dir);
+          this._collect(ev.line, ev.device, ev.dma_addr);
+          this._released(ev.device, ev.dma_addr, ev.line, live.size);
+        }
         if (!this._sgtLive.delete(key)) {
           const before = this._sgtFreedAt.get(key);
           this._notAllocated(this._dev(ev.device), ev.line, `[device address=${hex16(ev.dma_addr)}] [size=${ev.size} bytes] (dma_free_noncontiguous${before === undefined ? '' : `; freed at line ${before}`})`, before);
@@ -356,8 +377,12 @@ export class TraceChecker {
     this._finished = true;
     for (const dev of this._devices.values()) {
       for (const e of this._debug.entries(dev)) {
-        const line = this._lines.get(`${dev.name}\0${e.dev_addr}`);
-        const coherent = e.type === 'coherent';
+        const key = `${dev.name}\0${e.dev_addr}`;
+        // A noncontiguous allocation's entry: reported below, as an allocation.
+        if (this._sgtLive.has(key)) continue;
+        const line = this._lines.get(key) ?? this._mapLineGone.get(key);
+        // Allocations (coherent, and dma_alloc_pages' noncoherent memory) leak as dmaFindings names them.
+        const coherent = e.type === 'coherent' || e.type === 'noncoherent';
         this.findings.push({
           kind: coherent ? 'leaked-coherent' : 'leaked-mapping',
           device: dev.name,
@@ -367,7 +392,7 @@ export class TraceChecker {
       }
     }
     for (const a of this._sgtLive.values()) {
-      this.findings.push({ kind: 'leaked-mapping', device: a.device, lines: [a.line], message: `${a.device}: noncontiguous allocation [device address=${hex16(a.dma)}] [size=${a.size} bytes] never freed before the trace ended (allocated at line ${a.line})` });
+      this.findings.push({ kind: 'leaked-coherent', device: a.device, lines: [a.line], message: `${a.device}: noncontiguous allocation [device address=${hex16(a.dma)}] [size=${a.size} bytes] never freed before the trace ended (allocated at line ${a.line})` });
     }
     return this.findings;
   }

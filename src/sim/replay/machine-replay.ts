@@ -21,7 +21,7 @@
  * that would succeed here, then released at once.
  */
 import { EINVAL, errnoName } from '../../core/errno.ts';
-import { KernelError } from '../../core/errors.ts';
+import { KernelBug, KernelError } from '../../core/errors.ts';
 import { PAGE_SIZE } from '../../core/page.ts';
 import { GFP_KERNEL } from '../../mm/gfp.ts';
 import { DMA_ATTR_MMIO } from '../../dma/api/attrs.ts';
@@ -108,6 +108,8 @@ export interface ReplayStats {
   readonly skipped: Record<string, number>;
   /** iommu:map, unmap and io_page_fault events of the trace (the replay machine's IOMMU does its own). */
   iommuEvents: number;
+  /** swiotlb_bounced events of the trace (compared with the replay's bounces, not replayed). */
+  bounceEvents: number;
   /** Peaks over the whole replay. */
   peakLive: number;
   peakIovaBytes: number;
@@ -161,7 +163,7 @@ export class TraceReplayer {
   readonly machine: Machine;
   readonly findings: ReplayFinding[] = [];
   readonly stats: ReplayStats = {
-    events: 0, replayed: 0, failed: 0, tracedFailures: 0, wouldSucceed: 0, skipped: {}, iommuEvents: 0, peakLive: 0, peakIovaBytes: 0, peakSwiotlbSlots: 0, swiotlbHiwater: 0, swiotlbSlots: 0,
+    events: 0, replayed: 0, failed: 0, tracedFailures: 0, wouldSucceed: 0, skipped: {}, iommuEvents: 0, bounceEvents: 0, peakLive: 0, peakIovaBytes: 0, peakSwiotlbSlots: 0, swiotlbHiwater: 0, swiotlbSlots: 0,
   };
   readonly fidelity: ReplayFidelity = {
     singleMaps: 0, sameAddress: 0, sgMaps: 0, sameSegmentCount: 0, sameSegmentLengths: 0, sameSegmentAddresses: 0, sgLengthsInferred: 0, tracedBounces: 0, replayBounces: 0, examples: [],
@@ -180,6 +182,9 @@ export class TraceReplayer {
   private _stride = 1;
   private _sinceSample = 0;
   private _t0 = NaN;
+  private _lastLine = 0;
+  private _cpusNoted = false;
+  private _lastTime = NaN;
   private _finished = false;
   private readonly _devices = new Map<string, Device>();
   private readonly _granule: number;
@@ -340,16 +345,29 @@ export class TraceReplayer {
     if (Number.isNaN(this._t0)) this._t0 = ev.timestamp;
     const at = Math.round((ev.timestamp - this._t0) * 1e9);
     if (at > m.clock.now) m.clock.advance(at - m.clock.now);
+    if (ev.cpu >= m.cpus && !this._cpusNoted) {
+      this._cpusNoted = true;
+      this.notes.push(`CPUs: the trace runs on CPU ${ev.cpu} (line ${ev.line}) but the replay machine has ${m.cpus}: events of CPU n replay on CPU n mod ${m.cpus} (per-CPU IOVA caches differ from the traced kernel's)`);
+    }
     m.currentCpu = ev.cpu % m.cpus;
     const mark = this._klogMark();
     try {
       this._replay(ev, mark, flagged);
     } catch (e) {
-      // Bad input to a layer (a size the kernel would refuse, an address it cannot map): the
-      // layer left no state behind; the event is skipped with the layer's reason.
-      if (!(e instanceof KernelError)) throw e;
-      this._skip(`refused by ${e.fn}${e.arg === undefined ? '' : ` (${e.arg})`}: -${errnoName(e.errno)}`);
+      if (e instanceof KernelBug) {
+        // What the kernel BUGs on (a free of the wrong size reaching the page allocator: "Bad page
+        // state") happens on the replay machine too: a finding, and the replay goes on.
+        this.findings.push({ kind: 'warn', device: 'device' in ev ? ev.device : '', lines: [ev.line], message: `BUG in ${e.fn} on the replay machine: ${e.message}` });
+        this._skip('hit a kernel BUG on the replay machine');
+      } else {
+        // Bad input to a layer (a size the kernel would refuse, an address it cannot map): the
+        // layer left no state behind; the event is skipped with the layer's reason.
+        if (!(e instanceof KernelError)) throw e;
+        this._skip(`refused by ${e.fn}${e.arg === undefined ? '' : ` (${e.arg})`}: -${errnoName(e.errno)}`);
+      }
     }
+    this._lastLine = ev.line;
+    this._lastTime = ev.timestamp;
     if (++this._sinceSample >= this._stride) this._sample(ev.line, ev.timestamp);
   }
 
@@ -358,8 +376,12 @@ export class TraceReplayer {
       case 'dma_map_phys': {
         const dev = this._dev(ev.device, ev.line);
         const failedThere = ev.dma_addr === DMA_MAPPING_ERROR;
-        // An MMIO mapping (dma_map_resource before 6.18) names device memory, not RAM: nothing to claim.
-        if ((ev.attrs & DMA_ATTR_MMIO) === 0 && !this._claim(ev.phys_addr, ev.size)) return;
+        // An MMIO mapping (dma_map_resource before 6.18) names device memory, not RAM: nothing to
+        // claim, but where the replay machine has RAM at that address (no PCI hole there) its
+        // dma-debug would call it RAM, so it is not replayed.
+        if ((ev.attrs & DMA_ATTR_MMIO) !== 0) {
+          if (this.machine.mm.isRam(Math.floor(ev.phys_addr / PAGE_SIZE) * PAGE_SIZE, PAGE_SIZE)) { this._skip('MMIO address that is RAM on the replay machine'); return; }
+        } else if (!this._claim(ev.phys_addr, ev.size)) return;
         const a = dma_map_phys(dev, ev.phys_addr, ev.size, ev.dir, ev.attrs);
         const bad = dma_mapping_error(dev, a) !== 0;
         const logged = this._klogSince(mark);
@@ -518,6 +540,7 @@ export class TraceReplayer {
       }
       case 'swiotlb_bounced':
         this.fidelity.tracedBounces++;
+        this.stats.bounceEvents++;
         return;
       default:
         // iommu:map/unmap/io_page_fault: the replay machine's own IOMMU does that work; counted.
@@ -627,6 +650,8 @@ export class TraceReplayer {
   /** End of the trace: the report. What the trace leaves mapped stays mapped (the trace check reports leaks). */
   finish(): ReplayReport {
     if (!this._finished) {
+      // The last sample is the machine as the trace leaves it (totals, not a sample's).
+      if (this.stats.events > 0 && this._sinceSample > 0) this._sample(this._lastLine, this._lastTime);
       this._finished = true;
       const pool = this.machine.swiotlb;
       this.stats.swiotlbHiwater = pool?.io_tlb_used_hiwater ?? 0;

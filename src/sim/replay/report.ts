@@ -95,7 +95,7 @@ export function formatReplaySummary(r: ReplayTraceResult, file: string, shown = 
       '',
       `replay machine: ${describeReplayMachine(r.machine)}`,
       ...r.plan.notes.map((n) => `  ${n}`),
-      `replayed: ${s.replayed} of ${s.events - s.iommuEvents} DMA events${s.iommuEvents === 0 ? '' : r.machine.iommu === null ? ` (and ${s.iommuEvents} iommu events, not replayed: the replay machine has no IOMMU)` : ` (and ${s.iommuEvents} iommu events, done by the replay machine's own IOMMU)`}${skipped.length === 0 ? '' : `; not replayed: ${skipped.map(([k, v]) => `${v} ${k}`).join(', ')}`}`,
+      `replayed: ${s.replayed} of ${s.events - s.iommuEvents - s.bounceEvents} DMA events${s.bounceEvents === 0 ? '' : ` (and ${s.bounceEvents} swiotlb_bounced events, compared in the fidelity line)`}${s.iommuEvents === 0 ? '' : r.machine.iommu === null ? ` (and ${s.iommuEvents} iommu events, not replayed: the replay machine has no IOMMU)` : ` (and ${s.iommuEvents} iommu events, done by the replay machine's own IOMMU)`}${skipped.length === 0 ? '' : `; not replayed: ${skipped.map(([k, v]) => `${v} ${k}`).join(', ')}`}`,
       `mappings the traced kernel made that fail here: ${s.failed}`,
       ...(s.tracedFailures > 0 ? [`mappings that failed in the traced kernel and would succeed here: ${s.wouldSucceed} of ${s.tracedFailures}`] : []),
       `pressure: peak ${fmtCount(s.peakLive)} live mappings, peak IOVA space ${fmtBytes(s.peakIovaBytes)}, swiotlb peak ${fmtCount(s.swiotlbHiwater)} of ${fmtCount(s.swiotlbSlots)} slots, ${fmtCount(last?.iotlbInvalidations ?? 0)} IOTLB invalidations`,

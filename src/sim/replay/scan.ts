@@ -225,7 +225,7 @@ export function replayMachineConfig(scan: TraceScan | null, opts: ReplayMachineO
     memory = need;
     notes.push(scan === null
       ? `memory: ${need / GiB} GiB (the trace comes from standard input, so it was not measured; give --machine for another size)`
-      : `memory: ${need / GiB} GiB, enough for the trace's highest physical address 0x${Math.max(0, scan.maxPhysEnd - 1).toString(16)}`);
+      : scan.maxPhysEnd === 0 ? `memory: ${need / GiB} GiB (the trace names no RAM address)` : `memory: ${need / GiB} GiB, enough for the trace's highest physical address 0x${(scan.maxPhysEnd - 1).toString(16)}`);
   }
   let iommu = base.iommu;
   if (opts.iommu === 'off') iommu = false;
@@ -242,6 +242,7 @@ export function replayMachineConfig(scan: TraceScan | null, opts: ReplayMachineO
   }
   // CPUs: the machine file's, or as many as the trace uses (64 for a stream, not measured).
   const cpus = Math.min(1024, scan === null ? base.cpus ?? 64 : Math.max(base.cpus ?? 2, scan.maxCpu + 1));
+  if (scan !== null && base.cpus !== undefined && cpus > base.cpus) notes.push(`CPUs: ${cpus}, not the machine file's ${base.cpus}: the trace runs on CPU ${scan.maxCpu}`);
   const devices: DeviceConfig[] = [];
   const fromFile = new Map((base.devices ?? []).map((d) => [d.name, d]));
   for (const d of base.devices ?? []) devices.push(opts.mask === undefined ? d : { ...d, dmaMask: opts.mask, coherentDmaMask: opts.mask });

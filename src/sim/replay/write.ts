@@ -104,14 +104,19 @@ export function toFtraceEvent(e: TraceEvent, line = 0): FtraceEvent | null {
 
 /**
  * A machine's DMA trace as the kernel's trace file prints it (the machine needs `trace: true`).
+ * When the bounded trace dropped its oldest events, a `CPU:0 [LOST n EVENTS]` line says so first,
+ * as the kernel marks a ring-buffer overrun (a replay then counts them).
  * @example writeFileSync('trace.txt', traceFtrace(machine)); // then: dmasim replay trace.txt
  */
-export function traceFtrace(machine: { readonly trace: { readonly enabled: boolean; readonly events: readonly TraceEvent[] } }): string {
+export function traceFtrace(machine: { readonly trace: { readonly enabled: boolean; readonly events: readonly TraceEvent[]; readonly dropped?: number } }): string {
   if (typeof machine !== 'object' || machine === null || typeof machine.trace !== 'object' || machine.trace === null || !Array.isArray(machine.trace.events)) {
     throw new KernelError(EINVAL, 'traceFtrace', 'expected a Machine', 'machine');
   }
   if (!machine.trace.enabled) throw new KernelError(EINVAL, 'traceFtrace', 'the machine records no trace (build it with trace: true)', 'machine');
   const lines = [...HEADER];
+  // Events the bounded trace dropped: the marker the kernel prints for a ring buffer overrun.
+  const dropped = machine.trace.dropped ?? 0;
+  if (dropped > 0) lines.push(`CPU:0 [LOST ${dropped} EVENTS]`);
   for (const e of machine.trace.events) {
     const ev = toFtraceEvent(e, lines.length + 1);
     if (ev !== null) lines.push(formatFtraceLine(ev));

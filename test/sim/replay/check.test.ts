@@ -140,12 +140,12 @@ describe('replay: the offline dma-debug check', () => {
     expect(r.stats.failedMaps).toBe(1);
   });
 
-  it('a free with another CPU pointer: dma-debug\'s words, with the pointers the trace printed', async () => {
+  it('a free with another CPU pointer: dma-debug\'s words (its 0x0x included), with the pointers the trace printed', async () => {
     const r = await check(trace(
       `dma_alloc: ${DEV} dir=BIDIRECTIONAL dma_addr=fffe0000 size=8192 virt_addr=00000000a1b2c3d4 flags=GFP_KERNEL attrs=`,
       `dma_free: ${DEV} dir=BIDIRECTIONAL dma_addr=fffe0000 size=8192 virt_addr=00000000deadbeef attrs=`,
     ));
-    expect(r.findings.map((f) => f.message)).toEqual([expect.stringContaining('frees DMA memory with different CPU address [device address=0x00000000fffe0000] [size=8192 bytes] [cpu alloc address=0x00000000a1b2c3d4] [cpu free address=0x00000000deadbeef]')]);
+    expect(r.findings.map((f) => f.message)).toEqual([expect.stringContaining('frees DMA memory with different CPU address [device address=0x00000000fffe0000] [size=8192 bytes] [cpu alloc address=0x0x00000000a1b2c3d4] [cpu free address=0x0x00000000deadbeef]')]);
   });
 
   it('iommu:io_page_fault: after an unmap, outside any mapping, or against a mapping\'s direction, each with its lines', async () => {
@@ -159,8 +159,23 @@ describe('replay: the offline dma-debug check', () => {
       unmapPhys('ffffe000', 4096, 'TO_DEVICE'),
     ));
     expect(r.findings.map((f) => [f.kind, f.lines])).toEqual([['access-after-unmap', [5, 4]], ['access-unmapped', [6]], ['access-direction', [8, 7]]]);
+    // A read of a live DMA_TO_DEVICE buffer is allowed: a fault there is no direction violation.
+    const read = await check(trace(mapPhys('ffffe000', 4096, 'TO_DEVICE'), 'io_page_fault: IOMMU:nvme 0000:01:00.0 iova=0x00000000ffffe010 flags=0x0000'));
+    expect(read.findings.filter((f) => f.kind.startsWith('access')).map((f) => f.kind)).toEqual(['access-unmapped']);
+    expect(read.findings[0]?.message).toContain('which allows it');
     expect(r.findings[0]?.message).toBe('nvme 0000:01:00.0: IOMMU fault on a device read at iova 0x00000000fffff800, which the driver unmapped at line 4 ([device address=0x00000000fffff000] [size=8192 bytes])');
     expect(r.findings[2]?.message).toContain('device write at iova 0x00000000ffffe010, inside the live DMA_TO_DEVICE mapping');
+  });
+
+  it('noncontiguous allocations go through dma-debug as the kernel\'s do; allocations leak as leaked-coherent, as dmaFindings names them', async () => {
+    const r = await check(trace(
+      `dma_alloc_sgt: ${DEV} dir=FROM_DEVICE dma_addr=ffff0000 size=12288 phys_addrs={0x4000000,0x4001000,0x4002000} flags=GFP_KERNEL attrs=`,
+      `dma_free_sgt: ${DEV} dir=TO_DEVICE dma_addr=ffff0000 size=12288 phys_addrs={0x4000000,0x4001000,0x4002000}`,
+      `dma_alloc_pages: ${DEV} dir=FROM_DEVICE dma_addr=fffe0000 size=8192 virt_addr=00000000a1b2c3d4 flags=GFP_KERNEL attrs=`,
+      `dma_alloc_sgt: ${DEV} dir=FROM_DEVICE dma_addr=fffd0000 size=4096 phys_addrs={0x5000000} flags=GFP_KERNEL attrs=`,
+    ));
+    expect(r.findings.map((f) => [f.kind, f.lines])).toEqual([['dma-debug', [4, 3]], ['leaked-coherent', [5]], ['leaked-coherent', [6]]]);
+    expect(r.findings[0]?.message).toContain('frees DMA memory with different direction');
   });
 
   it('a second dma_unmap_sg or dma_free_sgt names the first one\'s line', async () => {

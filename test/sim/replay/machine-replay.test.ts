@@ -224,6 +224,42 @@ describe('replay on a configured machine', () => {
     expect(r.replay!.findings).toEqual([]);
   });
 
+  it('a free of the wrong size that BUGs the replay machine\'s page allocator is a finding, and the replay goes on', async () => {
+    const t = traceFile(
+      `dma_alloc: ${DEV} dir=BIDIRECTIONAL dma_addr=5000000 size=8192 virt_addr=00000000a1b2c3d4 flags=GFP_KERNEL attrs=`,
+      `dma_free: ${DEV} dir=BIDIRECTIONAL dma_addr=5000000 size=4096 virt_addr=00000000a1b2c3d4 attrs=`,
+      mapPhys('6000000', 4096, '6000000'), unmapPhys('6000000', 4096));
+    const r = await replayTrace(t, { iommu: 'off' });
+    // The trace check reports the size mismatch; the replay machine, the BUG the kernel would hit.
+    expect(r.findings.map((f) => f.kind)).toEqual(['dma-debug']);
+    const bug = r.replay!.findings.filter((f) => f.message.startsWith('BUG in'));
+    expect(bug.length).toBe(1);
+    expect(bug[0]).toMatchObject({ kind: 'warn', lines: [3] });
+    expect(bug[0]?.message).toMatch(/Bad page state/);
+    expect(r.replay!.stats.replayed).toBe(3);
+  });
+
+  it('an MMIO mapping at an address the replay machine has RAM at is not replayed (its dma-debug would call it RAM)', async () => {
+    const t = traceFile(
+      `dma_map_resource: ${DEV} dir=BIDIRECTIONAL dma_addr=f0000000 size=4096 phys_addr=f0000000 attrs=`,
+      `dma_unmap_resource: ${DEV} dir=BIDIRECTIONAL dma_addr=f0000000 size=4096 attrs=`);
+    const r = await replayTrace(t, { iommu: 'strict' });
+    expect(r.findings).toEqual([]);
+    expect(r.replay!.findings).toEqual([]);
+    expect(r.replay!.stats.skipped['MMIO address that is RAM on the replay machine']).toBe(1);
+    expect(r.plan!.notes[0]).toContain('the trace names no RAM address');
+  });
+
+  it('the last pressure sample is the machine as the trace leaves it: every strict unmap\'s invalidation counted', async () => {
+    const ev: string[] = [];
+    for (let i = 0; i < 1500; i++) { const a = (0x30000000 + (i % 8) * 0x10000).toString(16); ev.push(mapPhys(a, 4096, a), unmapPhys(a, 4096)); }
+    const r = await replayTrace(traceFile(...ev), { iommu: 'strict' });
+    const last = r.replay!.samples[r.replay!.samples.length - 1]!;
+    const tlb = r.machine!.iommu!.iotlb;
+    expect(last.iotlbInvalidations).toBe(tlb.invalidations + tlb.domainFlushes + tlb.globalFlushes);
+    expect(last.line).toBe(3001);
+  });
+
   it('rebuilds sg entry lengths: exact when nothing merged, granule-ended when entries merged, null when impossible', () => {
     const ev = (s: string) => (parseFtraceLine(`  k-1 [000] .....   1.000000: ${s}`, 1) as { event: DmaMapSgEvent }).event;
     expect(entryLengths(ev(`dma_map_sg: ${DEV} dir=TO_DEVICE nents=2/2 ents=2/2 dma_addrs={0x1000,0x9000} sizes={0x800,0x1000} phys_addrs={0x2000800,0x2008000} attrs=`), 4096)).toEqual([0x800, 0x1000]);
