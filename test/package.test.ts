@@ -153,6 +153,17 @@ console.log(addr, f.length);
     expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version);
     const help = node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), 'help']);
     expect(help.stdout).toMatch(/^usage: dmasim <command>/);
+    // A JavaScript scenario's sweep runs without tsx in its workers; a run's --ftrace replays.
+    writeFileSync(join(scratch, 'js-scenario.mjs'), `import { Machine } from 'dmasim';\nexport default ({ seed }) => ({ pages: new Machine({ memory: '64M', seed }).mm.totalPages });\n`);
+    const jsSweep = node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), 'sweep', 'js-scenario.mjs', '--seeds', '1..2', '--format', 'csv', '--no-progress']);
+    expect(jsSweep.status).toBe(0);
+    expect(jsSweep.stdout.trim().split('\n').length).toBe(3);
+    writeFileSync(join(scratch, 'traced.mjs'), `import { dma_map_single, dma_mapping_error, dma_unmap_single, DMA_TO_DEVICE } from 'dmasim';\nimport { testMachine } from 'dmasim/testing';\nexport default () => { const { machine, dev } = testMachine({ iommu: { mode: 'strict' } }); const v = machine.mm.kmalloc(64); const a = dma_map_single(dev, v, 64, DMA_TO_DEVICE); dma_mapping_error(dev, a); dma_unmap_single(dev, a, 64, DMA_TO_DEVICE); return 'ok'; };\n`);
+    expect(node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), 'run', 'traced.mjs', '--ftrace', 'traced.txt']).status).toBe(0);
+    const replayed = node([join('node_modules', 'dmasim', 'bin', 'dmasim.mjs'), 'replay', 'traced.txt', '--iommu', 'strict', '--html', 'replay.html']);
+    expect(replayed.status).toBe(0);
+    expect(replayed.stdout).toMatch(/single maps at the traced DMA address 1\/1 \(100%\)/);
+    expect(readFileSync(join(scratch, 'replay.html'), 'utf8')).toContain('IOVA space taken by live mappings');
     // The library says nothing on its own, even while a driver keeps faulting.
     writeFileSync(join(scratch, 'quiet.mjs'), `import { testMachine } from 'dmasim/testing';\nconst { dev } = testMachine({ iommu: { mode: 'strict' } });\nfor (let i = 0; i < 100; i++) dev.dma.write(0x1000, new Uint8Array(4));\n`);
     const quiet = node(['quiet.mjs']);
