@@ -214,7 +214,10 @@ export interface IommuUnmapEvent extends FtraceHeader {
   readonly unmapped_size: number;
 }
 
-/** `iommu:io_page_fault`: `flags` is the C int (IOMMU_FAULT_READ 0, IOMMU_FAULT_WRITE 1). */
+/**
+ * `iommu:io_page_fault`: `flags` is the C int (IOMMU_FAULT_READ 0, IOMMU_FAULT_WRITE 1). `iova`
+ * may be past 2^53 (the nearest number: a device can fault anywhere), unlike mapped addresses.
+ */
 export interface IommuIoPageFaultEvent extends FtraceHeader {
   readonly event: 'io_page_fault';
   readonly system: 'iommu';

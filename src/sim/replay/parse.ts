@@ -414,7 +414,13 @@ function parseIoPageFault(text: string, o: Record<string, unknown>): void {
   o['driver'] = mid.slice(0, k);
   o['device'] = mid.slice(k + 1);
   const t = text.slice(j + 1).split(' ');
-  o['iova'] = hex0x(labelled(t[0], 'iova', 'iova'), 'iova');
+  // A faulting IOVA is whatever the device put on the bus, often past 2^53 (a stray pointer): kept
+  // as the nearest number (exact for page-aligned ones), not refused like a mapping's address.
+  const iova = labelled(t[0], 'iova', 'iova');
+  if (!iova.startsWith('0x')) fault('iova', `expected 0x-prefixed hex, got '${clip(iova)}'`);
+  const digits = iova.slice(2);
+  if (digits.length === 0 || digits.length > 16 || !HEX.test(digits)) fault('iova', `expected up to 16 hex digits, got '${clip(digits)}'`);
+  o['iova'] = /^[fF]{16}$/.test(digits) ? -1 : Number(BigInt(iova));
   const f = labelled(t[1], 'flags', 'flags');
   if (!f.startsWith('0x')) fault('flags', `expected 0x-prefixed hex, got '${clip(f)}'`);
   o['flags'] = hexU32(f.slice(2), 'flags') | 0;

@@ -163,6 +163,10 @@ describe('replay: the offline dma-debug check', () => {
     const read = await check(trace(mapPhys('ffffe000', 4096, 'TO_DEVICE'), 'io_page_fault: IOMMU:nvme 0000:01:00.0 iova=0x00000000ffffe010 flags=0x0000'));
     expect(read.findings.filter((f) => f.kind.startsWith('access')).map((f) => f.kind)).toEqual(['access-unmapped']);
     expect(read.findings[0]?.message).toContain('which allows it');
+    // A stray IOVA past 2^53 still parses and is a finding.
+    const stray = await check(trace('io_page_fault: IOMMU:nvme 0000:01:00.0 iova=0xfffffffffffff000 flags=0x0001'));
+    expect(stray.findings.map((f) => f.kind)).toEqual(['access-unmapped']);
+    expect(stray.findings[0]?.message).toContain('iova 0xfffffffffffff000');
     expect(r.findings[0]?.message).toBe('nvme 0000:01:00.0: IOMMU fault on a device read at iova 0x00000000fffff800, which the driver unmapped at line 4 ([device address=0x00000000fffff000] [size=8192 bytes])');
     expect(r.findings[2]?.message).toContain('device write at iova 0x00000000ffffe010, inside the live DMA_TO_DEVICE mapping');
   });
