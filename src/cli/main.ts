@@ -3,7 +3,7 @@
  * The `dmasim` command: `run` (a scenario), `bench coalesce`, `help`. Exit codes: 0 success,
  * 1 the work failed, 2 bad usage.
  */
-import { UsageError, parseCommandArgs } from './usage.ts';
+import { UsageError, checkOutputDirs, loadMachineArg, parseCommandArgs } from './usage.ts';
 import { REPLAY_USAGE, replayCommand } from './replay.ts';
 import { pino } from 'pino';
 import { Writable } from 'node:stream';
@@ -307,7 +307,7 @@ async function runCommand(args: string[]): Promise<number> {
   }
   const file = positionals[0];
   // Every output path is checked before anything runs: a typo should not cost a long run.
-  await checkOutputPaths(values);
+  checkOutputPaths(values);
   if (file !== undefined) return runScenarioFile(file, values);
   const r = defaultScenario();
   await writeOutputs(r.machine, values, { title: 'dmasim: the default scenario', entryLengths: r.entryLengths, segmentLengths: r.segmentLengths, iovaRanges: r.iovaRanges, text: r.report });
@@ -323,14 +323,8 @@ async function runCommand(args: string[]): Promise<number> {
 type RunOutputs = { html?: string | undefined; trace?: string | undefined; jsonl?: string | undefined; ftrace?: string | undefined };
 
 /** Bad usage (2) when an output path's directory does not exist. */
-async function checkOutputPaths(opts: RunOutputs): Promise<void> {
-  const { dirname, resolve } = await import('node:path');
-  const { existsSync, statSync } = await import('node:fs');
-  for (const [flag, out] of [['--html', opts.html], ['--trace', opts.trace], ['--jsonl', opts.jsonl], ['--ftrace', opts.ftrace]] as const) {
-    if (out === undefined) continue;
-    const dir = dirname(resolve(out));
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${flag} ${out}: no directory ${dir}`, RUN_USAGE);
-  }
+function checkOutputPaths(opts: RunOutputs): void {
+  checkOutputDirs([['--html', opts.html], ['--trace', opts.trace], ['--jsonl', opts.jsonl], ['--ftrace', opts.ftrace]], RUN_USAGE);
 }
 
 /** Write the pictures and traces --html, --trace and --jsonl ask for, of one machine. */
@@ -445,28 +439,14 @@ async function describeCommand(args: string[]): Promise<number> {
   if (positionals.length > 1) throw new UsageError(`one preset or machine file, got ${positionals.length} arguments`, DESCRIBE_USAGE);
   const { describeMachine } = await import('../sim/describe.ts');
   const { KernelError } = await import('../core/errors.ts');
-  let config = PRESETS[what];
-  if (config === undefined) {
-    const { existsSync, readFileSync } = await import('node:fs');
-    if (!existsSync(what)) throw new UsageError(`'${what}' is neither a preset (${Object.keys(PRESETS).join(', ')}) nor a file`, DESCRIBE_USAGE);
-    let json: unknown;
-    try {
-      json = JSON.parse(readFileSync(what, 'utf8'));
-    } catch (e) {
-      throw new UsageError(`${what} is not valid JSON: ${(e as Error).message}`, DESCRIBE_USAGE);
-    }
-    const { parseMachineConfig } = await import('../sim/machine-file.ts');
-    try {
-      config = parseMachineConfig(json, what);
-      process.stdout.write(`${describeMachine(buildMachine(config).machine)}\n`);
-    } catch (e) {
-      // The file's content is the user's input: a bad field or a machine that cannot be built is bad usage.
-      if (e instanceof KernelError) throw new UsageError(e.message, DESCRIBE_USAGE);
-      throw e;
-    }
-    return 0;
+  const config = await loadMachineArg(what, DESCRIBE_USAGE);
+  try {
+    process.stdout.write(`${describeMachine(buildMachine(config).machine)}\n`);
+  } catch (e) {
+    // A machine file's content is the user's input: a machine that cannot be built is bad usage.
+    if (e instanceof KernelError) throw new UsageError(e.message, DESCRIBE_USAGE);
+    throw e;
   }
-  process.stdout.write(`${describeMachine(buildMachine(config).machine)}\n`);
   return 0;
 }
 

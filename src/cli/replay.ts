@@ -6,7 +6,7 @@
 import { KernelError } from '../core/errors.ts';
 import { replayTrace, type ReplayTraceOptions, type ReplayTraceResult } from '../sim/replay/replay.ts';
 import { allFindings, formatReplaySummary, replayHtml } from '../sim/replay/report.ts';
-import { UsageError, parseCommandArgs } from './usage.ts';
+import { UsageError, checkOutputDirs, loadMachineArg, parseCommandArgs } from './usage.ts';
 
 export const REPLAY_USAGE = `usage: dmasim replay <trace.txt | -> [options]
 
@@ -67,12 +67,7 @@ export async function replayCommand(args: string[]): Promise<number> {
       throw new UsageError(`${file} is trace-cmd's binary trace.dat: give its text (trace-cmd report -i ${file} > trace.txt)`, REPLAY_USAGE);
     }
   }
-  if (values.html !== undefined) {
-    const { dirname, resolve } = await import('node:path');
-    const { existsSync, statSync } = await import('node:fs');
-    const d = dirname(resolve(values.html));
-    if (!existsSync(d) || !statSync(d).isDirectory()) throw new UsageError(`--html ${values.html}: no directory ${d}`, REPLAY_USAGE);
-  }
+  checkOutputDirs([['--html', values.html]], REPLAY_USAGE);
   let r: ReplayTraceResult;
   try {
     r = await replayTrace(file === '-' ? process.stdin : file, opts);
@@ -119,27 +114,6 @@ async function machineOptions(values: { machine?: string | undefined; iommu?: st
     if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError(`--mask: expected a number of bits from 1 to 64, got ${values.mask}`, REPLAY_USAGE);
     out.mask = n;
   }
-  if (values.machine !== undefined) {
-    const { PRESETS } = await import('../sim/config.ts');
-    const preset = PRESETS[values.machine];
-    if (preset !== undefined) out.machine = preset;
-    else {
-      const { existsSync, readFileSync } = await import('node:fs');
-      if (!existsSync(values.machine)) throw new UsageError(`--machine: '${values.machine}' is neither a preset (${Object.keys(PRESETS).join(', ')}) nor a file`, REPLAY_USAGE);
-      let json: unknown;
-      try {
-        json = JSON.parse(readFileSync(values.machine, 'utf8'));
-      } catch (e) {
-        throw new UsageError(`--machine: ${values.machine} is not valid JSON: ${(e as Error).message}`, REPLAY_USAGE);
-      }
-      const { parseMachineConfig } = await import('../sim/machine-file.ts');
-      try {
-        out.machine = parseMachineConfig(json, values.machine);
-      } catch (e) {
-        if (e instanceof KernelError) throw new UsageError(e.message, REPLAY_USAGE);
-        throw e;
-      }
-    }
-  }
+  if (values.machine !== undefined) out.machine = await loadMachineArg(values.machine, REPLAY_USAGE, '--machine: ');
   return out;
 }

@@ -55,9 +55,11 @@ export function createTrace(now: () => number, enabled: boolean, max = 1_000_000
     events,
     dropped: 0,
     emit(kind, name, actor, args) {
+      const e: { -readonly [K in keyof TraceEvent]: TraceEvent[K] } = { t: now(), kind, name, actor };
+      if (args !== undefined) e.args = args;
       const c = cpu === undefined ? 0 : cpu();
-      const e: TraceEvent = args === undefined ? { t: now(), kind, name, actor } : { t: now(), kind, name, actor, args };
-      events.push(c === 0 ? e : { ...e, cpu: c });
+      if (c !== 0) e.cpu = c;
+      events.push(e);
       if (events.length > max + slack) {
         const cut = events.length - max;
         events.splice(0, cut);

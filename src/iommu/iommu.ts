@@ -355,23 +355,16 @@ export class Iommu {
   }
 
   /**
-   * The per-device record if it was made, else undefined (no check: the hot path's look-up).
-   * @example iommu.peekDevIommu(dev) ?? iommu.devIommu(dev, makeRecord)
+   * The per-device record the DMA layer keeps (the kernel's dev->iommu), made by `init(dev)` on first
+   * use. `init` takes the device so callers can pass one function made once, not a closure per call.
+   * @example const st = iommu.devIommu(dev, (d) => ({ pci32bitWorkaround: d.name.startsWith('0000:') }));
    */
-  peekDevIommu<T>(dev: IommuClient): T | undefined {
-    return this._devIommu.get(dev) as T | undefined;
-  }
-
-  /**
-   * The per-device record the DMA layer keeps (the kernel's dev->iommu), made by `init` on first use.
-   * @example const st = iommu.devIommu(dev, () => ({ pci32bitWorkaround: true }));
-   */
-  devIommu<T>(dev: IommuClient, init: () => T): T {
+  devIommu<T, D extends IommuClient = IommuClient>(dev: D, init: (dev: D) => T): T {
     let s = this._devIommu.get(dev) as T | undefined;
     if (s === undefined) {
       if (this._groupOf.get(dev) === undefined) throw new KernelError(EINVAL, 'Iommu.devIommu', 'expected a device probed behind this IOMMU', 'dev');
       checkFunction(init, 'Iommu.devIommu', 'init');
-      s = init();
+      s = init(dev);
       this._devIommu.set(dev, s);
     }
     return s;

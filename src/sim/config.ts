@@ -26,13 +26,16 @@ export interface BuiltMachine {
 }
 
 /**
- * Build a machine and add its devices.
+ * Build a machine and add its devices; `beforeDevices`, when given, runs on the machine first (a
+ * trace replay claims the trace's pages before device probing allocates page tables).
  * @example const { machine, devices } = buildMachine(PRESETS['laptop-nvme-vtd']);
  */
-export function buildMachine(config: MachineConfig): BuiltMachine {
+export function buildMachine(config: MachineConfig, beforeDevices?: (machine: Machine) => void): BuiltMachine {
   if (config === null || typeof config !== 'object') throw new KernelError(EINVAL, 'buildMachine', 'expected a machine description object', 'config');
+  if (beforeDevices !== undefined && typeof beforeDevices !== 'function') throw new KernelError(EINVAL, 'buildMachine', 'expected a function', 'beforeDevices');
   const { devices = [], ...opts } = config;
   const machine = new Machine(opts);
+  beforeDevices?.(machine);
   const out: Record<string, Device> = {};
   for (const d of devices) {
     const { bus = 'pci', ...dev } = d;

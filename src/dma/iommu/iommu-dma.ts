@@ -62,7 +62,8 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
   checkObject(observer, 'iommuDmaOps', 'observer');
   const cpu = (): number => iommu.ctx.currentCpu ?? 0;
   // dev->iommu: kept by the IOMMU per device (a Map machine snapshots see, not a WeakMap here).
-  const state = (dev: Device): DevState => iommu.peekDevIommu<DevState>(dev) ?? iommu.devIommu(dev, () => ({ pci32bitWorkaround: dev.bus.name === 'pci' && !iommu.forcedac }));
+  const newState = (dev: Device): DevState => ({ pci32bitWorkaround: dev.bus.name === 'pci' && !iommu.forcedac });
+  const state = (dev: Device): DevState => iommu.devIommu(dev, newState);
   // iommu_get_dma_domain: the DMA API maps in the group's default domain, even while a driver has
   // attached the group to a domain of its own (the mappings then wait there for the detach).
   const domainOf = (dev: Device): IommuDomain => {

@@ -22,6 +22,7 @@ import { PAGE_OFFSET } from '../../mm/constants.ts';
 import { DMA_MAPPING_ERROR } from '../../dma/debug/state.ts';
 import type { DmaFindingKind } from '../findings.ts';
 import { DMA_DIRECTION_NAMES, type FtraceEvent } from './events.ts';
+import { traceDeviceBus } from './scan.ts';
 
 /** One problem found in a trace. */
 export interface TraceFinding {
@@ -72,16 +73,17 @@ export class TraceChecker {
   private readonly _devices = new Map<string, DebugDevice>();
   private readonly _lines = new Map<string, number>();
   private readonly _sgLive = new Map<string, SgLive[]>();
-  private readonly _unmappedAt = new Map<string, number>();
-  /** The map line of each released `device\0DMA address` (a partial sg unmap leaves an entry behind). */
-  private readonly _mapLineGone = new Map<string, number>();
+  /**
+   * Per released `device\0DMA address`: the line of its last release (a second one names it) and of
+   * its map (a partial sg unmap can leave dma-debug's entry behind, to be reported as a leak).
+   */
+  private readonly _gone = new Map<string, { unmap: number; map: number }>();
   /** The last RECENT_RELEASES released ranges per device, oldest first (for io_page_fault). */
   private readonly _recent = new Map<string, Array<{ start: number; end: number; line: number }>>();
   /** Live dma_alloc_noncontiguous allocations (no dma-debug entry of their own here), by `device\0DMA address`. */
   private readonly _sgtLive = new Map<string, { device: string; line: number; dma: number; size: number }>();
   /** Where the last dma_unmap_sg of `device\0first phys` and dma_free_sgt of `device\0DMA address` were (a second one names it). */
   private readonly _sgUnmappedAt = new Map<string, number>();
-  private readonly _sgtFreedAt = new Map<string, number>();
   /** Live dma_map_sg events cut at 128 entries, by `device\0first DMA address`. */
   private readonly _truncated = new Map<string, SgLive>();
   // INVARIANT: _virt maps each printed CPU pointer (hashed %p) to a stand-in page, the same one for
@@ -107,7 +109,7 @@ export class TraceChecker {
       // The trace names devices, not drivers: dma-debug labels them by bus, as for an unbound device.
       // Nor its DMA parameters: no segment limit or boundary is checked here (a replay machine's
       // devices have theirs, from a machine file or the trace).
-      d = { name, bus: { name: /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/i.test(name) ? 'pci' : 'platform' }, dma_parms: { max_segment_size: 0xffffffff, segment_boundary_mask: 2 ** 64 - 1 } };
+      d = { name, bus: { name: traceDeviceBus(name) }, dma_parms: { max_segment_size: 0xffffffff, segment_boundary_mask: 2 ** 64 - 1 } };
       this._devices.set(name, d);
       this.stats.devices.push(name);
     }
@@ -149,15 +151,14 @@ export class TraceChecker {
     const mapLine = this._lines.get(key);
     if (mapLine !== undefined) {
       this._lines.delete(key);
-      this._unmappedAt.set(key, line);
-      // Kept for a leak report whose release was partial (dma-debug may still hold the entry).
-      this._mapLineGone.set(key, mapLine);
+      this._gone.set(key, { unmap: line, map: mapLine });
     }
     if (size > 0) {
       let ring = this._recent.get(dev);
       if (ring === undefined) this._recent.set(dev, ring = []);
       ring.push({ start: addr, end: addr + size, line });
-      if (ring.length > RECENT_RELEASES) ring.splice(0, ring.length - RECENT_RELEASES);
+      // Trimmed in batches, not one shift of the whole ring per release once it is full.
+      if (ring.length > RECENT_RELEASES + RECENT_RELEASES / 4) ring.splice(0, ring.length - RECENT_RELEASES);
     }
   }
 
@@ -202,7 +203,7 @@ export class TraceChecker {
     if (fresh <= 0) return;
     const errs = this._debug.errors;
     const key = `${dev}\0${addr}`;
-    const mapLine = addr === undefined ? undefined : this._lines.get(key) ?? this._unmappedAt.get(key);
+    const mapLine = addr === undefined ? undefined : this._lines.get(key) ?? this._gone.get(key)?.unmap;
     for (const e of errs.slice(Math.max(0, errs.length - fresh))) {
       this.findings.push({ kind: 'dma-debug', device: e.device, message: this._unStandIn(e.text.replace(/\n$/, '')), lines: mapLine === undefined || mapLine === line ? [line] : [line, mapLine] });
     }
@@ -350,16 +351,16 @@ export class TraceChecker {
         this.stats.frees++;
         const key = `${ev.device}\0${ev.dma_addr}`;
         const live = this._sgtLive.get(key);
-        if (live !== undefined) {
-          // dma_free_noncontiguous: debug_dma_unmap_sg of the pages the free names.
-          dbg.debug_dma_unmap_sg(this._dev(ev.device), sgEntries(ev.phys_addrs, [ev.dma_addr], [live.size]), ev.phys_addrs.length, ev.dir);
-          this._collect(ev.line, ev.device, ev.dma_addr);
-          this._released(ev.device, ev.dma_addr, ev.line, live.size);
-        }
-        if (!this._sgtLive.delete(key)) {
-          const before = this._sgtFreedAt.get(key);
+        if (live === undefined) {
+          const before = this._gone.get(key)?.unmap;
           this._notAllocated(this._dev(ev.device), ev.line, `[device address=${hex16(ev.dma_addr)}] [size=${ev.size} bytes] (dma_free_noncontiguous${before === undefined ? '' : `; freed at line ${before}`})`, before);
-        } else this._sgtFreedAt.set(key, ev.line);
+          return;
+        }
+        this._sgtLive.delete(key);
+        // dma_free_noncontiguous: debug_dma_unmap_sg of the pages the free names.
+        dbg.debug_dma_unmap_sg(this._dev(ev.device), sgEntries(ev.phys_addrs, [ev.dma_addr], [live.size]), ev.phys_addrs.length, ev.dir);
+        this._collect(ev.line, ev.device, ev.dma_addr);
+        this._released(ev.device, ev.dma_addr, ev.line, live.size);
         return;
       }
       case 'io_page_fault':
@@ -380,7 +381,7 @@ export class TraceChecker {
         const key = `${dev.name}\0${e.dev_addr}`;
         // A noncontiguous allocation's entry: reported below, as an allocation.
         if (this._sgtLive.has(key)) continue;
-        const line = this._lines.get(key) ?? this._mapLineGone.get(key);
+        const line = this._lines.get(key) ?? this._gone.get(key)?.map;
         // Allocations (coherent, and dma_alloc_pages' noncoherent memory) leak as dmaFindings names them.
         const coherent = e.type === 'coherent' || e.type === 'noncoherent';
         this.findings.push({

@@ -25,7 +25,7 @@ import { KernelBug, KernelError } from '../../core/errors.ts';
 import { PAGE_SIZE } from '../../core/page.ts';
 import { GFP_KERNEL } from '../../mm/gfp.ts';
 import { DMA_ATTR_MMIO } from '../../dma/api/attrs.ts';
-import { OWNERS, OWNER_ID, PG_ALLOCATED } from '../../mm/page-meta.ts';
+import { OWNERS, OWNER_ID, PG_ALLOCATED, type PageMeta } from '../../mm/page-meta.ts';
 import type { Device } from '../../device/device.ts';
 import { DMA_MAPPING_ERROR } from '../../dma/debug/state.ts';
 import {
@@ -40,7 +40,7 @@ import { sg_dma_address, sg_dma_len, sg_next, sg_set_page, type Scatterlist } fr
 import { Machine } from '../machine.ts';
 import type { DmaFindingKind } from '../findings.ts';
 import type { FtraceEvent, DmaMapSgEvent } from './events.ts';
-import { PageSet, inferDevice, type TraceDeviceSeen } from './scan.ts';
+import { PageSet, inferDevice, newTraceDevice } from './scan.ts';
 import { isNullPointer } from './check.ts';
 
 /** A finding of the replay machine: `map-failed` (a mapping the traced kernel made fails here) or a dmaFindings kind. */
@@ -113,7 +113,6 @@ export interface ReplayStats {
   /** Peaks over the whole replay. */
   peakLive: number;
   peakIovaBytes: number;
-  peakSwiotlbSlots: number;
   /** swiotlb's own high-water mark, slots (0 without swiotlb). */
   swiotlbHiwater: number;
   swiotlbSlots: number;
@@ -132,6 +131,18 @@ export interface ReplayReport {
 }
 
 const FRAGMENTER = OWNER_ID['fragmenter'];
+const RESERVED = OWNER_ID['reserved'];
+
+/**
+ * Is an allocated page the trace's to use? Pages already claimed for it are; so are the
+ * fragmenter's, which stand for other kernel users' memory (the trace's buffers are some of it):
+ * they are relabelled as claimed.
+ */
+function isTracePage(meta: PageMeta, pfn: number): boolean {
+  const owner = meta.ownerOf(pfn);
+  if (owner === FRAGMENTER) meta.fill(meta.owner, RESERVED, pfn, pfn + 1);
+  return owner === FRAGMENTER || owner === RESERVED;
+}
 
 /** Samples kept: when full, every other one goes and the stride doubles. */
 const MAX_SAMPLES = 512;
@@ -143,7 +154,7 @@ const MAX_LENGTHS = 100_000;
 /** A kernel log message of a replayed event: a WARN splat, a KERN_ERR line, or a dev_warn-level line. */
 interface Logged { warn: boolean; err: boolean; text: string }
 
-interface SingleLive { sim: number; size: number; iova: number; line: number }
+interface SingleLive { traced: number; sim: number; size: number; iova: number; line: number }
 interface SgLive { sgt: SgTable; nents: number; tracedFirstDma: number; firstPhys: number; iova: number; line: number }
 
 // INVARIANT: singles maps `device\0traced DMA address` to the replay machine's mapping of it, and
@@ -163,7 +174,7 @@ export class TraceReplayer {
   readonly machine: Machine;
   readonly findings: ReplayFinding[] = [];
   readonly stats: ReplayStats = {
-    events: 0, replayed: 0, failed: 0, tracedFailures: 0, wouldSucceed: 0, skipped: {}, iommuEvents: 0, bounceEvents: 0, peakLive: 0, peakIovaBytes: 0, peakSwiotlbSlots: 0, swiotlbHiwater: 0, swiotlbSlots: 0,
+    events: 0, replayed: 0, failed: 0, tracedFailures: 0, wouldSucceed: 0, skipped: {}, iommuEvents: 0, bounceEvents: 0, peakLive: 0, peakIovaBytes: 0, swiotlbHiwater: 0, swiotlbSlots: 0,
   };
   readonly fidelity: ReplayFidelity = {
     singleMaps: 0, sameAddress: 0, sgMaps: 0, sameSegmentCount: 0, sameSegmentLengths: 0, sameSegmentAddresses: 0, sgLengthsInferred: 0, tracedBounces: 0, replayBounces: 0, examples: [],
@@ -188,7 +199,6 @@ export class TraceReplayer {
   private _finished = false;
   private readonly _devices = new Map<string, Device>();
   private readonly _granule: number;
-  private readonly _reservedOwner = OWNER_ID['reserved'];
   private readonly _mask: number | undefined;
 
   /**
@@ -226,8 +236,7 @@ export class TraceReplayer {
   private _dev(name: string, line: number): Device {
     let d = this._devices.get(name);
     if (d === undefined) {
-      const seen: TraceDeviceSeen = { name, bus: /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/i.test(name) ? 'pci' : 'platform', firstLine: line, dmaMask: undefined, maxSegment: 0, direct: 0, remapped: 0, bounced: 0 };
-      const { bus, ...opts } = inferDevice(seen, this._mask, this.notes);
+      const { bus, ...opts } = inferDevice(newTraceDevice(name, line), this._mask, this.notes);
       d = (this.machine.bus(bus ?? 'pci') ?? this.machine.pci).addDevice(opts);
       this._devices.set(name, d);
     }
@@ -251,10 +260,7 @@ export class TraceReplayer {
     for (let pfn = first; pfn <= last; pfn++) {
       if ((meta.stateOf(pfn) & PG_ALLOCATED) === 0) {
         if (!mm.memblockReserve(pfn * PAGE_SIZE, PAGE_SIZE, 'reserved')) { this._skip('physical page not free on the replay machine'); return false; }
-      } else if (meta.ownerOf(pfn) === FRAGMENTER) {
-        // The fragmenter's pages stand for other kernel users' memory: the trace's buffer is one.
-        meta.fill(meta.owner, this._reservedOwner, pfn, pfn + 1);
-      } else if (meta.ownerOf(pfn) !== this._reservedOwner) {
+      } else if (!isTracePage(meta, pfn)) {
         this._skip(`physical page the replay machine uses itself (${OWNERS[meta.ownerOf(pfn)] ?? 'unknown'})`); return false;
       }
     }
@@ -277,10 +283,6 @@ export class TraceReplayer {
       if (m.kind === 'WARN' || m.level === 'err' || m.level === 'warn') out.push({ warn: m.kind === 'WARN', err: m.level === 'err', text: m.message.trimEnd() });
     }
     return out;
-  }
-
-  private _swiotlbUsed(): number {
-    return this.machine.swiotlb?.io_tlb_used ?? 0;
   }
 
   /** IOVA bytes a mapping of [addr, addr + size) takes on this machine (0 when it is not behind an IOMMU). */
@@ -399,7 +401,7 @@ export class TraceReplayer {
         const key = `${ev.device}\0${ev.dma_addr}`;
         const prev = this._singles.get(key);
         if (prev !== undefined) this._drop(prev.iova); // the trace mapped it twice: keep the newest
-        this._singles.set(key, { sim: a, size: ev.size, iova, line: ev.line });
+        this._singles.set(key, { traced: ev.dma_addr, sim: a, size: ev.size, iova, line: ev.line });
         this._hold(iova);
         this._reports(ev.device, ev.line, logged, flagged);
         return;
@@ -556,15 +558,11 @@ export class TraceReplayer {
   }
 
   /** The live single mapping of `device` that holds traced address `addr`: exact first, then containing. */
-  private _singleAt(device: string, addr: number): { sim: number; traced: number } | undefined {
+  private _singleAt(device: string, addr: number): SingleLive | undefined {
     const exact = this._singles.get(`${device}\0${addr}`);
-    if (exact !== undefined) return { sim: exact.sim, traced: addr };
+    if (exact !== undefined) return exact;
     const prefix = `${device}\0`;
-    for (const [k, s] of this._singles) {
-      if (!k.startsWith(prefix)) continue;
-      const base = Number(k.slice(prefix.length));
-      if (addr >= base && addr < base + s.size) return { sim: s.sim, traced: base };
-    }
+    for (const [k, s] of this._singles) if (addr >= s.traced && addr < s.traced + s.size && k.startsWith(prefix)) return s;
     return undefined;
   }
 
@@ -611,7 +609,7 @@ export class TraceReplayer {
       const show = (as: readonly number[], ls: readonly number[]): string => `${ls.length} segment${ls.length === 1 ? '' : 's'} ${as.slice(0, 4).map((a, i) => `0x${a.toString(16)}+${ls[i]}`).join(' ')}${ls.length > 4 ? ' ...' : ''}`;
       this._example(ev.line, ev.device, show(ev.dma_addrs, ev.lengths), show(dma, lens));
     }
-    const iova = this.machine.iommu === null || this.machine.iommu.dmaDomainOf(dev)?.iovad == null ? 0 : lens.reduce((t, l, i) => t + this._iovaOf(dev, dma[i] as number, l), 0);
+    const iova = lens.reduce((t, l, i) => t + this._iovaOf(dev, dma[i] as number, l), 0);
     const rec: SgLive = { sgt, nents: n, tracedFirstDma: ev.dma_addrs[0] ?? -1, firstPhys: ev.phys_addrs[0] as number, iova, line: ev.line };
     const key = `${ev.device}\0${rec.firstPhys}`;
     const list = this._sgByPhys.get(key) ?? [];
@@ -632,8 +630,7 @@ export class TraceReplayer {
       if (d.fq !== null) flushQueued += d.fq.pending;
     }
     const tlb = m.iommu?.iotlb;
-    const slots = this._swiotlbUsed();
-    if (slots > this.stats.peakSwiotlbSlots) this.stats.peakSwiotlbSlots = slots;
+    const slots = m.swiotlb?.io_tlb_used ?? 0;
     this.samples.push({
       line, time: timestamp - this._t0, live: this._live, iovaBytes: this._liveIova, iovaRanges, swiotlbSlots: slots,
       iotlbInvalidations: tlb === undefined ? 0 : tlb.invalidations + tlb.domainFlushes + tlb.globalFlushes, flushQueued,
@@ -677,8 +674,7 @@ export function claimPages(machine: Machine, pages: PageSet): void {
     for (let pfn = start; pfn < end;) {
       if (!mm.isRam(pfn * PAGE_SIZE, PAGE_SIZE)) { pfn++; continue; }
       if ((meta.stateOf(pfn) & PG_ALLOCATED) !== 0) {
-        // The fragmenter's pages stand for other kernel users' memory: the trace's buffers are some.
-        if (meta.ownerOf(pfn) === FRAGMENTER) meta.fill(meta.owner, OWNER_ID['reserved'], pfn, pfn + 1);
+        isTracePage(meta, pfn);
         pfn++;
         continue;
       }

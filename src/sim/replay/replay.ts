@@ -61,14 +61,8 @@ export async function replayTrace(source: FtraceSource, opts: ReplayTraceOptions
     plan = replayMachineConfig(scan, opts);
     // The trace's pages are claimed before the devices come (their IOMMU domains allocate
     // page-table pages), so nothing of the machine's own sits where the trace's buffers were.
-    const { devices = [], ...bare } = plan.config;
-    machine = buildMachine({ ...bare, ...(opts.trace === true ? { trace: true } : {}) }).machine;
-    if (scan !== null) claimPages(machine, scan.pages);
-    for (const { bus = 'pci', ...d } of devices) {
-      const target = machine.bus(bus);
-      if (target === undefined) throw new KernelError(EINVAL, 'replayTrace', `bus must be one of ${machine.buses.map((b) => b.name).join(', ')}, got ${String(bus)}`, 'opts.machine.devices[].bus');
-      target.addDevice(d);
-    }
+    const pages = scan?.pages;
+    machine = buildMachine({ ...plan.config, ...(opts.trace === true ? { trace: true } : {}) }, pages === undefined ? undefined : (m) => { claimPages(m, pages); }).machine;
     replayer = new TraceReplayer(machine, plan.notes, opts.mask === undefined ? {} : { mask: opts.mask });
   }
   const stream = parseFtrace(source);

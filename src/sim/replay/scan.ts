@@ -9,6 +9,7 @@
 import { EINVAL } from '../../core/errno.ts';
 import { KernelError } from '../../core/errors.ts';
 import { DMA_MAPPING_ERROR } from '../../dma/debug/state.ts';
+import { DMA_ATTR_MMIO } from '../../dma/api/attrs.ts';
 import type { DeviceConfig, MachineConfig } from '../config.ts';
 import type { FtraceEvent } from './events.ts';
 
@@ -98,6 +99,19 @@ export interface TraceScan {
 const PCI_NAME = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/i;
 
 /**
+ * The bus a traced device name belongs to: `pci` for a PCI address (dddd:bb:dd.f), else `platform`.
+ * @example traceDeviceBus('0000:01:00.0') // 'pci'
+ */
+export function traceDeviceBus(name: string): 'pci' | 'platform' {
+  return PCI_NAME.test(name) ? 'pci' : 'platform';
+}
+
+/** A device first seen at `line`, with nothing known of it yet. */
+export function newTraceDevice(name: string, line: number): TraceDeviceSeen {
+  return { name, bus: traceDeviceBus(name), firstLine: line, dmaMask: undefined, maxSegment: 0, direct: 0, remapped: 0, bounced: 0 };
+}
+
+/**
  * Accumulates a TraceScan, one event at a time.
  * @example
  * const s = new TraceScanner();
@@ -110,7 +124,7 @@ export class TraceScanner {
   private _dev(name: string, line: number): TraceDeviceSeen {
     let d = this.scan.devices.get(name);
     if (d === undefined) {
-      d = { name, bus: PCI_NAME.test(name) ? 'pci' : 'platform', firstLine: line, dmaMask: undefined, maxSegment: 0, direct: 0, remapped: 0, bounced: 0 };
+      d = newTraceDevice(name, line);
       this.scan.devices.set(name, d);
     }
     return d;
@@ -133,7 +147,7 @@ export class TraceScanner {
       case 'dma_map_phys': {
         const d = this._dev(ev.device, ev.line);
         // MMIO (DMA_ATTR_MMIO, dma_map_resource before 6.18) is device memory: the machine needs no RAM there.
-        if ((ev.attrs & (1 << 10)) === 0) this._phys(ev.phys_addr, ev.size);
+        if ((ev.attrs & DMA_ATTR_MMIO) === 0) this._phys(ev.phys_addr, ev.size);
         if (ev.dma_addr === DMA_MAPPING_ERROR) return;
         if (ev.dma_addr === ev.phys_addr) d.direct++;
         else d.remapped++;

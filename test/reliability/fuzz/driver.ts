@@ -145,7 +145,7 @@ const OVERRIDE: Record<string, Record<string, (r: Rig) => unknown>> = {
   'iommu.attachDevice': { domain: (r) => r.m.iommu!.allocDomain(1) }, 'iommu.detachDevice': { domain: (r) => r.m.iommu!.domainOf(r.dev) },
   'iommu.freeDomain': { domain: (r) => r.m.iommu!.allocDomain(1) }, 'swiotlb.areaState': { a: () => 0 }, 'dev.dma.writeSegments': { bytes: () => new Uint8Array(512) },
   __free_iova: { iova: (r) => freshIova(r) }, iova_dma_addr: { iova: (r) => freshIova(r) }, iova_size: { iova: (r) => freshIova(r) },
-  buildMachine: { config: () => ({ memory: '64M' }) }, preset: { name: () => 'laptop-nvme-vtd' },
+  buildMachine: { config: () => ({ memory: '64M' }), beforeDevices: () => () => {} }, preset: { name: () => 'laptop-nvme-vtd' },
   dma_direct_free: { buf: (r) => dmasim.dma_direct_alloc(r.dev, r.m.mm, 8192, GFP_KERNEL), size: () => 8192 },
   dma_set_min_align_mask: { mask: () => 0xfff }, sg_free_append_table: { table: (r) => new SgAppendTable(r.m) },
   swiotlbBouncer: { opts: () => ({ force: false, cpu: () => 0 }) },
