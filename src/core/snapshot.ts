@@ -21,6 +21,16 @@
  */
 import { EINVAL } from './errno.ts';
 import { KernelError } from './errors.ts';
+import { captureChunks, restoreChunks } from './byte-chunks.ts';
+
+/** A hooked state may say how many bytes its capture copied (counted in {@link GraphSnapshot.bytes}). */
+export interface CopiedBytes {
+  readonly copied: number;
+}
+
+// INVARIANT: lastChunks maps a typed array or ArrayBuffer to the chunks of its last capture or
+//   restore: a guess to share chunks with, always verified by comparing bytes (never graph state).
+const lastChunks = new WeakMap<object, readonly Uint8Array[]>();
 
 /** A class with its own capture: returns an opaque state {@link RESTORE_STATE} takes back. */
 export const SNAPSHOT_STATE: unique symbol = Symbol.for('dmasim.snapshotState');
@@ -48,7 +58,7 @@ export function markShared<T extends object>(obj: T): T {
 }
 
 /** How a recorded object's state is kept. */
-const Kind = { Object: 0, Literal: 1, Array: 2, Map: 3, Set: 4, Typed: 5, Buffer: 6, Hooked: 7 } as const;
+const Kind = { Object: 0, Literal: 1, Array: 2, Map: 3, Set: 4, Typed: 5, Hooked: 6 } as const;
 type Kind = (typeof Kind)[keyof typeof Kind];
 
 /** What one capture recorded. */
@@ -93,19 +103,20 @@ export function captureGraph(root: object): GraphSnapshot {
     seen.add(o);
     if (sharedObjects.has(o) || Object.isFrozen(o)) continue;
     if (SNAPSHOT_STATE in o) {
-      objs.push(o); kinds.push(Kind.Hooked); keys.push(undefined);
-      states.push((o as SnapshotHooks)[SNAPSHOT_STATE]());
+      const state = (o as SnapshotHooks)[SNAPSHOT_STATE]();
+      objs.push(o); kinds.push(Kind.Hooked); keys.push(undefined); states.push(state);
+      const copied = (state as Partial<CopiedBytes> | null)?.copied;
+      if (typeof copied === 'number') bytes += copied;
       continue;
     }
-    if (ArrayBuffer.isView(o)) {
-      const view = new Uint8Array(o.buffer, o.byteOffset, o.byteLength);
-      objs.push(view); kinds.push(Kind.Typed); keys.push(undefined); states.push(view.slice());
-      bytes += o.byteLength;
-      continue;
-    }
-    if (o instanceof ArrayBuffer) {
-      objs.push(o); kinds.push(Kind.Buffer); keys.push(undefined); states.push(o.slice(0));
-      bytes += o.byteLength;
+    if (ArrayBuffer.isView(o) || o instanceof ArrayBuffer) {
+      // Chunks equal to the last capture's are shared, not copied again (a 16 GiB machine's
+      // bitmaps and pfn arrays: bench/RESULTS.md, session 9).
+      const view = o instanceof ArrayBuffer ? new Uint8Array(o) : new Uint8Array(o.buffer, o.byteOffset, o.byteLength);
+      const snap = captureChunks(view, lastChunks.get(o));
+      lastChunks.set(o, snap.chunks);
+      objs.push(o); kinds.push(Kind.Typed); keys.push(undefined); states.push(snap.chunks);
+      bytes += snap.copied;
       continue;
     }
     if (Array.isArray(o)) {
@@ -210,12 +221,12 @@ function restoreOne(o: object, kind: Kind, state: unknown, names: string[] | und
       for (const v of state as unknown[]) s.add(v);
       return;
     }
-    case Kind.Typed:
-      (o as Uint8Array).set(state as Uint8Array);
+    case Kind.Typed: {
+      const view = o instanceof ArrayBuffer ? new Uint8Array(o) : new Uint8Array((o as ArrayBufferView).buffer, (o as ArrayBufferView).byteOffset, (o as ArrayBufferView).byteLength);
+      restoreChunks(view, state as readonly Uint8Array[]);
+      lastChunks.set(o, state as readonly Uint8Array[]);
       return;
-    case Kind.Buffer:
-      new Uint8Array(o as ArrayBuffer).set(new Uint8Array(state as ArrayBuffer));
-      return;
+    }
     case Kind.Hooked:
       (o as SnapshotHooks)[RESTORE_STATE](state);
       return;

@@ -28,17 +28,37 @@ export interface PhysMemory {
   copyPhys?(dst: number, src: number, len: number): void;
 }
 
+/** log2 of the pfns per group of the page directory (2 MiB of memory a group). */
+const GROUP_SHIFT = 9;
+const GROUP_PAGES = 2 ** GROUP_SHIFT;
+
+/** The pages of GROUP_PAGES consecutive pfns (see PhysContents' INVARIANT). */
+interface PageGroup {
+  readonly pages: (Uint8Array | undefined)[];
+  mine: Uint8Array | null;
+}
+
+/** What a snapshot of the contents holds. */
+interface ContentsState {
+  readonly groups: ReadonlyMap<number, PageGroup>;
+  readonly resident: number;
+}
+
 /**
  * Byte contents of physical memory. Callers check that addresses are RAM.
  * @example
  * mem.write(0x1000ff0, new Uint8Array([1, 2, 3])); mem.read(0x1000ff0, 3) // crosses no page? fine either way
  */
 export class PhysContents implements PhysMemory, SnapshotHooks {
-  // INVARIANT: every value is a PAGE_SIZE Uint8Array; an absent key reads as zeros. A page whose
-  //   pfn is not in _owned may also be held by a snapshot: it is never written in place (copy on
-  //   write) nor recycled; a page in _owned belongs to this map alone.
-  private readonly _pages = new Map<number, Uint8Array>();
-  private readonly _owned = new Set<number>();
+  // INVARIANT: _groups maps pfn / GROUP_PAGES to the group of those 512 pfns; a pfn whose group or
+  //   slot is absent reads as zeros. A group with mine === null may be held by a snapshot too: it
+  //   is never written (the first write copies it: copy on write, a group at a time); a group in
+  //   _mine belongs to this map alone, and its pages with mine[i] === 1 too (written in place,
+  //   recycled when dropped); its other pages are a snapshot's and are copied before a write.
+  // INVARIANT: _resident is the number of slots holding a page.
+  private _groups = new Map<number, PageGroup>();
+  private readonly _mine: PageGroup[] = [];
+  private _resident = 0;
   // INVARIANT: _spare holds zeroed page views no key uses; _slab[_slabUsed..] is never handed out yet.
   private readonly _spare: Uint8Array[] = [];
   private _slab: ArrayBuffer | null = null;
@@ -46,37 +66,82 @@ export class PhysContents implements PhysMemory, SnapshotHooks {
 
   /** Number of pages that hold written bytes. */
   get residentPages(): number {
-    return this._pages.size;
+    return this._resident;
+  }
+
+  /** The group of `key` for writing: copied first when a snapshot may share it. */
+  private _groupForWrite(key: number): PageGroup {
+    const g = this._groups.get(key);
+    if (g !== undefined && g.mine !== null) return g;
+    const own: PageGroup = {
+      pages: g === undefined ? new Array<Uint8Array | undefined>(GROUP_PAGES).fill(undefined) : g.pages.slice(),
+      mine: new Uint8Array(GROUP_PAGES),
+    };
+    this._groups.set(key, own);
+    this._mine.push(own);
+    return own;
   }
 
   /** The page's bytes, created on demand (for writers). */
   pageForWrite(pfn: number): Uint8Array {
-    const p = this._pages.get(pfn);
-    if (p !== undefined && this._owned.has(pfn)) return p;
+    const key = Math.floor(pfn / GROUP_PAGES);
+    const i = pfn - key * GROUP_PAGES;
+    const g = this._groupForWrite(key);
+    const mine = g.mine as Uint8Array;
+    const p = g.pages[i];
+    if (p !== undefined && mine[i] === 1) return p;
     const fresh = this._newPage();
     // Copy on write: the old buffer stays as a snapshot saw it.
     if (p !== undefined) fresh.set(p);
-    this._pages.set(pfn, fresh);
-    this._owned.add(pfn);
+    else this._resident++;
+    g.pages[i] = fresh;
+    mine[i] = 1;
     return fresh;
   }
 
-  /** Snapshot: the page map as it is (buffers shared until either side writes). */
-  [SNAPSHOT_STATE](): unknown {
-    this._owned.clear();
-    return new Map(this._pages);
+  /** Drop the page of `pfn` (it reads as zeros again). */
+  private _drop(pfn: number): void {
+    const key = Math.floor(pfn / GROUP_PAGES);
+    const i = pfn - key * GROUP_PAGES;
+    if (this._groups.get(key)?.pages[i] === undefined) return;
+    const g = this._groupForWrite(key);
+    const old = g.pages[i] as Uint8Array;
+    g.pages[i] = undefined;
+    this._resident--;
+    // A page a snapshot still holds is dropped, not recycled.
+    if ((g.mine as Uint8Array)[i] === 1) {
+      (g.mine as Uint8Array)[i] = 0;
+      old.fill(0);
+      this._spare.push(old);
+    }
   }
 
-  /** Restore a snapshot's page map; pages written since go back to the spare list. */
+  /**
+   * Snapshot: the directory as it is (groups and pages shared until either side writes). Costs
+   * the number of groups, not of pages (1 GiB written: 262,144 pages, 512 groups).
+   */
+  [SNAPSHOT_STATE](): unknown {
+    for (const g of this._mine) g.mine = null;
+    this._mine.length = 0;
+    return { groups: new Map(this._groups), resident: this._resident } satisfies ContentsState;
+  }
+
+  /** Restore a snapshot's directory; pages written since go back to the spare list. */
   [RESTORE_STATE](state: unknown): void {
-    for (const pfn of this._owned) {
-      const p = this._pages.get(pfn) as Uint8Array;
-      p.fill(0);
-      this._spare.push(p);
+    const s = state as ContentsState;
+    for (const g of this._mine) {
+      const mine = g.mine as Uint8Array;
+      for (let i = 0; i < GROUP_PAGES; i++) {
+        if (mine[i] !== 1) continue;
+        const p = g.pages[i] as Uint8Array;
+        p.fill(0);
+        this._spare.push(p);
+      }
+      g.mine = null;
     }
-    this._owned.clear();
-    this._pages.clear();
-    for (const [pfn, p] of state as Map<number, Uint8Array>) this._pages.set(pfn, p);
+    this._mine.length = 0;
+    this._groups = new Map(s.groups);
+    this._resident = s.resident;
   }
 
   /**
@@ -97,20 +162,26 @@ export class PhysContents implements PhysMemory, SnapshotHooks {
 
   /** The page's bytes if ever written, else undefined (reads as zero). */
   pageForRead(pfn: number): Uint8Array | undefined {
-    return this._pages.get(pfn);
+    const key = Math.floor(pfn / GROUP_PAGES);
+    return this._groups.get(key)?.pages[pfn - key * GROUP_PAGES];
   }
 
   /** Copy `len` bytes at `phys` into `dst[dstOff...]`. */
   readInto(phys: number, dst: Uint8Array, dstOff = 0, len = dst.length - dstOff): void {
     checkSpan(phys, len, 'PhysContents.readInto');
     // A loop, not forEachPageSpan's callback: 4 KiB device reads 2.0 -> see bench/RESULTS.md (session 6).
-    const pages = this._pages;
+    const groups = this._groups;
     let pfn = Math.floor(phys / PAGE_SIZE);
     let off = phys - pfn * PAGE_SIZE;
     let done = 0;
+    // The group is looked up once per 512 pages, not per page.
+    let key = -1;
+    let group: PageGroup | undefined;
     while (done < len) {
       const n = Math.min(PAGE_SIZE - off, len - done);
-      const page = pages.get(pfn);
+      const k = Math.floor(pfn / GROUP_PAGES);
+      if (k !== key) { key = k; group = groups.get(k); }
+      const page = group?.pages[pfn - k * GROUP_PAGES];
       if (page === undefined) dst.fill(0, dstOff + done, dstOff + done + n);
       else if (n === PAGE_SIZE) dst.set(page, dstOff + done);
       else dst.set(page.subarray(off, off + n), dstOff + done);
@@ -147,18 +218,8 @@ export class PhysContents implements PhysMemory, SnapshotHooks {
   /** Set `len` bytes at `phys` to `value`; zeroing whole untouched pages costs nothing. */
   fill(phys: number, len: number, value: number): void {
     forEachPageSpan(phys, len, (pfn, off, _done, n) => {
-      if (value === 0 && n === PAGE_SIZE) {
-        const old = this._pages.get(pfn);
-        if (old !== undefined) {
-          this._pages.delete(pfn);
-          // A page a snapshot still holds is dropped, not recycled.
-          if (this._owned.delete(pfn)) {
-            old.fill(0);
-            this._spare.push(old);
-          }
-        }
-      }
-      else if (value !== 0 || this._pages.has(pfn)) this.pageForWrite(pfn).fill(value, off, off + n);
+      if (value === 0 && n === PAGE_SIZE) this._drop(pfn);
+      else if (value !== 0 || this.pageForRead(pfn) !== undefined) this.pageForWrite(pfn).fill(value, off, off + n);
     });
   }
 
@@ -181,7 +242,6 @@ export class PhysContents implements PhysMemory, SnapshotHooks {
   copy(dst: number, src: number, len: number): void {
     checkSpan(dst, len, 'PhysContents.copy');
     checkSpan(src, len, 'PhysContents.copy');
-    const pages = this._pages;
     let done = 0;
     while (done < len) {
       const s = src + done;
@@ -191,10 +251,10 @@ export class PhysContents implements PhysMemory, SnapshotHooks {
       const sOff = s - sPfn * PAGE_SIZE;
       const dOff = d - dPfn * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - sOff, PAGE_SIZE - dOff, len - done);
-      const from = pages.get(sPfn);
+      const from = this.pageForRead(sPfn);
       if (from === undefined) {
         // Zeros: nothing to write where nothing was written.
-        if (pages.has(dPfn)) this.pageForWrite(dPfn).fill(0, dOff, dOff + n);
+        if (this.pageForRead(dPfn) !== undefined) this.pageForWrite(dPfn).fill(0, dOff, dOff + n);
       } else {
         this.pageForWrite(dPfn).set(n === PAGE_SIZE ? from : from.subarray(sOff, sOff + n), dOff);
       }

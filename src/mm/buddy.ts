@@ -35,6 +35,11 @@ export class FreeArea {
   private readonly _winStart: number[] = [];
   private readonly _winEnd: number[] = [];
   private readonly _winDelta: number[] = [];
+  /**
+   * Told of every block that becomes free or stops being free (its first pfn and page count), so
+   * page metadata snapshots and the incremental audit see buddy changes too.
+   */
+  changed: ((pfn: number, pages: number) => void) | null = null;
 
   constructor(span: ZoneSpan) {
     this.span = span;
@@ -106,6 +111,7 @@ export class FreeArea {
     this.nrFree[o] = (this.nrFree[o] as number) + 1;
     if (w < (this.hint[o] as number)) this.hint[o] = w;
     this._freePages += 2 ** o;
+    if (this.changed !== null) this.changed(pfn, 2 ** o);
   }
 
   private _clear(pfn: number, o: number): void {
@@ -114,6 +120,7 @@ export class FreeArea {
     (this.bitmaps[o] as Uint32Array)[w] = ((this.bitmaps[o] as Uint32Array)[w] as number) & ~(1 << (b & 31));
     this.nrFree[o] = (this.nrFree[o] as number) - 1;
     this._freePages -= 2 ** o;
+    if (this.changed !== null) this.changed(pfn, 2 ** o);
   }
 
   /** Lowest free block of exactly order `o`, or -1. */
@@ -169,6 +176,33 @@ export class FreeArea {
   /** Remove a specific free block (used when carving reservations). */
   remove(pfn: number, order: number): void {
     this._clear(pfn, order);
+  }
+
+  /**
+   * Visit every free block that overlaps the pfns [start, end), as (first pfn, order): the bitmap
+   * words covering the range only, so a small range costs little on a large zone.
+   */
+  forEachFreeBlockIn(start: number, end: number, visit: (pfn: number, order: number) => void): void {
+    for (let k = 0; k < this._winStart.length; k++) {
+      const lo = Math.max(start, this._winStart[k] as number);
+      const hi = Math.min(end, this._winEnd[k] as number);
+      if (lo >= hi) continue;
+      const delta = this._winDelta[k] as number;
+      for (let o = 0; o <= MAX_PAGE_ORDER; o++) {
+        const size = 2 ** o;
+        const words = this.bitmaps[o] as Uint32Array;
+        const base = this._base[o] as number;
+        // Blocks of this order holding compact pfns lo - delta .. hi - delta - 1.
+        const bFirst = Math.max(0, Math.floor((lo - delta) / size) - base);
+        const bLast = Math.min(words.length * 32 - 1, Math.floor((hi - 1 - delta) / size) - base);
+        for (let b = bFirst; b <= bLast;) {
+          const word = words[b >>> 5] as number;
+          if (word === 0) { b = (b | 31) + 1; continue; }
+          if ((word & (1 << (b & 31))) !== 0) visit((b + base) * size + delta, o);
+          b++;
+        }
+      }
+    }
   }
 
   /** Every free block as [pfn, order], lowest order first then by address. */

@@ -120,6 +120,7 @@ function holdRange(mm: Mm, start: number, end: number, owner: number): void {
     refcount[i] = 1;
     owners[i] = owner;
   }
+  meta.touch(i0, i1);
 }
 
 /**

@@ -98,6 +98,12 @@ export class Mm implements PhysMemory {
     this.zones = zoneSpans(this.ram, this.zoneDmaLimit).map((span) => {
       const area = new FreeArea(span);
       for (const r of span.ram) freeRange(area, Math.max(r.startPfn, reserve), r.endPfn);
+      // Buddy changes count as page-metadata writes (snapshots, the incremental audit).
+      const meta = this.meta;
+      area.changed = (pfn, pages) => {
+        const i = meta.index(pfn);
+        meta.touch(i, i + pages);
+      };
       return area;
     });
   }
@@ -636,6 +642,7 @@ export class Mm implements PhysMemory {
         meta.state.fill(PG_ALLOCATED | 0x2, i, i + block);
         meta.refcount.fill(1, i, i + block);
         meta.owner.fill(owner, i, i + block);
+        meta.touch(i, i + block);
         for (let i = 0; i < block; i++) out[got++] = pfn + i;
         this._allocatedPages += block;
         this._ctx.faults.count('page', block - 1);
@@ -679,6 +686,8 @@ export class Mm implements PhysMemory {
         end++;
         i++;
       }
+      // The run's pages, and the refcount of the page that stopped it.
+      meta.touch(start + at, end + at + 1);
       if (end === start) { i++; continue; }
       state.fill(0, start + at, end + at);
       owner.fill(0, start + at, end + at);

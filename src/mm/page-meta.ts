@@ -9,6 +9,8 @@ import type { PfnRange } from './layout.ts';
 import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import { MAX_PFN_LIMIT } from '../core/page.ts';
+import { DirtyChunks, type DirtyCapture } from '../core/byte-chunks.ts';
+import { RESTORE_STATE, SNAPSHOT_STATE, type SnapshotHooks } from '../core/snapshot.ts';
 
 /** Are these sorted, disjoint, non-empty pfn ranges below 2^40? */
 function validRanges(ram: unknown): ram is readonly PfnRange[] {
@@ -38,13 +40,15 @@ export const OWNER_ID: Readonly<Record<Owner, number>> = Object.fromEntries(OWNE
  * The page metadata arrays of one machine, indexed by {@link PageMeta.index}.
  * @example meta.stateOf(pfn) & PG_ALLOCATED
  */
-export class PageMeta {
+export class PageMeta implements SnapshotHooks {
   // INVARIANT: RAM range k (sorted, disjoint) occupies indices [bases[k], bases[k] + ends[k] - starts[k]);
   //   bases[0] = 0 and each range follows the previous one, so index(pfn) is dense over RAM.
   // INVARIANT: state[i] is 0 for a free RAM page; PG_RESERVED for boot reservations;
   //   PG_ALLOCATED|PG_HEAD|(order<<4) for the first page of an allocated block, PG_ALLOCATED for its others.
   // INVARIANT: owner[i] and refcount[i] are meaningful only while PG_ALLOCATED is set
   //   (refcount on the head page only).
+  // INVARIANT: every write to state, owner or refcount marks its indices in `written` (the methods
+  //   here do; a caller that stores into the arrays itself calls touch): snapshots copy only those.
   readonly state: Uint8Array;
   readonly owner: Uint8Array;
   readonly refcount: Uint8Array;
@@ -54,6 +58,8 @@ export class PageMeta {
   /** Start of the first range (pfn - first = index in the first range: the common one-range machine). */
   private readonly _first: number;
   private readonly _firstEnd: number;
+  /** The chunks of the three arrays written since the last snapshot or restore. */
+  readonly written: DirtyChunks;
 
   /** `ram`: sorted, disjoint RAM ranges (what parseRam returns). */
   constructor(ram: readonly PfnRange[]) {
@@ -71,6 +77,21 @@ export class PageMeta {
     this.state = new Uint8Array(n);
     this.owner = new Uint8Array(n);
     this.refcount = new Uint8Array(n);
+    this.written = new DirtyChunks([this.state, this.owner, this.refcount]);
+  }
+
+  /** Note that indices [lo, hi) of the arrays were (or are about to be) written directly. */
+  touch(lo: number, hi: number): void {
+    this.written.touch(lo, hi);
+  }
+
+  /** Snapshot: the arrays as chunks, sharing those unwritten since the last snapshot or restore. */
+  [SNAPSHOT_STATE](): DirtyCapture {
+    return this.written.capture();
+  }
+
+  [RESTORE_STATE](state: unknown): void {
+    this.written.restore(state as DirtyCapture);
   }
 
   /** Index of `pfn` in the arrays, or -1 when it is not RAM. */
@@ -80,6 +101,15 @@ export class PageMeta {
     for (let k = 1; k < this._starts.length; k++) {
       const s = this._starts[k] as number;
       if (pfn >= s && pfn < (this._ends[k] as number)) return pfn - s + (this._bases[k] as number);
+    }
+    return -1;
+  }
+
+  /** The pfn at metadata index `i` (0 <= i < state.length). */
+  pfnOf(i: number): number {
+    for (let k = this._bases.length - 1; k >= 0; k--) {
+      const base = this._bases[k] as number;
+      if (i >= base) return (this._starts[k] as number) + i - base;
     }
     return -1;
   }
@@ -104,7 +134,9 @@ export class PageMeta {
 
   /** Set the reference count of the allocated head page `pfn` (a RAM page). */
   setRefcount(pfn: number, rc: number): void {
-    this.refcount[this.index(pfn)] = rc;
+    const i = this.index(pfn);
+    this.refcount[i] = rc;
+    this.written.touch(i, i + 1);
   }
 
   /** Set `array`'s entries for the RAM pages of [startPfn, endPfn) to `value` (pages that are not RAM are skipped). */
@@ -115,6 +147,7 @@ export class PageMeta {
       if (lo >= hi) continue;
       const base = (this._bases[k] as number) - (this._starts[k] as number);
       array.fill(value, lo + base, hi + base);
+      this.written.touch(lo + base, hi + base);
     }
   }
 
@@ -126,6 +159,7 @@ export class PageMeta {
     this.refcount[i] = 1;
     this.owner.fill(owner, i, i + n);
     if (n > 1) this.state.fill(PG_ALLOCATED, i + 1, i + n);
+    this.written.touch(i, i + n);
   }
 
   /** Mark [pfn, pfn + 2^order) free. */
@@ -135,6 +169,7 @@ export class PageMeta {
     this.state.fill(0, i, i + n);
     this.owner.fill(0, i, i + n);
     this.refcount[i] = 0;
+    this.written.touch(i, i + n);
   }
 
   /** Order of the allocated block headed at `pfn`, or -1 when `pfn` is not an allocated head. */

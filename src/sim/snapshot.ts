@@ -8,6 +8,7 @@
  * both ways, or rerun one operation from the same state per injected failure.
  */
 import { captureGraph, type GraphSnapshot } from '../core/snapshot.ts';
+import type { MmAuditBase } from '../mm/audit.ts';
 
 /** What a snapshot captured, and the way back to it. */
 export class MachineSnapshot {
@@ -20,6 +21,11 @@ export class MachineSnapshot {
   /** Bytes of typed-array state copied (memory contents are shared copy-on-write, not counted). */
   readonly bytes: number;
   private readonly _graph: GraphSnapshot;
+  /**
+   * @internal Set by Machine.snapshot({ audit: true }) when the machine audited clean at the
+   * capture: what Machine.audit({ since }) audits changes from.
+   */
+  auditBase: MmAuditBase | null = null;
 
   /** @internal Machine.snapshot makes these. */
   constructor(machine: object, extra: readonly object[], time: number) {

@@ -91,7 +91,8 @@ export function forEachFailurePoint<T, M extends { machine: Machine }>(
       before = new Set(m.machine.dma.ledger.entries());
       if (o.snapshot !== false) {
         made = m;
-        snap = m.machine.snapshot({ include: [m] });
+        // Audited at the capture, so each point's audit looks only at what changed.
+        snap = m.machine.snapshot({ include: [m], audit: true });
       }
     } else {
       m = made;
@@ -109,7 +110,7 @@ export function forEachFailurePoint<T, M extends { machine: Machine }>(
     if (!injected && error === undefined && cleanup !== undefined) cleanup(m, result as T);
     // A mapping the operation made and neither its failure path nor `cleanup` undid is left behind.
     const left = m.machine.dma.ledger.entries().filter((e) => !(before as Set<unknown>).has(e)).map((e) => ({ check: 'ledger', message: `left live: ${e.describe()}` }));
-    out.push({ k, result, error, violations: [...m.machine.audit(), ...left] });
+    out.push({ k, result, error, violations: [...m.machine.audit(snap === undefined ? {} : { since: snap }), ...left] });
     if (!injected) return out;
   }
   throw new Error(`forEachFailurePoint: still failing after ${limit} injection points`);

@@ -101,6 +101,7 @@ async function prepareReplayResult(): Promise<void> {
 }
 const OVERRIDE: Record<string, Record<string, (r: Rig) => unknown>> = {
   parseFtraceLine: { text: () => FTRACE_LINE, lineNo: () => 1 },
+  auditMmSince: { base: (r) => { r.m.snapshot(); return dmasim.mmAuditBase(r.m.mm); } },
   parseFtrace: { source: () => (async function* () { yield FTRACE_LINE; })(), options: () => ({}) },
   formatFtraceEvent: { ev: ftraceEvent }, formatFtraceLine: { ev: ftraceEvent },
   checkTrace: { events: () => [ftraceEvent()] }, 'traceChecker.add': { ev: ftraceEvent },
