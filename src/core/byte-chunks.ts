@@ -1,13 +1,12 @@
 /**
  * @module core/byte-chunks
- * Snapshots of byte arrays kept as lists of immutable fixed-size chunk copies, so that successive
- * snapshots share every chunk that did not change. Two ways to know what changed:
+ * Snapshots of byte arrays kept as fixed-size chunks, so that successive snapshots share every
+ * chunk that did not change. Two ways to know what changed:
  * - {@link captureChunks} / {@link restoreChunks} compare each chunk against the previous copy
  *   (a native memcmp, ~14 GB/s here, against ~2 GB/s for a fresh copy): no help from the writer;
- * - {@link DirtyChunks}: the writer marks the chunks it touches, so a snapshot or restore costs
- *   the chunk count plus what changed (page metadata at 16 GiB is 12 MiB: bench/RESULTS.md,
- *   session 9).
- * Chunk copies are never written once made: a list may be shared by any number of snapshots.
+ * - {@link DirtyChunks}: the writer announces the chunks it is about to write, so a snapshot costs
+ *   the chunk count and a chunk is copied only when first written after one (copy on write).
+ * Chunk copies are never written once made: any number of snapshots may share one.
  *
  * @example
  * const s1 = captureChunks(bytes, undefined);   // copies everything
@@ -37,6 +36,11 @@ export interface ChunkCapture {
  */
 export function captureChunks(bytes: Uint8Array, previous: readonly Uint8Array[] | undefined): ChunkCapture {
   const n = Math.ceil(bytes.length / COMPARE_CHUNK_BYTES);
+  if (previous === undefined) {
+    // Nothing to share yet: one copy cut into chunk views.
+    const whole = bytes.slice();
+    return { chunks: Array.from({ length: n }, (_, c) => whole.subarray(c * COMPARE_CHUNK_BYTES, Math.min(whole.length, (c + 1) * COMPARE_CHUNK_BYTES))), copied: whole.length };
+  }
   const chunks = new Array<Uint8Array>(n);
   let copied = 0;
   for (let c = 0; c < n; c++) {
@@ -69,42 +73,67 @@ export function restoreChunks(bytes: Uint8Array, chunks: readonly Uint8Array[]):
 /** log2 of the elements per chunk of a {@link DirtyChunks}. */
 export const DIRTY_CHUNK_SHIFT = 12;
 
-/** What {@link DirtyChunks.capture} returns: per array, its chunk copies. */
+/**
+ * The bytes of one chunk (of every tracked array) at some capture: `copies` is null while the live
+ * arrays still hold them (nothing written there since), else their saved copies, one per array.
+ */
+export interface ChunkBox {
+  copies: Uint8Array[] | null;
+}
+
+/** What {@link DirtyChunks.capture} returns: chunk c's bytes at the capture are `boxes[c]`. */
 export interface DirtyCapture {
-  /** lists[k][c]: chunk c of array k. */
-  readonly lists: readonly (readonly Uint8Array[])[];
+  readonly boxes: readonly ChunkBox[];
+  /** Bytes copied by the capture itself: always 0 (chunks are copied when first written after it). */
   readonly copied: number;
 }
 
 /**
- * Snapshots of a few parallel typed arrays (same element count) whose writers mark what they
- * touch: {@link DirtyChunks.touch} before or after a write, with the element range.
+ * Copy-on-write snapshots of a few parallel typed arrays (same element count) whose writers call
+ * {@link DirtyChunks.touch} with the element range *before* writing it. A capture costs the chunk
+ * count and copies nothing; the first write to a chunk after a capture copies that chunk once (the
+ * first snapshot of a 16 GiB machine copied 12 MiB of page metadata up front: bench/RESULTS.md,
+ * session 9); a restore writes back only the chunks that differ.
  * @example
  * const track = new DirtyChunks([state, owner]);
- * state[i] = 1; track.touch(i, i + 1);
- * const snap = track.capture(); ...; track.restore(snap);
+ * const snap = track.capture();
+ * track.touch(i, i + 1); state[i] = 1;
+ * track.restore(snap); // state[i] is back
  */
 export class DirtyChunks {
-  // INVARIANT: when _ref is not null, every chunk c with dirty[c] === 0 holds, in every array,
-  //   exactly the bytes of _ref.lists[k][c]; _ref is the last capture made or restored.
+  // INVARIANT: _current[c] is a box whose bytes the live arrays hold for chunk c (its copies are
+  //   null, or equal to the live chunk), or null when chunk c was written since the last capture
+  //   or restore. A box that is not some chunk's current box has its copies (touch and restore
+  //   save a current box's bytes before the live chunk changes).
   // INVARIANT: chunk c covers elements [c << DIRTY_CHUNK_SHIFT, (c + 1) << DIRTY_CHUNK_SHIFT).
-  readonly dirty: Uint8Array;
+  private readonly _current: (ChunkBox | null)[];
   private readonly _bytes: Uint8Array[];
   private readonly _elemBytes: number[];
-  private _ref: DirtyCapture | null = null;
 
   constructor(arrays: readonly (Uint8Array | Uint16Array | Uint32Array | Int32Array | Float64Array)[]) {
     const n = arrays[0]?.length ?? 0;
     this._bytes = arrays.map((a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
     this._elemBytes = arrays.map((a) => a.BYTES_PER_ELEMENT);
-    this.dirty = new Uint8Array(Math.max(1, Math.ceil(n / 2 ** DIRTY_CHUNK_SHIFT)));
+    this._current = new Array<ChunkBox | null>(Math.max(1, Math.ceil(n / 2 ** DIRTY_CHUNK_SHIFT))).fill(null);
   }
 
-  /** Mark elements [lo, hi) as written since the last capture or restore. */
+  /** Number of chunks. */
+  get chunks(): number {
+    return this._current.length;
+  }
+
+  /** Elements [lo, hi) are about to be written: save what a capture still needs of their chunks. */
   touch(lo: number, hi: number): void {
     if (hi <= lo) return;
+    const cur = this._current;
     const last = (hi - 1) >>> DIRTY_CHUNK_SHIFT;
-    for (let c = lo >>> DIRTY_CHUNK_SHIFT; c <= last; c++) this.dirty[c] = 1;
+    for (let c = lo >>> DIRTY_CHUNK_SHIFT; c <= last; c++) {
+      const box = cur[c];
+      // Untouched since no capture, or already saved this generation: one load and compare.
+      if (box === null || box === undefined) continue;
+      if (box.copies === null) box.copies = this._copyChunk(c);
+      cur[c] = null;
+    }
   }
 
   private _chunkOf(k: number, c: number): Uint8Array {
@@ -114,62 +143,51 @@ export class DirtyChunks {
     return bytes.subarray(lo, Math.min(bytes.length, lo + (eb << DIRTY_CHUNK_SHIFT)));
   }
 
-  /** The last capture made or restored (the arrays equal it outside the dirty chunks), or null. */
-  get reference(): DirtyCapture | null {
-    return this._ref;
+  private _copyChunk(c: number): Uint8Array[] {
+    return this._bytes.map((_, k) => this._chunkOf(k, c).slice());
   }
 
-  /** Number of chunks. */
-  get chunks(): number {
-    return this.dirty.length;
-  }
-
-  /**
-   * The chunks whose bytes may differ from `snap` (one of this tracker's captures), in order:
-   * written since the last capture or restore, or not shared between that one and `snap`.
-   */
-  changedSince(snap: DirtyCapture): number[] {
-    const out: number[] = [];
-    const ref = this._ref;
-    const mine = ref === null ? null : (ref.lists[0] as readonly Uint8Array[]);
-    const theirs = snap.lists[0] as readonly Uint8Array[];
-    for (let c = 0; c < this.dirty.length; c++) if (this.dirty[c] !== 0 || mine === null || mine[c] !== theirs[c]) out.push(c);
-    return out;
-  }
-
-  /** A snapshot: the chunks touched since the last capture or restore are copied, the rest shared. */
+  /** A snapshot: a box per chunk, shared with the previous capture where nothing was written since. */
   capture(): DirtyCapture {
-    const ref = this._ref;
-    const dirty = this.dirty;
-    let copied = 0;
-    const lists = this._bytes.map((_, k) => {
-      const list = ref === null ? new Array<Uint8Array>(dirty.length) : (ref.lists[k] as Uint8Array[]).slice();
-      for (let c = 0; c < dirty.length; c++) {
-        if (ref !== null && dirty[c] === 0) continue;
-        const chunk = this._chunkOf(k, c).slice();
-        copied += chunk.length;
-        list[c] = chunk;
+    const cur = this._current;
+    const boxes = new Array<ChunkBox>(cur.length);
+    for (let c = 0; c < cur.length; c++) {
+      let box = cur[c];
+      if (box === null || box === undefined) {
+        box = { copies: null };
+        cur[c] = box;
       }
-      return list;
-    });
-    const snap: DirtyCapture = { lists, copied };
-    this._ref = snap;
-    dirty.fill(0);
-    return snap;
+      boxes[c] = box;
+    }
+    return { boxes, copied: 0 };
   }
 
   /** Bring every array back to `snap` (one of this tracker's captures): only chunks that differ. */
   restore(snap: DirtyCapture): void {
-    const ref = this._ref;
-    const dirty = this.dirty;
-    const first = snap.lists[0] as readonly Uint8Array[];
-    for (let c = 0; c < dirty.length; c++) {
-      // A chunk shared by both captures and untouched since holds snap's bytes already (chunk c
-      // of every array is copied together, so array 0's chunk stands for all).
-      if (dirty[c] === 0 && ref !== null && (ref.lists[0] as readonly Uint8Array[])[c] === first[c]) continue;
-      for (let k = 0; k < this._bytes.length; k++) this._chunkOf(k, c).set((snap.lists[k] as readonly Uint8Array[])[c] as Uint8Array);
+    const cur = this._current;
+    for (let c = 0; c < cur.length; c++) {
+      const box = snap.boxes[c] as ChunkBox;
+      const now = cur[c];
+      if (now === box) continue;
+      // Save what another capture still needs before the live chunk changes.
+      if (now !== null && now !== undefined && now.copies === null) now.copies = this._copyChunk(c);
+      const copies = box.copies as Uint8Array[];
+      for (let k = 0; k < this._bytes.length; k++) this._chunkOf(k, c).set(copies[k] as Uint8Array);
+      cur[c] = box;
     }
-    this._ref = snap;
-    dirty.fill(0);
+  }
+
+  /** The chunks whose bytes may differ from `snap` (one of this tracker's captures), in order. */
+  changedSince(snap: DirtyCapture): number[] {
+    const out: number[] = [];
+    const cur = this._current;
+    for (let c = 0; c < cur.length; c++) if (cur[c] !== snap.boxes[c]) out.push(c);
+    return out;
+  }
+
+  /** Chunk c of array k as it was at `snap`. */
+  chunkAt(snap: DirtyCapture, k: number, c: number): Uint8Array {
+    const box = snap.boxes[c] as ChunkBox;
+    return box.copies === null ? this._chunkOf(k, c) : (box.copies[k] as Uint8Array);
   }
 }

@@ -97,7 +97,7 @@ export interface MmAuditBase {
  */
 export function mmAuditBase(mm: Mm): MmAuditBase | null {
   if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'mmAuditBase', 'mm');
-  const ref = mm.meta.written.reference;
+  const ref = mm.meta.lastCapture;
   if (ref === null || mm.meta.written.changedSince(ref).length > 0) return null;
   return { mm, capture: ref, allocated: mm.allocatedPages, free: mm.freePages };
 }
@@ -114,14 +114,13 @@ let coverScratch = new Uint8Array(0);
  */
 export function auditMmSince(mm: Mm, base: MmAuditBase): string[] {
   if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'auditMmSince', 'mm');
-  if (typeof base !== 'object' || base === null || !(base.mm instanceof Mm) || !Array.isArray(base.capture?.lists)) {
+  if (typeof base !== 'object' || base === null || !(base.mm instanceof Mm) || !Array.isArray(base.capture?.boxes)) {
     throw new KernelError(EINVAL, 'auditMmSince', 'expected what mmAuditBase returned', 'base');
   }
   if (base.mm !== mm) throw new KernelError(EINVAL, 'auditMmSince', 'the base was taken of another machine\'s memory', 'base');
   const out: string[] = [];
   const meta = mm.meta;
   const { state, owner } = meta;
-  const oldStates = base.capture.lists[0] as readonly Uint8Array[];
   const busy = PG_ALLOCATED | PG_RESERVED;
   let dAllocated = 0;
   let dFree = 0;
@@ -146,7 +145,7 @@ export function auditMmSince(mm: Mm, base: MmAuditBase): string[] {
       }
       i += n;
     }
-    const old = oldStates[c] as Uint8Array;
+    const old = meta.written.chunkAt(base.capture, 0, c);
     for (let j = 0; j < i1 - i0; j++) {
       const s = state[i0 + j] as number;
       const cv = cover[j] as number;

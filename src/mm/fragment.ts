@@ -114,13 +114,13 @@ function holdRange(mm: Mm, start: number, end: number, owner: number): void {
   const i0 = meta.index(start);
   const i1 = i0 + (end - start);
   const { state, refcount, owner: owners } = meta;
+  meta.touch(i0, i1);
   // Gaps are mostly 1-2 pages: plain stores beat three fill calls there.
   for (let i = i0; i < i1; i++) {
     state[i] = PG_ALLOCATED | PG_HEAD;
     refcount[i] = 1;
     owners[i] = owner;
   }
-  meta.touch(i0, i1);
 }
 
 /**

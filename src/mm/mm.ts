@@ -639,10 +639,10 @@ export class Mm implements PhysMemory {
         const pfn = zone.take(o);
         // Whole block: mark each page an order-0 allocation (what split pages look like).
         const i = meta.index(pfn);
+        meta.touch(i, i + block);
         meta.state.fill(PG_ALLOCATED | 0x2, i, i + block);
         meta.refcount.fill(1, i, i + block);
         meta.owner.fill(owner, i, i + block);
-        meta.touch(i, i + block);
         for (let i = 0; i < block; i++) out[got++] = pfn + i;
         this._allocatedPages += block;
         this._ctx.faults.count('page', block - 1);
@@ -680,14 +680,13 @@ export class Mm implements PhysMemory {
       // pfn-consecutive pages lies in one RAM range, so its indices are consecutive too.
       const at = meta.index(start) - start;
       while (i < pages.length && pages[i] === end) {
+        meta.touch(end + at, end + at + 1);
         const rc = (refcount[end + at] as number) - 1;
         refcount[end + at] = rc;
         if (rc > 0) break;
         end++;
         i++;
       }
-      // The run's pages, and the refcount of the page that stopped it.
-      meta.touch(start + at, end + at + 1);
       if (end === start) { i++; continue; }
       state.fill(0, start + at, end + at);
       owner.fill(0, start + at, end + at);

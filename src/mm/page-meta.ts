@@ -47,8 +47,9 @@ export class PageMeta implements SnapshotHooks {
   //   PG_ALLOCATED|PG_HEAD|(order<<4) for the first page of an allocated block, PG_ALLOCATED for its others.
   // INVARIANT: owner[i] and refcount[i] are meaningful only while PG_ALLOCATED is set
   //   (refcount on the head page only).
-  // INVARIANT: every write to state, owner or refcount marks its indices in `written` (the methods
-  //   here do; a caller that stores into the arrays itself calls touch): snapshots copy only those.
+  // INVARIANT: every write to state, owner or refcount is announced to `written` *before* it is
+  //   made (the methods here do; a caller that stores into the arrays itself calls touch first):
+  //   snapshots are copy on write.
   readonly state: Uint8Array;
   readonly owner: Uint8Array;
   readonly refcount: Uint8Array;
@@ -58,8 +59,10 @@ export class PageMeta implements SnapshotHooks {
   /** Start of the first range (pfn - first = index in the first range: the common one-range machine). */
   private readonly _first: number;
   private readonly _firstEnd: number;
-  /** The chunks of the three arrays written since the last snapshot or restore. */
+  /** Copy-on-write snapshots of the three arrays. */
   readonly written: DirtyChunks;
+  /** The capture last made or restored (what the incremental audit measures changes from). */
+  lastCapture: DirtyCapture | null = null;
 
   /** `ram`: sorted, disjoint RAM ranges (what parseRam returns). */
   constructor(ram: readonly PfnRange[]) {
@@ -80,18 +83,20 @@ export class PageMeta implements SnapshotHooks {
     this.written = new DirtyChunks([this.state, this.owner, this.refcount]);
   }
 
-  /** Note that indices [lo, hi) of the arrays were (or are about to be) written directly. */
+  /** Indices [lo, hi) of the arrays are about to be written directly (call before the stores). */
   touch(lo: number, hi: number): void {
     this.written.touch(lo, hi);
   }
 
-  /** Snapshot: the arrays as chunks, sharing those unwritten since the last snapshot or restore. */
+  /** Snapshot: the arrays copy on write, a chunk at a time. */
   [SNAPSHOT_STATE](): DirtyCapture {
-    return this.written.capture();
+    this.lastCapture = this.written.capture();
+    return this.lastCapture;
   }
 
   [RESTORE_STATE](state: unknown): void {
     this.written.restore(state as DirtyCapture);
+    this.lastCapture = state as DirtyCapture;
   }
 
   /** Index of `pfn` in the arrays, or -1 when it is not RAM. */
@@ -135,8 +140,8 @@ export class PageMeta implements SnapshotHooks {
   /** Set the reference count of the allocated head page `pfn` (a RAM page). */
   setRefcount(pfn: number, rc: number): void {
     const i = this.index(pfn);
-    this.refcount[i] = rc;
     this.written.touch(i, i + 1);
+    this.refcount[i] = rc;
   }
 
   /** Set `array`'s entries for the RAM pages of [startPfn, endPfn) to `value` (pages that are not RAM are skipped). */
@@ -146,8 +151,8 @@ export class PageMeta implements SnapshotHooks {
       const hi = Math.min(endPfn, this._ends[k] as number);
       if (lo >= hi) continue;
       const base = (this._bases[k] as number) - (this._starts[k] as number);
-      array.fill(value, lo + base, hi + base);
       this.written.touch(lo + base, hi + base);
+      array.fill(value, lo + base, hi + base);
     }
   }
 
@@ -155,21 +160,21 @@ export class PageMeta implements SnapshotHooks {
   markAllocated(pfn: number, order: number, owner: number): void {
     const n = 2 ** order;
     const i = this.index(pfn);
+    this.written.touch(i, i + n);
     this.state[i] = PG_ALLOCATED | PG_HEAD | (order << 4);
     this.refcount[i] = 1;
     this.owner.fill(owner, i, i + n);
     if (n > 1) this.state.fill(PG_ALLOCATED, i + 1, i + n);
-    this.written.touch(i, i + n);
   }
 
   /** Mark [pfn, pfn + 2^order) free. */
   markFree(pfn: number, order: number): void {
     const n = 2 ** order;
     const i = this.index(pfn);
+    this.written.touch(i, i + n);
     this.state.fill(0, i, i + n);
     this.owner.fill(0, i, i + n);
     this.refcount[i] = 0;
-    this.written.touch(i, i + n);
   }
 
   /** Order of the allocated block headed at `pfn`, or -1 when `pfn` is not an allocated head. */
