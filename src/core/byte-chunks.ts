@@ -71,7 +71,7 @@ export function restoreChunks(bytes: Uint8Array, chunks: readonly Uint8Array[]):
 }
 
 /** log2 of the elements per chunk of a {@link DirtyChunks}. */
-export const DIRTY_CHUNK_SHIFT = 12;
+export const DIRTY_CHUNK_SHIFT = 10;
 
 /**
  * The bytes of one chunk (of every tracked array) at some capture: `copies` is null while the live

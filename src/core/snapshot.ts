@@ -90,6 +90,9 @@ export function captureGraph(root: object): GraphSnapshot {
   const kinds: Kind[] = [];
   const states: unknown[] = [];
   const keys: Array<string[] | undefined> = [];
+  // counts[i]: for an Object/Literal whose for-in walk sees exactly its own keys, their number
+  //   (the cheap shape check at restore); -1 otherwise (the exact check).
+  const counts: number[] = [];
   const seen = new Set<object>();
   const stack: object[] = [root];
   let bytes = 0;
@@ -104,7 +107,7 @@ export function captureGraph(root: object): GraphSnapshot {
     if (sharedObjects.has(o) || Object.isFrozen(o)) continue;
     if (SNAPSHOT_STATE in o) {
       const state = (o as SnapshotHooks)[SNAPSHOT_STATE]();
-      objs.push(o); kinds.push(Kind.Hooked); keys.push(undefined); states.push(state);
+      objs.push(o); kinds.push(Kind.Hooked); keys.push(undefined); counts.push(-1); states.push(state);
       const copied = (state as Partial<CopiedBytes> | null)?.copied;
       if (typeof copied === 'number') bytes += copied;
       continue;
@@ -115,26 +118,26 @@ export function captureGraph(root: object): GraphSnapshot {
       const view = o instanceof ArrayBuffer ? new Uint8Array(o) : new Uint8Array(o.buffer, o.byteOffset, o.byteLength);
       const snap = captureChunks(view, lastChunks.get(o));
       lastChunks.set(o, snap.chunks);
-      objs.push(o); kinds.push(Kind.Typed); keys.push(undefined); states.push(snap.chunks);
+      objs.push(o); kinds.push(Kind.Typed); keys.push(undefined); counts.push(-1); states.push({ view, chunks: snap.chunks });
       bytes += snap.copied;
       continue;
     }
     if (Array.isArray(o)) {
       const copy = o.slice();
-      objs.push(o); kinds.push(Kind.Array); keys.push(undefined); states.push(copy);
+      objs.push(o); kinds.push(Kind.Array); keys.push(undefined); counts.push(-1); states.push(copy);
       for (let i = 0; i < copy.length; i++) visit(copy[i]);
       continue;
     }
     if (o instanceof Map) {
       const flat: unknown[] = [];
       for (const [k, v] of o) { flat.push(k, v); visit(k); visit(v); }
-      objs.push(o); kinds.push(Kind.Map); keys.push(undefined); states.push(flat);
+      objs.push(o); kinds.push(Kind.Map); keys.push(undefined); counts.push(-1); states.push(flat);
       continue;
     }
     if (o instanceof Set) {
       const items = [...o];
       for (const v of items) visit(v);
-      objs.push(o); kinds.push(Kind.Set); keys.push(undefined); states.push(items);
+      objs.push(o); kinds.push(Kind.Set); keys.push(undefined); counts.push(-1); states.push(items);
       continue;
     }
     if (o instanceof WeakMap || o instanceof WeakSet || o instanceof WeakRef) {
@@ -156,7 +159,7 @@ export function captureGraph(root: object): GraphSnapshot {
       }
       // Accessors stay as they are; their names ride along (after a marker) for the shape check.
       if (accessors > 0) for (const k of Object.keys(descs)) if (!('value' in (descs[k] as PropertyDescriptor))) names.push(k);
-      objs.push(o); kinds.push(Kind.Literal); keys.push(names); states.push(vals);
+      objs.push(o); kinds.push(Kind.Literal); keys.push(names); states.push(vals); counts.push(enumCount(o, names.length));
       continue;
     }
     // Class instances: TypeScript class fields are writable own data properties.
@@ -167,7 +170,7 @@ export function captureGraph(root: object): GraphSnapshot {
       vals[i] = v;
       visit(v);
     }
-    objs.push(o); kinds.push(Kind.Object); keys.push(names); states.push(vals);
+    objs.push(o); kinds.push(Kind.Object); keys.push(names); states.push(vals); counts.push(enumCount(o, names.length));
   }
   return {
     objects: objs.length,
@@ -178,14 +181,14 @@ export function captureGraph(root: object): GraphSnapshot {
         for (let i = 0; i < objs.length; i++) {
           const kind = kinds[i] as Kind;
           if ((kind === Kind.Hooked) !== (pass === 1)) continue;
-          restoreOne(objs[i] as object, kind, states[i], keys[i]);
+          restoreOne(objs[i] as object, kind, states[i], keys[i], counts[i] as number);
         }
       }
     },
   };
 }
 
-function restoreOne(o: object, kind: Kind, state: unknown, names: string[] | undefined): void {
+function restoreOne(o: object, kind: Kind, state: unknown, names: string[] | undefined, count: number): void {
   switch (kind) {
     case Kind.Object:
     case Kind.Literal: {
@@ -194,16 +197,27 @@ function restoreOne(o: object, kind: Kind, state: unknown, names: string[] | und
       const ks = names as string[];
       // ks holds the data properties (vals.length of them), then any accessors of a literal.
       for (let j = 0; j < vals.length; j++) rec[ks[j] as string] = vals[j];
-      // Properties added since the capture go (an object's shape is part of its state).
+      // Properties added since the capture go (an object's shape is part of its state). A for-in
+      // count allocates nothing, where Object.keys copies an array per object per restore (a third
+      // of a restore: bench/RESULTS.md, session 9).
+      if (count >= 0 && enumCount(rec, count) === count) return;
       if (Object.keys(rec).length !== ks.length) {
         const keep = new Set(ks);
         for (const k of Object.keys(rec)) if (!keep.has(k)) delete rec[k];
       }
       return;
     }
+    // Containers are compared before they are rebuilt: most are unchanged between a restore and
+    // the next (a failure sweep restores per point), and reading is cheaper than rebuilding a hash
+    // table (bench/RESULTS.md, session 9).
     case Kind.Array: {
       const a = o as unknown[];
       const copy = state as unknown[];
+      if (a.length === copy.length) {
+        // Only the elements that differ are stored (a ring of 4096 unmap records changes a few).
+        for (let j = 0; j < copy.length; j++) if (a[j] !== copy[j]) a[j] = copy[j];
+        return;
+      }
       a.length = copy.length;
       for (let j = 0; j < copy.length; j++) a[j] = copy[j];
       return;
@@ -211,26 +225,56 @@ function restoreOne(o: object, kind: Kind, state: unknown, names: string[] | und
     case Kind.Map: {
       const m = o as Map<unknown, unknown>;
       const flat = state as unknown[];
+      if (m.size * 2 === flat.length && sameMap(m, flat)) return;
       m.clear();
       for (let j = 0; j < flat.length; j += 2) m.set(flat[j], flat[j + 1]);
       return;
     }
     case Kind.Set: {
       const s = o as Set<unknown>;
+      const items = state as unknown[];
+      if (s.size === items.length && sameSet(s, items)) return;
       s.clear();
-      for (const v of state as unknown[]) s.add(v);
+      for (const v of items) s.add(v);
       return;
     }
     case Kind.Typed: {
-      const view = o instanceof ArrayBuffer ? new Uint8Array(o) : new Uint8Array((o as ArrayBufferView).buffer, (o as ArrayBufferView).byteOffset, (o as ArrayBufferView).byteLength);
-      restoreChunks(view, state as readonly Uint8Array[]);
-      lastChunks.set(o, state as readonly Uint8Array[]);
+      const { view, chunks } = state as { view: Uint8Array; chunks: readonly Uint8Array[] };
+      restoreChunks(view, chunks);
+      lastChunks.set(o, chunks);
       return;
     }
     case Kind.Hooked:
       (o as SnapshotHooks)[RESTORE_STATE](state);
       return;
   }
+}
+
+/**
+ * The number of keys a for-in walk of `o` sees when it is `own` (so every one is an own key: no
+ * enumerable property is inherited), else -1.
+ */
+function enumCount(o: object, own: number): number {
+  let n = 0;
+  for (const _k in o) n++;
+  return n === own ? n : -1;
+}
+
+/** Does `m` hold exactly the entries of `flat` (key, value, key, value...) in the same order? */
+function sameMap(m: Map<unknown, unknown>, flat: readonly unknown[]): boolean {
+  let j = 0;
+  for (const [k, v] of m) {
+    if (k !== flat[j] || v !== flat[j + 1]) return false;
+    j += 2;
+  }
+  return true;
+}
+
+/** Does `s` hold exactly `items` in the same order? */
+function sameSet(s: Set<unknown>, items: readonly unknown[]): boolean {
+  let j = 0;
+  for (const v of s) if (v !== items[j++]) return false;
+  return true;
 }
 
 function describe(o: object): string {

@@ -374,6 +374,30 @@ describe('machine snapshots restore every layer', () => {
     expect('added' in world).toBe(false);
   });
 
+  it('captureGraph: shapes come back for class instances and objects with enumerable inherited keys; containers reordered come back in order', () => {
+    class Node { a = 1; b: unknown = null; }
+    const proto = { inherited: 1 };
+    const odd = Object.assign(Object.create(proto) as Record<string, unknown>, { own: 1 });
+    const m = new Map([[1, 'a'], [2, 'b']]);
+    const arr = [1, 2, 3];
+    const world = { node: new Node(), odd, m, arr, bytes: new Uint8Array(70_000) };
+    const snap = captureGraph(world);
+    for (let round = 0; round < 3; round++) {
+      (world.node as unknown as Record<string, unknown>).c = round;
+      odd.late = round;
+      // The same entries in another order is another state (iteration order is observable).
+      m.delete(1); m.set(1, 'a');
+      arr[1] = 9;
+      world.bytes[69_999] = round + 1;
+      snap.restore();
+      expect(Object.keys(world.node)).toEqual(['a', 'b']);
+      expect(Object.keys(odd)).toEqual(['own']);
+      expect([...m.keys()]).toEqual([1, 2]);
+      expect(arr).toEqual([1, 2, 3]);
+      expect(world.bytes[69_999]).toBe(0);
+    }
+  });
+
   it('forEachFailurePoint gives the same records from a snapshot as from fresh machines', () => {
     let config: Partial<MachineOptions> = { iommu: { mode: 'lazy' } };
     const make = () => {

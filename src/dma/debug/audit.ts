@@ -61,9 +61,12 @@ export function auditState(st: DebugState): string[] {
   const t = st.table;
   const seen = new Set<number>();
   const claimants = new Map<number, number>();
+  // The arrays in locals, and empty buckets checked in one compare pair (the walk runs per audit).
+  const { head, tail } = t;
   for (let b = 0; b < HASH_SIZE; b++) {
+    if (head[b] === -1 && tail[b] === -1) continue;
     let prev = -1;
-    for (let s = t.head[b] as number; s !== -1; s = t.next[s] as number) {
+    for (let s = head[b] as number; s !== -1; s = t.next[s] as number) {
       if (seen.has(s)) {
         problems.push(`bucket ${b}: slot ${s} listed twice`);
         break;
@@ -78,7 +81,7 @@ export function auditState(st: DebugState): string[] {
       }
       prev = s;
     }
-    if (t.tail[b] !== prev) problems.push(`bucket ${b}: tail ${t.tail[b]}, expected ${prev}`);
+    if (tail[b] !== prev) problems.push(`bucket ${b}: tail ${t.tail[b]}, expected ${prev}`);
   }
   if (seen.size !== t.liveCount) problems.push(`${seen.size} entries listed, liveCount ${t.liveCount}`);
   if (t.numFree + t.liveCount !== t.total) problems.push(`free ${t.numFree} + live ${t.liveCount} != total ${t.total}`);
