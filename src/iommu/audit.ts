@@ -52,7 +52,17 @@ export function auditIommu(iommu: Iommu): string[] {
       if (mappedPages[i] === 0) out.push(`domain ${d.id}: IOVA 0x${(lo * g).toString(16)} (${hi - lo + 1} pages) is allocated but nothing is mapped there and it is not waiting for a flush (leaked IOVA)`);
     });
     for (const e of queued) {
-      const hit = inUse.some(([a, b]) => e.iovaPfn >= a && e.iovaPfn + e.pages - 1 <= b);
+      // inUse is sorted and disjoint: the one range that could hold the entry, by bisection (a
+      // scan per entry made a lazy domain's audit quadratic in its flush queue).
+      let lo = 0;
+      let hi = inUse.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >>> 1;
+        if ((inUse[mid] as [number, number])[0] <= e.iovaPfn) lo = mid;
+        else hi = mid - 1;
+      }
+      const range = inUse[lo];
+      const hit = range !== undefined && e.iovaPfn >= range[0] && e.iovaPfn + e.pages - 1 <= range[1];
       if (!hit) out.push(`domain ${d.id}: flush-queue entry 0x${(e.iovaPfn * g).toString(16)} is not an allocated IOVA`);
     }
   }

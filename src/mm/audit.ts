@@ -134,8 +134,7 @@ export function auditMmSince(mm: Mm, base: MmAuditBase): string[] {
     // Count the free blocks over each page of the chunk, one pfn-consecutive run at a time.
     for (let i = i0; i < i1;) {
       const pfn0 = meta.pfnOf(i);
-      let n = 1;
-      while (i + n < i1 && meta.index(pfn0 + n) === i + n) n++;
+      const n = Math.min(i1, meta.runEnd(i)) - i;
       const at = i - i0 - pfn0;
       for (const zone of mm.zones) {
         zone.forEachFreeBlockIn(pfn0, pfn0 + n, (bp, o) => {

@@ -110,6 +110,15 @@ export class PageMeta implements SnapshotHooks {
     return -1;
   }
 
+  /** The end (exclusive) of the run of consecutive pfns that metadata index `i` belongs to. */
+  runEnd(i: number): number {
+    for (let k = this._bases.length - 1; k >= 0; k--) {
+      const base = this._bases[k] as number;
+      if (i >= base) return base + (this._ends[k] as number) - (this._starts[k] as number);
+    }
+    return -1;
+  }
+
   /** The pfn at metadata index `i` (0 <= i < state.length). */
   pfnOf(i: number): number {
     for (let k = this._bases.length - 1; k >= 0; k--) {

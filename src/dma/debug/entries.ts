@@ -187,12 +187,14 @@ export class EntryTable {
   /** Live slots in scan order: bucket 0 to 16383, each list from head to tail. */
   *liveSlots(): Generator<number, void, undefined> {
     // The arrays in locals and a stop once every live entry was seen: the scan ran on every
-    // audit of a failure sweep (a 16,384-bucket walk: see bench/RESULTS.md, session 9).
+    // audit of a failure sweep (a 16,384-bucket walk: see bench/RESULTS.md, session 9). The
+    // audit (auditState) walks every list itself, so a live count out of step is still reported.
     const head = this.head;
     let left = this.liveCount;
     for (let b = 0; b < HASH_SIZE && left > 0; b++) {
       if (head[b] === NIL) continue;
-      for (let s = head[b] as number; s !== NIL; s = this.next[s] as number) {
+      // Bounded by the live count too: a corrupted list that loops cannot hang a reader.
+      for (let s = head[b] as number; s !== NIL && left > 0; s = this.next[s] as number) {
         left--;
         yield s;
       }
