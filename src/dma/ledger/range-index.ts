@@ -47,12 +47,28 @@ export class RangeIndex<T> {
       for (const r of ranges) this.insert(r.start, r.end, value);
       return;
     }
+    const add: IndexedRange<T>[] = [];
     for (const r of ranges) {
       if (r.end <= r.start) continue;
-      this._ranges.push({ start: r.start, end: r.end, value });
+      add.push({ start: r.start, end: r.end, value });
       if (r.end - r.start > this._maxLen) this._maxLen = r.end - r.start;
     }
-    this._ranges.sort((a, b) => a.start - b.start);
+    // Sort only the new ranges (stable: equal starts keep their order) and merge them in after the
+    // ranges already there with the same start, as one insert after another would: re-sorting the
+    // whole index per scatterlist was a quarter of the soak (bench/RESULTS.md, session 9).
+    add.sort((a, b) => a.start - b.start);
+    const old = this._ranges;
+    const merged = new Array<IndexedRange<T>>(old.length + add.length);
+    let i = 0;
+    let j = 0;
+    let k = 0;
+    while (i < old.length && j < add.length) {
+      if ((old[i] as IndexedRange<T>).start <= (add[j] as IndexedRange<T>).start) merged[k++] = old[i++] as IndexedRange<T>;
+      else merged[k++] = add[j++] as IndexedRange<T>;
+    }
+    while (i < old.length) merged[k++] = old[i++] as IndexedRange<T>;
+    while (j < add.length) merged[k++] = add[j++] as IndexedRange<T>;
+    this._ranges = merged;
   }
 
   /** Remove the range starting at `start` inserted for `value` (nothing if there is none). */
