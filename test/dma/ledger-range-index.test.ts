@@ -19,6 +19,7 @@ describe('RangeIndex', () => {
       const batches = new Map<number, { start: number; end: number }[]>();
       // Descending start; among equal starts the later insert first (what a walk back from the top sees).
       const sorted = () => [...model].sort((a, b) => b.start - a.start || b.seq - a.seq);
+      let most = 0;
       for (let step = 0; step < 600; step++) {
         const r = rng.int(10);
         if (r < 3) {
@@ -58,7 +59,26 @@ describe('RangeIndex', () => {
           expect(c === undefined ? undefined : [c.start, c.end, c.value]).toEqual(cover === undefined ? undefined : [cover.start, cover.end, cover.value]);
         }
         expect(ix.size).toBe(model.length);
+        most = Math.max(most, model.length);
       }
+      // Enough ranges that the index splits its blocks (2 × 64) several times.
+      expect(most).toBeGreaterThan(400);
     }
+  });
+
+  it('hundreds of ranges with one start (across block boundaries): removed one by one, queried in insertion order', () => {
+    const ix = new RangeIndex<number>();
+    for (let v = 0; v < 300; v++) ix.insert(1000, 1001 + v, v);
+    ix.insertAll(Array.from({ length: 200 }, (_, i) => ({ start: 1000, end: 2000 + i })), 999);
+    const seen: number[] = [];
+    ix.query(1000, 1001, (r) => { seen.push(r.value); });
+    expect(seen).toEqual([...Array.from({ length: 200 }, () => 999), ...Array.from({ length: 300 }, (_, i) => 299 - i)]);
+    for (let v = 0; v < 300; v += 2) ix.remove(1000, v);
+    ix.removeAll(Array.from({ length: 200 }, (_, i) => ({ start: 1000, end: 2000 + i })), 999);
+    const left: number[] = [];
+    ix.query(1000, 1001, (r) => { left.push(r.value); });
+    expect(left).toEqual(Array.from({ length: 150 }, (_, i) => 299 - 2 * i));
+    expect(ix.size).toBe(150);
+    expect(ix.covering(1000, 1290, (v) => v > 0)?.value).toBe(299);
   });
 });
