@@ -107,6 +107,8 @@ export class DirtyChunks {
   //   save a current box's bytes before the live chunk changes).
   // INVARIANT: chunk c covers elements [c << DIRTY_CHUNK_SHIFT, (c + 1) << DIRTY_CHUNK_SHIFT).
   private readonly _current: (ChunkBox | null)[];
+  /** False until the first capture: before it, writes need no bookkeeping at all. */
+  tracking = false;
   private readonly _bytes: Uint8Array[];
   private readonly _elemBytes: number[];
 
@@ -149,6 +151,7 @@ export class DirtyChunks {
 
   /** A snapshot: a box per chunk, shared with the previous capture where nothing was written since. */
   capture(): DirtyCapture {
+    this.tracking = true;
     const cur = this._current;
     const boxes = new Array<ChunkBox>(cur.length);
     for (let c = 0; c < cur.length; c++) {
