@@ -475,9 +475,20 @@ export class Iommu {
 
   /** The most recent unmap of `domain` covering `iova`, if remembered. */
   unmapCovering(domain: number, iova: number): UnmapRecord | undefined {
-    for (let k = 1; k <= this._unmapCount; k++) {
-      const i = (this._unmapNext - k + UNMAP_HISTORY) % UNMAP_HISTORY;
-      if (this._uDomain[i] === domain && iova >= (this._uIova[i] as number) && iova < (this._uIova[i] as number) + (this._uSize[i] as number)) return this._unmapAt(i);
+    // Newest first, in two straight runs of the ring with the arrays in locals (every fault of a
+    // misbehaving device scans up to 4096 records: bench/RESULTS.md, session 9).
+    const doms = this._uDomain;
+    const iovas = this._uIova;
+    const sizes = this._uSize;
+    const next = this._unmapNext;
+    const count = this._unmapCount;
+    const lowest = Math.max(0, next - count);
+    for (let i = next - 1; i >= lowest; i--) {
+      if (doms[i] === domain && iova >= (iovas[i] as number) && iova < (iovas[i] as number) + (sizes[i] as number)) return this._unmapAt(i);
+    }
+    // The older part of a full ring wraps to its end.
+    for (let i = UNMAP_HISTORY - 1, left = count - (next - lowest); left > 0; i--, left--) {
+      if (doms[i] === domain && iova >= (iovas[i] as number) && iova < (iovas[i] as number) + (sizes[i] as number)) return this._unmapAt(i);
     }
     return undefined;
   }
