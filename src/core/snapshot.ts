@@ -214,8 +214,14 @@ function restoreOne(o: object, kind: Kind, state: unknown, names: string[] | und
       const a = o as unknown[];
       const copy = state as unknown[];
       if (a.length === copy.length) {
-        // Only the elements that differ are stored (a ring of 4096 unmap records changes a few).
-        for (let j = 0; j < copy.length; j++) if (a[j] !== copy[j]) a[j] = copy[j];
+        // Only the elements that differ are stored (a ring of 4096 unmap records changes a few);
+        // Object.is tells -0 from 0, and an undefined element is checked for being a hole.
+        for (let j = 0; j < copy.length; j++) {
+          const v = copy[j];
+          if (Object.is(a[j], v) && (v !== undefined || (j in a) === (j in copy))) continue;
+          if (v === undefined && !(j in copy)) delete a[j];
+          else a[j] = v;
+        }
         return;
       }
       a.length = copy.length;
@@ -264,7 +270,7 @@ function enumCount(o: object, own: number): number {
 function sameMap(m: Map<unknown, unknown>, flat: readonly unknown[]): boolean {
   let j = 0;
   for (const [k, v] of m) {
-    if (k !== flat[j] || v !== flat[j + 1]) return false;
+    if (!Object.is(k, flat[j]) || !Object.is(v, flat[j + 1])) return false;
     j += 2;
   }
   return true;
@@ -273,7 +279,7 @@ function sameMap(m: Map<unknown, unknown>, flat: readonly unknown[]): boolean {
 /** Does `s` hold exactly `items` in the same order? */
 function sameSet(s: Set<unknown>, items: readonly unknown[]): boolean {
   let j = 0;
-  for (const v of s) if (v !== items[j++]) return false;
+  for (const v of s) if (!Object.is(v, items[j++])) return false;
   return true;
 }
 

@@ -87,7 +87,8 @@ export interface MmAuditBase {
   readonly mm: Mm;
   readonly capture: DirtyCapture;
   readonly allocated: number;
-  readonly free: number;
+  /** Pages the free blocks of each zone covered (= its counter, the base being sound). */
+  readonly zoneFree: readonly number[];
 }
 
 /**
@@ -99,7 +100,7 @@ export function mmAuditBase(mm: Mm): MmAuditBase | null {
   if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'mmAuditBase', 'mm');
   const ref = mm.meta.lastCapture;
   if (ref === null || mm.meta.written.changedSince(ref).length > 0) return null;
-  return { mm, capture: ref, allocated: mm.allocatedPages, free: mm.freePages };
+  return { mm, capture: ref, allocated: mm.allocatedPages, zoneFree: mm.zones.map((z) => z.freePages) };
 }
 
 // Per-chunk coverage counts, reused (one chunk of pages at a time).
@@ -114,16 +115,21 @@ let coverScratch = new Uint8Array(0);
  */
 export function auditMmSince(mm: Mm, base: MmAuditBase): string[] {
   if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'auditMmSince', 'mm');
-  if (typeof base !== 'object' || base === null || !(base.mm instanceof Mm) || !Array.isArray(base.capture?.boxes)) {
+  if (typeof base !== 'object' || base === null || !(base.mm instanceof Mm) || !Array.isArray(base.capture?.boxes) || !Array.isArray(base.zoneFree)) {
     throw new KernelError(EINVAL, 'auditMmSince', 'expected what mmAuditBase returned', 'base');
   }
   if (base.mm !== mm) throw new KernelError(EINVAL, 'auditMmSince', 'the base was taken of another machine\'s memory', 'base');
+  // The full audit's order and cut-off: page-in-block problems, zone counters, lost pages (it
+  // stops after 21 lines there), then the totals.
   const out: string[] = [];
+  const lost: string[] = [];
   const meta = mm.meta;
   const { state, owner } = meta;
   const busy = PG_ALLOCATED | PG_RESERVED;
+  const zones = mm.zones;
+  // Per zone: pages the free blocks cover now minus the pages free in the base, over changed chunks.
+  const dZone = zones.map(() => 0);
   let dAllocated = 0;
-  let dFree = 0;
   let ownerless = 0;
   for (const c of meta.written.changedSince(base.capture)) {
     const i0 = c * 2 ** DIRTY_CHUNK_SHIFT;
@@ -131,47 +137,59 @@ export function auditMmSince(mm: Mm, base: MmAuditBase): string[] {
     if (coverScratch.length < i1 - i0) coverScratch = new Uint8Array(2 ** DIRTY_CHUNK_SHIFT);
     const cover = coverScratch;
     cover.fill(0, 0, i1 - i0);
+    const old = meta.written.chunkAt(base.capture, 0, c);
     // Count the free blocks over each page of the chunk, one pfn-consecutive run at a time.
     for (let i = i0; i < i1;) {
       const pfn0 = meta.pfnOf(i);
       const n = Math.min(i1, meta.runEnd(i)) - i;
       const at = i - i0 - pfn0;
-      for (const zone of mm.zones) {
-        zone.forEachFreeBlockIn(pfn0, pfn0 + n, (bp, o) => {
-          const hi = Math.min(bp + 2 ** o, pfn0 + n);
-          for (let p = Math.max(bp, pfn0); p < hi; p++) cover[p + at] = (cover[p + at] as number) + 1;
+      for (let z = 0; z < zones.length; z++) {
+        const zone = zones[z] as (typeof zones)[number];
+        const lo = Math.max(pfn0, zone.span.startPfn);
+        const hi = Math.min(pfn0 + n, zone.span.endPfn);
+        if (lo >= hi) continue;
+        let covered = 0;
+        zone.forEachFreeBlockIn(lo, hi, (bp, o) => {
+          const end = Math.min(bp + 2 ** o, hi);
+          for (let p = Math.max(bp, lo); p < end; p++) cover[p + at] = (cover[p + at] as number) + 1;
+          covered += end - Math.max(bp, lo);
         });
+        // In the sound base a page was free (in exactly one block) when neither allocated nor reserved.
+        let wasFree = 0;
+        for (let p = lo; p < hi; p++) if (((old[p + at] as number) & busy) === 0) wasFree++;
+        dZone[z] = (dZone[z] as number) + covered - wasFree;
       }
       i += n;
     }
-    const old = meta.written.chunkAt(base.capture, 0, c);
     for (let j = 0; j < i1 - i0; j++) {
       const s = state[i0 + j] as number;
       const cv = cover[j] as number;
-      if (cv > 1) out.push(`pfn 0x${meta.pfnOf(i0 + j).toString(16)} is in two free blocks`);
-      if (cv > 0 && (s & busy) !== 0) out.push(`pfn 0x${meta.pfnOf(i0 + j).toString(16)} is free in the buddy allocator but marked ${s & PG_RESERVED ? 'reserved' : 'allocated'}`);
-      if (cv === 0 && (s & busy) === 0) out.push(`pfn 0x${meta.pfnOf(i0 + j).toString(16)} is neither free nor allocated (lost)`);
-      if (out.length > 20) return out;
-      const was = old[j] as number;
+      // As auditMm walks each block: a second and third cover of a page each say so, and each
+      // cover of a busy page says it.
+      for (let k = 1; k < cv; k++) out.push(`pfn 0x${meta.pfnOf(i0 + j).toString(16)} is in two free blocks`);
+      if ((s & busy) !== 0) for (let k = 0; k < cv; k++) out.push(`pfn 0x${meta.pfnOf(i0 + j).toString(16)} is free in the buddy allocator but marked ${s & PG_RESERVED ? 'reserved' : 'allocated'}`);
+      if (cv === 0 && (s & busy) === 0) lost.push(`pfn 0x${meta.pfnOf(i0 + j).toString(16)} is neither free nor allocated (lost)`);
       if ((s & PG_ALLOCATED) !== 0) {
         dAllocated++;
         if (owner[i0 + j] === 0) ownerless++;
       }
-      if ((was & PG_ALLOCATED) !== 0) dAllocated--;
-      // In the sound base state a page was free (in one block) exactly when neither allocated nor
-      // reserved; blocks count with their multiplicity, as the counters do.
-      dFree += cv - ((was & busy) === 0 ? 1 : 0);
+      if (((old[j] as number) & PG_ALLOCATED) !== 0) dAllocated--;
     }
   }
-  for (const zone of mm.zones) {
-    let blocks = 0;
-    for (let o = 0; o <= MAX_PAGE_ORDER; o++) blocks += (zone.nrFree[o] as number) * 2 ** o;
-    if (blocks !== zone.freePages) out.push(`zone ${zone.span.name}: free blocks cover ${blocks} pages, counter says ${zone.freePages}`);
+  let free = 0;
+  for (let z = 0; z < zones.length; z++) {
+    const zone = zones[z] as (typeof zones)[number];
+    const covered = (base.zoneFree[z] as number) + (dZone[z] as number);
+    if (covered !== zone.freePages) out.push(`zone ${zone.span.name}: free blocks cover ${covered} pages, counter says ${zone.freePages}`);
+    free += covered;
+  }
+  for (const line of lost) {
+    out.push(line);
+    if (out.length > 20) return out;
   }
   if (ownerless > 0) out.push(`${ownerless} allocated pages have no owner`);
   const allocated = base.allocated + dAllocated;
   if (allocated !== mm.allocatedPages) out.push(`${allocated} pages are marked allocated, the counter says ${mm.allocatedPages}`);
-  const free = base.free + dFree;
   if (free !== mm.freePages) out.push(`free pages ${free} != counter ${mm.freePages}`);
   return out;
 }

@@ -682,15 +682,19 @@ export class Mm implements PhysMemory {
       // Extend the run while pages are consecutive and each drops its last reference. A run of
       // pfn-consecutive pages lies in one RAM range, so its indices are consecutive too.
       const at = meta.index(start) - start;
+      let kept = false;
       while (i < pages.length && pages[i] === end) {
         meta.touch(end + at, end + at + 1);
         const rc = (refcount[end + at] as number) - 1;
         refcount[end + at] = rc;
-        if (rc > 0) break;
+        if (rc > 0) { kept = true; break; }
         end++;
         i++;
       }
-      if (end === start) { i++; continue; }
+      // A page that keeps a reference has had its one put: the next run starts after it (it once
+      // started on it again and dropped a second reference, freeing a page get_page held).
+      if (kept) i++;
+      if (end === start) continue;
       state.fill(0, start + at, end + at);
       owner.fill(0, start + at, end + at);
       this._allocatedPages -= end - start;

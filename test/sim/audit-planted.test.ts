@@ -40,6 +40,17 @@ describe('planted corruption the cheaper audits still report', () => {
     }
   });
 
+  it('dma-debug: a live count out of step hides no entry from entries() and is reported', () => {
+    const { machine: m } = busy();
+    const dbg = m.dmaDebug;
+    if (dbg === null) throw new Error('no dma-debug');
+    const live = dbg.entries().length;
+    expect(live).toBe(12);
+    (dbg as unknown as { _st: { table: { liveCount: number } } })._st.table.liveCount -= 2;
+    expect(dbg.entries().length).toBe(live);
+    expect(m.audit().map((v) => v.message)).toContain(`${live} entries listed, liveCount ${live - 2}`);
+  });
+
   it('iommu: a flush-queue entry that is not an allocated IOVA', () => {
     const { machine: m } = busy();
     const domain = m.iommu?.domains.find((d) => d.fq !== null);

@@ -396,6 +396,16 @@ describe('machine snapshots restore every layer', () => {
       expect(arr).toEqual([1, 2, 3]);
       expect(world.bytes[69_999]).toBe(0);
     }
+    // -0 is not 0, and an element present at the capture (even undefined) is not a hole.
+    const edge = { arr: [-0, undefined, 3] as unknown[], map: new Map([['k', -0]]) };
+    const s2 = captureGraph(edge);
+    edge.arr[0] = 0;
+    delete edge.arr[1];
+    edge.map.set('k', 0);
+    s2.restore();
+    expect(Object.is(edge.arr[0], -0)).toBe(true);
+    expect(1 in edge.arr).toBe(true);
+    expect(Object.is(edge.map.get('k'), -0)).toBe(true);
   });
 
   it('forEachFailurePoint gives the same records from a snapshot as from fresh machines', () => {

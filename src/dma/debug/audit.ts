@@ -9,11 +9,7 @@ import { ACTIVE_CACHELINE_MAX_OVERLAP, dmaDebugTypeName, HASH_SIZE, MAP_ERR_CHEC
 import type { DebugDevice } from './device.ts';
 import type { DebugState } from './state.ts';
 import { hashBucket } from './u64.ts';
-import { Buffer } from 'node:buffer';
-
-/** Buckets compared at once for emptiness, and their bytes when empty (-1 heads and tails). */
-const EMPTY_BLOCK = 256;
-const EMPTY_BYTES = new Uint8Array(EMPTY_BLOCK * 4).fill(0xff);
+import { bucketsEmpty, EMPTY_RUN } from './entries.ts';
 
 /** One live `dma_debug_entry`. */
 export interface DmaDebugEntryInfo {
@@ -69,15 +65,10 @@ export function auditState(st: DebugState): string[] {
   // Runs of empty buckets are recognised a block at a time by a native compare against a block of
   // -1s (the walk runs on every audit of a failure sweep: 31 -> see bench/RESULTS.md, session 9).
   const { head, tail } = t;
-  const headBytes = new Uint8Array(head.buffer, head.byteOffset, head.byteLength);
-  const tailBytes = new Uint8Array(tail.buffer, tail.byteOffset, tail.byteLength);
   for (let b = 0; b < HASH_SIZE; b++) {
-    if (b % EMPTY_BLOCK === 0 && b + EMPTY_BLOCK <= HASH_SIZE) {
-      const at = b * 4;
-      if (Buffer.compare(headBytes.subarray(at, at + EMPTY_BLOCK * 4), EMPTY_BYTES) === 0 && Buffer.compare(tailBytes.subarray(at, at + EMPTY_BLOCK * 4), EMPTY_BYTES) === 0) {
-        b += EMPTY_BLOCK - 1;
-        continue;
-      }
+    if (bucketsEmpty(head, b) && bucketsEmpty(tail, b)) {
+      b += EMPTY_RUN - 1;
+      continue;
     }
     if (head[b] === -1 && tail[b] === -1) continue;
     let prev = -1;

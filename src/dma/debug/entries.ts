@@ -7,6 +7,20 @@
 import { DMA_DEBUG_DYNAMIC_ENTRIES, HASH_SIZE } from './constants.ts';
 import type { DebugDevice } from './device.ts';
 import { hashBucket, u64LessEq, u64SumGreaterEq } from './u64.ts';
+import { Buffer } from 'node:buffer';
+
+/** Buckets checked for emptiness at once (a native compare of their -1 words). */
+export const EMPTY_RUN = 256;
+const EMPTY_RUN_BYTES = new Uint8Array(EMPTY_RUN * 4).fill(0xff);
+
+/**
+ * Are buckets [from, from + EMPTY_RUN) of a head or tail array all -1 (empty)? Scanning 16,384
+ * buckets one by one was most of an audit of a failure sweep (bench/RESULTS.md, session 9).
+ */
+export function bucketsEmpty(arr: Int32Array, from: number): boolean {
+  if (from % EMPTY_RUN !== 0 || from + EMPTY_RUN > arr.length) return false;
+  return Buffer.compare(new Uint8Array(arr.buffer, arr.byteOffset + from * 4, EMPTY_RUN * 4), EMPTY_RUN_BYTES) === 0;
+}
 
 /** The fields a lookup compares: a `struct dma_debug_entry` used as a reference. */
 export interface EntryRef {
@@ -186,20 +200,19 @@ export class EntryTable {
 
   /** Live slots in scan order: bucket 0 to 16383, each list from head to tail. */
   *liveSlots(): Generator<number, void, undefined> {
-    // The arrays in locals and a stop once every live entry was seen: the scan ran on every
-    // audit of a failure sweep (a 16,384-bucket walk: see bench/RESULTS.md, session 9). The
-    // audit (auditState) walks every list itself, so a live count out of step is still reported.
     const head = this.head;
-    let left = this.liveCount;
-    for (let b = 0; b < HASH_SIZE && left > 0; b++) {
-      if (head[b] === NIL) continue;
-      // Bounded by the live count too: a corrupted list that loops cannot hang a reader.
-      for (let s = head[b] as number; s !== NIL && left > 0; s = this.next[s] as number) {
-        left--;
-        yield s;
+    for (let b = 0; b < HASH_SIZE; b++) {
+      if (bucketsEmpty(head, b)) {
+        b += EMPTY_RUN - 1;
+        continue;
       }
+      // No list holds more entries than the pool: a corrupted list that loops cannot hang a reader
+      // (auditState names the corruption).
+      let steps = this.total;
+      for (let s = head[b] as number; s !== NIL && steps > 0; s = this.next[s] as number, steps--) yield s;
     }
   }
+
 
   private _reserve(n: number): void {
     const cap = Math.max(64, this.devAddr.length * 2, n);
