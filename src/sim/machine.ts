@@ -338,10 +338,11 @@ export class Machine implements KernelContext {
    */
   audit(opts: { readonly since?: MachineSnapshot } = {}): AuditViolation[] {
     if (typeof opts !== 'object' || opts === null) throw new KernelError(EINVAL, 'Machine.audit', 'expected options ({ since })', 'opts');
+    for (const key of Object.keys(opts)) if (key !== 'since') throw new KernelError(EINVAL, 'Machine.audit', `unknown option ${key} (the one option is since)`, `opts.${key}`);
     const since = opts.since;
     if (since === undefined) return this.auditor.run();
     if (!(since instanceof MachineSnapshot)) throw new KernelError(EINVAL, 'Machine.audit', 'expected a snapshot from machine.snapshot()', 'opts.since');
-    if (since.machine !== this) throw new KernelError(EINVAL, 'Machine.audit', `the snapshot belongs to another machine, not ${this.name}`, 'opts.since');
+    if (since.machine !== this) throw new KernelError(EINVAL, 'Machine.audit', `the snapshot belongs to machine ${(since.machine as Machine).name}, not ${this.name}`, 'opts.since');
     const base = since.auditBase;
     return base === null ? this.auditor.run() : this.auditor.run({ mm: () => auditMmSince(this.mm, base) });
   }
@@ -360,6 +361,7 @@ export class Machine implements KernelContext {
    */
   snapshot(opts: { readonly include?: readonly object[]; readonly audit?: boolean } = {}): MachineSnapshot {
     if (typeof opts !== 'object' || opts === null) throw new KernelError(EINVAL, 'Machine.snapshot', 'expected options ({ include, audit })', 'opts');
+    for (const key of Object.keys(opts)) if (key !== 'include' && key !== 'audit') throw new KernelError(EINVAL, 'Machine.snapshot', `unknown option ${key} (include or audit)`, `opts.${key}`);
     const include = opts.include ?? [];
     if (!Array.isArray(include) || include.some((o) => typeof o !== 'object' || o === null)) {
       throw new KernelError(EINVAL, 'Machine.snapshot', 'expected an array of objects', 'opts.include');
@@ -379,7 +381,7 @@ export class Machine implements KernelContext {
    */
   restore(snap: MachineSnapshot): void {
     if (!(snap instanceof MachineSnapshot)) throw new KernelError(EINVAL, 'Machine.restore', 'expected a snapshot from machine.snapshot()', 'snap');
-    if (snap.machine !== this) throw new KernelError(EINVAL, 'Machine.restore', `the snapshot belongs to another machine, not ${this.name}`, 'snap');
+    if (snap.machine !== this) throw new KernelError(EINVAL, 'Machine.restore', `the snapshot belongs to another machine (${(snap.machine as Machine).name}), not ${this.name}`, 'snap');
     snap.restoreGraph();
   }
 

@@ -22,8 +22,9 @@ export class MachineSnapshot {
   readonly bytes: number;
   private readonly _graph: GraphSnapshot;
   /**
-   * @internal Set by Machine.snapshot({ audit: true }) when the machine audited clean at the
-   * capture: what Machine.audit({ since }) audits changes from.
+   * What `machine.audit({ since })` checks changes from: set by `snapshot({ audit: true })` when the
+   * machine audited clean at the capture, null otherwise (then `audit({ since })` is the full audit).
+   * @example const snap = machine.snapshot({ audit: true }); if (snap.auditBase === null) console.log(machine.audit());
    */
   auditBase: MmAuditBase | null = null;
 

@@ -13,7 +13,7 @@
  *   expect(machine).toHaveNoDmaLeaks();
  * });
  */
-import type { FaultKind } from '../core/fault.ts';
+import { FAULT_KINDS, type FaultKind } from '../core/fault.ts';
 import type { Device } from '../device/device.ts';
 import type { DmaFault } from '../device/dma-engine.ts';
 import type { DeviceOptions } from '../device/device.ts';
@@ -49,6 +49,10 @@ export interface FailurePointResult<T> {
   readonly error: unknown;
   /** audit() right after (and after `cleanup`), plus any DMA ledger entry the operation left live. */
   readonly violations: ReturnType<Machine['audit']>;
+  /** Failures actually injected in this run (0 on the last run). */
+  readonly injected: number;
+  /** The run counted as a success (so `cleanup` ran): see {@link FailurePointOptions.succeeded}. */
+  readonly succeeded: boolean;
 }
 
 /** How forEachFailurePoint runs. */
@@ -62,12 +66,31 @@ export interface FailurePointOptions {
    * cannot see).
    */
   readonly snapshot?: boolean;
+  /**
+   * Did `op` succeed with this result? Some injected failures are absorbed (dma-iommu retries an IOVA
+   * allocation above 4 GiB, dma-debug maps on without its entry), so an operation can succeed with a
+   * failure injected: `cleanup` then runs too, or the success's mappings would read as leaks. Default:
+   * the kernel's conventions: 0 or a positive number, `true`, or an object (not an Error) succeeded;
+   * a negative errno, `null`, `undefined` or `false` failed. Give your own for an op whose failure
+   * is 0 (dma_map_sg's convention). The last run (nothing injected) always counts as a success.
+   */
+  readonly succeeded?: (result: unknown) => boolean;
 }
+
+/** The default success test of forEachFailurePoint (see {@link FailurePointOptions.succeeded}). */
+function kernelSuccess(result: unknown): boolean {
+  if (typeof result === 'number') return result >= 0;
+  if (typeof result === 'boolean') return result;
+  return typeof result === 'object' && result !== null && !(result instanceof Error);
+}
+
+const POINT_OPTIONS = new Set(['limit', 'snapshot', 'succeeded']);
 
 /**
  * Run `op` once per allocation point of `kind`, each time from the state `make` built: fail
  * allocation k for k = 1, 2, ... until the operation succeeds with nothing injected. `cleanup`
- * undoes a success; then the machine is audited. Returns one record per failure point (the last one
+ * undoes a success (also one that absorbed its injected failure: {@link FailurePointOptions.succeeded});
+ * then the machine is audited. Returns one record per failure point (the last one
  * is the success). `make` runs once and each point starts from a machine snapshot (see
  * {@link FailurePointOptions.snapshot}); a number for `opts` is the old `limit` argument.
  * @example
@@ -78,7 +101,17 @@ export function forEachFailurePoint<T, M extends { machine: Machine }>(
   kind: FaultKind, make: () => M, op: (m: M) => T, cleanup?: (m: M, result: T) => void, opts: number | FailurePointOptions = {},
 ): FailurePointResult<T>[] {
   const o: FailurePointOptions = typeof opts === 'number' ? { limit: opts } : opts;
-  if (typeof o !== 'object' || o === null) throw new KernelError(EINVAL, 'forEachFailurePoint', 'expected a limit or options ({ limit, snapshot })', 'opts');
+  const fn = 'forEachFailurePoint';
+  if (typeof o !== 'object' || o === null) throw new KernelError(EINVAL, fn, 'expected a limit or options ({ limit, snapshot, succeeded })', 'opts');
+  for (const key of Object.keys(o)) if (!POINT_OPTIONS.has(key)) throw new KernelError(EINVAL, fn, `unknown option ${key} (one of ${[...POINT_OPTIONS].join(', ')})`, `opts.${key}`);
+  if (!FAULT_KINDS.includes(kind)) throw new KernelError(EINVAL, fn, `unknown kind ${String(kind)} (one of ${FAULT_KINDS.join(', ')})`, 'kind');
+  if (typeof make !== 'function') throw new KernelError(EINVAL, fn, 'expected a function that builds { machine, ... }', 'make');
+  if (typeof op !== 'function') throw new KernelError(EINVAL, fn, 'expected the operation to run', 'op');
+  if (cleanup !== undefined && typeof cleanup !== 'function') throw new KernelError(EINVAL, fn, 'expected a function or undefined', 'cleanup');
+  if (o.limit !== undefined && !(Number.isSafeInteger(o.limit) && o.limit >= 1)) throw new KernelError(EINVAL, fn, `expected a whole number >= 1, got ${String(o.limit)}`, 'opts.limit');
+  if (o.snapshot !== undefined && typeof o.snapshot !== 'boolean') throw new KernelError(EINVAL, fn, `expected true or false, got ${String(o.snapshot)}`, 'opts.snapshot');
+  if (o.succeeded !== undefined && typeof o.succeeded !== 'function') throw new KernelError(EINVAL, fn, 'expected a function of the result', 'opts.succeeded');
+  const succeeded = o.succeeded ?? kernelSuccess;
   const limit = o.limit ?? 10_000;
   const out: FailurePointResult<T>[] = [];
   let made: M | undefined;
@@ -88,6 +121,9 @@ export function forEachFailurePoint<T, M extends { machine: Machine }>(
     let m: M;
     if (o.snapshot === false || made === undefined) {
       m = make();
+      if (typeof m !== 'object' || m === null || !(m.machine instanceof Machine)) {
+        throw new KernelError(EINVAL, fn, 'make must return an object with the machine in it ({ machine, ... }, as testMachine does)', 'make');
+      }
       before = new Set(m.machine.dma.ledger.entries());
       if (o.snapshot !== false) {
         made = m;
@@ -106,12 +142,14 @@ export function forEachFailurePoint<T, M extends { machine: Machine }>(
     } catch (e) {
       error = e;
     }
-    const injected = m.machine.faults.injected[kind] > 0;
-    if (!injected && error === undefined && cleanup !== undefined) cleanup(m, result as T);
+    const injected = m.machine.faults.injected[kind];
+    // A success undoes itself through `cleanup`, also when the injected failure was absorbed.
+    const ok = error === undefined && (injected === 0 || succeeded(result));
+    if (ok && cleanup !== undefined) cleanup(m, result as T);
     // A mapping the operation made and neither its failure path nor `cleanup` undid is left behind.
     const left = m.machine.dma.ledger.entries().filter((e) => !(before as Set<unknown>).has(e)).map((e) => ({ check: 'ledger', message: `left live: ${e.describe()}` }));
-    out.push({ k, result, error, violations: [...m.machine.audit(snap === undefined ? {} : { since: snap }), ...left] });
-    if (!injected) return out;
+    out.push({ k, result, error, violations: [...m.machine.audit(snap === undefined ? {} : { since: snap }), ...left], injected, succeeded: ok });
+    if (injected === 0) return out;
   }
   throw new Error(`forEachFailurePoint: still failing after ${limit} injection points`);
 }

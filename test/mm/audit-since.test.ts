@@ -164,5 +164,9 @@ describe('Machine.audit({ since })', () => {
     expect(() => a.audit({ since: {} as never })).toThrow(/opts\.since/);
     expect(() => a.audit(null as never)).toThrow(/opts/);
     expect(() => a.snapshot({ audit: 'yes' as never })).toThrow(/opts\.audit/);
+    expect(e1.message).toContain(`machine ${b.name}, not ${a.name}`);
+    // A misspelt option is refused, not ignored.
+    expect(() => a.snapshot({ adit: true } as never)).toThrow(expect.objectContaining({ errno: EINVAL, arg: 'opts.adit' }) as Error);
+    expect(() => a.audit({ sinse: snap } as never)).toThrow(expect.objectContaining({ errno: EINVAL, arg: 'opts.sinse' }) as Error);
   });
 });
