@@ -18,6 +18,7 @@ import type { Device } from '../device/device.ts';
 import type { DmaFault } from '../device/dma-engine.ts';
 import type { DeviceOptions } from '../device/device.ts';
 import { Machine, type MachineOptions } from '../sim/machine.ts';
+import { DRIVER_PAGE_OWNERS, driverPages, driverPagesSince } from '../mm/driver-pages.ts';
 import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import type { ExpectStatic } from 'vitest';
@@ -47,7 +48,11 @@ export interface FailurePointResult<T> {
   readonly k: number;
   readonly result: T | undefined;
   readonly error: unknown;
-  /** audit() right after (and after `cleanup`), plus any DMA ledger entry the operation left live. */
+  /**
+   * audit() right after (and after `cleanup`), plus any DMA ledger entry the operation left live
+   * (`check: 'ledger'`) and any page it allocated with alloc_pages, alloc_pages_exact or vmalloc
+   * and did not free (`check: 'leak'`).
+   */
   readonly violations: ReturnType<Machine['audit']>;
   /** Failures actually injected in this run (0 on the last run). */
   readonly injected: number;
@@ -117,6 +122,8 @@ export function forEachFailurePoint<T, M extends { machine: Machine }>(
   let made: M | undefined;
   let snap: ReturnType<Machine['snapshot']> | undefined;
   let before: Set<unknown> | undefined;
+  // Driver-allocated pages (alloc_pages, alloc_pages_exact, vmalloc) when the point started.
+  let pagesBefore: number[] = [];
   for (let k = 1; k <= limit; k++) {
     let m: M;
     if (o.snapshot === false || made === undefined) {
@@ -125,6 +132,7 @@ export function forEachFailurePoint<T, M extends { machine: Machine }>(
         throw new KernelError(EINVAL, fn, 'make must return an object with the machine in it ({ machine, ... }, as testMachine does)', 'make');
       }
       before = new Set(m.machine.dma.ledger.entries());
+      pagesBefore = driverPages(m.machine.mm);
       if (o.snapshot !== false) {
         made = m;
         // Audited at the capture, so each point's audit looks only at what changed.
@@ -148,6 +156,13 @@ export function forEachFailurePoint<T, M extends { machine: Machine }>(
     if (ok && cleanup !== undefined) cleanup(m, result as T);
     // A mapping the operation made and neither its failure path nor `cleanup` undid is left behind.
     const left = m.machine.dma.ledger.entries().filter((e) => !(before as Set<unknown>).has(e)).map((e) => ({ check: 'ledger', message: `left live: ${e.describe()}` }));
+    // So is a page it allocated itself (a kmemleak of the failure path, for driver-owned pages).
+    const base = snap?.auditBase ?? null;
+    const pagesNow = base === null ? driverPages(m.machine.mm) : driverPagesSince(m.machine.mm, base, pagesBefore);
+    DRIVER_PAGE_OWNERS.forEach(([, call], i) => {
+      const n = (pagesNow[i] as number) - (pagesBefore[i] as number);
+      if (n > 0) left.push({ check: 'leak', message: `left allocated: ${n} page${n === 1 ? '' : 's'} from ${call} that the operation${ok ? ' and cleanup' : '\'s failure path'} did not free` });
+    });
     out.push({ k, result, error, violations: [...m.machine.audit(snap === undefined ? {} : { since: snap }), ...left], injected, succeeded: ok });
     if (injected === 0) return out;
   }

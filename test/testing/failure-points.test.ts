@@ -69,6 +69,53 @@ describe('forEachFailurePoint with failures the kernel absorbs', () => {
     expect(leaky[1]?.violations.map((v) => v.message).join()).toMatch(/left live: dma_map_single/);
   });
 
+  it('pages the failure path forgot (alloc_pages, vmalloc) are named; the same op done right is clean', () => {
+    // A driver that allocates a descriptor page and a vmalloc'd ring, then maps the ring.
+    const op = (leaky: boolean) => ({ machine, dev }: Rig) => {
+      const desc = machine.mm.alloc_pages(GFP_KERNEL, 1);
+      if (desc === null) return -12;
+      const ring = machine.mm.vmalloc(4 * 4096);
+      if (ring === null) { if (!leaky) machine.mm.__free_pages(desc, 1); return -12; }
+      // A completion page after the ring: its failure is where the leaky driver forgets both.
+      const done = machine.mm.alloc_pages(GFP_KERNEL, 0);
+      if (done === null) { if (!leaky) { machine.mm.vfree(ring); machine.mm.__free_pages(desc, 1); } return -12; }
+      const sgt = new SgTable(machine);
+      if (sg_alloc_table_from_pages_segment(sgt, ring.pages, ring.nrPages, 0, ring.size, 65536, GFP_KERNEL) !== 0 || dma_map_sg(dev, sgt.sgl, sgt.orig_nents, DMA_TO_DEVICE) === 0) {
+        sg_free_table(sgt);
+        machine.mm.__free_pages(done, 0);
+        machine.mm.vfree(ring);
+        machine.mm.__free_pages(desc, 1);
+        return -12;
+      }
+      return { desc, ring, sgt, done };
+    };
+    const undo = ({ machine, dev }: Rig, r: unknown) => {
+      const x = r as { desc: number; ring: NonNullable<ReturnType<Rig['machine']['mm']['vmalloc']>>; sgt: SgTable; done: number };
+      dma_unmap_sg(dev, x.sgt.sgl, x.sgt.orig_nents, DMA_TO_DEVICE);
+      sg_free_table(x.sgt);
+      machine.mm.__free_pages(x.done, 0);
+      machine.mm.vfree(x.ring);
+      machine.mm.__free_pages(x.desc, 1);
+    };
+    // The driver already holds pages of its own when the sweep starts (counted, not leaked).
+    const holding = (opts: Parameters<typeof testMachine>[0]) => () => {
+      const t = bound(opts)();
+      t.machine.mm.vmalloc(8 * 4096);
+      t.machine.mm.alloc_pages(GFP_KERNEL, 2);
+      return t;
+    };
+    for (const opts of [{}, { iommu: { mode: 'strict' } }, { iommu: { mode: 'lazy' } }, { swiotlb: { force: true } }] as const) {
+      for (const snapshot of [true, false]) {
+        const good = forEachFailurePoint('page', holding(opts), op(false), undo, { snapshot });
+        for (const r of good) expect(r.violations, `${JSON.stringify(opts)} k=${r.k}`).toEqual([]);
+        const bad = forEachFailurePoint('page', holding(opts), op(true), undo, { snapshot });
+        const leaks = bad.flatMap((r) => r.violations.filter((v) => v.check === 'leak').map((v) => v.message));
+        expect(leaks, JSON.stringify(opts)).toContain("left allocated: 2 pages from alloc_pages that the operation's failure path did not free");
+        expect(leaks, JSON.stringify(opts)).toContain("left allocated: 4 pages from vmalloc that the operation's failure path did not free");
+      }
+    }
+  });
+
   it('succeeded: an op whose failure is 0 (dma_map_sg)', () => {
     const op = ({ machine, dev }: Rig) => {
       const pages = [machine.mm.alloc_pages(GFP_KERNEL, 0) as number];
