@@ -83,6 +83,11 @@ export class Kmalloc {
     return this.kmalloc(size, gfp | __GFP_ZERO);
   }
 
+  /** The addresses of the live objects (for leak checks: only drivers kmalloc in dmasim). */
+  liveAddresses(): IterableIterator<number> {
+    return this._objects.keys();
+  }
+
   /** ksize: the usable size of an object. */
   ksize(addr: number): number {
     const c = this._objects.get(addr);

@@ -50,8 +50,8 @@ export interface FailurePointResult<T> {
   readonly error: unknown;
   /**
    * audit() right after (and after `cleanup`), plus any DMA ledger entry the operation left live
-   * (`check: 'ledger'`) and any page it allocated with alloc_pages, alloc_pages_exact or vmalloc
-   * and did not free (`check: 'leak'`).
+   * (`check: 'ledger'`) and any page (alloc_pages, alloc_pages_exact, vmalloc) or kmalloc buffer it
+   * allocated and did not free (`check: 'leak'`).
    */
   readonly violations: ReturnType<Machine['audit']>;
   /** Failures actually injected in this run (0 on the last run). */
@@ -124,6 +124,9 @@ export function forEachFailurePoint<T, M extends { machine: Machine }>(
   let before: Set<unknown> | undefined;
   // Driver-allocated pages (alloc_pages, alloc_pages_exact, vmalloc) when the point started.
   let pagesBefore: number[] = [];
+  // And the kmalloc objects live then (only drivers kmalloc: the kernel's own objects are modelled
+  // by fault points, not slab objects).
+  let objectsBefore = new Set<number>();
   for (let k = 1; k <= limit; k++) {
     let m: M;
     if (o.snapshot === false || made === undefined) {
@@ -133,6 +136,7 @@ export function forEachFailurePoint<T, M extends { machine: Machine }>(
       }
       before = new Set(m.machine.dma.ledger.entries());
       pagesBefore = driverPages(m.machine.mm);
+      objectsBefore = new Set(m.machine.mm.slab.liveAddresses());
       if (o.snapshot !== false) {
         made = m;
         // Audited at the capture, so each point's audit looks only at what changed.
@@ -163,6 +167,12 @@ export function forEachFailurePoint<T, M extends { machine: Machine }>(
       const n = (pagesNow[i] as number) - (pagesBefore[i] as number);
       if (n > 0) left.push({ check: 'leak', message: `left allocated: ${n} page${n === 1 ? '' : 's'} from ${call} that the operation${ok ? ' and cleanup' : '\'s failure path'} did not free` });
     });
+    const slab = m.machine.mm.slab;
+    const objects = [...slab.liveAddresses()].filter((a) => !objectsBefore.has(a));
+    if (objects.length > 0) {
+      const shown = objects.slice(0, 4).map((a) => `${slab.ksize(a)} bytes at 0x${a.toString(16)}`).join(', ');
+      left.push({ check: 'leak', message: `left allocated: ${objects.length} kmalloc buffer${objects.length === 1 ? '' : 's'} (${shown}${objects.length > 4 ? ', ...' : ''}) that the operation${ok ? ' and cleanup' : '\'s failure path'} did not free` });
+    }
     out.push({ k, result, error, violations: [...m.machine.audit(snap === undefined ? {} : { since: snap }), ...left], injected, succeeded: ok });
     if (injected === 0) return out;
   }

@@ -116,6 +116,27 @@ describe('forEachFailurePoint with failures the kernel absorbs', () => {
     }
   });
 
+  it('kmalloc buffers the failure path forgot are named; held ones from make are not', () => {
+    const make = () => { const t = bound({ iommu: { mode: 'lazy' } })(); t.machine.mm.kmalloc(512); return t; };
+    const op = (leaky: boolean) => (m: Rig) => {
+      const hdr = m.machine.mm.kmalloc(256);
+      if (hdr === null) return -12;
+      const one = mapOne(m);
+      if (typeof one === 'number') { if (!leaky) m.machine.mm.kfree(hdr); return one; }
+      return { hdr, one };
+    };
+    const undo = (m: Rig, r: unknown) => {
+      const x = r as { hdr: number; one: { virt: number; addr: number } };
+      unmapOne(m, x.one);
+      m.machine.mm.kfree(x.hdr);
+    };
+    for (const snapshot of [true, false]) {
+      for (const r of forEachFailurePoint('kmalloc', make, op(false), undo, { snapshot })) expect(r.violations).toEqual([]);
+      const leaks = forEachFailurePoint('kmalloc', make, op(true), undo, { snapshot }).flatMap((r) => r.violations.map((v) => v.message));
+      expect(leaks).toContainEqual(expect.stringMatching(/^left allocated: 1 kmalloc buffer \(256 bytes at 0x[0-9a-f]+\) that the operation's failure path did not free$/));
+    }
+  });
+
   it('succeeded: an op whose failure is 0 (dma_map_sg)', () => {
     const op = ({ machine, dev }: Rig) => {
       const pages = [machine.mm.alloc_pages(GFP_KERNEL, 0) as number];

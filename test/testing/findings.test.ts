@@ -377,7 +377,9 @@ describe('dma-debug, WARN and audit findings; the bounded log; failure sweeps se
       if (virt === null) return null;
       return dma_map_single(dev, virt, 4096, DMA_TO_DEVICE);
     });
-    expect(runs.at(-1)?.violations.map((v) => v.check)).toEqual(['ledger']);
+    // The mapping, and the buffer under it (no cleanup undoes the success).
+    expect(runs.at(-1)?.violations.map((v) => v.check)).toEqual(['ledger', 'leak']);
+    expect(runs.at(-1)?.violations[1]?.message).toMatch(/^left allocated: 1 kmalloc buffer \(4096 bytes at 0x[0-9a-f]+\) that the operation and cleanup did not free$/);
   });
 });
 
