@@ -99,7 +99,8 @@ const POINT_OPTIONS = new Set(['limit', 'snapshot', 'succeeded']);
  * is the success). `make` runs once and each point starts from a machine snapshot (see
  * {@link FailurePointOptions.snapshot}); a number for `opts` is the old `limit` argument.
  * @example
- * const runs = forEachFailurePoint('page', () => testMachine(), ({ machine }) => machine.mm.vmalloc(8192));
+ * const runs = forEachFailurePoint('page', () => testMachine(), ({ machine }) => machine.mm.vmalloc(8192),
+ *   ({ machine }, area) => { if (area !== null) machine.mm.vfree(area); }); // without it, the success's area reads as a leak
  * for (const r of runs) expect(r.violations).toEqual([]);
  */
 export function forEachFailurePoint<T, M extends { machine: Machine }>(
