@@ -6,6 +6,18 @@
  */
 import { MAX_PAGE_ORDER } from './constants.ts';
 import type { ZoneSpan } from './layout.ts';
+import { DirtyChunks, type DirtyCapture } from '../core/byte-chunks.ts';
+import { RESTORE_STATE, SNAPSHOT_STATE, type SnapshotHooks } from '../core/snapshot.ts';
+
+/** What a snapshot of a FreeArea holds. */
+interface FreeAreaState {
+  readonly bits: readonly DirtyCapture[];
+  readonly nrFree: Float64Array;
+  readonly hint: Float64Array;
+  readonly freePages: number;
+  /** Bytes the capture copied (the two small counter arrays; bitmaps are copy on write). */
+  readonly copied: number;
+}
 
 function ctz32(x: number): number {
   return 31 - Math.clz32(x & -x);
@@ -16,7 +28,7 @@ function ctz32(x: number): number {
  * @example
  * const pfn = area.take(0); area.give(pfn, 0);
  */
-export class FreeArea {
+export class FreeArea implements SnapshotHooks {
   readonly span: ZoneSpan;
   // Bitmaps cover the zone's RAM, not its span: each RAM range k is packed at a "compact" pfn
   // c = pfn - delta[k], where delta[k] is a multiple of MAX_ORDER_NR_PAGES (so buddy alignment is
@@ -40,6 +52,11 @@ export class FreeArea {
    * page metadata snapshots and the incremental audit see buddy changes too.
    */
   changed: ((pfn: number, pages: number) => void) | null = null;
+  // INVARIANT: _cow[o] tracks bitmaps[o]; once a snapshot was taken (_tracking) every bitmap store
+  //   is announced to it first (_set, _clear), so snapshots copy a bitmap chunk only when it is
+  //   first written after one (a 16 GiB machine's bitmaps are 1 MiB: bench/RESULTS.md, session 9).
+  private readonly _cow: DirtyChunks[] = [];
+  private _tracking = false;
 
   constructor(span: ZoneSpan) {
     this.span = span;
@@ -59,6 +76,21 @@ export class FreeArea {
       this._base.push(first);
       this.bitmaps.push(new Uint32Array(Math.max(1, Math.ceil((last - first) / 32))));
     }
+    for (const b of this.bitmaps) this._cow.push(new DirtyChunks([b]));
+  }
+
+  /** Snapshot: the bitmaps copy on write, the counters copied. */
+  [SNAPSHOT_STATE](): FreeAreaState {
+    this._tracking = true;
+    return { bits: this._cow.map((t) => t.capture()), nrFree: this.nrFree.slice(), hint: this.hint.slice(), freePages: this._freePages, copied: 2 * this.nrFree.byteLength };
+  }
+
+  [RESTORE_STATE](state: unknown): void {
+    const st = state as FreeAreaState;
+    this._cow.forEach((t, o) => t.restore(st.bits[o] as DirtyCapture));
+    this.nrFree.set(st.nrFree);
+    this.hint.set(st.hint);
+    this._freePages = st.freePages;
   }
 
   /** Compact pfn of a RAM pfn of this zone, or -1 (a hole or outside the zone). */
@@ -107,6 +139,7 @@ export class FreeArea {
   private _set(pfn: number, o: number): void {
     const b = this._compact(pfn) / 2 ** o - (this._base[o] as number);
     const w = b >>> 5;
+    if (this._tracking) (this._cow[o] as DirtyChunks).touch(w, w + 1);
     (this.bitmaps[o] as Uint32Array)[w] = ((this.bitmaps[o] as Uint32Array)[w] as number) | (1 << (b & 31));
     this.nrFree[o] = (this.nrFree[o] as number) + 1;
     if (w < (this.hint[o] as number)) this.hint[o] = w;
@@ -117,6 +150,7 @@ export class FreeArea {
   private _clear(pfn: number, o: number): void {
     const b = this._compact(pfn) / 2 ** o - (this._base[o] as number);
     const w = b >>> 5;
+    if (this._tracking) (this._cow[o] as DirtyChunks).touch(w, w + 1);
     (this.bitmaps[o] as Uint32Array)[w] = ((this.bitmaps[o] as Uint32Array)[w] as number) & ~(1 << (b & 31));
     this.nrFree[o] = (this.nrFree[o] as number) - 1;
     this._freePages -= 2 ** o;
