@@ -318,6 +318,25 @@ describe('machine snapshots restore every layer', () => {
     }
   });
 
+  it('swiotlb slots claimed before a snapshot and released after it come back claimed', () => {
+    const { machine: m, dev } = testMachine({ swiotlb: { force: true, size: '8M' } });
+    m.pci.bind(dev, { name: 'd', probe() {} });
+    const slots = () => { const t = (m.swiotlb as NonNullable<typeof m.swiotlb>).slots; return [t.list, t.orig, t.room, t.pad].map((a) => createHash('sha1').update(new Uint8Array(a.buffer)).digest('hex')).join(); };
+    const bufs = [0, 1, 2].map(() => m.mm.kmalloc(6000) as number);
+    const addrs = bufs.map((v) => dma_map_single(dev, v, 6000, DMA_TO_DEVICE));
+    for (const a of addrs) expect(dma_mapping_error(dev, a)).toBe(0);
+    const snap = m.snapshot();
+    const before = slots();
+    const used = m.swiotlb?.io_tlb_used;
+    addrs.forEach((a) => dma_unmap_single(dev, a, 6000, DMA_TO_DEVICE));
+    expect(slots()).not.toBe(before);
+    m.restore(snap);
+    expect(slots()).toBe(before);
+    expect(m.swiotlb?.io_tlb_used).toBe(used);
+    addrs.forEach((a) => dma_unmap_single(dev, a, 6000, DMA_TO_DEVICE));
+    expect(m.dmaDebug?.error_count).toBe(0);
+  });
+
   it('references made before the snapshot stay valid; objects made after drop out', () => {
     const { machine: m, dev } = testMachine({ iommu: { mode: 'strict' } });
     m.pci.bind(dev, { name: 'd', probe() {} });

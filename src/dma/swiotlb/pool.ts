@@ -233,6 +233,7 @@ export class SwiotlbPool {
     if (this._used > this._hiwater) this._hiwater = this._used;
     const pad = Math.floor(offset / IO_TLB_SIZE);
     const index = first + pad;
+    this.slots.touch(index, first + need);
     this.slots.pad[index] = pad;
     for (let i = 0; i < need - pad; i++) this.slots.orig[index + i] = orig_addr + i * IO_TLB_SIZE;
     const tlbAddr = this.start + index * IO_TLB_SIZE + inSlot;
