@@ -46,7 +46,7 @@ export function captureChunks(bytes: Uint8Array, previous: readonly Uint8Array[]
   for (let c = 0; c < n; c++) {
     const lo = c * COMPARE_CHUNK_BYTES;
     const live = bytes.subarray(lo, Math.min(bytes.length, lo + COMPARE_CHUNK_BYTES));
-    const old = previous?.[c];
+    const old = previous[c];
     if (old !== undefined && old.length === live.length && sameBytes(live, old)) chunks[c] = old;
     else {
       chunks[c] = live.slice();
@@ -126,7 +126,7 @@ export class DirtyChunks {
 
   /** Elements [lo, hi) are about to be written: save what a capture still needs of their chunks. */
   touch(lo: number, hi: number): void {
-    if (hi <= lo) return;
+    if (!this.tracking || hi <= lo) return;
     const cur = this._current;
     const last = (hi - 1) >>> DIRTY_CHUNK_SHIFT;
     for (let c = lo >>> DIRTY_CHUNK_SHIFT; c <= last; c++) {

@@ -52,10 +52,13 @@ export class FreeArea implements SnapshotHooks {
    * page metadata snapshots and the incremental audit see buddy changes too.
    */
   changed: ((pfn: number, pages: number) => void) | null = null;
-  // INVARIANT: _cow[o] tracks bitmaps[o]; once a snapshot was taken (_tracking) every bitmap store
-  //   is announced to it first (_set, _clear), so snapshots copy a bitmap chunk only when it is
-  //   first written after one (a 16 GiB machine's bitmaps are 1 MiB: bench/RESULTS.md, session 9).
+  // INVARIANT: _cow[o] tracks bitmaps[o]; every bitmap store is announced to it first (_set,
+  //   _clear), so snapshots copy a bitmap chunk only when it is first written after one (a 16 GiB
+  //   machine's bitmaps are 1 MiB: bench/RESULTS.md, session 9).
   private readonly _cow: DirtyChunks[] = [];
+  // The trackers' own flag, kept on the area: until a snapshot exists a bitmap store then costs a
+  // field load (with the check behind a call per store, building a fragmented 16 GiB machine took
+  // 53-56 ms against 41-46: bench/RESULTS.md, session 9).
   private _tracking = false;
 
   constructor(span: ZoneSpan) {

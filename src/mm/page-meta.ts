@@ -110,22 +110,23 @@ export class PageMeta implements SnapshotHooks {
     return -1;
   }
 
+  /** The RAM range holding metadata index `i`, or -1. */
+  private _rangeOfIndex(i: number): number {
+    let k = this._bases.length - 1;
+    while (k >= 0 && i < (this._bases[k] as number)) k--;
+    return k;
+  }
+
   /** The end (exclusive) of the run of consecutive pfns that metadata index `i` belongs to. */
   runEnd(i: number): number {
-    for (let k = this._bases.length - 1; k >= 0; k--) {
-      const base = this._bases[k] as number;
-      if (i >= base) return base + (this._ends[k] as number) - (this._starts[k] as number);
-    }
-    return -1;
+    const k = this._rangeOfIndex(i);
+    return k < 0 ? -1 : (this._bases[k] as number) + (this._ends[k] as number) - (this._starts[k] as number);
   }
 
   /** The pfn at metadata index `i` (0 <= i < state.length). */
   pfnOf(i: number): number {
-    for (let k = this._bases.length - 1; k >= 0; k--) {
-      const base = this._bases[k] as number;
-      if (i >= base) return (this._starts[k] as number) + i - base;
-    }
-    return -1;
+    const k = this._rangeOfIndex(i);
+    return k < 0 ? -1 : (this._starts[k] as number) + i - (this._bases[k] as number);
   }
 
   /** The state byte of `pfn`; PG_RESERVED for a pfn that is not RAM. */

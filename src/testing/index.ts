@@ -19,6 +19,8 @@ import type { DmaFault } from '../device/dma-engine.ts';
 import type { DeviceOptions } from '../device/device.ts';
 import { Machine, type MachineOptions } from '../sim/machine.ts';
 import { DRIVER_PAGE_OWNERS, driverPages, driverPagesSince } from '../mm/driver-pages.ts';
+import type { MmAuditBase } from '../mm/audit.ts';
+import type { AuditViolation } from '../sim/audit.ts';
 import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import type { ExpectStatic } from 'vitest';
@@ -122,12 +124,7 @@ export function forEachFailurePoint<T, M extends { machine: Machine }>(
   const out: FailurePointResult<T>[] = [];
   let made: M | undefined;
   let snap: ReturnType<Machine['snapshot']> | undefined;
-  let before: Set<unknown> | undefined;
-  // Driver-allocated pages (alloc_pages, alloc_pages_exact, vmalloc) when the point started.
-  let pagesBefore: number[] = [];
-  // And the kmalloc objects live then (only drivers kmalloc: the kernel's own objects are modelled
-  // by fault points, not slab objects).
-  let objectsBefore = new Set<number>();
+  let start: PointStart | undefined;
   for (let k = 1; k <= limit; k++) {
     let m: M;
     if (o.snapshot === false || made === undefined) {
@@ -135,9 +132,7 @@ export function forEachFailurePoint<T, M extends { machine: Machine }>(
       if (typeof m !== 'object' || m === null || !(m.machine instanceof Machine)) {
         throw new KernelError(EINVAL, fn, 'make must return an object with the machine in it ({ machine, ... }, as testMachine does)', 'make');
       }
-      before = new Set(m.machine.dma.ledger.entries());
-      pagesBefore = driverPages(m.machine.mm);
-      objectsBefore = new Set(m.machine.mm.slab.liveAddresses());
+      start = pointStart(m.machine);
       if (o.snapshot !== false) {
         made = m;
         // Audited at the capture, so each point's audit looks only at what changed.
@@ -159,27 +154,48 @@ export function forEachFailurePoint<T, M extends { machine: Machine }>(
     // A success undoes itself through `cleanup`, also when the injected failure was absorbed.
     const ok = error === undefined && (injected === 0 || succeeded(result));
     if (ok && cleanup !== undefined) cleanup(m, result as T);
-    // A mapping the operation made and neither its failure path nor `cleanup` undid is left behind.
-    const left = m.machine.dma.ledger.entries().filter((e) => !(before as Set<unknown>).has(e)).map((e) => ({ check: 'ledger', message: `left live: ${e.describe()}` }));
-    // So is a page it allocated itself (a kmemleak of the failure path, for driver-owned pages).
-    const base = snap?.auditBase ?? null;
-    const pagesNow = base === null ? driverPages(m.machine.mm) : driverPagesSince(m.machine.mm, base, pagesBefore);
-    DRIVER_PAGE_OWNERS.forEach(([, call], i) => {
-      const n = (pagesNow[i] as number) - (pagesBefore[i] as number);
-      if (n > 0) left.push({ check: 'leak', message: `left allocated: ${n} page${n === 1 ? '' : 's'} from ${call} that the operation${ok ? ' and cleanup' : '\'s failure path'} did not free` });
-    });
-    const slab = m.machine.mm.slab;
-    const objects = [...slab.liveAddresses()].filter((a) => !objectsBefore.has(a));
-    if (objects.length > 0) {
-      const shown = objects.slice(0, 4).map((a) => `${slab.ksize(a)} bytes at 0x${a.toString(16)}`).join(', ');
-      left.push({ check: 'leak', message: `left allocated: ${objects.length} kmalloc buffer${objects.length === 1 ? '' : 's'} (${shown}${objects.length > 4 ? ', ...' : ''}) that the operation${ok ? ' and cleanup' : '\'s failure path'} did not free` });
-    }
+    const left = leftBehind(m.machine, start as PointStart, ok, snap?.auditBase ?? null);
     out.push({ k, result, error, violations: [...m.machine.audit(snap === undefined ? {} : { since: snap }), ...left], injected, succeeded: ok });
     if (injected === 0) return out;
   }
   throw new Error(`forEachFailurePoint: still failing after ${limit} injection points`);
 }
 
+
+/** What a failure point starts from, to name what the operation left behind. */
+interface PointStart {
+  /** Live DMA ledger entries. */
+  readonly entries: Set<unknown>;
+  /** Driver-allocated pages per owner (alloc_pages, alloc_pages_exact, vmalloc). */
+  readonly pages: number[];
+  /** Live kmalloc objects (only drivers kmalloc: the kernel's own objects are fault points). */
+  readonly objects: Set<number>;
+}
+
+function pointStart(machine: Machine): PointStart {
+  return { entries: new Set(machine.dma.ledger.entries()), pages: driverPages(machine.mm), objects: new Set(machine.mm.slab.liveAddresses()) };
+}
+
+/**
+ * Mappings, driver pages and kmalloc buffers the operation made and neither its failure path nor
+ * `cleanup` undid (pages counted over the metadata changed since `base` when there is one).
+ */
+function leftBehind(machine: Machine, start: PointStart, ok: boolean, base: MmAuditBase | null): AuditViolation[] {
+  const who = ok ? 'the operation and cleanup' : 'the operation\'s failure path';
+  const left = machine.dma.ledger.entries().filter((e) => !start.entries.has(e)).map((e) => ({ check: 'ledger', message: `left live: ${e.describe()}` }));
+  const pages = base === null ? driverPages(machine.mm) : driverPagesSince(machine.mm, base, start.pages);
+  DRIVER_PAGE_OWNERS.forEach(([, call], i) => {
+    const n = (pages[i] as number) - (start.pages[i] as number);
+    if (n > 0) left.push({ check: 'leak', message: `left allocated: ${n} page${n === 1 ? '' : 's'} from ${call} that ${who} did not free` });
+  });
+  const slab = machine.mm.slab;
+  const objects = [...slab.liveAddresses()].filter((a) => !start.objects.has(a));
+  if (objects.length > 0) {
+    const shown = objects.slice(0, 4).map((a) => `${slab.ksize(a)} bytes at 0x${a.toString(16)}`).join(', ');
+    left.push({ check: 'leak', message: `left allocated: ${objects.length} kmalloc buffer${objects.length === 1 ? '' : 's'} (${shown}${objects.length > 4 ? ', ...' : ''}) that ${who} did not free` });
+  }
+  return left;
+}
 
 function asMachine(v: unknown): Machine {
   if (!(v instanceof Machine)) throw new KernelError(EINVAL, 'expect', `a dmasim matcher needs a Machine, got ${v === null ? 'null' : typeof v}`, 'received');

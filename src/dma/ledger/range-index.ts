@@ -145,9 +145,21 @@ export class RangeIndex<T> {
 
   /** Does any range overlap [a, b)? (The quick "no" of a CPU access to unmapped memory.) */
   overlaps(a: number, b: number): boolean {
-    let found = false;
-    this.query(a, b, () => { found = true; return true; });
-    return found;
+    // query's walk without its callback: this runs on every CPU access the checks see.
+    const floor = a - this._maxLen;
+    const blocks = this._blocks;
+    for (let k = this._blockAtOrBelow(b - 1); k >= 0; k--) {
+      const block = blocks[k] as Block<T>;
+      const ranges = block.ranges;
+      if ((ranges[ranges.length - 1] as IndexedRange<T>).start <= floor) return false;
+      if (block.maxEnd <= a) continue;
+      for (let i = upperIn(ranges, b - 1) - 1; i >= 0; i--) {
+        const r = ranges[i] as IndexedRange<T>;
+        if (r.start <= floor) return false;
+        if (r.end > a) return true;
+      }
+    }
+    return false;
   }
 
   /** Append to `out` every range overlapping [a, b) (descending start order); returns how many. */

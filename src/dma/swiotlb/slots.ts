@@ -34,12 +34,10 @@ export class SlotTable implements SnapshotHooks {
   readonly room: Float64Array;
   /** `pad_slots`: padding slots before this one; set on the returned-address slot only. */
   readonly pad: Uint8Array;
-  // INVARIANT: once a snapshot was taken (_tracking), every store into the four arrays is announced
-  //   to _cow first (touch): snapshots copy a chunk of slots only when it is first written after
-  //   one (a 64 MiB pool's table is 576 KiB, compared on every snapshot before: bench/RESULTS.md,
-  //   session 9).
+  // INVARIANT: every store into the four arrays is announced to _cow first (touch): snapshots copy
+  //   a chunk of slots only when it is first written after one (a 64 MiB pool's table is 576 KiB,
+  //   compared on every snapshot before: bench/RESULTS.md, session 9).
   private readonly _cow: DirtyChunks;
-  private _tracking = false;
 
   constructor(nslabs: number) {
     this.nslabs = nslabs;
@@ -53,12 +51,11 @@ export class SlotTable implements SnapshotHooks {
 
   /** Slots [lo, hi) are about to be written (call before the stores). */
   touch(lo: number, hi: number): void {
-    if (this._tracking) this._cow.touch(lo, hi);
+    this._cow.touch(lo, hi);
   }
 
   /** Snapshot: the table copy on write. */
   [SNAPSHOT_STATE](): DirtyCapture {
-    this._tracking = true;
     return this._cow.capture();
   }
 
