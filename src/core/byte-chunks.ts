@@ -24,6 +24,21 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.compare(a, b) === 0;
 }
 
+// INVARIANT: filledChunks[b] is undefined or a chunk-sized array of byte b, never written (the
+//   chunks of every capture share it).
+const filledChunks: (Uint8Array | undefined)[] = [];
+
+/** A shared read-only chunk equal to `live` when every byte of `live` is the same, else undefined. */
+function uniformChunk(live: Uint8Array): Uint8Array | undefined {
+  const n = live.length;
+  if (n === 0) return live;
+  // Every byte equals the next one: one native memcmp of the chunk against itself shifted by one.
+  if (n > 1 && !sameBytes(live.subarray(0, n - 1), live.subarray(1))) return undefined;
+  const b = live[0] as number;
+  const filled = (filledChunks[b] ??= new Uint8Array(COMPARE_CHUNK_BYTES).fill(b));
+  return filled.subarray(0, n);
+}
+
 /** A snapshot of one byte array: its chunk copies in order, and how many bytes this capture copied. */
 export interface ChunkCapture {
   readonly chunks: readonly Uint8Array[];
@@ -36,21 +51,23 @@ export interface ChunkCapture {
  */
 export function captureChunks(bytes: Uint8Array, previous: readonly Uint8Array[] | undefined): ChunkCapture {
   const n = Math.ceil(bytes.length / COMPARE_CHUNK_BYTES);
-  if (previous === undefined) {
-    // Nothing to share yet: one copy cut into chunk views.
-    const whole = bytes.slice();
-    return { chunks: Array.from({ length: n }, (_, c) => whole.subarray(c * COMPARE_CHUNK_BYTES, Math.min(whole.length, (c + 1) * COMPARE_CHUNK_BYTES))), copied: whole.length };
-  }
   const chunks = new Array<Uint8Array>(n);
   let copied = 0;
   for (let c = 0; c < n; c++) {
     const lo = c * COMPARE_CHUNK_BYTES;
     const live = bytes.subarray(lo, Math.min(bytes.length, lo + COMPARE_CHUNK_BYTES));
-    const old = previous[c];
+    const old = previous?.[c];
     if (old !== undefined && old.length === live.length && sameBytes(live, old)) chunks[c] = old;
     else {
-      chunks[c] = live.slice();
-      copied += live.length;
+      // Most of an IOMMU's or dma-debug's tables are one repeated byte (0, or 0xff for -1): those
+      // chunks share one filled chunk (a 16 GiB machine's first snapshot copied 410 KiB of them:
+      // bench/RESULTS.md, session 10).
+      const uniform = uniformChunk(live);
+      if (uniform !== undefined) chunks[c] = uniform;
+      else {
+        chunks[c] = live.slice();
+        copied += live.length;
+      }
     }
   }
   return { chunks, copied };

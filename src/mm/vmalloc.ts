@@ -7,6 +7,7 @@ import { EINVAL, EFAULT } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import { PAGE_SIZE, VMALLOC_END, VMALLOC_START } from './constants.ts';
 import { forEachPageSpan, type PfnArray } from '../core/page.ts';
+import { markShared } from '../core/snapshot.ts';
 
 import type { PhysMemory } from '../core/sparse-memory.ts';
 import type { KernelContext } from '../core/context.ts';
@@ -55,7 +56,8 @@ export class VmArea {
   readonly size: number;
   // INVARIANT: pages[i] is the pfn backing virtual page i; length === nrPages; each is an allocated
   //   order-0 page owned by 'vmalloc' while the area is live. A Float64Array when the machine has
-  //   RAM past pfn 2^32.
+  //   RAM past pfn 2^32. Never written after construction, so every snapshot shares it (markShared:
+  //   a 16 GiB machine with 1 GiB vmalloc'ed copied its 1 MiB pfn array at the first snapshot).
   readonly pages: PfnArray;
   private _live = true;
   /** A vmap() of pages someone else owns: vunmap releases the addresses only, vfree refuses it. */
@@ -68,7 +70,7 @@ export class VmArea {
     this.mapped = mapped === true;
     this.addr = addr;
     this.size = size;
-    this.pages = pages;
+    this.pages = markShared(pages);
     this._mem = mem;
     this.ctx = ctx;
   }

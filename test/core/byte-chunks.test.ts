@@ -9,11 +9,12 @@ import { Rng } from '../../src/index.ts';
 
 describe('captureChunks / restoreChunks', () => {
   it('copies everything once, then only the chunks that changed', () => {
-    const bytes = new Uint8Array(3 * COMPARE_CHUNK_BYTES + 100).fill(3);
+    const bytes = new Uint8Array(3 * COMPARE_CHUNK_BYTES + 100).map((_, i) => i % 251);
+    const orig = bytes.slice();
     const s1 = captureChunks(bytes, undefined);
     expect(s1.copied).toBe(bytes.length);
     expect(s1.chunks.length).toBe(4);
-    bytes[COMPARE_CHUNK_BYTES + 7] = 9;
+    bytes[COMPARE_CHUNK_BYTES + 7] = 255;
     const s2 = captureChunks(bytes, s1.chunks);
     expect(s2.copied).toBe(COMPARE_CHUNK_BYTES);
     expect(s2.chunks[0]).toBe(s1.chunks[0]);
@@ -21,10 +22,55 @@ describe('captureChunks / restoreChunks', () => {
     expect(s2.chunks[3]).toBe(s1.chunks[3]);
     bytes.fill(0);
     restoreChunks(bytes, s1.chunks);
-    expect(bytes.every((b) => b === 3)).toBe(true);
+    expect(bytes).toEqual(orig);
     restoreChunks(bytes, s2.chunks);
-    expect(bytes[COMPARE_CHUNK_BYTES + 7]).toBe(9);
-    expect(bytes.filter((b) => b !== 3).length).toBe(1);
+    expect(bytes[COMPARE_CHUNK_BYTES + 7]).toBe(255);
+    expect(bytes.filter((b, i) => b !== orig[i]).length).toBe(1);
+  });
+
+  it('shares one read-only chunk for chunks of a single repeated byte, and only for those', () => {
+    // Empty hash tables (-1) and zeroed tables cost nothing to capture; a chunk that differs in its
+    // first or last byte alone is no such chunk (planted: judging by the first byte, or by all but
+    // the last, restores the wrong bytes below).
+    const a = new Int32Array(COMPARE_CHUNK_BYTES / 2 + 3).fill(-1);
+    const b = new Uint8Array(2 * COMPARE_CHUNK_BYTES + 1);
+    b[COMPARE_CHUNK_BYTES - 1] = 7; // last byte of chunk 0
+    b[COMPARE_CHUNK_BYTES] = 9; // first byte of chunk 1
+    const aBytes = new Uint8Array(a.buffer);
+    const sa = captureChunks(aBytes, undefined);
+    const sb = captureChunks(b, undefined);
+    expect(sa.copied).toBe(0);
+    expect(sb.copied).toBe(2 * COMPARE_CHUNK_BYTES);
+    expect(sa.chunks[0]?.buffer).toBe(sa.chunks[1]?.buffer); // one shared 0xff chunk
+    expect(sb.chunks[2]?.length).toBe(1);
+    const bOrig = b.slice();
+    // Restores bring the right bytes back, and restoring one array never writes the shared chunk.
+    a.fill(5);
+    b.fill(0xff);
+    restoreChunks(aBytes, sa.chunks);
+    restoreChunks(b, sb.chunks);
+    expect(a.every((x) => x === -1)).toBe(true);
+    expect(b).toEqual(bOrig);
+    const again = new Int32Array(8).fill(-1);
+    const sAgain = captureChunks(new Uint8Array(again.buffer), undefined);
+    again.fill(0);
+    restoreChunks(new Uint8Array(again.buffer), sAgain.chunks);
+    expect(again.every((x) => x === -1)).toBe(true);
+    expect(sa.chunks.every((c) => c.every((x) => x === 0xff))).toBe(true);
+  });
+
+  it('shares the uniform chunk when a changed chunk becomes uniform later', () => {
+    const bytes = new Uint8Array(2 * COMPARE_CHUNK_BYTES).map((_, i) => i & 0x7f);
+    const s1 = captureChunks(bytes, undefined);
+    bytes.fill(0, 0, COMPARE_CHUNK_BYTES);
+    const s2 = captureChunks(bytes, s1.chunks);
+    expect(s2.copied).toBe(0);
+    expect(s2.chunks[1]).toBe(s1.chunks[1]);
+    restoreChunks(bytes, s1.chunks);
+    expect(bytes[1]).toBe(1);
+    restoreChunks(bytes, s2.chunks);
+    expect(bytes.subarray(0, COMPARE_CHUNK_BYTES).every((x) => x === 0)).toBe(true);
+    expect(bytes[COMPARE_CHUNK_BYTES + 1]).toBe(1);
   });
 });
 

@@ -337,6 +337,31 @@ describe('machine snapshots restore every layer', () => {
     expect(m.dmaDebug?.error_count).toBe(0);
   });
 
+  it('a vmalloc area freed after a snapshot comes back whole; its pfn array is shared, not copied', () => {
+    const m = new Machine({ memory: '256M' });
+    const area = m.mm.vmalloc(2 ** 20) as NonNullable<ReturnType<typeof m.mm.vmalloc>>;
+    const pfns = area.pages.slice();
+    area.write(0, new Uint8Array(4096).fill(0x3c));
+    const snap = m.snapshot();
+    // The pfn array is never written, so no snapshot copies it, not even the first (planted:
+    // without markShared the twin machine's first snapshot copies its second area's 1 KiB).
+    const twin = new Machine({ memory: '256M' });
+    twin.mm.vmalloc(2 ** 20)?.write(0, new Uint8Array(4096).fill(0x3c));
+    const twinBase = twin.snapshot().bytes;
+    const twin2 = new Machine({ memory: '256M' });
+    twin2.mm.vmalloc(2 ** 20)?.write(0, new Uint8Array(4096).fill(0x3c));
+    twin2.mm.vmalloc(2 ** 20);
+    expect(twin2.snapshot().bytes).toBe(twinBase);
+    m.mm.vfree(area);
+    const other = m.mm.vmalloc(2 ** 20) as NonNullable<ReturnType<typeof m.mm.vmalloc>>;
+    other.write(0, new Uint8Array(4096).fill(0x11));
+    m.restore(snap);
+    expect(area.pages).toEqual(pfns);
+    expect(area.read(0, 4)).toEqual(new Uint8Array(4).fill(0x3c));
+    m.mm.vfree(area);
+    expect(m.audit()).toEqual([]);
+  });
+
   it('references made before the snapshot stay valid; objects made after drop out', () => {
     const { machine: m, dev } = testMachine({ iommu: { mode: 'strict' } });
     m.pci.bind(dev, { name: 'd', probe() {} });
