@@ -12,6 +12,7 @@ import {
   W_DMA_HI, W_DMA_LEN, W_DMA_LO, W_FLAGS, W_LENGTH, W_OFFSET, W_PAGE,
 } from './slots.ts';
 import { notInstance } from '../core/args.ts';
+import { nextSlot } from './walk.ts';
 
 /** sg_dma_flags bit: the DMA address is a PCI bus address (P2PDMA). */
 export const SG_DMA_BUS_ADDRESS = 1 << 0;
@@ -68,8 +69,9 @@ export class Scatterlist {
   }
   set dma_address(v: number) {
     if (v === DMA_MAPPING_ERROR) { this._set(W_DMA_LO, 0xffffffff); this._set(W_DMA_HI, 0xffffffff); return; }
-    this._set(W_DMA_LO, v % TWO32);
-    this._set(W_DMA_HI, Math.floor(v / TWO32));
+    const hi = Math.floor(v / TWO32); // not v % 2^32: a runtime call in V8
+    this._set(W_DMA_LO, v - hi * TWO32);
+    this._set(W_DMA_HI, hi);
   }
   get dma_length(): number { return this._get(W_DMA_LEN); }
   set dma_length(v: number) { this._set(W_DMA_LEN, v >>> 0); }
@@ -163,14 +165,15 @@ export function sg_unmark_end(sg: Scatterlist): void {
 export function sg_check_walk(sgl: Scatterlist, nents: number, fn: string): void {
   if (!(sgl instanceof Scatterlist)) throw notInstance(sgl, Scatterlist, 'sg_check_walk', 'sgl');
   const arena = sgl.arena;
-  let sg: Scatterlist | null = sgl;
+  const segs = arena.segs;
+  let slot = sgl.slot;
   let prevSlot = -2;
   for (let i = 0; i < nents; i++) {
-    if (sg === null) throw new KernelBug(fn, `the scatterlist ends after ${i} entries, but nents is ${nents}`);
+    if (slot < 0) throw new KernelBug(fn, `the scatterlist ends after ${i} entries, but nents is ${nents}`);
     // Liveness changes only where the walk jumps (a chunk's first slot, a chain target).
-    if (sg.slot !== prevSlot + 1 && !arena.isLive(sg.slot)) throw new KernelBug(fn, `entry ${i} of the scatterlist lies in freed memory (use after sg_free_table?)`);
-    prevSlot = sg.slot;
-    sg = i + 1 < nents ? sg_next(sg) : null;
+    if (slot !== prevSlot + 1 && !arena.isLive(slot)) throw new KernelBug(fn, `entry ${i} of the scatterlist lies in freed memory (use after sg_free_table?)`);
+    prevSlot = slot;
+    slot = i + 1 < nents ? nextSlot(segs, slot) : -1;
   }
 }
 

@@ -9,8 +9,9 @@
  */
 import { KernelError } from '../../core/errors.ts';
 import { EINVAL, ENOMEM, EREMOTEIO } from '../../core/errno.ts';
-import { DMA_MAPPING_ERROR, Scatterlist, sg_next, sg_phys } from '../../scatterlist/entry.ts';
-import { visitSg } from '../../scatterlist/iter.ts';
+import { DMA_MAPPING_ERROR, Scatterlist } from '../../scatterlist/entry.ts';
+import { SEG_MASK, SEG_SHIFT, SLOT_WORDS, W_DMA_HI, W_DMA_LEN, W_DMA_LO, W_LENGTH, W_OFFSET } from '../../scatterlist/slots.ts';
+import { nextSlot, setSlotDmaAddress, setSlotWord, slotDmaAddress, slotPhys, slotWord } from '../../scatterlist/walk.ts';
 import { checkInt, notInstance } from '../../core/args.ts';
 import type { IommuSgAccessor } from '../../iommu/map.ts';
 
@@ -50,10 +51,23 @@ export interface IommuSgReport {
   readonly iovaLen: number;
 }
 
+/** Is `mask + 1` a power of two (a mask of low bits), for a mask below 2^53? */
+function isLowBitsMask(mask: number): boolean {
+  return Number.isInteger(Math.log2(mask + 1));
+}
+
+/**
+ * x mod m for a power of two m and 0 ≤ x < 2^53, exact, with no floating-point remainder (a runtime
+ * call in V8: layoutSg and finaliseSg took 26% of a 16-entry map+unmap with one per entry).
+ */
+function modPow2(x: number, m: number): number {
+  return m <= 0x40000000 && x <= 0x7fffffff ? x & (m - 1) : x - Math.floor(x / m) * m;
+}
+
 /** x & mask for a 64-bit mask given as a number (ULONG_MAX ≥ 2^53; 2^k - 1 exact; else exact bigint). */
-function and64(x: number, mask: number): number {
+function and64(x: number, mask: number, lowBits: boolean): number {
   if (mask >= 2 ** 53) return x;
-  if (Number.isInteger(Math.log2(mask + 1))) return x % (mask + 1);
+  if (lowBits) return modPow2(x, mask + 1);
   return Number(BigInt(x) & BigInt(mask));
 }
 
@@ -65,47 +79,64 @@ function and64(x: number, mask: number): number {
  */
 export function layoutSg(sgl: Scatterlist, nents: number, granule: number, mask: number): { iovaLen: number; padding: number; cpuBytes: number } {
   checkInt(granule, 'layoutSg', 'granule', 1);
+  if (!isLowBitsMask(granule - 1)) throw new KernelError(EINVAL, 'layoutSg', `expected a power-of-two granule, got ${granule}`, 'granule');
   // A segment boundary mask is an unsigned long: up to ULONG_MAX (2^64 as a number).
   if (typeof mask !== 'number' || !Number.isInteger(mask) || mask < 0 || mask > 2 ** 64) throw new KernelError(EINVAL, 'layoutSg', `expected a boundary mask, got ${String(mask)}`, 'mask');
   if (!(sgl instanceof Scatterlist)) throw notInstance(sgl, Scatterlist, 'layoutSg', 'sgl');
-  const exact = mask < 2 ** 53 && !Number.isInteger(Math.log2(mask + 1));
+  const exact = mask < 2 ** 53 && !isLowBitsMask(mask);
   let iovaLen = 0;
   let padding = 0;
   let cpuBytes = 0;
-  let prev: Scatterlist | null = null;
+  // The previous entry's words: its segment and first word (prevSeg null before the first entry).
+  let prevSeg: Uint32Array | null = null;
+  let prevW = 0;
   let big: bigint | null = exact ? 0n : null; // exact u64 iova_len once the fast form cannot hold it
-  visitSg(sgl, nents, (s) => {
-    const off = s.offset % granule;
-    const length = s.length;
-    const span = Math.ceil((length + off) / granule) * granule; // size_t: up to 2^32 + granule
-    s.dma_address = off;
-    s.dma_length = length;
+  const segs = sgl.arena.segs;
+  for (let slot = sgl.slot, i = 0; i < nents && slot >= 0; i++) {
+    // One segment look-up per entry, then the words directly (through a handle's getters and
+    // setters layout and finalise took ~95 ns an entry; bench/RESULTS.md, session 10).
+    const seg = segs[slot >>> SEG_SHIFT] as Uint32Array;
+    const w = (slot & SEG_MASK) * SLOT_WORDS;
+    const offset = seg[w + W_OFFSET] as number;
+    const off = modPow2(offset, granule);
+    const length = seg[w + W_LENGTH] as number;
+    const spanSlack = modPow2(length + off, granule);
+    const span = spanSlack === 0 ? length + off : length + off - spanSlack + granule; // size_t: up to 2^32 + granule
+    if (off < 2 ** 32) {
+      seg[w + W_DMA_LO] = off; // sg_dma_address = off
+      seg[w + W_DMA_HI] = 0;
+    } else setSlotDmaAddress(segs, slot, off);
+    seg[w + W_DMA_LEN] = length;
     cpuBytes += length;
-    s.offset = s.offset - off;
-    s.length = span; // u32 store: a span of 4 GiB or more wraps here
+    seg[w + W_OFFSET] = offset - off;
+    seg[w + W_LENGTH] = span; // u32 store: a span of 4 GiB or more wraps here
     if (big === null && span === 0 && iovaLen !== 0) big = BigInt(iovaLen); // span - 1 underflows below
     if (big !== null) {
       const b = BigInt(mask === 2 ** 64 || mask >= 2 ** 53 ? U64 : mask);
       const pad = (b - big + 1n) & b;
       const spanMinus1 = (BigInt(span) - 1n + TWO64) % TWO64;
-      if (pad !== 0n && pad < spanMinus1 && prev !== null) {
-        prev.length = Number((BigInt(prev.length) + pad) % 2n ** 32n);
+      if (pad !== 0n && pad < spanMinus1 && prevSeg !== null) {
+        prevSeg[prevW + W_LENGTH] = Number((BigInt(prevSeg[prevW + W_LENGTH] as number) + pad) % 2n ** 32n);
         big = (big + pad) % TWO64;
         padding += Number(pad);
       }
       big = (big + BigInt(span)) % TWO64;
       iovaLen = Number(big);
     } else {
-      const pad = iovaLen === 0 ? 0 : mask >= 2 ** 53 ? Infinity : (mask + 1 - (iovaLen % (mask + 1))) % (mask + 1);
-      if (pad !== 0 && pad < span - 1 && prev !== null) {
-        prev.length = (prev.length + pad) >>> 0;
+      // pad = (mask + 1 - (iova_len & mask)) & mask, mask + 1 a power of two here.
+      const r = iovaLen === 0 || mask >= 2 ** 53 ? 0 : modPow2(iovaLen, mask + 1);
+      const pad = iovaLen === 0 ? 0 : mask >= 2 ** 53 ? Infinity : r === 0 ? 0 : mask + 1 - r;
+      if (pad !== 0 && pad < span - 1 && prevSeg !== null) {
+        prevSeg[prevW + W_LENGTH] = ((prevSeg[prevW + W_LENGTH] as number) + pad) >>> 0;
         iovaLen += pad;
         padding += pad;
       }
       iovaLen += span;
     }
-    prev = s;
-  });
+    prevSeg = seg;
+    prevW = w;
+    if (i + 1 < nents) slot = nextSlot(segs, slot);
+  }
   return { iovaLen, padding, cpuBytes };
 }
 
@@ -116,22 +147,23 @@ export function layoutSg(sgl: Scatterlist, nents: number, granule: number, mask:
  */
 export function scatterlistAccessor(sgl: Scatterlist): IommuSgAccessor {
   if (!(sgl instanceof Scatterlist)) throw notInstance(sgl, Scatterlist, 'scatterlistAccessor', 'sgl');
+  const segs = sgl.arena.segs;
   let at = 0;
-  let cur = sgl;
-  const seek = (i: number): Scatterlist => {
+  let cur = sgl.slot;
+  const seek = (i: number): number => {
     if (i < at) {
       at = 0;
-      cur = sgl;
+      cur = sgl.slot;
     }
     while (at < i) {
-      const next = sg_next(cur);
-      if (next === null) throw new KernelError(EINVAL, 'scatterlistAccessor', `the list ends after ${at + 1} entries, asked for entry ${i}`, 'i');
+      const next = nextSlot(segs, cur);
+      if (next < 0) throw new KernelError(EINVAL, 'scatterlistAccessor', `the list ends after ${at + 1} entries, asked for entry ${i}`, 'i');
       cur = next;
       at++;
     }
     return cur;
   };
-  return { phys: (i) => sg_phys(seek(i)), length: (i) => seek(i).length };
+  return { phys: (i) => slotPhys(segs, seek(i)), length: (i) => slotWord(segs, seek(i), W_LENGTH) };
 }
 
 /**
@@ -141,43 +173,62 @@ export function scatterlistAccessor(sgl: Scatterlist): IommuSgAccessor {
  * (max_len - cur_len >= length) passes; tail slack or padding closes the segment.
  */
 export function finaliseSg(sgl: Scatterlist, nents: number, dmaAddrIn: number, limits: IommuSgLimits): number {
-  let cur = sgl;
+  if (!(sgl instanceof Scatterlist)) throw notInstance(sgl, Scatterlist, 'finaliseSg', 'sgl');
+  const segs = sgl.arena.segs;
+  let cur = sgl.slot; // the entry holding the open DMA segment
   let curLen = 0;
   let count = 0;
   let dmaAddr = dmaAddrIn;
   const maxLen = limits.maxSegSize >>> 0;
-  visitSg(sgl, nents, (s, i) => {
-    const iovaOff = s.dma_address >>> 0;
-    const length = s.dma_length;
-    const iovaLen = s.length;
-    s.dma_address = DMA_MAPPING_ERROR;
-    s.dma_length = 0;
-    s.offset = (s.offset + iovaOff) >>> 0;
-    s.length = length;
-    if (curLen !== 0 && iovaOff === 0 && and64(dmaAddr, limits.boundaryMask) !== 0 && ((maxLen - curLen) >>> 0) >= length) {
+  const boundaryMask = limits.boundaryMask;
+  const lowBits = boundaryMask < 2 ** 53 && isLowBitsMask(boundaryMask);
+  let curSeg = segs[cur >>> SEG_SHIFT] as Uint32Array;
+  let curW = (cur & SEG_MASK) * SLOT_WORDS;
+  for (let slot = sgl.slot, i = 0; i < nents && slot >= 0; i++) {
+    const seg = segs[slot >>> SEG_SHIFT] as Uint32Array;
+    const w = (slot & SEG_MASK) * SLOT_WORDS;
+    // The layout stashed the in-granule offset in sg_dma_address (its low half).
+    const iovaOff = seg[w + W_DMA_LO] as number;
+    const length = seg[w + W_DMA_LEN] as number;
+    const iovaLen = seg[w + W_LENGTH] as number;
+    seg[w + W_DMA_LO] = 0xffffffff; // DMA_MAPPING_ERROR
+    seg[w + W_DMA_HI] = 0xffffffff;
+    seg[w + W_DMA_LEN] = 0;
+    seg[w + W_OFFSET] = (seg[w + W_OFFSET] as number) + iovaOff;
+    seg[w + W_LENGTH] = length;
+    if (curLen !== 0 && iovaOff === 0 && and64(dmaAddr, boundaryMask, lowBits) !== 0 && ((maxLen - curLen) >>> 0) >= length) {
       curLen = (curLen + length) >>> 0;
     } else {
-      if (i > 0) cur = sg_next(cur) as Scatterlist;
+      if (i > 0) {
+        cur = nextSlot(segs, cur);
+        curSeg = segs[cur >>> SEG_SHIFT] as Uint32Array;
+        curW = (cur & SEG_MASK) * SLOT_WORDS;
+      }
       curLen = length;
       count++;
-      cur.dma_address = dmaAddr + iovaOff;
+      setSlotDmaAddress(segs, cur, dmaAddr + iovaOff);
     }
-    cur.dma_length = curLen;
+    curSeg[curW + W_DMA_LEN] = curLen;
     dmaAddr += iovaLen;
     if (((length + iovaOff) >>> 0) < iovaLen) curLen = 0;
-  });
+    if (i + 1 < nents) slot = nextSlot(segs, slot);
+  }
   return count;
 }
 
 /** __invalidate_sg: put every entry back as it was and clear the DMA fields. */
 export function invalidateSg(sgl: Scatterlist, nents: number): void {
   if (!(sgl instanceof Scatterlist)) throw notInstance(sgl, Scatterlist, 'invalidateSg', 'sgl');
-  visitSg(sgl, nents, (s) => {
-    if (s.dma_address !== DMA_MAPPING_ERROR) s.offset = (s.offset + s.dma_address) >>> 0;
-    if (s.dma_length !== 0) s.length = s.dma_length;
-    s.dma_address = DMA_MAPPING_ERROR;
-    s.dma_length = 0;
-  });
+  const segs = sgl.arena.segs;
+  for (let slot = sgl.slot, i = 0; i < nents && slot >= 0; i++) {
+    const dmaAddress = slotDmaAddress(segs, slot);
+    const dmaLength = slotWord(segs, slot, W_DMA_LEN);
+    if (dmaAddress !== DMA_MAPPING_ERROR) setSlotWord(segs, slot, W_OFFSET, (slotWord(segs, slot, W_OFFSET) + dmaAddress) >>> 0);
+    if (dmaLength !== 0) setSlotWord(segs, slot, W_LENGTH, dmaLength);
+    setSlotDmaAddress(segs, slot, DMA_MAPPING_ERROR);
+    setSlotWord(segs, slot, W_DMA_LEN, 0);
+    if (i + 1 < nents) slot = nextSlot(segs, slot);
+  }
 }
 
 /**
@@ -210,14 +261,15 @@ export function iommuDmaMapSg(dom: IommuSgDomain, limits: IommuSgLimits, sgl: Sc
  */
 export function unmapSgRange(sgl: Scatterlist, nents: number): { start: number; size: number } | null {
   if (!(sgl instanceof Scatterlist)) throw notInstance(sgl, Scatterlist, 'unmapSgRange', 'sgl');
-  let s: Scatterlist | null = sgl;
-  if (s.dma_length === 0) return null;
-  const start = s.dma_address;
+  const segs = sgl.arena.segs;
+  if (slotWord(segs, sgl.slot, W_DMA_LEN) === 0) return null;
+  const start = slotDmaAddress(segs, sgl.slot);
   let end = 0;
-  for (let i = 0; i < nents && s !== null; i++) {
-    if (s.dma_length === 0) break;
-    end = s.dma_address + s.dma_length;
-    s = i + 1 < nents ? sg_next(s) : null;
+  for (let slot = sgl.slot, i = 0; i < nents && slot >= 0; i++) {
+    const dmaLength = slotWord(segs, slot, W_DMA_LEN);
+    if (dmaLength === 0) break;
+    end = slotDmaAddress(segs, slot) + dmaLength;
+    slot = i + 1 < nents ? nextSlot(segs, slot) : -1;
   }
   return end === 0 ? null : { start, size: end - start };
 }

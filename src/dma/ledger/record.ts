@@ -5,7 +5,9 @@
  * moves ownership of the bytes between the CPU and the device).
  */
 import type { Device } from '../../device/device.ts';
-import { sg_next, sg_phys, type Scatterlist } from '../../scatterlist/entry.ts';
+import type { Scatterlist } from '../../scatterlist/entry.ts';
+import { W_DMA_LEN, W_LENGTH } from '../../scatterlist/slots.ts';
+import { nextSlot, slotDmaAddress, slotPhys, slotWord } from '../../scatterlist/walk.ts';
 import { DMA_BIDIRECTIONAL } from '../api/direction.ts';
 import { mergeAdjacent, type AddrRange } from './entry.ts';
 import type { DmaLedger } from './ledger.ts';
@@ -20,6 +22,14 @@ export function ledgerUnmapSingle(ledger: DmaLedger, dev: Device, api: string, a
   ledger.unmapSingle(dev, addr, api);
 }
 
+/** Append [start, end) to ranges made here, merged into the last when adjacent; nothing when empty. */
+function appendMerged(out: AddrRange[], start: number, end: number): void {
+  if (end <= start) return;
+  const last = out[out.length - 1];
+  if (last !== undefined && last.end === start) out[out.length - 1] = { start: last.start, end };
+  else out.push({ start, end });
+}
+
 /** A scatterlist mapping succeeded: `nents` CPU entries became `mapped` DMA segments. */
 export function ledgerMapSg(ledger: DmaLedger, dev: Device, api: string, sgl: Scatterlist, nents: number, mapped: number, dir: number): void {
   const cpu: AddrRange[] = [];
@@ -28,18 +38,27 @@ export function ledgerMapSg(ledger: DmaLedger, dev: Device, api: string, sgl: Sc
   // is which buffer range, so a sync of part of the list hands over exactly those bytes.
   let segMap: Float64Array | null = mapped === nents ? new Float64Array(3 * nents) : null;
   let size = 0;
-  let i = 0;
-  for (let sg: Scatterlist | null = sgl; sg !== null && i < nents; sg = sg_next(sg), i++) {
-    const phys = sg_phys(sg);
-    cpu.push({ start: phys, end: phys + sg.length });
-    size += sg.length;
-    if (i < mapped) dma.push({ start: sg.dma_address, end: sg.dma_address + sg.dma_length });
+  const segs = sgl.arena.segs;
+  for (let slot = sgl.slot, i = 0; slot >= 0 && i < nents; slot = nextSlot(segs, slot), i++) {
+    const phys = slotPhys(segs, slot);
+    const length = slotWord(segs, slot, W_LENGTH);
+    const dmaAddress = slotDmaAddress(segs, slot);
+    const dmaLength = slotWord(segs, slot, W_DMA_LEN);
+    // Adjacent ranges merged and empty ones dropped as they come (mergeAdjacent's rule), with no
+    // second pass and no intermediate arrays (a 16-entry map: ledgerMapSg 15% -> ?%).
+    appendMerged(cpu, phys, phys + length);
+    size += length;
+    if (i < mapped) appendMerged(dma, dmaAddress, dmaAddress + dmaLength);
     if (segMap !== null) {
-      if (sg.dma_length !== sg.length) segMap = null;
-      else segMap.set([sg.dma_address, phys, sg.length], 3 * i);
+      if (dmaLength !== length) segMap = null;
+      else {
+        segMap[3 * i] = dmaAddress;
+        segMap[3 * i + 1] = phys;
+        segMap[3 * i + 2] = length;
+      }
     }
   }
-  ledger.record('sg', dev, api, dir, size, mergeAdjacent(dma), mergeAdjacent(cpu), sgl, segMap);
+  ledger.record('sg', dev, api, dir, size, dma, cpu, sgl, segMap);
 }
 
 /** An unmap of the scatterlist mapped from `sgl`. */
