@@ -199,8 +199,18 @@ export class Iommu {
   //   (no object per unmap: it was garbage on every dma_unmap_*; map+unmap pair, standalone loop:
   //   559 -> 537 ns with checks, 424 -> 388 without); _unmapNext is where the next one goes,
   //   _unmapCount how many are held.
-  private readonly _uDevice: string[] = new Array<string>(UNMAP_HISTORY).fill('');
-  private readonly _uVia: string[] = new Array<string>(UNMAP_HISTORY).fill('');
+  //   Device names and unmap paths are kept as indices into _names (with strings there, a
+  //   snapshot restore compared 8,192 array elements: a third of a failure point's restore on a
+  //   1 GiB machine, bench/RESULTS.md, session 10).
+  private readonly _uDevice = new Int32Array(UNMAP_HISTORY);
+  private readonly _uVia = new Int32Array(UNMAP_HISTORY);
+  // INVARIANT: _names[_nameIds.get(s)] === s for every string an unmap record names; _names[0] is ''.
+  private readonly _names: string[] = [''];
+  private readonly _nameIds = new Map<string, number>([['', 0]]);
+  private _lastDevice = '';
+  private _lastDeviceId = 0;
+  private _lastVia = '';
+  private _lastViaId = 0;
   private readonly _uDomain = new Float64Array(UNMAP_HISTORY);
   private readonly _uIova = new Float64Array(UNMAP_HISTORY);
   private readonly _uSize = new Float64Array(UNMAP_HISTORY);
@@ -448,21 +458,33 @@ export class Iommu {
   /** @internal recordUnmap without a record object (the DMA API's unmap paths). */
   noteUnmap(device: string, domain: number, iova: number, size: number, time: number, via: string, lazy: boolean): void {
     const k = this._unmapNext;
-    this._uDevice[k] = device;
+    // The last device and path named, checked before the table (a string compare, mostly by
+    // reference: every dma_unmap_* passes here).
+    if (device !== this._lastDevice) { this._lastDevice = device; this._lastDeviceId = this._nameId(device); }
+    if (via !== this._lastVia) { this._lastVia = via; this._lastViaId = this._nameId(via); }
+    this._uDevice[k] = this._lastDeviceId;
     this._uDomain[k] = domain;
     this._uIova[k] = iova;
     this._uSize[k] = size;
     this._uTime[k] = time;
-    this._uVia[k] = via;
+    this._uVia[k] = this._lastViaId;
     this._uLazy[k] = lazy ? 1 : 0;
     this._unmapNext = (k + 1) % UNMAP_HISTORY;
     if (this._unmapCount < UNMAP_HISTORY) this._unmapCount++;
   }
 
+  private _nameId(name: string): number {
+    const id = this._nameIds.get(name);
+    if (id !== undefined) return id;
+    this._names.push(name);
+    this._nameIds.set(name, this._names.length - 1);
+    return this._names.length - 1;
+  }
+
   private _unmapAt(k: number): UnmapRecord {
     return {
-      device: this._uDevice[k] as string, domain: this._uDomain[k] as number, iova: this._uIova[k] as number, size: this._uSize[k] as number,
-      time: this._uTime[k] as number, via: this._uVia[k] as string, lazy: this._uLazy[k] === 1,
+      device: this._names[this._uDevice[k] as number] as string, domain: this._uDomain[k] as number, iova: this._uIova[k] as number, size: this._uSize[k] as number,
+      time: this._uTime[k] as number, via: this._names[this._uVia[k] as number] as string, lazy: this._uLazy[k] === 1,
     };
   }
 

@@ -27,4 +27,24 @@ describe('unmapCovering', () => {
     // The first unmaps were overwritten: an IOVA only they covered is forgotten.
     expect(iommu.unmaps.length).toBe(4096);
   });
+
+  it('names each record\'s device and unmap path, across snapshots that add names after the capture', () => {
+    const m = new Machine({ memory: '256M', iommu: { mode: 'strict' } });
+    const iommu = m.iommu;
+    if (iommu === null) throw new Error('no iommu');
+    // Names alternate so the last-name shortcut is both hit and missed.
+    const names = (n: number) => [`0000:0${n % 3}:00.0`, ['dma_unmap_page', 'dma_unmap_sg', 'dma_free_coherent'][n % 2] as string] as const;
+    for (let n = 0; n < 10; n++) iommu.noteUnmap(names(n)[0], 1, n * 4096, 4096, n, names(n)[1], n % 4 === 0);
+    const before = iommu.unmaps;
+    expect(before.map((u) => [u.device, u.via, u.lazy])).toEqual(Array.from({ length: 10 }, (_, n) => [...names(n), n % 4 === 0]));
+    const snap = m.snapshot();
+    for (let n = 0; n < 5; n++) iommu.noteUnmap(`new${n}`, 2, n * 4096, 4096, 100 + n, 'dma_unmap_resource', false);
+    expect(iommu.unmaps.slice(-5).map((u) => u.device)).toEqual(['new0', 'new1', 'new2', 'new3', 'new4']);
+    m.restore(snap);
+    expect(iommu.unmaps).toEqual(before);
+    // Names made after the capture are gone with the records; new ones are named right.
+    iommu.noteUnmap('new4', 2, 0, 4096, 200, 'dma_unmap_sg', true);
+    iommu.noteUnmap('0000:00:00.0', 2, 4096, 4096, 201, 'dma_unmap_resource', false);
+    expect(iommu.unmaps.slice(-2).map((u) => [u.device, u.via])).toEqual([['new4', 'dma_unmap_sg'], ['0000:00:00.0', 'dma_unmap_resource']]);
+  });
 });
