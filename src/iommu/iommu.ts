@@ -22,7 +22,7 @@ import {
 } from './map-domain.ts';
 import { IoPageTable } from './pgtable.ts';
 import type { IoPgtableOps } from './pgtable-ops.ts';
-import { pgtableGeometry } from './pgtable-geometry.ts';
+import { POW2, pgtableGeometry } from './pgtable-geometry.ts';
 import { VtdPageTable } from './pgtable-vtd/table.ts';
 import { vtdGeometry } from './pgtable-vtd/geometry.ts';
 import type { TablePageAllocator } from './pgtable-alloc.ts';
@@ -271,12 +271,12 @@ export class Iommu {
       allocTablePage: (bytes) => {
         const order = Math.max(0, Math.ceil(Math.log2(bytes / PAGE_SIZE)));
         const pfn = mm.alloc_pages(GFP_KERNEL | __GFP_NOWARN, order, 'pgtable');
-        if (pfn !== null) this.tablePagesInUse += 2 ** order;
+        if (pfn !== null) this.tablePagesInUse += POW2[order] as number;
         return pfn;
       },
       freeTablePage: (pfn, bytes) => {
         const order = Math.max(0, Math.ceil(Math.log2(bytes / PAGE_SIZE)));
-        this.tablePagesInUse -= 2 ** order;
+        this.tablePagesInUse -= POW2[order] as number;
         mm.__free_pages(pfn, order);
       },
     };

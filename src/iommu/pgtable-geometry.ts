@@ -16,16 +16,9 @@ import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import { checkObject } from '../core/args.ts';
 
-/**
- * 2^i for i in [0, 64), exact (a table lookup: `2 ** s` costs a Math.pow call).
- * @example POW2[21] // 2097152
- */
-export const POW2: Float64Array = Float64Array.from({ length: 64 }, (_, i) => 2 ** i);
-/**
- * 2^-i for i in [0, 64), exact: `x * POW2_INV[s]` is x / 2^s without a division.
- * @example Math.floor(iova * POW2_INV[12]) // the 4 KiB page number of iova
- */
-export const POW2_INV: Float64Array = Float64Array.from({ length: 64 }, (_, i) => 2 ** -i);
+import { POW2 } from '../core/bits.ts';
+
+export { POW2, POW2_INV } from '../core/bits.ts';
 
 /**
  * Page and block sizes (include/linux/sizes.h names).

@@ -11,7 +11,7 @@ import { MAX_PAGE_ORDER, PAGE_OFFSET, PAGE_SIZE, ZONE_DMA_LIMIT, getOrder, pageA
 import { carveRange, FreeArea, freeRange } from './buddy.ts';
 import { PhysContents, type PhysMemory } from '../core/sparse-memory.ts';
 import { pfnArray, type PfnArray } from '../core/page.ts';
-import { leBytes, leValue } from '../core/bits.ts';
+import { POW2, leBytes, leValue } from '../core/bits.ts';
 import { formatGfp, gfpZone, GFP_KERNEL, __GFP_NOFAIL, __GFP_NOWARN, __GFP_ZERO } from './gfp.ts';
 import { parseDeviceMemory, parseRam, zoneSpans, type DeviceMemoryRange, type DeviceMemorySpec, type PfnRange, type RamRangeSpec } from './layout.ts';
 import { OWNER_ID, PageMeta, PG_ALLOCATED, PG_RESERVED, type Owner } from './page-meta.ts';
@@ -198,8 +198,8 @@ export class Mm implements PhysMemory {
       return null;
     }
     this.meta.markAllocated(pfn, order, OWNER_ID[owner]);
-    this._allocatedPages += 2 ** order;
-    if (gfp & __GFP_ZERO) this.contents.fill(pfn * PAGE_SIZE, PAGE_SIZE * 2 ** order, 0);
+    this._allocatedPages += POW2[order] as number;
+    if (gfp & __GFP_ZERO) this.contents.fill(pfn * PAGE_SIZE, PAGE_SIZE * (POW2[order] as number), 0);
     return pfn;
   }
 
@@ -217,7 +217,7 @@ export class Mm implements PhysMemory {
     const rc = this.meta.refcountOf(pfn) - 1;
     // A pin holds references of its own (GUP_PIN_COUNTING_BIAS): dropping another reference is
     // fine; the page may not go back to the allocator while pinned.
-    if (rc === 0 && this._pins.size > 0) this._checkNotPinned(pfn, 2 ** order, '__free_pages');
+    if (rc === 0 && this._pins.size > 0) this._checkNotPinned(pfn, POW2[order] as number, '__free_pages');
     this.meta.setRefcount(pfn, rc);
     if (rc > 0) return;
     this._release(pfn, order);
@@ -724,7 +724,7 @@ export class Mm implements PhysMemory {
 
   private _release(pfn: number, order: number): void {
     this.meta.markFree(pfn, order);
-    this._allocatedPages -= 2 ** order;
+    this._allocatedPages -= POW2[order] as number;
     this._zoneOf(pfn).give(pfn, order);
   }
 

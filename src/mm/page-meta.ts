@@ -11,6 +11,7 @@ import { KernelError } from '../core/errors.ts';
 import { MAX_PFN_LIMIT } from '../core/page.ts';
 import { DirtyChunks, type DirtyCapture } from '../core/byte-chunks.ts';
 import { RESTORE_STATE, SNAPSHOT_STATE, type SnapshotHooks } from '../core/snapshot.ts';
+import { POW2 } from '../core/bits.ts';
 
 /** Are these sorted, disjoint, non-empty pfn ranges below 2^40? */
 function validRanges(ram: unknown): ram is readonly PfnRange[] {
@@ -168,22 +169,33 @@ export class PageMeta implements SnapshotHooks {
 
   /** Mark [pfn, pfn + 2^order) allocated as one block owned by `owner` (a block never leaves its RAM range). */
   markAllocated(pfn: number, order: number, owner: number): void {
-    const n = 2 ** order;
+    const n = POW2[order] as number;
     const i = this.index(pfn);
     this.written.touch(i, i + n);
     this.state[i] = PG_ALLOCATED | PG_HEAD | (order << 4);
     this.refcount[i] = 1;
+    // One page (most allocations): a store, not a fill call (map+unmap pair with its page
+    // allocations: bench/RESULTS.md, session 10).
+    if (n === 1) {
+      this.owner[i] = owner;
+      return;
+    }
     this.owner.fill(owner, i, i + n);
-    if (n > 1) this.state.fill(PG_ALLOCATED, i + 1, i + n);
+    this.state.fill(PG_ALLOCATED, i + 1, i + n);
   }
 
   /** Mark [pfn, pfn + 2^order) free. */
   markFree(pfn: number, order: number): void {
-    const n = 2 ** order;
+    const n = POW2[order] as number;
     const i = this.index(pfn);
     this.written.touch(i, i + n);
-    this.state.fill(0, i, i + n);
-    this.owner.fill(0, i, i + n);
+    if (n === 1) {
+      this.state[i] = 0;
+      this.owner[i] = 0;
+    } else {
+      this.state.fill(0, i, i + n);
+      this.owner.fill(0, i, i + n);
+    }
     this.refcount[i] = 0;
   }
 

@@ -10,16 +10,16 @@ import { HASH_FN_SHIFT, HASH_SIZE } from './constants.ts';
 const HASH_MASK = HASH_SIZE - 1;
 
 const TWO32 = 2 ** 32;
-const TWO64 = 2 ** 64;
 
 /**
  * The high 32 bits of `x` read as a u64.
  * @example hi32(-1) // 0xffffffff
  */
 export function hi32(x: number): number {
-  if (x >= 0) return Math.floor((x >= TWO64 ? x % TWO64 : x) / TWO32);
-  const m = -x - 1;
-  return 0xffffffff - (Math.floor(m / TWO32) % TWO32);
+  // floor(x / 2^32) is exact, and >>> 0 keeps its low 32 bits: two's complement for a negative
+  // x, the wrap at 2^64 for a large one (with remainders instead, each map through dma-debug paid
+  // several of V8's runtime fmod calls: bench/RESULTS.md, session 10).
+  return Math.floor(x / TWO32) >>> 0;
 }
 
 /**
@@ -27,9 +27,8 @@ export function hi32(x: number): number {
  * @example lo32(2 ** 32 + 5) // 5
  */
 export function lo32(x: number): number {
-  if (x >= 0) return x % TWO32;
-  const m = -x - 1;
-  return 0xffffffff - (m % TWO32);
+  // ToUint32: the integer modulo 2^32, exact for every finite number.
+  return x >>> 0;
 }
 
 /**
@@ -116,7 +115,7 @@ export function u64End(start: number, len: number): [number, number] {
   if (lo >= TWO32) { lo -= TWO32; hi++; }
   if (lo === 0) { lo = TWO32; hi--; }
   lo--;
-  hi = ((hi % TWO32) + TWO32) % TWO32;
+  hi >>>= 0; // modulo 2^32, as a u64 wraps (no runtime fmod)
   return [hi, lo];
 }
 

@@ -73,7 +73,10 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
   };
   const bouncer = (dev: Device) => dmaSystemOf(dev.host.ctx).bouncer;
   const granule = iommu.granule;
-  const ioffset = (a: number): number => a % granule;
+  const granuleMask = granule - 1;
+  // a % granule without V8's runtime fmod for an address past 2^31 (the granule is a power of
+  // two; a bitwise and reads the low 32 bits of any address below 2^53).
+  const ioffset = (a: number): number => (a >= 0 ? a & granuleMask : a % granule);
   const ialign = (a: number): number => Math.ceil(a / granule) * granule;
 
   // Per-call constants computed once, and the dev->iommu record looked up without making its

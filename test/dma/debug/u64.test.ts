@@ -4,7 +4,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { crossesBoundary, decU64, hashBucket, hex16, u64End, u64LessEq, u64SumGreaterEq, walkLimit } from '../../../src/dma/debug/u64.ts';
+import { crossesBoundary, decU64, hashBucket, hex16, hi32, lo32, u64End, u64LessEq, u64SumGreaterEq, walkLimit } from '../../../src/dma/debug/u64.ts';
 
 const M64 = (1n << 64n) - 1n;
 /** The u64 a number stands for (negative: two's complement). */
@@ -17,6 +17,18 @@ const u64num = fc.oneof(
 );
 
 describe('dma-debug u64 helpers', () => {
+  it('hi32 and lo32 are the halves of the u64 a number stands for (negatives, past 2^53, wrapping at 2^64)', () => {
+    const wide = fc.oneof(u64num, fc.bigInt({ min: 0n, max: (1n << 70n) }).map((b) => Number(b)), fc.maxSafeInteger().map((n) => -n));
+    fc.assert(fc.property(wide, (x) => {
+      const u = BigInt.asUintN(64, BigInt(x));
+      expect(hi32(x)).toBe(Number(u >> 32n));
+      expect(lo32(x)).toBe(Number(u & 0xffffffffn));
+    }), { numRuns: 3000 });
+    expect([hi32(-1), lo32(-1)]).toEqual([0xffffffff, 0xffffffff]);
+    expect([hi32(-(2 ** 32)), lo32(-(2 ** 32))]).toEqual([0xffffffff, 0]);
+    expect([hi32(2 ** 64 + 2 ** 33), lo32(2 ** 64 + 2 ** 33)]).toEqual([2, 0]);
+  });
+
   it('format the edge values', () => {
     expect(hex16(-1)).toBe('ffffffffffffffff');
     expect(hex16(0)).toBe('0000000000000000');
