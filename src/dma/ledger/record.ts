@@ -45,7 +45,8 @@ export function ledgerMapSg(ledger: DmaLedger, dev: Device, api: string, sgl: Sc
     const dmaAddress = slotDmaAddress(segs, slot);
     const dmaLength = slotWord(segs, slot, W_DMA_LEN);
     // Adjacent ranges merged and empty ones dropped as they come (mergeAdjacent's rule), with no
-    // second pass and no intermediate arrays (a 16-entry map: ledgerMapSg 15% -> ?%).
+    // second pass and no intermediate arrays (a 16-entry map+unmap: ledgerMapSg and mergeAdjacent
+    // 15% -> 12% of the time, bench/RESULTS.md, session 10).
     appendMerged(cpu, phys, phys + length);
     size += length;
     if (i < mapped) appendMerged(dma, dmaAddress, dmaAddress + dmaLength);
