@@ -10,6 +10,7 @@ import { notInstance } from '../core/args.ts';
 import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import { DIRTY_CHUNK_SHIFT, type DirtyCapture } from '../core/byte-chunks.ts';
+import { POW2 } from '../core/bits.ts';
 
 /**
  * Violations of the memory model's invariants (empty when sound). Walks every page: O(RAM).
@@ -35,7 +36,7 @@ export function auditMm(mm: Mm): string[] {
     // A callback per block, not the blocks() generator's array per block (a fragmented 16 GiB
     // machine has ~130,000 free blocks).
     zone.forEachFreeBlockIn(zone.span.startPfn, zone.span.endPfn, (pfn, o) => {
-      const n = 2 ** o;
+      const n = POW2[o] as number;
       // A block inside one RAM range has consecutive metadata indices: mark it in one tight loop
       // and walk it page by page only to name a problem.
       const i0 = meta.index(pfn);
@@ -60,7 +61,7 @@ export function auditMm(mm: Mm): string[] {
         freeMark[i] = 1;
         if (((state[i] as number) & busy) !== 0) out.push(`pfn 0x${p.toString(16)} is free in the buddy allocator but marked ${(state[i] as number) & PG_RESERVED ? 'reserved' : 'allocated'}`);
       }
-      zoneFree += 2 ** o;
+      zoneFree += POW2[o] as number;
       if (o > MAX_PAGE_ORDER) out.push(`free block of order ${o}`);
     });
     if (zoneFree !== zone.freePages) out.push(`zone ${zone.span.name}: free blocks cover ${zoneFree} pages, counter says ${zone.freePages}`);
@@ -188,7 +189,7 @@ export function auditMmSince(mm: Mm, base: MmAuditBase): string[] {
         if (lo >= hi) continue;
         let covered = 0;
         zone.forEachFreeBlockIn(lo, hi, (bp, o) => {
-          const end = Math.min(bp + 2 ** o, hi);
+          const end = Math.min(bp + (POW2[o] as number), hi);
           for (let p = Math.max(bp, lo); p < end; p++) cover[p + at] = (cover[p + at] as number) + 1;
           covered += end - Math.max(bp, lo);
         });

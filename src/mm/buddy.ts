@@ -259,7 +259,7 @@ export class FreeArea implements SnapshotHooks {
         while (bits !== 0) {
           const bit = ctz32(bits);
           bits &= bits - 1;
-          yield [this._expand(((this._base[o] as number) + w * 32 + bit) * 2 ** o), o];
+          yield [this._expand(((this._base[o] as number) + w * 32 + bit) * (BLOCK_PAGES[o] as number)), o];
         }
       }
     }
@@ -280,12 +280,13 @@ export function carveRange(area: FreeArea, start: number, end: number): boolean 
     const blk = area.freeBlockOf(pfn);
     if (blk === null) return false;
     hit.push(blk);
-    pfn = blk[0] + 2 ** blk[1];
+    pfn = blk[0] + (BLOCK_PAGES[blk[1]] as number);
   }
   for (const [pfn, o] of hit) {
     area.remove(pfn, o);
     if (pfn < start) freeRange(area, pfn, start);
-    if (pfn + 2 ** o > end) freeRange(area, end, pfn + 2 ** o);
+    const blockEnd = pfn + (BLOCK_PAGES[o] as number);
+    if (blockEnd > end) freeRange(area, end, blockEnd);
   }
   return true;
 }

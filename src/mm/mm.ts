@@ -307,7 +307,7 @@ export class Mm implements PhysMemory {
     if (pfn === null) return null;
     // Every page becomes its own order-0 allocation; the tail goes back.
     this.split_page(pfn, order);
-    for (let i = pages; i < 2 ** order; i++) this.__free_pages(pfn + i, 0);
+    for (let i = pages, n = POW2[order] as number; i < n; i++) this.__free_pages(pfn + i, 0);
     return this.phys_to_virt(pfn * PAGE_SIZE);
   }
 
@@ -418,7 +418,7 @@ export class Mm implements PhysMemory {
     }
     for (let at = 0; at < len;) {
       const phys = area.physOf(virt - area.addr + at);
-      const n = Math.min(len - at, PAGE_SIZE - (phys % PAGE_SIZE));
+      const n = Math.min(len - at, PAGE_SIZE - (phys - Math.floor(phys / PAGE_SIZE) * PAGE_SIZE));
       visit(phys, at, n);
       at += n;
     }
@@ -608,7 +608,7 @@ export class Mm implements PhysMemory {
     checkInt(order, 'split_page', 'order', 0, MAX_PAGE_ORDER);
     if (this.meta.headOrder(pfn) !== order) throw new KernelBug('split_page', `pfn 0x${Number(pfn).toString(16)} is not the head of an allocated order-${order} block`);
     const owner = this.meta.ownerOf(pfn);
-    for (let i = 0; i < 2 ** order; i++) this.meta.markAllocated(pfn + i, 0, owner);
+    for (let i = 0, n = POW2[order] as number; i < n; i++) this.meta.markAllocated(pfn + i, 0, owner);
   }
 
   /** The live vmalloc area containing virtual address `virt`. */
@@ -637,7 +637,7 @@ export class Mm implements PhysMemory {
       const zone = this._zoneFor(gfp, 0);
       if (zone === undefined) break;
       const o = zone.smallestAvailable(0);
-      const block = 2 ** o;
+      const block = POW2[o] as number;
       if (o > 0 && block <= want - got && !this._ctx.faults.armed) {
         const pfn = zone.take(o);
         // Whole block: mark each page an order-0 allocation (what split pages look like).
