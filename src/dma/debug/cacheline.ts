@@ -6,6 +6,9 @@
  */
 import { ACTIVE_CACHELINE_MAX_OVERLAP } from './constants.ts';
 
+/** A line's value holds its overlap count below this (ACTIVE_CACHELINE_MAX_OVERLAP is 7). */
+const OVERLAP_SPAN = 8;
+
 /** `insert` result: the line was free and is now claimed. */
 export const CLAIMED = 0;
 /** `insert` result: the line table could not allocate (-ENOMEM). */
@@ -20,15 +23,16 @@ export const CLAIM_ENOMEM = -1;
  * t.owner(0x40)                   // 3
  */
 export class CachelineTable {
-  // INVARIANT: every key is a claimed cacheline number; _slot maps it to the entry slot that first
-  //   claimed it (kept after that entry is freed, until the line is released), _overlap to the
-  //   count of further claims, in [0, ACTIVE_CACHELINE_MAX_OVERLAP]; both maps have the same keys.
-  private readonly _slot = new Map<number, number>();
-  private readonly _overlap = new Map<number, number>();
+  // INVARIANT: every key is a claimed cacheline number; its value is slot * 8 + overlap: the entry
+  //   slot that first claimed it (kept after that entry is freed, until the line is released) and
+  //   the count of further claims, in [0, ACTIVE_CACHELINE_MAX_OVERLAP]. One map, not one per field:
+  //   every DMA_FROM_DEVICE map and unmap touches it (48 live ring buffers: the two maps were 30%
+  //   of a map+unmap; bench/RESULTS.md, session 10).
+  private readonly _lines = new Map<number, number>();
 
   /** Claimed lines. */
   get size(): number {
-    return this._slot.size;
+    return this._lines.size;
   }
 
   /**
@@ -39,39 +43,39 @@ export class CachelineTable {
    *   the counter overflowed and stayed at 7)
    */
   insert(cln: number, slot: number, allocFails: () => boolean): number {
-    const held = this._overlap.get(cln);
-    if (held === undefined) {
+    const v = this._lines.get(cln);
+    if (v === undefined) {
       if (allocFails()) return CLAIM_ENOMEM;
-      this._slot.set(cln, slot);
-      this._overlap.set(cln, 0);
+      this._lines.set(cln, slot * OVERLAP_SPAN);
       return CLAIMED;
     }
-    const n = held + 1;
-    if (n <= ACTIVE_CACHELINE_MAX_OVERLAP) this._overlap.set(cln, n);
+    const n = (v % OVERLAP_SPAN) + 1;
+    if (n <= ACTIVE_CACHELINE_MAX_OVERLAP) this._lines.set(cln, v + 1);
     return n;
   }
 
   /** `active_cacheline_remove`: one claim fewer; a line whose count would go below 0 is released. */
   remove(cln: number): void {
-    const n = (this._overlap.get(cln) ?? 0) - 1;
-    if (n < 0) {
-      this._slot.delete(cln);
-      this._overlap.delete(cln);
-    } else this._overlap.set(cln, n);
+    const v = this._lines.get(cln);
+    if (v === undefined) return;
+    if (v % OVERLAP_SPAN === 0) this._lines.delete(cln);
+    else this._lines.set(cln, v - 1);
   }
 
   /** The slot stored for a held line (the first claimant's, possibly reused since), or undefined. */
   owner(cln: number): number | undefined {
-    return this._slot.get(cln);
+    const v = this._lines.get(cln);
+    return v === undefined ? undefined : Math.floor(v / OVERLAP_SPAN);
   }
 
   /** The overlap count of a held line, or undefined. */
   overlap(cln: number): number | undefined {
-    return this._overlap.get(cln);
+    const v = this._lines.get(cln);
+    return v === undefined ? undefined : v % OVERLAP_SPAN;
   }
 
   /** Every held line with its stored slot and overlap count, in claim order. */
   *lines(): Generator<{ cln: number; slot: number; overlap: number }, void, undefined> {
-    for (const [cln, slot] of this._slot) yield { cln, slot, overlap: this._overlap.get(cln) ?? 0 };
+    for (const [cln, v] of this._lines) yield { cln, slot: Math.floor(v / OVERLAP_SPAN), overlap: v % OVERLAP_SPAN };
   }
 }

@@ -53,8 +53,8 @@ export class DmaLedger {
   private _head: LedgerEntry | null = null;
   private _tail: LedgerEntry | null = null;
   private _pending: LedgerEntry[] = [];
-  // INVARIANT: single mappings start in the fast lane, slots [0, _laneLen) of these parallel arrays
-  //   in mapping order, with no object made: an unmap that finds its mapping there releases it into
+  // INVARIANT: single mappings start in the fast lane, slots [_laneHead, _laneLen) of these parallel
+  //   arrays in mapping order, with no object made (slots below _laneHead are free): an unmap that finds its mapping there releases it into
   //   the ring below, so a map+unmap pair allocates nothing (measured: pair 105 -> ~85 ns, against
   //   ~80 without a ledger). Any lookup by address first turns the lane into entries (flush).
   private readonly _laneDev: Device[] = [];
@@ -66,6 +66,9 @@ export class DmaLedger {
   private readonly _laneTime: number[] = [];
   private readonly _laneId: number[] = [];
   private _laneLen = 0;
+  // Unmapping the oldest lane mapping (a ring refilled in order) moves the head instead of shifting
+  // every later slot (48 live ring buffers: unmapSingle 10.6% -> 4.2% of a map+unmap).
+  private _laneHead = 0;
   // INVARIANT: _history holds the last LEDGER_HISTORY released entries, oldest first; _ring holds
   //   the last LEDGER_HISTORY fast-lane singles released without becoming entries.
   private _history: LedgerEntry[] = [];
@@ -109,7 +112,7 @@ export class DmaLedger {
 
   /** Unmap of the single mapping of `dev` at `addr` by `api` (an unknown one is dma-debug's to report). */
   unmapSingle(dev: Device, addr: number, api: string): void {
-    for (let i = this._laneLen - 1; i >= 0; i--) {
+    for (let i = this._laneLen - 1; i >= this._laneHead; i--) {
       if (this._laneDma[i] !== addr || this._laneDev[i] !== dev) continue;
       this._ring.push(dev, this._laneApi[i] as string, api, this._laneDir[i] as number, this._laneSize[i] as number, addr,
         this._lanePhys[i] as number, this._laneTime[i] as number, this._host.clock.now, this._laneId[i] as number);
@@ -122,6 +125,13 @@ export class DmaLedger {
   }
 
   private _laneRemove(i: number): void {
+    if (i === this._laneHead) {
+      this._laneDev[i] = undefined as unknown as Device; // let an unbound device's object go
+      this._laneHead++;
+      if (this._laneHead === this._laneLen) this._laneHead = this._laneLen = 0;
+      else if (this._laneHead >= 64 && 2 * this._laneHead >= this._laneLen) this._laneCompact();
+      return;
+    }
     const last = --this._laneLen;
     for (let j = i; j < last; j++) {
       this._laneDev[j] = this._laneDev[j + 1] as Device;
@@ -165,12 +175,31 @@ export class DmaLedger {
     this._tail = e;
   }
 
+  /** Move the lane's live slots down to slot 0 (amortised: only once the head passed half of them). */
+  private _laneCompact(): void {
+    const h = this._laneHead;
+    const n = this._laneLen - h;
+    for (let j = 0; j < n; j++) {
+      this._laneDev[j] = this._laneDev[j + h] as Device;
+      this._laneApi[j] = this._laneApi[j + h] as string;
+      this._laneDir[j] = this._laneDir[j + h] as number;
+      this._laneSize[j] = this._laneSize[j + h] as number;
+      this._laneDma[j] = this._laneDma[j + h] as number;
+      this._lanePhys[j] = this._lanePhys[j + h] as number;
+      this._laneTime[j] = this._laneTime[j + h] as number;
+      this._laneId[j] = this._laneId[j + h] as number;
+    }
+    for (let j = n; j < this._laneLen; j++) this._laneDev[j] = undefined as unknown as Device;
+    this._laneHead = 0;
+    this._laneLen = n;
+  }
+
   /** Turn the fast lane into entries (kept in mapping order with the others by id). */
   private _drainLane(): void {
     const n = this._laneLen;
-    if (n === 0) return;
+    if (n === this._laneHead) return;
     const lane: LedgerEntry[] = [];
-    for (let i = 0; i < n; i++) {
+    for (let i = this._laneHead; i < n; i++) {
       const size = this._laneSize[i] as number;
       const dma = this._laneDma[i] as number;
       const phys = this._lanePhys[i] as number;
@@ -179,13 +208,14 @@ export class DmaLedger {
       this._laneDev[i] = undefined as unknown as Device;
     }
     this._laneLen = 0;
+    this._laneHead = 0;
     for (const e of lane) this._link(e);
     this._pending.push(...lane);
   }
 
   /** Put every pending entry's ranges in the indexes (before any lookup by address). */
   flush(): void {
-    if (this._laneLen > 0) this._drainLane();
+    if (this._laneLen > this._laneHead) this._drainLane();
     const pending = this._pending;
     if (pending.length === 0) return;
     this._pending = [];
