@@ -95,6 +95,22 @@ export class IovaRcaches {
     return { loaded: Array.from(l.pfns.subarray(0, l.size)), prev: Array.from(p.pfns.subarray(0, p.size)) };
   }
 
+  /**
+   * Visit every cached pfn of every order, with no array made (the IOMMU audit runs at every point
+   * of a failure sweep).
+   * @example let n = 0; rcaches.forEachCached(() => n++);
+   */
+  forEachCached(visit: (pfn: number) => void): void {
+    const visitMag = (m: IovaMagazine): void => {
+      for (let i = 0; i < m.size; i++) visit(m.pfns[i] as number);
+    };
+    for (let i = 0; i < this.loaded.length; i++) {
+      visitMag(this.loaded[i] as IovaMagazine);
+      visitMag(this.prev[i] as IovaMagazine);
+    }
+    for (const d of this.depot) for (const m of d) visitMag(m);
+  }
+
   /** Every cached pfn of `order` (CPU magazines, then the depot from its head). */
   allCached(order: number): number[] {
     const out: number[] = [];

@@ -1,11 +1,11 @@
 /**
- * Audit checks made cheaper for failure sweeps (issue 20, session 9) still fire: dma-debug's hash
- * walk now skips blocks of empty buckets with a native compare, and the IOMMU audit finds a
- * flush-queue entry's range by bisection. Each planted corruption is reported; a clean machine
- * (after real traffic) is not.
+ * Audit checks made cheaper for failure sweeps (issue 20, sessions 9 and 10) still fire: dma-debug's
+ * hash walk skips an all-empty table with one native compare per array and blocks of empty buckets
+ * with one each, and the IOMMU audit finds a leaf's or a flush-queue entry's range by bisection.
+ * Each planted corruption is reported; a clean machine (after real traffic) is not.
  */
 import { describe, expect, it } from 'vitest';
-import { DMA_FROM_DEVICE, dma_map_single, dma_mapping_error, dma_unmap_single } from '../../src/index.ts';
+import { DMA_FROM_DEVICE, GFP_KERNEL, IOMMU_READ, IOMMU_WRITE, Machine, dma_map_single, dma_mapping_error, dma_unmap_single, iommu_map } from '../../src/index.ts';
 import { testMachine } from '../../src/testing/index.ts';
 
 function busy() {
@@ -40,6 +40,20 @@ describe('planted corruption the cheaper audits still report', () => {
     }
   });
 
+  it('dma-debug: a stray head or tail in a table with no live entry at all (the whole-table check)', () => {
+    // An idle machine's table is all -1: the audit's one compare of each array must still see a
+    // single stray word in either (planted: checking the heads only misses the tail).
+    for (const [bucket, plant] of [[0, 'tail'], [9000, 'tail'], [16383, 'head']] as const) {
+      const m = new Machine({ memory: '256M', iommu: { mode: 'lazy' } });
+      const table = (m.dmaDebug as unknown as { _st: { table: { head: Int32Array; tail: Int32Array; liveCount: number; total: number } } })._st.table;
+      expect(table.liveCount).toBe(0);
+      expect(m.audit()).toEqual([]);
+      table[plant][bucket] = table.total - 1;
+      const found = m.audit().filter((v) => v.check === 'dma-debug').map((v) => v.message);
+      expect(found.some((msg) => msg.startsWith(`bucket ${bucket}:`) || msg.includes(`in bucket ${bucket}`)), `${plant} of bucket ${bucket}: ${JSON.stringify(found)}`).toBe(true);
+    }
+  });
+
   it('dma-debug: a live count out of step hides no entry from entries() and is reported', () => {
     const { machine: m } = busy();
     const dbg = m.dmaDebug;
@@ -49,6 +63,24 @@ describe('planted corruption the cheaper audits still report', () => {
     (dbg as unknown as { _st: { table: { liveCount: number } } })._st.table.liveCount -= 2;
     expect(dbg.entries().length).toBe(live);
     expect(m.audit().map((v) => v.message)).toContain(`${live} entries listed, liveCount ${live - 2}`);
+  });
+
+  it('iommu: a page-table leaf outside every allocated IOVA: just past a range, and below all of them', () => {
+    for (const where of ['past', 'below'] as const) {
+      const { machine: m } = busy();
+      const domain = m.iommu?.domains.find((d) => d.fq !== null);
+      if (domain?.paging == null || domain.iovad === null) throw new Error('no DMA domain');
+      const g = m.iommu!.granule;
+      const ranges = domain.iovad.ranges().filter(([lo]) => lo < 2 ** 52);
+      const starts = new Set(ranges.map(([lo]) => lo));
+      // The page after some range that no other range starts at: unallocated, yet the range below
+      // it is the one a search by start finds (planted: checking only that some range starts
+      // below the leaf misses it).
+      const pfn = where === 'past' ? (ranges.find(([, hi]) => !starts.has(hi + 1)) as [number, number])[1] + 1 : 0x10;
+      const phys = (m.mm.alloc_pages(GFP_KERNEL, 0) as number) * 4096;
+      expect(iommu_map(domain.paging, pfn * g, phys, g, IOMMU_READ | IOMMU_WRITE, GFP_KERNEL)).toBe(0);
+      expect(m.audit().map((v) => v.message)).toContain(`domain ${domain.id}: IOVA 0x${(pfn * g).toString(16)} is mapped in the page table but not allocated (or already free)`);
+    }
   });
 
   it('iommu: a flush-queue entry that is not an allocated IOVA', () => {
