@@ -57,6 +57,44 @@ export function markShared<T extends object>(obj: T): T {
   return obj;
 }
 
+/** Stores `vals[j]` into `o[names[j]]` for one key list: see {@link fieldWriter}. */
+type FieldWriter = (o: Record<string, unknown>, vals: readonly unknown[]) => void;
+
+// INVARIANT: fieldWriters maps a key list (joined by NUL) to the writer of exactly those keys in
+//   that order; at most MAX_FIELD_WRITERS entries (past that, the generic loop).
+const fieldWriters = new Map<string, FieldWriter>();
+const MAX_FIELD_WRITERS = 4096;
+let codegenRefused = false;
+
+/**
+ * A function storing each of an object's captured fields by a constant key, made once per key list
+ * (per class shape, in practice). A restore wrote fields with computed keys, a megamorphic keyed
+ * store per field (~400 objects of ~8 fields on a test machine: most of a restore, bench/RESULTS.md,
+ * session 10); a constant key in a function that sees one shape is a plain store. Null when code
+ * generation is refused or the cache is full: the caller loops instead.
+ */
+function fieldWriter(names: readonly string[], n: number): FieldWriter | null {
+  if (codegenRefused) return null;
+  const used = n === names.length ? names : names.slice(0, n);
+  const id = used.join('\u0000');
+  let w = fieldWriters.get(id);
+  if (w !== undefined) return w;
+  if (fieldWriters.size >= MAX_FIELD_WRITERS) return null;
+  // Keys are quoted by JSON.stringify: no key can escape its string literal.
+  const body = used.map((k, j) => `o[${JSON.stringify(k)}] = v[${j}];`).join('\n');
+  try {
+    w = new Function('o', 'v', body) as FieldWriter;
+  } catch (e) {
+    // node --disallow-code-generation-from-strings (or a CSP) refuses: loop instead. Anything else
+    // (a key that broke out of its literal) is a bug here.
+    if (!(e instanceof EvalError)) throw e;
+    codegenRefused = true;
+    return null;
+  }
+  fieldWriters.set(id, w);
+  return w;
+}
+
 /** How a recorded object's state is kept. */
 const Kind = { Object: 0, Literal: 1, Array: 2, Map: 3, Set: 4, Typed: 5, Hooked: 6 } as const;
 type Kind = (typeof Kind)[keyof typeof Kind];
@@ -93,6 +131,8 @@ export function captureGraph(root: object): GraphSnapshot {
   // counts[i]: for an Object/Literal whose for-in walk sees exactly its own keys, their number
   //   (the cheap shape check at restore); -1 otherwise (the exact check).
   const counts: number[] = [];
+  // writers[i]: the field writer of an Object/Literal's data keys, or null (loop over keys).
+  const writers: Array<FieldWriter | null> = [];
   const seen = new Set<object>();
   const stack: object[] = [root];
   let bytes = 0;
@@ -107,7 +147,7 @@ export function captureGraph(root: object): GraphSnapshot {
     if (sharedObjects.has(o) || Object.isFrozen(o)) continue;
     if (SNAPSHOT_STATE in o) {
       const state = (o as SnapshotHooks)[SNAPSHOT_STATE]();
-      objs.push(o); kinds.push(Kind.Hooked); keys.push(undefined); counts.push(-1); states.push(state);
+      objs.push(o); kinds.push(Kind.Hooked); keys.push(undefined); counts.push(-1); writers.push(null); states.push(state);
       const copied = (state as Partial<CopiedBytes> | null)?.copied;
       if (typeof copied === 'number') bytes += copied;
       continue;
@@ -118,26 +158,26 @@ export function captureGraph(root: object): GraphSnapshot {
       const view = o instanceof ArrayBuffer ? new Uint8Array(o) : new Uint8Array(o.buffer, o.byteOffset, o.byteLength);
       const snap = captureChunks(view, lastChunks.get(o));
       lastChunks.set(o, snap.chunks);
-      objs.push(o); kinds.push(Kind.Typed); keys.push(undefined); counts.push(-1); states.push({ view, chunks: snap.chunks });
+      objs.push(o); kinds.push(Kind.Typed); keys.push(undefined); counts.push(-1); writers.push(null); states.push({ view, chunks: snap.chunks });
       bytes += snap.copied;
       continue;
     }
     if (Array.isArray(o)) {
       const copy = o.slice();
-      objs.push(o); kinds.push(Kind.Array); keys.push(undefined); counts.push(-1); states.push(copy);
+      objs.push(o); kinds.push(Kind.Array); keys.push(undefined); counts.push(-1); writers.push(null); states.push(copy);
       for (let i = 0; i < copy.length; i++) visit(copy[i]);
       continue;
     }
     if (o instanceof Map) {
       const flat: unknown[] = [];
       for (const [k, v] of o) { flat.push(k, v); visit(k); visit(v); }
-      objs.push(o); kinds.push(Kind.Map); keys.push(undefined); counts.push(-1); states.push(flat);
+      objs.push(o); kinds.push(Kind.Map); keys.push(undefined); counts.push(-1); writers.push(null); states.push(flat);
       continue;
     }
     if (o instanceof Set) {
       const items = [...o];
       for (const v of items) visit(v);
-      objs.push(o); kinds.push(Kind.Set); keys.push(undefined); counts.push(-1); states.push(items);
+      objs.push(o); kinds.push(Kind.Set); keys.push(undefined); counts.push(-1); writers.push(null); states.push(items);
       continue;
     }
     if (o instanceof WeakMap || o instanceof WeakSet || o instanceof WeakRef) {
@@ -159,7 +199,7 @@ export function captureGraph(root: object): GraphSnapshot {
       }
       // Accessors stay as they are; their names ride along (after a marker) for the shape check.
       if (accessors > 0) for (const k of Object.keys(descs)) if (!('value' in (descs[k] as PropertyDescriptor))) names.push(k);
-      objs.push(o); kinds.push(Kind.Literal); keys.push(names); states.push(vals); counts.push(enumCount(o, names.length));
+      objs.push(o); kinds.push(Kind.Literal); keys.push(names); states.push(vals); counts.push(enumCount(o, names.length)); writers.push(fieldWriter(names, vals.length));
       continue;
     }
     // Class instances: TypeScript class fields are writable own data properties.
@@ -170,7 +210,7 @@ export function captureGraph(root: object): GraphSnapshot {
       vals[i] = v;
       visit(v);
     }
-    objs.push(o); kinds.push(Kind.Object); keys.push(names); states.push(vals); counts.push(enumCount(o, names.length));
+    objs.push(o); kinds.push(Kind.Object); keys.push(names); states.push(vals); counts.push(enumCount(o, names.length)); writers.push(fieldWriter(names, names.length));
   }
   return {
     objects: objs.length,
@@ -181,14 +221,14 @@ export function captureGraph(root: object): GraphSnapshot {
         for (let i = 0; i < objs.length; i++) {
           const kind = kinds[i] as Kind;
           if ((kind === Kind.Hooked) !== (pass === 1)) continue;
-          restoreOne(objs[i] as object, kind, states[i], keys[i], counts[i] as number);
+          restoreOne(objs[i] as object, kind, states[i], keys[i], counts[i] as number, writers[i] ?? null);
         }
       }
     },
   };
 }
 
-function restoreOne(o: object, kind: Kind, state: unknown, names: string[] | undefined, count: number): void {
+function restoreOne(o: object, kind: Kind, state: unknown, names: string[] | undefined, count: number, writer: FieldWriter | null): void {
   switch (kind) {
     case Kind.Object:
     case Kind.Literal: {
@@ -196,7 +236,8 @@ function restoreOne(o: object, kind: Kind, state: unknown, names: string[] | und
       const vals = state as unknown[];
       const ks = names as string[];
       // ks holds the data properties (vals.length of them), then any accessors of a literal.
-      for (let j = 0; j < vals.length; j++) rec[ks[j] as string] = vals[j];
+      if (writer !== null) writer(rec, vals);
+      else for (let j = 0; j < vals.length; j++) rec[ks[j] as string] = vals[j];
       // Properties added since the capture go (an object's shape is part of its state). A for-in
       // count allocates nothing, where Object.keys copies an array per object per restore (a third
       // of a restore: bench/RESULTS.md, session 9).

@@ -8,6 +8,7 @@
  * (a #private field, a WeakMap, a closure variable) makes the second run differ.
  */
 import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import {
   DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, FOLL_WRITE, GFP_KERNEL, Machine, Rng, SgTable, dma_alloc_coherent,
@@ -416,6 +417,43 @@ describe('machine snapshots restore every layer', () => {
     expect(world).toEqual({ inner: { n: 1 }, list: [inner, 2], map: new Map([[1, inner]]), set: new Set([inner]), bytes: new Uint8Array([1, 2]), extra: undefined });
     expect(world.inner).toBe(inner);
     expect('added' in world).toBe(false);
+  });
+
+  it('captureGraph restores fields whose keys need quoting, same keys in other orders, and past the writer cache', () => {
+    // Fields are written back by a function made per key list with the keys as string literals: a
+    // key with quotes, a backslash, a newline or a line separator must stay one key (planted: keys
+    // spliced into the code unquoted fail to compile or write the wrong field).
+    const odd = ['a"b', "c'd", 'e\\f', 'g\nh', 'i\u2028j', '0', '${x}', 'k l'];
+    const o: Record<string, unknown> = {};
+    odd.forEach((k, i) => { o[k] = i; });
+    const ab = { a: 1, b: 2 };
+    const ba = { b: 3, a: 4 };
+    const snap = captureGraph({ o, ab, ba });
+    for (const k of odd) o[k] = 'changed';
+    ab.a = 9; ba.a = 9;
+    snap.restore();
+    expect(Object.keys(o)).toEqual(['0', ...odd.filter((k) => k !== '0')]);
+    odd.forEach((k, i) => { expect(o[k]).toBe(i); });
+    expect(ab).toEqual({ a: 1, b: 2 });
+    expect(ba).toEqual({ b: 3, a: 4 });
+    // 5000 key lists: past the cache of writers the generic loop restores them just as well.
+    const many = Array.from({ length: 5000 }, (_, i) => ({ [`f${i}`]: i, shared: i }));
+    const snapMany = captureGraph({ many });
+    many.forEach((m) => { m.shared = -1; });
+    snapMany.restore();
+    many.forEach((m, i) => { expect(m).toEqual({ [`f${i}`]: i, shared: i }); });
+  });
+
+  it('captureGraph restores fields where code generation from strings is refused (the generic loop)', () => {
+    // node --disallow-code-generation-from-strings makes new Function throw an EvalError: the
+    // snapshot must fall back, not fail (planted: rethrowing every error fails the child).
+    const script = `const { captureGraph } = await import(${JSON.stringify(new URL('../../src/core/snapshot.ts', import.meta.url).pathname)});
+const w = { a: { x: 1, 'q"k': 2 }, m: new Map([[1, 2]]) };
+const s = captureGraph(w); w.a.x = 5; w.a['q"k'] = 7; w.a.z = 1; w.m.set(3, 4); s.restore();
+console.log(JSON.stringify([w.a, [...w.m]]));`;
+    const r = spawnSync(process.execPath, ['--disallow-code-generation-from-strings', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe(JSON.stringify([{ x: 1, 'q"k': 2 }, [[1, 2]]]));
   });
 
   it('captureGraph: shapes come back for class instances and objects with enumerable inherited keys; containers reordered come back in order', () => {
