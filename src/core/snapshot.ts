@@ -131,8 +131,11 @@ export function captureGraph(root: object): GraphSnapshot {
   // counts[i]: for an Object/Literal whose for-in walk sees exactly its own keys, their number
   //   (the cheap shape check at restore); -1 otherwise (the exact check).
   const counts: number[] = [];
-  // writers[i]: the field writer of an Object/Literal's data keys, or null (loop over keys).
-  const writers: Array<FieldWriter | null> = [];
+  // writers[i]: the field writer of an Object/Literal's data keys once made (from the second
+  //   restore on: compiling one per key list cost a process's first snapshot ~10 ms, which a
+  //   snapshot restored once never earns back), null to loop over the keys.
+  const writers: Array<FieldWriter | null | undefined> = [];
+  let restores = 0;
   const seen = new Set<object>();
   const stack: object[] = [root];
   let bytes = 0;
@@ -199,7 +202,7 @@ export function captureGraph(root: object): GraphSnapshot {
       }
       // Accessors stay as they are; their names ride along (after a marker) for the shape check.
       if (accessors > 0) for (const k of Object.keys(descs)) if (!('value' in (descs[k] as PropertyDescriptor))) names.push(k);
-      objs.push(o); kinds.push(Kind.Literal); keys.push(names); states.push(vals); counts.push(enumCount(o, names.length)); writers.push(fieldWriter(names, vals.length));
+      objs.push(o); kinds.push(Kind.Literal); keys.push(names); states.push(vals); counts.push(enumCount(o, names.length)); writers.push(undefined);
       continue;
     }
     // Class instances: TypeScript class fields are writable own data properties.
@@ -210,20 +213,27 @@ export function captureGraph(root: object): GraphSnapshot {
       vals[i] = v;
       visit(v);
     }
-    objs.push(o); kinds.push(Kind.Object); keys.push(names); states.push(vals); counts.push(enumCount(o, names.length)); writers.push(fieldWriter(names, names.length));
+    objs.push(o); kinds.push(Kind.Object); keys.push(names); states.push(vals); counts.push(enumCount(o, names.length)); writers.push(undefined);
   }
   return {
     objects: objs.length,
     bytes,
     restore() {
       // Hooked objects last: their hooks may read fields of objects restored before them.
+      // The first restore loops over keys; later ones make and use the field writers.
       for (let pass = 0; pass < 2; pass++) {
         for (let i = 0; i < objs.length; i++) {
           const kind = kinds[i] as Kind;
           if ((kind === Kind.Hooked) !== (pass === 1)) continue;
-          restoreOne(objs[i] as object, kind, states[i], keys[i], counts[i] as number, writers[i] ?? null);
+          let writer = writers[i];
+          if (writer === undefined && restores > 0 && (kind === Kind.Object || kind === Kind.Literal)) {
+            writer = fieldWriter(keys[i] as string[], (states[i] as unknown[]).length);
+            writers[i] = writer;
+          }
+          restoreOne(objs[i] as object, kind, states[i], keys[i], counts[i] as number, writer ?? null);
         }
       }
+      restores++;
     },
   };
 }
