@@ -91,15 +91,14 @@ export function restoreChunks(bytes: Uint8Array, chunks: readonly Uint8Array[]):
 export const DIRTY_CHUNK_SHIFT = 10;
 
 /**
- * One capture's generation: the chunks that were current at that capture share it. `saved` holds a
- * chunk's bytes (one copy per tracked array) once the live arrays stopped holding them; a chunk
- * with no entry is still in the live arrays.
+ * The bytes of one chunk (of every tracked array) at some capture: `copies` is null while the live
+ * arrays still hold them (nothing written there since), else their saved copies, one per array.
  */
 export interface ChunkBox {
-  readonly saved: Map<number, Uint8Array[]>;
+  copies: Uint8Array[] | null;
 }
 
-/** What {@link DirtyChunks.capture} returns: chunk c's bytes at the capture are those of `boxes[c]`. */
+/** What {@link DirtyChunks.capture} returns: chunk c's bytes at the capture are `boxes[c]`. */
 export interface DirtyCapture {
   readonly boxes: readonly ChunkBox[];
   /** Bytes copied by the capture itself: always 0 (chunks are copied when first written after it). */
@@ -119,12 +118,10 @@ export interface DirtyCapture {
  * track.restore(snap); // state[i] is back
  */
 export class DirtyChunks {
-  // INVARIANT: _current[c] is the generation whose bytes the live arrays hold for chunk c (it has
-  //   no saved entry for c, or one equal to the live chunk), or null when chunk c was written since
-  //   the last capture or restore. A generation that was chunk c's current one and is no longer has
-  //   c saved (touch and restore save before the live chunk changes). One generation object per
-  //   capture, not one box per chunk: a 16 GiB machine's first capture made 5,000 boxes
-  //   (bench/RESULTS.md, session 10).
+  // INVARIANT: _current[c] is a box whose bytes the live arrays hold for chunk c (its copies are
+  //   null, or equal to the live chunk), or null when chunk c was written since the last capture
+  //   or restore. A box that is not some chunk's current box has its copies (touch and restore
+  //   save a current box's bytes before the live chunk changes).
   // INVARIANT: chunk c covers elements [c << DIRTY_CHUNK_SHIFT, (c + 1) << DIRTY_CHUNK_SHIFT).
   private readonly _current: (ChunkBox | null)[];
   /** False until the first capture: before it, writes need no bookkeeping at all. */
@@ -150,10 +147,10 @@ export class DirtyChunks {
     const cur = this._current;
     const last = (hi - 1) >>> DIRTY_CHUNK_SHIFT;
     for (let c = lo >>> DIRTY_CHUNK_SHIFT; c <= last; c++) {
-      const gen = cur[c];
+      const box = cur[c];
       // Untouched since no capture, or already saved this generation: one load and compare.
-      if (gen === null || gen === undefined) continue;
-      if (!gen.saved.has(c)) gen.saved.set(c, this._copyChunk(c));
+      if (box === null || box === undefined) continue;
+      if (box.copies === null) box.copies = this._copyChunk(c);
       cur[c] = null;
     }
   }
@@ -169,27 +166,34 @@ export class DirtyChunks {
     return this._bytes.map((_, k) => this._chunkOf(k, c).slice());
   }
 
-  /** A snapshot: every chunk written since the last capture or restore joins a new generation. */
+  /** A snapshot: a box per chunk, shared with the previous capture where nothing was written since. */
   capture(): DirtyCapture {
     this.tracking = true;
     const cur = this._current;
-    const gen: ChunkBox = { saved: new Map() };
-    for (let c = 0; c < cur.length; c++) if (cur[c] === null || cur[c] === undefined) cur[c] = gen;
-    return { boxes: cur.slice() as ChunkBox[], copied: 0 };
+    const boxes = new Array<ChunkBox>(cur.length);
+    for (let c = 0; c < cur.length; c++) {
+      let box = cur[c];
+      if (box === null || box === undefined) {
+        box = { copies: null };
+        cur[c] = box;
+      }
+      boxes[c] = box;
+    }
+    return { boxes, copied: 0 };
   }
 
   /** Bring every array back to `snap` (one of this tracker's captures): only chunks that differ. */
   restore(snap: DirtyCapture): void {
     const cur = this._current;
     for (let c = 0; c < cur.length; c++) {
-      const gen = snap.boxes[c] as ChunkBox;
+      const box = snap.boxes[c] as ChunkBox;
       const now = cur[c];
-      if (now === gen) continue;
+      if (now === box) continue;
       // Save what another capture still needs before the live chunk changes.
-      if (now !== null && now !== undefined && !now.saved.has(c)) now.saved.set(c, this._copyChunk(c));
-      const copies = gen.saved.get(c) as Uint8Array[];
+      if (now !== null && now !== undefined && now.copies === null) now.copies = this._copyChunk(c);
+      const copies = box.copies as Uint8Array[];
       for (let k = 0; k < this._bytes.length; k++) this._chunkOf(k, c).set(copies[k] as Uint8Array);
-      cur[c] = gen;
+      cur[c] = box;
     }
   }
 
@@ -203,7 +207,7 @@ export class DirtyChunks {
 
   /** Chunk c of array k as it was at `snap`. */
   chunkAt(snap: DirtyCapture, k: number, c: number): Uint8Array {
-    const saved = (snap.boxes[c] as ChunkBox).saved.get(c);
-    return saved === undefined ? this._chunkOf(k, c) : (saved[k] as Uint8Array);
+    const box = snap.boxes[c] as ChunkBox;
+    return box.copies === null ? this._chunkOf(k, c) : (box.copies[k] as Uint8Array);
   }
 }

@@ -76,12 +76,15 @@ let codegenRefused = false;
 function fieldWriter(names: readonly string[], n: number): FieldWriter | null {
   if (codegenRefused) return null;
   const used = n === names.length ? names : names.slice(0, n);
-  const id = used.join('\u0000');
+  // JSON of the list: unambiguous whatever the keys hold (a separator character could occur in one).
+  const id = JSON.stringify(used);
   let w = fieldWriters.get(id);
   if (w !== undefined) return w;
   if (fieldWriters.size >= MAX_FIELD_WRITERS) return null;
   // Keys are quoted by JSON.stringify: no key can escape its string literal.
-  const body = used.map((k, j) => `o[${JSON.stringify(k)}] = v[${j}];`).join('\n');
+  // Strict, as the loop it replaces: a read-only field or a non-extensible object throws rather
+  // than restoring silently wrong.
+  const body = `'use strict';\n${used.map((k, j) => `o[${JSON.stringify(k)}] = v[${j}];`).join('\n')}`;
   try {
     w = new Function('o', 'v', body) as FieldWriter;
   } catch (e) {

@@ -192,7 +192,7 @@ export function iova_mask(iovad: IovaDomain): number {
 export function iova_offset(iovad: IovaDomain, iova: number): number {
   if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'iova_offset', 'iovad');
   // The granule is a power of two (init_iova_domain checks): a mask, not a remainder.
-  return iova >= 0 ? iova & (iovad.granule - 1) : iova % iovad.granule;
+  return Number.isSafeInteger(iova) && iova >= 0 ? iova & (iovad.granule - 1) : iova % iovad.granule;
 }
 
 /** `size` rounded up to whole granules. @example iova_align(iovad, 5000) // 8192 */

@@ -64,7 +64,9 @@ export function fragment(mm: Mm, opts: FragmentOptions): FragmentResult {
   if (opts.run === undefined && level === 0) return { heldPages: 0, runs: 0 };
   const single = 2 ** Math.round(MAX_PAGE_ORDER * (1 - level));
   const run = range(opts.run, [single, single], 'run');
-  const orders = [Math.floor(Math.log2(run[0])), Math.min(MAX_PAGE_ORDER, Math.floor(Math.log2(run[1])))] as const;
+  // Both ends clamp to the largest block: a minimum past it made orders [12, 10], and the draw
+  // of a block size beyond the table threw half-way, with free blocks already taken out.
+  const orders = [Math.min(MAX_PAGE_ORDER, Math.floor(Math.log2(run[0]))), Math.min(MAX_PAGE_ORDER, Math.floor(Math.log2(run[1])))] as const;
   const gap = range(opts.gap, [1, 2], 'gap');
   const rng = new Rng(opts.seed ?? 1);
   const fragmenter = OWNER_ID.fragmenter;

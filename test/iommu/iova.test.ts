@@ -167,6 +167,10 @@ describe('init_iova_domain', () => {
     const d = domain();
     expect(iova_mask(d)).toBe(0xfff);
     expect(iova_offset(d, 0x12345)).toBe(0x345);
+    // A mask for whole addresses (past 2^32 too); anything else keeps the remainder's answer.
+    expect(iova_offset(d, 2 ** 40 + 0x1fff)).toBe(0xfff);
+    expect(iova_offset(d, 4096.5)).toBe(0.5);
+    expect(iova_offset(d, Infinity)).toBeNaN();
     expect(iova_align(d, 5000)).toBe(8192);
     expect(iova_align_down(d, 5000)).toBe(4096);
     expect(iova_pfn(d, 2 ** 50 + 0x1fff)).toBe(2 ** 38 + 1);

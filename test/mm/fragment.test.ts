@@ -29,6 +29,21 @@ describe('fragment', () => {
     expect(h.longestRun).toBe(8);
   });
 
+  it('runs longer than the largest block are laid out as largest blocks (both ends of the range)', () => {
+    // A run range past 2^MAX_PAGE_ORDER pages once threw half-way through, with the free blocks
+    // already taken out of the allocator (pages lost); now both ends clamp.
+    for (const run of [[4096, 4096], [2048, 8192]] as const) {
+      const m = new Machine({ memory: '64M' });
+      const before = m.mm.freePages;
+      const r = fragment(m.mm, { run, gap: [1, 1], seed: 2 });
+      expect(r.runs).toBeGreaterThan(0);
+      expect(m.mm.freePages + r.heldPages).toBe(before);
+      expect(m.audit()).toEqual([]);
+      expect(unfragment(m.mm)).toBe(r.heldPages);
+      expect(m.mm.freePages).toBe(before);
+    }
+  });
+
   it('the same seed gives the same layout; unfragment returns every held page', () => {
     const mixed = (seed: number) => new Machine({ memory: '64M', fragment: { run: [1, 64], gap: [1, 4] }, seed });
     expect(firstPfns(mixed(5), 200)).toEqual(firstPfns(mixed(5), 200));

@@ -449,6 +449,39 @@ describe('machine snapshots restore every layer', () => {
     }
   });
 
+  it('captureGraph: compiled writers fail as loudly as the loop, and never mix up key lists', () => {
+    // A read-only field or a non-extensible object throws on every restore, as a strict store does
+    // (planted: a sloppy-mode writer drops the store silently from the second restore on).
+    class D { x = 1; y = 2; }
+    const d = new D();
+    const s = captureGraph({ d });
+    s.restore();
+    s.restore();
+    d.x = 5;
+    Object.defineProperty(d, 'x', { writable: false });
+    expect(() => s.restore()).toThrow(TypeError);
+    const e = new D();
+    const se = captureGraph({ e });
+    se.restore();
+    se.restore();
+    delete (e as Partial<D>).y;
+    Object.preventExtensions(e);
+    expect(() => se.restore()).toThrow(TypeError);
+    // Key lists that join to the same string with a separator are still different lists (planted:
+    // a NUL-joined cache key hands ['a', 'b'] the writer of ['a\u0000b']).
+    const nul: Record<string, number> = { ['a\u0000b']: 1 };
+    const sn = captureGraph({ nul });
+    sn.restore();
+    sn.restore();
+    class B { a = 1; b = 2; }
+    const b = new B();
+    const sb = captureGraph({ b });
+    sb.restore();
+    b.a = 10; b.b = 20;
+    sb.restore();
+    expect({ ...b }).toEqual({ a: 1, b: 2 });
+  });
+
   it('captureGraph restores fields where code generation from strings is refused (the generic loop)', () => {
     // node --disallow-code-generation-from-strings makes new Function throw an EvalError: the
     // snapshot must fall back, not fail (planted: rethrowing every error fails the child).

@@ -79,7 +79,8 @@ function and64(x: number, mask: number, lowBits: boolean): number {
  */
 export function layoutSg(sgl: Scatterlist, nents: number, granule: number, mask: number): { iovaLen: number; padding: number; cpuBytes: number } {
   checkInt(granule, 'layoutSg', 'granule', 1);
-  if (!isLowBitsMask(granule - 1)) throw new KernelError(EINVAL, 'layoutSg', `expected a power-of-two granule, got ${granule}`, 'granule');
+  // IOMMU granules are powers of two (masks then); any other still lays out, by remainders.
+  const pow2 = isLowBitsMask(granule - 1);
   // A segment boundary mask is an unsigned long: up to ULONG_MAX (2^64 as a number).
   if (typeof mask !== 'number' || !Number.isInteger(mask) || mask < 0 || mask > 2 ** 64) throw new KernelError(EINVAL, 'layoutSg', `expected a boundary mask, got ${String(mask)}`, 'mask');
   if (!(sgl instanceof Scatterlist)) throw notInstance(sgl, Scatterlist, 'layoutSg', 'sgl');
@@ -98,9 +99,9 @@ export function layoutSg(sgl: Scatterlist, nents: number, granule: number, mask:
     const seg = segs[slot >>> SEG_SHIFT] as Uint32Array;
     const w = (slot & SEG_MASK) * SLOT_WORDS;
     const offset = seg[w + W_OFFSET] as number;
-    const off = modPow2(offset, granule);
+    const off = pow2 ? modPow2(offset, granule) : offset % granule;
     const length = seg[w + W_LENGTH] as number;
-    const spanSlack = modPow2(length + off, granule);
+    const spanSlack = pow2 ? modPow2(length + off, granule) : (length + off) % granule;
     const span = spanSlack === 0 ? length + off : length + off - spanSlack + granule; // size_t: up to 2^32 + granule
     if (off < 2 ** 32) {
       seg[w + W_DMA_LO] = off; // sg_dma_address = off

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  DMA_MAPPING_ERROR, GFP_KERNEL, Rng, SgTable, createContext, iommuDmaMapSg, sg_alloc_table, sg_next, sg_set_page, unmapSgRange,
+  DMA_MAPPING_ERROR, GFP_KERNEL, Rng, SgTable, createContext, iommuDmaMapSg, layoutSg, sg_alloc_table, sg_next, sg_set_page, unmapSgRange,
   type IommuSgDomain, type Scatterlist,
 } from '../../../src/index.ts';
 
@@ -108,5 +108,16 @@ describe('dma-iommu scatterlist passes over slot words', () => {
     expect(iommuDmaMapSg(dom, { boundaryMask: 0xffffffff, maxSegSize: 0x10000 }, sgt.sgl as Scatterlist, 300)).toBe(-12);
     // CPU fields back as they were; the DMA fields cleared as __invalidate_sg leaves them.
     expect(words(sgt.sgl as Scatterlist, 300)).toEqual(before.map(([pg, off, len]) => [pg, off, len, DMA_MAPPING_ERROR, 0]));
+  });
+
+  it('layoutSg still lays out with a granule that is not a power of two (by remainders)', () => {
+    // IOMMU granules are powers of two and take the bitwise path; layoutSg is public and any other
+    // granule keeps its old results (planted: refusing it, or masking with it, fails here).
+    const sgt = randomTable(new Rng(1), 3);
+    const sgl = sgt.sgl as Scatterlist;
+    let s: Scatterlist | null = sgl;
+    for (const [off, len] of [[0, 4096], [100, 5000], [2999, 2]] as const) { sg_set_page(s as Scatterlist, 0x200, len, off); s = sg_next(s as Scatterlist); }
+    expect(layoutSg(sgl, 3, 3000, 2 ** 64)).toEqual({ iovaLen: 6000 + 6000 + 6000, padding: 0, cpuBytes: 4096 + 5000 + 2 });
+    expect(words(sgl, 3).map(([, off, len, dmaOff, dmaLen]) => [off, len, dmaOff, dmaLen])).toEqual([[0, 6000, 0, 4096], [0, 6000, 100, 5000], [0, 6000, 2999, 2]]);
   });
 });
