@@ -15,10 +15,12 @@ describe('unmapCovering', () => {
     const model = (domain: number, iova: number) => [...iommu.unmaps].reverse().find((u) => u.domain === domain && iova >= u.iova && iova < u.iova + u.size);
     for (let n = 0; n < 9000; n++) {
       // Overlapping ranges on two domains, so the newest of several matches must win.
-      iommu.noteUnmap(`dev${n % 3}`, 1 + (n % 2), rng.int(4096) * 4096, 4096 * (1 + rng.int(8)), n, 'dma_unmap_page', false);
-      if (n % 997 === 0 || n === 4095 || n === 4096 || n === 8191 || n === 8192) {
+      // Domain 3 only in the first few records: remembered, then overwritten (its count back to 0,
+      // so a look-up there answers at once); domain 4 never.
+      iommu.noteUnmap(`dev${n % 3}`, n < 10 ? 3 : 1 + (n % 2), rng.int(4096) * 4096, 4096 * (1 + rng.int(8)), n, 'dma_unmap_page', false);
+      if (n % 997 === 0 || n === 5 || n === 4095 || n === 4096 || n === 4105 || n === 4106 || n === 8191 || n === 8192) {
         for (let q = 0; q < 40; q++) {
-          const dom = 1 + rng.int(3);
+          const dom = 1 + rng.int(4);
           const iova = rng.int(4200) * 4096 + rng.int(4096);
           expect(iommu.unmapCovering(dom, iova)).toEqual(model(dom, iova));
         }
