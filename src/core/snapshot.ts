@@ -60,7 +60,7 @@ export function markShared<T extends object>(obj: T): T {
 /** Stores `vals[j]` into `o[names[j]]` for one key list: see {@link fieldWriter}. */
 type FieldWriter = (o: Record<string, unknown>, vals: readonly unknown[]) => void;
 
-// INVARIANT: fieldWriters maps a key list (joined by NUL) to the writer of exactly those keys in
+// INVARIANT: fieldWriters maps a key list (its JSON) to the writer of exactly those keys in
 //   that order; at most MAX_FIELD_WRITERS entries (past that, the generic loop).
 const fieldWriters = new Map<string, FieldWriter>();
 const MAX_FIELD_WRITERS = 4096;
