@@ -213,6 +213,8 @@ export class EntryTable {
   /** Live slots in scan order: bucket 0 to 16383, each list from head to tail. */
   *liveSlots(): Generator<number, void, undefined> {
     const head = this.head;
+    // An empty table (every point of a failure sweep) is one native compare.
+    if (allBucketsEmpty(head)) return;
     for (let b = 0; b < HASH_SIZE; b++) {
       if (bucketsEmpty(head, b)) {
         b += EMPTY_RUN - 1;
