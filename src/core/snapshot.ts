@@ -150,7 +150,17 @@ export function captureGraph(root: object): GraphSnapshot {
     const o = stack.pop() as object;
     if (seen.has(o)) continue;
     seen.add(o);
-    if (sharedObjects.has(o) || Object.isFrozen(o)) continue;
+    if (sharedObjects.has(o)) continue;
+    if (Object.isFrozen(o) && !(o instanceof Map) && !(o instanceof Set)) {
+      // Its own fields never change, so nothing of it is recorded; what they hold still may (a
+      // frozen config holding a live ring): walked. (A frozen Map or Set still changes: recorded.)
+      const descs = Object.getOwnPropertyDescriptors(o);
+      for (const k of Reflect.ownKeys(descs)) {
+        const d = descs[k as keyof typeof descs] as PropertyDescriptor;
+        if ('value' in d) visit(d.value);
+      }
+      continue;
+    }
     if (SNAPSHOT_STATE in o) {
       const state = (o as SnapshotHooks)[SNAPSHOT_STATE]();
       objs.push(o); kinds.push(Kind.Hooked); keys.push(undefined); counts.push(-1); writers.push(null); states.push(state);
@@ -196,6 +206,8 @@ export function captureGraph(root: object): GraphSnapshot {
       const names: string[] = [];
       const vals: unknown[] = [];
       const descs = Object.getOwnPropertyDescriptors(o);
+      if (Object.getOwnPropertySymbols(descs).length > 0) throw new KernelError(EINVAL, 'captureGraph', `an object has a property keyed by a symbol (reached from ${describe(root)}); a snapshot could not restore it`, 'root');
+      if (!Object.isExtensible(o)) throw new KernelError(EINVAL, 'captureGraph', `an object is not extensible (reached from ${describe(root)}); a snapshot could not restore a property deleted from it`, 'root');
       let accessors = 0;
       for (const k of Object.keys(descs)) {
         const d = descs[k] as PropertyDescriptor;
@@ -210,6 +222,15 @@ export function captureGraph(root: object): GraphSnapshot {
     }
     // Class instances: TypeScript class fields are writable own data properties.
     const names = Object.keys(o);
+    // What a restore could not put back is refused here, not lost there: a property keyed by a
+    // symbol or not enumerable (Object.keys does not list it), or an object that takes no new
+    // properties (a deleted one could not come back).
+    if (Object.getOwnPropertySymbols(o).length > 0 || Object.getOwnPropertyNames(o).length !== names.length) {
+      throw new KernelError(EINVAL, 'captureGraph', `${describe(o)} has a property keyed by a symbol or not enumerable (reached from ${describe(root)}); a snapshot could not restore it`, 'root');
+    }
+    if (!Object.isExtensible(o)) {
+      throw new KernelError(EINVAL, 'captureGraph', `${describe(o)} is not extensible (reached from ${describe(root)}); a snapshot could not restore a property deleted from it`, 'root');
+    }
     const vals = new Array<unknown>(names.length);
     for (let i = 0; i < names.length; i++) {
       const v = (o as Record<string, unknown>)[names[i] as string];

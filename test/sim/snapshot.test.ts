@@ -482,6 +482,38 @@ describe('machine snapshots restore every layer', () => {
     expect({ ...b }).toEqual({ a: 1, b: 2 });
   });
 
+  it('captureGraph: what a frozen object holds comes back; what a restore could not put back is refused at capture', () => {
+    // A frozen object's own fields never change, but what they hold does (planted: skipping a
+    // frozen object with what it reaches leaves the ring at 42).
+    const ring = { head: 0 };
+    const list = [{ n: 1 }];
+    const m = Object.freeze(new Map([[1, 'a']]));
+    const world = { cfg: Object.freeze({ ring, list: Object.freeze(list) }), m };
+    const snap = captureGraph(world);
+    ring.head = 42;
+    (list[0] as { n: number }).n = 7;
+    m.set(2, 'b'); // freezing a Map does not stop it changing
+    snap.restore();
+    expect(ring.head).toBe(0);
+    expect(list[0]?.n).toBe(1);
+    expect([...m.keys()]).toEqual([1]);
+    // Refused with EINVAL, naming what: a symbol-keyed property (Object.keys does not list it), a
+    // non-enumerable one on a class instance, an object that takes no new properties.
+    const S = Symbol('s');
+    class C { a = 1; }
+    const withSymbol = new C() as C & { [S]?: number };
+    withSymbol[S] = 1;
+    const hidden = new C();
+    Object.defineProperty(hidden, 'h', { value: 1, writable: true, enumerable: false });
+    const closed = Object.preventExtensions(new C());
+    const sealedLiteral = Object.preventExtensions({ a: 1, b: 2 });
+    for (const [bad, why] of [[withSymbol, /C has a property keyed by a symbol or not enumerable/], [{ [S]: 1 }, /keyed by a symbol/],
+      [hidden, /C has a property keyed by a symbol or not enumerable/], [closed, /C is not extensible/], [sealedLiteral, /object is not extensible/]] as const) {
+      expect(() => captureGraph({ bad })).toThrow(why);
+      expect(() => captureGraph({ bad })).toThrow(/EINVAL/);
+    }
+  });
+
   it('captureGraph restores fields where code generation from strings is refused (the generic loop)', () => {
     // node --disallow-code-generation-from-strings makes new Function throw an EvalError: the
     // snapshot must fall back, not fail (planted: rethrowing every error fails the child).
