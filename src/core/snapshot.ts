@@ -179,6 +179,7 @@ export function captureGraph(root: object): GraphSnapshot {
       continue;
     }
     if (Array.isArray(o)) {
+      if (!Object.isExtensible(o)) throw new KernelError(EINVAL, 'captureGraph', `an array is sealed or closed to new elements (reached from ${describe(root)}); a snapshot could not restore it`, 'root');
       const copy = o.slice();
       objs.push(o); kinds.push(Kind.Array); keys.push(undefined); counts.push(-1); writers.push(null); states.push(copy);
       for (let i = 0; i < copy.length; i++) visit(copy[i]);
@@ -360,5 +361,5 @@ function sameSet(s: Set<unknown>, items: readonly unknown[]): boolean {
 
 function describe(o: object): string {
   const c = (o as { constructor?: { name?: string } }).constructor?.name;
-  return c === undefined || c === '' ? 'an object' : `a ${c}`;
+  return c === undefined || c === '' ? 'an object' : `${/^[AEIOU]/.test(c) ? 'an' : 'a'} ${c}`;
 }
