@@ -134,11 +134,15 @@ export function captureGraph(root: object): GraphSnapshot {
   // counts[i]: for an Object/Literal whose for-in walk sees exactly its own keys, their number
   //   (the cheap shape check at restore); -1 otherwise (the exact check).
   const counts: number[] = [];
-  // writers[i]: the field writer of an Object/Literal's data keys once made (from the second
+  // writers[i]: the field writer of an Object/Literal's data keys once made (index i, sparse) (from the second
   //   restore on: compiling one per key list cost a process's first snapshot ~10 ms, which a
   //   snapshot restored once never earns back), null to loop over the keys.
   const writers: Array<FieldWriter | null | undefined> = [];
   let restores = 0;
+  // One recorded object: the parallel arrays above grow together (writers are made at restore).
+  const record = (o: object, kind: Kind, names: string[] | undefined, count: number, state: unknown): void => {
+    objs.push(o); kinds.push(kind); keys.push(names); counts.push(count); states.push(state);
+  };
   const seen = new Set<object>();
   const stack: object[] = [root];
   let bytes = 0;
@@ -163,7 +167,7 @@ export function captureGraph(root: object): GraphSnapshot {
     }
     if (SNAPSHOT_STATE in o) {
       const state = (o as SnapshotHooks)[SNAPSHOT_STATE]();
-      objs.push(o); kinds.push(Kind.Hooked); keys.push(undefined); counts.push(-1); writers.push(null); states.push(state);
+      record(o, Kind.Hooked, undefined, -1, state);
       const copied = (state as Partial<CopiedBytes> | null)?.copied;
       if (typeof copied === 'number') bytes += copied;
       continue;
@@ -174,27 +178,27 @@ export function captureGraph(root: object): GraphSnapshot {
       const view = o instanceof ArrayBuffer ? new Uint8Array(o) : new Uint8Array(o.buffer, o.byteOffset, o.byteLength);
       const snap = captureChunks(view, lastChunks.get(o));
       lastChunks.set(o, snap.chunks);
-      objs.push(o); kinds.push(Kind.Typed); keys.push(undefined); counts.push(-1); writers.push(null); states.push({ view, chunks: snap.chunks });
+      record(o, Kind.Typed, undefined, -1, { view, chunks: snap.chunks });
       bytes += snap.copied;
       continue;
     }
     if (Array.isArray(o)) {
       if (!Object.isExtensible(o)) throw new KernelError(EINVAL, 'captureGraph', `an array is sealed or closed to new elements (reached from ${describe(root)}); a snapshot could not restore it`, 'root');
       const copy = o.slice();
-      objs.push(o); kinds.push(Kind.Array); keys.push(undefined); counts.push(-1); writers.push(null); states.push(copy);
+      record(o, Kind.Array, undefined, -1, copy);
       for (let i = 0; i < copy.length; i++) visit(copy[i]);
       continue;
     }
     if (o instanceof Map) {
       const flat: unknown[] = [];
       for (const [k, v] of o) { flat.push(k, v); visit(k); visit(v); }
-      objs.push(o); kinds.push(Kind.Map); keys.push(undefined); counts.push(-1); writers.push(null); states.push(flat);
+      record(o, Kind.Map, undefined, -1, flat);
       continue;
     }
     if (o instanceof Set) {
       const items = [...o];
       for (const v of items) visit(v);
-      objs.push(o); kinds.push(Kind.Set); keys.push(undefined); counts.push(-1); writers.push(null); states.push(items);
+      record(o, Kind.Set, undefined, -1, items);
       continue;
     }
     if (o instanceof WeakMap || o instanceof WeakSet || o instanceof WeakRef) {
@@ -218,7 +222,7 @@ export function captureGraph(root: object): GraphSnapshot {
       }
       // Accessors stay as they are; their names ride along (after a marker) for the shape check.
       if (accessors > 0) for (const k of Object.keys(descs)) if (!('value' in (descs[k] as PropertyDescriptor))) names.push(k);
-      objs.push(o); kinds.push(Kind.Literal); keys.push(names); states.push(vals); counts.push(enumCount(o, names.length)); writers.push(undefined);
+      record(o, Kind.Literal, names, enumCount(o, names.length), vals);
       continue;
     }
     // Class instances: TypeScript class fields are writable own data properties.
@@ -226,7 +230,7 @@ export function captureGraph(root: object): GraphSnapshot {
     // What a restore could not put back is refused here, not lost there: a property keyed by a
     // symbol or not enumerable (Object.keys does not list it), or an object that takes no new
     // properties (a deleted one could not come back).
-    if (Object.getOwnPropertySymbols(o).length > 0 || Object.getOwnPropertyNames(o).length !== names.length) {
+    if (Reflect.ownKeys(o).length !== names.length) {
       throw new KernelError(EINVAL, 'captureGraph', `${describe(o)} has a property keyed by a symbol or not enumerable (reached from ${describe(root)}); a snapshot could not restore it`, 'root');
     }
     if (!Object.isExtensible(o)) {
@@ -238,7 +242,7 @@ export function captureGraph(root: object): GraphSnapshot {
       vals[i] = v;
       visit(v);
     }
-    objs.push(o); kinds.push(Kind.Object); keys.push(names); states.push(vals); counts.push(enumCount(o, names.length)); writers.push(undefined);
+    record(o, Kind.Object, names, enumCount(o, names.length), vals);
   }
   return {
     objects: objs.length,

@@ -22,7 +22,8 @@ import {
 } from './map-domain.ts';
 import { IoPageTable } from './pgtable.ts';
 import type { IoPgtableOps } from './pgtable-ops.ts';
-import { POW2, pgtableGeometry } from './pgtable-geometry.ts';
+import { pgtableGeometry } from './pgtable-geometry.ts';
+import { POW2 } from '../core/bits.ts';
 import { VtdPageTable } from './pgtable-vtd/table.ts';
 import { vtdGeometry } from './pgtable-vtd/geometry.ts';
 import type { TablePageAllocator } from './pgtable-alloc.ts';

@@ -9,6 +9,7 @@
  * (`alloc_iova_fast` / `free_iova_fast`) live in `iova-rcache.ts`.
  */
 import { checkInt, checkObject, notInstance } from '../core/args.ts';
+import { modPow2 } from '../core/mod-pow2.ts';
 import { defaultContext } from '../core/context.ts';
 import { EINVAL, ENOMEM } from '../core/errno.ts';
 import { KernelBug, KernelError } from '../core/errors.ts';
@@ -192,7 +193,7 @@ export function iova_mask(iovad: IovaDomain): number {
 export function iova_offset(iovad: IovaDomain, iova: number): number {
   if (!(iovad instanceof IovaDomain)) throw notInstance(iovad, IovaDomain, 'iova_offset', 'iovad');
   // The granule is a power of two (init_iova_domain checks): a mask, not a remainder.
-  return Number.isSafeInteger(iova) && iova >= 0 ? iova & (iovad.granule - 1) : iova % iovad.granule;
+  return Number.isSafeInteger(iova) && iova >= 0 ? modPow2(iova, iovad.granule) : iova % iovad.granule;
 }
 
 /** `size` rounded up to whole granules. @example iova_align(iovad, 5000) // 8192 */

@@ -5,7 +5,7 @@
  */
 import { MAX_PAGE_ORDER } from './constants.ts';
 import { Mm } from './mm.ts';
-import { PG_ALLOCATED, PG_RESERVED } from './page-meta.ts';
+import { PG_ALLOCATED, PG_ALLOCATED_X4, PG_RESERVED } from './page-meta.ts';
 import { notInstance } from '../core/args.ts';
 import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
@@ -81,7 +81,7 @@ export function auditMm(mm: Mm): string[] {
         // Four free pages, each in a free block.
         if (w === 0 && fm32[k] === 0x01010101) { i += 4; continue; }
         // Four allocated pages, none without an owner (no zero byte in the owner word).
-        if ((w & ALLOC4) === ALLOC4) {
+        if ((w & PG_ALLOCATED_X4) === PG_ALLOCATED_X4) {
           const ow = own32[k] as number;
           if (((ow - 0x01010101) & ~ow & 0x80808080) === 0) { allocated += 4; i += 4; continue; }
         }
@@ -103,9 +103,8 @@ export function auditMm(mm: Mm): string[] {
   return out;
 }
 
-/** PG_ALLOCATED | PG_RESERVED in each byte of a word, and PG_ALLOCATED in each byte. */
+/** PG_ALLOCATED | PG_RESERVED in each byte of a word. */
 const BUSY4 = (PG_ALLOCATED | PG_RESERVED) * 0x01010101;
-const ALLOC4 = PG_ALLOCATED * 0x01010101;
 
 // The free-block marks of the last audit, reused (zeroed) by the next; a whole number of words.
 let freeMarkScratch = new Uint8Array(0);

@@ -5,6 +5,7 @@
  * is taken first (an address-ordered free list), so runs are deterministic.
  */
 import { MAX_PAGE_ORDER } from './constants.ts';
+import { POW2 } from '../core/bits.ts';
 import type { ZoneSpan } from './layout.ts';
 import { DirtyChunks, type DirtyCapture } from '../core/byte-chunks.ts';
 import { RESTORE_STATE, SNAPSHOT_STATE, type SnapshotHooks } from '../core/snapshot.ts';
@@ -23,8 +24,6 @@ function ctz32(x: number): number {
   return 31 - Math.clz32(x & -x);
 }
 
-/** Pages in a block of each order (2 ** o, read from a table on the free paths). */
-const BLOCK_PAGES: readonly number[] = Array.from({ length: MAX_PAGE_ORDER + 1 }, (_, o) => 2 ** o);
 /** Pages in the largest block, and the mask of a pfn's offset inside one. */
 const MAX_BLOCK = 2 ** MAX_PAGE_ORDER;
 const MAX_BLOCK_MASK = MAX_BLOCK - 1;
@@ -128,7 +127,7 @@ export class FreeArea implements SnapshotHooks {
   isFree(pfn: number, o: number): boolean {
     const c = this._compact(pfn);
     if (c < 0) return false;
-    const b = c / (BLOCK_PAGES[o] as number) - (this._base[o] as number);
+    const b = c / (POW2[o] as number) - (this._base[o] as number);
     return (((this.bitmaps[o] as Uint32Array)[b >>> 5] as number) & (1 << (b & 31))) !== 0;
   }
 
@@ -137,8 +136,8 @@ export class FreeArea implements SnapshotHooks {
     const c = this._compact(pfn);
     if (c < 0) return null;
     for (let o = 0; o <= MAX_PAGE_ORDER; o++) {
-      const cb = c - (c % (BLOCK_PAGES[o] as number));
-      const b = cb / (BLOCK_PAGES[o] as number) - (this._base[o] as number);
+      const cb = c - (c % (POW2[o] as number));
+      const b = cb / (POW2[o] as number) - (this._base[o] as number);
       if (b < 0) continue;
       if (((((this.bitmaps[o] as Uint32Array)[b >>> 5] ?? 0) as number) & (1 << (b & 31))) !== 0) return [pfn - (c - cb), o];
     }
@@ -146,24 +145,24 @@ export class FreeArea implements SnapshotHooks {
   }
 
   private _set(pfn: number, o: number): void {
-    const b = this._compact(pfn) / (BLOCK_PAGES[o] as number) - (this._base[o] as number);
+    const b = this._compact(pfn) / (POW2[o] as number) - (this._base[o] as number);
     const w = b >>> 5;
     if (this._tracking) (this._cow[o] as DirtyChunks).touch(w, w + 1);
     (this.bitmaps[o] as Uint32Array)[w] = ((this.bitmaps[o] as Uint32Array)[w] as number) | (1 << (b & 31));
     this.nrFree[o] = (this.nrFree[o] as number) + 1;
     if (w < (this.hint[o] as number)) this.hint[o] = w;
-    this._freePages += BLOCK_PAGES[o] as number;
-    if (this.changed !== null) this.changed(pfn, BLOCK_PAGES[o] as number);
+    this._freePages += POW2[o] as number;
+    if (this.changed !== null) this.changed(pfn, POW2[o] as number);
   }
 
   private _clear(pfn: number, o: number): void {
-    const b = this._compact(pfn) / (BLOCK_PAGES[o] as number) - (this._base[o] as number);
+    const b = this._compact(pfn) / (POW2[o] as number) - (this._base[o] as number);
     const w = b >>> 5;
     if (this._tracking) (this._cow[o] as DirtyChunks).touch(w, w + 1);
     (this.bitmaps[o] as Uint32Array)[w] = ((this.bitmaps[o] as Uint32Array)[w] as number) & ~(1 << (b & 31));
     this.nrFree[o] = (this.nrFree[o] as number) - 1;
-    this._freePages -= BLOCK_PAGES[o] as number;
-    if (this.changed !== null) this.changed(pfn, BLOCK_PAGES[o] as number);
+    this._freePages -= POW2[o] as number;
+    if (this.changed !== null) this.changed(pfn, POW2[o] as number);
   }
 
   /** Lowest free block of exactly order `o`, or -1. */
@@ -173,7 +172,7 @@ export class FreeArea implements SnapshotHooks {
       const bits = words[w] as number;
       if (bits !== 0) {
         this.hint[o] = w;
-        return this._expand(((this._base[o] as number) + w * 32 + ctz32(bits)) * (BLOCK_PAGES[o] as number));
+        return this._expand(((this._base[o] as number) + w * 32 + ctz32(bits)) * (POW2[o] as number));
       }
     }
     this.hint[o] = words.length;
@@ -189,7 +188,7 @@ export class FreeArea implements SnapshotHooks {
       if ((this.nrFree[o] as number) === 0) continue;
       const pfn = this._lowest(o);
       this._clear(pfn, o);
-      for (let k = o - 1; k >= order; k--) this._set(pfn + (BLOCK_PAGES[k] as number), k);
+      for (let k = o - 1; k >= order; k--) this._set(pfn + (POW2[k] as number), k);
       return pfn;
     }
     return -1;
@@ -206,7 +205,7 @@ export class FreeArea implements SnapshotHooks {
     let p = pfn;
     let o = order;
     while (o < MAX_PAGE_ORDER) {
-      const size = BLOCK_PAGES[o] as number;
+      const size = POW2[o] as number;
       // The buddy is the other half of the block of order o + 1 (the bit of size in p, read from
       // p's low 32 bits: exact for any pfn below 2^53).
       const buddy = (p & size) === 0 ? p + size : p - size;
@@ -259,7 +258,7 @@ export class FreeArea implements SnapshotHooks {
         while (bits !== 0) {
           const bit = ctz32(bits);
           bits &= bits - 1;
-          yield [this._expand(((this._base[o] as number) + w * 32 + bit) * (BLOCK_PAGES[o] as number)), o];
+          yield [this._expand(((this._base[o] as number) + w * 32 + bit) * (POW2[o] as number)), o];
         }
       }
     }
@@ -280,12 +279,12 @@ export function carveRange(area: FreeArea, start: number, end: number): boolean 
     const blk = area.freeBlockOf(pfn);
     if (blk === null) return false;
     hit.push(blk);
-    pfn = blk[0] + (BLOCK_PAGES[blk[1]] as number);
+    pfn = blk[0] + (POW2[blk[1]] as number);
   }
   for (const [pfn, o] of hit) {
     area.remove(pfn, o);
     if (pfn < start) freeRange(area, pfn, start);
-    const blockEnd = pfn + (BLOCK_PAGES[o] as number);
+    const blockEnd = pfn + (POW2[o] as number);
     if (blockEnd > end) freeRange(area, end, blockEnd);
   }
   return true;
@@ -304,6 +303,6 @@ export function freeRange(area: FreeArea, start: number, end: number): void {
     const fits = 31 - Math.clz32(Math.min(end - pfn, MAX_BLOCK));
     const o = aligned < fits ? aligned : fits;
     area.give(pfn, o);
-    pfn += BLOCK_PAGES[o] as number;
+    pfn += POW2[o] as number;
   }
 }

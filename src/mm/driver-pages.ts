@@ -6,15 +6,13 @@
  * coherent pools, user mappings) have owners of their own and may legitimately stay allocated.
  */
 import { Mm } from './mm.ts';
-import { OWNER_ID, PG_ALLOCATED } from './page-meta.ts';
+import { OWNER_ID, PG_ALLOCATED, PG_ALLOCATED_X4 } from './page-meta.ts';
 import { DIRTY_CHUNK_SHIFT } from '../core/byte-chunks.ts';
 import { notInstance } from '../core/args.ts';
 import type { MmAuditBase } from './audit.ts';
 
 /** The owners counted, and the kernel call that hands such pages out (for messages). */
 export const DRIVER_PAGE_OWNERS = [['pages', 'alloc_pages'], ['pages-exact', 'alloc_pages_exact'], ['vmalloc', 'vmalloc']] as const;
-
-const ALLOC4 = PG_ALLOCATED * 0x01010101;
 
 // SLOT[owner id] = index in DRIVER_PAGE_OWNERS, or -1: one load per allocated page (a fragmented
 // 16 GiB machine has two million).
@@ -26,7 +24,7 @@ function tally(counts: number[], state: Uint8Array, owner: Uint8Array, sign: num
   // Four free pages a word are skipped at once (most of a test machine is free).
   const words = (state.byteOffset & 3) === 0 ? new Uint32Array(state.buffer, state.byteOffset, state.length >>> 2) : null;
   for (let i = 0; i < state.length; i++) {
-    if (words !== null && (i & 3) === 0 && i + 4 <= state.length && ((words[i >>> 2] as number) & ALLOC4) === 0) { i += 3; continue; }
+    if (words !== null && (i & 3) === 0 && i + 4 <= state.length && ((words[i >>> 2] as number) & PG_ALLOCATED_X4) === 0) { i += 3; continue; }
     if (((state[i] as number) & PG_ALLOCATED) === 0) continue;
     const k = SLOT[owner[i] as number] as number;
     if (k >= 0) counts[k] = (counts[k] as number) + sign;

@@ -6,6 +6,7 @@
 import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import { Rng } from '../core/rng.ts';
+import { POW2 } from '../core/bits.ts';
 import { MAX_PAGE_ORDER } from './constants.ts';
 import { Mm } from './mm.ts';
 import { OWNER_ID, PG_ALLOCATED, PG_HEAD } from './page-meta.ts';
@@ -37,9 +38,6 @@ export interface FragmentResult {
   /** Free runs created. */
   readonly runs: number;
 }
-
-/** 2 ** k for the run orders, from a table (a pow per run was a tenth of a fragmented build). */
-const BLOCK_PAGES: readonly number[] = Array.from({ length: MAX_PAGE_ORDER + 1 }, (_, k) => 2 ** k);
 
 function range(v: readonly [number, number] | undefined, dflt: readonly [number, number], arg: string): readonly [number, number] {
   const r = v ?? dflt;
@@ -87,7 +85,7 @@ export function fragment(mm: Mm, opts: FragmentOptions): FragmentResult {
         // A free run is one aligned buddy block of 2^k pages, so the allocator hands it out whole and
         // in order; the gap before it (plus alignment padding) is held.
         const k = rng.range(orders[0], orders[1]);
-        const size = BLOCK_PAGES[k] as number;
+        const size = POW2[k] as number; // a table: a pow per run was a tenth of a fragmented build
         const blockStart = Math.ceil((pfn + (runs === 0 && pfn === start ? 0 : rng.range(gap[0], gap[1]))) / size) * size;
         const heldEnd = Math.min(blockStart, end);
         holdRange(mm, pfn, heldEnd, fragmenter);

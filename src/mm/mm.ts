@@ -12,6 +12,7 @@ import { carveRange, FreeArea, freeRange } from './buddy.ts';
 import { PhysContents, type PhysMemory } from '../core/sparse-memory.ts';
 import { pfnArray, type PfnArray } from '../core/page.ts';
 import { POW2, leBytes, leValue } from '../core/bits.ts';
+import { modPow2 } from '../core/mod-pow2.ts';
 import { formatGfp, gfpZone, GFP_KERNEL, __GFP_NOFAIL, __GFP_NOWARN, __GFP_ZERO } from './gfp.ts';
 import { parseDeviceMemory, parseRam, zoneSpans, type DeviceMemoryRange, type DeviceMemorySpec, type PfnRange, type RamRangeSpec } from './layout.ts';
 import { OWNER_ID, PageMeta, PG_ALLOCATED, PG_RESERVED, type Owner } from './page-meta.ts';
@@ -418,7 +419,7 @@ export class Mm implements PhysMemory {
     }
     for (let at = 0; at < len;) {
       const phys = area.physOf(virt - area.addr + at);
-      const n = Math.min(len - at, PAGE_SIZE - (phys - Math.floor(phys / PAGE_SIZE) * PAGE_SIZE));
+      const n = Math.min(len - at, PAGE_SIZE - modPow2(phys, PAGE_SIZE));
       visit(phys, at, n);
       at += n;
     }

@@ -31,6 +31,8 @@ export const PG_ALLOCATED = 0x1;
 export const PG_HEAD = 0x2;
 /** Not RAM (a hole) or reserved at boot: never handed out. */
 export const PG_RESERVED = 0x4;
+/** PG_ALLOCATED in each byte of a 32-bit word: four pages' states tested at once. */
+export const PG_ALLOCATED_X4 = PG_ALLOCATED * 0x01010101;
 
 /** Who owns an allocated page (for reports and the auditor). */
 export const OWNERS = ['none', 'pages', 'vmalloc', 'kmalloc', 'fragmenter', 'sg', 'pgtable', 'swiotlb', 'coherent', 'reserved', 'pages-exact', 'user'] as const;

@@ -8,11 +8,11 @@ import { KernelBug, KernelError } from '../core/errors.ts';
 import { PAGE_SIZE } from '../mm/constants.ts';
 import { MAX_PFN_LIMIT } from '../core/page.ts';
 import {
-  DMA_FLAGS_MASK, DMA_FLAGS_SHIFT, FLAGS_LOW_MASK, PFN_HI_SHIFT, SEG_MASK, SEG_SHIFT, SG_CHAIN, SG_END, SLOT_WORDS, type SlotArena,
-  W_DMA_HI, W_DMA_LEN, W_DMA_LO, W_FLAGS, W_LENGTH, W_OFFSET, W_PAGE,
+  DMA_FLAGS_MASK, DMA_FLAGS_SHIFT, FLAGS_LOW_MASK, PFN_HI_SHIFT, SEG_MASK, SG_CHAIN, SG_END, SLOT_WORDS, type SlotArena,
+  W_DMA_LEN, W_FLAGS, W_LENGTH, W_OFFSET, W_PAGE,
 } from './slots.ts';
 import { notInstance } from '../core/args.ts';
-import { nextSlot } from './walk.ts';
+import { nextSlot, setSlotDmaAddress, setSlotWord, slotDmaAddress, slotPfn, slotWord } from './walk.ts';
 
 /** sg_dma_flags bit: the DMA address is a PCI bus address (P2PDMA). */
 export const SG_DMA_BUS_ADDRESS = 1 << 0;
@@ -42,37 +42,26 @@ export class Scatterlist {
     this.slot = slot;
   }
 
-  private _w(field: number): number {
-    return (this.slot & SEG_MASK) * SLOT_WORDS + field;
-  }
-
+  // The words are read and written as the DMA passes read them (src/scatterlist/walk.ts): one
+  // encoding of a slot, whether through a handle or by slot number.
   private _get(field: number): number {
-    return this.arena.segs[this.slot >>> SEG_SHIFT]?.[this._w(field)] ?? 0;
+    return slotWord(this.arena.segs, this.slot, field);
   }
 
   private _set(field: number, v: number): void {
-    (this.arena.segs[this.slot >>> SEG_SHIFT] as Uint32Array)[this._w(field)] = v;
+    setSlotWord(this.arena.segs, this.slot, field, v);
   }
 
   /** Page frame of the entry (sg_page), or the chain target slot for a chain link. */
-  get page(): number { return this._get(W_PAGE) + (this._get(W_FLAGS) >>> PFN_HI_SHIFT) * TWO32; }
+  get page(): number { return slotPfn(this.arena.segs, this.slot); }
   /** SG_CHAIN | SG_END bits. */
   get link_flags(): number { return this._get(W_FLAGS) & (SG_CHAIN | SG_END); }
   get offset(): number { return this._get(W_OFFSET); }
   set offset(v: number) { this._set(W_OFFSET, v >>> 0); }
   get length(): number { return this._get(W_LENGTH); }
   set length(v: number) { this._set(W_LENGTH, v >>> 0); }
-  get dma_address(): number {
-    const lo = this._get(W_DMA_LO);
-    const hi = this._get(W_DMA_HI);
-    return hi === 0xffffffff && lo === 0xffffffff ? DMA_MAPPING_ERROR : hi * TWO32 + lo;
-  }
-  set dma_address(v: number) {
-    if (v === DMA_MAPPING_ERROR) { this._set(W_DMA_LO, 0xffffffff); this._set(W_DMA_HI, 0xffffffff); return; }
-    const hi = Math.floor(v / TWO32); // not v % 2^32: a runtime call in V8
-    this._set(W_DMA_LO, v - hi * TWO32);
-    this._set(W_DMA_HI, hi);
-  }
+  get dma_address(): number { return slotDmaAddress(this.arena.segs, this.slot); }
+  set dma_address(v: number) { setSlotDmaAddress(this.arena.segs, this.slot, v); }
   get dma_length(): number { return this._get(W_DMA_LEN); }
   set dma_length(v: number) { this._set(W_DMA_LEN, v >>> 0); }
   get dma_flags(): number { return (this._get(W_FLAGS) >>> DMA_FLAGS_SHIFT) & DMA_FLAGS_MASK; }

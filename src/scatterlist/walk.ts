@@ -34,10 +34,14 @@ export function nextSlot(segs: readonly Uint32Array[], slot: number): number {
   return (flags & SG_CHAIN) !== 0 ? slotWord(segs, next, W_PAGE) : next;
 }
 
+/** sg_page by slot: the page frame (its low word, and bits 32..39 from the flags word). */
+export function slotPfn(segs: readonly Uint32Array[], slot: number): number {
+  return slotWord(segs, slot, W_PAGE) + (slotWord(segs, slot, W_FLAGS) >>> PFN_HI_SHIFT) * TWO32;
+}
+
 /** sg_phys by slot: the physical address of the entry's first byte. */
 export function slotPhys(segs: readonly Uint32Array[], slot: number): number {
-  const pfn = slotWord(segs, slot, W_PAGE) + (slotWord(segs, slot, W_FLAGS) >>> PFN_HI_SHIFT) * TWO32;
-  return pfn * PAGE_SIZE + slotWord(segs, slot, W_OFFSET);
+  return slotPfn(segs, slot) * PAGE_SIZE + slotWord(segs, slot, W_OFFSET);
 }
 
 /** sg_dma_address by slot (DMA_MAPPING_ERROR, -1, when both halves are all ones). */

@@ -9,7 +9,7 @@ import { ACTIVE_CACHELINE_MAX_OVERLAP, dmaDebugTypeName, HASH_SIZE, MAP_ERR_CHEC
 import type { DebugDevice } from './device.ts';
 import type { DebugState } from './state.ts';
 import { hashBucket } from './u64.ts';
-import { allBucketsEmpty, bucketsEmpty, EMPTY_RUN } from './entries.ts';
+import { nextUsedBucket } from './entries.ts';
 
 /** One live `dma_debug_entry`. */
 export interface DmaDebugEntryInfo {
@@ -62,16 +62,14 @@ export function auditState(st: DebugState): string[] {
   const t = st.table;
   const seen = new Set<number>();
   const claimants = new Map<number, number>();
-  // Runs of empty buckets are recognised a block at a time by a native compare against a block of
-  // -1s (the walk runs on every audit of a failure sweep: 31 -> see bench/RESULTS.md, session 9).
+  // Only buckets whose head or tail is set, found by native compares of empty runs (nextUsedBucket):
+  // the walk runs on every audit of a failure sweep. A cursor per array keeps it linear.
   const { head, tail } = t;
-  const empty = allBucketsEmpty(head) && allBucketsEmpty(tail);
-  for (let b = empty ? HASH_SIZE : 0; b < HASH_SIZE; b++) {
-    if (bucketsEmpty(head, b) && bucketsEmpty(tail, b)) {
-      b += EMPTY_RUN - 1;
-      continue;
-    }
-    if (head[b] === -1 && tail[b] === -1) continue;
+  let nextHead = nextUsedBucket(head, 0);
+  let nextTail = nextUsedBucket(tail, 0);
+  for (let b = Math.min(nextHead, nextTail); b < HASH_SIZE; b = Math.min(nextHead, nextTail)) {
+    if (nextHead === b) nextHead = nextUsedBucket(head, b + 1);
+    if (nextTail === b) nextTail = nextUsedBucket(tail, b + 1);
     let prev = -1;
     for (let s = head[b] as number; s !== -1; s = t.next[s] as number) {
       if (seen.has(s)) {

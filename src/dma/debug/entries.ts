@@ -9,29 +9,35 @@ import type { DebugDevice } from './device.ts';
 import { hashBucket, u64LessEq, u64SumGreaterEq } from './u64.ts';
 import { Buffer } from 'node:buffer';
 
+const NIL = -1;
+
 /** Buckets checked for emptiness at once (a native compare of their -1 words). */
-export const EMPTY_RUN = 256;
+const EMPTY_RUN = 256;
 const EMPTY_RUN_BYTES = new Uint8Array(EMPTY_RUN * 4).fill(0xff);
-
-/**
- * Are buckets [from, from + EMPTY_RUN) of a head or tail array all -1 (empty)? Scanning 16,384
- * buckets one by one was most of an audit of a failure sweep (bench/RESULTS.md, session 9).
- */
-export function bucketsEmpty(arr: Int32Array, from: number): boolean {
-  if (from % EMPTY_RUN !== 0 || from + EMPTY_RUN > arr.length) return false;
-  return Buffer.compare(new Uint8Array(arr.buffer, arr.byteOffset + from * 4, EMPTY_RUN * 4), EMPTY_RUN_BYTES) === 0;
-}
-
 const ALL_EMPTY_BYTES = new Uint8Array(HASH_SIZE * 4).fill(0xff);
 
+/** Are the words [from, from + n) of `arr` all -1? One native compare against `ones` (n * 4 bytes of 0xff). */
+function allNil(arr: Int32Array, from: number, n: number, ones: Uint8Array): boolean {
+  return Buffer.compare(new Uint8Array(arr.buffer, arr.byteOffset + from * 4, n * 4), ones) === 0;
+}
+
 /**
- * Is every bucket of a head or tail array -1 (the whole table empty)? One native compare of the
- * 64 KiB (~1.2 us here, against ~5.5 us for 64 compares of 256 buckets: a failure sweep audits an
- * empty table at every point).
+ * The first bucket at or after `from` whose word in `arr` (a head or tail array) is not -1, or
+ * HASH_SIZE when there is none. An idle table is one native compare of the whole 64 KiB (~1.2 us),
+ * and runs of 256 empty buckets one compare each: a failure sweep audits the table at every point,
+ * and a bucket at a time was most of that audit (bench/RESULTS.md, sessions 9 and 10).
  */
-export function allBucketsEmpty(arr: Int32Array): boolean {
-  if (arr.length !== HASH_SIZE) return false;
-  return Buffer.compare(new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength), ALL_EMPTY_BYTES) === 0;
+export function nextUsedBucket(arr: Int32Array, from: number): number {
+  const n = arr.length;
+  if (from === 0 && n === HASH_SIZE && allNil(arr, 0, n, ALL_EMPTY_BYTES)) return n;
+  for (let b = from; b < n; b++) {
+    if (b % EMPTY_RUN === 0 && b + EMPTY_RUN <= n && allNil(arr, b, EMPTY_RUN, EMPTY_RUN_BYTES)) {
+      b += EMPTY_RUN - 1;
+      continue;
+    }
+    if (arr[b] !== NIL) return b;
+  }
+  return n;
 }
 
 /** The fields a lookup compares: a `struct dma_debug_entry` used as a reference. */
@@ -47,7 +53,6 @@ export interface EntryRef {
 /** Which candidates a bucket search accepts. */
 export type MatchKind = 'exact' | 'contain';
 
-const NIL = -1;
 
 /**
  * Slots, the free pool and the hash lists of one machine's dma-debug.
@@ -213,20 +218,13 @@ export class EntryTable {
   /** Live slots in scan order: bucket 0 to 16383, each list from head to tail. */
   *liveSlots(): Generator<number, void, undefined> {
     const head = this.head;
-    // An empty table (every point of a failure sweep) is one native compare.
-    if (allBucketsEmpty(head)) return;
-    for (let b = 0; b < HASH_SIZE; b++) {
-      if (bucketsEmpty(head, b)) {
-        b += EMPTY_RUN - 1;
-        continue;
-      }
+    for (let b = nextUsedBucket(head, 0); b < HASH_SIZE; b = nextUsedBucket(head, b + 1)) {
       // No list holds more entries than the pool: a corrupted list that loops cannot hang a reader
       // (auditState names the corruption).
       let steps = this.total;
       for (let s = head[b] as number; s !== NIL && steps > 0; s = this.next[s] as number, steps--) yield s;
     }
   }
-
 
   private _reserve(n: number): void {
     const cap = Math.max(64, this.devAddr.length * 2, n);

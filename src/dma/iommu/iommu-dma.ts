@@ -14,6 +14,7 @@ import { DMA_MAPPING_ERROR, type Scatterlist, sg_dma_is_swiotlb, sg_dma_mark_swi
 import { visitSg } from '../../scatterlist/iter.ts';
 import { Iommu, type IommuDomain } from '../../iommu/iommu.ts';
 import { checkObject, notInstance } from '../../core/args.ts';
+import { modPow2 } from '../../core/mod-pow2.ts';
 import { alloc_iova_fast, free_iova_fast, iova_rcache_range } from '../../iommu/iova-rcache.ts';
 import { iommu_map, iommu_map_nosync, iommu_map_sg, iommu_sync_map, iommu_unmap, iommu_unmap_fast } from '../../iommu/map.ts';
 import { EINVAL, EIO, ENOMEM, EPERM } from '../../core/errno.ts';
@@ -73,10 +74,8 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
   };
   const bouncer = (dev: Device) => dmaSystemOf(dev.host.ctx).bouncer;
   const granule = iommu.granule;
-  const granuleMask = granule - 1;
-  // a % granule without V8's runtime fmod for an address past 2^31 (the granule is a power of
-  // two; a bitwise and reads the low 32 bits of any address below 2^53).
-  const ioffset = (a: number): number => (a >= 0 ? a & granuleMask : a % granule);
+  // The granule is a power of two: no runtime fmod for an address past 2^31.
+  const ioffset = (a: number): number => (a >= 0 ? modPow2(a, granule) : a % granule);
   const ialign = (a: number): number => Math.ceil(a / granule) * granule;
 
   // Per-call constants computed once, and the dev->iommu record looked up without making its

@@ -13,6 +13,7 @@ import { DMA_MAPPING_ERROR, Scatterlist } from '../../scatterlist/entry.ts';
 import { SEG_MASK, SEG_SHIFT, SLOT_WORDS, W_DMA_HI, W_DMA_LEN, W_DMA_LO, W_LENGTH, W_OFFSET } from '../../scatterlist/slots.ts';
 import { nextSlot, setSlotDmaAddress, setSlotWord, slotDmaAddress, slotPhys, slotWord } from '../../scatterlist/walk.ts';
 import { checkInt, notInstance } from '../../core/args.ts';
+import { modPow2 } from '../../core/mod-pow2.ts';
 import type { IommuSgAccessor } from '../../iommu/map.ts';
 
 const TWO64 = 2n ** 64n;
@@ -56,14 +57,6 @@ function isLowBitsMask(mask: number): boolean {
   return Number.isInteger(Math.log2(mask + 1));
 }
 
-/**
- * x mod m for a power of two m and 0 ≤ x < 2^53, exact, with no floating-point remainder (a runtime
- * call in V8: layoutSg and finaliseSg took 26% of a 16-entry map+unmap with one per entry).
- */
-function modPow2(x: number, m: number): number {
-  return m <= 0x40000000 && x <= 0x7fffffff ? x & (m - 1) : x - Math.floor(x / m) * m;
-}
-
 /** x & mask for a 64-bit mask given as a number (ULONG_MAX ≥ 2^53; 2^k - 1 exact; else exact bigint). */
 function and64(x: number, mask: number, lowBits: boolean): number {
   if (mask >= 2 ** 53) return x;
@@ -92,6 +85,7 @@ export function layoutSg(sgl: Scatterlist, nents: number, granule: number, mask:
   let prevSeg: Uint32Array | null = null;
   let prevW = 0;
   let big: bigint | null = exact ? 0n : null; // exact u64 iova_len once the fast form cannot hold it
+  let bigMask: bigint | null = null; // the mask as a u64, made only once the exact form is needed
   const segs = sgl.arena.segs;
   for (let slot = sgl.slot, i = 0; i < nents && slot >= 0; i++) {
     // One segment look-up per entry, then the words directly (through a handle's getters and
@@ -113,8 +107,8 @@ export function layoutSg(sgl: Scatterlist, nents: number, granule: number, mask:
     seg[w + W_LENGTH] = span; // u32 store: a span of 4 GiB or more wraps here
     if (big === null && span === 0 && iovaLen !== 0) big = BigInt(iovaLen); // span - 1 underflows below
     if (big !== null) {
-      const b = BigInt(mask === 2 ** 64 || mask >= 2 ** 53 ? U64 : mask);
-      const pad = (b - big + 1n) & b;
+      bigMask ??= BigInt(mask === 2 ** 64 || mask >= 2 ** 53 ? U64 : mask);
+      const pad = (bigMask - big + 1n) & bigMask;
       const spanMinus1 = (BigInt(span) - 1n + TWO64) % TWO64;
       if (pad !== 0n && pad < spanMinus1 && prevSeg !== null) {
         prevSeg[prevW + W_LENGTH] = Number((BigInt(prevSeg[prevW + W_LENGTH] as number) + pad) % 2n ** 32n);

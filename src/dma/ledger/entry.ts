@@ -198,14 +198,21 @@ export class LedgerEntry {
   }
 }
 
+/**
+ * Append [start, end) to `out`, merged into its last range when adjacent; nothing when empty. The
+ * one rule of {@link mergeAdjacent}, for callers that make their ranges as they go.
+ * @example const out: AddrRange[] = []; appendMerged(out, 0, 4096); appendMerged(out, 4096, 8192); // [{ 0, 8192 }]
+ */
+export function appendMerged(out: AddrRange[], start: number, end: number): void {
+  if (end <= start) return;
+  const last = out[out.length - 1];
+  if (last !== undefined && last.end === start) out[out.length - 1] = { start: last.start, end };
+  else out.push({ start, end });
+}
+
 /** Join adjacent ranges (the CPU side of a scatterlist is often physically contiguous across entries). */
 export function mergeAdjacent(ranges: AddrRange[]): AddrRange[] {
   const out: AddrRange[] = [];
-  for (const r of ranges) {
-    if (r.end <= r.start) continue;
-    const last = out[out.length - 1];
-    if (last !== undefined && last.end === r.start) out[out.length - 1] = { start: last.start, end: r.end };
-    else out.push(r);
-  }
+  for (const r of ranges) appendMerged(out, r.start, r.end);
   return out;
 }

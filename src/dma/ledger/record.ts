@@ -9,7 +9,7 @@ import type { Scatterlist } from '../../scatterlist/entry.ts';
 import { W_DMA_LEN, W_LENGTH } from '../../scatterlist/slots.ts';
 import { nextSlot, slotDmaAddress, slotPhys, slotWord } from '../../scatterlist/walk.ts';
 import { DMA_BIDIRECTIONAL } from '../api/direction.ts';
-import { mergeAdjacent, type AddrRange } from './entry.ts';
+import { appendMerged, mergeAdjacent, type AddrRange } from './entry.ts';
 import type { DmaLedger } from './ledger.ts';
 
 /** A streaming single mapping succeeded: [phys, phys+size) at bus address `addr`. */
@@ -20,14 +20,6 @@ export function ledgerMapSingle(ledger: DmaLedger, dev: Device, api: string, phy
 /** An unmap of the single mapping at `addr` (an unknown address is dma-debug's to report). */
 export function ledgerUnmapSingle(ledger: DmaLedger, dev: Device, api: string, addr: number): void {
   ledger.unmapSingle(dev, addr, api);
-}
-
-/** Append [start, end) to ranges made here, merged into the last when adjacent; nothing when empty. */
-function appendMerged(out: AddrRange[], start: number, end: number): void {
-  if (end <= start) return;
-  const last = out[out.length - 1];
-  if (last !== undefined && last.end === start) out[out.length - 1] = { start: last.start, end };
-  else out.push({ start, end });
 }
 
 /** A scatterlist mapping succeeded: `nents` CPU entries became `mapped` DMA segments. */
@@ -44,7 +36,7 @@ export function ledgerMapSg(ledger: DmaLedger, dev: Device, api: string, sgl: Sc
     const length = slotWord(segs, slot, W_LENGTH);
     const dmaAddress = slotDmaAddress(segs, slot);
     const dmaLength = slotWord(segs, slot, W_DMA_LEN);
-    // Adjacent ranges merged and empty ones dropped as they come (mergeAdjacent's rule), with no
+    // Adjacent ranges merged and empty ones dropped as they come (appendMerged), with no
     // second pass and no intermediate arrays (a 16-entry map+unmap: ledgerMapSg and mergeAdjacent
     // 15% -> 12% of the time, bench/RESULTS.md, session 10).
     appendMerged(cpu, phys, phys + length);
