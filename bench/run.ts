@@ -1,5 +1,5 @@
 /**
- * Benchmark runner: `npm run bench [name...]`. Names: coalesce, vmalloc, memory, iova, dma, iommu, checks, snapshot, replay, sweep. Prints Markdown tables.
+ * Benchmark runner: `npm run bench [name...]`. Names: coalesce, vmalloc, memory, iova, dma, iommu, checks, snapshot, replay, sweep, construct. Prints Markdown tables.
  * Run with `node --expose-gc` (npm run bench does) so memory figures are settled.
  */
 import { benchMemoryCost, benchVmalloc } from './vmalloc.bench.ts';
@@ -12,6 +12,7 @@ import { benchChecks } from './checks.bench.ts';
 import { benchSnapshot } from './snapshot.bench.ts';
 import { benchReplay } from './replay.bench.ts';
 import { benchSweep } from './sweep.bench.ts';
+import { benchConstruct } from './construct.bench.ts';
 
 const suites: Record<string, () => BenchResult[] | string | Promise<BenchResult[] | string>> = {
   coalesce: async () => coalesceTable(await benchCoalesce()),
@@ -24,6 +25,7 @@ const suites: Record<string, () => BenchResult[] | string | Promise<BenchResult[
   snapshot: () => benchSnapshot(),
   replay: () => benchReplay(),
   sweep: () => benchSweep(),
+  construct: () => benchConstruct(),
 };
 
 const wanted = process.argv.slice(2);

@@ -5,11 +5,11 @@
  */
 import { MAX_PAGE_ORDER } from './constants.ts';
 import { Mm } from './mm.ts';
-import { PG_ALLOCATED, PG_ALLOCATED_X4, PG_RESERVED } from './page-meta.ts';
+import { PG_ALLOCATED, PG_ALLOCATED_X4, PG_RESERVED, type MetaCapture } from './page-meta.ts';
 import { notInstance } from '../core/args.ts';
 import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
-import { DIRTY_CHUNK_SHIFT, type DirtyCapture } from '../core/byte-chunks.ts';
+import { DIRTY_CHUNK_SHIFT } from '../core/byte-chunks.ts';
 import { POW2 } from '../core/bits.ts';
 
 /**
@@ -20,6 +20,8 @@ export function auditMm(mm: Mm): string[] {
   if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'auditMm', 'mm');
   const out: string[] = [];
   const meta = mm.meta;
+  // The whole arrays are read: the fragmenter's deferred held pages are written first.
+  meta.resolveAll();
   const { state, owner } = meta;
   // Indexed like the metadata: RAM pages only. Reused between audits: a fresh 4 MiB array costs a
   // 16 GiB machine ~13 ms of page faults per audit on these VMs.
@@ -123,7 +125,7 @@ function freeMarks(n: number): Uint8Array {
 export interface MmAuditBase {
   /** The memory model it was taken of. */
   readonly mm: Mm;
-  readonly capture: DirtyCapture;
+  readonly capture: MetaCapture;
   readonly allocated: number;
   /** Pages the free blocks of each zone covered (= its counter, the base being sound). */
   readonly zoneFree: readonly number[];
@@ -137,12 +139,14 @@ export interface MmAuditBase {
 export function mmAuditBase(mm: Mm): MmAuditBase | null {
   if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'mmAuditBase', 'mm');
   const ref = mm.meta.lastCapture;
-  if (ref === null || mm.meta.written.changedSince(ref).length > 0) return null;
+  if (ref === null || mm.meta.changedSince(ref).length > 0) return null;
   return { mm, capture: ref, allocated: mm.allocatedPages, zoneFree: mm.zones.map((z) => z.freePages) };
 }
 
 // Per-chunk coverage counts, reused (one chunk of pages at a time).
 let coverScratch = new Uint8Array(0);
+// A chunk of the base's state bytes with its deferred held pages written in (reused).
+const oldScratch = new Uint8Array(2 ** DIRTY_CHUNK_SHIFT);
 
 /**
  * auditMm's checks for the pages whose metadata or buddy blocks changed since `base` (a state
@@ -153,7 +157,7 @@ let coverScratch = new Uint8Array(0);
  */
 export function auditMmSince(mm: Mm, base: MmAuditBase): string[] {
   if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'auditMmSince', 'mm');
-  if (typeof base !== 'object' || base === null || !(base.mm instanceof Mm) || !Array.isArray(base.capture?.boxes) || !Array.isArray(base.zoneFree)) {
+  if (typeof base !== 'object' || base === null || !(base.mm instanceof Mm) || !Array.isArray(base.capture?.chunks?.boxes) || !Array.isArray(base.zoneFree)) {
     throw new KernelError(EINVAL, 'auditMmSince', 'expected what mmAuditBase returned', 'base');
   }
   if (base.mm !== mm) throw new KernelError(EINVAL, 'auditMmSince', 'the base was taken of another machine\'s memory', 'base');
@@ -169,13 +173,14 @@ export function auditMmSince(mm: Mm, base: MmAuditBase): string[] {
   const dZone = zones.map(() => 0);
   let dAllocated = 0;
   let ownerless = 0;
-  for (const c of meta.written.changedSince(base.capture)) {
+  for (const c of meta.changedSince(base.capture)) {
     const i0 = c * 2 ** DIRTY_CHUNK_SHIFT;
     const i1 = Math.min(state.length, i0 + 2 ** DIRTY_CHUNK_SHIFT);
+    meta.resolve(i0, i1);
     if (coverScratch.length < i1 - i0) coverScratch = new Uint8Array(2 ** DIRTY_CHUNK_SHIFT);
     const cover = coverScratch;
     cover.fill(0, 0, i1 - i0);
-    const old = meta.written.chunkAt(base.capture, 0, c);
+    const old = meta.chunkAt(base.capture, 0, c, oldScratch);
     // Count the free blocks over each page of the chunk, one pfn-consecutive run at a time.
     for (let i = i0; i < i1;) {
       const pfn0 = meta.pfnOf(i);

@@ -217,6 +217,26 @@ export class FreeArea implements SnapshotHooks {
     this._set(p, o);
   }
 
+  /**
+   * Free `count` blocks of `order` at pfns first, first + stride, ... (all in one RAM range of this
+   * zone), when the caller knows none of them has a free buddy: what give() would do, with no merge
+   * test per block (the fragmenter's periodic layouts: 131,000 blocks on a 16 GiB machine).
+   */
+  addFreeBlocks(first: number, order: number, count: number, stride: number): void {
+    if (count <= 0) return;
+    const size = POW2[order] as number;
+    const words = this.bitmaps[order] as Uint32Array;
+    const b0 = this._compact(first) / size - (this._base[order] as number);
+    const step = stride / size;
+    const bLast = b0 + (count - 1) * step;
+    if (this._tracking) (this._cow[order] as DirtyChunks).touch(b0 >>> 5, (bLast >>> 5) + 1);
+    for (let b = b0; b <= bLast; b += step) words[b >>> 5] = (words[b >>> 5] as number) | (1 << (b & 31));
+    this.nrFree[order] = (this.nrFree[order] as number) + count;
+    if (b0 >>> 5 < (this.hint[order] as number)) this.hint[order] = b0 >>> 5;
+    this._freePages += count * size;
+    if (this.changed !== null) this.changed(first, (count - 1) * stride + size);
+  }
+
   /** Remove a specific free block (used when carving reservations). */
   remove(pfn: number, order: number): void {
     this._clear(pfn, order);
@@ -247,6 +267,37 @@ export class FreeArea implements SnapshotHooks {
         }
       }
     }
+  }
+
+  /**
+   * Every free block as pfn, order pairs in one flat array, by address. Trusts the counters and
+   * hints (blocks() reads every bitmap word, which a sound zone does not need: on a fresh 16 GiB
+   * machine its empty low-order bitmaps were 260,000 words, a fifth of building it fragmented).
+   */
+  freeBlocksByAddress(): number[] {
+    const out: number[] = [];
+    for (let o = 0; o <= MAX_PAGE_ORDER; o++) {
+      const words = this.bitmaps[o] as Uint32Array;
+      let left = this.nrFree[o] as number;
+      for (let w = this.hint[o] as number; left > 0 && w < words.length; w++) {
+        let bits = words[w] as number;
+        while (bits !== 0) {
+          const bit = ctz32(bits);
+          bits &= bits - 1;
+          out.push(this._expand(((this._base[o] as number) + w * 32 + bit) * (POW2[o] as number)), o);
+          left--;
+        }
+      }
+    }
+    // Sorted by pfn as pairs (orders differ, so the per-order lists interleave).
+    const idx = Array.from({ length: out.length / 2 }, (_, k) => k);
+    idx.sort((a, b) => (out[2 * a] as number) - (out[2 * b] as number));
+    const sorted = new Array<number>(out.length);
+    for (let k = 0; k < idx.length; k++) {
+      sorted[2 * k] = out[2 * (idx[k] as number)] as number;
+      sorted[2 * k + 1] = out[2 * (idx[k] as number) + 1] as number;
+    }
+    return sorted;
   }
 
   /** Every free block as [pfn, order], lowest order first then by address. */

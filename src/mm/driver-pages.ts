@@ -51,11 +51,12 @@ export function driverPagesSince(mm: Mm, base: MmAuditBase, atBase: readonly num
   if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'driverPagesSince', 'mm');
   const counts = [...atBase];
   const { meta } = mm;
-  for (const c of meta.written.changedSince(base.capture)) {
+  // Deferred held pages (still reading as free) are the fragmenter's: never counted either way.
+  for (const c of meta.changedSince(base.capture)) {
     const i0 = c * 2 ** DIRTY_CHUNK_SHIFT;
     const i1 = Math.min(meta.state.length, i0 + 2 ** DIRTY_CHUNK_SHIFT);
     tally(counts, meta.state.subarray(i0, i1), meta.owner.subarray(i0, i1), 1);
-    tally(counts, meta.written.chunkAt(base.capture, 0, c), meta.written.chunkAt(base.capture, 1, c), -1);
+    tally(counts, meta.written.chunkAt(base.capture.chunks, 0, c), meta.written.chunkAt(base.capture.chunks, 1, c), -1);
   }
   return counts;
 }

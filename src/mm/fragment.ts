@@ -6,10 +6,10 @@
 import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import { Rng } from '../core/rng.ts';
-import { POW2 } from '../core/bits.ts';
 import { MAX_PAGE_ORDER } from './constants.ts';
 import { Mm } from './mm.ts';
-import { OWNER_ID, PG_ALLOCATED, PG_HEAD } from './page-meta.ts';
+import { OWNER_ID, PG_ALLOCATED } from './page-meta.ts';
+import { layOutFragments } from './fragment-layout.ts';
 import { checkObject, checkInt, notInstance } from '../core/args.ts';
 
 /** How to fragment free memory. */
@@ -66,71 +66,7 @@ export function fragment(mm: Mm, opts: FragmentOptions): FragmentResult {
   // of a block size beyond the table threw half-way, with free blocks already taken out.
   const orders = [Math.min(MAX_PAGE_ORDER, Math.floor(Math.log2(run[0]))), Math.min(MAX_PAGE_ORDER, Math.floor(Math.log2(run[1])))] as const;
   const gap = range(opts.gap, [1, 2], 'gap');
-  const rng = new Rng(opts.seed ?? 1);
-  const fragmenter = OWNER_ID.fragmenter;
-  let heldPages = 0;
-  let runs = 0;
-  for (const zone of mm.zones) {
-    // Take every free block out, then lay the free space out again as runs and gaps.
-    const blocks = [...zone.blocks()].sort((a, b) => a[0] - b[0]);
-    for (const [pfn, o] of blocks) zone.remove(pfn, o);
-    let i = 0;
-    while (i < blocks.length) {
-      const [start, o0] = blocks[i] as [number, number];
-      let end = start + 2 ** o0;
-      i++;
-      while (i < blocks.length && (blocks[i] as [number, number])[0] === end) { end += 2 ** (blocks[i] as [number, number])[1]; i++; }
-      let pfn = start;
-      while (pfn < end) {
-        // A free run is one aligned buddy block of 2^k pages, so the allocator hands it out whole and
-        // in order; the gap before it (plus alignment padding) is held.
-        const k = rng.range(orders[0], orders[1]);
-        const size = POW2[k] as number; // a table: a pow per run was a tenth of a fragmented build
-        const blockStart = Math.ceil((pfn + (runs === 0 && pfn === start ? 0 : rng.range(gap[0], gap[1]))) / size) * size;
-        const heldEnd = Math.min(blockStart, end);
-        holdRange(mm, pfn, heldEnd, fragmenter);
-        heldPages += heldEnd - pfn;
-        pfn = heldEnd;
-        if (blockStart + size > end) {
-          holdRange(mm, pfn, end, fragmenter);
-          heldPages += end - pfn;
-          break;
-        }
-        zone.give(blockStart, k);
-        runs++;
-        pfn = blockStart + size;
-      }
-    }
-  }
-  mm.adjustAllocated(heldPages);
-  return { heldPages, runs };
-}
-
-/**
- * Mark [start, end) held as order-0 pages of `owner`: what markAllocated(p, 0, owner) does page by
- * page, as three fills (16 GiB at level 0.6: 82 -> see bench/RESULTS.md session 6).
- */
-function holdRange(mm: Mm, start: number, end: number, owner: number): void {
-  if (end <= start) return;
-  const meta = mm.meta;
-  // A held gap lies inside one free run, so inside one RAM range: its indices are consecutive.
-  const i0 = meta.index(start);
-  const i1 = i0 + (end - start);
-  const { state, refcount, owner: owners } = meta;
-  meta.touch(i0, i1);
-  // Gaps up to 64 pages take plain stores (a 16 GiB build at level 0.6 holds 131,000 gaps of 16:
-  // 24 ms with three fill calls each, 22-23 with stores); longer ones three native fills.
-  if (i1 - i0 <= 64) {
-    for (let i = i0; i < i1; i++) {
-      state[i] = PG_ALLOCATED | PG_HEAD;
-      refcount[i] = 1;
-      owners[i] = owner;
-    }
-    return;
-  }
-  state.fill(PG_ALLOCATED | PG_HEAD, i0, i1);
-  refcount.fill(1, i0, i1);
-  owners.fill(owner, i0, i1);
+  return layOutFragments(mm, orders, gap, new Rng(opts.seed ?? 1), true);
 }
 
 /**
@@ -139,6 +75,7 @@ function holdRange(mm: Mm, start: number, end: number, owner: number): void {
  */
 export function unfragment(mm: Mm): number {
   if (!(mm instanceof Mm)) throw notInstance(mm, Mm, 'unfragment', 'mm');
+  mm.meta.resolveAll();
   const { state, owner } = mm.meta;
   const fragmenter = OWNER_ID.fragmenter;
   const held: number[] = [];

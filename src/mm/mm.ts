@@ -105,8 +105,9 @@ export class Mm implements PhysMemory {
       const written = meta.written;
       area.changed = (pfn, pages) => {
         if (!written.tracking) return;
+        // Announced, not resolved: deferred held pages do not depend on the buddy bitmaps.
         const i = meta.index(pfn);
-        meta.touch(i, i + pages);
+        written.touch(i, i + pages);
       };
       return area;
     });

@@ -70,6 +70,7 @@ export class MemorySnapshot {
     this.cells = Math.ceil(maxPfn / this.pagesPerCell);
     const K = OWNER_KEYS.length;
     const counts = new Uint32Array(this.cells * K);
+    m.mm.meta.resolveAll();
     const { state, owner } = m.mm.meta;
     const ppc = this.pagesPerCell;
     // Holes count as reserved, cell by cell, without a walk over them (they can span 2^40 pfns).
