@@ -230,7 +230,7 @@ export class FreeArea implements SnapshotHooks {
     const step = stride / size;
     const bLast = b0 + (count - 1) * step;
     if (this._tracking) (this._cow[order] as DirtyChunks).touch(b0 >>> 5, (bLast >>> 5) + 1);
-    for (let b = b0; b <= bLast; b += step) words[b >>> 5] = (words[b >>> 5] as number) | (1 << (b & 31));
+    setEveryNthBit(words, b0, bLast, step);
     this.nrFree[order] = (this.nrFree[order] as number) + count;
     if (b0 >>> 5 < (this.hint[order] as number)) this.hint[order] = b0 >>> 5;
     this._freePages += count * size;
@@ -289,15 +289,18 @@ export class FreeArea implements SnapshotHooks {
         }
       }
     }
-    // Sorted by pfn as pairs (orders differ, so the per-order lists interleave).
-    const idx = Array.from({ length: out.length / 2 }, (_, k) => k);
-    idx.sort((a, b) => (out[2 * a] as number) - (out[2 * b] as number));
-    const sorted = new Array<number>(out.length);
-    for (let k = 0; k < idx.length; k++) {
-      sorted[2 * k] = out[2 * (idx[k] as number)] as number;
-      sorted[2 * k + 1] = out[2 * (idx[k] as number) + 1] as number;
+    // Sorted by pfn (the per-order lists interleave) as pfn·16 + order keys: a native numeric sort,
+    // exact below 2^49 pfns.
+    const keys = new Float64Array(out.length / 2);
+    for (let k = 0; k < keys.length; k++) keys[k] = (out[2 * k] as number) * 16 + (out[2 * k + 1] as number);
+    keys.sort();
+    for (let k = 0; k < keys.length; k++) {
+      const key = keys[k] as number;
+      const pfn = Math.floor(key / 16);
+      out[2 * k] = pfn;
+      out[2 * k + 1] = key - pfn * 16;
     }
-    return sorted;
+    return out;
   }
 
   /** Every free block as [pfn, order], lowest order first then by address. */
@@ -314,6 +317,28 @@ export class FreeArea implements SnapshotHooks {
       }
     }
   }
+}
+
+/**
+ * Set bits first, first + step, ... up to last (inclusive) of `words`. A step that is a power of
+ * two up to 32 sets whole words with a repeating pattern (the fragmenter's 131,000 blocks of a
+ * 16 GiB machine: a bit at a time was a tenth of building it).
+ */
+export function setEveryNthBit(words: Uint32Array, first: number, last: number, step: number): void {
+  let b = first;
+  if (step <= 32 && (step & (step - 1)) === 0) {
+    // Bits of the first word one at a time, then whole words (the step divides 32, so every word
+    // has the same pattern, at the first full word's phase), then the tail.
+    const firstFull = first % 32 === 0 ? first : (first - (first % 32)) + 32;
+    for (; b <= last && b < firstFull; b += step) words[b >>> 5] = (words[b >>> 5] as number) | (1 << (b & 31));
+    const phase = b - firstFull;
+    let pattern = 0;
+    for (let k = phase; k < 32; k += step) pattern |= 1 << k;
+    let w = firstFull / 32;
+    for (; w * 32 + 31 <= last; w++) words[w] = (words[w] as number) | pattern;
+    b = w * 32 + phase;
+  }
+  for (; b <= last; b += step) words[b >>> 5] = (words[b >>> 5] as number) | (1 << (b & 31));
 }
 
 /**

@@ -14,6 +14,7 @@ import { driverPages, driverPagesSince } from '../../src/mm/driver-pages.ts';
 import { OWNER_ID, PG_ALLOCATED, PG_HEAD } from '../../src/mm/page-meta.ts';
 import { Rng } from '../../src/core/rng.ts';
 import type { Mm } from '../../src/mm/mm.ts';
+import { setEveryNthBit } from '../../src/mm/buddy.ts';
 
 interface Layout { readonly level?: number; readonly run?: readonly [number, number]; readonly gap?: readonly [number, number]; readonly seed?: number }
 
@@ -176,6 +177,37 @@ describe('fragment with deferred held pages', () => {
     expect(m.audit()).toEqual([]);
   });
 
+  it('writing deferred pages is not a change since a snapshot: audited snapshots keep their audit base', () => {
+    // Resolving once counted as a write: every audited snapshot of a fragmented machine (the full
+    // audit resolves everything) had no base, and failure sweeps fell back to full audits (11×).
+    const m = new Machine({ memory: '64M', fragment: { level: 0.6 } });
+    const snap = m.snapshot({ audit: true });
+    expect(snap.auditBase).not.toBeNull();
+    expect(m.mm.meta.deferredChunks).toBe(0);
+    const m2 = new Machine({ memory: '64M', fragment: { level: 0.6 } });
+    m2.snapshot();
+    for (let pfn = 0; pfn < 16384; pfn += 61) m2.mm.meta.stateOf(pfn);
+    m2.mm.meta.resolveAll();
+    const base = mmAuditBase(m2.mm);
+    expect(base).not.toBeNull();
+    expect(m2.mm.meta.changedSince(m2.mm.meta.lastCapture!)).toEqual([]);
+    expect(auditMmSince(m2.mm, base!)).toEqual([]);
+    // A real change after it is still seen (planted: a page lost).
+    const p = m2.mm.alloc_pages(GFP_KERNEL, 0) as number;
+    m2.mm.meta.markFree(p, 0);
+    expect(auditMmSince(m2.mm, base!).some((l) => l.includes('lost'))).toBe(true);
+    // And a snapshot whose chunk was resolved after it restores to what it was.
+    const m3 = new Machine({ memory: '64M', fragment: { level: 0.6 } });
+    const s3 = m3.snapshot();
+    const before = m3.mm.meta.deferredChunks;
+    m3.mm.meta.resolveAll();
+    const q = m3.mm.alloc_pages(GFP_KERNEL, 2) as number;
+    m3.restore(s3);
+    expect(m3.mm.meta.deferredChunks).toBe(before);
+    expect(m3.mm.meta.headOrder(q)).toBe(-1);
+    expect(digest(m3)).toEqual(digest(new Machine({ memory: '64M', fragment: { level: 0.6 } })));
+  });
+
   it('a snapshot before fragment(): restore undoes the deferral; audit since it sees the change', () => {
     const m = new Machine({ memory: '64M' });
     const snap = m.snapshot();
@@ -195,6 +227,23 @@ describe('fragment with deferred held pages', () => {
     eager(eagerTwice.mm, { level: 0.4 });
     eager(eagerTwice.mm, { level: 0.7, seed: 3 });
     expect(digest(twice)).toEqual(digest(eagerTwice));
+  });
+});
+
+describe('setEveryNthBit', () => {
+  it('sets what a bit-at-a-time loop sets, for every step and phase', () => {
+    const rng = new Rng(3);
+    for (let t = 0; t < 2000; t++) {
+      const words = new Uint32Array(40);
+      for (let k = 0; k < words.length; k++) words[k] = rng.int(4) === 0 ? rng.u32() : 0;
+      const want = words.slice();
+      const step = [1, 2, 4, 8, 16, 32, 3, 64][rng.int(8)] as number;
+      const first = rng.int(600);
+      const last = first + rng.int(1280 - first) - 1;
+      for (let b = first; b <= last; b += step) want[b >>> 5] = (want[b >>> 5] as number) | (1 << (b & 31));
+      setEveryNthBit(words, first, last, step);
+      expect([...words], `first ${first} last ${last} step ${step}`).toEqual([...want]);
+    }
   });
 });
 

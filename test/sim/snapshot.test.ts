@@ -236,8 +236,10 @@ describe('machine snapshots restore every layer', () => {
     const held: Array<{ pfn: number; order: number } | NonNullable<ReturnType<Machine['mm']['vmalloc']>>> = [];
     // Large arrays as digests: a deep equality over 2 GiB of page metadata takes minutes.
     const digest = (a: Uint8Array | Uint32Array) => createHash('sha1').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
+    // The metadata as it reads: the fragmenter's deferred held pages written in (a capture's
+    // deferred chunk may come back written or not; it reads the same either way).
     const state = () => ({
-      meta: [m.mm.meta.state, m.mm.meta.owner, m.mm.meta.refcount].map(digest),
+      meta: (m.mm.meta.resolveAll(), [m.mm.meta.state, m.mm.meta.owner, m.mm.meta.refcount].map(digest)),
       bitmaps: m.mm.zones.map((z) => z.bitmaps.map(digest)),
       written: m.mm.contents.residentPages,
       bytes: held.slice(0, 6).map((h) => [...m.mm.readPhys(('pfn' in h ? h.pfn : h.pages[0] as number) * 4096, 64)].join('.')),
