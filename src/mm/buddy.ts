@@ -221,6 +221,7 @@ export class FreeArea implements SnapshotHooks {
    * Free `count` blocks of `order` at pfns first, first + stride, ... (all in one RAM range of this
    * zone), when the caller knows none of them has a free buddy: what give() would do, with no merge
    * test per block (the fragmenter's periodic layouts: 131,000 blocks on a 16 GiB machine).
+   * @example area.addFreeBlocks(0x1010, 4, 100, 32) // 100 blocks of 16 pages, every 32 pages
    */
   addFreeBlocks(first: number, order: number, count: number, stride: number): void {
     if (count <= 0) return;
@@ -273,6 +274,7 @@ export class FreeArea implements SnapshotHooks {
    * Every free block as pfn, order pairs in one flat array, by address. Trusts the counters and
    * hints (blocks() reads every bitmap word, which a sound zone does not need: on a fresh 16 GiB
    * machine its empty low-order bitmaps were 260,000 words, a fifth of building it fragmented).
+   * @example const [pfn, order] = area.freeBlocksByAddress();
    */
   freeBlocksByAddress(): number[] {
     const out: number[] = [];
@@ -323,6 +325,7 @@ export class FreeArea implements SnapshotHooks {
  * Set bits first, first + step, ... up to last (inclusive) of `words`. A step that is a power of
  * two up to 32 sets whole words with a repeating pattern (the fragmenter's 131,000 blocks of a
  * 16 GiB machine: a bit at a time was a tenth of building it).
+ * @example setEveryNthBit(words, 3, 1000, 2) // bits 3, 5, 7, ..., 999
  */
 export function setEveryNthBit(words: Uint32Array, first: number, last: number, step: number): void {
   let b = first;

@@ -34,6 +34,7 @@ function gapAt(rng: Rng, pfn: number, size: number, gap: readonly [number, numbe
  * Take every free block of every zone out and lay the free spans out again as runs of orders
  * `orders` and held gaps of `gap` pages. `deferHeld`: periodic spans' held pages are left to page
  * metadata to write on first use (false writes them now: the tests compare the two).
+ * @example layOutFragments(mm, [4, 4], [1, 2], new Rng(1), true) // fragment(mm, { level: 0.6 })
  */
 export function layOutFragments(mm: Mm, orders: readonly [number, number], gap: readonly [number, number], rng: Rng, deferHeld: boolean): FragmentResult {
   const meta = mm.meta;

@@ -9,6 +9,9 @@
  * `first + 2·size`, `first + 4·size`, ...; every other page of the span is held.
  */
 
+import { EINVAL } from '../core/errno.ts';
+import { KernelError } from '../core/errors.ts';
+
 /** Fields per span in {@link HeldSpans.data}. */
 const FIELDS = 5;
 
@@ -34,10 +37,10 @@ export class HeldSpans {
   add(start: number, end: number, first: number, size: number, count: number): void {
     const n = this.data.length;
     if (end <= start || size < 1 || count < 0 || (n > 0 && start < (this.data[n - FIELDS + 1] as number))) {
-      throw new RangeError(`HeldSpans.add: span [${start}, ${end}) first ${first} size ${size} count ${count} is out of order or empty`);
+      throw new KernelError(EINVAL, 'HeldSpans.add', `span [${start}, ${end}) first ${first} size ${size} count ${count} is out of order or empty`, 'start');
     }
     if (count > 0 && (first < start || first + (2 * count - 1) * size > end)) {
-      throw new RangeError(`HeldSpans.add: ${count} blocks of ${size} from ${first} do not fit in [${start}, ${end})`);
+      throw new KernelError(EINVAL, 'HeldSpans.add', `${count} blocks of ${size} from ${first} do not fit in [${start}, ${end})`, 'count');
     }
     this.data.push(start, end, first, size, count);
   }

@@ -12,7 +12,8 @@ import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import { MAX_PFN_LIMIT } from '../core/page.ts';
 import { DIRTY_CHUNK_SHIFT, DirtyChunks, type DirtyCapture } from '../core/byte-chunks.ts';
-import type { HeldSpans } from './held-spans.ts';
+import { HeldSpans } from './held-spans.ts';
+import { checkInt, notInstance } from '../core/args.ts';
 import { RESTORE_STATE, SNAPSHOT_STATE, type SnapshotHooks } from '../core/snapshot.ts';
 import { POW2 } from '../core/bits.ts';
 import { zeroedBytes } from '../core/zeroed.ts';
@@ -129,6 +130,7 @@ export class PageMeta implements SnapshotHooks {
   /**
    * Indices [lo, hi) are about to be read directly from the arrays: write any deferred held pages
    * there first. (The methods here do it themselves.)
+   * @example meta.resolve(i0, i1); const s = meta.state[i0];
    */
   resolve(lo: number, hi: number): void {
     if (this._deferredCount === 0) return;
@@ -136,12 +138,18 @@ export class PageMeta implements SnapshotHooks {
     for (let c = Math.max(0, Math.floor(lo / CHUNK)); c <= last; c++) if (this._deferred[c] !== 0) this._resolveChunk(c);
   }
 
-  /** Write every deferred held page (before reading the arrays whole). */
+  /**
+   * Write every deferred held page (before reading the arrays whole).
+   * @example mm.meta.resolveAll(); const digest = sha1(mm.meta.state);
+   */
   resolveAll(): void {
     this.resolve(0, this.state.length);
   }
 
-  /** Chunks whose held pages are still deferred. */
+  /**
+   * Chunks whose held pages are still deferred.
+   * @example new Machine({ memory: '16G', fragment: { level: 0.6 } }).mm.meta.deferredChunks // > 0
+   */
   get deferredChunks(): number {
     return this._deferredCount;
   }
@@ -150,8 +158,12 @@ export class PageMeta implements SnapshotHooks {
    * The fragmenter's periodic `spans` (pages it holds, in metadata indices; every one of them free
    * now): their held pages are written a chunk at a time, the first time the chunk is read or
    * written, instead of now.
+   * @example meta.defer(spans) // what fragment() does with a periodic layout
    */
   defer(spans: HeldSpans): void {
+    if (!(spans instanceof HeldSpans)) throw notInstance(spans, HeldSpans, 'PageMeta.defer', 'spans');
+    const last = spans.data[spans.data.length - 4];
+    if (last !== undefined && last > this.state.length) throw new KernelError(EINVAL, 'PageMeta.defer', `spans end at index ${last}, past the ${this.state.length} pages of RAM`, 'spans');
     this.resolveAll();
     const d = spans.data;
     for (let at = 0; at < d.length; at += 5) {
@@ -192,8 +204,12 @@ export class PageMeta implements SnapshotHooks {
   /**
    * Mark indices [i0, i1) held as order-0 pages of `owner`: what markAllocated(pfn, 0, owner) does
    * page by page, without the per-page calls (announce the range with touch first).
+   * @example meta.touch(i0, i1); meta.writeHeld(i0, i1, OWNER_ID.fragmenter);
    */
   writeHeld(i0: number, i1: number, owner: number): void {
+    checkInt(i0, 'PageMeta.writeHeld', 'i0', 0, this.state.length);
+    checkInt(i1, 'PageMeta.writeHeld', 'i1', i0, this.state.length);
+    checkInt(owner, 'PageMeta.writeHeld', 'owner', 1, OWNERS.length - 1);
     this._writeHeld(i0, i1, owner);
   }
 
@@ -237,7 +253,10 @@ export class PageMeta implements SnapshotHooks {
     this.lastCapture = st;
   }
 
-  /** The chunks whose bytes may differ from `capture` (one of this metadata's), in order. */
+  /**
+   * The chunks whose bytes may differ from `capture` (one of this metadata's), in order.
+   * @example for (const c of meta.changedSince(meta.lastCapture!)) audit(c);
+   */
   changedSince(capture: MetaCapture): number[] {
     return this.written.changedSince(capture.chunks);
   }
@@ -245,6 +264,7 @@ export class PageMeta implements SnapshotHooks {
   /**
    * Chunk `c` of array `k` (0 state, 1 owner, 2 refcount) as it read at `capture`, deferred held
    * pages included (written into `scratch`, a chunk-sized array, when the chunk was deferred then).
+   * @example const oldState = meta.chunkAt(base.capture, 0, c, scratch);
    */
   chunkAt(capture: MetaCapture, k: number, c: number, scratch: Uint8Array): Uint8Array {
     const bytes = this.written.chunkAt(capture.chunks, k, c);

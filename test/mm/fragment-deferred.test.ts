@@ -5,7 +5,7 @@
  * pages later allocations get, audits (full and since a snapshot), snapshots and restores.
  */
 import { describe, expect, it } from 'vitest';
-import { GFP_KERNEL, Machine, fragment, unfragment } from '../../src/index.ts';
+import { EINVAL, GFP_KERNEL, Machine, fragment, unfragment } from '../../src/index.ts';
 import { layOutFragments } from '../../src/mm/fragment-layout.ts';
 import { HeldSpans } from '../../src/mm/held-spans.ts';
 import { MAX_PAGE_ORDER } from '../../src/mm/constants.ts';
@@ -300,8 +300,21 @@ describe('HeldSpans', () => {
   it('refuses spans out of order or blocks that do not fit', () => {
     const s = new HeldSpans();
     s.add(10, 20, 12, 2, 2);
-    expect(() => s.add(5, 8, 5, 1, 0)).toThrow(RangeError);
-    expect(() => s.add(30, 40, 30, 4, 2)).toThrow(RangeError);
-    expect(() => s.add(30, 30, 30, 1, 0)).toThrow(RangeError);
+    expect(() => s.add(5, 8, 5, 1, 0)).toThrow(expect.objectContaining({ errno: EINVAL, message: expect.stringMatching(/out of order/) as unknown }) as Error);
+    expect(() => s.add(30, 40, 30, 4, 2)).toThrow(expect.objectContaining({ errno: EINVAL, message: expect.stringMatching(/do not fit/) as unknown }) as Error);
+    expect(() => s.add(30, 30, 30, 1, 0)).toThrow(expect.objectContaining({ errno: EINVAL, message: expect.stringMatching(/empty/) as unknown }) as Error);
+    // PageMeta.defer and writeHeld check what they are given (nothing written when they refuse).
+    const m = new Machine({ memory: '16M' });
+    const before = Buffer.from(m.mm.meta.state).toString('base64');
+    expect(() => m.mm.meta.defer({ data: [0, 10, 0, 1, 1] } as unknown as HeldSpans)).toThrow(expect.objectContaining({ arg: 'spans' }) as Error);
+    const far = new HeldSpans();
+    far.add(0, m.mm.meta.state.length + 1, 0, 1, 0);
+    expect(() => m.mm.meta.defer(far)).toThrow(expect.objectContaining({ arg: 'spans' }) as Error);
+    expect(() => m.mm.meta.writeHeld(0, m.mm.meta.state.length + 1, OWNER_ID.fragmenter)).toThrow(expect.objectContaining({ arg: 'i1' }) as Error);
+    expect(() => m.mm.meta.writeHeld(5, 4, OWNER_ID.fragmenter)).toThrow(expect.objectContaining({ arg: 'i1' }) as Error);
+    expect(() => m.mm.meta.writeHeld(0, 1, 0)).toThrow(expect.objectContaining({ arg: 'owner' }) as Error);
+    expect(() => m.mm.meta.writeHeld(Number.NaN, 1, 4)).toThrow(expect.objectContaining({ arg: 'i0' }) as Error);
+    expect(Buffer.from(m.mm.meta.state).toString('base64')).toBe(before);
+    expect(m.mm.meta.deferredChunks).toBe(0);
   });
 });
