@@ -197,6 +197,16 @@ export class DirtyChunks {
     }
   }
 
+  /**
+   * Does chunk c's current box hold saved copies (a restore made a box with copies current, and
+   * nothing was written since)? Its captures then read those copies, not the live chunk.
+   * @example if (track.currentSaved(c)) track.touch(lo, hi);
+   */
+  currentSaved(c: number): boolean {
+    const box = this._current[c];
+    return box !== null && box !== undefined && box.copies !== null;
+  }
+
   /** The chunks whose bytes may differ from `snap` (one of this tracker's captures), in order. */
   changedSince(snap: DirtyCapture): number[] {
     const out: number[] = [];

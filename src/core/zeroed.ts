@@ -23,19 +23,25 @@ const wasmMemory: MemoryCtor | null = ((): MemoryCtor | null => {
   return typeof wasm?.Memory === 'function' ? (wasm.Memory as MemoryCtor) : null;
 })();
 
+/** Set once the engine refused a mapping: later buffers go straight to calloc. */
+let mappingRefused = false;
+
 /**
  * A zero-filled buffer of at least `bytes` bytes (views must give their length: a mapped buffer is
  * rounded up to 64 KiB). Never grown or detached.
  * @example const state = new Uint8Array(zeroedBuffer(n), 0, n);
  */
 export function zeroedBuffer(bytes: number): ArrayBuffer {
-  if (wasmMemory !== null && bytes >= MIN_MAPPED_BYTES) {
+  if (wasmMemory !== null && !mappingRefused && bytes >= MIN_MAPPED_BYTES) {
     const pages = Math.ceil(bytes / WASM_PAGE);
     if (pages <= MAX_WASM_PAGES) {
       try {
         return new wasmMemory({ initial: pages, maximum: pages }).buffer;
       } catch {
-        // Out of address space for mappings (or refused): calloc still works.
+        // Out of address space for mappings (a `ulimit -v`, or thousands of live machines: each
+        // memory reserves guard space): calloc still works, and from now on it is used at once
+        // (the engine collects garbage before refusing: a refused mapping cost ~30 ms).
+        mappingRefused = true;
       }
     }
   }

@@ -95,7 +95,9 @@ export class PageMeta implements SnapshotHooks {
   // INVARIANT: _deferredCount === number of 1s in _deferred; _held !== null when it is > 0.
   // INVARIANT: a capture whose chunk c was deferred reads the same through chunkAt whether the
   //   bytes it shares with the live arrays were resolved since or not (resolving writes only held
-  //   pages, with the values its held spans give them), so resolving is not a write for `written`.
+  //   pages, with the values its held spans give them), so resolving is not a write for `written`
+  //   unless the chunk's current box holds saved copies (after a restore): those stay unresolved,
+  //   and a later capture must not share them with its flag clear.
   private readonly _deferred: Uint8Array;
   private _deferredCount = 0;
   private _held: HeldSpans | null = null;
@@ -187,11 +189,14 @@ export class PageMeta implements SnapshotHooks {
     if (--this._deferredCount === 0) this._held = null;
     const lo = c * CHUNK;
     const hi = Math.min(this.state.length, lo + CHUNK);
-    // Not announced as a write: every capture still sharing this chunk's bytes had it deferred
-    // (deferring announces), and reads it through its held spans (chunkAt), which give the held
-    // pages exactly these values; restoring it brings the flag back, and writing them again is a
-    // no-op. Announcing made every audited snapshot of a fragmented machine lose its audit base (a
-    // full audit reads everything): 16 GiB failure sweeps 228 -> 2,572 ms, found in review.
+    // Not announced as a write while the captures sharing this chunk read the live bytes: they all
+    // had it deferred (deferring announces) and read it through its held spans (chunkAt), which
+    // give the held pages exactly these values. Announcing always made every audited snapshot of a
+    // fragmented machine lose its audit base (16 GiB failure sweeps 228 -> 2,572 ms). But after a
+    // restore the current box holds saved (unwritten) copies, which a later capture with the flag
+    // clear would read raw: then it is announced, so that capture gets a box of its own (both
+    // found in review).
+    if (this.written.currentSaved(c)) this.written.touch(lo, hi);
     held.forEachHeld(lo, hi, (a, b) => this._writeHeld(a, b, OWNER_ID.fragmenter));
   }
 

@@ -37,4 +37,15 @@ console.log(typeof WebAssembly, JSON.stringify(m.audit()));`;
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe('undefined []');
   });
+
+  it('when the engine refuses mappings (address space limited), machines still build and audit clean', () => {
+    // Under ulimit -v a few WebAssembly memories exhaust the address space; each refusal costs the
+    // engine a round of collections, so after the first one calloc is used at once.
+    const script = `const { Machine } = await import(${JSON.stringify(new URL('../../src/index.ts', import.meta.url).pathname)});
+const keep = []; for (let i = 0; i < 8; i++) keep.push(new Machine({ memory: '16G', fragment: { level: 0.6 } }));
+console.log(keep.map((m) => m.audit().length).join(','));`;
+    const r = spawnSync('bash', ['-c', 'ulimit -v 40000000 && exec "$0" --import tsx --input-type=module -e "$1"', process.execPath, script], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('0,0,0,0,0,0,0,0');
+  });
 });

@@ -208,6 +208,25 @@ describe('fragment with deferred held pages', () => {
     expect(digest(m3)).toEqual(digest(new Machine({ memory: '64M', fragment: { level: 0.6 } })));
   });
 
+  it('a chunk resolved after a restore: a later snapshot does not take its unwritten copy for its own', () => {
+    // Found in review: restore(B) made a box holding B's unwritten copy current; resolving did not
+    // announce, so snapshot C shared that copy with its flag clear and restore(C) lost held pages.
+    const m = new Machine({ memory: '64M', fragment: { level: 0.6 } });
+    const B = m.snapshot();
+    m.mm.alloc_pages(GFP_KERNEL, 0);
+    m.restore(B);
+    expect(m.audit()).toEqual([]);
+    const C = m.snapshot({ audit: true });
+    m.mm.alloc_pages(GFP_KERNEL, 0);
+    expect(m.audit({ since: C })).toEqual([]);
+    m.restore(C);
+    expect(m.audit()).toEqual([]);
+    const fresh = new Machine({ memory: '64M', fragment: { level: 0.6 } });
+    expect(digest(m)).toEqual(digest(fresh));
+    m.restore(B);
+    expect(digest(m)).toEqual(digest(fresh));
+  });
+
   it('a snapshot before fragment(): restore undoes the deferral; audit since it sees the change', () => {
     const m = new Machine({ memory: '64M' });
     const snap = m.snapshot();
