@@ -232,8 +232,7 @@ export class PhysContents implements PhysMemory, SnapshotHooks {
       return;
     }
     forEachPageSpan(phys, len, (pfn, off, _done, n) => {
-      if (value === 0 && n === PAGE_SIZE) this._drop(pfn);
-      else if (value !== 0 || this.pageForRead(pfn) !== undefined) this.pageForWrite(pfn).fill(value, off, off + n);
+      this.pageForWrite(pfn).fill(value, off, off + n);
     });
   }
 

@@ -44,6 +44,7 @@ export function layOutFragments(mm: Mm, orders: readonly [number, number], gap: 
   const spans = new HeldSpans();
   let heldPages = 0;
   let runs = 0;
+  const periodic = deferHeld && orders[0] === orders[1] && gap[1] <= (POW2[orders[0]] as number);
   for (const zone of mm.zones) {
     // Take every free block out, then lay the free space out again as runs and gaps.
     const blocks = zone.freeBlocksByAddress();
@@ -54,7 +55,6 @@ export function layOutFragments(mm: Mm, orders: readonly [number, number], gap: 
       let end = start + (POW2[blocks[i + 1] as number] as number);
       i += 2;
       while (i < blocks.length && blocks[i] === end) { end += POW2[blocks[i + 1] as number] as number; i += 2; }
-      const periodic = deferHeld && orders[0] === orders[1] && gap[1] <= (POW2[orders[0]] as number);
       const laid = periodic ? periodicSpan(mm, zone, spans, start, end, orders[0], gap, rng, runs === 0) : spanByRuns(mm, zone, start, end, orders, gap, rng, runs === 0, fragmenter);
       runs += laid.runs;
       heldPages += laid.heldPages;

@@ -33,6 +33,20 @@ export class HeldSpans {
     return this.data.length / FIELDS;
   }
 
+  /** End (exclusive) of the last span, or 0. */
+  get end(): number {
+    return (this.data[this.data.length - FIELDS + 1] as number | undefined) ?? 0;
+  }
+
+  /**
+   * Visit each span's [start, end).
+   * @example spans.forEachSpan((start, end) => mark(start, end));
+   */
+  forEachSpan(visit: (start: number, end: number) => void): void {
+    const d = this.data;
+    for (let at = 0; at < d.length; at += FIELDS) visit(d[at] as number, d[at + 1] as number);
+  }
+
   /** Append a span after every span added so far. */
   add(start: number, end: number, first: number, size: number, count: number): void {
     const n = this.data.length;

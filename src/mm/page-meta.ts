@@ -55,6 +55,8 @@ export interface MetaCapture {
   readonly chunks: DirtyCapture;
   /** Per chunk, 1 where the fragmenter's held pages were not written yet at the capture; null when none were. */
   readonly deferred: Uint8Array | null;
+  /** The 1s in `deferred`. */
+  readonly deferredCount: number;
   /** The spans those deferred chunks follow. */
   readonly held: HeldSpans | null;
   /** Bytes the capture copied (the deferred flags). */
@@ -164,13 +166,9 @@ export class PageMeta implements SnapshotHooks {
    */
   defer(spans: HeldSpans): void {
     if (!(spans instanceof HeldSpans)) throw notInstance(spans, HeldSpans, 'PageMeta.defer', 'spans');
-    const last = spans.data[spans.data.length - 4];
-    if (last !== undefined && last > this.state.length) throw new KernelError(EINVAL, 'PageMeta.defer', `spans end at index ${last}, past the ${this.state.length} pages of RAM`, 'spans');
+    if (spans.end > this.state.length) throw new KernelError(EINVAL, 'PageMeta.defer', `spans end at index ${spans.end}, past the ${this.state.length} pages of RAM`, 'spans');
     this.resolveAll();
-    const d = spans.data;
-    for (let at = 0; at < d.length; at += 5) {
-      const start = d[at] as number;
-      const end = d[at + 1] as number;
+    spans.forEachSpan((start, end) => {
       // The bytes change meaning: a capture taken before must see these chunks as changed.
       this.written.touch(start, end);
       for (let c = Math.floor(start / CHUNK); c <= Math.floor((end - 1) / CHUNK); c++) {
@@ -179,7 +177,7 @@ export class PageMeta implements SnapshotHooks {
           this._deferredCount++;
         }
       }
-    }
+    });
     this._held = this._deferredCount === 0 ? null : spans;
   }
 
@@ -238,7 +236,7 @@ export class PageMeta implements SnapshotHooks {
   /** Snapshot: the arrays copy on write, a chunk at a time; the deferred flags copied. */
   [SNAPSHOT_STATE](): MetaCapture {
     const deferred = this._deferredCount === 0 ? null : this._deferred.slice();
-    this.lastCapture = { chunks: this.written.capture(), deferred, held: this._held, copied: deferred === null ? 0 : deferred.length };
+    this.lastCapture = { chunks: this.written.capture(), deferred, deferredCount: this._deferredCount, held: this._held, copied: deferred === null ? 0 : deferred.length };
     return this.lastCapture;
   }
 
@@ -250,9 +248,7 @@ export class PageMeta implements SnapshotHooks {
       this._deferredCount = 0;
     } else {
       this._deferred.set(st.deferred);
-      let n = 0;
-      for (let c = 0; c < st.deferred.length; c++) n += st.deferred[c] as number;
-      this._deferredCount = n;
+      this._deferredCount = st.deferredCount;
     }
     this._held = this._deferredCount === 0 ? null : st.held;
     this.lastCapture = st;
