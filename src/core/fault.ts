@@ -85,6 +85,8 @@ export class FaultInjector {
   /** Count one allocation of `kind`; true means the allocator must fail it. */
   shouldFail(kind: FaultKind): boolean {
     this.counts[kind]++;
+    // Nothing armed (every allocation of a run without injection): no Map look-up.
+    if (this._rules.size === 0) return false;
     const armed = this._rules.get(kind);
     if (armed === undefined) return false;
     const { rule } = armed;

@@ -16,7 +16,7 @@ import { Iommu, type IommuDomain } from '../../iommu/iommu.ts';
 import { checkObject, notInstance } from '../../core/args.ts';
 import { modPow2 } from '../../core/mod-pow2.ts';
 import { alloc_iova_fast, free_iova_fast, iova_rcache_range } from '../../iommu/iova-rcache.ts';
-import { iommu_map, iommu_map_nosync, iommu_map_sg, iommu_sync_map, iommu_unmap, iommu_unmap_fast } from '../../iommu/map.ts';
+import { iommu_map, iommu_map_nosync, iommu_map_sg, iommu_sync_map, iommu_unmap, iommu_unmap_fast, iommuMapTrusted, iommuUnmapFastTrusted } from '../../iommu/map.ts';
 import { EINVAL, EIO, ENOMEM, EPERM } from '../../core/errno.ts';
 import { IommuIotlbGather, iommu_iotlb_gather_init, iommu_iotlb_sync } from '../../iommu/gather.ts';
 
@@ -45,8 +45,11 @@ export function dma_info_to_prot(dir: number, coherent: boolean, attrs: number):
   return 0;
 }
 
-/** What the backend remembers per device. */
-interface DevState { pci32bitWorkaround: boolean }
+/**
+ * What the backend remembers per device (dev->iommu). `domain` is the group's default domain, fixed
+ * once the device is probed behind the IOMMU (kept here: one look-up a call instead of two).
+ */
+interface DevState { pci32bitWorkaround: boolean; readonly domain: IommuDomain }
 
 /** Observers of dma-iommu's work (reports, the trace). */
 export interface IommuDmaObserver {
@@ -63,7 +66,7 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
   checkObject(observer, 'iommuDmaOps', 'observer');
   const cpu = (): number => iommu.ctx.currentCpu ?? 0;
   // dev->iommu: kept by the IOMMU per device (a Map machine snapshots see, not a WeakMap here).
-  const newState = (dev: Device): DevState => ({ pci32bitWorkaround: dev.bus.name === 'pci' && !iommu.forcedac });
+  const newState = (dev: Device): DevState => ({ pci32bitWorkaround: dev.bus.name === 'pci' && !iommu.forcedac, domain: domainOf(dev) });
   const state = (dev: Device): DevState => iommu.devIommu(dev, newState);
   // iommu_get_dma_domain: the DMA API maps in the group's default domain, even while a driver has
   // attached the group to a domain of its own (the mappings then wait there for the detach).
@@ -85,13 +88,12 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
   const limit32Pfn = Math.floor(DMA_BIT_MASK(32) / granule);
 
   /** iommu_dma_alloc_iova: 32-bit first for PCI, then the full mask; 0 on failure. */
-  function allocIova(dev: Device, domain: IommuDomain, size: number, mask: number): number {
+  function allocIova(dev: Device, domain: IommuDomain, size: number, mask: number, st: DevState = state(dev)): number {
     const iovad = domain.iovad;
     if (iovad === null) return 0;
     const len = size / granule;
     let limit = minNotZero(mask, dev.bus_dma_limit);
     if (limit > apertureEnd) limit = apertureEnd;
-    const st = state(dev);
     if (limit > 0xffffffff && st.pci32bitWorkaround) {
       const pfn = alloc_iova_fast(iovad, len, limit32Pfn, false, cpu());
       if (pfn !== 0) return pfn * granule;
@@ -110,18 +112,19 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
 
   /** __iommu_dma_map: DMA_MAPPING_ERROR or the IOVA plus the intra-granule offset. */
   function dmaMap(dev: Device, phys: number, size: number, prot: number, mask: number): number {
-    const domain = domainOf(dev);
+    const st = state(dev);
+    const domain = st.domain;
     const paging = domain.paging;
     if (paging === null) return DMA_MAPPING_ERROR;
-    if (dma_get_min_align_mask(dev) > granule - 1) {
+    if ((dev.dma_parms?.min_align_mask ?? 0) > granule - 1) {
       dev.host.ctx.klog.warnOnce(`__iommu_dma_map:align:${dev.name}`, '__iommu_dma_map', `${dev.driver?.name ?? dev.bus.name} ${dev.name}: Unsupported alignment constraint`);
       return DMA_MAPPING_ERROR;
     }
     const off = ioffset(phys);
     const len = ialign(size + off);
-    const iova = allocIova(dev, domain, len, mask);
+    const iova = allocIova(dev, domain, len, mask, st);
     if (iova === 0) return DMA_MAPPING_ERROR;
-    if (iommu_map(paging, iova, phys - off, len, prot, GFP_KERNEL) !== 0) {
+    if (iommuMapTrusted(paging, iova, phys - off, len, prot, GFP_KERNEL) !== 0) {
       freeIova(domain, iova, len);
       return DMA_MAPPING_ERROR;
     }
@@ -131,8 +134,7 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
   const unmapGather = new IommuIotlbGather();
 
   /** __iommu_dma_unmap: clear the PTEs, then sync now (strict) or queue the IOVA (lazy). */
-  function dmaUnmap(dev: Device, addr: number, size: number, via: string): void {
-    const domain = domainOf(dev);
+  function dmaUnmap(dev: Device, addr: number, size: number, via: string, domain: IommuDomain = state(dev).domain): void {
     const paging = domain.paging;
     if (paging === null) return;
     const off = ioffset(addr);
@@ -144,7 +146,7 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
     const gather = unmapGather;
     iommu_iotlb_gather_init(gather);
     gather.queued = domain.fq !== null;
-    const unmapped = iommu_unmap_fast(paging, start, len, gather);
+    const unmapped = iommuUnmapFastTrusted(paging, start, len, gather);
     if (unmapped !== len) dev.host.ctx.klog.warn('__iommu_dma_unmap', `WARN_ON(unmapped != size): unmapped ${unmapped} of ${len} at 0x${start.toString(16)}`);
     iommu.noteUnmap(dev.name, domain.id, start, len, dev.host.ctx.clock.now, via, domain.fq !== null);
     if (domain.fq !== null) {
@@ -317,13 +319,13 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
   }
 
   function unmapPhys(dev: Device, handle: number, size: number, dir: number, attrs: number): void {
-    const domain = domainOf(dev);
+    const domain = state(dev).domain;
     const phys = domain.paging === null ? 0 : domain.paging.pgtable.iova_to_phys(handle);
     if (phys === 0) {
       dev.host.ctx.klog.warn('iommu_dma_unmap_phys', `WARN_ON(!phys): ${dev.name} unmapping 0x${handle.toString(16)}, which has no translation`);
       return;
     }
-    dmaUnmap(dev, handle, size, 'dma_unmap_page');
+    dmaUnmap(dev, handle, size, 'dma_unmap_page', domain);
     const b = bouncer(dev);
     if (b !== null && b.isBuffer(phys)) b.unmap(dev, phys, size, dir, attrs);
   }
