@@ -350,9 +350,6 @@ export function iommu_map_sg(domain: IommuDomainLike, iova: number, sg: IommuSgL
   if (!Number.isInteger(nents) || nents < 0 || (isArray && nents > arr.length)) {
     throw new KernelError(EINVAL, fn, `expected a whole number in [0, ${isArray ? arr.length : '∞'}], got ${String(nents)}`, 'nents');
   }
-  const physOf = (i: number): number => (isArray ? (arr[i] as IommuSgEntry).phys : acc.phys(i));
-  const lenOf = (i: number): number => (isArray ? (arr[i] as IommuSgEntry).length : acc.length(i));
-  const busOf = (i: number): boolean => (isArray ? (arr[i] as IommuSgEntry).busAddress === true : acc.isBusAddress?.(i) === true);
   const pt = domain.pgtable;
   const since = pt === null ? 0 : pt.tableAllocs;
   let ret = 0;
@@ -364,18 +361,20 @@ export function iommu_map_sg(domain: IommuDomainLike, iova: number, sg: IommuSgL
     // The kernel's loop runs nents + 1 times, the last pass revisiting the last entry, so the final
     // run is mapped when its successor's address "breaks" the run.
     for (let i = 0; i <= nents;) {
-      const sPhys = physOf(cur);
+      // The entry's fields read in place (closures made per call were garbage on every map).
+      const sPhys = isArray ? (arr[cur] as IommuSgEntry).phys : acc.phys(cur);
       if (len !== 0 && sPhys !== start + len) {
         ret = iommu_map_nosync(domain, iova + mapped, start, len, prot, gfp);
         if (ret !== 0) break;
         mapped += len;
         len = 0;
       }
-      if (!busOf(cur)) {
+      if (!(isArray ? (arr[cur] as IommuSgEntry).busAddress === true : acc.isBusAddress?.(cur) === true)) {
+        const sLen = isArray ? (arr[cur] as IommuSgEntry).length : acc.length(cur);
         if (len !== 0) {
-          len += lenOf(cur);
+          len += sLen;
         } else {
-          len = lenOf(cur);
+          len = sLen;
           start = sPhys;
         }
       }

@@ -76,7 +76,7 @@ describe('every export with typed garbage, under a watchdog', () => {
       'dmaDebug.debug_dma_sync_single_for_cpu', 'dmaDebug.debug_dma_sync_single_for_device', 'dmaDebug.debug_dma_unmap_page',
       'dmaDebug.debug_dma_unmap_phys', 'dmaDebug.debug_dma_unmap_sg', 'dmaDebug.dma_debug_device_change', 'finaliseSg',
       'free_io_pgtable_ops', 'initDmaSystem', 'iommu.noteUnmap', 'iommu.probeDevice', 'iommu.recordUnmap', 'iommu.reportFault', 'iommuDmaMapSg',
-      'iova_rcache_range', 'ledger.findCoherent', 'ledger.findNoncoherent', 'ledger.mapSingle', 'ledger.record', 'ledger.recordOne',
+      'iova_rcache_range', 'ledger.findCoherent', 'ledger.findNoncoherent', 'ledger.mapSingle', 'ledger.record', 'ledger.recordOne', 'ledger.recordPacked',
       'ledger.release', 'ledger.unmapSingle', 'mm.adjustAllocated', 'mm.memblockAllocLow', 'new Bus', 'new Device',
       'new Devres', 'new DmaLedger', 'new FlushQueue', 'new FreeArea', 'new IommuDomain', 'new IommuGroup',
       'new KernelLog', 'new LedgerEntry', 'new MachineSnapshot', 'new OwnedSGTable', 'new PagingDomain', 'new Revocable', 'new SGTable',

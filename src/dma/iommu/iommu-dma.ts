@@ -13,6 +13,7 @@ import { Mm } from '../../mm/mm.ts';
 import { DMA_MAPPING_ERROR, type Scatterlist, sg_dma_is_swiotlb, sg_dma_mark_swiotlb, sg_phys } from '../../scatterlist/entry.ts';
 import { visitSg } from '../../scatterlist/iter.ts';
 import { Iommu, type IommuDomain } from '../../iommu/iommu.ts';
+import type { PagingDomain } from '../../iommu/map-domain.ts';
 import { checkObject, notInstance } from '../../core/args.ts';
 import { modPow2 } from '../../core/mod-pow2.ts';
 import { alloc_iova_fast, free_iova_fast, iova_rcache_range } from '../../iommu/iova-rcache.ts';
@@ -354,22 +355,39 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
       visitSg(sgl, done, (s) => { unmapPhys(dev, s.dma_address, s.dma_length, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC); });
       return -5; // -EIO
     }
-    const domain = domainOf(dev);
-    const paging = domain.paging;
+    const st = state(dev);
+    const paging = st.domain.paging;
     if (paging === null) return -22;
-    const prot = dma_info_to_prot(dir, dev.dma_coherent, attrs);
-    const dom: IommuSgDomain = {
-      granule,
-      allocIova: (size) => allocIova(dev, domain, size, dma_get_mask(dev)),
-      freeIova: (iova, size) => freeIova(domain, iova, size),
-      mapSg: (iova, sg, n) => iommu_map_sg(paging, iova, sg, n, prot, GFP_KERNEL),
-    };
-    const r = iommuDmaMapSg(dom, { boundaryMask: dma_get_seg_boundary(dev), maxSegSize: dma_get_max_seg_size(dev) }, sgl, nents, (rep) => { lastReport = rep; });
-    if (r > 0 && lastReport !== null) observer.mapSg?.(dev, lastReport, nents, r);
+    // The call's device, domain and permissions where sgDom's functions read them (nothing inside
+    // iommuDmaMapSg calls out of the simulator, so no second map can start before this one ends).
+    sgCall.dev = dev;
+    sgCall.st = st;
+    sgCall.paging = paging;
+    sgCall.prot = dma_info_to_prot(dir, dev.dma_coherent, attrs);
+    const limits = { boundaryMask: dma_get_seg_boundary(dev), maxSegSize: dma_get_max_seg_size(dev) };
+    let r: number;
+    try {
+      r = iommuDmaMapSg(sgDom, limits, sgl, nents, observer.mapSg === undefined ? undefined : noteReport);
+    } finally {
+      sgCall.dev = sgCall.st = sgCall.paging = null;
+    }
+    const rep = lastReport;
     lastReport = null;
+    if (r > 0 && rep !== null) observer.mapSg?.(dev, rep, nents, r);
     return r;
   }
   let lastReport: IommuSgReport | null = null;
+  const noteReport = (rep: IommuSgReport): void => { lastReport = rep; };
+  // One IommuSgDomain for every mapSg of this backend, reading the call's state from sgCall: made
+  // per call, its object and three closures were ~0.5 KB of garbage a map (bench/RESULTS.md,
+  // session 12). sgCall holds nothing between calls.
+  const sgCall: { dev: Device | null; st: DevState | null; paging: PagingDomain | null; prot: number } = { dev: null, st: null, paging: null, prot: 0 };
+  const sgDom: IommuSgDomain = {
+    granule,
+    allocIova: (size) => allocIova(sgCall.dev as Device, (sgCall.st as DevState).domain, size, dma_get_mask(sgCall.dev as Device), sgCall.st as DevState),
+    freeIova: (iova, size) => freeIova((sgCall.st as DevState).domain, iova, size),
+    mapSg: (iova, sg, n) => iommu_map_sg(sgCall.paging as PagingDomain, iova, sg, n, sgCall.prot, GFP_KERNEL),
+  };
 
   function unmapSg(dev: Device, sgl: Scatterlist, nents: number, dir: number, attrs: number): void {
     if (sg_dma_is_swiotlb(sgl)) {

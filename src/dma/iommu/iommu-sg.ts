@@ -142,24 +142,61 @@ export function layoutSg(sgl: Scatterlist, nents: number, granule: number, mask:
  */
 export function scatterlistAccessor(sgl: Scatterlist): IommuSgAccessor {
   if (!(sgl instanceof Scatterlist)) throw notInstance(sgl, Scatterlist, 'scatterlistAccessor', 'sgl');
-  const segs = sgl.arena.segs;
-  let at = 0;
-  let cur = sgl.slot;
-  const seek = (i: number): number => {
-    if (i < at) {
-      at = 0;
-      cur = sgl.slot;
-    }
-    while (at < i) {
-      const next = nextSlot(segs, cur);
-      if (next < 0) throw new KernelError(EINVAL, 'scatterlistAccessor', `the list ends after ${at + 1} entries, asked for entry ${i}`, 'i');
-      cur = next;
-      at++;
-    }
-    return cur;
-  };
-  return { phys: (i) => slotPhys(segs, seek(i)), length: (i) => slotWord(segs, seek(i), W_LENGTH) };
+  return new SlotCursor().reset(sgl);
 }
+
+/**
+ * The accessor behind {@link scatterlistAccessor}: a cursor over the list's slots, resettable so
+ * that one serves every map (an accessor of closures per map was garbage on every call).
+ * INVARIANT: `cur` is the slot of entry `at` of the list starting at `first`.
+ */
+class SlotCursor implements IommuSgAccessor {
+  private segs: readonly Uint32Array[] = [];
+  private first = -1;
+  private at = 0;
+  private cur = -1;
+
+  reset(sgl: Scatterlist): this {
+    this.segs = sgl.arena.segs;
+    this.first = this.cur = sgl.slot;
+    this.at = 0;
+    return this;
+  }
+
+  /** Forget the list (so an idle cursor holds no arena). */
+  clear(): void {
+    this.segs = [];
+    this.first = this.cur = -1;
+    this.at = 0;
+  }
+
+  private seek(i: number): number {
+    if (i < this.at) {
+      this.at = 0;
+      this.cur = this.first;
+    }
+    while (this.at < i) {
+      const next = nextSlot(this.segs, this.cur);
+      if (next < 0) throw new KernelError(EINVAL, 'scatterlistAccessor', `the list ends after ${this.at + 1} entries, asked for entry ${i}`, 'i');
+      this.cur = next;
+      this.at++;
+    }
+    return this.cur;
+  }
+
+  phys(i: number): number {
+    return slotPhys(this.segs, this.seek(i));
+  }
+
+  length(i: number): number {
+    return slotWord(this.segs, this.seek(i), W_LENGTH);
+  }
+}
+
+// The cursor iommuDmaMapSg lends to dom.mapSg, and whether a call holds it (a nested call, from
+// inside a caller's mapSg, makes its own).
+const sharedCursor = new SlotCursor();
+let sharedCursorBusy = false;
 
 /**
  * __finalise_sg: restore each entry's CPU fields and write the merged DMA segments into entries
@@ -238,7 +275,17 @@ export function iommuDmaMapSg(dom: IommuSgDomain, limits: IommuSgLimits, sgl: Sc
   if (iova === 0) {
     ret = -ENOMEM;
   } else {
-    ret = dom.mapSg(iova, scatterlistAccessor(sgl), nents);
+    const nested = sharedCursorBusy;
+    const cursor = nested ? new SlotCursor() : sharedCursor;
+    sharedCursorBusy = true;
+    try {
+      ret = dom.mapSg(iova, cursor.reset(sgl), nents);
+    } finally {
+      if (!nested) {
+        sharedCursorBusy = false;
+        cursor.clear();
+      }
+    }
     if (ret >= 0 && ret >= iovaLen) {
       report?.({ paddingBytes: padding, slackBytes: iovaLen - padding - cpuBytes, iova, iovaLen });
       return finaliseSg(sgl, nents, iova, limits);

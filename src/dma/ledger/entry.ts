@@ -31,8 +31,8 @@ export interface LedgerRelease {
 /**
  * A live mapping (streaming) or allocation (coherent), with who owns its bytes.
  * INVARIANT: the ranges are fixed at creation: the first DMA and CPU ranges in `dmaStart/dmaEnd`,
- *   `cpuStart/cpuEnd`, any further ones in `moreDma`/`moreCpu` (a single mapping has none, so
- *   recording it allocates nothing but the entry); `cpuOwned` holds the sorted, disjoint physical
+ *   `cpuStart/cpuEnd`, any further ones in `_moreDma`/`_moreCpu` as (start, end) pairs of one
+ *   array of numbers (a single mapping has none, so recording it allocates nothing but the entry); `cpuOwned` holds the sorted, disjoint physical
  *   ranges of the buffer the CPU took back with a partial sync, null when none; `cpuOwnsAll` is set between a whole-mapping
  *   sync_for_cpu and the next sync_for_device; `releasedApi` is null while the entry is live.
  */
@@ -76,14 +76,17 @@ export class LedgerEntry {
   /** The first physical range of the buffer. */
   readonly cpuStart: number;
   readonly cpuEnd: number;
-  private readonly _moreDma: readonly AddrRange[] | null;
-  private readonly _moreCpu: readonly AddrRange[] | null;
+  // Ranges after the first as [start0, end0, start1, end1, ...], null when there are none: one
+  // array of doubles, not an object per range (a 16-entry sg map+unmap allocated ~2.5 KB in the
+  // ledger and spent ~1.8 of its ~4.9 us there, bench/RESULTS.md, session 12).
+  private readonly _moreDma: readonly number[] | null;
+  private readonly _moreCpu: readonly number[] | null;
   // INVARIANT: for a scatterlist mapped one segment per CPU entry, (dma, phys, len) triples of its
   //   entries; null otherwise (merged segments, or not a scatterlist).
   private readonly _segMap: Float64Array | null;
 
   constructor(id: number, type: LedgerEntryType, device: Device, dir: number, size: number, api: string, time: number, key: number | Scatterlist,
-    dmaStart: number, dmaEnd: number, cpuStart: number, cpuEnd: number, moreDma: readonly AddrRange[] | null, moreCpu: readonly AddrRange[] | null,
+    dmaStart: number, dmaEnd: number, cpuStart: number, cpuEnd: number, moreDma: readonly number[] | null, moreCpu: readonly number[] | null,
     segMap: Float64Array | null = null) {
     this.id = id;
     this.type = type;
@@ -104,12 +107,21 @@ export class LedgerEntry {
 
   /** What the device addresses: the DMA segments. */
   get dma(): readonly AddrRange[] {
-    return [{ start: this.dmaStart, end: this.dmaEnd }, ...(this._moreDma ?? [])];
+    return unpackRanges(this.dmaStart, this.dmaEnd, this._moreDma);
   }
 
   /** What the CPU addresses: physical ranges of the buffer. */
   get cpu(): readonly AddrRange[] {
-    return [{ start: this.cpuStart, end: this.cpuEnd }, ...(this._moreCpu ?? [])];
+    return unpackRanges(this.cpuStart, this.cpuEnd, this._moreCpu);
+  }
+
+  /** Does some DMA range of this entry overlap [a, b)? (No array made.) */
+  dmaOverlaps(a: number, b: number): boolean {
+    if (this.dmaStart < b && this.dmaEnd > a) return true;
+    const more = this._moreDma;
+    if (more === null) return false;
+    for (let i = 0; i < more.length; i += 2) if ((more[i] as number) < b && (more[i + 1] as number) > a) return true;
+    return false;
   }
 
   /** More than one DMA or CPU range? */
@@ -192,27 +204,43 @@ export class LedgerEntry {
     const dir = this.type === 'coherent' ? '' : `(${dmaDirectionName(this.dir)})`;
     const at = ` at DMA 0x${this.dmaStart.toString(16)}`;
     const p = ` (phys 0x${this.cpuStart.toString(16)})`;
-    const n = 1 + (this._moreDma?.length ?? 0);
+    const n = 1 + (this._moreDma === null ? 0 : this._moreDma.length / 2);
     const segs = n > 1 ? `, ${n} segments` : '';
     return `${this.api}${dir} of ${this.size} bytes${at}${p}${segs} by ${this.device.name} (mapping #${this.id}, t=${this.time} ns)`;
   }
 }
 
+/** The first range and the packed rest as range objects. */
+function unpackRanges(start: number, end: number, more: readonly number[] | null): AddrRange[] {
+  const out: AddrRange[] = [{ start, end }];
+  if (more !== null) for (let i = 0; i < more.length; i += 2) out.push({ start: more[i] as number, end: more[i + 1] as number });
+  return out;
+}
+
 /**
- * Append [start, end) to `out`, merged into its last range when adjacent; nothing when empty. The
- * one rule of {@link mergeAdjacent}, for callers that make their ranges as they go.
- * @example const out: AddrRange[] = []; appendMerged(out, 0, 4096); appendMerged(out, 4096, 8192); // [{ 0, 8192 }]
+ * Append [start, end) to ranges packed as (start, end) pairs in `out[0..2n)`, joined to the last
+ * one when they touch, nothing when empty: the one merge rule of the ledger, for callers that make
+ * their ranges as they go.
+ * @returns the new number of ranges
+ * @example const a: number[] = []; let n = appendMerged(a, 0, 0, 4096); n = appendMerged(a, n, 4096, 8192); // n === 1, a = [0, 8192]
  */
-export function appendMerged(out: AddrRange[], start: number, end: number): void {
-  if (end <= start) return;
-  const last = out[out.length - 1];
-  if (last !== undefined && last.end === start) out[out.length - 1] = { start: last.start, end };
-  else out.push({ start, end });
+export function appendMerged(out: number[], n: number, start: number, end: number): number {
+  if (end <= start) return n;
+  if (n > 0 && out[2 * n - 1] === start) {
+    out[2 * n - 1] = end;
+    return n;
+  }
+  out[2 * n] = start;
+  out[2 * n + 1] = end;
+  return n + 1;
 }
 
 /** Join adjacent ranges (the CPU side of a scatterlist is often physically contiguous across entries). */
-export function mergeAdjacent(ranges: AddrRange[]): AddrRange[] {
+export function mergeAdjacent(ranges: readonly AddrRange[]): AddrRange[] {
+  const packed: number[] = [];
+  let n = 0;
+  for (const r of ranges) n = appendMerged(packed, n, r.start, r.end);
   const out: AddrRange[] = [];
-  for (const r of ranges) appendMerged(out, r.start, r.end);
+  for (let i = 0; i < n; i++) out.push({ start: packed[2 * i] as number, end: packed[2 * i + 1] as number });
   return out;
 }

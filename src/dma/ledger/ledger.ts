@@ -15,6 +15,17 @@ import { RangeIndex } from './range-index.ts';
 /** Released entries remembered for use-after-unmap findings. */
 export const LEDGER_HISTORY = 1024;
 
+/** Range objects as (start, end) pairs. */
+function packRanges(ranges: readonly AddrRange[]): number[] {
+  const out = new Array<number>(2 * ranges.length);
+  for (let i = 0; i < ranges.length; i++) {
+    const r = ranges[i] as AddrRange;
+    out[2 * i] = r.start;
+    out[2 * i + 1] = r.end;
+  }
+  return out;
+}
+
 /** What the ledger needs from its machine. */
 export interface LedgerHost {
   readonly clock: Clock;
@@ -153,10 +164,17 @@ export class DmaLedger {
 
   /** Record a mapping or allocation of several ranges (a scatterlist; a coherent buffer in pieces). */
   record(type: LedgerEntryType, dev: Device, api: string, dir: number, size: number, dma: readonly AddrRange[], cpu: readonly AddrRange[], key: number | Scatterlist, segMap: Float64Array | null = null): LedgerEntry {
-    const d0 = dma[0] ?? { start: 0, end: 0 };
-    const c0 = cpu[0] ?? { start: 0, end: 0 };
-    const e = new LedgerEntry(this._nextId++, type, dev, dir, size, api, this._host.clock.now, key, d0.start, d0.end, c0.start, c0.end,
-      dma.length > 1 ? dma.slice(1) : null, cpu.length > 1 ? cpu.slice(1) : null, segMap);
+    return this.recordPacked(type, dev, api, dir, size, packRanges(dma), dma.length, packRanges(cpu), cpu.length, key, segMap);
+  }
+
+  /**
+   * {@link DmaLedger.record} with the ranges packed as (start, end) pairs: `dma[0..2 * nDma)` and
+   * `cpu[0..2 * nCpu)`, read and copied (the caller may reuse the arrays).
+   */
+  recordPacked(type: LedgerEntryType, dev: Device, api: string, dir: number, size: number, dma: readonly number[], nDma: number, cpu: readonly number[], nCpu: number, key: number | Scatterlist, segMap: Float64Array | null): LedgerEntry {
+    const e = new LedgerEntry(this._nextId++, type, dev, dir, size, api, this._host.clock.now, key,
+      nDma > 0 ? dma[0] as number : 0, nDma > 0 ? dma[1] as number : 0, nCpu > 0 ? cpu[0] as number : 0, nCpu > 0 ? cpu[1] as number : 0,
+      nDma > 1 ? dma.slice(2, 2 * nDma) : null, nCpu > 1 ? cpu.slice(2, 2 * nCpu) : null, segMap);
     if (type === 'sg') this.deviceLedger(dev).sgs.set(key as Scatterlist, e);
     return this._add(e);
   }
@@ -339,7 +357,7 @@ export class DmaLedger {
     for (let i = this._history.length - 1; i >= 0; i--) {
       const e = this._history[i] as LedgerEntry;
       if (e.device !== dev) continue;
-      if (e.multiRange ? e.dma.some((r) => r.start < b && r.end > a) : e.dmaStart < b && e.dmaEnd > a) {
+      if (e.dmaOverlaps(a, b)) {
         hit = e;
         break;
       }

@@ -22,10 +22,17 @@ export function ledgerUnmapSingle(ledger: DmaLedger, dev: Device, api: string, a
   ledger.unmapSingle(dev, addr, api);
 }
 
+// INVARIANT: scratchCpu and scratchDma hold the ranges one ledgerMapSg call is building, as
+//   (start, end) pairs; nothing reads them after the call returns (recordPacked copies them).
+const scratchCpu: number[] = [];
+const scratchDma: number[] = [];
+
 /** A scatterlist mapping succeeded: `nents` CPU entries became `mapped` DMA segments. */
 export function ledgerMapSg(ledger: DmaLedger, dev: Device, api: string, sgl: Scatterlist, nents: number, mapped: number, dir: number): void {
-  const cpu: AddrRange[] = [];
-  const dma: AddrRange[] = [];
+  const cpu = scratchCpu;
+  const dma = scratchDma;
+  let nCpu = 0;
+  let nDma = 0;
   // One segment per entry (dma-direct, swiotlb, an IOMMU that merged nothing): keep which DMA range
   // is which buffer range, so a sync of part of the list hands over exactly those bytes.
   let segMap: Float64Array | null = mapped === nents ? new Float64Array(3 * nents) : null;
@@ -36,12 +43,11 @@ export function ledgerMapSg(ledger: DmaLedger, dev: Device, api: string, sgl: Sc
     const length = slotWord(segs, slot, W_LENGTH);
     const dmaAddress = slotDmaAddress(segs, slot);
     const dmaLength = slotWord(segs, slot, W_DMA_LEN);
-    // Adjacent ranges merged and empty ones dropped as they come (appendMerged), with no
-    // second pass and no intermediate arrays (a 16-entry map+unmap: ledgerMapSg and mergeAdjacent
-    // 15% -> 12% of the time, bench/RESULTS.md, session 10).
-    appendMerged(cpu, phys, phys + length);
+    // Adjacent ranges merged and empty ones dropped as they come, into reused arrays of numbers
+    // (no object per range: bench/RESULTS.md, session 12).
+    nCpu = appendMerged(cpu, nCpu, phys, phys + length);
     size += length;
-    if (i < mapped) appendMerged(dma, dmaAddress, dmaAddress + dmaLength);
+    if (i < mapped) nDma = appendMerged(dma, nDma, dmaAddress, dmaAddress + dmaLength);
     if (segMap !== null) {
       if (dmaLength !== length) segMap = null;
       else {
@@ -51,7 +57,7 @@ export function ledgerMapSg(ledger: DmaLedger, dev: Device, api: string, sgl: Sc
       }
     }
   }
-  ledger.record('sg', dev, api, dir, size, dma, cpu, sgl, segMap);
+  ledger.recordPacked('sg', dev, api, dir, size, dma, nDma, cpu, nCpu, sgl, segMap);
 }
 
 /** An unmap of the scatterlist mapped from `sgl`. */
