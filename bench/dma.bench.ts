@@ -142,7 +142,7 @@ export function sgtable16(mode: 'strict' | 'lazy', checks: boolean): BenchResult
 }
 
 /** The same 100,000 map+unmap pairs of one page through dma-iommu, strict vs lazy: time and IOTLB work. */
-function strictVsLazy(mode: 'strict' | 'lazy', checks: boolean): BenchResult[] {
+export function strictVsLazy(mode: 'strict' | 'lazy', checks: boolean): BenchResult[] {
   // With checks: dma-debug and the driver-test ledger with its access checks; without: neither.
   const m = new Machine({ memory: '8G', iommu: { mode }, dmaDebug: checks, accessChecks: checks });
   const dev = boundDevice(m);

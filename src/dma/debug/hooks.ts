@@ -9,7 +9,10 @@ import type { Device } from '../../device/device.ts';
 import { PG_RESERVED } from '../../mm/page-meta.ts';
 import { PAGE_SIZE } from '../../mm/constants.ts';
 import type { Mm } from '../../mm/mm.ts';
-import { sg_next } from '../../scatterlist/entry.ts';
+import type { Scatterlist } from '../../scatterlist/entry.ts';
+import { W_DMA_LEN, W_LENGTH, W_OFFSET } from '../../scatterlist/slots.ts';
+import { nextSlot, slotDmaAddress, slotPfn, slotWord } from '../../scatterlist/walk.ts';
+import type { DebugSgChain, DebugSgEntry } from './sg.ts';
 import { BUS_NOTIFY_UNBOUND_DRIVER, DmaDebug, linearDebugMemory, type DmaDebugOptions } from './index.ts';
 import type { DmaDebugHooks } from '../api/ops.ts';
 
@@ -29,17 +32,21 @@ export function attachDmaDebug(ctx: KernelContext, mm: Mm, opts: DmaDebugOptions
     },
   });
   const debug = new DmaDebug(ctx, { memory, swiotlbActive, ...opts });
-  const list = (sgl: Parameters<DmaDebugHooks['mapSg']>[1]) => ({ first: sgl, next: sg_next });
+  // The walks see the list through one reused view (a SlotChain) while no other walk holds it; a
+  // walk started from inside another (a log listener mapping again) gets its own.
+  const shared = new SlotChain();
+  const list = (sgl: Scatterlist): SlotChain => (shared.busy ? new SlotChain() : shared).start(sgl);
+  const done = (c: SlotChain): void => { c.finish(); };
   const hooks: DmaDebugHooks = {
     mapPhys: (dev, phys, size, dir, addr, attrs) => debug.debug_dma_map_phys(dev, phys, size, dir, addr, attrs),
     mappingError: (dev, addr) => debug.debug_dma_mapping_error(dev, addr),
     unmapPhys: (dev, addr, size, dir) => debug.debug_dma_unmap_phys(dev, addr, size, dir),
-    mapSg: (dev, sgl, nents, mapped, dir, attrs) => debug.debug_dma_map_sg(dev, list(sgl), nents, mapped, dir, attrs),
-    unmapSg: (dev, sgl, nents, dir) => debug.debug_dma_unmap_sg(dev, list(sgl), nents, dir),
+    mapSg: (dev, sgl, nents, mapped, dir, attrs) => { const c = list(sgl); try { debug.debug_dma_map_sg(dev, c, nents, mapped, dir, attrs); } finally { done(c); } },
+    unmapSg: (dev, sgl, nents, dir) => { const c = list(sgl); try { debug.debug_dma_unmap_sg(dev, c, nents, dir); } finally { done(c); } },
     syncSingleForCpu: (dev, addr, size, dir) => debug.debug_dma_sync_single_for_cpu(dev, addr, size, dir),
     syncSingleForDevice: (dev, addr, size, dir) => debug.debug_dma_sync_single_for_device(dev, addr, size, dir),
-    syncSgForCpu: (dev, sgl, nents, dir) => debug.debug_dma_sync_sg_for_cpu(dev, list(sgl), nents, dir),
-    syncSgForDevice: (dev, sgl, nents, dir) => debug.debug_dma_sync_sg_for_device(dev, list(sgl), nents, dir),
+    syncSgForCpu: (dev, sgl, nents, dir) => { const c = list(sgl); try { debug.debug_dma_sync_sg_for_cpu(dev, c, nents, dir); } finally { done(c); } },
+    syncSgForDevice: (dev, sgl, nents, dir) => { const c = list(sgl); try { debug.debug_dma_sync_sg_for_device(dev, c, nents, dir); } finally { done(c); } },
     allocCoherent: (dev, size, buf, attrs) => debug.debug_dma_alloc_coherent(dev, size, buf.dma_handle, buf.cpu_addr, attrs),
     freeCoherent: (dev, size, buf) => debug.debug_dma_free_coherent(dev, size, buf.cpu_addr, buf.dma_handle),
     mapSingle: (dev, cpuAddr, size) => debug.debug_dma_map_single(dev, cpuAddr, size),
@@ -47,4 +54,49 @@ export function attachDmaDebug(ctx: KernelContext, mm: Mm, opts: DmaDebugOptions
     freePages: (dev, page, size, dir, handle) => debug.debug_dma_free_pages(dev, page, size, dir, handle),
   };
   return { debug, hooks, onUnbound: (dev) => { debug.dma_debug_device_change(dev, BUS_NOTIFY_UNBOUND_DRIVER); } };
+}
+
+/**
+ * A scatterlist as dma-debug walks it, by slot: `first` and `next` return this same object, moved
+ * to the entry (dma-debug reads each entry only during its step). Walking with sg_next made a
+ * handle or two per entry and read each field through a segment look-up (a 16-entry map+unmap
+ * with checks: bench/RESULTS.md, session 12).
+ * INVARIANT: while `busy`, `slot` is the slot of the entry the walk is at (-1 after the end);
+ *   `segs` is the arena of the list being walked.
+ */
+class SlotChain implements DebugSgChain, DebugSgEntry {
+  busy = false;
+  private segs: readonly Uint32Array[] = [];
+  private head = -1;
+  private slot = -1;
+
+  start(sgl: Scatterlist): this {
+    this.busy = true;
+    this.segs = sgl.arena.segs;
+    this.head = sgl.slot;
+    return this;
+  }
+
+  /** Let go of the list (an idle chain keeps no arena alive). */
+  finish(): void {
+    this.busy = false;
+    this.segs = [];
+    this.head = this.slot = -1;
+  }
+
+  get first(): DebugSgEntry | null {
+    this.slot = this.head;
+    return this.head < 0 ? null : this;
+  }
+
+  next(): DebugSgEntry | null {
+    this.slot = nextSlot(this.segs, this.slot);
+    return this.slot < 0 ? null : this;
+  }
+
+  get page(): number { return slotPfn(this.segs, this.slot); }
+  get offset(): number { return slotWord(this.segs, this.slot, W_OFFSET); }
+  get length(): number { return slotWord(this.segs, this.slot, W_LENGTH); }
+  get dma_address(): number { return slotDmaAddress(this.segs, this.slot); }
+  get dma_length(): number { return slotWord(this.segs, this.slot, W_DMA_LEN); }
 }
