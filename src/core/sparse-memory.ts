@@ -189,6 +189,7 @@ export class PhysContents implements PhysMemory, SnapshotHooks {
     // The group is looked up once per 512 pages, not per page.
     let key = -1;
     let group: PageGroup | undefined;
+    if (len === 0) return;
     if (off + len <= PAGE_SIZE) {
       // Within one page (a 4 KiB device read): the page itself, no run (runs cost a 4 KiB read 20%).
       const k = Math.floor(pfn / GROUP_PAGES);
@@ -231,6 +232,7 @@ export class PhysContents implements PhysMemory, SnapshotHooks {
     let pfn = Math.floor(phys / PAGE_SIZE);
     let off = phys - pfn * PAGE_SIZE;
     let done = 0;
+    if (len === 0) return;
     if (off + len <= PAGE_SIZE) {
       this.pageForWrite(pfn).set(src.subarray(srcOff, srcOff + len), off);
       return;

@@ -361,6 +361,9 @@ export class Iommu {
       this.ctx.klog.printk('warn', 'iommu_get_default_domain_type', `${name}: Device is not trusted, but driver is overriding group ${group.id} to ${group.defaultDomain.typeName}, refusing to probe.`);
     }
     group.devices.push(name);
+    // Probed again (a new group): what the DMA layer kept for the old one (its default domain
+    // among it) goes, as the kernel's dev->iommu does with the device's release.
+    if (this._groupOf.get(dev) !== group) this._devIommu.delete(dev);
     this._groupOf.set(dev, group);
     const named = this._byName.get(name);
     if (named === undefined) this._byName.set(name, [group]);

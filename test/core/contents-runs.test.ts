@@ -105,6 +105,18 @@ describe('PhysContents: runs of pages copied as one', () => {
     expect(Buffer.from(mem.read(0, again.length)).equals(Buffer.from(again))).toBe(true);
   });
 
+  it('zero-length writes and reads touch nothing (no page made, no offset checked past the end)', () => {
+    const mem = new PhysContents();
+    const buf = new Uint8Array(16);
+    mem.write(0x5000, buf, 0, 0);
+    mem.write(0x5ff0, buf, 16, 0);
+    expect(mem.residentPages).toBe(0);
+    mem.write(0x5000, new Uint8Array([1]));
+    expect(() => mem.readInto(0x5000, buf, buf.length, 0)).not.toThrow();
+    expect(buf).toEqual(new Uint8Array(16));
+    expect(mem.residentPages).toBe(1);
+  });
+
   it('copy between in-order and scattered pages, both ways, with a hole in the source', () => {
     const mem = new PhysContents();
     const src = 2 ** 20;

@@ -25,6 +25,8 @@ export function ledgerUnmapSingle(ledger: DmaLedger, dev: Device, api: string, a
 // INVARIANT: scratchCpu and scratchDma hold the ranges one ledgerMapSg call is building, as
 //   (start, end) pairs; nothing reads them after the call returns (recordPacked copies them).
 const scratchCpu: number[] = [];
+/** Numbers the scratch arrays keep between calls (4,096 ranges). */
+const SCRATCH_KEEP = 8192;
 const scratchDma: number[] = [];
 
 /** A scatterlist mapping succeeded: `nents` CPU entries became `mapped` DMA segments. */
@@ -58,6 +60,9 @@ export function ledgerMapSg(ledger: DmaLedger, dev: Device, api: string, sgl: Sc
     }
   }
   ledger.recordPacked('sg', dev, api, dir, size, dma, nDma, cpu, nCpu, sgl, segMap);
+  // After a huge list, let its ranges go rather than keep them for the life of the process.
+  if (cpu.length > SCRATCH_KEEP) cpu.length = 0;
+  if (dma.length > SCRATCH_KEEP) dma.length = 0;
 }
 
 /** An unmap of the scatterlist mapped from `sgl`. */
