@@ -347,9 +347,13 @@ export class Iommu {
   /**
    * Probe a device: put it in a group (its own, or `groupId`'s) whose default domain follows the
    * policy: IDENTITY for passthrough, DMA for strict, DMA_FQ for lazy; an untrusted device forces a
-   * strict DMA domain.
+   * strict DMA domain. A device probed already keeps its group (returned as it is).
    */
   probeDevice(dev: IommuClient, untrusted: boolean, groupId?: number): IommuGroup {
+    // __iommu_probe_device: a device already in a group is probed already (nothing changes, and
+    // dev->iommu, with the default domain the DMA layer keeps there, stays valid).
+    const known = this._groupOf.get(dev);
+    if (known !== undefined) return known;
     const name = dev.name;
     let group = groupId === undefined ? undefined : this.groups.find((g) => g.id === groupId);
     if (group === undefined) {
@@ -361,9 +365,6 @@ export class Iommu {
       this.ctx.klog.printk('warn', 'iommu_get_default_domain_type', `${name}: Device is not trusted, but driver is overriding group ${group.id} to ${group.defaultDomain.typeName}, refusing to probe.`);
     }
     group.devices.push(name);
-    // Probed again (a new group): what the DMA layer kept for the old one (its default domain
-    // among it) goes, as the kernel's dev->iommu does with the device's release.
-    if (this._groupOf.get(dev) !== group) this._devIommu.delete(dev);
     this._groupOf.set(dev, group);
     const named = this._byName.get(name);
     if (named === undefined) this._byName.set(name, [group]);

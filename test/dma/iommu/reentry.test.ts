@@ -7,7 +7,7 @@
  * - an unmap whose size reaches past 2^53 is EINVAL naming size, with nothing changed;
  * - the accessor iommuDmaMapSg lends dom.mapSg still reads its list after the call.
  * Planted (each fails its test): the call state cleared instead of put back after a nested map;
- * dev->iommu kept across a re-probe; the unmap's range check dropped; a cursor shared and cleared.
+ * a re-probe that moves the device to a new group; the unmap's range check dropped; a cursor shared and cleared.
  */
 import { describe, expect, it } from 'vitest';
 import {
@@ -56,11 +56,18 @@ describe('dma-iommu under re-entry and re-probe', () => {
     });
   }
 
-  it('a device probed again maps in its new default domain', () => {
+  it('a device probed again keeps its group and default domain (the kernel returns early) and maps as before', () => {
     const { m, dev } = rig();
     const p = m.mm.alloc_pages(GFP_KERNEL, 0) as number;
+    const before = m.iommu!.groupOf(dev)!;
+    const groups = m.iommu!.groups.length;
     dma_unmap_page(dev, dma_map_page(dev, p, 0, 4096, DMA_TO_DEVICE), 4096, DMA_TO_DEVICE);
+    const messages = m.klog.messages.length;
     const g = m.iommu!.probeDevice(dev, false);
+    expect(g).toBe(before);
+    expect(m.iommu!.groups.length).toBe(groups);
+    expect(before.devices.filter((d) => d === dev.name).length).toBe(1);
+    expect(m.klog.messages.length).toBe(messages);
     const h = dma_map_page(dev, p, 0, 4096, DMA_TO_DEVICE);
     expect(g.defaultDomain.paging!.pgtable.iova_to_phys(h)).toBe(p * 4096);
     expect(dev.dma.read(h, 16).ok).toBe(true);
