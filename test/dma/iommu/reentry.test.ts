@@ -76,6 +76,28 @@ describe('dma-iommu under re-entry and re-probe', () => {
     expect(m.audit()).toEqual([]);
   });
 
+  it('an unmap nested from a WARN listener inside another leaves the outer unmap synced and freed', () => {
+    const { m, dev } = rig();
+    const p = m.mm.alloc_pages(GFP_KERNEL, 0) as number;
+    const q = m.mm.alloc_pages(GFP_KERNEL, 0) as number;
+    const h = dma_map_page(dev, p, 0, 4096, DMA_TO_DEVICE);
+    // The device reads once: its IOTLB now caches the translation.
+    expect(dev.dma.read(h, 16).ok).toBe(true);
+    let nested = 0;
+    m.klog.onMessage((msg) => {
+      if (msg.kind !== 'WARN' || nested++ > 0) return;
+      const g = dma_map_page(dev, q, 0, 4096, DMA_TO_DEVICE);
+      dma_unmap_page(dev, g, 4096, DMA_TO_DEVICE);
+    });
+    // Twice the mapped size: the page table WARNs at the hole, then dma-iommu WARNs unmapped != size.
+    dma_unmap_page(dev, h, 8192, DMA_TO_DEVICE);
+    expect(nested).toBeGreaterThan(0);
+    m.klog.onMessage(undefined);
+    // Strict: the outer unmap's IOTLB sync happened, so the device cannot read through a stale entry.
+    expect(dev.dma.read(h, 16).ok).toBe(false);
+    expect(m.audit()).toEqual([]);
+  });
+
   it('an unmap reaching past 2^53 is EINVAL naming size, and changes nothing', () => {
     const { m, dev } = rig();
     const p = m.mm.alloc_pages(GFP_KERNEL, 0) as number;
