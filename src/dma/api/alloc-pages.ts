@@ -20,7 +20,7 @@ import type { Mm } from '../../mm/mm.ts';
 import { sg_dma_address, sg_dma_len, sg_next, sg_phys, sg_set_page, type Scatterlist } from '../../scatterlist/entry.ts';
 import { SgTable, sg_alloc_table, sg_free_table } from '../../scatterlist/table.ts';
 import { DMA_ATTR_ALLOC_SINGLE_PAGES } from './attrs.ts';
-import { checkAttrs, checkDev, checkDir, checkSize, checkSgt, debug, ledger, sgPhysAddrs, trace, tracing } from './checks.ts';
+import { checkAttrs, checkDev, checkDir, checkDmaRange, checkSgDmaRanges, checkSize, checkSgt, debug, ledger, sgPhysAddrs, trace, tracing } from './checks.ts';
 import { dmaOpsOf, dmaSystemOf, type CoherentBuffer, type DmaPages, type NoncontiguousAlloc } from './ops.ts';
 import { ledgerAllocNoncoherent, ledgerFreeNoncoherent } from '../ledger/record.ts';
 import type { AddrRange } from '../ledger/entry.ts';
@@ -99,6 +99,7 @@ function freePages(dev: Device, size: number, page: number, dma_handle: number, 
   checkDir(dir, api);
   if (typeof page !== 'number' || !Number.isSafeInteger(page) || page < 0) throw new KernelError(EINVAL, api, `expected a page frame number, got ${String(page)}`, 'page');
   if (typeof dma_handle !== 'number' || !Number.isSafeInteger(dma_handle) || dma_handle < 0) throw new KernelError(EINVAL, api, `expected a DMA handle, got ${String(dma_handle)}`, 'dma_handle');
+  checkDmaRange(dma_handle, size, api);
   const mm = mmOf(dev);
   const order = Math.ceil(Math.log2(Math.max(1, pageAlign(size) / PAGE_SIZE)));
   trace(dev, 'free', 'dma_free_pages', { size, dir, handle: dma_handle, virt: PAGE_OFFSET + page * PAGE_SIZE });
@@ -228,6 +229,8 @@ export function dma_free_noncontiguous(dev: Device, size: number, sgt: SgTable, 
   const st = checkNoncontig(dev, sgt, api);
   const sgl = sgt.sgl as Scatterlist;
   const handle = sgl.dma_address;
+  checkDmaRange(handle, size, api);
+  checkSgDmaRanges(sgl, sgt.orig_nents, api);
   tracing(dev)?.emit('free', 'dma_free_sgt', dev.name, { size, dir, handle, phys_addrs: sgPhysAddrs(sgl, sgt.orig_nents) });
   debug(dev)?.unmapSg(dev, sgl, sgt.orig_nents, dir);
   const ops = dmaOpsOf(dev);

@@ -9,6 +9,8 @@ import type { Trace } from '../../core/trace.ts';
 import { Device } from '../../device/device.ts';
 import { SgTable } from '../../scatterlist/table.ts';
 import { valid_dma_direction } from './direction.ts';
+import { W_DMA_LEN } from '../../scatterlist/slots.ts';
+import { nextSlot, slotDmaAddress, slotWord } from '../../scatterlist/walk.ts';
 import { dmaSystemOf } from './ops.ts';
 
 export function checkAttrs(attrs: unknown, fn: string): void {
@@ -32,6 +34,37 @@ export function checkAddr(addr: unknown, fn: string): number {
     throw new KernelError(EINVAL, fn, `expected a DMA address, got ${typeof addr === 'number' ? addr : typeof addr}`, 'addr');
   }
   return addr;
+}
+
+/**
+ * Where a released DMA range may end at most: the backends round a range up to their granule (64
+ * KiB at most) and must still hold its end exactly in a number.
+ */
+const DMA_RANGE_END_MAX = Number.MAX_SAFE_INTEGER - 0xffff;
+
+/**
+ * An unmap or free of [addr, addr + size): refused (EINVAL naming `arg`) when its end reaches past
+ * what a number holds exactly, before dma-debug, the trace or the backend sees the call, so a
+ * refused release changes nothing. DMA_MAPPING_ERROR passes (dma-debug reports it).
+ */
+export function checkDmaRange(addr: number, size: number, fn: string, arg = 'size'): void {
+  if (addr !== DMA_MAPPING_ERROR && !(addr + size <= DMA_RANGE_END_MAX)) {
+    throw new KernelError(EINVAL, fn, `0x${addr.toString(16)} + ${size} ends past 2^53 - 64 KiB, beyond any DMA address`, arg);
+  }
+}
+
+/**
+ * checkDmaRange of every DMA segment of a list about to be unmapped: the entries up to the first
+ * with no DMA length (where dma-iommu's unmap and dma-debug's count of mapped segments end too; a
+ * merged list then costs a step or two, not a walk of all its entries).
+ */
+export function checkSgDmaRanges(sgl: Scatterlist, nents: number, fn: string): void {
+  const segs = sgl.arena.segs;
+  for (let slot = sgl.slot, i = 0; slot >= 0 && i < nents; slot = nextSlot(segs, slot), i++) {
+    const len = slotWord(segs, slot, W_DMA_LEN);
+    if (len === 0) return;
+    checkDmaRange(slotDmaAddress(segs, slot), len, fn, 'sgl');
+  }
 }
 
 /** A device of this simulator (a plain object or null is no device). */

@@ -14,7 +14,7 @@ import { EINVAL, EOPNOTSUPP } from '../../core/errno.ts';
 import { KernelBug, KernelError } from '../../core/errors.ts';
 import { Device } from '../../device/device.ts';
 import { DMA_ATTR_REQUIRE_COHERENT, DMA_ATTR_SKIP_CPU_SYNC } from './attrs.ts';
-import { checkAttrs, checkDev, checkDir, ledger, trace } from './checks.ts';
+import { checkAttrs, checkDev, checkDir, checkDmaRange, ledger, trace } from './checks.ts';
 import { dmaOpsOf, type IovaOps } from './ops.ts';
 
 /**
@@ -182,6 +182,7 @@ export function dma_iova_unlink(dev: Device, state: DmaIovaState, offset: number
   checkLen(size, fn, 'size');
   checkDir(dir, fn);
   checkAttrs(attrs, fn);
+  checkDmaRange(state.addr + offset, size, fn);
   unlink(dev, state, offset, size, dir, attrs, false, fn);
 }
 
@@ -214,5 +215,6 @@ export function dma_iova_destroy(dev: Device, state: DmaIovaState, mapped_len: n
     dma_iova_free(dev, state);
     return;
   }
+  checkDmaRange(state.addr, mapped_len, fn, 'mapped_len');
   unlink(dev, state, 0, mapped_len, dir, attrs, true, fn);
 }

@@ -22,7 +22,7 @@ import { dmaOpsOf, dmaSystemOf, type CoherentBuffer } from './ops.ts';
 import type { KernelContext } from '../../core/context.ts';
 import { ledgerAllocCoherent, ledgerFreeCoherent, ledgerMapSg, ledgerMapSingle, ledgerSyncSg, ledgerSyncSingle, ledgerUnmapSg, ledgerUnmapSingle } from '../ledger/record.ts';
 import { notInstance } from '../../core/args.ts';
-import { checkAddr, checkAttrs, checkDev, checkDir, checkIndex, checkNents, checkSg, checkSgt, checkSize, debug, ledger, sgDmaArrays, sgPhysAddrs, trace, tracing } from './checks.ts';
+import { checkAddr, checkAttrs, checkDev, checkDir, checkDmaRange, checkIndex, checkNents, checkSg, checkSgDmaRanges, checkSgt, checkSize, debug, ledger, sgDmaArrays, sgPhysAddrs, trace, tracing } from './checks.ts';
 
 export { DMA_MAPPING_ERROR } from '../../scatterlist/entry.ts';
 
@@ -168,6 +168,7 @@ function unmapPhys(dev: Device, addr: number, size: number, dir: number, attrs: 
   checkDir(dir, 'dma_unmap_phys');
   checkAddr(addr, 'dma_unmap_phys');
   checkSize(size, 'dma_unmap_phys');
+  checkDmaRange(addr, size, 'dma_unmap_phys');
   const sys = dmaSystemOf(dev.host.ctx);
   (dev.dma_ops ?? sys.direct).unmap_phys(dev, addr, size, dir, attrs);
   sys.debug?.unmapPhys(dev, addr, size, dir);
@@ -252,6 +253,7 @@ function unmapSg(dev: Device, sgl: Scatterlist | null, nents: number, dir: numbe
   checkNents(nents, api);
   if (sgl === null) return;
   checkSg(dev, sgl, nents, api);
+  checkSgDmaRanges(sgl, nents, api);
   debug(dev)?.unmapSg(dev, sgl, nents, dir);
   const t = tracing(dev);
   if (t !== null) t.emit('unmap', 'dma_unmap_sg', dev.name, { nents, dir, attrs, addr: sgl.dma_address, phys_addrs: sgPhysAddrs(sgl, nents) });
@@ -416,6 +418,7 @@ function freeAttrs(dev: Device, size: number, buf: CoherentBuffer, attrs: number
   }
   const home = coherentHome.get(buf);
   if (home !== undefined && home !== dev.host.ctx) throw new KernelError(EINVAL, api, `the buffer was allocated on machine ${home.name}, ${dev.name} is on ${dev.host.ctx.name}`, 'buf');
+  checkDmaRange(buf.dma_handle, size, api);
   debug(dev)?.freeCoherent(dev, size, buf);
   trace(dev, 'free', 'dma_free_attrs', { size, handle: buf.dma_handle, virt: buf.cpu_addr, attrs });
   dmaOpsOf(dev).free(dev, size, buf, attrs);
