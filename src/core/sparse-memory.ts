@@ -192,8 +192,7 @@ export class PhysContents implements PhysMemory, SnapshotHooks {
     if (len === 0) return;
     if (off + len <= PAGE_SIZE) {
       // Within one page (a 4 KiB device read): the page itself, no run (runs cost a 4 KiB read 20%).
-      const k = Math.floor(pfn / GROUP_PAGES);
-      const page = groups.get(k)?.pages[pfn - k * GROUP_PAGES];
+      const page = this.pageForRead(pfn);
       if (page === undefined) dst.fill(0, dstOff, dstOff + len);
       else dst.set(len === PAGE_SIZE ? page : page.subarray(off, off + len), dstOff);
       return;

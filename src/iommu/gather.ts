@@ -65,6 +65,28 @@ export function iommu_iotlb_gather_init(gather: IommuIotlbGather): void {
   gather.queued = false;
 }
 
+// INVARIANT: gatherPool holds at most GATHER_POOL gathers no unmap is using.
+const gatherPool: IommuIotlbGather[] = [];
+const GATHER_POOL = 8;
+
+/**
+ * @internal An empty gather for one unmap. The kernel's lives on the unmap's stack; a small pool
+ * stands in, so an unmap started while another runs (from a kernel-log listener on a WARN inside
+ * it) takes another gather instead of emptying the one in use.
+ * @example const g = takeGather(); ...; iommu_iotlb_sync(domain, g); giveGather(g);
+ */
+export function takeGather(): IommuIotlbGather {
+  const g = gatherPool.pop();
+  if (g === undefined) return new IommuIotlbGather();
+  iommu_iotlb_gather_init(g);
+  return g;
+}
+
+/** @internal Give back a gather from {@link takeGather} once its unmap is done with it. */
+export function giveGather(g: IommuIotlbGather): void {
+  if (gatherPool.length < GATHER_POOL) gatherPool.push(g);
+}
+
 /**
  * iommu_iotlb_gather_is_disjoint: would [iova, iova + size) leave a gap next to (or be apart from)
  * the gathered range? False for an empty gather (end === 0).

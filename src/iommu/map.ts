@@ -24,7 +24,7 @@
 import { EINVAL, ENODEV } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import { __GFP_COMP, __GFP_DMA, __GFP_DMA32, __GFP_HIGHMEM } from '../mm/gfp.ts';
-import { IommuIotlbGather, iommu_iotlb_sync } from './gather.ts';
+import { IommuIotlbGather, giveGather, iommu_iotlb_sync, takeGather } from './gather.ts';
 import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY, __IOMMU_DOMAIN_PAGING, type IommuDomainLike } from './map-domain.ts';
 import { pgsizeFromShifts, pgsizeOut, pgsizeShiftsOf, pgsizesOf } from './map-pgsize.ts';
 import { checkInt, notInstance } from '../core/args.ts';
@@ -48,7 +48,6 @@ function checkDomain(domain: unknown, fn: string): void {
   }
 }
 
-const gatherPool: IommuIotlbGather[] = [];
 const BAD_GFP = __GFP_COMP | __GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM;
 const MAX_ADDR = Number.MAX_SAFE_INTEGER;
 
@@ -258,11 +257,10 @@ function undoMap(domain: IommuDomainLike, iova: number, paddr: number, size: num
 export function iommu_unmap(domain: IommuDomainLike, iova: number, size: number): number {
   checkDomain(domain, 'iommu_unmap');
   checkRange('iommu_unmap', iova, 0, size);
-  // The kernel's gather lives on the stack; a small pool stands in (re-entry just takes another).
-  const gather = gatherPool.pop() ?? new IommuIotlbGather();
+  const gather = takeGather();
   const ret = __iommu_unmap(domain, iova, size, gather);
   iotlbSync(domain, gather);
-  if (gatherPool.length < 8) gatherPool.push(gather);
+  giveGather(gather);
   return ret;
 }
 

@@ -32,21 +32,28 @@ export function attachDmaDebug(ctx: KernelContext, mm: Mm, opts: DmaDebugOptions
     },
   });
   const debug = new DmaDebug(ctx, { memory, swiotlbActive, ...opts });
-  // The walks see the list through one reused view (a SlotChain) while no other walk holds it; a
-  // walk started from inside another (a log listener mapping again) gets its own.
-  const shared = new SlotChain();
-  const list = (sgl: Scatterlist): SlotChain => (shared.busy ? new SlotChain() : shared).start(sgl);
-  const done = (c: SlotChain): void => { c.finish(); };
+  // The walks see the list through a reused view (a SlotChain) from a small pool: a walk started
+  // from inside another (a log listener mapping again) takes another view.
+  const chains: SlotChain[] = [];
+  const walk = (sgl: Scatterlist, hook: (list: SlotChain) => void): void => {
+    const c = (chains.pop() ?? new SlotChain()).start(sgl);
+    try {
+      hook(c);
+    } finally {
+      c.finish();
+      if (chains.length < 4) chains.push(c);
+    }
+  };
   const hooks: DmaDebugHooks = {
     mapPhys: (dev, phys, size, dir, addr, attrs) => debug.debug_dma_map_phys(dev, phys, size, dir, addr, attrs),
     mappingError: (dev, addr) => debug.debug_dma_mapping_error(dev, addr),
     unmapPhys: (dev, addr, size, dir) => debug.debug_dma_unmap_phys(dev, addr, size, dir),
-    mapSg: (dev, sgl, nents, mapped, dir, attrs) => { const c = list(sgl); try { debug.debug_dma_map_sg(dev, c, nents, mapped, dir, attrs); } finally { done(c); } },
-    unmapSg: (dev, sgl, nents, dir) => { const c = list(sgl); try { debug.debug_dma_unmap_sg(dev, c, nents, dir); } finally { done(c); } },
+    mapSg: (dev, sgl, nents, mapped, dir, attrs) => walk(sgl, (c) => debug.debug_dma_map_sg(dev, c, nents, mapped, dir, attrs)),
+    unmapSg: (dev, sgl, nents, dir) => walk(sgl, (c) => debug.debug_dma_unmap_sg(dev, c, nents, dir)),
     syncSingleForCpu: (dev, addr, size, dir) => debug.debug_dma_sync_single_for_cpu(dev, addr, size, dir),
     syncSingleForDevice: (dev, addr, size, dir) => debug.debug_dma_sync_single_for_device(dev, addr, size, dir),
-    syncSgForCpu: (dev, sgl, nents, dir) => { const c = list(sgl); try { debug.debug_dma_sync_sg_for_cpu(dev, c, nents, dir); } finally { done(c); } },
-    syncSgForDevice: (dev, sgl, nents, dir) => { const c = list(sgl); try { debug.debug_dma_sync_sg_for_device(dev, c, nents, dir); } finally { done(c); } },
+    syncSgForCpu: (dev, sgl, nents, dir) => walk(sgl, (c) => debug.debug_dma_sync_sg_for_cpu(dev, c, nents, dir)),
+    syncSgForDevice: (dev, sgl, nents, dir) => walk(sgl, (c) => debug.debug_dma_sync_sg_for_device(dev, c, nents, dir)),
     allocCoherent: (dev, size, buf, attrs) => debug.debug_dma_alloc_coherent(dev, size, buf.dma_handle, buf.cpu_addr, attrs),
     freeCoherent: (dev, size, buf) => debug.debug_dma_free_coherent(dev, size, buf.cpu_addr, buf.dma_handle),
     mapSingle: (dev, cpuAddr, size) => debug.debug_dma_map_single(dev, cpuAddr, size),
@@ -61,17 +68,15 @@ export function attachDmaDebug(ctx: KernelContext, mm: Mm, opts: DmaDebugOptions
  * to the entry (dma-debug reads each entry only during its step). Walking with sg_next made a
  * handle or two per entry and read each field through a segment look-up (a 16-entry map+unmap
  * with checks: bench/RESULTS.md, session 12).
- * INVARIANT: while `busy`, `slot` is the slot of the entry the walk is at (-1 after the end);
- *   `segs` is the arena of the list being walked.
+ * INVARIANT: between start and finish, `slot` is the slot of the entry the walk is at (-1 after
+ *   the end) and `segs` the arena of the list being walked; after finish it holds no arena.
  */
 class SlotChain implements DebugSgChain, DebugSgEntry {
-  busy = false;
   private segs: readonly Uint32Array[] = [];
   private head = -1;
   private slot = -1;
 
   start(sgl: Scatterlist): this {
-    this.busy = true;
     this.segs = sgl.arena.segs;
     this.head = sgl.slot;
     return this;
@@ -79,7 +84,6 @@ class SlotChain implements DebugSgChain, DebugSgEntry {
 
   /** Let go of the list (an idle chain keeps no arena alive). */
   finish(): void {
-    this.busy = false;
     this.segs = [];
     this.head = this.slot = -1;
   }

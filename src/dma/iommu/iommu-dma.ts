@@ -20,7 +20,7 @@ import { modPow2 } from '../../core/mod-pow2.ts';
 import { alloc_iova_fast, free_iova_fast, iova_rcache_range } from '../../iommu/iova-rcache.ts';
 import { iommu_map, iommu_map_nosync, iommu_map_sg, iommu_sync_map, iommu_unmap, iommu_unmap_fast, iommuMapTrusted, iommuUnmapFastTrusted } from '../../iommu/map.ts';
 import { EINVAL, EIO, ENOMEM, EPERM } from '../../core/errno.ts';
-import { IommuIotlbGather, iommu_iotlb_gather_init, iommu_iotlb_sync } from '../../iommu/gather.ts';
+import { IommuIotlbGather, giveGather, iommu_iotlb_sync, takeGather } from '../../iommu/gather.ts';
 
 /** An empty freelist for the flush queue (it only reads it). */
 const NO_PAGES: readonly number[] = Object.freeze([]);
@@ -133,8 +133,6 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
     return iova + off;
   }
 
-  const unmapGather = new IommuIotlbGather();
-  let unmapGatherBusy = false;
 
   /** __iommu_dma_unmap: clear the PTEs, then sync now (strict) or queue the IOVA (lazy). */
   function dmaUnmap(dev: Device, addr: number, size: number, via: string, domain: IommuDomain = state(dev).domain): void {
@@ -146,29 +144,21 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
     // The driver's size: an unmap reaching past 2^53 is refused before anything changes (the
     // argument check of iommu_unmap_fast, whose trusted body is called below).
     if (!(start + len <= Number.MAX_SAFE_INTEGER)) throw new KernelError(EINVAL, 'iommu_unmap_fast', `iova + size exceeds 2^53 - 1 (${start} + ${len})`, 'size');
-    // One gather for every unmap of this backend, emptied first, not a new object per unmap
-    // (map+unmap pair, standalone loop: strict 637 -> 559 ns with checks, 477 -> 424 without). An
-    // unmap started while one runs (a kernel-log listener on the WARNs below, or on the page
-    // table's) takes its own: sharing it emptied the outer gather, whose IOTLB sync then
-    // invalidated nothing.
-    const nested = unmapGatherBusy;
-    const gather = nested ? new IommuIotlbGather() : unmapGather;
-    unmapGatherBusy = true;
-    try {
-      iommu_iotlb_gather_init(gather);
-      gather.queued = domain.fq !== null;
-      const unmapped = iommuUnmapFastTrusted(paging, start, len, gather);
-      if (unmapped !== len) dev.host.ctx.klog.warn('__iommu_dma_unmap', `WARN_ON(unmapped != size): unmapped ${unmapped} of ${len} at 0x${start.toString(16)}`);
-      iommu.noteUnmap(dev.name, domain.id, start, len, dev.host.ctx.clock.now, via, domain.fq !== null);
-      if (domain.fq !== null) {
-        domain.fq.queue(start / granule, len / granule, gather.freelist.length === 0 ? NO_PAGES : gather.freelist.splice(0), cpu());
-      } else {
-        iommu_iotlb_sync(paging, gather);
-        freeIova(domain, start, len);
-      }
-    } finally {
-      if (!nested) unmapGatherBusy = false;
+    // A pooled gather, not a new object per unmap (map+unmap pair, standalone loop: strict 637 ->
+    // 559 ns with checks, 477 -> 424 without); an unmap nested from a listener on the WARNs below
+    // takes another (one shared gather was emptied by it, and the outer sync then invalidated nothing).
+    const gather = takeGather();
+    gather.queued = domain.fq !== null;
+    const unmapped = iommuUnmapFastTrusted(paging, start, len, gather);
+    if (unmapped !== len) dev.host.ctx.klog.warn('__iommu_dma_unmap', `WARN_ON(unmapped != size): unmapped ${unmapped} of ${len} at 0x${start.toString(16)}`);
+    iommu.noteUnmap(dev.name, domain.id, start, len, dev.host.ctx.clock.now, via, domain.fq !== null);
+    if (domain.fq !== null) {
+      domain.fq.queue(start / granule, len / granule, gather.freelist.length === 0 ? NO_PAGES : gather.freelist.splice(0), cpu());
+    } else {
+      iommu_iotlb_sync(paging, gather);
+      freeIova(domain, start, len);
     }
+    giveGather(gather);
   }
 
   /** iommu_dma_map_swiotlb: bounce whole granules; an untrusted device's padding is zeroed. */
@@ -369,22 +359,20 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
       return -5; // -EIO
     }
     const st = state(dev);
-    const paging = st.domain.paging;
-    if (paging === null) return -22;
+    if (st.domain.paging === null) return -22;
     // The call's device, domain and permissions where sgDom's functions read them, saved and put
     // back around the call: a fault or kernel-log listener run from inside it (an injected IOVA or
     // page-table failure, a WARN) may map another list before this one ends.
-    const outer = sgCall.dev === null ? null : { dev: sgCall.dev, st: sgCall.st, paging: sgCall.paging, prot: sgCall.prot };
+    const outer = sgCall.dev === null ? null : { dev: sgCall.dev, st: sgCall.st, prot: sgCall.prot };
     sgCall.dev = dev;
     sgCall.st = st;
-    sgCall.paging = paging;
     sgCall.prot = dma_info_to_prot(dir, dev.dma_coherent, attrs);
     const limits = { boundaryMask: dma_get_seg_boundary(dev), maxSegSize: dma_get_max_seg_size(dev) };
     let r: number;
     try {
       r = iommuDmaMapSg(sgDom, limits, sgl, nents, observer.mapSg === undefined ? undefined : noteReport);
     } finally {
-      if (outer === null) sgCall.dev = sgCall.st = sgCall.paging = null;
+      if (outer === null) sgCall.dev = sgCall.st = null;
       else Object.assign(sgCall, outer);
     }
     const rep = lastReport;
@@ -397,12 +385,12 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
   // One IommuSgDomain for every mapSg of this backend, reading the call's state from sgCall: made
   // per call, its object and three closures were ~0.5 KB of garbage a map (bench/RESULTS.md,
   // session 12). sgCall holds nothing between calls.
-  const sgCall: { dev: Device | null; st: DevState | null; paging: PagingDomain | null; prot: number } = { dev: null, st: null, paging: null, prot: 0 };
+  const sgCall: { dev: Device | null; st: DevState | null; prot: number } = { dev: null, st: null, prot: 0 };
   const sgDom: IommuSgDomain = {
     granule,
     allocIova: (size) => allocIova(sgCall.dev as Device, (sgCall.st as DevState).domain, size, dma_get_mask(sgCall.dev as Device), sgCall.st as DevState),
     freeIova: (iova, size) => freeIova((sgCall.st as DevState).domain, iova, size),
-    mapSg: (iova, sg, n) => iommu_map_sg(sgCall.paging as PagingDomain, iova, sg, n, sgCall.prot, GFP_KERNEL),
+    mapSg: (iova, sg, n) => iommu_map_sg((sgCall.st as DevState).domain.paging as PagingDomain, iova, sg, n, sgCall.prot, GFP_KERNEL),
   };
 
   function unmapSg(dev: Device, sgl: Scatterlist, nents: number, dir: number, attrs: number): void {

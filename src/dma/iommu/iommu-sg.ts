@@ -142,7 +142,7 @@ export function layoutSg(sgl: Scatterlist, nents: number, granule: number, mask:
  */
 export function scatterlistAccessor(sgl: Scatterlist): IommuSgAccessor {
   if (!(sgl instanceof Scatterlist)) throw notInstance(sgl, Scatterlist, 'scatterlistAccessor', 'sgl');
-  return new SlotCursor().reset(sgl);
+  return new SlotCursor(sgl);
 }
 
 /**
@@ -151,16 +151,14 @@ export function scatterlistAccessor(sgl: Scatterlist): IommuSgAccessor {
  * INVARIANT: `cur` is the slot of entry `at` of the list starting at `first`.
  */
 class SlotCursor implements IommuSgAccessor {
-  private segs: readonly Uint32Array[] = [];
-  private first = -1;
+  private readonly segs: readonly Uint32Array[];
+  private readonly first: number;
   private at = 0;
-  private cur = -1;
+  private cur: number;
 
-  reset(sgl: Scatterlist): this {
+  constructor(sgl: Scatterlist) {
     this.segs = sgl.arena.segs;
     this.first = this.cur = sgl.slot;
-    this.at = 0;
-    return this;
   }
 
   private seek(i: number): number {
@@ -263,9 +261,8 @@ export function iommuDmaMapSg(dom: IommuSgDomain, limits: IommuSgLimits, sgl: Sc
   if (iova === 0) {
     ret = -ENOMEM;
   } else {
-    // A cursor per call (one object, where the accessor of closures it replaced was five): one
-    // dom.mapSg keeps stays valid, and a nested call has its own.
-    ret = dom.mapSg(iova, new SlotCursor().reset(sgl), nents);
+    // An accessor per call: one dom.mapSg keeps stays valid, and a nested call has its own.
+    ret = dom.mapSg(iova, scatterlistAccessor(sgl), nents);
     if (ret >= 0 && ret >= iovaLen) {
       report?.({ paddingBytes: padding, slackBytes: iovaLen - padding - cpuBytes, iova, iovaLen });
       return finaliseSg(sgl, nents, iova, limits);

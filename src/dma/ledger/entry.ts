@@ -32,9 +32,10 @@ export interface LedgerRelease {
  * A live mapping (streaming) or allocation (coherent), with who owns its bytes.
  * INVARIANT: the ranges are fixed at creation: the first DMA and CPU ranges in `dmaStart/dmaEnd`,
  *   `cpuStart/cpuEnd`, any further ones in `_moreDma`/`_moreCpu` as (start, end) pairs of one
- *   array of numbers (a single mapping has none, so recording it allocates nothing but the entry); `cpuOwned` holds the sorted, disjoint physical
- *   ranges of the buffer the CPU took back with a partial sync, null when none; `cpuOwnsAll` is set between a whole-mapping
- *   sync_for_cpu and the next sync_for_device; `releasedApi` is null while the entry is live.
+ *   array of numbers (a single mapping has none, so recording it allocates nothing but the entry);
+ *   `cpuOwned` holds the sorted, disjoint physical ranges of the buffer the CPU took back with a
+ *   partial sync, null when none; `cpuOwnsAll` is set between a whole-mapping sync_for_cpu and the
+ *   next sync_for_device; `releasedApi` is null while the entry is live.
  */
 export class LedgerEntry {
   /** Physical bytes of the buffer the CPU owns again after a partial sync_for_cpu. */

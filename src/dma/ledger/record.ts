@@ -25,9 +25,9 @@ export function ledgerUnmapSingle(ledger: DmaLedger, dev: Device, api: string, a
 // INVARIANT: scratchCpu and scratchDma hold the ranges one ledgerMapSg call is building, as
 //   (start, end) pairs; nothing reads them after the call returns (recordPacked copies them).
 const scratchCpu: number[] = [];
+const scratchDma: number[] = [];
 /** Numbers the scratch arrays keep between calls (4,096 ranges). */
 const SCRATCH_KEEP = 8192;
-const scratchDma: number[] = [];
 
 /** A scatterlist mapping succeeded: `nents` CPU entries became `mapped` DMA segments. */
 export function ledgerMapSg(ledger: DmaLedger, dev: Device, api: string, sgl: Scatterlist, nents: number, mapped: number, dir: number): void {
