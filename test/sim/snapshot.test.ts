@@ -520,6 +520,40 @@ describe('machine snapshots restore every layer', () => {
     }
   });
 
+  it('captureGraph: an object literal\'s accessors are never called; its hidden and read-only properties are seen', () => {
+    // The literal path reads each property's descriptor: a getter is neither called at capture nor
+    // overwritten at restore (planted: reading every key as a value calls it and stores its result
+    // as a field); a non-enumerable data property is state too (planted: Object.keys misses it); a
+    // read-only one is refused at capture (planted: skipping the writable check throws only at restore).
+    let calls = 0;
+    const inner = { n: 1 };
+    const lit = { a: 1, get live() { calls++; return inner; }, set live(_v) { throw new Error('setter called'); } };
+    Object.defineProperty(lit, 'hid', { value: { m: 2 }, writable: true, enumerable: false, configurable: true });
+    const snap = captureGraph({ lit, frozen: Object.freeze({ get g() { calls++; return 1; }, held: inner }) });
+    expect(calls).toBe(0);
+    lit.a = 9;
+    (lit as unknown as { hid: unknown }).hid = null;
+    (lit as Record<string, unknown>)['extra'] = 1;
+    inner.n = 5;
+    for (let r = 0; r < 3; r++) {
+      snap.restore();
+      expect(calls).toBe(0);
+      expect(lit.a).toBe(1);
+      expect((lit as unknown as { hid: { m: number } }).hid).toEqual({ m: 2 });
+      expect(Object.keys(lit)).toEqual(['a', 'live']);
+      // Reached only through the frozen literal's data property.
+      expect(inner.n).toBe(1);
+      lit.a = 7;
+      inner.n = 6;
+    }
+    const ro = { a: 1 };
+    Object.defineProperty(ro, 'fixed', { value: 3, writable: false, enumerable: true });
+    expect(() => captureGraph({ ro })).toThrow(/property fixed of an object is read-only at run time.*EINVAL|EINVAL.*property fixed/);
+    const sym = { a: 1 };
+    Object.defineProperty(sym, Symbol('hidden'), { value: 1, writable: true, enumerable: false });
+    expect(() => captureGraph({ sym })).toThrow(/keyed by a symbol/);
+  });
+
   it('captureGraph restores fields where code generation from strings is refused (the generic loop)', () => {
     // node --disallow-code-generation-from-strings makes new Function throw an EvalError: the
     // snapshot must fall back, not fail (planted: rethrowing every error fails the child).
