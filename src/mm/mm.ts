@@ -19,6 +19,7 @@ import { OWNER_ID, PageMeta, PG_ALLOCATED, PG_RESERVED, type Owner } from './pag
 import { VmapSpace, VmArea } from './vmalloc.ts';
 import { Kmalloc } from './slab.ts';
 import { parseSize, type Size } from '../core/size.ts';
+import { ChurnMap } from '../core/churn-map.ts';
 
 /** How to build a memory model. */
 export interface MmOptions {
@@ -72,7 +73,9 @@ export class Mm implements PhysMemory {
   }
   private readonly _vmap = new VmapSpace();
   // INVARIANT: areas holds exactly the live vmalloc areas, keyed by start address.
-  private readonly _areas = new Map<number, VmArea>();
+  // A ChurnMap: a vfree'd area's address is often the next vmalloc's, the pattern a Map slows
+  // down on (core/churn-map).
+  private readonly _areas = new ChurnMap<number, VmArea>();
   /** Pages handed out by the page allocator and not yet freed. */
   private _allocatedPages = 0;
   // INVARIANT: _pins maps a pfn to its pin count (> 0) while pinned (pin_user_pages*); _deferred

@@ -10,6 +10,7 @@ import type { KernelContext } from '../core/context.ts';
 import { PAGE_SIZE, getOrder } from './constants.ts';
 import { __GFP_NOWARN, __GFP_ZERO } from './gfp.ts';
 import type { Mm } from './mm.ts';
+import { ChurnMap } from '../core/churn-map.ts';
 
 /** Smallest and largest slab object sizes. */
 export const KMALLOC_MIN_SIZE = 8;
@@ -26,9 +27,11 @@ export class Kmalloc {
   private readonly _ctx: KernelContext;
   // INVARIANT: objects maps every live object's address to its size class (or -order-1 for a
   //   kmalloc_large block); free[c] holds free object addresses of class c in slabs with inUse < capacity.
-  private readonly _objects = new Map<number, number>();
+  // ChurnMaps: a freed object's address is the next one handed out (the free lists are LIFO), and a
+  // slab page emptied is often the next one taken, the pattern a Map slows down on (core/churn-map).
+  private readonly _objects = new ChurnMap<number, number>();
   private readonly _free = new Map<number, number[]>();
-  private readonly _slabs = new Map<number, Slab>();
+  private readonly _slabs = new ChurnMap<number, Slab>();
 
   constructor(mm: Mm, ctx: KernelContext) {
     this._mm = mm;
@@ -84,7 +87,7 @@ export class Kmalloc {
   }
 
   /** The addresses of the live objects (for leak checks: only drivers kmalloc in dmasim). */
-  liveAddresses(): IterableIterator<number> {
+  liveAddresses(): Iterable<number> {
     return this._objects.keys();
   }
 

@@ -5,6 +5,7 @@
  * the count saturates at 7 and a saturated line is released one unmap early.
  */
 import { ACTIVE_CACHELINE_MAX_OVERLAP } from './constants.ts';
+import { ChurnMap } from '../../core/churn-map.ts';
 
 /** A line's value holds its overlap count below this (ACTIVE_CACHELINE_MAX_OVERLAP is 7). */
 const OVERLAP_SPAN = 8;
@@ -27,8 +28,9 @@ export class CachelineTable {
   //   slot that first claimed it (kept after that entry is freed, until the line is released) and
   //   the count of further claims, in [0, ACTIVE_CACHELINE_MAX_OVERLAP]. One map, not one per field:
   //   every DMA_FROM_DEVICE map and unmap touches it (48 live ring buffers: the two maps were 30%
-  //   of a map+unmap; bench/RESULTS.md, session 10).
-  private readonly _lines = new Map<number, number>();
+  //   of a map+unmap; bench/RESULTS.md, session 10). A ChurnMap: a ring's buffers claim and release
+  //   the same lines over and over, the pattern a Map slows down on (see core/churn-map).
+  private readonly _lines = new ChurnMap<number, number>();
 
   /** Claimed lines. */
   get size(): number {

@@ -21,6 +21,7 @@ import { SWIOTLB_PR_PREFIX } from './geometry.ts';
 import { findSlots } from './search.ts';
 import { SlotTable } from './slots.ts';
 import type { SwiotlbAreaState, SwiotlbMapping, SwiotlbPoolOptions } from './types.ts';
+import { ChurnMap } from '../../core/churn-map.ts';
 
 /** Largest size argument accepted: keeps size + offset + alignment exact as a number. */
 const MAX_SIZE = 2 ** 52;
@@ -63,7 +64,9 @@ export class SwiotlbPool {
   private _hiwater = 0;
   // INVARIANT: one entry per successful map not yet released, keyed by its first slot (padding
   //   included); entries are pairwise disjoint and their slots sum to `used` (without misuse).
-  private readonly _live = new Map<number, SwiotlbMapping>();
+  // A ChurnMap: a bounce freed and the next one mapped start at the same slot, the pattern a Map
+  // slows down on (core/churn-map).
+  private readonly _live = new ChurnMap<number, SwiotlbMapping>();
 
   constructor(opts: SwiotlbPoolOptions) {
     const fn = 'SwiotlbPool';
