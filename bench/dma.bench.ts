@@ -10,7 +10,7 @@
  *   the IOMMU strict and lazy, with the checks on and off (ns a pair).
  */
 import {
-  DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, GFP_KERNEL, dma_sync_single_for_cpu, dma_sync_single_for_device, Machine, SGTable, SgTable, VVec, dma_map_page_attrs, dma_mapping_error, dma_map_sgtable, dma_sync_sgtable_for_cpu, dma_unmap_page_attrs,
+  DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, GFP_KERNEL, dma_sync_single_for_cpu, dma_sync_single_for_device, Machine, SGTable, SgTable, VVec, dma_map_page_attrs, dma_map_single, dma_mapping_error, dma_map_sgtable, dma_unmap_single, dma_sync_sgtable_for_cpu, dma_unmap_page_attrs,
   dma_unmap_sgtable, for_each_sgtable_dma_sg, sg_alloc_table_from_pages_segment, sg_free_table, type Core, type Device,
 } from '../src/index.ts';
 import { median, type BenchResult } from './util.ts';
@@ -247,6 +247,50 @@ function swiotlbIo(memcpy: number): BenchResult[] {
   ];
 }
 
+/**
+ * A NIC's receive ring kept full: `depth` kmalloc'd 2 KiB buffers mapped DMA_FROM_DEVICE through a
+ * strict IOMMU with dma-debug and the ledger on; each step unmaps and frees the oldest and maps a
+ * new one in its place (a refill). The cost should not grow with the ring's depth: a 1,024-deep
+ * ring paid a scan of every live buffer per unmap in the ledger's lane and a Map slowed down by the
+ * same addresses coming back (bench/RESULTS.md, session 14).
+ */
+function ringRecycle(depth: number): number {
+  const m = new Machine({ memory: '1G', iommu: { mode: 'strict' } });
+  const dev = boundDevice(m);
+  const virt: number[] = [];
+  const addr: number[] = [];
+  const refill = (j: number): void => {
+    const v = m.mm.kmalloc(2048) as number;
+    const a = dma_map_single(dev, v, 2048, DMA_FROM_DEVICE);
+    if (dma_mapping_error(dev, a) !== 0) throw new Error('bench: ring map failed');
+    virt[j] = v;
+    addr[j] = a;
+  };
+  for (let j = 0; j < depth; j++) refill(j);
+  const step = (i: number): void => {
+    const j = i % depth;
+    dma_unmap_single(dev, addr[j] as number, 2048, DMA_FROM_DEVICE);
+    m.mm.kfree(virt[j] as number);
+    refill(j);
+    m.clock.advance(1000);
+  };
+  for (let i = 0; i < 20_000; i++) step(i);
+  const n = 100_000;
+  const t0 = now();
+  for (let i = 0; i < n; i++) step(i);
+  return (now() - t0) / n;
+}
+
+function ringRows(): BenchResult[] {
+  const shallow = ringRecycle(64);
+  const deep = ringRecycle(1024);
+  return [
+    { name: 'rx ring refill (unmap + kfree + kmalloc + map), 64 buffers, IOMMU strict, checks on', value: shallow, unit: 'ns/buffer' },
+    { name: 'rx ring refill, 1,024 buffers, same', value: deep, unit: 'ns/buffer' },
+    { name: 'rx ring refill: 1,024-deep / 64-deep', value: Number((deep / shallow).toFixed(2)), unit: '×', note: 'the depth should not matter (was 1.9-2.3× before session 14)' },
+  ];
+}
+
 export function benchDma(): BenchResult[] {
   const out: BenchResult[] = [];
   const memcpy = memcpyGBs();
@@ -259,6 +303,7 @@ export function benchDma(): BenchResult[] {
   out.push(...streaming('swiotlb=force', { memory: '8G', swiotlb: { force: true } }, 256));
   out.push(...sgtableEndToEnd('lazy'));
   out.push(...sgtableEndToEnd('strict'));
+  out.push(...ringRows());
   for (const row of ['pair', 'sgtable16'] as const) {
     for (const checks of [true, false]) out.push(...strictAndLazyAlone(row, checks));
   }

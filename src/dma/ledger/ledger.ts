@@ -15,6 +15,19 @@ import { RangeIndex } from './range-index.ts';
 /** Released entries remembered for use-after-unmap findings. */
 export const LEDGER_HISTORY = 1024;
 
+/** Buckets of the lane's address counts (a power of two). */
+const LANE_BUCKETS = 8192;
+
+/**
+ * The lane's count bucket of a bus address: its 64-byte granule number, both 32-bit halves folded
+ * and multiplied by a Fibonacci constant, the top 13 bits (the low bits alone put page-aligned
+ * buffers 4 KiB apart in 64 buckets, so a ring's counts were never 1).
+ */
+function laneBucket(addr: number): number {
+  const g = Math.floor(addr / 64);
+  return Math.imul((g | 0) ^ Math.floor(g / 2 ** 32), 0x9e3779b1) >>> 19;
+}
+
 /** Range objects as (start, end) pairs. */
 function packRanges(ranges: readonly AddrRange[]): number[] {
   const out = new Array<number>(2 * ranges.length);
@@ -77,6 +90,11 @@ export class DmaLedger {
   private readonly _laneTime: number[] = [];
   private readonly _laneId: number[] = [];
   private _laneLen = 0;
+  // INVARIANT: _laneAddrCount[laneBucket(a)] is the number of lane slots [_laneHead, _laneLen)
+  //   whose bus address falls in that bucket. A count of 1 lets an unmap that matches the oldest
+  //   slot take it without scanning the rest for a newer mapping at the same address (a ring of
+  //   1,024 buffers refilled in order scanned them all per unmap: bench/RESULTS.md, session 14).
+  private readonly _laneAddrCount = new Int32Array(LANE_BUCKETS);
   // Unmapping the oldest lane mapping (a ring refilled in order) moves the head instead of shifting
   // every later slot (48 live ring buffers: unmapSingle 10.6% -> 4.2% of a map+unmap).
   private _laneHead = 0;
@@ -118,12 +136,17 @@ export class DmaLedger {
     this._lanePhys[i] = phys;
     this._laneTime[i] = this._host.clock.now;
     this._laneId[i] = this._nextId++;
+    this._laneCount(addr, 1);
     this._liveStreaming++;
   }
 
   /** Unmap of the single mapping of `dev` at `addr` by `api` (an unknown one is dma-debug's to report). */
   unmapSingle(dev: Device, addr: number, api: string): void {
-    for (let i = this._laneLen - 1; i >= this._laneHead; i--) {
+    const h = this._laneHead;
+    // The oldest slot, when no other lane slot can hold this address: the mapping a ring refilled
+    // in order releases (the rule is still the newest match: there is no other).
+    const first = h < this._laneLen && this._laneDma[h] === addr && this._laneDev[h] === dev && this._laneAddrCount[laneBucket(addr)] === 1 ? h : -1;
+    for (let i = first >= 0 ? first : this._laneLen - 1; i >= h; i--) {
       if (this._laneDma[i] !== addr || this._laneDev[i] !== dev) continue;
       this._ring.push(dev, this._laneApi[i] as string, api, this._laneDir[i] as number, this._laneSize[i] as number, addr,
         this._lanePhys[i] as number, this._laneTime[i] as number, this._host.clock.now, this._laneId[i] as number);
@@ -135,7 +158,13 @@ export class DmaLedger {
     if (e !== undefined) this.release(e, api);
   }
 
+  private _laneCount(addr: number, by: number): void {
+    const b = laneBucket(addr);
+    this._laneAddrCount[b] = (this._laneAddrCount[b] as number) + by;
+  }
+
   private _laneRemove(i: number): void {
+    this._laneCount(this._laneDma[i] as number, -1);
     if (i === this._laneHead) {
       this._laneDev[i] = undefined as unknown as Device; // let an unbound device's object go
       this._laneHead++;
@@ -224,6 +253,7 @@ export class DmaLedger {
       lane.push(new LedgerEntry(this._laneId[i] as number, 'single', this._laneDev[i] as Device, this._laneDir[i] as number, size,
         this._laneApi[i] as string, this._laneTime[i] as number, dma, dma, dma + size, phys, phys + size, null, null));
       this._laneDev[i] = undefined as unknown as Device;
+      this._laneCount(dma, -1);
     }
     this._laneLen = 0;
     this._laneHead = 0;
