@@ -19,7 +19,7 @@ import { OWNER_ID, PageMeta, PG_ALLOCATED, PG_RESERVED, type Owner } from './pag
 import { VmapSpace, VmArea } from './vmalloc.ts';
 import { Kmalloc } from './slab.ts';
 import { parseSize, type Size } from '../core/size.ts';
-import { ChurnMap } from '../core/churn-map.ts';
+import { VmAreaIndex } from './vm-area-index.ts';
 
 /** How to build a memory model. */
 export interface MmOptions {
@@ -73,9 +73,8 @@ export class Mm implements PhysMemory {
   }
   private readonly _vmap = new VmapSpace();
   // INVARIANT: areas holds exactly the live vmalloc areas, keyed by start address.
-  // A ChurnMap: a vfree'd area's address is often the next vmalloc's, the pattern a Map slows
-  // down on (core/churn-map).
-  private readonly _areas = new ChurnMap<number, VmArea>();
+  // Live vmalloc and vmap areas, by start and by any address inside.
+  private readonly _areas = new VmAreaIndex<VmArea>();
   /** Pages handed out by the page allocator and not yet freed. */
   private _allocatedPages = 0;
   // INVARIANT: _pins maps a pfn to its pin count (> 0) while pinned (pin_user_pages*); _deferred
@@ -540,7 +539,7 @@ export class Mm implements PhysMemory {
     }
     if (gfp & __GFP_ZERO) for (let i = 0; i < nrPages; i++) this.contents.fill((pages[i] as number) * PAGE_SIZE, PAGE_SIZE, 0);
     const area = new VmArea(addr, size, pages, this, this._ctx);
-    this._areas.set(addr, area);
+    this._areas.add(area);
     return area;
   }
 
@@ -561,7 +560,7 @@ export class Mm implements PhysMemory {
     }
     if (area.mapped) throw new KernelBug('vfree', `Trying to vfree() a vmap() area (0x${area.addr.toString(16)}): its pages are not vmalloc's; vunmap() it`);
     this._bulkFreeOrder0(area.pages, 'vfree');
-    this._areas.delete(area.addr);
+    this._areas.remove(area);
     area.kill();
     this._vmap.free(area.addr, (area.pages.length + 1) * PAGE_SIZE);
   }
@@ -588,7 +587,7 @@ export class Mm implements PhysMemory {
     const addr = this._vmap.alloc((count + 1) * PAGE_SIZE);
     if (addr < 0) return null;
     const area = new VmArea(addr, count * PAGE_SIZE, pfns, this, this._ctx, true);
-    this._areas.set(addr, area);
+    this._areas.add(area);
     return area;
   }
 
@@ -599,7 +598,7 @@ export class Mm implements PhysMemory {
   vunmap(addr: number): void {
     const area = this._areas.get(addr);
     if (area === undefined || !area.mapped) throw new KernelBug('vunmap', `Trying to vunmap() nonexistent vm area (0x${typeof addr === 'number' ? addr.toString(16) : String(addr)})`);
-    this._areas.delete(addr);
+    this._areas.remove(area);
     area.kill();
     this._vmap.free(addr, (area.nrPages + 1) * PAGE_SIZE);
   }
@@ -618,8 +617,7 @@ export class Mm implements PhysMemory {
 
   /** The live vmalloc area containing virtual address `virt`. */
   findVmArea(virt: number): VmArea | undefined {
-    for (const a of this._areas.values()) if (virt >= a.addr && virt < a.addr + a.nrPages * PAGE_SIZE) return a;
-    return undefined;
+    return this._areas.find(virt);
   }
 
   /** Live vmalloc areas. */

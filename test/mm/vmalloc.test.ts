@@ -177,3 +177,45 @@ describe('vfree and page references', () => {
     }
   });
 });
+
+describe('finding the vmalloc area of an address', () => {
+  it('agrees with a walk of every live area, for addresses inside, at the edges, in guard pages and gaps', () => {
+    // findVmArea bisects the sorted starts (planted: without the end check an address in a guard
+    // page or a gap is given the area below it; a start list not kept sorted or not shrunk on
+    // vfree/vunmap names a freed or wrong area).
+    fc.assert(fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 1, max: 6 })), { maxLength: 80 }), (steps) => {
+      const m = new Machine({ memory: '256M', swiotlb: false, dmaDebug: false });
+      const live: { area: NonNullable<ReturnType<typeof m.mm.vmalloc>>; vmapped: number[] | null }[] = [];
+      const check = (): void => {
+        const probes: number[] = [VMALLOC_START - 1, VMALLOC_START];
+        for (const { area } of live) {
+          const end = area.addr + area.nrPages * PAGE_SIZE;
+          probes.push(area.addr - 1, area.addr, area.addr + 1, end - 1, end, end + PAGE_SIZE - 1, end + PAGE_SIZE);
+        }
+        for (const v of probes) {
+          const want = live.find(({ area }) => v >= area.addr && v < area.addr + area.nrPages * PAGE_SIZE)?.area;
+          expect(m.mm.findVmArea(v)).toBe(want);
+        }
+        expect([...m.mm.vmAreas()].length).toBe(live.length);
+      };
+      for (const [what, pages] of steps) {
+        if (what < 4 || live.length === 0) {
+          const area = m.mm.vmalloc(pages * PAGE_SIZE, GFP_KERNEL | __GFP_NOWARN);
+          if (area !== null) live.push({ area, vmapped: null });
+        } else if (what < 6) {
+          const pfns = Array.from({ length: pages }, () => m.mm.alloc_pages(GFP_KERNEL, 0) as number);
+          const area = m.mm.vmap(pfns, pages);
+          if (area !== null) live.push({ area, vmapped: pfns });
+        } else {
+          const [gone] = live.splice(what % live.length, 1) as [typeof live[number]];
+          if (gone.vmapped === null) m.mm.vfree(gone.area);
+          else {
+            m.mm.vunmap(gone.area.addr);
+            for (const p of gone.vmapped) m.mm.__free_pages(p, 0);
+          }
+        }
+        check();
+      }
+    }), { numRuns: 150 });
+  });
+});

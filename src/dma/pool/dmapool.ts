@@ -33,6 +33,7 @@ import { PAGE_SIZE } from '../../mm/constants.ts';
 import { allocCoherentAs, freeCoherentAs } from '../api/mapping.ts';
 import type { CoherentBuffer } from '../api/ops.ts';
 import { dmaSystemOf } from '../api/ops.ts';
+import { ChurnMap } from '../../core/churn-map.ts';
 
 /** sizeof(struct dma_block): the free-list link and the block's DMA address. */
 export const DMA_BLOCK_SIZE = 16;
@@ -80,7 +81,9 @@ export class DmaPool {
   //   popped from the end: the kernel's next_block list, head at the end); no handle twice;
   //   freeSet holds the same handles.
   private readonly _free: number[] = [];
-  private readonly _freeSet = new Set<number>();
+  // A ChurnMap (as a set): the free list is LIFO, so one handle is taken and given back over and
+  // over, the pattern a Set slows down on (core/churn-map: 4,096 free blocks, alloc+free ~20 us).
+  private readonly _freeSet = new ChurnMap<number, true>();
   /** Blocks handed out and not freed (nr_active). */
   nrActive = 0;
   /** Blocks carved so far (nr_blocks). */
@@ -124,7 +127,7 @@ export class DmaPool {
     // The first block must come out first: the stack's end is its head.
     for (let i = blocks.length - 1; i >= 0; i--) {
       this._free.push(blocks[i] as number);
-      this._freeSet.add(blocks[i] as number);
+      this._freeSet.set(blocks[i] as number, true);
     }
     this.pages.unshift(page);
   }
@@ -139,7 +142,7 @@ export class DmaPool {
   /** @internal pool_block_push. */
   push(dma: number): void {
     this._free.push(dma);
-    this._freeSet.add(dma);
+    this._freeSet.set(dma, true);
   }
 
   /** Is the block at `dma` on the free list? */
