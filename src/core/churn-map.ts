@@ -14,7 +14,9 @@
  * bounded by twice the live count plus a constant).
  *
  * Order: iteration sees live entries in the order their keys were first added since the last
- * rebuild (a Map's order, except that a key deleted and added back keeps its old place).
+ * rebuild (a Map's order, except that a key deleted and added back keeps its old place). Callers
+ * whose order shows sort it themselves. Changing the map while iterating it is safe: an entry
+ * deleted before the iteration reaches it is not seen; an entry added meanwhile may or may not be.
  *
  * @example
  * const objects = new ChurnMap<number, number>();
@@ -49,8 +51,9 @@ export class ChurnMap<K, V> {
   }
 
   has(key: K): boolean {
-    const v = this._map.get(key);
-    return v !== undefined && v !== DEAD;
+    const m = this._map;
+    const v = m.get(key);
+    return v !== DEAD && (v !== undefined || m.has(key));
   }
 
   set(key: K, value: V): this {
@@ -86,17 +89,22 @@ export class ChurnMap<K, V> {
 
   /** Live keys, in order (see the module doc). */
   *keys(): Generator<K, void, undefined> {
-    for (const [k, v] of this._map) if (v !== DEAD) yield k;
+    for (const [k] of this.entries()) yield k;
   }
 
   /** Live values, in order. */
   *values(): Generator<V, void, undefined> {
-    for (const v of this._map.values()) if (v !== DEAD) yield v;
+    for (const [, v] of this.entries()) yield v;
   }
 
   /** Live entries, in order. */
   *entries(): Generator<[K, V], void, undefined> {
-    for (const [k, v] of this._map) if (v !== DEAD) yield [k, v];
+    const walked = this._map;
+    for (const [k, v] of walked) {
+      // A rebuild since the walk began replaced the map: the walked one no longer sees deletes.
+      const now = this._map === walked ? v : this._liveValue(k);
+      if (now !== DEAD) yield [k, now];
+    }
   }
 
   [Symbol.iterator](): Generator<[K, V], void, undefined> {
@@ -105,7 +113,18 @@ export class ChurnMap<K, V> {
 
   /** Call `fn` for each live entry, in order (no iterator objects). */
   forEach(fn: (value: V, key: K) => void): void {
-    this._map.forEach((v, k) => { if (v !== DEAD) fn(v, k); });
+    const walked = this._map;
+    walked.forEach((v, k) => {
+      const now = this._map === walked ? v : this._liveValue(k);
+      if (now !== DEAD) fn(now, k);
+    });
+  }
+
+  /** The value of `key` now, or DEAD when it is not live. */
+  private _liveValue(key: K): V | typeof DEAD {
+    const m = this._map;
+    const v = m.get(key);
+    return v === undefined && !m.has(key) ? DEAD : (v as V | typeof DEAD);
   }
 
   private _rebuild(): void {

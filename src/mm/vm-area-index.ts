@@ -61,9 +61,15 @@ export class VmAreaIndex<A extends IndexedVmArea> {
     return virt < a.addr + a.nrPages * PAGE_SIZE ? a : undefined;
   }
 
-  /** Live areas, in the order they were first added (see ChurnMap). */
-  values(): IterableIterator<A> {
-    return this._byStart.values();
+  /**
+   * Live areas in address order (as /proc/vmallocinfo lists them), from a copy of the starts taken
+   * at the call: an area freed before the walk reaches it is skipped.
+   */
+  *values(): Generator<A, void, undefined> {
+    for (const start of this._starts.slice()) {
+      const a = this._byStart.get(start);
+      if (a !== undefined) yield a;
+    }
   }
 
   /** The number of starts at or below `addr`. */

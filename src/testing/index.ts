@@ -189,7 +189,8 @@ function leftBehind(machine: Machine, start: PointStart, ok: boolean, base: MmAu
     if (n > 0) left.push({ check: 'leak', message: `left allocated: ${n} page${n === 1 ? '' : 's'} from ${call} that ${who} did not free` });
   });
   const slab = machine.mm.slab;
-  const objects = [...slab.liveAddresses()].filter((a) => !start.objects.has(a));
+  // Lowest addresses first: the slab's own order is not allocation order (see core/churn-map).
+  const objects = [...slab.liveAddresses()].filter((a) => !start.objects.has(a)).sort((a, b) => a - b);
   if (objects.length > 0) {
     const shown = objects.slice(0, 4).map((a) => `${slab.ksize(a)} bytes at 0x${a.toString(16)}`).join(', ');
     left.push({ check: 'leak', message: `left allocated: ${objects.length} kmalloc buffer${objects.length === 1 ? '' : 's'} (${shown}${objects.length > 4 ? ', ...' : ''}) that ${who} did not free` });

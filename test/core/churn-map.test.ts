@@ -77,6 +77,49 @@ describe('ChurnMap', () => {
     expect(inner(m).size).toBeLessThanOrEqual(65);
   });
 
+  it('an iteration that deletes entries, rebuilds included, never yields a deleted one (a helper\'s review)', () => {
+    // Each visited key deletes itself and a partner further on; the deletes pass the rebuild
+    // threshold mid-walk (planted: iterating the walked map without checking the current one
+    // yields the partners already deleted).
+    const walks = [
+      (c: ChurnMap<number, number>): Iterable<number> => (function* () { for (const [k] of c.entries()) yield k; })(),
+      (c: ChurnMap<number, number>): Iterable<number> => c.keys(),
+      (c: ChurnMap<number, number>): Iterable<number> => c.values(), // values equal keys here
+    ];
+    for (const walk of walks) {
+      const n = 300;
+      const m = new ChurnMap<number, number>();
+      for (let k = 0; k < n; k++) m.set(k, k);
+      const deleted = new Set<number>();
+      const seen: number[] = [];
+      for (const k of walk(m)) {
+        expect(deleted.has(k)).toBe(false);
+        seen.push(k);
+        for (const d of [k, (k + 150) % n]) if (m.delete(d)) deleted.add(d);
+      }
+      expect(m.size).toBe(0);
+      expect(seen.length).toBeLessThan(n);
+    }
+    const f = new ChurnMap<number, number>();
+    for (let k = 0; k < 300; k++) f.set(k, k);
+    const gone = new Set<number>();
+    f.forEach((_v, k) => {
+      expect(gone.has(k)).toBe(false);
+      for (const d of [k, (k + 150) % 300]) if (f.delete(d)) gone.add(d);
+    });
+    expect(f.size).toBe(0);
+  });
+
+  it('a live key whose value is undefined is there (has), as in a Map', () => {
+    const m = new ChurnMap<number, undefined>();
+    m.set(1, undefined);
+    expect(m.has(1)).toBe(true);
+    expect([...m.keys()]).toEqual([1]);
+    expect(m.delete(1)).toBe(true);
+    expect(m.has(1)).toBe(false);
+    expect(m.delete(1)).toBe(false);
+  });
+
   it('comes back exactly from a machine snapshot (dead entries and counts included)', () => {
     const m = new ChurnMap<number, number>();
     for (let k = 0; k < 10; k++) m.set(k, k);

@@ -76,8 +76,9 @@ export class CachelineTable {
     return v === undefined ? undefined : v % OVERLAP_SPAN;
   }
 
-  /** Every held line with its stored slot and overlap count, in claim order. */
+  /** Every held line with its stored slot and overlap count, in line order (the radix tree's). */
   *lines(): Generator<{ cln: number; slot: number; overlap: number }, void, undefined> {
-    for (const [cln, v] of this._lines) yield { cln, slot: Math.floor(v / OVERLAP_SPAN), overlap: v % OVERLAP_SPAN };
+    const held = [...this._lines.entries()].sort((a, b) => a[0] - b[0]);
+    for (const [cln, v] of held) yield { cln, slot: Math.floor(v / OVERLAP_SPAN), overlap: v % OVERLAP_SPAN };
   }
 }

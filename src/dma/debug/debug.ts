@@ -344,7 +344,7 @@ export class DmaDebug {
   }
 
   /**
-   * The claimed cachelines: line number, overlap count (0..7) and the stored claimant slot.
+   * The claimed cachelines, in line order: line number, overlap count (0..7) and the stored claimant slot.
    * @example dbg.cachelines() // [{ cln: 0x4000, overlap: 1, slot: 0 }]
    */
   cachelines(): { cln: number; overlap: number; slot: number }[] {
