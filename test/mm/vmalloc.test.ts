@@ -1,6 +1,7 @@
+import { Buffer } from 'node:buffer';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { GFP_KERNEL, KernelBug, Machine, PAGE_SIZE, VMALLOC_START, __GFP_NOWARN, runHistogram } from '../../src/index.ts';
+import { DMA_FROM_DEVICE, GFP_KERNEL, KernelBug, Machine, PAGE_SIZE, VMALLOC_START, __GFP_NOWARN, dma_map_page_attrs, dma_mapping_error, runHistogram } from '../../src/index.ts';
 
 describe('vmalloc', () => {
   it('backs an area with order-0 pages and frees them all', () => {
@@ -217,5 +218,70 @@ describe('finding the vmalloc area of an address', () => {
         check();
       }
     }), { numRuns: 150 });
+  });
+});
+
+describe('VmArea.readInto', () => {
+  it('reads what read() reads into the caller\'s buffer, on scattered and contiguous pages, at any offset', () => {
+    // The walk joins physically adjacent pages into one span (planted: a span extended past a page
+    // that does not follow, or its start and offset mixed up, reads other pages' bytes).
+    for (const layout of ['vmalloc', 'vmap of shuffled runs'] as const) {
+      const m = new Machine({ memory: '512M', swiotlb: false, dmaDebug: false });
+      let area: NonNullable<ReturnType<typeof m.mm.vmalloc>>;
+      if (layout === 'vmalloc') area = m.mm.vmalloc(16 * PAGE_SIZE) as typeof area;
+      else {
+        // Runs of 1-3 adjacent pages, the runs out of order: spans must break between them.
+        const base = m.mm.alloc_pages(GFP_KERNEL, 5) as number;
+        const runs = [[9, 10, 11], [2], [20, 21], [5, 6], [0], [30, 31, 28], [14], [16, 17], [25]];
+        area = m.mm.vmap(runs.flat().map((i) => base + i), 16) as typeof area;
+      }
+      const bytes = Uint8Array.from({ length: area.size }, (_, i) => (i * 7 + (i >> 12)) & 0xff);
+      area.write(0, bytes);
+      const adjacent = Array.from(area.pages).filter((p, i, a) => i > 0 && p === (a[i - 1] as number) + 1).length;
+      expect(adjacent).toBeGreaterThan(0);
+      if (layout !== 'vmalloc') expect(adjacent).toBeLessThan(15);
+      fc.assert(fc.property(fc.integer({ min: 0, max: area.size }), fc.integer({ min: 0, max: area.size }), fc.integer({ min: 0, max: 100 }), (a, b, pad) => {
+        const [off, end] = a <= b ? [a, b] : [b, a];
+        const dst = new Uint8Array(end - off + 2 * pad).fill(0xee);
+        area.readInto(off, dst, pad, end - off);
+        // Byte arrays compared natively (a deep toEqual of 64 KiB arrays takes seconds).
+        expect(Buffer.compare(dst.subarray(pad, pad + end - off), bytes.subarray(off, end))).toBe(0);
+        expect(dst.subarray(0, pad).every((x) => x === 0xee)).toBe(true);
+        expect(dst.subarray(pad + end - off).every((x) => x === 0xee)).toBe(true);
+        expect(Buffer.compare(area.read(off, end - off), bytes.subarray(off, end))).toBe(0);
+      }), { numRuns: 150 });
+      // Default length: as much as fills the buffer from dstOff.
+      const tail = new Uint8Array(PAGE_SIZE + 5);
+      area.readInto(3 * PAGE_SIZE - 1, tail, 5);
+      expect(Buffer.compare(tail.subarray(5), bytes.subarray(3 * PAGE_SIZE - 1, 4 * PAGE_SIZE - 1))).toBe(0);
+    }
+  });
+
+  it('refuses bad arguments with EINVAL naming them, and a freed area with EFAULT', () => {
+    const m = new Machine({ memory: '256M', swiotlb: false });
+    const area = m.mm.vmalloc(2 * PAGE_SIZE) as NonNullable<ReturnType<typeof m.mm.vmalloc>>;
+    const dst = new Uint8Array(16);
+    expect(() => area.readInto(0, [] as unknown as Uint8Array)).toThrow(/EINVAL.*dst|dst.*EINVAL/);
+    expect(() => area.readInto(0, dst, 17)).toThrow(/dstOff/);
+    expect(() => area.readInto(0, dst, -1)).toThrow(/dstOff/);
+    expect(() => area.readInto(0, dst, 8, 9)).toThrow(/len/);
+    expect(() => area.readInto(2 * PAGE_SIZE - 8, dst)).toThrow(/outside the area/);
+    m.mm.vfree(area);
+    expect(() => area.readInto(0, dst)).toThrow(/EFAULT/);
+  });
+
+  it('a CPU read of bytes the device owns is still found when pages are joined into one span', () => {
+    // Access checks see each span whole: joining pages must not hide the device's bytes on the
+    // span's second page.
+    const m = new Machine({ memory: '512M', swiotlb: false, dmaDebug: false });
+    const dev = m.pci.addDevice({ name: '0000:01:00.0', dmaMask: 64 });
+    m.pci.bind(dev, { name: 'drv', probe() {} });
+    const area = m.mm.vmalloc(4 * PAGE_SIZE) as NonNullable<ReturnType<typeof m.mm.vmalloc>>;
+    expect(area.pages[2]).toBe((area.pages[1] as number) + 1);
+    const handle = dma_map_page_attrs(dev, area.pages[2] as number, 0, PAGE_SIZE, DMA_FROM_DEVICE, 0);
+    expect(dma_mapping_error(dev, handle)).toBe(0);
+    area.readInto(PAGE_SIZE, new Uint8Array(2 * PAGE_SIZE));
+    const found = m.dma.ledger.findings.list();
+    expect(found.map((f) => f.kind)).toEqual(['cpu-access-device-owned']);
   });
 });
