@@ -11,7 +11,7 @@
  */
 import {
   DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, GFP_KERNEL, dma_sync_single_for_cpu, dma_sync_single_for_device, Machine, SGTable, SgTable, VVec, dma_map_page_attrs, dma_map_single, dma_mapping_error, dma_map_sgtable, dma_unmap_single, dma_sync_sgtable_for_cpu, dma_unmap_page_attrs,
-  dma_unmap_sgtable, for_each_sgtable_dma_sg, sg_alloc_table_from_pages_segment, sg_free_table, type Core, type Device,
+  dma_unmap_sgtable, for_each_sgtable_dma_sg, sg_alloc_table_from_pages_segment, sg_copy_from_buffer, sg_copy_to_buffer, sg_free_table, type Core, type Device,
 } from '../src/index.ts';
 import { median, type BenchResult } from './util.ts';
 import { execFileSync } from 'node:child_process';
@@ -290,6 +290,45 @@ function ringRecycle(depth: number): number {
   return (now() - t0) / n;
 }
 
+/**
+ * The CPU-side copies of 64 MiB as ratios to memcpy timed beside each: sg_copy_from_buffer and
+ * sg_copy_to_buffer over a vmalloc'ed area's table, and the area's own readInto.
+ */
+export function cpuCopies(): BenchResult[] {
+  const m = new Machine({ memory: '1G', swiotlb: false, dmaDebug: false });
+  const size = 64 * MiB;
+  const area = m.mm.vmalloc(size)!;
+  const sgt = new SgTable(m);
+  sg_alloc_table_from_pages_segment(sgt, area.pages, area.nrPages, 0, size, 0xffffffff, GFP_KERNEL);
+  const src = new Uint8Array(size).fill(0x5a);
+  const dst = new Uint8Array(size);
+  const scratch = new Uint8Array(size);
+  const ratios = { from: [] as number[], to: [] as number[], area: [] as number[] };
+  const timed = (f: () => void): number => { const t0 = now(); f(); return now() - t0; };
+  for (let r = 0; r < 9; r++) {
+    const mc = timed(() => scratch.set(src));
+    const from = timed(() => sg_copy_from_buffer(sgt.sgl, sgt.orig_nents, src, size));
+    const to = timed(() => sg_copy_to_buffer(sgt.sgl, sgt.orig_nents, dst, size));
+    const ar = timed(() => area.readInto(0, dst));
+    const mc2 = timed(() => scratch.set(dst));
+    if (r < 2) continue;
+    const c = (mc + mc2) / 2;
+    ratios.from.push(c / from);
+    ratios.to.push(c / to);
+    ratios.area.push(c / ar);
+  }
+  sg_free_table(sgt);
+  const row = (name: string, xs: number[]): BenchResult => {
+    const v = median(xs);
+    return { name, value: Number(v.toFixed(2)), unit: '× memcpy', note: `median of 7, each against memcpy timed beside it; target ≥ 0.70 ${v >= 0.7 ? '✓' : '✗'}` };
+  };
+  return [
+    row('sg_copy_from_buffer, 64 MiB (vmalloc area, CPU side)', ratios.from),
+    row('sg_copy_to_buffer, 64 MiB', ratios.to),
+    row('VmArea.readInto, 64 MiB', ratios.area),
+  ];
+}
+
 function ringRows(): BenchResult[] {
   const shallow = ringRecycle(64);
   const deep = ringRecycle(1024);
@@ -312,6 +351,7 @@ export function benchDma(): BenchResult[] {
   out.push(...streaming('swiotlb=force', { memory: '8G', swiotlb: { force: true } }, 256));
   out.push(...sgtableEndToEnd('lazy'));
   out.push(...sgtableEndToEnd('strict'));
+  out.push(...cpuCopies());
   out.push(...ringRows());
   for (const row of ['pair', 'sgtable16'] as const) {
     for (const checks of [true, false]) out.push(...strictAndLazyAlone(row, checks));

@@ -108,13 +108,31 @@ export function sg_copy_buffer(sgl: Scatterlist | null, nents: number, buf: Uint
   if (!sg_miter_skip(miter, skip)) return 0;
   const limit = Math.min(buflen, buf.length);
   let offset = 0;
+  // The miter maps a page at a time, as the kernel's does; pieces that follow each other in
+  // physical memory are copied as one span (one copy and one access check: 64 MiB from a buffer
+  // 4.9 -> see bench/RESULTS.md, session 14).
+  let spanPhys = 0;
+  let spanAt = 0;
+  let spanLen = 0;
+  const flush = (): void => {
+    if (spanLen === 0) return;
+    const mem = (miter.ctx as KernelContext).memory;
+    if (to_buffer) mem.readPhysInto(spanPhys, buf, spanAt, spanLen);
+    else mem.writePhys(spanPhys, buf, spanAt, spanLen);
+    spanLen = 0;
+  };
   while (offset < limit && sg_miter_next(miter)) {
     const len = Math.min(miter.length, limit - offset);
-    const mem = (miter.ctx as KernelContext).memory;
-    if (to_buffer) mem.readPhysInto(miter.phys, buf, offset, len);
-    else mem.writePhys(miter.phys, buf, offset, len);
+    if (spanLen > 0 && miter.phys === spanPhys + spanLen) spanLen += len;
+    else {
+      flush();
+      spanPhys = miter.phys;
+      spanAt = offset;
+      spanLen = len;
+    }
     offset += len;
   }
+  flush();
   sg_miter_stop(miter);
   return offset;
 }
