@@ -107,8 +107,12 @@ export function auditMm(mm: Mm): string[] {
         i = runEnd;
         continue;
       }
+      // The page loop stops once it names a lost page past 20 lines (as it always has); lines the
+      // free-block pass found do not stop it (a helper's review: stopping on them dropped the
+      // counter lines and later lost pages).
+      const before = out.length;
       i = auditRun(state, owner, freeMark, st32, fm32, own32, words, i, runEnd, r.startPfn - first, out, counts);
-      if (out.length > 20) return out;
+      if (out.length > 20 && out.length > before) return out;
     }
   }
   const allocated = counts[0] as number;

@@ -8,6 +8,9 @@ import { PAGE_OFFSET, PAGE_SIZE } from '../mm/constants.ts';
 import { Scatterlist } from './entry.ts';
 import { __sg_page_iter_next, __sg_page_iter_start, SgPageIter, sg_page_iter_page } from './iter.ts';
 import { notInstance } from '../core/args.ts';
+import { KernelError } from '../core/errors.ts';
+import { EFAULT } from '../core/errno.ts';
+import { modPow2 } from '../core/mod-pow2.ts';
 
 export const SG_MITER_ATOMIC = 1 << 0;
 export const SG_MITER_TO_SG = 1 << 1;
@@ -114,23 +117,46 @@ export function sg_copy_buffer(sgl: Scatterlist | null, nents: number, buf: Uint
   let spanPhys = 0;
   let spanAt = 0;
   let spanLen = 0;
+  const copy = (phys: number, at: number, n: number): void => {
+    const mem = (miter.ctx as KernelContext).memory;
+    if (to_buffer) mem.readPhysInto(phys, buf, at, n);
+    else mem.writePhys(phys, buf, at, n);
+  };
   const flush = (): void => {
     if (spanLen === 0) return;
-    const mem = (miter.ctx as KernelContext).memory;
-    if (to_buffer) mem.readPhysInto(spanPhys, buf, spanAt, spanLen);
-    else mem.writePhys(spanPhys, buf, spanAt, spanLen);
+    const n = spanLen;
     spanLen = 0;
-  };
-  while (offset < limit && sg_miter_next(miter)) {
-    const len = Math.min(miter.length, limit - offset);
-    if (spanLen > 0 && miter.phys === spanPhys + spanLen) spanLen += len;
-    else {
-      flush();
-      spanPhys = miter.phys;
-      spanAt = offset;
-      spanLen = len;
+    try {
+      copy(spanPhys, spanAt, n);
+    } catch (e) {
+      // A span may join memory that answers page by page but not whole (RAM then a BAR, two BARs,
+      // RAM then a hole): the range check refused before a byte moved, so copy it a page at a time
+      // as the miter mapped it, which copies what answers and fails where the miter would.
+      if (!(e instanceof KernelError) || e.errno !== EFAULT) throw e;
+      for (let done = 0; done < n;) {
+        const k = Math.min(n - done, PAGE_SIZE - modPow2(spanPhys + done, PAGE_SIZE));
+        copy(spanPhys + done, spanAt + done, k);
+        done += k;
+      }
     }
-    offset += len;
+  };
+  try {
+    while (offset < limit && sg_miter_next(miter)) {
+      const len = Math.min(miter.length, limit - offset);
+      if (spanLen > 0 && miter.phys === spanPhys + spanLen) spanLen += len;
+      else {
+        flush();
+        spanPhys = miter.phys;
+        spanAt = offset;
+        spanLen = len;
+      }
+      offset += len;
+    }
+  } catch (e) {
+    // The pieces before a failing step (a walk off the list) were copied before it, as they were
+    // page by page.
+    flush();
+    throw e;
   }
   flush();
   sg_miter_stop(miter);

@@ -217,6 +217,7 @@ function nearest(d: DeviceLedger, a: number, b: number): LedgerEntry | undefined
 export function cpuOwnershipChecker(ledger: DmaLedger, now: () => number): (phys: number, len: number, write: boolean) => void {
   let last: AccessFinding | undefined;
   const found: IndexedRange<LedgerEntry>[] = [];
+  const named: LedgerEntry[] = [];
   return (phys, len, write) => {
     if (!ledger.hasStreaming || len <= 0) return;
     ledger.flush();
@@ -224,24 +225,30 @@ export function cpuOwnershipChecker(ledger: DmaLedger, now: () => number): (phys
     if (!ledger.phys.overlaps(phys, end)) return;
     found.length = 0;
     ledger.phys.collect(phys, end, found);
+    // Every mapping whose bytes the access touched is named once, with the part of the access that
+    // fell on it: one call may span several mappings (a copy of physically adjacent pages joined
+    // into one span named only the first, where page by page named each: a helper's review).
+    named.length = 0;
     for (const r of found) {
       const e = r.value;
       // MMIO mapped for a peer (dma_map_resource) has no buffer ownership: registers, doorbells.
       if (e.type === 'coherent' || e.api === 'dma_map_resource' || (!write && e.dir === DMA_TO_DEVICE)) continue;
-      if (!e.deviceOwnsAny(Math.max(phys, r.start), Math.min(end, r.end))) continue;
+      const lo = Math.max(phys, r.start);
+      const hi = Math.min(end, r.end);
+      if (named.includes(e) || !e.deviceOwnsAny(lo, hi)) continue;
+      named.push(e);
       const access: Access = write ? 'write' : 'read';
       const t = now();
       // One finding per event: a buffer read page by page repeats the same access.
-      if (last !== undefined && last.mapping === e && last.access === access && last.time === t && ledger.findings.list().at(-1) === last) return;
+      if (last !== undefined && last.mapping === e && last.access === access && last.time === t && ledger.findings.list().at(-1) === last) continue;
       const rule = e.dir === DMA_TO_DEVICE
         ? 'the CPU may write a DMA_TO_DEVICE buffer only after dma_sync_*_for_cpu or unmap'
         : `the CPU may touch a ${dmaDirectionName(e.dir)} buffer only after dma_sync_*_for_cpu or unmap`;
       last = {
-        kind: 'cpu-access-device-owned', device: e.device.name, by: 'cpu', access, addr: phys, length: len, time: t, mapping: e,
-        message: `CPU ${write ? 'wrote' : 'read'} ${len} bytes at phys ${hex(phys)} while ${e.device.name} owns them (${e.describe()}): ${rule}`,
+        kind: 'cpu-access-device-owned', device: e.device.name, by: 'cpu', access, addr: lo, length: hi - lo, time: t, mapping: e,
+        message: `CPU ${write ? 'wrote' : 'read'} ${hi - lo} bytes at phys ${hex(lo)} while ${e.device.name} owns them (${e.describe()}): ${rule}`,
       };
       ledger.findings.add(last);
-      return;
     }
   };
 }
