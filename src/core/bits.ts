@@ -9,6 +9,7 @@
  */
 import { EINVAL } from './errno.ts';
 import { KernelError } from './errors.ts';
+import { checkLeValue } from './le-value.ts';
 
 const TWO32 = 2 ** 32;
 
@@ -129,12 +130,9 @@ export function getLe(buf: Uint8Array, off: number, bytes: 2 | 4 | 8): number {
  * @example leBytes(0x1234, 2, 'writeLe16') // Uint8Array [0x34, 0x12]
  */
 export function leBytes(v: number, bytes: 2 | 4 | 8, fn: string): Uint8Array {
-  if (bytes !== 2 && bytes !== 4 && bytes !== 8) throw new KernelError(EINVAL, 'leBytes', `expected 2, 4 or 8 bytes, got ${String(bytes)}`, 'bytes');
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || (bytes < 8 && v >= 2 ** (8 * bytes))) {
-    throw new KernelError(EINVAL, fn, bytes === 8 ? `expected a whole number below 2^53 (write larger 64-bit values as two 32-bit halves), got ${String(v)}` : `expected a whole number that fits in ${8 * bytes} bits, got ${String(v)}`, 'v');
-  }
+  const value = checkLeValue(v, bytes, fn);
   const buf = new Uint8Array(bytes);
-  putLe(buf, 0, v, bytes);
+  putLe(buf, 0, value, bytes);
   return buf;
 }
 

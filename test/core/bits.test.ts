@@ -102,6 +102,54 @@ describe('review fixes', () => {
   });
 });
 
+describe('register-style CPU accesses share one buffer (session 14)', () => {
+  it('a read or write made from inside another (an access listener) gets its own bytes; the 2^53 error still names the address', () => {
+    // readLe*/writeLe* keep their bytes in one buffer per machine unless an access is already using
+    // it (planted: always the shared buffer, and the nested read overwrites the outer value's
+    // bytes before they are written; the address formatted only on success: the message loses it).
+    const m = new Machine({ memory: '64M', swiotlb: false });
+    const a = m.mm.kmalloc(64) as number;
+    const b = m.mm.kmalloc(64) as number;
+    m.mm.writeLe32(b, 0x0a0b0c0d);
+    const seen: number[] = [];
+    const outer = m.mm.onCpuAccess;
+    m.mm.onCpuAccess = (phys, len, write) => {
+      if (len === 8) seen.push(m.mm.readLe32(b));
+      outer?.(phys, len, write);
+    };
+    m.mm.writeLe64(a, 0x1122_3344_5566);
+    expect(m.mm.readLe64(a)).toBe(0x1122_3344_5566);
+    expect(seen).toEqual([0x0a0b0c0d, 0x0a0b0c0d]);
+    m.mm.onCpuAccess = outer;
+    m.mm.writeLe32(a, 0xffffffff);
+    m.mm.writeLe32(a + 4, 0xffffffff);
+    expect(() => m.mm.readLe64(a)).toThrow(new RegExp(`0x${a.toString(16)}`));
+    expect(() => m.mm.writeLe64(a, 2 ** 53)).toThrow(expect.objectContaining({ errno: EINVAL, arg: 'v' }) as Error);
+    expect(m.mm.readLe32(a)).toBe(0xffffffff);
+  });
+
+  it('the device side the same: values round-trip, a nested access from a fault listener gets its own bytes, the 2^53 error names the DMA address', () => {
+    const m = new Machine({ memory: '64M', swiotlb: false });
+    const dev = m.pci.addDevice({ name: '0000:01:00.0', dmaMask: 64, coherentDmaMask: 64 });
+    const coh = dma_alloc_coherent(dev, 4096, GFP_KERNEL) as NonNullable<ReturnType<typeof dma_alloc_coherent>>;
+    for (const [w, v] of [[2, 0xbeef], [4, 0xdead_beef], [8, 2 ** 52 + 3]] as const) {
+      const write = w === 2 ? dev.dma.writeLe16 : w === 4 ? dev.dma.writeLe32 : dev.dma.writeLe64;
+      const read = w === 2 ? dev.dma.readLe16 : w === 4 ? dev.dma.readLe32 : dev.dma.readLe64;
+      expect(write.call(dev.dma, coh.dma_handle + 16, v)).toEqual({ ok: true, value: w });
+      expect(read.call(dev.dma, coh.dma_handle + 16)).toEqual({ ok: true, value: v });
+    }
+    // A write that faults runs the fault listener, which reads a register itself.
+    const nested: unknown[] = [];
+    dev.dma.onFault = () => { nested.push(dev.dma.readLe32(coh.dma_handle + 16)); };
+    expect(dev.dma.writeLe64(2 ** 40, 7).ok).toBe(false);
+    expect(nested).toEqual([{ ok: true, value: 3 }]);
+    expect(dev.dma.readLe64(coh.dma_handle + 16)).toEqual({ ok: true, value: 2 ** 52 + 3 });
+    m.mm.writeLe32(coh.cpu_addr, 0xffffffff);
+    m.mm.writeLe32(coh.cpu_addr + 4, 0xffffffff);
+    expect(() => dev.dma.readLe64(coh.dma_handle)).toThrow(new RegExp(`DMA 0x${coh.dma_handle.toString(16)}`));
+  });
+});
+
 describe('PhysContents.copy: one copy between physical ranges', () => {
   it('matches a read and a write across pages at different offsets, and copies zeros over written bytes', async () => {
     const { PhysContents } = await import('../../src/index.ts');
