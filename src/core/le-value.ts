@@ -17,3 +17,27 @@ export function checkLeValue(v: number, bytes: 2 | 4 | 8, fn: string): number {
   }
   return v;
 }
+
+/**
+ * The bytes of register-style accesses (2, 4 or 8) of one owner: one kept buffer, or a new one when
+ * an access is already using it (a listener reading a register inside another access). A new
+ * typed array per access was most of a readLe64/writeLe64 (~400 ns; bench/RESULTS.md, session 14).
+ * @example const buf = le.take(8); try { ... } finally { le.give(); }
+ */
+export class LeScratch {
+  // INVARIANT: _busy while a take() has not been given back; _bytes is scratch, never state.
+  private readonly _bytes = new Uint8Array(8);
+  private _busy = false;
+
+  /** A buffer of `len` bytes for one access; give() when done. */
+  take(len: number): Uint8Array {
+    if (this._busy) return new Uint8Array(len);
+    this._busy = true;
+    return this._bytes.subarray(0, len);
+  }
+
+  /** The access that took the kept buffer is done with it. */
+  give(): void {
+    this._busy = false;
+  }
+}

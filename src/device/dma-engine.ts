@@ -10,7 +10,7 @@ import { pushBounded } from '../core/bounded.ts';
 import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
 import { leValue, putLe } from '../core/bits.ts';
-import { checkLeValue } from '../core/le-value.ts';
+import { LeScratch, checkLeValue } from '../core/le-value.ts';
 
 /** Faults a device's engine keeps. */
 export const DMA_FAULTS_MAX = 1024;
@@ -104,10 +104,8 @@ export class DmaEngine {
   checker: DmaAccessChecker | null = null;
   /** Called on every fault (the machine records it in the trace). */
   onFault: ((fault: DmaFault) => void) | undefined;
-  // The bytes of a register-style access (readLe*/writeLe*) while _leBusy: scratch, never state. A
-  // new typed array per access was most of one (see mm's readLe*; bench/RESULTS.md, session 14).
-  private readonly _leScratch = new Uint8Array(8);
-  private _leBusy = false;
+  /** The bytes of register-style accesses (readLe*, writeLe*). */
+  private readonly _le = new LeScratch();
 
   constructor(dev: Device) {
     this._dev = dev;
@@ -176,7 +174,7 @@ export class DmaEngine {
 
   private _readLe(addr: number, bytes: 2 | 4 | 8): DmaResult<number> {
     checkAccess(addr, bytes, 'read');
-    const buf = this._leBuffer(bytes);
+    const buf = this._le.take(bytes);
     try {
       const r = this._readInto(addr, buf, 0, bytes);
       if (r !== null) return r;
@@ -184,26 +182,20 @@ export class DmaEngine {
       const where = bytes === 8 && (buf[7] as number) >= 0x20 ? `DMA 0x${addr.toString(16)}` : '';
       return { ok: true, value: leValue(buf, bytes, `DmaEngine.readLe${8 * bytes}`, 'addr', where) };
     } finally {
-      this._leBusy = false;
+      this._le.give();
     }
   }
 
   private _writeLe(addr: number, v: number, bytes: 2 | 4 | 8, fn: string): DmaResult<number> {
-    const buf = this._leBuffer(bytes);
+    const buf = this._le.take(bytes);
     try {
       putLe(buf, 0, checkLeValue(v, bytes, `DmaEngine.${fn}`), bytes);
       return this.write(addr, buf);
     } finally {
-      this._leBusy = false;
+      this._le.give();
     }
   }
 
-  /** The kept buffer for a register-style access, or a new one when an access is already using it. */
-  private _leBuffer(len: number): Uint8Array {
-    if (this._leBusy) return new Uint8Array(len);
-    this._leBusy = true;
-    return this._leScratch.subarray(0, len);
-  }
 
   /** Write `bytes` at DMA address `addr` (device writes memory: a FROM_DEVICE transfer). */
   write(addr: number, bytes: Uint8Array): DmaResult<number> {

@@ -12,7 +12,7 @@ import { carveRange, FreeArea, freeRange } from './buddy.ts';
 import { PhysContents, type PhysMemory } from '../core/sparse-memory.ts';
 import { pfnArray, type PfnArray } from '../core/page.ts';
 import { POW2, leValue, putLe } from '../core/bits.ts';
-import { checkLeValue } from '../core/le-value.ts';
+import { LeScratch, checkLeValue } from '../core/le-value.ts';
 import { modPow2 } from '../core/mod-pow2.ts';
 import { formatGfp, gfpZone, GFP_KERNEL, __GFP_NOFAIL, __GFP_NOWARN, __GFP_ZERO } from './gfp.ts';
 import { parseDeviceMemory, parseRam, zoneSpans, type DeviceMemoryRange, type DeviceMemorySpec, type PfnRange, type RamRangeSpec } from './layout.ts';
@@ -81,9 +81,8 @@ export class Mm implements PhysMemory {
   // INVARIANT: _pins maps a pfn to its pin count (> 0) while pinned (pin_user_pages*); _deferred
   //   holds pinned pages whose mapping went away: the last unpin frees them.
   private readonly _pins = new Map<number, number>();
-  // The bytes of a register-style access (readLe*/writeLe*) while _leBusy; scratch, never state.
-  private readonly _leScratch = new Uint8Array(8);
-  private _leBusy = false;
+  /** The bytes of register-style accesses (readLe*, writeLe*). */
+  private readonly _le = new LeScratch();
   private readonly _deferred = new Set<number>();
   /** Pages marked dirty by an unpin with make_dirty (the device wrote them). */
   readonly dirtyPages = new Set<number>();
@@ -400,36 +399,25 @@ export class Mm implements PhysMemory {
   writeLe64(virt: number, v: number): void { this._writeLe(virt, v, 8, 'writeLe64'); }
 
   private _readVirt(virt: number, len: number, fn: string): Uint8Array {
-    const out = this._leBuffer(len);
+    const out = this._le.take(len);
     try {
       this.forEachVirtSpan(virt, len, fn, (phys, at, n) => this.readPhysInto(phys, out, at, n));
     } finally {
-      this._leBusy = false;
+      this._le.give();
     }
     return out;
   }
 
   private _writeLe(virt: number, v: number, bytes: 2 | 4 | 8, fn: string): void {
-    const buf = this._leBuffer(bytes);
+    const buf = this._le.take(bytes);
     try {
       putLe(buf, 0, checkLeValue(v, bytes, fn), bytes);
       this.forEachVirtSpan(virt, bytes, fn, (phys, at, n) => this.writePhys(phys, buf, at, n));
     } finally {
-      this._leBusy = false;
+      this._le.give();
     }
   }
 
-  /**
-   * The bytes of one register-style access (2, 4 or 8): a buffer kept for them, or a new one when
-   * an access is already using it (an access listener reading a register). A new 8-byte array per
-   * access was most of a readLe64/writeLe64 (~400 ns; bench/RESULTS.md, session 14). The caller
-   * clears _leBusy when done.
-   */
-  private _leBuffer(len: number): Uint8Array {
-    if (this._leBusy) return new Uint8Array(len);
-    this._leBusy = true;
-    return this._leScratch.subarray(0, len);
-  }
 
   /**
    * Visit the physical spans behind the kernel virtual range [virt, virt + len): one span for the
