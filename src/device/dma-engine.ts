@@ -196,7 +196,6 @@ export class DmaEngine {
     }
   }
 
-
   /** Write `bytes` at DMA address `addr` (device writes memory: a FROM_DEVICE transfer). */
   write(addr: number, bytes: Uint8Array): DmaResult<number> {
     if (!(bytes instanceof Uint8Array)) throw new KernelError(EINVAL, 'DmaEngine.write', `expected a Uint8Array, got ${bytes === null ? 'null' : typeof bytes}`, 'bytes');

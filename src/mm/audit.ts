@@ -63,12 +63,12 @@ export function auditMm(mm: Mm): string[] {
       const i0 = meta.index(pfn);
       if (i0 >= 0 && meta.index(pfn + n - 1) === i0 + n - 1) {
         let bad = 0;
-        // A block of never-marked, all-zero metadata (the usual free block): native compares.
-        if (n >= 64 && allLike(freeMark, i0, n, ZEROS) && allLike(state, i0, n, ZEROS)) {
-          bad = 0;
-        } else if (words && (i0 & 3) === 0 && (n & 3) === 0) {
+        // A block of never-marked, all-zero metadata (the usual free block) is sound by two native
+        // compares; any other is read a word (or a page) at a time.
+        const zeroByCompare = n >= 64 && allLike(freeMark, i0, n, ZEROS) && allLike(state, i0, n, ZEROS);
+        if (!zeroByCompare && words && (i0 & 3) === 0 && (n & 3) === 0) {
           for (let k = i0 >>> 2; k < (i0 + n) >>> 2; k++) bad |= (fm32[k] as number) | ((st32[k] as number) & BUSY4);
-        } else {
+        } else if (!zeroByCompare) {
           for (let i = i0; i < i0 + n; i++) bad |= (freeMark[i] as number) | ((state[i] as number) & busy);
         }
         if (bad === 0) {

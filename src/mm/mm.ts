@@ -73,19 +73,19 @@ export class Mm implements PhysMemory {
     return this._ctx;
   }
   private readonly _vmap = new VmapSpace();
-  // INVARIANT: areas holds exactly the live vmalloc areas, keyed by start address.
-  // Live vmalloc and vmap areas, by start and by any address inside.
+  // INVARIANT: _areas holds exactly the live vmalloc and vmap areas (found by start or by any
+  //   address inside).
   private readonly _areas = new VmAreaIndex<VmArea>();
   /** Pages handed out by the page allocator and not yet freed. */
   private _allocatedPages = 0;
   // INVARIANT: _pins maps a pfn to its pin count (> 0) while pinned (pin_user_pages*); _deferred
   //   holds pinned pages whose mapping went away: the last unpin frees them.
   private readonly _pins = new Map<number, number>();
-  /** The bytes of register-style accesses (readLe*, writeLe*). */
-  private readonly _le = new LeScratch();
   private readonly _deferred = new Set<number>();
   /** Pages marked dirty by an unpin with make_dirty (the device wrote them). */
   readonly dirtyPages = new Set<number>();
+  /** The bytes of register-style accesses (readLe*, writeLe*). */
+  private readonly _le = new LeScratch();
   /** kmalloc / kfree for small physically contiguous objects. */
   readonly slab: Kmalloc;
 
@@ -417,7 +417,6 @@ export class Mm implements PhysMemory {
       this._le.give();
     }
   }
-
 
   /**
    * Visit the physical spans behind the kernel virtual range [virt, virt + len): one span for the

@@ -8,6 +8,7 @@ import { KernelError } from '../core/errors.ts';
 import { PAGE_SIZE, VMALLOC_END, VMALLOC_START } from './constants.ts';
 import { forEachPageSpan, type PfnArray } from '../core/page.ts';
 import { markShared } from '../core/snapshot.ts';
+import { SpanJoin } from '../core/span-join.ts';
 
 import type { PhysMemory } from '../core/sparse-memory.ts';
 import type { KernelContext } from '../core/context.ts';
@@ -144,21 +145,9 @@ export class VmArea {
    */
   private _walk(offset: number, len: number, fn: string, step: (phys: number, at: number, n: number) => void): void {
     this._check(offset, len, fn);
-    let spanPhys = -1;
-    let spanAt = 0;
-    let spanLen = 0;
-    forEachPageSpan(offset, len, (page, inPage, done, n) => {
-      const phys = (this.pages[page] as number) * PAGE_SIZE + inPage;
-      if (spanLen > 0 && phys === spanPhys + spanLen) {
-        spanLen += n;
-        return;
-      }
-      if (spanLen > 0) step(spanPhys, spanAt, spanLen);
-      spanPhys = phys;
-      spanAt = done;
-      spanLen = n;
-    });
-    if (spanLen > 0) step(spanPhys, spanAt, spanLen);
+    const join = new SpanJoin(step);
+    forEachPageSpan(offset, len, (page, inPage, done, n) => join.add((this.pages[page] as number) * PAGE_SIZE + inPage, done, n));
+    join.flush();
   }
 }
 

@@ -11,6 +11,7 @@ import { notInstance } from '../core/args.ts';
 import { KernelError } from '../core/errors.ts';
 import { EFAULT } from '../core/errno.ts';
 import { modPow2 } from '../core/mod-pow2.ts';
+import { SpanJoin } from '../core/span-join.ts';
 
 export const SG_MITER_ATOMIC = 1 << 0;
 export const SG_MITER_TO_SG = 1 << 1;
@@ -114,51 +115,39 @@ export function sg_copy_buffer(sgl: Scatterlist | null, nents: number, buf: Uint
   // The miter maps a page at a time, as the kernel's does; pieces that follow each other in
   // physical memory are copied as one span (one copy and one access check: 64 MiB from a buffer
   // 4.9 -> see bench/RESULTS.md, session 14).
-  let spanPhys = 0;
-  let spanAt = 0;
-  let spanLen = 0;
   const copy = (phys: number, at: number, n: number): void => {
     const mem = (miter.ctx as KernelContext).memory;
     if (to_buffer) mem.readPhysInto(phys, buf, at, n);
     else mem.writePhys(phys, buf, at, n);
   };
-  const flush = (): void => {
-    if (spanLen === 0) return;
-    const n = spanLen;
-    spanLen = 0;
+  const join = new SpanJoin((phys, at, n) => {
     try {
-      copy(spanPhys, spanAt, n);
+      copy(phys, at, n);
     } catch (e) {
       // A span may join memory that answers page by page but not whole (RAM then a BAR, two BARs,
       // RAM then a hole): the range check refused before a byte moved, so copy it a page at a time
       // as the miter mapped it, which copies what answers and fails where the miter would.
       if (!(e instanceof KernelError) || e.errno !== EFAULT) throw e;
       for (let done = 0; done < n;) {
-        const k = Math.min(n - done, PAGE_SIZE - modPow2(spanPhys + done, PAGE_SIZE));
-        copy(spanPhys + done, spanAt + done, k);
+        const k = Math.min(n - done, PAGE_SIZE - modPow2(phys + done, PAGE_SIZE));
+        copy(phys + done, at + done, k);
         done += k;
       }
     }
-  };
+  });
   try {
     while (offset < limit && sg_miter_next(miter)) {
       const len = Math.min(miter.length, limit - offset);
-      if (spanLen > 0 && miter.phys === spanPhys + spanLen) spanLen += len;
-      else {
-        flush();
-        spanPhys = miter.phys;
-        spanAt = offset;
-        spanLen = len;
-      }
+      join.add(miter.phys, offset, len);
       offset += len;
     }
   } catch (e) {
     // The pieces before a failing step (a walk off the list) were copied before it, as they were
     // page by page.
-    flush();
+    join.flush();
     throw e;
   }
-  flush();
+  join.flush();
   sg_miter_stop(miter);
   return offset;
 }
