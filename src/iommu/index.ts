@@ -5,7 +5,7 @@ export * from './iova-rcache.ts';
 export * from './flush-queue.ts';
 export * from './iommu.ts';
 export * from './map-domain.ts';
-// iommuMapTrusted and iommuUnmapFastTrusted stay inside the simulator: they check nothing.
+// iommuMapTrusted, iommuMapSgTrusted and iommuUnmapFastTrusted stay inside the simulator: they check nothing.
 export {
   iommu_iova_to_phys, iommu_map, iommu_map_nosync, iommu_map_sg, iommu_sync_map, iommu_unmap, iommu_unmap_fast,
   type IommuSgAccessor, type IommuSgEntry, type IommuSgList,

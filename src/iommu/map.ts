@@ -348,6 +348,38 @@ export function iommu_map_sg(domain: IommuDomainLike, iova: number, sg: IommuSgL
   if (!Number.isInteger(nents) || nents < 0 || (isArray && nents > arr.length)) {
     throw new KernelError(EINVAL, fn, `expected a whole number in [0, ${isArray ? arr.length : '∞'}], got ${String(nents)}`, 'nents');
   }
+  // Every entry checked before anything is mapped: a bad one found part-way would leave the runs
+  // before it mapped.
+  let total = 0;
+  for (let i = 0; i < nents; i++) {
+    const e = arr[i] as unknown;
+    if (isArray && (typeof e !== 'object' || e === null)) throw new KernelError(EINVAL, fn, `entry ${i}: expected { phys, length }, got ${String(e)}`, 'sg');
+    const phys = isArray ? (e as IommuSgEntry).phys : acc.phys(i);
+    const length = isArray ? (e as IommuSgEntry).length : acc.length(i);
+    const bus = isArray ? (e as IommuSgEntry).busAddress === true : acc.isBusAddress?.(i) === true;
+    if (!isAddr(phys as number) || (phys as number) > MAX_ADDR) throw new KernelError(EINVAL, fn, `entry ${i}: expected a physical address in [0, 2^53), got ${String(phys)}`, 'sg');
+    if (!isAddr(length as number) || (length as number) > MAX_ADDR) throw new KernelError(EINVAL, fn, `entry ${i}: expected a length in [0, 2^53), got ${String(length)}`, 'sg');
+    if (!bus) total += length as number;
+  }
+  if (iova + total > MAX_ADDR) throw new KernelError(EINVAL, fn, `iova + the entries' lengths exceed 2^53 - 1 (${iova} + ${total})`, 'sg');
+  return mapSgRuns(domain, iova, sg, nents, prot, gfp);
+}
+
+/**
+ * @internal iommu_map_sg without the argument checks, for dma-iommu, whose entries come from its
+ * own scatterlist slots (sound by construction). Same results, WARNs and side effects.
+ * Why: the checks, and each run's iommu_map_nosync checks, cost 16-entry map+unmap 7-9% (3.71 ->
+ * 3.36-3.47 us, same-process A/B, .scratch/sgab2.mjs).
+ */
+export function iommuMapSgTrusted(domain: IommuDomainLike, iova: number, sg: IommuSgList, nents: number, prot: number, gfp: number): number {
+  return mapSgRuns(domain, iova, sg, nents, prot, gfp);
+}
+
+/** iommu_map_sg's body, over entries already known sound. */
+function mapSgRuns(domain: IommuDomainLike, iova: number, sg: IommuSgList, nents: number, prot: number, gfp: number): number {
+  const isArray = Array.isArray(sg);
+  const arr = sg as readonly IommuSgEntry[];
+  const acc = sg as IommuSgAccessor;
   const pt = domain.pgtable;
   const since = pt === null ? 0 : pt.tableAllocs;
   let ret = 0;
@@ -362,7 +394,7 @@ export function iommu_map_sg(domain: IommuDomainLike, iova: number, sg: IommuSgL
       // The entry's fields read in place (closures made per call were garbage on every map).
       const sPhys = isArray ? (arr[cur] as IommuSgEntry).phys : acc.phys(cur);
       if (len !== 0 && sPhys !== start + len) {
-        ret = iommu_map_nosync(domain, iova + mapped, start, len, prot, gfp);
+        ret = mapNosync(domain, iova + mapped, start, len, prot, gfp);
         if (ret !== 0) break;
         mapped += len;
         len = 0;
@@ -379,7 +411,7 @@ export function iommu_map_sg(domain: IommuDomainLike, iova: number, sg: IommuSgL
       if (++i < nents) cur++;
     }
   }
-  if (ret === 0) ret = iommu_sync_map(domain, iova, mapped);
+  if (ret === 0 && domain.iotlb_sync_map !== undefined) ret = domain.iotlb_sync_map(iova, mapped);
   if (ret !== 0) {
     // out_err: iommu_unmap(domain, iova, mapped), whose iotlb_sync runs even for nothing.
     const gather = new IommuIotlbGather();

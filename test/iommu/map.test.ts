@@ -306,6 +306,36 @@ describe('iommu_map_sg', () => {
     expect(snapshot(s)).toEqual(before);
   });
 
+  it('refuses a bad entry before mapping anything (EINVAL naming sg and the entry)', () => {
+    const good = { phys: 0x10_0000, length: K4 };
+    const bad: Array<[unknown, RegExp]> = [
+      [{ phys: Number.NaN, length: K4 }, /entry 1: expected a physical address/],
+      [{ phys: -K4, length: K4 }, /entry 1: expected a physical address/],
+      [{ phys: 0x20_0000, length: 1.5 }, /entry 1: expected a length/],
+      [{ phys: 0x20_0000, length: 2 ** 53 }, /entry 1: expected a length/],
+      [null, /entry 1: expected \{ phys, length \}/],
+      [{ phys: 0x20_0000, length: Number.MAX_SAFE_INTEGER }, /exceed 2\^53 - 1/],
+    ];
+    for (const [entry, msg] of bad) {
+      const s = setup();
+      const before = snapshot(s);
+      // The first entry alone would map: the refusal must come before it.
+      const sg = [good, entry] as Array<{ phys: number; length: number }>;
+      let err: unknown;
+      try { iommu_map_sg(s.domain, 0, sg, 2, RW, GFP_KERNEL); } catch (e) { err = e; }
+      expect(err).toBeInstanceOf(KernelError);
+      expect((err as KernelError).errno).toBe(EINVAL);
+      expect((err as KernelError).arg).toBe('sg');
+      expect((err as Error).message).toMatch(msg);
+      expect(snapshot(s)).toEqual(before);
+      expect(s.pt.mappedBytes).toBe(0);
+    }
+    // Accessors are checked the same way.
+    const s = setup();
+    expect(() => iommu_map_sg(s.domain, 0, { phys: (i) => (i === 0 ? 0x10_0000 : -1), length: () => K4 }, 2, RW, GFP_KERNEL)).toThrow(/entry 1/);
+    expect(s.pt.mappedBytes).toBe(0);
+  });
+
   it('syncs as the kernel: one iotlb_sync_map for every run together; on failure one iotlb_sync, even for nothing mapped', () => {
     const ctx = createContext('map-sg-sync');
     const pt = new IoPageTable({ ias: 39 }, new SimpleTablePageAllocator(), { klog: ctx.klog, faults: ctx.faults });

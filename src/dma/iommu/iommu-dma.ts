@@ -18,7 +18,7 @@ import { checkObject, notInstance } from '../../core/args.ts';
 import { KernelError } from '../../core/errors.ts';
 import { modPow2 } from '../../core/mod-pow2.ts';
 import { alloc_iova_fast, free_iova_fast, iova_rcache_range } from '../../iommu/iova-rcache.ts';
-import { iommu_map, iommu_map_nosync, iommu_map_sg, iommu_sync_map, iommu_unmap, iommu_unmap_fast, iommuMapTrusted, iommuUnmapFastTrusted } from '../../iommu/map.ts';
+import { iommu_map, iommu_map_nosync, iommu_map_sg, iommu_sync_map, iommu_unmap, iommu_unmap_fast, iommuMapSgTrusted, iommuMapTrusted, iommuUnmapFastTrusted } from '../../iommu/map.ts';
 import { EINVAL, EIO, ENOMEM, EPERM } from '../../core/errno.ts';
 import { IommuIotlbGather, giveGather, iommu_iotlb_sync, takeGather } from '../../iommu/gather.ts';
 
@@ -390,7 +390,7 @@ export function iommuDmaOps(iommu: Iommu, mm: Mm, observer: IommuDmaObserver = {
     granule,
     allocIova: (size) => allocIova(sgCall.dev as Device, (sgCall.st as DevState).domain, size, dma_get_mask(sgCall.dev as Device), sgCall.st as DevState),
     freeIova: (iova, size) => freeIova((sgCall.st as DevState).domain, iova, size),
-    mapSg: (iova, sg, n) => iommu_map_sg((sgCall.st as DevState).domain.paging as PagingDomain, iova, sg, n, sgCall.prot, GFP_KERNEL),
+    mapSg: (iova, sg, n) => iommuMapSgTrusted((sgCall.st as DevState).domain.paging as PagingDomain, iova, sg, n, sgCall.prot, GFP_KERNEL),
   };
 
   function unmapSg(dev: Device, sgl: Scatterlist, nents: number, dir: number, attrs: number): void {

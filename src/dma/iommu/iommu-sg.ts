@@ -10,11 +10,22 @@
 import { KernelError } from '../../core/errors.ts';
 import { EINVAL, ENOMEM, EREMOTEIO } from '../../core/errno.ts';
 import { DMA_MAPPING_ERROR, Scatterlist } from '../../scatterlist/entry.ts';
-import { SEG_MASK, SEG_SHIFT, SLOT_WORDS, W_DMA_HI, W_DMA_LEN, W_DMA_LO, W_LENGTH, W_OFFSET } from '../../scatterlist/slots.ts';
+import * as S from '../../scatterlist/slots.ts';
 import { nextSlot, setSlotDmaAddress, setSlotWord, slotDmaAddress, slotPhys, slotWord } from '../../scatterlist/walk.ts';
 import { checkInt, notInstance } from '../../core/args.ts';
 import { modPow2 } from '../../core/mod-pow2.ts';
 import type { IommuSgAccessor } from '../../iommu/map.ts';
+
+// The slot layout bound here: V8 folds a module's own const into optimized code, not an imported
+// one (scatterlist/walk.ts measures it).
+const SEG_MASK = S.SEG_MASK;
+const SEG_SHIFT = S.SEG_SHIFT;
+const SLOT_WORDS = S.SLOT_WORDS;
+const W_DMA_HI = S.W_DMA_HI;
+const W_DMA_LEN = S.W_DMA_LEN;
+const W_DMA_LO = S.W_DMA_LO;
+const W_LENGTH = S.W_LENGTH;
+const W_OFFSET = S.W_OFFSET;
 
 const TWO64 = 2n ** 64n;
 const U64 = TWO64 - 1n;
