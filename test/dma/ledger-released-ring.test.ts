@@ -4,7 +4,7 @@
  * wraps; older ones are forgotten. Checked against the order the test released them in.
  */
 import { describe, expect, it } from 'vitest';
-import { DMA_TO_DEVICE, LEDGER_HISTORY, Machine, dma_map_single, dma_mapping_error, dma_unmap_single } from '../../src/index.ts';
+import { DMA_FROM_DEVICE, DMA_TO_DEVICE, LEDGER_HISTORY, Machine, dma_map_page_attrs, dma_map_single, dma_mapping_error, dma_unmap_page, dma_unmap_single } from '../../src/index.ts';
 
 describe('releasedCovering', () => {
   it('names the newest released single covering an address, across the wrap', () => {
@@ -42,5 +42,27 @@ describe('releasedCovering', () => {
         }
       }
     }
+  });
+
+  it('keeps every field of a released single: the finding names what was mapped and who unmapped it', () => {
+    const m = new Machine({ memory: '1G', swiotlb: false });
+    const dev = m.pci.addDevice({ name: '0000:01:00.0', dmaMask: 64 });
+    m.pci.bind(dev, { name: 'drv', probe() {} });
+    const pfn = m.mm.alloc_pages(0, 0) as number;
+    m.clock.advance(12_345);
+    const t0 = m.clock.now;
+    const addr = dma_map_page_attrs(dev, pfn, 256, 1000, DMA_FROM_DEVICE, 0);
+    m.clock.advance(777);
+    dma_unmap_page(dev, addr, 1000, DMA_FROM_DEVICE);
+    const hit = m.dma.ledger.releasedCovering(dev, addr + 10, addr + 11);
+    expect(hit).toMatchObject({
+      type: 'single', device: dev, dir: DMA_FROM_DEVICE, size: 1000, api: 'dma_map_page_attrs', time: t0,
+      dmaStart: addr, dmaEnd: addr + 1000, cpuStart: pfn * 4096 + 256, cpuEnd: pfn * 4096 + 1256,
+      releasedApi: 'dma_unmap_page', releasedTime: t0 + 777,
+    });
+    // Its id is its place in the machine's sequence: the next mapping gets the next one.
+    const next = dma_map_page_attrs(dev, pfn, 0, 64, DMA_TO_DEVICE, 0);
+    expect(m.dma.ledger.entries(dev).find((e) => e.dmaStart === next)?.id).toBe((hit?.id as number) + 1);
+    dma_unmap_page(dev, next, 64, DMA_TO_DEVICE);
   });
 });

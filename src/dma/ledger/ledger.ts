@@ -415,66 +415,76 @@ export class DmaLedger {
  */
 class ReleasedRing {
   // INVARIANT: slots [0, _n) hold released mappings; _at is where the next one goes (the oldest
-  //   once the ring is full).
+  //   once the ring is full). Slot i's numbers are _num[i * NUM_WORDS + R_*], its objects
+  //   _obj[i * 3 + 0..2] (device, map call, unmap call): a slot in two places, not ten (ten arrays
+  //   took ten cache lines a push; the map+unmap pair, strict, checks off: see bench/RESULTS.md,
+  //   session 15).
   private readonly _cap: number;
-  private readonly _dev: Device[] = [];
-  private readonly _api: string[] = [];
-  private readonly _unmapApi: string[] = [];
-  private readonly _dir: number[] = [];
-  private readonly _size: number[] = [];
-  private readonly _dma: number[] = [];
-  private readonly _phys: number[] = [];
-  private readonly _time: number[] = [];
-  private readonly _unmapTime: number[] = [];
-  private readonly _id: number[] = [];
+  private readonly _num: Float64Array;
+  private readonly _obj: Array<Device | string | undefined>;
   private _at = 0;
   private _n = 0;
 
   constructor(cap: number) {
     this._cap = cap;
+    this._num = new Float64Array(cap * NUM_WORDS);
+    this._obj = new Array<Device | string | undefined>(cap * 3).fill(undefined);
   }
 
   push(dev: Device, api: string, unmapApi: string, dir: number, size: number, dma: number, phys: number, time: number, unmapTime: number, id: number): void {
     const i = this._at;
-    this._dev[i] = dev;
-    this._api[i] = api;
-    this._unmapApi[i] = unmapApi;
-    this._dir[i] = dir;
-    this._size[i] = size;
-    this._dma[i] = dma;
-    this._phys[i] = phys;
-    this._time[i] = time;
-    this._unmapTime[i] = unmapTime;
-    this._id[i] = id;
+    const o = i * 3;
+    this._obj[o] = dev;
+    this._obj[o + 1] = api;
+    this._obj[o + 2] = unmapApi;
+    const w = i * NUM_WORDS;
+    const num = this._num;
+    num[w + R_DIR] = dir;
+    num[w + R_SIZE] = size;
+    num[w + R_DMA] = dma;
+    num[w + R_PHYS] = phys;
+    num[w + R_TIME] = time;
+    num[w + R_UNMAP_TIME] = unmapTime;
+    num[w + R_ID] = id;
     this._at = i + 1 === this._cap ? 0 : i + 1;
     if (this._n < this._cap) this._n++;
   }
 
   /** The newest released mapping of `dev` overlapping [a, b), as an entry. */
   find(dev: Device, a: number, b: number): LedgerEntry | undefined {
-    // Newest first, in two straight runs with the arrays in locals (a misbehaving device's every
-    // bad access scans the ring: bench/RESULTS.md, session 9).
-    const devs = this._dev;
-    const dmas = this._dma;
-    const sizes = this._size;
+    // Newest first, in two straight runs (a misbehaving device's every bad access scans the ring:
+    // bench/RESULTS.md, session 9).
+    const obj = this._obj;
+    const num = this._num;
     const lowest = Math.max(0, this._at - this._n);
     let i = -1;
     for (let j = this._at - 1; j >= lowest; j--) {
-      if (devs[j] === dev && (dmas[j] as number) < b && (dmas[j] as number) + (sizes[j] as number) > a) { i = j; break; }
+      const w = j * NUM_WORDS;
+      if (obj[j * 3] === dev && (num[w + R_DMA] as number) < b && (num[w + R_DMA] as number) + (num[w + R_SIZE] as number) > a) { i = j; break; }
     }
     for (let j = this._cap - 1, left = this._n - (this._at - lowest); i < 0 && left > 0; j--, left--) {
-      if (devs[j] === dev && (dmas[j] as number) < b && (dmas[j] as number) + (sizes[j] as number) > a) i = j;
+      const w = j * NUM_WORDS;
+      if (obj[j * 3] === dev && (num[w + R_DMA] as number) < b && (num[w + R_DMA] as number) + (num[w + R_SIZE] as number) > a) i = j;
     }
-    if (i >= 0) {
-      const dma = this._dma[i] as number;
-      const size = this._size[i] as number;
-      const phys = this._phys[i] as number;
-      const e = new LedgerEntry(this._id[i] as number, 'single', dev, this._dir[i] as number, size, this._api[i] as string, this._time[i] as number, dma,
-        dma, dma + size, phys, phys + size, null, null);
-      e.releasedApi = this._unmapApi[i] as string;
-      e.releasedTime = this._unmapTime[i] as number;
-      return e;
-    }
-    return undefined;
+    if (i < 0) return undefined;
+    const w = i * NUM_WORDS;
+    const dma = num[w + R_DMA] as number;
+    const size = num[w + R_SIZE] as number;
+    const phys = num[w + R_PHYS] as number;
+    const e = new LedgerEntry(num[w + R_ID] as number, 'single', dev, num[w + R_DIR] as number, size, obj[i * 3 + 1] as string, num[w + R_TIME] as number, dma,
+      dma, dma + size, phys, phys + size, null, null);
+    e.releasedApi = obj[i * 3 + 2] as string;
+    e.releasedTime = num[w + R_UNMAP_TIME] as number;
+    return e;
   }
 }
+
+// A released slot's numbers, in this order (8 words: one 64-byte line).
+const R_DIR = 0;
+const R_SIZE = 1;
+const R_DMA = 2;
+const R_PHYS = 3;
+const R_TIME = 4;
+const R_UNMAP_TIME = 5;
+const R_ID = 6;
+const NUM_WORDS = 8;
