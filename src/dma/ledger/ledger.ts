@@ -419,20 +419,21 @@ class ReleasedRing {
   //   _obj[i * 3 + 0..2] (device, map call, unmap call): a slot in two places, not ten (ten arrays
   //   took ten cache lines a push; the map+unmap pair, strict, checks off: see bench/RESULTS.md,
   //   session 15).
+  // Both grow as the ring first fills (a machine that never unmaps a single keeps them empty, and
+  // its snapshots copy nothing of them).
   private readonly _cap: number;
-  private readonly _num: Float64Array;
-  private readonly _obj: Array<Device | string | undefined>;
+  private _num = new Float64Array(0);
+  private readonly _obj: Array<Device | string> = [];
   private _at = 0;
   private _n = 0;
 
   constructor(cap: number) {
     this._cap = cap;
-    this._num = new Float64Array(cap * NUM_WORDS);
-    this._obj = new Array<Device | string | undefined>(cap * 3).fill(undefined);
   }
 
   push(dev: Device, api: string, unmapApi: string, dir: number, size: number, dma: number, phys: number, time: number, unmapTime: number, id: number): void {
     const i = this._at;
+    if ((i + 1) * NUM_WORDS > this._num.length) this._grow();
     const o = i * 3;
     this._obj[o] = dev;
     this._obj[o + 1] = api;
@@ -448,6 +449,13 @@ class ReleasedRing {
     num[w + R_ID] = id;
     this._at = i + 1 === this._cap ? 0 : i + 1;
     if (this._n < this._cap) this._n++;
+  }
+
+  private _grow(): void {
+    const slots = Math.min(this._cap, Math.max(64, 2 * (this._num.length / NUM_WORDS)));
+    const num = new Float64Array(slots * NUM_WORDS);
+    num.set(this._num);
+    this._num = num;
   }
 
   /** The newest released mapping of `dev` overlapping [a, b), as an entry. */
