@@ -419,16 +419,19 @@ class ReleasedRing {
   //   _obj[i * 3 + 0..2] (device, map call, unmap call): a slot in two places, not ten (ten arrays
   //   took ten cache lines a push; the map+unmap pair, strict, checks off: see bench/RESULTS.md,
   //   session 15).
-  // Both grow as the ring first fills (a machine that never unmaps a single keeps them empty, and
-  // its snapshots copy nothing of them).
+  // Both grow as the ring first fills, from room for 64 (a snapshot walks the object cells one by
+  // one, so they are not made ahead; the numbers start with room, since a machine restored from a
+  // snapshot gets back the array it had then and one that began empty was grown again at every
+  // failure point of a sweep).
   private readonly _cap: number;
-  private _num = new Float64Array(0);
+  private _num: Float64Array;
   private readonly _obj: Array<Device | string> = [];
   private _at = 0;
   private _n = 0;
 
   constructor(cap: number) {
     this._cap = cap;
+    this._num = new Float64Array(Math.min(cap, 64) * NUM_WORDS);
   }
 
   push(dev: Device, api: string, unmapApi: string, dir: number, size: number, dma: number, phys: number, time: number, unmapTime: number, id: number): void {
