@@ -4,6 +4,7 @@
  * groups with default domains chosen by policy, a bounded fault log (with VT-d's overflow flag),
  * report_iommu_fault, and the record of recent unmaps that the use-after-unmap detector reads.
  */
+import { TrackedArrays } from '../core/tracked-arrays.ts';
 import { checkContext, checkFunction, checkObject } from '../core/args.ts';
 import type { KernelContext } from '../core/context.ts';
 import type { Trace } from '../core/trace.ts';
@@ -217,6 +218,8 @@ export class Iommu {
   private readonly _uSize = new Float64Array(UNMAP_HISTORY);
   private readonly _uTime = new Float64Array(UNMAP_HISTORY);
   private readonly _uLazy = new Uint8Array(UNMAP_HISTORY);
+  // The history's arrays, captured by snapshots copy on write: noteUnmap announces its slot.
+  private readonly _uTracked = new TrackedArrays([this._uDevice, this._uVia, this._uDomain, this._uIova, this._uSize, this._uTime, this._uLazy]);
   private _unmapNext = 0;
   private _unmapCount = 0;
   // INVARIANT: _uDomainRecords[d] is the number of records of domain id d in the ring (0 past its
@@ -473,6 +476,7 @@ export class Iommu {
     // reference: every dma_unmap_* passes here).
     if (device !== this._lastDevice) { this._lastDevice = device; this._lastDeviceId = this._nameId(device); }
     if (via !== this._lastVia) { this._lastVia = via; this._lastViaId = this._nameId(via); }
+    this._uTracked.touch(k, k + 1);
     this._uDevice[k] = this._lastDeviceId;
     this._uDomain[k] = domain;
     this._uIova[k] = iova;

@@ -13,6 +13,7 @@
  * at most half full. Page frames are numbers (`Math.floor(iova / size)`), hashed without bitwise
  * operations on values above 2^32.
  */
+import { TrackedArrays } from '../core/tracked-arrays.ts';
 import { checkObject } from '../core/args.ts';
 import { EINVAL } from '../core/errno.ts';
 import { KernelError } from '../core/errors.ts';
@@ -67,6 +68,8 @@ export interface IotlbEntryInfo {
  */
 export class Iotlb {
   readonly capacity: number;
+  // INVARIANT: the slot arrays below are written only by this class's methods (snapshots rely on
+  //   it: see _tracked); read them freely.
   // INVARIANT: keyAsid[i] === EMPTY (-1) marks a free slot; a used slot i holds the entry with key
   //   (keyAsid[i], keyGfn[i], keyShift[i]) and no other slot holds that key.
   // INVARIANT: linear probing: every used slot is reachable from home(key) through used slots only.
@@ -110,6 +113,9 @@ export class Iotlb {
   private readonly _hashShift: number;
   readonly shiftList = new Uint8Array(64);
   nShifts = 0;
+  // The slot arrays, captured by snapshots copy on write: every write to them (here, and the epoch
+  // confirmation through confirmEpoch) announces its slots first.
+  private readonly _tracked: TrackedArrays;
 
   constructor(opts: IotlbOptions = {}) {
     checkObject(opts, 'Iotlb', 'opts');
@@ -131,6 +137,18 @@ export class Iotlb {
     this.pageSize = new Float64Array(slots);
     this.perm = new Uint8Array(slots);
     this.epoch = new Float64Array(slots);
+    this._tracked = new TrackedArrays([this.keyAsid, this.keyGfn, this.keyShift, this.pagePhys, this.pageIova, this.pageSize, this.perm, this.epoch]);
+  }
+
+  /**
+   * A walk confirmed the entry in `slot` still matches the page table: note the table's epoch.
+   * @example if (walk agrees) tlb.confirmEpoch(slot, pt.epoch);
+   */
+  confirmEpoch(slot: number, epoch: number): void {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= this.slots || this.keyAsid[slot] === EMPTY) throw new KernelError(EINVAL, 'Iotlb.confirmEpoch', `expected a used slot in [0, ${this.slots}), got ${String(slot)}`, 'slot');
+    if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) throw new KernelError(EINVAL, 'Iotlb.confirmEpoch', `expected an epoch (a whole number), got ${String(epoch)}`, 'epoch');
+    this._tracked.touch(slot, slot + 1);
+    this.epoch[slot] = epoch;
   }
 
   private _home(asid: number, gfn: number, shift: number): number {
@@ -214,6 +232,7 @@ export class Iotlb {
       } else {
         slot = -slot - 1; // the empty slot where the probe stopped
       }
+      this._tracked.touch(slot, slot + 1);
       this.keyAsid[slot] = asid;
       this.keyGfn[slot] = gfn;
       this.keyShift[slot] = shift;
@@ -221,7 +240,7 @@ export class Iotlb {
       this.pageIova[slot] = gfn * (P2[shift] as number);
       this.count++;
       this._noteShift(shift);
-    }
+    } else this._tracked.touch(slot, slot + 1);
     this.pagePhys[slot] = pagePhys;
     this.perm[slot] = perm;
     this.epoch[slot] = epoch;
@@ -245,6 +264,7 @@ export class Iotlb {
   private _removeAt(slot: number): void {
     const ka = this.keyAsid;
     const mask = this._mask;
+    this._tracked.touch(slot, slot + 1);
     ka[slot] = EMPTY;
     this.count--;
     let hole = slot;
@@ -257,6 +277,8 @@ export class Iotlb {
       // The entry at j may fill the hole unless its home lies cyclically in (hole, j].
       const stays = hole <= j ? home > hole && home <= j : home > hole || home <= j;
       if (stays) continue;
+      // The hole was announced when it was emptied; j is about to be.
+      this._tracked.touch(j, j + 1);
       ka[hole] = a;
       this.keyGfn[hole] = this.keyGfn[j] as number;
       this.keyShift[hole] = this.keyShift[j] as number;
@@ -350,6 +372,7 @@ export class Iotlb {
   }
 
   private _clear(): void {
+    this._tracked.touch(0, this.slots);
     this.keyAsid.fill(EMPTY);
     this.count = 0;
     this.nShifts = 0;
@@ -366,6 +389,7 @@ export class Iotlb {
     const removed = this.count - keep.length;
     if (removed === 0) return 0;
     const saved = keep.map((i) => [this.keyAsid[i], this.keyGfn[i], this.keyShift[i], this.pagePhys[i], this.perm[i], this.epoch[i]] as number[]);
+    this._tracked.touch(0, this.slots);
     this.keyAsid.fill(EMPTY);
     this.count = 0;
     for (const [a, gfn, s, phys, perm, epoch] of saved as Array<[number, number, number, number, number, number]>) {

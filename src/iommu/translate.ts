@@ -165,7 +165,7 @@ function translateWalk(pt: IoPgtableOps, tlb: Iotlb | null, asid: number, iova: 
       prot = tlb.perm[slot] as number;
       if (tlb.epoch[slot] !== pt.epoch) {
         if (pt.lookup(pos) && pt.walkPhys === pagePhys && pt.walkProt === prot && pt.walkShift === shift) {
-          tlb.epoch[slot] = pt.epoch;
+          tlb.confirmEpoch(slot, pt.epoch);
         } else if (!out.stale) {
           out.stale = true;
           out.staleIova = pos;

@@ -14,6 +14,7 @@ import { IoPageTable } from '../../src/iommu/pgtable.ts';
 import { SimpleTablePageAllocator } from '../../src/iommu/pgtable-alloc.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../../src/iommu/pgtable-prot.ts';
 import { TranslateResult, translate } from '../../src/iommu/translate.ts';
+import { captureGraph } from '../../src/core/snapshot.ts';
 
 const K4 = 4096;
 const M2 = 2 ** 21;
@@ -304,5 +305,60 @@ describe('translate', () => {
     const r = translate(s.domain, 0, 16 * K4, 'read');
     expect(r.nranges).toBe(16);
     expect(r.ranges()[15]).toEqual({ phys: 130 * K4, len: K4 });
+  });
+});
+
+describe('snapshots of an IOTLB (its slot arrays are captured copy on write)', () => {
+  // Each case makes one write path the first write after a capture: a write it did not announce
+  // would stay after the restore. 2,048 slots are two copy-on-write chunks of 1,024.
+  const state = (t: Iotlb): string => JSON.stringify([[...t.entries()], Array.from(t.keyAsid), Array.from(t.epoch), Array.from(t.pagePhys), t.count]);
+  const home = (t: Iotlb, gfn: number): number => (t as unknown as { _home(a: number, g: number, s: number): number })._home(1, gfn, 12);
+  /** Pages of asid 1 whose home slot is `slot`, `n` of them. */
+  const pagesHomedAt = (t: Iotlb, slot: number, n: number): number[] => {
+    const out: number[] = [];
+    for (let g = 1; out.length < n; g++) if (home(t, g) === slot) out.push(g);
+    return out;
+  };
+  const roundTrip = (t: Iotlb, change: () => void): void => {
+    const want = state(t);
+    const snap = captureGraph(t);
+    change();
+    expect(state(t)).not.toBe(want);
+    snap.restore();
+    expect(state(t)).toBe(want);
+  };
+
+  it('an insert into a free slot and an update of a cached page', () => {
+    const t = new Iotlb();
+    t.insert(1, 0x5000, 0x9000, IOMMU_READ, 12, 0);
+    roundTrip(t, () => t.insert(1, 0x7000, 0xa000, IOMMU_READ, 12, 0));
+    roundTrip(t, () => t.insert(1, 0x5000, 0xb000, IOMMU_READ | IOMMU_WRITE, 12, 3));
+  });
+
+  it('a removal that moves an entry back across the chunk boundary', () => {
+    const t = new Iotlb();
+    // Three pages homed at slot 1,023: they sit at 1,023, 1,024 and 1,025. Removing the first
+    // moves the others back, the first write to the second chunk being the move.
+    const [a, b, c] = pagesHomedAt(t, 1023, 3) as [number, number, number];
+    for (const g of [a, b, c]) t.insert(1, g * 4096, g * 8192, IOMMU_READ, 12, 0);
+    expect([t.peek(1, a * 4096), t.peek(1, b * 4096), t.peek(1, c * 4096)]).toEqual([1023, 1024, 1025]);
+    roundTrip(t, () => t.invalidateRange(1, a * 4096, 4096));
+  });
+
+  it('a reset when full, a domain flush and a global flush empty both chunks', () => {
+    const t = new Iotlb({ capacity: 1024 });
+    for (let g = 1; t.count < 1024; g++) t.insert(1 + (g % 2), g * 4096, g * 4096, IOMMU_READ, 12, 0);
+    // The insert that finds it full drops everything, then fills one slot.
+    roundTrip(t, () => t.insert(3, 0x1000, 0x1000, IOMMU_READ, 12, 0));
+    roundTrip(t, () => t.invalidateAsid(2));
+    roundTrip(t, () => t.flushAll());
+  });
+
+  it('an epoch confirmed after a walk', () => {
+    const t = new Iotlb();
+    const s = t.insert(1, 0x5000, 0x9000, IOMMU_READ, 12, 0);
+    roundTrip(t, () => t.confirmEpoch(s, 7));
+    expect(() => t.confirmEpoch(s + 1, 7)).toThrow(/expected a used slot/);
+    expect(() => t.confirmEpoch(s, -1)).toThrow(/expected an epoch/);
   });
 });

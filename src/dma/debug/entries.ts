@@ -4,6 +4,7 @@
  * 32 entries at a time) and the 16384 hash lists (new entries at the tail), plus the best-fit
  * lookup both the exact and the containing search use.
  */
+import { TrackedArrays } from '../../core/tracked-arrays.ts';
 import { DMA_DEBUG_DYNAMIC_ENTRIES, HASH_SIZE } from './constants.ts';
 import type { DebugDevice } from './device.ts';
 import { hashBucket, u64LessEq, u64SumGreaterEq } from './u64.ts';
@@ -86,6 +87,9 @@ export class EntryTable {
   prev = new Int32Array(0);
   readonly head = new Int32Array(HASH_SIZE).fill(NIL);
   readonly tail = new Int32Array(HASH_SIZE).fill(NIL);
+  // The bucket heads and tails, captured by snapshots copy on write: hashAdd and hashDel announce
+  // their bucket.
+  private readonly _bucketsTracked = new TrackedArrays([this.head, this.tail]);
   private _freeStack = new Int32Array(INITIAL_SLOTS);
   private _freeTop = 0;
   private _fresh = 0;
@@ -170,6 +174,7 @@ export class EntryTable {
   /** Append a slot to the tail of its bucket's list. */
   hashAdd(s: number): void {
     const b = hashBucket(this.devAddr[s] as number);
+    this._bucketsTracked.touch(b, b + 1);
     const t = this.tail[b] as number;
     this.prev[s] = t;
     this.next[s] = NIL;
@@ -183,6 +188,7 @@ export class EntryTable {
   /** Unlink a live slot from its bucket's list. */
   hashDel(s: number): void {
     const b = hashBucket(this.devAddr[s] as number);
+    this._bucketsTracked.touch(b, b + 1);
     const p = this.prev[s] as number;
     const n = this.next[s] as number;
     if (p === NIL) this.head[b] = n;

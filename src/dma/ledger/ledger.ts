@@ -5,6 +5,7 @@
  * limits and disable-on-exhaustion). The DMA API records here after a backend succeeds and removes
  * on unmap or free; leaks, device-access checks and CPU-ownership checks all read it.
  */
+import { TrackedArrays } from '../../core/tracked-arrays.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { Device } from '../../device/device.ts';
 import type { Scatterlist } from '../../scatterlist/entry.ts';
@@ -100,6 +101,8 @@ export class DmaLedger {
   //   slot take it without scanning the rest for a newer mapping at the same address (a ring of
   //   1,024 buffers refilled in order scanned them all per unmap: bench/RESULTS.md, session 14).
   private readonly _laneAddrCount = new Int32Array(LANE_BUCKETS);
+  // The counts, captured by snapshots copy on write: _laneCount announces its bucket.
+  private readonly _laneCountTracked = new TrackedArrays([this._laneAddrCount]);
   // Unmapping the oldest lane mapping (a ring refilled in order) moves the head instead of shifting
   // every later slot (48 live ring buffers: unmapSingle 10.6% -> 4.2% of a map+unmap).
   private _laneHead = 0;
@@ -165,6 +168,7 @@ export class DmaLedger {
 
   private _laneCount(addr: number, by: number): void {
     const b = laneBucket(addr);
+    this._laneCountTracked.touch(b, b + 1);
     this._laneAddrCount[b] = (this._laneAddrCount[b] as number) + by;
   }
 
