@@ -5,8 +5,7 @@
  * the padding-slot count, with the kernel's claim and release rules.
  */
 import { INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SIZE } from './constants.ts';
-import { DirtyChunks, type DirtyCapture } from '../../core/byte-chunks.ts';
-import { RESTORE_STATE, SNAPSHOT_STATE, type SnapshotHooks } from '../../core/snapshot.ts';
+import { TrackedArrays } from '../../core/tracked-arrays.ts';
 
 /**
  * Slot state of a pool, in typed arrays indexed by pool-absolute slot number.
@@ -15,7 +14,7 @@ import { RESTORE_STATE, SNAPSHOT_STATE, type SnapshotHooks } from '../../core/sn
  * t.claim(0, 2, 4096, 0);   // t.list[0] === 0, t.list[2] === 126
  * t.release(0, 2);          // back to the fresh state
  */
-export class SlotTable implements SnapshotHooks {
+export class SlotTable {
   /** Number of slots. */
   readonly nslabs: number;
   // INVARIANT: list[i] === 0 iff slot i is allocated. For a free slot, list[i] is the number of free
@@ -34,10 +33,10 @@ export class SlotTable implements SnapshotHooks {
   readonly room: Float64Array;
   /** `pad_slots`: padding slots before this one; set on the returned-address slot only. */
   readonly pad: Uint8Array;
-  // INVARIANT: every store into the four arrays is announced to _cow first (touch): snapshots copy
-  //   a chunk of slots only when it is first written after one (a 64 MiB pool's table is 576 KiB,
-  //   compared on every snapshot before: bench/RESULTS.md, session 9).
-  private readonly _cow: DirtyChunks;
+  // INVARIANT: every store into the four arrays is announced to _tracked first (touch): snapshots
+  //   copy a chunk of slots only when it is first written after one (a 64 MiB pool's table is 576
+  //   KiB, compared on every snapshot before: bench/RESULTS.md, session 9).
+  private readonly _tracked: TrackedArrays;
 
   constructor(nslabs: number) {
     this.nslabs = nslabs;
@@ -45,22 +44,13 @@ export class SlotTable implements SnapshotHooks {
     this.orig = new Float64Array(nslabs);
     this.room = new Float64Array(nslabs);
     this.pad = new Uint8Array(nslabs);
-    this._cow = new DirtyChunks([this.list, this.orig, this.room, this.pad]);
+    this._tracked = new TrackedArrays([this.list, this.orig, this.room, this.pad]);
     this.reset();
   }
 
   /** Slots [lo, hi) are about to be written (call before the stores). */
   touch(lo: number, hi: number): void {
-    this._cow.touch(lo, hi);
-  }
-
-  /** Snapshot: the table copy on write. */
-  [SNAPSHOT_STATE](): DirtyCapture {
-    return this._cow.capture();
-  }
-
-  [RESTORE_STATE](state: unknown): void {
-    this._cow.restore(state as DirtyCapture);
+    this._tracked.touch(lo, hi);
   }
 
   /** The boot state: everything free (`swiotlb_init_io_tlb_pool`). */
