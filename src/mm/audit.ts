@@ -204,6 +204,49 @@ let coverScratch = new Uint8Array(0);
 // A chunk of the base's state bytes with its deferred held pages written in (reused).
 const oldScratch = new Uint8Array(2 ** DIRTY_CHUNK_SHIFT);
 
+/** A Uint32Array over bytes [from, from + n) of `a` (whole words of it), or null when not 4-byte aligned. */
+function words32(a: Uint8Array, from: number, n: number): Uint32Array | null {
+  return ((a.byteOffset + from) & 3) === 0 ? new Uint32Array(a.buffer, a.byteOffset + from, n >>> 2) : null;
+}
+
+/** Bytes with bit 0 set in each byte of a 32-bit word of 0/1 bytes, summed. */
+function byteOnes(x: number): number {
+  return Math.imul(x, 0x01010101) >>> 24;
+}
+
+/**
+ * Pages of [from, from + n) whose state byte is neither allocated nor reserved (a word at a time
+ * where aligned: a changed chunk's page loops were most of an audit since a failure point's base).
+ */
+function countFreeBytes(a: Uint8Array, from: number, n: number): number {
+  const w = words32(a, from, n);
+  let count = 0;
+  let j = 0;
+  if (w !== null) {
+    for (let k = 0; k < w.length; k++) {
+      const t = (w[k] as number) & BUSY4;
+      // Bit 2 (PG_RESERVED) folded onto bit 0 (PG_ALLOCATED): one bit a busy byte.
+      count += t === 0 ? 4 : 4 - byteOnes((t | (t >>> 2)) & 0x01010101);
+    }
+    j = w.length * 4;
+  }
+  for (; j < n; j++) if (((a[from + j] as number) & (PG_ALLOCATED | PG_RESERVED)) === 0) count++;
+  return count;
+}
+
+/** Pages of [from, from + n) whose state byte says allocated (a word at a time where aligned). */
+function countAllocatedBytes(a: Uint8Array, from: number, n: number): number {
+  const w = words32(a, from, n);
+  let count = 0;
+  let j = 0;
+  if (w !== null) {
+    for (let k = 0; k < w.length; k++) count += byteOnes((w[k] as number) & PG_ALLOCATED_X4);
+    j = w.length * 4;
+  }
+  for (; j < n; j++) if (((a[from + j] as number) & PG_ALLOCATED) !== 0) count++;
+  return count;
+}
+
 /**
  * auditMm's checks for the pages whose metadata or buddy blocks changed since `base` (a state
  * auditMm found sound), and its counters from the changes: what auditMm would say, at a cost
@@ -249,18 +292,34 @@ export function auditMmSince(mm: Mm, base: MmAuditBase): string[] {
         if (lo >= hi) continue;
         let covered = 0;
         zone.forEachFreeBlockIn(lo, hi, (bp, o) => {
+          const start = Math.max(bp, lo);
           const end = Math.min(bp + (POW2[o] as number), hi);
-          for (let p = Math.max(bp, lo); p < end; p++) cover[p + at] = (cover[p + at] as number) + 1;
-          covered += end - Math.max(bp, lo);
+          // A block over pages no other block covered yet: one fill (the common case; per page, a
+          // changed chunk's free blocks were most of an audit since a failure point's base).
+          if (end - start >= 16 && allLike(cover, start + at, end - start, ZEROS)) cover.fill(1, start + at, end + at);
+          else for (let p = start; p < end; p++) cover[p + at] = (cover[p + at] as number) + 1;
+          covered += end - start;
         });
         // In the sound base a page was free (in exactly one block) when neither allocated nor reserved.
-        let wasFree = 0;
-        for (let p = lo; p < hi; p++) if (((old[p + at] as number) & busy) === 0) wasFree++;
+        const wasFree = countFreeBytes(old, lo + at, hi - lo);
         dZone[z] = (dZone[z] as number) + covered - wasFree;
       }
       i += n;
     }
+    dAllocated -= countAllocatedBytes(old, 0, i1 - i0);
+    // Four pages at a time where they are four free pages each in one block, or four allocated
+    // pages with owners and no block (what most of a chunk is); the others one by one.
+    const st32 = words32(state, i0, i1 - i0);
+    const own32 = words32(owner, i0, i1 - i0);
+    const cov32 = words32(cover, 0, i1 - i0);
     for (let j = 0; j < i1 - i0; j++) {
+      if (st32 !== null && own32 !== null && cov32 !== null && (j & 3) === 0 && j + 4 <= i1 - i0) {
+        const w = st32[j >>> 2] as number;
+        const cw = cov32[j >>> 2] as number;
+        if (w === 0 && cw === 0x01010101) { j += 3; continue; }
+        const ow = own32[j >>> 2] as number;
+        if ((w & PG_ALLOCATED_X4) === PG_ALLOCATED_X4 && cw === 0 && ((ow - 0x01010101) & ~ow & 0x80808080) === 0) { dAllocated += 4; j += 3; continue; }
+      }
       const s = state[i0 + j] as number;
       const cv = cover[j] as number;
       // As auditMm walks each block: a second and third cover of a page each say so, and each
@@ -272,7 +331,6 @@ export function auditMmSince(mm: Mm, base: MmAuditBase): string[] {
         dAllocated++;
         if (owner[i0 + j] === 0) ownerless++;
       }
-      if (((old[j] as number) & PG_ALLOCATED) !== 0) dAllocated--;
     }
   }
   let free = 0;

@@ -42,6 +42,24 @@ describe('auditMmSince', () => {
     }
   });
 
+  it('pages allocated at the base and all freed since: their chunk is clean and the count follows', () => {
+    let held: number[] = [];
+    const { mm, base } = based(undefined, (m) => {
+      // A whole 1,024-page chunk allocated at the base (an order-10 block is one chunk).
+      held = [m.mm.alloc_pages(GFP_KERNEL, 10) as number, m.mm.alloc_pages(GFP_KERNEL, 3) as number];
+    });
+    mm.__free_pages(held[0] as number, 10);
+    mm.__free_pages(held[1] as number, 3);
+    expect(auditMm(mm)).toEqual([]);
+    expect(auditMmSince(mm, base)).toEqual([]);
+    // The same with a counter that drifted: both see the same wrong count.
+    mm.adjustAllocated(1);
+    const full = auditMm(mm);
+    expect(full.some((v) => v.includes('pages are marked allocated, the counter says'))).toBe(true);
+    expect(sorted(auditMmSince(mm, base))).toEqual(sorted(full));
+    mm.adjustAllocated(-1);
+  });
+
   it('a page freed in the metadata but never given back to the buddy allocator: lost', () => {
     const { mm, base } = based();
     const pfn = mm.alloc_pages(GFP_KERNEL, 0) as number;
@@ -80,6 +98,12 @@ describe('auditMmSince', () => {
     const full = auditMm(mm);
     expect(full).toContain('1 allocated pages have no owner');
     expect(sorted(auditMmSince(mm, base))).toEqual(sorted(full));
+    // Inside a block of four allocated pages (the audits read those four at a time).
+    const quad = mm.alloc_pages(GFP_KERNEL, 2) as number;
+    mm.meta.fill(mm.meta.owner, 0, quad + 2, quad + 3);
+    const full4 = auditMm(mm);
+    expect(full4).toContain('2 allocated pages have no owner');
+    expect(sorted(auditMmSince(mm, base))).toEqual(sorted(full4));
     const { mm: mm2, base: base2 } = based();
     const p2 = mm2.alloc_pages(GFP_KERNEL, 0) as number;
     mm2.meta.markAllocated(p2 + 1, 0, 1);
