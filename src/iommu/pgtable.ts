@@ -24,6 +24,7 @@
  * typed arrays. An entry is 0 (empty), -(t + 1) (points to table t), or a leaf
  * `floor(phys / 4096) * 64 + prot` (prot has READ or WRITE, so a leaf is ≥ 1).
  */
+import { Buffer } from 'node:buffer';
 import { defaultContext } from '../core/context.ts';
 import { EEXIST, EINVAL, ENOMEM, ERANGE } from '../core/errno.ts';
 import { KernelBug, KernelError } from '../core/errors.ts';
@@ -106,6 +107,21 @@ export interface IoPageTableOptions {
  * pt.map_pages(0x200000, 0x4000_0000, 2 ** 21, 1, IOMMU_READ | IOMMU_WRITE, GFP_KERNEL) // 2097152
  * pt.iova_to_phys(0x200123) // 0x40000123
  */
+/** 64 empty entries, as bytes (what _nonZeroFrom compares runs against). */
+const ZERO_RUN = new Uint8Array(512);
+// A byte view of each entry array the audits walked, made once (outside every machine: snapshots
+// never see it); weak, so a table that grew lets its old array go.
+const pteBytes = new WeakMap<Float64Array, Buffer>();
+
+function bytesOf(pte: Float64Array): Buffer {
+  let b = pteBytes.get(pte);
+  if (b === undefined) {
+    b = Buffer.from(pte.buffer, pte.byteOffset, pte.byteLength);
+    pteBytes.set(pte, b);
+  }
+  return b;
+}
+
 export class IoPageTable implements IoPgtableOps {
   /** io-pgtable-arm's rules (ARM LPAE stage-1 layout). */
   readonly format = 'arm-lpae';
@@ -582,13 +598,34 @@ export class IoPageTable implements IoPgtableOps {
     this._visit(0, 0, 0, visit);
   }
 
+  /**
+   * The first i in [from, n) whose entry at off + i is not 0, or n. Runs of 64 empty entries are
+   * passed by one native compare (the audit's walks read every entry of every table page: most of
+   * an audit since a failure point's base on a sparse table, bench/RESULTS.md, session 15).
+   */
+  private _nonZeroFrom(off: number, from: number, n: number): number {
+    let i = from;
+    let bytes: Buffer | undefined;
+    while (i < n) {
+      if ((i & 63) === 0 && i + 64 <= n) {
+        bytes ??= bytesOf(this._pte);
+        if (bytes.compare(ZERO_RUN, 0, 512, (off + i) * 8, (off + i + 64) * 8) === 0) {
+          i += 64;
+          continue;
+        }
+      }
+      if (this._pte[off + i] !== 0) return i;
+      i++;
+    }
+    return n;
+  }
+
   private _visit(t: number, level: number, base: number, visit: LeafVisitor): void {
     const size = this._lsize[level] as number;
     const n = this._lents[level] as number;
     const off = t * this._epl;
-    for (let i = 0; i < n; i++) {
+    for (let i = this._nonZeroFrom(off, 0, n); i < n; i = this._nonZeroFrom(off, i + 1, n)) {
       const v = this._pte[off + i] as number;
-      if (v === 0) continue;
       const iova = base + i * size;
       if (v < 0) {
         this._visit(-v - 1, level + 1, iova, visit);
@@ -640,9 +677,8 @@ export class IoPageTable implements IoPgtableOps {
       seen.add(t);
       if (this._level[t] !== level) problems.push(`table ${t} at level ${level} records level ${String(this._level[t])}`);
       let nonzero = 0;
-      for (let i = 0; i < epl; i++) {
+      for (let i = this._nonZeroFrom(t * epl, 0, epl); i < epl; i = this._nonZeroFrom(t * epl, i + 1, epl)) {
         const v = this._pte[t * epl + i] as number;
-        if (v === 0) continue;
         nonzero++;
         if (i >= (this._lents[level] as number)) problems.push(`table ${t}: entry ${i} beyond the level's ${String(this._lents[level])} entries`);
         if (v < 0) {
