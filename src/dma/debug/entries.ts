@@ -55,15 +55,15 @@ export interface EntryRef {
 export type MatchKind = 'exact' | 'contain';
 
 
+/** Slots the arrays hold from the start (a test's live mappings rarely pass it). */
+const INITIAL_SLOTS = 64;
+
 /**
  * Slots, the free pool and the hash lists of one machine's dma-debug.
  * @example
  * const t = new EntryTable(64);
  * const s = t.alloc(); t.devAddr[s] = 0x1000; t.hashAdd(s);
  */
-/** Slots the arrays hold from the start (a test's live mappings rarely pass it). */
-const INITIAL_SLOTS = 64;
-
 export class EntryTable {
   // INVARIANT: slots [0, fresh) have been handed out at least once; slots [fresh, total) never were.
   // INVARIANT: the free list is freeStack[freeTop-1] .. freeStack[0] (most recently freed first),
