@@ -54,7 +54,6 @@ export interface EntryRef {
 /** Which candidates a bucket search accepts. */
 export type MatchKind = 'exact' | 'contain';
 
-
 /** Slots the arrays hold from the start (a test's live mappings rarely pass it). */
 const INITIAL_SLOTS = 64;
 
