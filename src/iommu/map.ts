@@ -354,12 +354,14 @@ export function iommu_map_sg(domain: IommuDomainLike, iova: number, sg: IommuSgL
   for (let i = 0; i < nents; i++) {
     const e = arr[i] as unknown;
     if (isArray && (typeof e !== 'object' || e === null)) throw new KernelError(EINVAL, fn, `entry ${i}: expected { phys, length }, got ${String(e)}`, 'sg');
+    // A bus-address entry is skipped unread, as the kernel does. A physical address past what the
+    // page table can map is the page table's to refuse (-ERANGE, as iommu_map).
+    if (isArray ? (e as IommuSgEntry).busAddress === true : acc.isBusAddress?.(i) === true) continue;
     const phys = isArray ? (e as IommuSgEntry).phys : acc.phys(i);
     const length = isArray ? (e as IommuSgEntry).length : acc.length(i);
-    const bus = isArray ? (e as IommuSgEntry).busAddress === true : acc.isBusAddress?.(i) === true;
-    if (!isAddr(phys as number) || (phys as number) > MAX_ADDR) throw new KernelError(EINVAL, fn, `entry ${i}: expected a physical address in [0, 2^53), got ${String(phys)}`, 'sg');
+    if (!isAddr(phys as number)) throw new KernelError(EINVAL, fn, `entry ${i}: expected a physical address (a whole number, 0 or more), got ${String(phys)}`, 'sg');
     if (!isAddr(length as number) || (length as number) > MAX_ADDR) throw new KernelError(EINVAL, fn, `entry ${i}: expected a length in [0, 2^53), got ${String(length)}`, 'sg');
-    if (!bus) total += length as number;
+    total += length as number;
   }
   if (iova + total > MAX_ADDR) throw new KernelError(EINVAL, fn, `iova + the entries' lengths exceed 2^53 - 1 (${iova} + ${total})`, 'sg');
   return mapSgRuns(domain, iova, sg, nents, prot, gfp);

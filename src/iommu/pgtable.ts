@@ -607,7 +607,8 @@ export class IoPageTable implements IoPgtableOps {
     let i = from;
     let bytes: Buffer | undefined;
     while (i < n) {
-      if ((i & 63) === 0 && i + 64 <= n) {
+      // Only inside the array: an audit may be walking a corrupted table pointer.
+      if ((i & 63) === 0 && i + 64 <= n && off >= 0 && Number.isInteger(off) && (off + i + 64) * 8 <= this._pte.byteLength) {
         bytes ??= bytesOf(this._pte);
         if (bytes.compare(ZERO_RUN, 0, 512, (off + i) * 8, (off + i + 64) * 8) === 0) {
           i += 64;

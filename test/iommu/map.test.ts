@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createContext } from '../../src/core/context.ts';
-import { EEXIST, EINVAL, ENODEV, ENOMEM } from '../../src/core/errno.ts';
+import { EEXIST, EINVAL, ENODEV, ENOMEM, ERANGE } from '../../src/core/errno.ts';
 import { KernelBug, KernelError } from '../../src/core/errors.ts';
 import { GFP_DMA32, GFP_KERNEL } from '../../src/mm/gfp.ts';
 import { IommuIotlbGather, iommu_iotlb_sync } from '../../src/iommu/gather.ts';
@@ -334,6 +334,19 @@ describe('iommu_map_sg', () => {
     const s = setup();
     expect(() => iommu_map_sg(s.domain, 0, { phys: (i) => (i === 0 ? 0x10_0000 : -1), length: () => K4 }, 2, RW, GFP_KERNEL)).toThrow(/entry 1/);
     expect(s.pt.mappedBytes).toBe(0);
+  });
+
+  it('leaves to the kernel what the kernel decides: bus-address entries unread, a physical address past the page table -ERANGE', () => {
+    const s = setup();
+    // A bus-address entry is skipped whatever it holds, as in the kernel's loop.
+    const sg = [{ phys: 0x10_0000, length: K4 }, { phys: Number.NaN, length: -1, busAddress: true }, { phys: 0x20_0000, length: K4 }];
+    expect(iommu_map_sg(s.domain, 0, sg, 3, RW, GFP_KERNEL)).toBe(2 * K4);
+    // Past the output size: the page table's -ERANGE with its WARN, as iommu_map, nothing left mapped.
+    const t = setup();
+    const before = snapshot(t);
+    expect(iommu_map_sg(t.domain, 0, [{ phys: 0x10_0000, length: K4 }, { phys: 2 ** 60, length: K4 }], 2, RW, GFP_KERNEL)).toBe(-ERANGE);
+    expect(iommu_map(t.domain, 0, 2 ** 60, K4, RW, GFP_KERNEL)).toBe(-ERANGE);
+    expect(snapshot(t)).toEqual(before);
   });
 
   it('syncs as the kernel: one iotlb_sync_map for every run together; on failure one iotlb_sync, even for nothing mapped', () => {
