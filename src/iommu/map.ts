@@ -352,7 +352,7 @@ export function iommu_map_sg(domain: IommuDomainLike, iova: number, sg: IommuSgL
   // before it mapped.
   let total = 0;
   for (let i = 0; i < nents; i++) {
-    const e = arr[i] as unknown;
+    const e: unknown = isArray ? arr[i] : undefined;
     if (isArray && (typeof e !== 'object' || e === null)) throw new KernelError(EINVAL, fn, `entry ${i}: expected { phys, length }, got ${String(e)}`, 'sg');
     // A bus-address entry is skipped unread, as the kernel does. A physical address past what the
     // page table can map is the page table's to refuse (-ERANGE, as iommu_map).

@@ -100,13 +100,6 @@ export interface IoPageTableOptions {
   readonly quirkNoWarn?: boolean;
 }
 
-/**
- * An IO page table (the io_pgtable_ops of one domain).
- * @example
- * const pt = new IoPageTable({ ias: 48 }, new SimpleTablePageAllocator());
- * pt.map_pages(0x200000, 0x4000_0000, 2 ** 21, 1, IOMMU_READ | IOMMU_WRITE, GFP_KERNEL) // 2097152
- * pt.iova_to_phys(0x200123) // 0x40000123
- */
 /** 64 empty entries, as bytes (what _nonZeroFrom compares runs against). */
 const ZERO_RUN = new Uint8Array(512);
 // A byte view of each entry array the audits walked, made once (outside every machine: snapshots
@@ -122,6 +115,13 @@ function bytesOf(pte: Float64Array): Buffer {
   return b;
 }
 
+/**
+ * An IO page table (the io_pgtable_ops of one domain).
+ * @example
+ * const pt = new IoPageTable({ ias: 48 }, new SimpleTablePageAllocator());
+ * pt.map_pages(0x200000, 0x4000_0000, 2 ** 21, 1, IOMMU_READ | IOMMU_WRITE, GFP_KERNEL) // 2097152
+ * pt.iova_to_phys(0x200123) // 0x40000123
+ */
 export class IoPageTable implements IoPgtableOps {
   /** io-pgtable-arm's rules (ARM LPAE stage-1 layout). */
   readonly format = 'arm-lpae';
@@ -606,9 +606,10 @@ export class IoPageTable implements IoPgtableOps {
   private _nonZeroFrom(off: number, from: number, n: number): number {
     let i = from;
     let bytes: Buffer | undefined;
+    // Only inside the array: an audit may be walking a corrupted table pointer.
+    const inArray = off >= 0 && Number.isInteger(off);
     while (i < n) {
-      // Only inside the array: an audit may be walking a corrupted table pointer.
-      if ((i & 63) === 0 && i + 64 <= n && off >= 0 && Number.isInteger(off) && (off + i + 64) * 8 <= this._pte.byteLength) {
+      if (inArray && (i & 63) === 0 && i + 64 <= n && (off + i + 64) * 8 <= this._pte.byteLength) {
         bytes ??= bytesOf(this._pte);
         if (bytes.compare(ZERO_RUN, 0, 512, (off + i) * 8, (off + i + 64) * 8) === 0) {
           i += 64;

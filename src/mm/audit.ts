@@ -140,11 +140,7 @@ function auditRun(state: Uint8Array, owner: Uint8Array, freeMark: Uint8Array, st
       const w = st32[k] as number;
       // Four free pages, each in a free block.
       if (w === 0 && fm32[k] === 0x01010101) { i += 4; continue; }
-      // Four allocated pages, none without an owner (no zero byte in the owner word).
-      if ((w & PG_ALLOCATED_X4) === PG_ALLOCATED_X4) {
-        const ow = own32[k] as number;
-        if (((ow - 0x01010101) & ~ow & 0x80808080) === 0) { allocated += 4; i += 4; continue; }
-      }
+      if (ownedX4(w, own32[k] as number)) { allocated += 4; i += 4; continue; }
     }
     const s = state[i] as number;
     if ((s & PG_ALLOCATED) !== 0) {
@@ -163,6 +159,11 @@ function auditRun(state: Uint8Array, owner: Uint8Array, freeMark: Uint8Array, st
 
 /** PG_ALLOCATED | PG_RESERVED in each byte of a word. */
 const BUSY4 = (PG_ALLOCATED | PG_RESERVED) * 0x01010101;
+
+/** Four allocated pages (state word `w`), none without an owner (no zero byte in owner word `ow`). */
+function ownedX4(w: number, ow: number): boolean {
+  return (w & PG_ALLOCATED_X4) === PG_ALLOCATED_X4 && ((ow - 0x01010101) & ~ow & 0x80808080) === 0;
+}
 
 // The free-block marks of the last audit, reused (zeroed) by the next; a whole number of words.
 let freeMarkScratch = new Uint8Array(0);
@@ -317,8 +318,7 @@ export function auditMmSince(mm: Mm, base: MmAuditBase): string[] {
         const w = st32[j >>> 2] as number;
         const cw = cov32[j >>> 2] as number;
         if (w === 0 && cw === 0x01010101) { j += 3; continue; }
-        const ow = own32[j >>> 2] as number;
-        if ((w & PG_ALLOCATED_X4) === PG_ALLOCATED_X4 && cw === 0 && ((ow - 0x01010101) & ~ow & 0x80808080) === 0) { dAllocated += 4; j += 3; continue; }
+        if (cw === 0 && ownedX4(w, own32[j >>> 2] as number)) { dAllocated += 4; j += 3; continue; }
       }
       const s = state[i0 + j] as number;
       const cv = cover[j] as number;

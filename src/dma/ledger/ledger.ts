@@ -413,16 +413,26 @@ export class DmaLedger {
   }
 }
 
+// A released slot's numbers, in this order (8 words: one 64-byte line).
+const R_DIR = 0;
+const R_SIZE = 1;
+const R_DMA = 2;
+const R_PHYS = 3;
+const R_TIME = 4;
+const R_UNMAP_TIME = 5;
+const R_ID = 6;
+const NUM_WORDS = 8;
+
 /**
- * Fast-lane singles released without becoming entries: a ring of the last `cap`, as parallel
- * arrays; `find` makes the entry a finding names.
+ * Fast-lane singles released without becoming entries: a ring of the last `cap`, a row of numbers
+ * and three object cells a slot; `find` makes the entry a finding names.
  */
 class ReleasedRing {
   // INVARIANT: slots [0, _n) hold released mappings; _at is where the next one goes (the oldest
   //   once the ring is full). Slot i's numbers are _num[i * NUM_WORDS + R_*], its objects
   //   _obj[i * 3 + 0..2] (device, map call, unmap call): a slot in two places, not ten (ten arrays
-  //   took ten cache lines a push; the map+unmap pair, strict, checks off: see bench/RESULTS.md,
-  //   session 15).
+  //   took ten cache lines a push; no gain on the map+unmap pair measurable above this machine's
+  //   noise: bench/RESULTS.md, session 15).
   // Both grow as the ring first fills, from room for 64 (a snapshot walks the object cells one by
   // one, so they are not made ahead; the numbers start with room, since a machine restored from a
   // snapshot gets back the array it had then and one that began empty was grown again at every
@@ -459,7 +469,7 @@ class ReleasedRing {
   }
 
   private _grow(): void {
-    const slots = Math.min(this._cap, Math.max(64, 2 * (this._num.length / NUM_WORDS)));
+    const slots = Math.min(this._cap, 2 * (this._num.length / NUM_WORDS));
     const num = new Float64Array(slots * NUM_WORDS);
     num.set(this._num);
     this._num = num;
@@ -493,13 +503,3 @@ class ReleasedRing {
     return e;
   }
 }
-
-// A released slot's numbers, in this order (8 words: one 64-byte line).
-const R_DIR = 0;
-const R_SIZE = 1;
-const R_DMA = 2;
-const R_PHYS = 3;
-const R_TIME = 4;
-const R_UNMAP_TIME = 5;
-const R_ID = 6;
-const NUM_WORDS = 8;
