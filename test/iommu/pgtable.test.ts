@@ -306,7 +306,8 @@ describe('map_pages / unmap_pages / walk', () => {
 describe('walks over a corrupted table pointer', () => {
   it('the audit reports it and forEachLeaf does not throw (the empty-run skip stays inside the entry array)', () => {
     const ctx = createContext('pt-bad-pointer');
-    for (const bad of [-1e6, -0.5 - 1, -(2 ** 40)]) {
+    // Past the array, a negative table (-0.5 names table -0.5) and a fractional offset (-1.001).
+    for (const bad of [-1e6, -0.5 - 1, -(2 ** 40), -0.5, -1.001]) {
       const pt = new IoPageTable({ ias: 39 }, new SimpleTablePageAllocator(), { klog: ctx.klog, faults: ctx.faults });
       pt.map_pages(0, 0x5000, 4096, 1, IOMMU_READ, GFP_KERNEL);
       (pt as unknown as { _pte: Float64Array })._pte[0] = bad; // a table pointer past the array, or fractional
